@@ -1,0 +1,160 @@
+# mmtrust: one non-recursive Makefile for the whole tree.
+#
+#   make            build mmtrustd, mmtrustctl, libmmtrust
+#   make check      every test that runs on this machine (unit, integration, netns)
+#   make demo       the main job on embedded defaults, in a throw-away namespace
+#   make bench      the benchmarks under bench/
+#   make asan       unit tests under AddressSanitizer + UBSan
+#   make V=1        show the full commands
+#
+# The first build installs missing Debian packages (scripts/deps.sh), so a
+# clean clone on a fresh Debian 12 machine needs nothing but make and root.
+
+BUILD   ?= build
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN     = -std=gnu11 -Wall -Wextra -Wshadow -Wmissing-prototypes -Wformat=2 -Werror
+CPPFLAGS += -D_GNU_SOURCE -MMD -MP
+PREFIX  ?= /usr/local
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+# pkg-config runs lazily (recursive '=' variables), after deps.sh has
+# installed the -dev packages.
+PKGS_POLICY  = jansson sqlite3 libcrypto
+PKGS_NETLINK = libmnl
+PKGS_DAEMON  = libsystemd inih
+PKGS_CLI     = yaml-0.1 jansson
+pc_cflags = $(shell pkg-config --cflags $(1))
+pc_libs   = $(shell pkg-config --libs $(1))
+
+DEPS_STAMP := $(BUILD)/.deps-ok
+
+POLICY_SRC  := $(wildcard policy/*.c)
+NETLINK_SRC := $(wildcard netlink/*.c)
+VICI_SRC    := $(wildcard vici-plugins/*.c)
+DAEMON_SRC  := $(wildcard daemon/*.c)
+CLI_SRC     := $(wildcard cli/*.c)
+CLIENT_SRC  := $(wildcard client/*.c)
+UNIT_SRC    := $(wildcard tests/unit/test_*.c)
+UNIT_HELP   := $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
+BENCH_SRC   := $(wildcard bench/*.c)
+NETNS_SRC   := $(wildcard tests/netns/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+
+LIBPOLICY  := $(BUILD)/libmmpolicy.a
+LIBNETLINK := $(BUILD)/libmmnetlink.a
+LIBVICI    := $(BUILD)/libmmvici.a
+LIBCLIENT_A  := $(BUILD)/libmmtrust.a
+LIBCLIENT_SO := $(BUILD)/libmmtrust.so.0
+MMTRUSTD   := $(BUILD)/mmtrustd
+MMTRUSTCTL := $(BUILD)/mmtrustctl
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+NETNS_BINS := $(patsubst tests/netns/%.c,$(BUILD)/tests/netns/%,$(NETNS_SRC))
+
+ALL_CFLAGS = $(WARN) $(CFLAGS) -I. \
+	$(call pc_cflags,$(PKGS_POLICY) $(PKGS_NETLINK) $(PKGS_DAEMON) $(PKGS_CLI) check)
+
+.PHONY: all check unit integration netns demo bench asan clean deps install
+.DEFAULT_GOAL := all
+
+all: $(MMTRUSTD) $(MMTRUSTCTL) $(LIBCLIENT_A) $(LIBCLIENT_SO) $(BUILD)/mmtrust.pc
+
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP): scripts/deps.sh
+	$(Q)bash scripts/deps.sh
+	$(Q)mkdir -p $(@D) && touch $@
+
+$(BUILD)/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -fPIC -c -o $@ $<
+
+$(LIBPOLICY): $(call obj,$(POLICY_SRC))
+$(LIBNETLINK): $(call obj,$(NETLINK_SRC))
+$(LIBVICI): $(call obj,$(VICI_SRC))
+$(LIBCLIENT_A): $(call obj,$(CLIENT_SRC))
+$(LIBPOLICY) $(LIBNETLINK) $(LIBVICI) $(LIBCLIENT_A):
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(LIBCLIENT_SO): $(call obj,$(CLIENT_SRC))
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -Wl,-soname,libmmtrust.so.0 -o $@ $^
+	$(Q)ln -sf libmmtrust.so.0 $(BUILD)/libmmtrust.so
+
+$(BUILD)/mmtrust.pc: client/mmtrust.pc.in
+	@mkdir -p $(@D)
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' $< > $@
+
+DAEMON_LIBS = $(LIBVICI) $(LIBNETLINK) $(LIBPOLICY)
+$(MMTRUSTD): $(call obj,$(DAEMON_SRC)) $(DAEMON_LIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(call pc_libs,$(PKGS_DAEMON) $(PKGS_NETLINK) $(PKGS_POLICY))
+
+$(MMTRUSTCTL): $(call obj,$(CLI_SRC)) $(LIBCLIENT_A)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(call pc_libs,$(PKGS_CLI))
+
+# Unit tests: one binary per tests/unit/test_*.c, linked with the policy
+# library, the shared test helpers and, where a test names them in
+# EXTRA_<test>, objects of other folders.
+.SECONDEXPANSION:
+CLI_LIBOBJ    = $(call obj,$(filter-out cli/mmtrustctl.c,$(CLI_SRC)))
+DAEMON_LIBOBJ = $(call obj,$(filter-out daemon/mmtrustd.c,$(DAEMON_SRC)))
+EXTRA_test_tablefile = $(call obj,cli/tablefile.c)
+TEST_LIBS = $(call pc_libs,check $(PKGS_DAEMON) $(PKGS_NETLINK) $(PKGS_POLICY) $(PKGS_CLI)) -lm
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(call obj,$(UNIT_HELP)) $$(EXTRA_$$*) $(LIBPOLICY)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(TEST_LIBS)
+
+# Benchmarks and netns test drivers: EXTRA_<name> names what else they link.
+EXTRA_reconcile = $(DAEMON_LIBOBJ) $(LIBVICI) $(LIBNETLINK)
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $$(EXTRA_$$*) $(LIBPOLICY)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(TEST_LIBS)
+
+$(BUILD)/tests/netns/%: $(BUILD)/tests/netns/%.o $(LIBNETLINK) $(LIBPOLICY)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(TEST_LIBS)
+
+unit: $(UNIT_BINS)
+	$(Q)set -e; for t in $(UNIT_BINS); do echo "== $$t"; CK_FORK=yes $$t; done
+
+integration: all
+	$(Q)bash tests/integration/run.sh $(BUILD)
+
+netns: all $(NETNS_BINS)
+	$(Q)bash tests/netns/run.sh $(BUILD)
+
+check: unit integration netns
+	@echo "make check: all tests passed"
+
+bench: all $(BENCH_BINS)
+	$(Q)set -e; for b in $(BENCH_BINS); do echo "== $$b"; $$b; done
+
+demo: all
+	$(Q)bash scripts/demo.sh $(BUILD)
+
+asan:
+	$(Q)$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" unit
+
+install: all
+	install -D -m 0755 $(MMTRUSTD) $(DESTDIR)$(PREFIX)/sbin/mmtrustd
+	install -D -m 0755 $(MMTRUSTCTL) $(DESTDIR)$(PREFIX)/bin/mmtrustctl
+	install -D -m 0644 $(LIBCLIENT_A) $(DESTDIR)$(PREFIX)/lib/libmmtrust.a
+	install -D -m 0755 $(LIBCLIENT_SO) $(DESTDIR)$(PREFIX)/lib/libmmtrust.so.0
+	install -D -m 0644 client/mmtrust.h $(DESTDIR)$(PREFIX)/include/mmtrust.h
+	install -D -m 0644 $(BUILD)/mmtrust.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/mmtrust.pc
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

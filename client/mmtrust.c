@@ -1,0 +1,159 @@
+#include "mmtrust.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+struct mmtrust {
+	int fd;
+	int timeout_ms;
+	char *buf;      /* bytes received after the last answer */
+	size_t len, cap;
+};
+
+int mmtrust_connect(const char *path, int timeout_ms, struct mmtrust **ret)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct mmtrust *m;
+	int r;
+
+	if (!path || strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->timeout_ms = timeout_ms;
+	m->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (m->fd < 0) {
+		r = -errno;
+		free(m);
+		return r;
+	}
+	if (connect(m->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = -errno;
+		mmtrust_close(m);
+		return r;
+	}
+	*ret = m;
+	return 0;
+}
+
+void mmtrust_close(struct mmtrust *m)
+{
+	if (!m)
+		return;
+	if (m->fd >= 0)
+		close(m->fd);
+	free(m->buf);
+	free(m);
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static int wait_fd(struct mmtrust *m, short events, long long deadline)
+{
+	struct pollfd p = { .fd = m->fd, .events = events };
+	int left = -1, r;
+
+	if (m->timeout_ms > 0) {
+		left = deadline - now_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+	}
+	do
+		r = poll(&p, 1, left);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	return r == 0 ? -ETIMEDOUT : 0;
+}
+
+int mmtrust_call(struct mmtrust *m, const char *request, size_t len, size_t max_answer,
+		 char **ret_answer)
+{
+	long long deadline = now_ms() + m->timeout_ms;
+	size_t sent = 0, scanned = 0;
+	char *nl;
+	int r;
+
+	if (memchr(request, '\n', len))
+		return -EINVAL;
+	if (!max_answer)
+		max_answer = 1u << 30;
+	while (sent <= len) {
+		struct iovec iov[2] = {
+			{ .iov_base = (char *)request + (sent < len ? sent : len),
+			  .iov_len = sent < len ? len - sent : 0 },
+			{ .iov_base = "\n", .iov_len = 1 },
+		};
+		struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
+		ssize_t n;
+
+		r = wait_fd(m, POLLOUT, deadline);
+		if (r < 0)
+			return r;
+		n = sendmsg(m->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			return errno == EPIPE ? -ECONNRESET : -errno;
+		}
+		sent += n;
+	}
+	for (;;) {
+		ssize_t n;
+
+		nl = m->buf ? memchr(m->buf + scanned, '\n', m->len - scanned) : NULL;
+		if (nl)
+			break;
+		scanned = m->len;
+		if (m->len >= max_answer)
+			return -EMSGSIZE;
+		if (m->cap - m->len < 65536) {
+			size_t cap = m->cap ? m->cap * 2 : 65536;
+			char *b = realloc(m->buf, cap);
+
+			if (!b)
+				return -ENOMEM;
+			m->buf = b;
+			m->cap = cap;
+		}
+		r = wait_fd(m, POLLIN, deadline);
+		if (r < 0)
+			return r;
+		n = recv(m->fd, m->buf + m->len, m->cap - m->len, MSG_DONTWAIT);
+		if (n == 0)
+			return -ECONNRESET;
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			return -errno;
+		}
+		m->len += n;
+	}
+	{
+		size_t alen = nl - m->buf;
+		char *answer = malloc(alen + 1);
+
+		if (!answer)
+			return -ENOMEM;
+		memcpy(answer, m->buf, alen);
+		answer[alen] = '\0';
+		m->len -= alen + 1;
+		memmove(m->buf, nl + 1, m->len);
+		*ret_answer = answer;
+	}
+	return 0;
+}

@@ -1,0 +1,361 @@
+/* The admin socket: every provisioning change goes through here, so that
+ * validation, the store transaction and the audit row happen in one place.
+ * Protocol: docs/admin-protocol.md. */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mmtrustd.h"
+
+static json_t *err_answer(const struct mm_err *e)
+{
+	return mm_jsonl_error(mm_err_code_name(e->code), e->field, "%s", e->msg);
+}
+
+static void actor_fill(struct mm_actor *a, const struct mm_jsonl_peer *peer, const char *op)
+{
+	struct passwd *pw = getpwuid(peer->uid);
+
+	a->uid = peer->uid;
+	a->pid = peer->pid;
+	if (pw)
+		snprintf(a->user, sizeof(a->user), "%s", pw->pw_name);
+	else
+		snprintf(a->user, sizeof(a->user), "%u", (unsigned)peer->uid);
+	snprintf(a->request, sizeof(a->request), "%s", op);
+}
+
+int admin_authorize(void *userdata, const struct mm_jsonl_peer *peer)
+{
+	struct mmtrustd *d = userdata;
+	struct passwd *pw;
+	gid_t groups[256];
+	int n = 256;
+
+	/* The socket's mode already keeps others out; this is the second lock. */
+	if (peer->uid == 0 || peer->uid == geteuid())
+		return 0;
+	if (d->cfg.admin_gid == (gid_t)-1)
+		return -EPERM;
+	if (peer->gid == d->cfg.admin_gid)
+		return 0;
+	pw = getpwuid(peer->uid);
+	if (pw && getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) >= 0)
+		for (int i = 0; i < n; i++)
+			if (groups[i] == d->cfg.admin_gid)
+				return 0;
+	return -EPERM;
+}
+
+static const char *str_member(const json_t *req, const char *key)
+{
+	return json_string_value(json_object_get(req, key));
+}
+
+static json_t *change_json(const struct mm_change *c)
+{
+	json_t *o = json_pack("{s:s, s:s}", "action", mm_change_op_name(c->op), "domain",
+			      (c->after ? c->after : c->before)->domain);
+	json_t *fields;
+
+	if (!o)
+		return NULL;
+	if (c->before)
+		json_object_set_new(o, "before", mm_partner_to_json(c->before, MM_JSON_FULL));
+	if (c->after)
+		json_object_set_new(o, "after", mm_partner_to_json(c->after, MM_JSON_FULL));
+	if (c->op == MM_CHANGE_SET) {
+		json_t *b = mm_partner_to_json(c->before, MM_JSON_CONFIG);
+		json_t *a = mm_partner_to_json(c->after, MM_JSON_CONFIG);
+		const char *key;
+		json_t *v;
+
+		fields = json_array();
+		json_object_foreach(a, key, v)
+			if (!json_equal(v, json_object_get(b, key)))
+				json_array_append_new(fields, json_string(key));
+		json_object_set_new(o, "fields", fields);
+		json_decref(a);
+		json_decref(b);
+	}
+	return o;
+}
+
+/* Validate, commit and swap: the one path every change takes.  The change
+ * set's `after` partners get their reqids from mm_table_apply. */
+static json_t *commit_changes(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
+			      const char *op, struct mm_change *changes, size_t n, bool dry_run)
+{
+	struct mm_table *newt = NULL;
+	struct mm_err err = { 0 };
+	struct mm_actor actor = { 0 };
+	json_t *list;
+	int r;
+
+	r = mm_table_apply(d->table, changes, n, time(NULL), &newt, &err);
+	if (r < 0)
+		return err_answer(&err);
+	list = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(list, change_json(&changes[i]));
+	if (dry_run || n == 0) {
+		mm_table_free(newt);
+		return mm_jsonl_ok(json_pack("{s:o, s:b}", "changes", list, "applied", 0));
+	}
+	actor_fill(&actor, peer, op);
+	r = mm_store_commit(d->store, changes, n, newt->reqid_next, &actor, &err);
+	if (r < 0) {
+		log_err("%s by %s (uid %u): store commit failed, nothing changed: %s: %s", op,
+			actor.user, (unsigned)actor.uid, err.field, err.msg);
+		mm_table_free(newt);
+		json_decref(list);
+		return err_answer(&err);
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct mm_partner *p = changes[i].after ? changes[i].after : changes[i].before;
+
+		log_notice("%s: partner %s %s (reqid %u) by %s (uid %u, pid %d)", op, p->domain,
+			   changes[i].op == MM_CHANGE_ADD ? "added"
+			   : changes[i].op == MM_CHANGE_SET ? "changed" : "deleted",
+			   p->reqid, actor.user, (unsigned)actor.uid, (int)actor.pid);
+	}
+	mmtrustd_table_changed(d, newt, changes, n);
+	return mm_jsonl_ok(json_pack("{s:o, s:b}", "changes", list, "applied", 1));
+}
+
+static json_t *op_partner_add(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
+			      const json_t *req)
+{
+	struct mm_change c = { .op = MM_CHANGE_ADD };
+	struct mm_err err = { 0 };
+	json_t *answer;
+
+	if (mm_partner_from_json(json_object_get(req, "partner"), time(NULL), &c.after, &err) < 0) {
+		mm_err_prefix(&err, "partner");
+		return err_answer(&err);
+	}
+	answer = commit_changes(d, peer, "partner.add", &c, 1,
+				json_is_true(json_object_get(req, "dry_run")));
+	mm_partner_unref(c.after);
+	return answer;
+}
+
+static struct mm_partner *find_named(struct mmtrustd *d, const json_t *req, struct mm_err *err)
+{
+	char domain[MM_DOMAIN_MAX + 1];
+	struct mm_partner *p;
+
+	if (!str_member(req, "domain")) {
+		mm_err_set(err, MM_ERR_INVALID, "domain", "is required (a string)");
+		return NULL;
+	}
+	if (mm_domain_canon(str_member(req, "domain"), domain, "domain", err) < 0)
+		return NULL;
+	p = mm_table_find(d->table, domain);
+	if (!p)
+		mm_err_set(err, MM_ERR_NOT_FOUND, "domain", "no partner %s in the table", domain);
+	return p;
+}
+
+static json_t *op_partner_set(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
+			      const json_t *req)
+{
+	struct mm_change c = { .op = MM_CHANGE_SET };
+	struct mm_err err = { 0 };
+	json_t *answer;
+
+	c.before = find_named(d, req, &err);
+	if (!c.before)
+		return err_answer(&err);
+	if (mm_partner_update(c.before, json_object_get(req, "set"), json_object_get(req, "add"),
+			      json_object_get(req, "remove"), time(NULL), &c.after, &err) < 0)
+		return err_answer(&err);
+	if (mm_partner_config_equal(c.before, c.after)) {
+		mm_partner_unref(c.after);
+		return mm_jsonl_ok(json_pack("{s:[], s:b}", "changes", "applied", 0));
+	}
+	mm_partner_ref(c.before);
+	answer = commit_changes(d, peer, "partner.set", &c, 1,
+				json_is_true(json_object_get(req, "dry_run")));
+	mm_partner_unref(c.before);
+	mm_partner_unref(c.after);
+	return answer;
+}
+
+static json_t *op_partner_del(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
+			      const json_t *req)
+{
+	struct mm_change c = { .op = MM_CHANGE_DEL };
+	struct mm_err err = { 0 };
+	json_t *answer;
+
+	c.before = find_named(d, req, &err);
+	if (!c.before)
+		return err_answer(&err);
+	mm_partner_ref(c.before);
+	answer = commit_changes(d, peer, "partner.del", &c, 1,
+				json_is_true(json_object_get(req, "dry_run")));
+	mm_partner_unref(c.before);
+	return answer;
+}
+
+static json_t *op_partner_show(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
+			       const json_t *req)
+{
+	struct mm_err err = { 0 };
+	struct mm_partner *p = find_named(d, req, &err);
+
+	(void)peer;
+	if (!p)
+		return err_answer(&err);
+	return mm_jsonl_ok(mm_partner_to_json(p, MM_JSON_FULL));
+}
+
+static json_t *op_partner_list(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
+			       const json_t *req)
+{
+	int flags = json_is_true(json_object_get(req, "config")) ? MM_JSON_CONFIG : MM_JSON_FULL;
+	json_t *list = json_array();
+
+	(void)peer;
+	for (size_t i = 0; list && i < d->table->n; i++)
+		json_array_append_new(list, mm_partner_to_json(d->table->partners[i], flags));
+	return mm_jsonl_ok(json_pack("{s:o, s:{s:I, s:I, s:I}}", "partners", list, "reqid_range",
+				     "min", (json_int_t)d->table->reqid_min, "max",
+				     (json_int_t)d->table->reqid_max, "next",
+				     (json_int_t)d->table->reqid_next));
+}
+
+static json_t *op_apply(struct mmtrustd *d, const struct mm_jsonl_peer *peer, const json_t *req)
+{
+	const json_t *arr = json_object_get(req, "partners"), *v;
+	struct mm_partner **want;
+	struct mm_change *changes = NULL;
+	size_t n = 0, n_changes = 0, i;
+	struct mm_err err = { 0 };
+	time_t now = time(NULL);
+	json_t *answer = NULL;
+
+	if (!json_is_array(arr))
+		return mm_jsonl_error("invalid", "partners", "must be a list of partners");
+	want = calloc(json_array_size(arr) + 1, sizeof(*want));
+	if (!want)
+		return mm_jsonl_error("internal", NULL, "out of memory");
+	json_array_foreach(arr, i, v) {
+		char where[96];
+		const char *dom = json_string_value(json_object_get(v, "domain"));
+
+		if (mm_partner_from_json(v, now, &want[n], &err) < 0) {
+			if (dom)
+				snprintf(where, sizeof(where), "partners[%zu](%.40s)", i, dom);
+			else
+				snprintf(where, sizeof(where), "partners[%zu]", i);
+			mm_err_prefix(&err, where);
+			answer = err_answer(&err);
+			goto out;
+		}
+		n++;
+	}
+	if (mm_table_diff(d->table, want, n, &changes, &n_changes, &err) < 0) {
+		answer = err_answer(&err);
+		goto out;
+	}
+	answer = commit_changes(d, peer, "apply", changes, n_changes,
+				json_is_true(json_object_get(req, "dry_run")));
+out:
+	mm_changes_free(changes, n_changes);
+	for (i = 0; i < n; i++)
+		mm_partner_unref(want[i]);
+	free(want);
+	return answer;
+}
+
+static json_t *op_lookup(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
+			 const json_t *req)
+{
+	const struct mm_prefix *range = NULL;
+	struct mm_partner *p;
+	struct mm_err err = { 0 };
+	struct mm_addr a;
+	char buf[MM_ADDR_STRLEN];
+	json_t *o;
+
+	(void)peer;
+	if (mm_addr_parse(str_member(req, "address"), &a, "address", &err) < 0)
+		return err_answer(&err);
+	p = mm_table_lookup(d->table, &a, &range);
+	o = json_pack("{s:s}", "address", mm_addr_str(&a, buf));
+	if (!p) {
+		json_object_set_new(o, "partner", json_null());
+		return mm_jsonl_ok(o);
+	}
+	json_object_set_new(o, "partner", json_string(p->domain));
+	json_object_set_new(o, "range", json_string(mm_prefix_str(range, buf)));
+	json_object_set_new(o, "reqid", json_integer(p->reqid));
+	json_object_set_new(o, "kind", json_string(mm_kind_name(p->kind)));
+	json_object_set_new(o, "agreement", json_boolean(p->agreement));
+	json_object_set_new(o, "path", json_string(mm_path_name(p->path)));
+	json_object_set_new(o, "enabled", json_boolean(p->enabled));
+	return mm_jsonl_ok(o);
+}
+
+static json_t *op_log(struct mmtrustd *d, const struct mm_jsonl_peer *peer, const json_t *req)
+{
+	const json_t *lim = json_object_get(req, "limit");
+	char domain[MM_DOMAIN_MAX + 1];
+	const char *dom = str_member(req, "domain");
+	struct mm_err err = { 0 };
+	json_t *entries;
+
+	(void)peer;
+	if (lim && (!json_is_integer(lim) || json_integer_value(lim) < 0))
+		return mm_jsonl_error("invalid", "limit", "must be a non-negative integer");
+	if (dom && mm_domain_canon(dom, domain, "domain", &err) < 0)
+		return err_answer(&err);
+	if (mm_store_audit(d->store, dom ? domain : NULL,
+			   lim ? (unsigned)json_integer_value(lim) : 0, &entries, &err) < 0)
+		return err_answer(&err);
+	return mm_jsonl_ok(json_pack("{s:o}", "entries", entries));
+}
+
+static json_t *op_ping(struct mmtrustd *d, const struct mm_jsonl_peer *peer, const json_t *req)
+{
+	(void)peer;
+	(void)req;
+	return mm_jsonl_ok(json_pack("{s:s, s:I, s:I, s:s, s:i}", "version", MMTRUST_VERSION,
+				     "pid", (json_int_t)getpid(), "partners",
+				     (json_int_t)d->table->n, "store", d->cfg.store,
+				     "schema", mm_store_schema_version(d->store)));
+}
+
+static const struct {
+	const char *name;
+	json_t *(*fn)(struct mmtrustd *d, const struct mm_jsonl_peer *peer, const json_t *req);
+} ops[] = {
+	{ "ping", op_ping },
+	{ "partner.add", op_partner_add },
+	{ "partner.set", op_partner_set },
+	{ "partner.del", op_partner_del },
+	{ "partner.show", op_partner_show },
+	{ "partner.list", op_partner_list },
+	{ "apply", op_apply },
+	{ "lookup", op_lookup },
+	{ "log", op_log },
+};
+
+json_t *admin_handle(void *userdata, const struct mm_jsonl_peer *peer, const json_t *req)
+{
+	const char *op = str_member(req, "op");
+
+	if (!op)
+		return mm_jsonl_error("invalid-request", "op", "every request needs an \"op\" string");
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (strcmp(op, ops[i].name) == 0)
+			return ops[i].fn(userdata, peer, req);
+	return mm_jsonl_error("unknown-op", "op", "unknown operation '%s'", op);
+}

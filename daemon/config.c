@@ -1,0 +1,192 @@
+#include "config.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void mm_config_defaults(struct mm_config *c)
+{
+	*c = (struct mm_config){
+		.admin_gid = (gid_t)-1,
+		.query_gid = (gid_t)-1,
+		.reqid_min = 1000000,
+		.reqid_max = 1099999,
+	};
+	snprintf(c->store, sizeof(c->store), "/var/lib/mmtrust/mmtrust.db");
+	snprintf(c->admin_socket, sizeof(c->admin_socket), "/run/mmtrust/admin.sock");
+	snprintf(c->query_socket, sizeof(c->query_socket), "/run/mmtrust/query.sock");
+}
+
+struct parse_ctx {
+	struct mm_config *c;
+	struct mm_err *err;
+	int line;
+	char field[160];
+};
+
+static int set_string(char *dst, size_t size, const char *value, struct parse_ctx *x)
+{
+	if (strlen(value) >= size)
+		return mm_err_set(x->err, MM_ERR_INVALID, x->field,
+				  "value is longer than %zu characters", size - 1);
+	memcpy(dst, value, strlen(value) + 1);
+	return 0;
+}
+
+static int set_u32(uint32_t *dst, const char *value, struct parse_ctx *x)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(value, &end, 0);
+	if (!*value || *end || errno || v > UINT32_MAX || value[0] == '-')
+		return mm_err_set(x->err, MM_ERR_INVALID, x->field,
+				  "'%s' is not a number between 0 and 4294967295", value);
+	*dst = v;
+	return 0;
+}
+
+static int set_bool(bool *dst, const char *value, struct parse_ctx *x)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1", NULL };
+	static const char *const no[] = { "no", "false", "off", "0", NULL };
+
+	for (int i = 0; yes[i]; i++)
+		if (strcasecmp(value, yes[i]) == 0) {
+			*dst = true;
+			return 0;
+		}
+	for (int i = 0; no[i]; i++)
+		if (strcasecmp(value, no[i]) == 0) {
+			*dst = false;
+			return 0;
+		}
+	return mm_err_set(x->err, MM_ERR_INVALID, x->field, "'%s' is not yes or no", value);
+}
+
+/* Comma- or space-separated list; each item handed to fn. */
+static int each_item(const char *value, struct parse_ctx *x,
+		     int (*fn)(const char *item, struct parse_ctx *x))
+{
+	char *copy = strdup(value), *save = NULL, *tok;
+	int r = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	for (tok = strtok_r(copy, ", \t", &save); tok && r == 0; tok = strtok_r(NULL, ", \t", &save))
+		r = fn(tok, x);
+	free(copy);
+	return r;
+}
+
+static int add_cscf(const char *item, struct parse_ctx *x)
+{
+	if (x->c->n_cscf >= MM_CONFIG_MAX_LOCAL)
+		return mm_err_set(x->err, MM_ERR_INVALID, x->field, "more than %d prefixes",
+				  MM_CONFIG_MAX_LOCAL);
+	return mm_prefix_parse(item, &x->c->cscf[x->c->n_cscf++], x->field, x->err);
+}
+
+static int add_tunnel(const char *item, struct parse_ctx *x)
+{
+	struct mm_addr a;
+	int r = mm_addr_parse(item, &a, x->field, x->err);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < x->c->n_tunnel; i++)
+		if (x->c->tunnel[i].family == a.family)
+			return mm_err_set(x->err, MM_ERR_INVALID, x->field,
+					  "at most one IPv4 and one IPv6 tunnel address");
+	x->c->tunnel[x->c->n_tunnel++] = a;
+	return 0;
+}
+
+static int set_group(char *name, size_t size, gid_t *gid, const char *value,
+		     struct parse_ctx *x)
+{
+	struct group *g;
+	int r = set_string(name, size, value, x);
+
+	if (r < 0 || !*value) {
+		*gid = (gid_t)-1;
+		return r;
+	}
+	g = getgrnam(value);
+	if (!g)
+		return mm_err_set(x->err, MM_ERR_INVALID, x->field, "no group named '%s'", value);
+	*gid = g->gr_gid;
+	return 0;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse_ctx *x = user;
+	struct mm_config *c = x->c;
+	int r;
+
+	snprintf(x->field, sizeof(x->field), "%.60s.%.60s", section, name);
+#define KEY(s, k) (strcmp(section, s) == 0 && strcmp(name, k) == 0)
+	if (KEY("daemon", "store"))
+		r = set_string(c->store, sizeof(c->store), value, x);
+	else if (KEY("daemon", "admin_socket"))
+		r = set_string(c->admin_socket, sizeof(c->admin_socket), value, x);
+	else if (KEY("daemon", "admin_group"))
+		r = set_group(c->admin_group, sizeof(c->admin_group), &c->admin_gid, value, x);
+	else if (KEY("daemon", "query_socket"))
+		r = set_string(c->query_socket, sizeof(c->query_socket), value, x);
+	else if (KEY("daemon", "query_group"))
+		r = set_group(c->query_group, sizeof(c->query_group), &c->query_gid, value, x);
+	else if (KEY("reqid", "min"))
+		r = set_u32(&c->reqid_min, value, x);
+	else if (KEY("reqid", "max"))
+		r = set_u32(&c->reqid_max, value, x);
+	else if (KEY("local", "cscf"))
+		r = each_item(value, x, add_cscf);
+	else if (KEY("local", "tunnel"))
+		r = each_item(value, x, add_tunnel);
+	else if (KEY("local", "forward"))
+		r = set_bool(&c->forward, value, x);
+	else
+		r = mm_err_set(x->err, MM_ERR_INVALID, x->field, "unknown setting");
+#undef KEY
+	return r == 0;
+}
+
+int mm_config_load(const char *path, struct mm_config *ret, struct mm_err *err)
+{
+	struct mm_config c;
+	struct parse_ctx x = { .c = &c, .err = err };
+	FILE *f;
+	int r;
+
+	mm_config_defaults(&c);
+	snprintf(c.path, sizeof(c.path), "%s", path);
+	f = fopen(path, "re");
+	if (!f)
+		return mm_err_set(err, MM_ERR_INVALID, path, "cannot read: %s", strerror(errno));
+	r = ini_parse_file(f, handler, &x);
+	fclose(f);
+	if (r > 0) {
+		/* inih returns the first refused line; a syntax error calls no handler. */
+		char where[sizeof(err->field)];
+
+		if (!err || err->code == MM_ERR_NONE)
+			return mm_err_set(err, MM_ERR_INVALID, path, "line %d: syntax error", r);
+		snprintf(where, sizeof(where), "%.80s:%d", path, r);
+		mm_err_prefix(err, where);
+		return -EINVAL;
+	}
+	if (r < 0)
+		return mm_err_set(err, MM_ERR_INVALID, path, "cannot parse (error %d)", r);
+	if (c.reqid_min == 0 || c.reqid_min > c.reqid_max)
+		return mm_err_set(err, MM_ERR_INVALID, "reqid",
+				  "%s: reqid range %u-%u must be non-empty and start above 0",
+				  path, c.reqid_min, c.reqid_max);
+	*ret = c;
+	return 0;
+}

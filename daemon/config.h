@@ -1,0 +1,53 @@
+/* mmtrustd's configuration file (INI, read with libinih).
+ *
+ *   [daemon]
+ *   store = /var/lib/mmtrust/mmtrust.db     ; SQLite store
+ *   admin_socket = /run/mmtrust/admin.sock  ; provisioning (mmtrustctl)
+ *   admin_group =                           ; group allowed besides root
+ *   query_socket = /run/mmtrust/query.sock  ; CSCF queries (read-only)
+ *   query_group =                           ; the CSCF's group
+ *   [reqid]
+ *   min = 1000000                           ; reserved range, inclusive
+ *   max = 1099999
+ *   [local]
+ *   cscf = 10.0.0.0/24, 2001:db8:10::/64    ; our CSCF prefixes
+ *   tunnel = 192.0.2.1, 2001:db8:ff::1      ; our tunnel endpoint(s)
+ *   forward = no                            ; cscf prefixes are behind us
+ *
+ * Unknown sections or keys are errors that name the line: a misspelt key
+ * must not silently fall back to a default. */
+#ifndef MMTRUSTD_CONFIG_H
+#define MMTRUSTD_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "policy/addr.h"
+#include "policy/err.h"
+
+#define MM_CONFIG_DEFAULT_PATH "/etc/mmtrust/mmtrustd.conf"
+#define MM_CONFIG_MAX_LOCAL 64
+
+struct mm_config {
+	char path[4096];  /* the file read ("" = built-in defaults) */
+	char store[4096];
+	char admin_socket[108];
+	char admin_group[64];
+	gid_t admin_gid;  /* (gid_t)-1 when admin_group is empty */
+	char query_socket[108];
+	char query_group[64];
+	gid_t query_gid;
+	uint32_t reqid_min, reqid_max;
+	struct mm_prefix cscf[MM_CONFIG_MAX_LOCAL];
+	size_t n_cscf;
+	struct mm_addr tunnel[2];
+	size_t n_tunnel;
+	bool forward;
+};
+
+void mm_config_defaults(struct mm_config *c);
+/* Read path over the defaults.  On error err names "FILE:LINE key". */
+int mm_config_load(const char *path, struct mm_config *ret, struct mm_err *err);
+
+#endif

@@ -1,0 +1,405 @@
+#include "jsonl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+
+struct buf {
+	char *data;
+	size_t len, cap;
+};
+
+struct mm_jsonl_client {
+	struct mm_jsonl_server *server;
+	struct mm_jsonl_client *next, **pprev;
+	int fd;
+	sd_event_source *io;
+	struct mm_jsonl_peer peer;
+	struct buf in, out;
+	size_t out_pos;
+	int discarding;  /* inside an over-long line: drop bytes until '\n' */
+};
+
+struct mm_jsonl_server {
+	sd_event *ev;
+	int fd;
+	char *path;
+	sd_event_source *io;
+	struct mm_jsonl_limits lim;
+	mm_jsonl_handler handler;
+	mm_jsonl_authorize authorize;
+	void *userdata;
+	struct mm_jsonl_client *clients;
+	unsigned n_clients;
+};
+
+static int buf_append(struct buf *b, const char *data, size_t len)
+{
+	if (b->len + len > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		char *d;
+
+		while (cap < b->len + len)
+			cap *= 2;
+		d = realloc(b->data, cap);
+		if (!d)
+			return -ENOMEM;
+		b->data = d;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, data, len);
+	b->len += len;
+	return 0;
+}
+
+json_t *mm_jsonl_error(const char *code, const char *field, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	json_t *e;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	e = json_pack("{s:s, s:s}", "code", code, "message", msg);
+	if (e && field && *field)
+		json_object_set_new(e, "field", json_string(field));
+	return json_pack("{s:b, s:o}", "ok", 0, "error", e);
+}
+
+json_t *mm_jsonl_ok(json_t *result)
+{
+	json_t *o = json_pack("{s:b}", "ok", 1);
+
+	if (o && result)
+		json_object_set_new(o, "result", result);
+	else
+		json_decref(result);
+	return o;
+}
+
+static void client_free(struct mm_jsonl_client *c)
+{
+	if (!c)
+		return;
+	if (c->pprev) {
+		*c->pprev = c->next;
+		if (c->next)
+			c->next->pprev = c->pprev;
+		c->server->n_clients--;
+	}
+	sd_event_source_disable_unref(c->io);
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->in.data);
+	free(c->out.data);
+	free(c);
+}
+
+static int client_update_events(struct mm_jsonl_client *c)
+{
+	uint32_t ev = 0;
+
+	/* Backpressure: stop reading requests while answers pile up. */
+	if (c->out.len - c->out_pos < c->server->lim.max_out / 2)
+		ev |= EPOLLIN;
+	if (c->out.len > c->out_pos)
+		ev |= EPOLLOUT;
+	return sd_event_source_set_io_events(c->io, ev);
+}
+
+static int client_queue(struct mm_jsonl_client *c, json_t *answer, const json_t *id)
+{
+	char *text;
+	int r;
+
+	if (!answer)
+		answer = mm_jsonl_error("internal", NULL, "out of memory");
+	if (!answer)
+		return -ENOMEM;
+	if (id)
+		json_object_set(answer, "id", (json_t *)id);
+	text = json_dumps(answer, JSON_COMPACT);
+	json_decref(answer);
+	if (!text)
+		return -ENOMEM;
+	r = buf_append(&c->out, text, strlen(text));
+	if (r == 0)
+		r = buf_append(&c->out, "\n", 1);
+	free(text);
+	if (r == 0 && c->out.len - c->out_pos > c->server->lim.max_out)
+		return -ENOBUFS;
+	return r;
+}
+
+static int client_line(struct mm_jsonl_client *c, const char *line, size_t len)
+{
+	json_error_t jerr;
+	json_t *req, *answer;
+	const json_t *id = NULL;
+	int r;
+
+	while (len && (line[len - 1] == '\r' || line[len - 1] == ' '))
+		len--;
+	if (len == 0)
+		return 0;
+	req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!req)
+		return client_queue(c, mm_jsonl_error("invalid-json", NULL,
+						      "invalid JSON at column %d: %s",
+						      jerr.column, jerr.text), NULL);
+	if (!json_is_object(req)) {
+		json_decref(req);
+		return client_queue(c, mm_jsonl_error("invalid-request", NULL,
+						      "a request must be a JSON object"), NULL);
+	}
+	id = json_object_get(req, "id");
+	answer = c->server->handler(c->server->userdata, &c->peer, req);
+	r = client_queue(c, answer, id);
+	json_decref(req);
+	return r;
+}
+
+static int client_flush(struct mm_jsonl_client *c)
+{
+	while (c->out_pos < c->out.len) {
+		ssize_t n = send(c->fd, c->out.data + c->out_pos, c->out.len - c->out_pos,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			return -errno;
+		}
+		c->out_pos += n;
+	}
+	if (c->out_pos == c->out.len)
+		c->out.len = c->out_pos = 0;
+	return 0;
+}
+
+static int client_read(struct mm_jsonl_client *c)
+{
+	char chunk[65536];
+	ssize_t n = recv(c->fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+	size_t start = 0;
+	int r;
+
+	if (n == 0)
+		return -ECONNRESET;
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+	for (size_t i = 0; i < (size_t)n; i++) {
+		if (chunk[i] != '\n')
+			continue;
+		if (c->discarding) {
+			c->discarding = 0;
+		} else if (c->in.len + (i - start) > c->server->lim.max_line) {
+			c->in.len = 0;
+			r = client_queue(c, mm_jsonl_error("line-too-long", NULL,
+							   "request line exceeds %zu bytes",
+							   c->server->lim.max_line), NULL);
+			if (r < 0)
+				return r;
+		} else if (c->in.len) {
+			r = buf_append(&c->in, chunk + start, i - start);
+			if (r < 0)
+				return r;
+			r = client_line(c, c->in.data, c->in.len);
+			c->in.len = 0;
+			if (r < 0)
+				return r;
+		} else {
+			r = client_line(c, chunk + start, i - start);
+			if (r < 0)
+				return r;
+		}
+		start = i + 1;
+	}
+	if (start < (size_t)n && !c->discarding) {
+		if (c->in.len + (n - start) > c->server->lim.max_line) {
+			c->in.len = 0;
+			c->discarding = 1;
+			r = client_queue(c, mm_jsonl_error("line-too-long", NULL,
+							   "request line exceeds %zu bytes; "
+							   "discarded up to the next newline",
+							   c->server->lim.max_line), NULL);
+			if (r < 0)
+				return r;
+		} else {
+			r = buf_append(&c->in, chunk + start, n - start);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 1;
+}
+
+static int client_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct mm_jsonl_client *c = userdata;
+	int r = 0;
+
+	(void)s;
+	(void)fd;
+	if (revents & EPOLLIN) {
+		/* Bounded work per wake-up so one busy client cannot starve others. */
+		for (int i = 0; i < 16; i++) {
+			r = client_read(c);
+			if (r <= 0)
+				break;
+			if (c->out.len - c->out_pos >= c->server->lim.max_out / 2)
+				break;
+		}
+	}
+	if (r >= 0)
+		r = client_flush(c);
+	if (r >= 0 && (revents & (EPOLLHUP | EPOLLERR)) && !(revents & EPOLLIN))
+		r = -ECONNRESET;
+	if (r >= 0)
+		r = client_update_events(c);
+	if (r < 0) {
+		if (r == -ENOBUFS)
+			log_warn("client pid %d uid %u: %zu bytes of answers unread; disconnected",
+				 (int)c->peer.pid, (unsigned)c->peer.uid, c->out.len - c->out_pos);
+		client_free(c);
+	}
+	return 0;
+}
+
+static int server_accept(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+{
+	struct mm_jsonl_server *s = userdata;
+	struct mm_jsonl_client *c;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	int cfd;
+
+	(void)src;
+	(void)revents;
+	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (cfd < 0)
+		return 0;
+	if (s->n_clients >= s->lim.max_clients) {
+		log_warn("%s: client limit %u reached; connection refused", s->path,
+			 s->lim.max_clients);
+		close(cfd);
+		return 0;
+	}
+	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		close(cfd);
+		return 0;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(cfd);
+		return 0;
+	}
+	c->server = s;
+	c->fd = cfd;
+	c->peer = (struct mm_jsonl_peer){ .uid = cred.uid, .gid = cred.gid, .pid = cred.pid };
+	if (s->authorize && s->authorize(s->userdata, &c->peer) < 0) {
+		log_warn("%s: uid %u (pid %d) is not allowed; connection closed", s->path,
+			 (unsigned)cred.uid, (int)cred.pid);
+		client_free(c);
+		return 0;
+	}
+	if (sd_event_add_io(s->ev, &c->io, cfd, EPOLLIN, client_io, c) < 0) {
+		client_free(c);
+		return 0;
+	}
+	c->next = s->clients;
+	if (c->next)
+		c->next->pprev = &c->next;
+	c->pprev = &s->clients;
+	s->clients = c;
+	s->n_clients++;
+	return 0;
+}
+
+int mm_jsonl_server_new(sd_event *ev, const char *path, mode_t mode, gid_t gid,
+			const struct mm_jsonl_limits *limits, mm_jsonl_handler handler,
+			mm_jsonl_authorize authorize, void *userdata,
+			struct mm_jsonl_server **ret)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct mm_jsonl_server *s;
+	mode_t old;
+	int r;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->fd = -1;
+	s->ev = ev;
+	s->lim = *limits;
+	s->handler = handler;
+	s->authorize = authorize;
+	s->userdata = userdata;
+	s->path = strdup(path);
+	if (!s->path) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	strcpy(sa.sun_path, path);
+	s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s->fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	unlink(path);
+	/* Create the socket file with no access, then open it up: no window in
+	 * which anyone else can connect. */
+	old = umask(0777);
+	r = bind(s->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+	umask(old);
+	if (r < 0)
+		goto fail;
+	if (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (chmod(path, mode) < 0 || listen(s->fd, 128) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = sd_event_add_io(ev, &s->io, s->fd, EPOLLIN, server_accept, s);
+	if (r < 0)
+		goto fail;
+	*ret = s;
+	return 0;
+fail:
+	mm_jsonl_server_free(s);
+	return r;
+}
+
+void mm_jsonl_server_free(struct mm_jsonl_server *s)
+{
+	if (!s)
+		return;
+	while (s->clients)
+		client_free(s->clients);
+	sd_event_source_disable_unref(s->io);
+	if (s->fd >= 0) {
+		close(s->fd);
+		unlink(s->path);
+	}
+	free(s->path);
+	free(s);
+}
+
+unsigned mm_jsonl_server_clients(const struct mm_jsonl_server *s)
+{
+	return s->n_clients;
+}

@@ -1,0 +1,59 @@
+/* A non-blocking Unix-socket server speaking newline-delimited JSON, one
+ * request object per line, one answer per request, in order.  Used for the
+ * admin socket and (later) the CSCF query socket.
+ *
+ * Each client has bounded buffers: a request line longer than max_line is
+ * answered with a "line-too-long" error and the rest of that line is
+ * discarded (the connection stays usable); a client whose unread answers
+ * exceed max_out is disconnected, so a client that never reads blocks no
+ * one.  At most max_clients connections; more are closed at once. */
+#ifndef MMTRUSTD_JSONL_H
+#define MMTRUSTD_JSONL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+struct mm_jsonl_server;
+struct mm_jsonl_client;
+
+struct mm_jsonl_peer {
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+};
+
+/* Called for every request object.  Returns the answer (a new reference,
+ * without "id": the server echoes the request's "id" itself).  `peer` is
+ * the client's SO_PEERCRED. */
+typedef json_t *(*mm_jsonl_handler)(void *userdata, const struct mm_jsonl_peer *peer,
+				    const json_t *request);
+
+/* Called on accept: return 0 to keep the client, negative to refuse it
+ * (it is closed without an answer). */
+typedef int (*mm_jsonl_authorize)(void *userdata, const struct mm_jsonl_peer *peer);
+
+struct mm_jsonl_limits {
+	size_t max_line;     /* bytes per request line */
+	size_t max_out;      /* bytes of unread answers per client */
+	unsigned max_clients;
+};
+
+/* Listen on path (an existing socket file is replaced) with the given mode
+ * and group (-1: leave the group).  -errno on failure. */
+int mm_jsonl_server_new(sd_event *ev, const char *path, mode_t mode, gid_t gid,
+			const struct mm_jsonl_limits *limits, mm_jsonl_handler handler,
+			mm_jsonl_authorize authorize, void *userdata,
+			struct mm_jsonl_server **ret);
+/* Close every client and the listening socket; unlink the path. */
+void mm_jsonl_server_free(struct mm_jsonl_server *s);
+unsigned mm_jsonl_server_clients(const struct mm_jsonl_server *s);
+
+/* {"ok": false, "error": {"code": code, "message": ..., "field": ...}} */
+json_t *mm_jsonl_error(const char *code, const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* {"ok": true, "result": result} (steals result; NULL means no result) */
+json_t *mm_jsonl_ok(json_t *result);
+
+#endif

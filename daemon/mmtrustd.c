@@ -1,0 +1,275 @@
+/* mmtrustd: the mmtrust daemon.  One sd-event loop; signals are handled
+ * inside it (SIGHUP reloads, SIGTERM/SIGINT stop). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mmtrustd.h"
+
+static const char usage[] =
+	"Usage: mmtrustd [OPTIONS]\n"
+	"\n"
+	"The mmtrust daemon: keeps the service partner table of the Mm interface,\n"
+	"answers mmtrustctl on the admin socket and (in later releases) programs the\n"
+	"kernel's XFRM policies and strongSwan for every trusted partner.\n"
+	"\n"
+	"Options:\n"
+	"  -c, --config FILE    configuration file (default " MM_CONFIG_DEFAULT_PATH
+	"; when the\n"
+	"                       default is missing, built-in defaults are used)\n"
+	"  -f, --foreground     stay in the foreground and log to stderr (for tests\n"
+	"                       and systemd Type=notify; without it mmtrustd detaches\n"
+	"                       and logs to syslog)\n"
+	"  -t, --check-config   read the configuration and the store, print a summary,\n"
+	"                       and exit (0 = valid)\n"
+	"  -v, --verbose        log debug messages too\n"
+	"  -V, --version        print the version and exit\n"
+	"  -h, --help           this text\n"
+	"\n"
+	"Signals: SIGHUP re-reads the configuration file and the store; SIGTERM and\n"
+	"SIGINT stop cleanly.  Readiness is reported with sd_notify(READY=1).\n"
+	"\n"
+	"Exit status: 0 clean stop, 1 configuration or store error, 2 usage error.\n";
+
+static int load_state(struct mmtrustd *d, struct mm_config *cfg, struct mm_store **ret_store,
+		      struct mm_table **ret_table, struct mm_err *err)
+{
+	struct mm_store *store = NULL;
+	int r;
+
+	r = mm_store_open(cfg->store, &store, err);
+	if (r < 0)
+		return r;
+	r = mm_store_load(store, cfg->reqid_min, cfg->reqid_max, ret_table, err);
+	if (r < 0) {
+		mm_store_close(store);
+		return r;
+	}
+	for (size_t i = 0; i < (*ret_table)->n; i++) {
+		const struct mm_partner *p = (*ret_table)->partners[i];
+
+		if (p->reqid < cfg->reqid_min || p->reqid > cfg->reqid_max)
+			log_warn("partner %s keeps reqid %u, outside the configured range %u-%u",
+				 p->domain, p->reqid, cfg->reqid_min, cfg->reqid_max);
+		if (p->ca.not_after < time(NULL))
+			log_warn("partner %s: its CA certificate (%s) has expired", p->domain,
+				 p->ca.sha256);
+	}
+	(void)d;
+	*ret_store = store;
+	return 0;
+}
+
+void mmtrustd_table_changed(struct mmtrustd *d, struct mm_table *newt,
+			    const struct mm_change *changes, size_t n)
+{
+	(void)changes;
+	(void)n;
+	mm_table_free(d->table);
+	d->table = newt;
+}
+
+static int read_config(const char *path, bool explicit_path, struct mm_config *cfg,
+		       struct mm_err *err)
+{
+	if (!explicit_path && access(path, F_OK) < 0) {
+		mm_config_defaults(cfg);
+		return 0;
+	}
+	return mm_config_load(path, cfg, err);
+}
+
+static int open_admin(struct mmtrustd *d)
+{
+	static const struct mm_jsonl_limits lim = {
+		/* Admins are trusted and an apply of a large table is large. */
+		.max_line = 256u << 20,
+		.max_out = 512u << 20,
+		.max_clients = 64,
+	};
+	mode_t mode = d->cfg.admin_gid == (gid_t)-1 ? 0600 : 0660;
+	char dir[sizeof(d->cfg.admin_socket)], *slash;
+
+	snprintf(dir, sizeof(dir), "%s", d->cfg.admin_socket);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		mkdir(dir, 0755);
+	}
+	return mm_jsonl_server_new(d->ev, d->cfg.admin_socket, mode, d->cfg.admin_gid, &lim,
+				   admin_handle, admin_authorize, d, &d->admin);
+}
+
+static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct mmtrustd *d = userdata;
+	struct mm_config cfg;
+	struct mm_store *store = NULL;
+	struct mm_table *table = NULL;
+	struct mm_err err = { 0 };
+
+	(void)s;
+	(void)si;
+	sd_notify(0, "RELOADING=1");
+	if (read_config(d->config_path[0] ? d->config_path : MM_CONFIG_DEFAULT_PATH,
+			d->config_path[0], &cfg, &err) < 0 ||
+	    load_state(d, &cfg, &store, &table, &err) < 0) {
+		log_err("reload refused, still running on the previous configuration: %s: %s",
+			err.field, err.msg);
+		goto out;
+	}
+	if (strcmp(cfg.admin_socket, d->cfg.admin_socket) || cfg.admin_gid != d->cfg.admin_gid)
+		log_warn("reload: admin socket settings change only at restart");
+	if (strcmp(cfg.store, d->cfg.store))
+		log_notice("reload: store is now %s", cfg.store);
+	mm_store_close(d->store);
+	d->store = store;
+	snprintf(cfg.admin_socket, sizeof(cfg.admin_socket), "%s", d->cfg.admin_socket);
+	cfg.admin_gid = d->cfg.admin_gid;
+	d->cfg = cfg;
+	mmtrustd_table_changed(d, table, NULL, 0);
+	log_notice("reloaded: %zu partners", d->table->n);
+out:
+	sd_notify(0, "READY=1");
+	return 0;
+}
+
+static int daemonize(void)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0)
+		return -errno;
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0)
+		_exit(0);
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	return chdir("/") < 0 ? -errno : 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "check-config", no_argument, NULL, 't' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct mmtrustd d = { 0 };
+	struct mm_err err = { 0 };
+	bool foreground = false, check = false;
+	int verbose = 0, c, r, rc = 1;
+	sigset_t mask;
+
+	while ((c = getopt_long(argc, argv, "c:ftvVh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			snprintf(d.config_path, sizeof(d.config_path), "%s", optarg);
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case 't':
+			check = true;
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		case 'V':
+			printf("mmtrustd %s\n", MMTRUST_VERSION);
+			return 0;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			fputs(usage, stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "mmtrustd: unexpected argument '%s'\n%s", argv[optind], usage);
+		return 2;
+	}
+	log_open(foreground || check, verbose);
+	if (read_config(d.config_path[0] ? d.config_path : MM_CONFIG_DEFAULT_PATH,
+			d.config_path[0], &d.cfg, &err) < 0 ||
+	    load_state(&d, &d.cfg, &d.store, &d.table, &err) < 0) {
+		log_err("%s%s%s", err.field, err.field[0] ? ": " : "", err.msg);
+		goto out;
+	}
+	if (check) {
+		printf("configuration %s: ok\nstore %s: schema %d, %zu partners\n"
+		       "reqid range %u-%u\n",
+		       d.config_path[0] ? d.config_path : "(built-in defaults)", d.cfg.store,
+		       mm_store_schema_version(d.store), d.table->n, d.cfg.reqid_min,
+		       d.cfg.reqid_max);
+		rc = 0;
+		goto out;
+	}
+	if (!foreground && daemonize() < 0) {
+		log_err("cannot detach: %s", strerror(errno));
+		goto out;
+	}
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	r = sd_event_default(&d.ev);
+	if (r < 0 ||
+	    (r = sd_event_add_signal(d.ev, NULL, SIGTERM, NULL, NULL)) < 0 ||
+	    (r = sd_event_add_signal(d.ev, NULL, SIGINT, NULL, NULL)) < 0 ||
+	    (r = sd_event_add_signal(d.ev, NULL, SIGHUP, on_reload, &d)) < 0) {
+		log_err("event loop: %s", strerror(-r));
+		goto out;
+	}
+	r = open_admin(&d);
+	if (r < 0) {
+		log_err("admin socket %s: %s", d.cfg.admin_socket, strerror(-r));
+		goto out;
+	}
+	d.started = time(NULL);
+	log_notice("mmtrustd %s ready: %zu partners, store %s, admin socket %s",
+		   MMTRUST_VERSION, d.table->n, d.cfg.store, d.cfg.admin_socket);
+	sd_notify(0, "READY=1");
+	r = sd_event_loop(d.ev);
+	sd_notify(0, "STOPPING=1");
+	if (r < 0) {
+		log_err("event loop failed: %s", strerror(-r));
+		goto out;
+	}
+	log_notice("stopped");
+	rc = 0;
+out:
+	mm_jsonl_server_free(d.admin);
+	mm_table_free(d.table);
+	mm_store_close(d.store);
+	sd_event_unref(d.ev);
+	return rc;
+}

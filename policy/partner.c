@@ -1,0 +1,573 @@
+#include "partner.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const kind_names[MM_KIND__MAX] = {
+	[MM_KIND_IMS] = "ims",
+	[MM_KIND_NON_IMS] = "non-ims",
+};
+static const char *const esp_names[MM_ESP__MAX] = {
+	[MM_ESP_ENCRYPT] = "encrypt",
+	[MM_ESP_INTEGRITY_ONLY] = "integrity-only",
+};
+static const char *const path_names[MM_PATH__MAX] = {
+	[MM_PATH_TUNNEL] = "tunnel",
+	[MM_PATH_SEG] = "seg",
+};
+
+static int name_lookup(const char *const *names, int n, const char *s)
+{
+	for (int i = 0; s && i < n; i++)
+		if (strcmp(names[i], s) == 0)
+			return i;
+	return -EINVAL;
+}
+
+const char *mm_kind_name(enum mm_kind k) { return k < MM_KIND__MAX ? kind_names[k] : "?"; }
+const char *mm_esp_name(enum mm_esp e) { return e < MM_ESP__MAX ? esp_names[e] : "?"; }
+const char *mm_path_name(enum mm_path p) { return p < MM_PATH__MAX ? path_names[p] : "?"; }
+
+#define DEFINE_PARSE(fn, type, names, max)           \
+	int fn(const char *s, type *ret)              \
+	{                                             \
+		int i = name_lookup(names, max, s);   \
+		if (i < 0)                            \
+			return i;                     \
+		*ret = i;                             \
+		return 0;                             \
+	}
+DEFINE_PARSE(mm_kind_parse, enum mm_kind, kind_names, MM_KIND__MAX)
+DEFINE_PARSE(mm_esp_parse, enum mm_esp, esp_names, MM_ESP__MAX)
+DEFINE_PARSE(mm_path_parse, enum mm_path, path_names, MM_PATH__MAX)
+
+int mm_domain_canon(const char *in, char out[MM_DOMAIN_MAX + 1], const char *field,
+		    struct mm_err *err)
+{
+	char buf[MM_DOMAIN_MAX + 1];
+	size_t len, label = 0, labels = 1, i;
+	bool digits_only = true;
+
+	if (!in || !*in)
+		return mm_err_set(err, MM_ERR_INVALID, field, "domain is empty");
+	len = strlen(in);
+	if (len > 1 && in[len - 1] == '.')
+		len--;  /* absolute form: "example.net." names "example.net" */
+	if (len > MM_DOMAIN_MAX)
+		return mm_err_set(err, MM_ERR_INVALID, field,
+				  "domain is %zu characters long; at most %d are allowed",
+				  len, MM_DOMAIN_MAX);
+	for (i = 0; i < len; i++) {
+		unsigned char c = in[i];
+
+		if (c == '.') {
+			if (label == 0)
+				return mm_err_set(err, MM_ERR_INVALID, field,
+						  "'%s' has an empty label", in);
+			if (buf[i - 1] == '-')
+				return mm_err_set(err, MM_ERR_INVALID, field,
+						  "'%s': a label must not end with '-'", in);
+			label = 0;
+			labels++;
+			digits_only = true;
+			buf[i] = '.';
+			continue;
+		}
+		if (!isascii(c) || !(isalnum(c) || c == '-'))
+			return mm_err_set(err, MM_ERR_INVALID, field,
+					  "'%s' contains '%c': only letters, digits, '-' and '.' are allowed",
+					  in, isprint(c) ? c : '?');
+		if (c == '-' && label == 0)
+			return mm_err_set(err, MM_ERR_INVALID, field,
+					  "'%s': a label must not start with '-'", in);
+		if (++label > 63)
+			return mm_err_set(err, MM_ERR_INVALID, field,
+					  "'%s' has a label longer than 63 characters", in);
+		if (!isdigit(c))
+			digits_only = false;
+		buf[i] = tolower(c);
+	}
+	if (label == 0)
+		return mm_err_set(err, MM_ERR_INVALID, field, "'%s' has an empty label", in);
+	if (buf[len - 1] == '-')
+		return mm_err_set(err, MM_ERR_INVALID, field,
+				  "'%s': a label must not end with '-'", in);
+	if (labels < 2)
+		return mm_err_set(err, MM_ERR_INVALID, field,
+				  "'%s' is not fully qualified (at least two labels)", in);
+	if (digits_only)
+		return mm_err_set(err, MM_ERR_INVALID, field,
+				  "'%s': the top-level label must not be all digits", in);
+	buf[len] = '\0';
+	memcpy(out, buf, len + 1);
+	return 0;
+}
+
+struct mm_partner *mm_partner_new(void)
+{
+	struct mm_partner *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->refs = 1;
+	p->kind = MM_KIND__MAX;  /* must be given */
+	p->esp = MM_ESP_ENCRYPT;
+	p->path = MM_PATH_TUNNEL;
+	p->enabled = true;
+	return p;
+}
+
+struct mm_partner *mm_partner_ref(struct mm_partner *p)
+{
+	if (p)
+		p->refs++;
+	return p;
+}
+
+static void partner_free(struct mm_partner *p)
+{
+	free(p->ranges);
+	free(p->gateways);
+	free(p->ca_pem);
+	free(p);
+}
+
+void mm_partner_unref(struct mm_partner *p)
+{
+	if (p && --p->refs == 0)
+		partner_free(p);
+}
+
+struct mm_partner *mm_partner_dup(const struct mm_partner *p)
+{
+	struct mm_partner *d = malloc(sizeof(*d));
+
+	if (!d)
+		return NULL;
+	*d = *p;
+	d->refs = 1;
+	d->ranges = malloc(sizeof(*d->ranges) * (p->n_ranges ? p->n_ranges : 1));
+	d->gateways = malloc(sizeof(*d->gateways) * (p->n_gateways ? p->n_gateways : 1));
+	d->ca_pem = p->ca_pem ? strdup(p->ca_pem) : NULL;
+	if (!d->ranges || !d->gateways || (p->ca_pem && !d->ca_pem)) {
+		partner_free(d);
+		return NULL;
+	}
+	memcpy(d->ranges, p->ranges, sizeof(*d->ranges) * p->n_ranges);
+	memcpy(d->gateways, p->gateways, sizeof(*d->gateways) * p->n_gateways);
+	return d;
+}
+
+static int prefix_qsort_cmp(const void *a, const void *b)
+{
+	return mm_prefix_cmp(a, b);
+}
+
+/* Ranges are kept sorted so that equality, export and diff are stable; two
+ * ranges of the same partner that overlap are refused like any overlap. */
+static int ranges_set(struct mm_partner *p, const json_t *arr, struct mm_err *err)
+{
+	struct mm_prefix *r;
+	char field[32], a[MM_ADDR_STRLEN], b[MM_ADDR_STRLEN];
+	size_t i, n;
+
+	if (!json_is_array(arr))
+		return mm_err_set(err, MM_ERR_INVALID, "ranges",
+				  "must be a list of CIDR prefixes");
+	n = json_array_size(arr);
+	if (n == 0)
+		return mm_err_set(err, MM_ERR_INVALID, "ranges", "at least one range is required");
+	r = calloc(n, sizeof(*r));
+	if (!r)
+		return mm_err_set(err, MM_ERR_INTERNAL, "ranges", "out of memory");
+	for (i = 0; i < n; i++) {
+		const json_t *v = json_array_get(arr, i);
+		int ret;
+
+		snprintf(field, sizeof(field), "ranges[%zu]", i);
+		if (!json_is_string(v)) {
+			free(r);
+			return mm_err_set(err, MM_ERR_INVALID, field, "must be a string");
+		}
+		ret = mm_prefix_parse(json_string_value(v), &r[i], field, err);
+		if (ret < 0) {
+			free(r);
+			return ret;
+		}
+	}
+	qsort(r, n, sizeof(*r), prefix_qsort_cmp);
+	for (i = 1; i < n; i++) {
+		if (mm_prefix_overlaps(&r[i - 1], &r[i])) {
+			int ret = mm_err_set(err, MM_ERR_CONFLICT, "ranges",
+					     "%s and %s overlap (listed twice or nested)",
+					     mm_prefix_str(&r[i - 1], a), mm_prefix_str(&r[i], b));
+			free(r);
+			return ret;
+		}
+	}
+	free(p->ranges);
+	p->ranges = r;
+	p->n_ranges = n;
+	return 0;
+}
+
+static int gateways_set(struct mm_partner *p, const json_t *arr, struct mm_err *err)
+{
+	struct mm_addr *g;
+	char field[32], a[MM_ADDR_STRLEN];
+	size_t i, j, n;
+
+	if (!json_is_array(arr))
+		return mm_err_set(err, MM_ERR_INVALID, "gateways",
+				  "must be a list of IP addresses");
+	n = json_array_size(arr);
+	if (n == 0)
+		return mm_err_set(err, MM_ERR_INVALID, "gateways",
+				  "at least one gateway address is required");
+	g = calloc(n, sizeof(*g));
+	if (!g)
+		return mm_err_set(err, MM_ERR_INTERNAL, "gateways", "out of memory");
+	for (i = 0; i < n; i++) {
+		const json_t *v = json_array_get(arr, i);
+		int ret;
+
+		snprintf(field, sizeof(field), "gateways[%zu]", i);
+		if (!json_is_string(v)) {
+			free(g);
+			return mm_err_set(err, MM_ERR_INVALID, field, "must be a string");
+		}
+		ret = mm_addr_parse(json_string_value(v), &g[i], field, err);
+		if (ret < 0) {
+			free(g);
+			return ret;
+		}
+		for (j = 0; j < i; j++) {
+			if (mm_addr_cmp(&g[j], &g[i]) == 0) {
+				ret = mm_err_set(err, MM_ERR_INVALID, field, "%s is listed twice",
+						 mm_addr_str(&g[i], a));
+				free(g);
+				return ret;
+			}
+		}
+	}
+	free(p->gateways);
+	p->gateways = g;
+	p->n_gateways = n;
+	return 0;
+}
+
+static int ca_set(struct mm_partner *p, const json_t *v, time_t now, struct mm_err *err)
+{
+	struct mm_ca_info info;
+	char *pem;
+	int r;
+
+	if (!json_is_string(v))
+		return mm_err_set(err, MM_ERR_INVALID, "ca",
+				  "must be the PEM text of the CA certificate");
+	r = mm_ca_check(json_string_value(v), now, &info, "ca", err);
+	if (r < 0)
+		return r;
+	pem = strdup(json_string_value(v));
+	if (!pem)
+		return mm_err_set(err, MM_ERR_INTERNAL, "ca", "out of memory");
+	free(p->ca_pem);
+	p->ca_pem = pem;
+	p->ca = info;
+	return 0;
+}
+
+static int bool_set(bool *dst, const json_t *v, const char *field, struct mm_err *err)
+{
+	if (!json_is_boolean(v))
+		return mm_err_set(err, MM_ERR_INVALID, field, "must be true or false");
+	*dst = json_is_true(v);
+	return 0;
+}
+
+static int enum_set(int *dst, const json_t *v, const char *const *names, int max,
+		    const char *field, const char *choices, struct mm_err *err)
+{
+	int i = json_is_string(v) ? name_lookup(names, max, json_string_value(v)) : -EINVAL;
+
+	if (i >= 0) {
+		*dst = i;
+		return 0;
+	}
+		return mm_err_set(err, MM_ERR_INVALID, field, "must be one of: %s%s%s%s",
+				  choices, json_is_string(v) ? " (got '" : "",
+				  json_is_string(v) ? json_string_value(v) : "",
+				  json_is_string(v) ? "')" : "");
+}
+
+/* Members only the daemon produces; tolerated on input so exported JSON
+ * can be fed back. */
+static const char *const readonly_members[] = {
+	"reqid", "ca_sha256", "ca_subject", "ca_not_before", "ca_not_after",
+	"created", "updated", NULL,
+};
+
+static bool is_readonly(const char *key)
+{
+	for (size_t i = 0; readonly_members[i]; i++)
+		if (strcmp(key, readonly_members[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Set one user-settable member.  Returns 1 when key is not a settable
+ * member, 0 on success, negative on a refused value. */
+static int member_set(struct mm_partner *p, const char *key, const json_t *v, time_t now,
+		      struct mm_err *err)
+{
+	int e, r;
+
+	if (strcmp(key, "kind") == 0) {
+		r = enum_set(&e, v, kind_names, MM_KIND__MAX, "kind", "ims, non-ims", err);
+		if (r == 0)
+			p->kind = e;
+		return r;
+	}
+	if (strcmp(key, "esp") == 0) {
+		r = enum_set(&e, v, esp_names, MM_ESP__MAX, "esp", "encrypt, integrity-only", err);
+		if (r == 0)
+			p->esp = e;
+		return r;
+	}
+	if (strcmp(key, "path") == 0) {
+		r = enum_set(&e, v, path_names, MM_PATH__MAX, "path", "tunnel, seg", err);
+		if (r == 0)
+			p->path = e;
+		return r;
+	}
+	if (strcmp(key, "agreement") == 0)
+		return bool_set(&p->agreement, v, "agreement", err);
+	if (strcmp(key, "enabled") == 0)
+		return bool_set(&p->enabled, v, "enabled", err);
+	if (strcmp(key, "ranges") == 0)
+		return ranges_set(p, v, err);
+	if (strcmp(key, "gateways") == 0)
+		return gateways_set(p, v, err);
+	if (strcmp(key, "ca") == 0)
+		return ca_set(p, v, now, err);
+	return 1;
+}
+
+int mm_partner_from_json(const json_t *obj, time_t now, struct mm_partner **ret,
+			 struct mm_err *err)
+{
+	static const char *const required[] = {
+		"domain", "kind", "agreement", "ranges", "gateways", "ca", NULL,
+	};
+	struct mm_partner *p;
+	const char *key;
+	json_t *v;
+	int r;
+
+	if (!json_is_object(obj))
+		return mm_err_set(err, MM_ERR_INVALID, "", "a partner must be a JSON object");
+	for (size_t i = 0; required[i]; i++)
+		if (!json_object_get(obj, required[i]))
+			return mm_err_set(err, MM_ERR_INVALID, required[i], "is required");
+	v = json_object_get(obj, "domain");
+	p = mm_partner_new();
+	if (!p)
+		return mm_err_set(err, MM_ERR_INTERNAL, "", "out of memory");
+	if (!json_is_string(v)) {
+		r = mm_err_set(err, MM_ERR_INVALID, "domain", "must be a string");
+		goto fail;
+	}
+	r = mm_domain_canon(json_string_value(v), p->domain, "domain", err);
+	if (r < 0)
+		goto fail;
+	json_object_foreach((json_t *)obj, key, v) {
+		if (strcmp(key, "domain") == 0 || is_readonly(key))
+			continue;
+		r = member_set(p, key, v, now, err);
+		if (r < 0)
+			goto fail;
+		if (r > 0) {
+			r = mm_err_set(err, MM_ERR_INVALID, key,
+				       "unknown field (known: domain, kind, agreement, ranges, "
+				       "gateways, ca, esp, path, enabled)");
+			goto fail;
+		}
+	}
+	*ret = p;
+	return 0;
+fail:
+	mm_partner_unref(p);
+	return r;
+}
+
+/* Merge the string list `arr` into/out of the list member `key` of cur. */
+static int list_edit(json_t *cur, const char *key, const json_t *arr, bool add,
+		     struct mm_err *err)
+{
+	json_t *list = json_object_get(cur, key), *v;
+	size_t i;
+
+	if (!json_is_array(arr))
+		return mm_err_set(err, MM_ERR_INVALID, key, "must be a list");
+	json_array_foreach(arr, i, v) {
+		size_t j;
+		json_t *w;
+		bool found = false;
+
+		if (!json_is_string(v))
+			return mm_err_set(err, MM_ERR_INVALID, key, "must be a list of strings");
+		json_array_foreach(list, j, w) {
+			if (json_equal(v, w)) {
+				found = true;
+				if (!add)
+					json_array_remove(list, j);
+				break;
+			}
+		}
+		if (add && !found)
+			json_array_append(list, v);
+		if (!add && !found)
+			return mm_err_set(err, MM_ERR_NOT_FOUND, key,
+					  "%s is not in the partner's %s", json_string_value(v),
+					  key);
+	}
+	return 0;
+}
+
+int mm_partner_update(const struct mm_partner *p, const json_t *set, const json_t *add,
+		      const json_t *remove, time_t now, struct mm_partner **ret,
+		      struct mm_err *err)
+{
+	json_t *cur = mm_partner_to_json(p, MM_JSON_CONFIG), *v;
+	struct mm_partner *n = NULL;
+	const char *key;
+	int r = 0;
+
+	if (!cur)
+		return mm_err_set(err, MM_ERR_INTERNAL, "", "out of memory");
+	if (set && !json_is_object(set)) {
+		r = mm_err_set(err, MM_ERR_INVALID, "set", "must be an object");
+		goto out;
+	}
+	json_object_foreach((json_t *)set, key, v) {
+		if (strcmp(key, "domain") == 0) {
+			char d[MM_DOMAIN_MAX + 1];
+
+			if (!json_is_string(v) ||
+			    mm_domain_canon(json_string_value(v), d, "domain", NULL) < 0 ||
+			    strcmp(d, p->domain) != 0) {
+				r = mm_err_set(err, MM_ERR_INVALID, "domain",
+					       "a partner's domain cannot be changed: "
+					       "delete it and add the new one");
+				goto out;
+			}
+			continue;
+		}
+		json_object_set(cur, key, v);
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		const json_t *edits = pass == 0 ? add : remove;
+
+		if (!edits)
+			continue;
+		if (!json_is_object(edits)) {
+			r = mm_err_set(err, MM_ERR_INVALID, pass ? "remove" : "add",
+				       "must be an object");
+			goto out;
+		}
+		json_object_foreach((json_t *)edits, key, v) {
+			if (strcmp(key, "ranges") && strcmp(key, "gateways")) {
+				r = mm_err_set(err, MM_ERR_INVALID, key,
+					       "only ranges and gateways can be added or removed");
+				goto out;
+			}
+			r = list_edit(cur, key, v, pass == 0, err);
+			if (r < 0)
+				goto out;
+		}
+	}
+	r = mm_partner_from_json(cur, now, &n, err);
+	if (r < 0)
+		goto out;
+	n->reqid = p->reqid;
+	n->created = p->created;
+	n->updated = p->updated;
+	*ret = n;
+out:
+	json_decref(cur);
+	return r;
+}
+
+static json_t *str_array(size_t n, const void *items, bool prefixes)
+{
+	json_t *a = json_array();
+	char buf[MM_ADDR_STRLEN];
+
+	for (size_t i = 0; a && i < n; i++) {
+		const char *s = prefixes ? mm_prefix_str((const struct mm_prefix *)items + i, buf)
+					 : mm_addr_str((const struct mm_addr *)items + i, buf);
+		if (json_array_append_new(a, json_string(s)) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+static json_t *iso_time(int64_t t)
+{
+	char buf[32];
+	time_t tt = t;
+	struct tm tm;
+
+	if (!gmtime_r(&tt, &tm))
+		return json_null();
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_string(buf);
+}
+
+json_t *mm_partner_to_json(const struct mm_partner *p, int flags)
+{
+	json_t *o = json_pack("{s:s, s:s, s:b, s:o, s:o, s:s, s:s, s:b, s:s}",
+			      "domain", p->domain,
+			      "kind", mm_kind_name(p->kind),
+			      "agreement", p->agreement,
+			      "ranges", str_array(p->n_ranges, p->ranges, true),
+			      "gateways", str_array(p->n_gateways, p->gateways, false),
+			      "esp", mm_esp_name(p->esp),
+			      "path", mm_path_name(p->path),
+			      "enabled", p->enabled,
+			      "ca", p->ca_pem ? p->ca_pem : "");
+
+	if (!o || flags == MM_JSON_CONFIG)
+		return o;
+	if (json_object_set_new(o, "reqid", json_integer(p->reqid)) < 0 ||
+	    json_object_set_new(o, "ca_sha256", json_string(p->ca.sha256)) < 0 ||
+	    json_object_set_new(o, "ca_subject", json_string(p->ca.subject)) < 0 ||
+	    json_object_set_new(o, "ca_not_after", iso_time(p->ca.not_after)) < 0 ||
+	    json_object_set_new(o, "created", iso_time(p->created)) < 0 ||
+	    json_object_set_new(o, "updated", iso_time(p->updated)) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+bool mm_partner_config_equal(const struct mm_partner *a, const struct mm_partner *b)
+{
+	if (strcmp(a->domain, b->domain) || a->kind != b->kind ||
+	    a->agreement != b->agreement || a->esp != b->esp || a->path != b->path ||
+	    a->enabled != b->enabled || a->n_ranges != b->n_ranges ||
+	    a->n_gateways != b->n_gateways)
+		return false;
+	for (size_t i = 0; i < a->n_ranges; i++)
+		if (mm_prefix_cmp(&a->ranges[i], &b->ranges[i]))
+			return false;
+	for (size_t i = 0; i < a->n_gateways; i++)
+		if (mm_addr_cmp(&a->gateways[i], &b->gateways[i]))
+			return false;
+	return strcmp(a->ca_pem ? a->ca_pem : "", b->ca_pem ? b->ca_pem : "") == 0;
+}

@@ -1,0 +1,562 @@
+#include "store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct mm_store {
+	sqlite3 *db;
+};
+
+/* Migration i takes the schema from version i to i+1; never edit one that
+ * has shipped, append a new one. */
+static const char *const migrations[] = {
+	"CREATE TABLE meta ("
+	"  key TEXT PRIMARY KEY,"
+	"  value TEXT NOT NULL);"
+	"CREATE TABLE partners ("
+	"  domain TEXT PRIMARY KEY,"
+	"  reqid INTEGER NOT NULL UNIQUE,"
+	"  kind TEXT NOT NULL,"
+	"  agreement INTEGER NOT NULL,"
+	"  esp TEXT NOT NULL,"
+	"  path TEXT NOT NULL,"
+	"  enabled INTEGER NOT NULL,"
+	"  ranges TEXT NOT NULL,"      /* JSON array of CIDR strings */
+	"  gateways TEXT NOT NULL,"    /* JSON array of addresses */
+	"  ca_pem TEXT NOT NULL,"
+	"  ca_sha256 TEXT NOT NULL,"
+	"  ca_subject TEXT NOT NULL,"
+	"  ca_not_before INTEGER NOT NULL,"
+	"  ca_not_after INTEGER NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  updated INTEGER NOT NULL);"
+	"CREATE TABLE audit ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  time INTEGER NOT NULL,"
+	"  txn INTEGER NOT NULL,"
+	"  uid INTEGER NOT NULL,"
+	"  user TEXT NOT NULL,"
+	"  pid INTEGER NOT NULL,"
+	"  request TEXT NOT NULL,"
+	"  action TEXT NOT NULL,"
+	"  domain TEXT NOT NULL,"
+	"  before TEXT,"
+	"  after TEXT);"
+	"CREATE INDEX audit_domain ON audit(domain, id);",
+};
+#define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
+_Static_assert(N_MIGRATIONS == MM_STORE_SCHEMA_VERSION, "one migration per schema version");
+
+static int db_fail(struct mm_store *s, struct mm_err *err, const char *what)
+{
+	return mm_err_set(err, MM_ERR_INTERNAL, "store", "%s: %s", what, sqlite3_errmsg(s->db));
+}
+
+static int exec(struct mm_store *s, const char *sql, struct mm_err *err)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		int r = mm_err_set(err, MM_ERR_INTERNAL, "store", "%s", msg ? msg : "sqlite error");
+
+		sqlite3_free(msg);
+		return r;
+	}
+	return 0;
+}
+
+int mm_store_schema_version(struct mm_store *s)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v < 0 ? -EIO : v;
+}
+
+static int migrate(struct mm_store *s, struct mm_err *err)
+{
+	int v = mm_store_schema_version(s), r;
+	char sql[64];
+
+	if (v < 0)
+		return db_fail(s, err, "cannot read the schema version");
+	if (v > MM_STORE_SCHEMA_VERSION)
+		return mm_err_set(err, MM_ERR_INTERNAL, "store",
+				  "schema version %d is newer than this mmtrust understands (%d)",
+				  v, MM_STORE_SCHEMA_VERSION);
+	for (; v < MM_STORE_SCHEMA_VERSION; v++) {
+		r = exec(s, "BEGIN IMMEDIATE", err);
+		if (r < 0)
+			return r;
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
+		r = exec(s, migrations[v], err);
+		if (r == 0)
+			r = exec(s, sql, err);
+		if (r == 0)
+			r = exec(s, "COMMIT", err);
+		if (r < 0) {
+			exec(s, "ROLLBACK", NULL);
+			mm_err_prefix(err, "migration");
+			return r;
+		}
+	}
+	return 0;
+}
+
+int mm_store_open(const char *path, struct mm_store **ret, struct mm_err *err)
+{
+	struct mm_store *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (!s)
+		return mm_err_set(err, MM_ERR_INTERNAL, "store", "out of memory");
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	    SQLITE_OK) {
+		r = mm_err_set(err, MM_ERR_INTERNAL, "store", "cannot open %s: %s", path,
+			       s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, 5000);
+	r = exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+		    "PRAGMA foreign_keys = ON;", err);
+	if (r < 0)
+		goto fail;
+	r = migrate(s, err);
+	if (r < 0)
+		goto fail;
+	*ret = s;
+	return 0;
+fail:
+	mm_store_close(s);
+	return r;
+}
+
+void mm_store_close(struct mm_store *s)
+{
+	if (!s)
+		return;
+	sqlite3_close(s->db);
+	free(s);
+}
+
+static int meta_get_u32(struct mm_store *s, const char *key, uint32_t *ret)
+{
+	sqlite3_stmt *st;
+	int r = 0;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = ?", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*ret = strtoul((const char *)sqlite3_column_text(st, 0), NULL, 10);
+	else
+		r = -ENOENT;
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int list_parse(const char *text, bool prefixes, void **ret, size_t *ret_n)
+{
+	json_t *a = json_loads(text, 0, NULL), *v;
+	size_t i, n;
+	void *items;
+
+	if (!json_is_array(a)) {
+		json_decref(a);
+		return -EINVAL;
+	}
+	n = json_array_size(a);
+	items = calloc(n ? n : 1, prefixes ? sizeof(struct mm_prefix) : sizeof(struct mm_addr));
+	if (!items) {
+		json_decref(a);
+		return -ENOMEM;
+	}
+	json_array_foreach(a, i, v) {
+		int r = prefixes ? mm_prefix_parse(json_string_value(v),
+						   (struct mm_prefix *)items + i, "", NULL)
+				 : mm_addr_parse(json_string_value(v),
+						 (struct mm_addr *)items + i, "", NULL);
+		if (r < 0) {
+			free(items);
+			json_decref(a);
+			return r;
+		}
+	}
+	json_decref(a);
+	*ret = items;
+	*ret_n = n;
+	return 0;
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+	const char *t = (const char *)sqlite3_column_text(st, i);
+
+	return t ? t : "";
+}
+
+static int row_to_partner(sqlite3_stmt *st, struct mm_partner **ret)
+{
+	struct mm_partner *p = mm_partner_new();
+	void *items;
+	int r = -EINVAL;
+
+	if (!p)
+		return -ENOMEM;
+	snprintf(p->domain, sizeof(p->domain), "%s", col_text(st, 0));
+	p->reqid = sqlite3_column_int64(st, 1);
+	if (mm_kind_parse(col_text(st, 2), &p->kind) < 0 ||
+	    mm_esp_parse(col_text(st, 4), &p->esp) < 0 ||
+	    mm_path_parse(col_text(st, 5), &p->path) < 0)
+		goto fail;
+	p->agreement = sqlite3_column_int(st, 3);
+	p->enabled = sqlite3_column_int(st, 6);
+	r = list_parse(col_text(st, 7), true, &items, &p->n_ranges);
+	if (r < 0)
+		goto fail;
+	p->ranges = items;
+	r = list_parse(col_text(st, 8), false, &items, &p->n_gateways);
+	if (r < 0)
+		goto fail;
+	p->gateways = items;
+	p->ca_pem = strdup(col_text(st, 9));
+	if (!p->ca_pem) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	snprintf(p->ca.sha256, sizeof(p->ca.sha256), "%s", col_text(st, 10));
+	snprintf(p->ca.subject, sizeof(p->ca.subject), "%s", col_text(st, 11));
+	p->ca.not_before = sqlite3_column_int64(st, 12);
+	p->ca.not_after = sqlite3_column_int64(st, 13);
+	p->created = sqlite3_column_int64(st, 14);
+	p->updated = sqlite3_column_int64(st, 15);
+	*ret = p;
+	return 0;
+fail:
+	mm_partner_unref(p);
+	return r;
+}
+
+#define PARTNER_COLUMNS                                                               \
+	"domain, reqid, kind, agreement, esp, path, enabled, ranges, gateways, ca_pem, " \
+	"ca_sha256, ca_subject, ca_not_before, ca_not_after, created, updated"
+
+int mm_store_load(struct mm_store *s, uint32_t reqid_min, uint32_t reqid_max,
+		  struct mm_table **ret, struct mm_err *err)
+{
+	struct mm_partner **list = NULL, **grown;
+	size_t n = 0, cap = 0;
+	uint32_t next = reqid_min;
+	sqlite3_stmt *st;
+	int r = 0, rc;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT " PARTNER_COLUMNS " FROM partners ORDER BY domain",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_fail(s, err, "cannot read partners");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			grown = realloc(list, cap * sizeof(*list));
+			if (!grown) {
+				r = mm_err_set(err, MM_ERR_INTERNAL, "store", "out of memory");
+				goto out;
+			}
+			list = grown;
+		}
+		r = row_to_partner(st, &list[n]);
+		if (r < 0) {
+			r = mm_err_set(err, MM_ERR_INTERNAL, "store",
+				       "partner row %s is corrupt: %s", col_text(st, 0),
+				       strerror(-r));
+			goto out;
+		}
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = db_fail(s, err, "cannot read partners");
+		goto out;
+	}
+	meta_get_u32(s, "reqid_next", &next);
+	r = mm_table_build(list, n, reqid_min, reqid_max, next, ret, err);
+	if (r < 0)
+		mm_err_prefix(err, "store");
+out:
+	sqlite3_finalize(st);
+	for (size_t i = 0; i < n; i++)
+		mm_partner_unref(list[i]);
+	free(list);
+	return r;
+}
+
+static char *json_text(const json_t *j)
+{
+	return j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+}
+
+static char *list_text(const struct mm_partner *p, bool prefixes)
+{
+	json_t *o = mm_partner_to_json(p, MM_JSON_CONFIG);
+	char *t = o ? json_text(json_object_get(o, prefixes ? "ranges" : "gateways")) : NULL;
+
+	json_decref(o);
+	return t;
+}
+
+/* The audit's view of a partner: everything but the PEM itself, whose
+ * fingerprint says which CA it was. */
+static char *audit_text(const struct mm_partner *p)
+{
+	json_t *o;
+	char *t;
+
+	if (!p)
+		return NULL;
+	o = mm_partner_to_json(p, MM_JSON_FULL);
+	if (!o)
+		return NULL;
+	json_object_del(o, "ca");
+	json_object_del(o, "created");
+	json_object_del(o, "updated");
+	t = json_text(o);
+	json_decref(o);
+	return t;
+}
+
+static int write_partner(struct mm_store *s, const struct mm_change *c, struct mm_err *err)
+{
+	static const char *const sql[MM_CHANGE__MAX] = {
+		[MM_CHANGE_ADD] = "INSERT INTO partners (" PARTNER_COLUMNS ") VALUES "
+				  "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+		[MM_CHANGE_SET] = "UPDATE partners SET reqid = ?2, kind = ?3, agreement = ?4, "
+				  "esp = ?5, path = ?6, enabled = ?7, ranges = ?8, gateways = ?9, "
+				  "ca_pem = ?10, ca_sha256 = ?11, ca_subject = ?12, "
+				  "ca_not_before = ?13, ca_not_after = ?14, created = ?15, "
+				  "updated = ?16 WHERE domain = ?1",
+		[MM_CHANGE_DEL] = "DELETE FROM partners WHERE domain = ?1",
+	};
+	const struct mm_partner *p = c->after ? c->after : c->before;
+	char *ranges = NULL, *gateways = NULL;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	if (sqlite3_prepare_v2(s->db, sql[c->op], -1, &st, NULL) != SQLITE_OK)
+		return db_fail(s, err, "cannot prepare partner write");
+	sqlite3_bind_text(st, 1, p->domain, -1, SQLITE_STATIC);
+	if (c->op != MM_CHANGE_DEL) {
+		ranges = list_text(p, true);
+		gateways = list_text(p, false);
+		if (!ranges || !gateways) {
+			r = mm_err_set(err, MM_ERR_INTERNAL, "store", "out of memory");
+			goto out;
+		}
+		sqlite3_bind_int64(st, 2, p->reqid);
+		sqlite3_bind_text(st, 3, mm_kind_name(p->kind), -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 4, p->agreement);
+		sqlite3_bind_text(st, 5, mm_esp_name(p->esp), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 6, mm_path_name(p->path), -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 7, p->enabled);
+		sqlite3_bind_text(st, 8, ranges, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 9, gateways, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 10, p->ca_pem ? p->ca_pem : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 11, p->ca.sha256, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 12, p->ca.subject, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 13, p->ca.not_before);
+		sqlite3_bind_int64(st, 14, p->ca.not_after);
+		sqlite3_bind_int64(st, 15, p->created);
+		sqlite3_bind_int64(st, 16, p->updated);
+	}
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		r = db_fail(s, err, "cannot write partner");
+		mm_err_prefix(err, p->domain);
+		goto out;
+	}
+	if (sqlite3_changes(s->db) != 1)
+		r = mm_err_set(err, MM_ERR_NOT_FOUND, "store",
+			       "partner %s: expected to %s one row, changed %d", p->domain,
+			       mm_change_op_name(c->op), sqlite3_changes(s->db));
+out:
+	sqlite3_finalize(st);
+	free(ranges);
+	free(gateways);
+	return r;
+}
+
+static int write_audit(struct mm_store *s, const struct mm_change *c, int64_t now,
+		       int64_t txn, const struct mm_actor *actor, struct mm_err *err)
+{
+	const struct mm_partner *p = c->after ? c->after : c->before;
+	char *before = audit_text(c->before), *after = audit_text(c->after);
+	sqlite3_stmt *st = NULL;
+	int r = 0;
+
+	if ((c->before && !before) || (c->after && !after)) {
+		r = mm_err_set(err, MM_ERR_INTERNAL, "store", "out of memory");
+		goto out;
+	}
+	if (sqlite3_prepare_v2(s->db,
+			       "INSERT INTO audit (time, txn, uid, user, pid, request, action, "
+			       "domain, before, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			       -1, &st, NULL) != SQLITE_OK) {
+		r = db_fail(s, err, "cannot prepare audit write");
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 2, txn);
+	sqlite3_bind_int64(st, 3, actor->uid);
+	sqlite3_bind_text(st, 4, actor->user, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, actor->pid);
+	sqlite3_bind_text(st, 6, actor->request, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, mm_change_op_name(c->op), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, p->domain, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, before, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 10, after, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		r = db_fail(s, err, "cannot write audit entry");
+out:
+	sqlite3_finalize(st);
+	free(before);
+	free(after);
+	return r;
+}
+
+int mm_store_commit(struct mm_store *s, const struct mm_change *changes, size_t n,
+		    uint32_t reqid_next, const struct mm_actor *actor, struct mm_err *err)
+{
+	int64_t now = time(NULL), txn = 0;
+	char sql[128];
+	sqlite3_stmt *st;
+	int r;
+
+	r = exec(s, "BEGIN IMMEDIATE", err);
+	if (r < 0)
+		return r;
+	/* A transaction number groups the audit rows of one request. */
+	if (sqlite3_prepare_v2(s->db, "SELECT COALESCE(MAX(txn), 0) + 1 FROM audit", -1, &st,
+			       NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			txn = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		r = write_partner(s, &changes[i], err);
+		if (r == 0)
+			r = write_audit(s, &changes[i], now, txn, actor, err);
+	}
+	if (r == 0) {
+		snprintf(sql, sizeof(sql),
+			 "INSERT OR REPLACE INTO meta (key, value) VALUES ('reqid_next', '%" PRIu32
+			 "')",
+			 reqid_next);
+		r = exec(s, sql, err);
+	}
+	if (r == 0)
+		r = exec(s, "COMMIT", err);
+	if (r < 0)
+		exec(s, "ROLLBACK", NULL);
+	return r;
+}
+
+static json_t *column_json(sqlite3_stmt *st, int i)
+{
+	const char *t = (const char *)sqlite3_column_text(st, i);
+	json_t *j;
+
+	if (!t)
+		return json_null();
+	j = json_loads(t, 0, NULL);
+	return j ? j : json_string(t);
+}
+
+int mm_store_audit(struct mm_store *s, const char *domain, unsigned limit, json_t **ret,
+		   struct mm_err *err)
+{
+	json_t *arr = json_array();
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!arr)
+		return mm_err_set(err, MM_ERR_INTERNAL, "store", "out of memory");
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT * FROM (SELECT id, time, txn, uid, user, pid, request, "
+			       "action, domain, before, after FROM audit "
+			       "WHERE ?1 IS NULL OR domain = ?1 ORDER BY id DESC LIMIT ?2) "
+			       "ORDER BY id",
+			       -1, &st, NULL) != SQLITE_OK) {
+		json_decref(arr);
+		return db_fail(s, err, "cannot read the audit trail");
+	}
+	if (domain)
+		sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, limit ? (int64_t)limit : -1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		char when[32];
+		time_t t = sqlite3_column_int64(st, 1);
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		json_array_append_new(
+			arr, json_pack("{s:I, s:s, s:I, s:I, s:s, s:I, s:s, s:s, s:s, s:o, s:o}",
+				       "id", (json_int_t)sqlite3_column_int64(st, 0), "time", when,
+				       "txn", (json_int_t)sqlite3_column_int64(st, 2), "uid",
+				       (json_int_t)sqlite3_column_int64(st, 3), "user",
+				       col_text(st, 4), "pid",
+				       (json_int_t)sqlite3_column_int64(st, 5), "request",
+				       col_text(st, 6), "action", col_text(st, 7), "domain",
+				       col_text(st, 8), "before", column_json(st, 9), "after",
+				       column_json(st, 10)));
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		json_decref(arr);
+		return db_fail(s, err, "cannot read the audit trail");
+	}
+	*ret = arr;
+	return 0;
+}
+
+int mm_store_dump(struct mm_store *s, char **ret)
+{
+	sqlite3_stmt *st;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	int cols;
+
+	if (!f)
+		return -ENOMEM;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT " PARTNER_COLUMNS " FROM partners ORDER BY domain", -1,
+			       &st, NULL) != SQLITE_OK) {
+		fclose(f);
+		free(buf);
+		return -EIO;
+	}
+	cols = sqlite3_column_count(st);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		for (int i = 0; i < cols; i++)
+			fprintf(f, "%s%s", i ? "|" : "", col_text(st, i));
+		fputc('\n', f);
+	}
+	sqlite3_finalize(st);
+	{
+		uint32_t next = 0;
+
+		if (meta_get_u32(s, "reqid_next", &next) == 0)
+			fprintf(f, "reqid_next=%" PRIu32 "\n", next);
+	}
+	fclose(f);
+	*ret = buf;
+	return 0;
+}

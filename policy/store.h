@@ -1,0 +1,58 @@
+/* The embedded store: SQLite in WAL mode holding the partner table, the
+ * reqid allocation cursor and the audit trail.
+ *
+ * Every change set is one transaction (BEGIN IMMEDIATE ... COMMIT): the
+ * partner rows, one audit row per changed partner and the reqid cursor are
+ * written together or not at all.  The schema carries a version
+ * (PRAGMA user_version) and is migrated forward on open; a store written by
+ * a newer mmtrust is refused rather than guessed at. */
+#ifndef MM_STORE_H
+#define MM_STORE_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "err.h"
+#include "table.h"
+
+#define MM_STORE_SCHEMA_VERSION 1
+
+struct mm_store;
+
+/* Who asked for a change (from SO_PEERCRED on the admin socket). */
+struct mm_actor {
+	uid_t uid;
+	pid_t pid;
+	char user[64];     /* login name, or the uid in decimal */
+	char request[32];  /* the admin operation: "partner.add", "apply", ... */
+};
+
+/* Open (creating and migrating as needed).  -errno with err filled. */
+int mm_store_open(const char *path, struct mm_store **ret, struct mm_err *err);
+void mm_store_close(struct mm_store *s);  /* accepts NULL */
+int mm_store_schema_version(struct mm_store *s);
+
+/* Load the whole table.  CA validity is not re-checked here: a CA that
+ * expired after provisioning must not stop the daemon from starting (it is
+ * reported by status instead). */
+int mm_store_load(struct mm_store *s, uint32_t reqid_min, uint32_t reqid_max,
+		  struct mm_table **ret, struct mm_err *err);
+
+/* Write a change set (already validated by mm_table_apply, so `after`
+ * partners carry their reqids) and the new reqid cursor in one
+ * transaction, with one audit row per change.  Any failure rolls back. */
+int mm_store_commit(struct mm_store *s, const struct mm_change *changes, size_t n,
+		    uint32_t reqid_next, const struct mm_actor *actor, struct mm_err *err);
+
+/* The audit trail, oldest first: the last `limit` entries (0 = all),
+ * optionally only those of one domain.  *ret is a JSON array of
+ * {id, time, txn, uid, user, pid, request, action, domain, before, after}. */
+int mm_store_audit(struct mm_store *s, const char *domain, unsigned limit, json_t **ret,
+		   struct mm_err *err);
+
+/* For tests: a canonical text dump of every partner row and the cursor;
+ * equal dumps mean equal tables.  Caller frees. */
+int mm_store_dump(struct mm_store *s, char **ret);
+
+#endif
