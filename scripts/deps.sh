@@ -7,7 +7,7 @@ PKGS=(
 	build-essential pkg-config
 	libjansson-dev libsqlite3-dev libssl-dev openssl
 	libmnl-dev libsystemd-dev libinih-dev libyaml-dev check
-	iproute2 sqlite3 procps
+	iproute2 sqlite3 procps jq util-linux
 )
 
 missing=()

@@ -1,0 +1,343 @@
+#include "ca.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+/* A CA certificate is a few kilobytes; the cap bounds what a wrong file
+ * pasted into the field can cost, and keeps the length within an int for
+ * BIO_new_mem_buf(). */
+#define CA_PEM_MAX (1024 * 1024)
+
+#define SHA256_LEN 32
+_Static_assert(sizeof(((struct mm_ca_info *)0)->sha256) >= 3 * SHA256_LEN,
+	       "sha256 buffer too small for 32 colon-separated hex bytes");
+
+static bool is_cert_label(const char *name)
+{
+	return strcmp(name, PEM_STRING_X509) == 0 || strcmp(name, PEM_STRING_X509_OLD) == 0;
+}
+
+/* The label comes from the input and ends up on an operator's terminal. */
+static void label_copy(char *dst, size_t size, const char *src)
+{
+	size_t i;
+
+	for (i = 0; src[i] && i + 1 < size; i++)
+		dst[i] = isprint((unsigned char)src[i]) ? src[i] : '?';
+	dst[i] = '\0';
+}
+
+/* Walk every PEM block rather than calling PEM_read_bio_X509(): that one
+ * silently skips blocks of other types, so a private key pasted next to
+ * the certificate, or a second certificate, would go unnoticed.  Text
+ * outside the blocks (as `openssl x509 -text` prints) is ignored. */
+static int pem_read_one_cert(const char *pem, size_t len, X509 **ret_x509, const char *field,
+			     struct mm_err *err)
+{
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	long der_len = 0;
+	X509 *x = NULL;
+	BIO *bio;
+	int ncert = 0, r = 0;
+
+	bio = BIO_new_mem_buf(pem, (int)len);
+	if (!bio) {
+		r = mm_err_set(err, MM_ERR_INTERNAL, field, "out of memory reading the certificate");
+		goto out;
+	}
+	for (;;) {
+		char *name = NULL, *header = NULL, label[48];
+		unsigned char *data = NULL;
+		long data_len = 0;
+		unsigned long e;
+
+		/* PEM_FLAG_SECURE: the buffers (and the copies PEM_read_bio_ex
+		 * makes) are wiped when freed, which matters if this block
+		 * turns out to be a private key. */
+		if (!PEM_read_bio_ex(bio, &name, &header, &data, &data_len,
+				     PEM_FLAG_SECURE | PEM_FLAG_EAY_COMPATIBLE)) {
+			e = ERR_peek_last_error();
+			if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
+				break;  /* no further BEGIN line: end of input */
+			r = mm_err_set(err, MM_ERR_INVALID, field,
+				       "not a PEM certificate: a PEM block is malformed (bad base64 or missing END line)");
+			goto out;
+		}
+		if (!is_cert_label(name)) {
+			if (strstr(name, "PRIVATE KEY")) {
+				r = mm_err_set(err, MM_ERR_INVALID, field,
+					       "holds a private key, not a certificate; give only the CA certificate and keep the key secret");
+			} else {
+				label_copy(label, sizeof(label), name);
+				r = mm_err_set(err, MM_ERR_INVALID, field,
+					       "holds a PEM '%s' block, not a certificate", label);
+			}
+		} else if (++ncert == 1) {
+			der = data;
+			der_len = data_len;
+			data = NULL;
+		}
+		OPENSSL_secure_free(name);
+		OPENSSL_secure_free(header);
+		OPENSSL_secure_clear_free(data, data_len > 0 ? (size_t)data_len : 0);
+		if (r < 0)
+			goto out;
+	}
+	if (ncert == 0) {
+		r = mm_err_set(err, MM_ERR_INVALID, field,
+			       "not a PEM certificate: no '-----BEGIN CERTIFICATE-----' block found");
+		goto out;
+	}
+	if (ncert > 1) {
+		r = mm_err_set(err, MM_ERR_INVALID, field,
+			       "holds %d certificates; expected exactly one CA certificate", ncert);
+		goto out;
+	}
+
+	p = der;
+	x = d2i_X509(NULL, &p, der_len);
+	/* Trailing bytes after the DER mean the block is not what it claims. */
+	if (!x || p != der + der_len) {
+		r = mm_err_set(err, MM_ERR_INVALID, field,
+			       "not a PEM certificate: the CERTIFICATE block is not a valid X.509 certificate");
+		goto out;
+	}
+	*ret_x509 = x;
+	x = NULL;
+out:
+	X509_free(x);
+	OPENSSL_secure_clear_free(der, der_len > 0 ? (size_t)der_len : 0);
+	BIO_free(bio);
+	return r;
+}
+
+/* Decide on basicConstraints itself: X509_check_ca() alone also accepts
+ * certificates without it (v1 self-signed roots, or a keyUsage with
+ * keyCertSign), which the contract does not. */
+static int check_is_ca(X509 *x, const char *field, struct mm_err *err)
+{
+	BASIC_CONSTRAINTS *bc;
+	uint32_t flags;
+	int crit = 0, r = 0;
+
+	bc = X509_get_ext_d2i(x, NID_basic_constraints, &crit, NULL);
+	if (!bc) {
+		if (crit == -1)
+			return mm_err_set(err, MM_ERR_INVALID, field,
+					  "not a CA certificate: it has no basicConstraints extension");
+		return mm_err_set(err, MM_ERR_INVALID, field,
+				  "not a CA certificate: its basicConstraints extension is malformed or repeated");
+	}
+	if (!bc->ca) {
+		r = mm_err_set(err, MM_ERR_INVALID, field,
+			       "not a CA certificate: basicConstraints says CA:FALSE");
+		goto out;
+	}
+	/* OpenSSL's own verdict adds the keyUsage rule and flags extensions it
+	 * could not parse; a chain built on this CA would fail on either. */
+	if (X509_check_ca(x) != 1) {
+		flags = X509_get_extension_flags(x);
+		if ((flags & EXFLAG_KUSAGE) && !(X509_get_key_usage(x) & KU_KEY_CERT_SIGN))
+			r = mm_err_set(err, MM_ERR_INVALID, field,
+				       "not a CA certificate: its keyUsage does not allow keyCertSign");
+		else
+			r = mm_err_set(err, MM_ERR_INVALID, field,
+				       "not a CA certificate: OpenSSL finds its extensions invalid");
+	}
+out:
+	BASIC_CONSTRAINTS_free(bc);
+	return r;
+}
+
+static int asn1_time_get(const ASN1_TIME *t, int64_t *ret_secs, struct tm *ret_tm)
+{
+	struct tm tm = { 0 };
+	time_t secs;
+
+	if (!t || !ASN1_TIME_to_tm(t, &tm))
+		return -EINVAL;
+	secs = timegm(&tm);
+	if (secs == (time_t)-1)
+		return -ERANGE;
+	*ret_secs = secs;
+	*ret_tm = tm;
+	return 0;
+}
+
+static void tm_format(const struct tm *tm, char *buf, size_t size)
+{
+	if (strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", tm) == 0)
+		snprintf(buf, size, "(unprintable date)");
+}
+
+static int fingerprint_sha256(X509 *x, char *buf, size_t size)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0, i;
+
+	if (!X509_digest(x, EVP_sha256(), md, &n) || n != SHA256_LEN || size < 3 * n)
+		return -EIO;
+	for (i = 0; i < n; i++) {
+		buf[3 * i] = hex[md[i] >> 4];
+		buf[3 * i + 1] = hex[md[i] & 0xf];
+		buf[3 * i + 2] = i + 1 < n ? ':' : '\0';
+	}
+	return 0;
+}
+
+/* Value of the "\HH" escape at s[i], or -1; s is not NUL-terminated. */
+static int rfc2253_hex_escape(const char *s, size_t i, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const char *hi, *lo;
+
+	if (i + 2 >= len || s[i] != '\\' || !s[i + 1] || !s[i + 2])
+		return -1;
+	hi = strchr(hex, toupper((unsigned char)s[i + 1]));
+	lo = strchr(hex, toupper((unsigned char)s[i + 2]));
+	if (!hi || !lo)
+		return -1;
+	return (int)((hi - hex) << 4 | (lo - hex));
+}
+
+/* Length of the RFC 2253 unit at s[i]: a character, "\," or "\C3", and
+ * a UTF-8 lead byte escape together with its continuation escapes. */
+static size_t rfc2253_unit(const char *s, size_t i, size_t len)
+{
+	int v = rfc2253_hex_escape(s, i, len);
+	size_t n = 3;
+
+	if (v < 0)
+		return s[i] == '\\' && i + 1 < len ? 2 : 1;
+	if (v < 0xc0)
+		return n;
+	for (; (v = rfc2253_hex_escape(s, i + n, len)) >= 0x80 && v < 0xc0; n += 3)
+		;
+	return n;
+}
+
+/* Cut only between whole units, so the result never ends in half an escape
+ * or half a UTF-8 character, and mark the cut with "...". */
+static void subject_copy(char *dst, size_t size, const char *src, size_t len)
+{
+	size_t i = 0, step;
+
+	if (len < size) {
+		memcpy(dst, src, len);
+		dst[len] = '\0';
+		return;
+	}
+	for (; i < len; i += step) {
+		step = rfc2253_unit(src, i, len);
+		if (i + step > size - sizeof("..."))
+			break;
+	}
+	memcpy(dst, src, i);
+	memcpy(dst + i, "...", sizeof("..."));
+}
+
+static int subject_rfc2253(X509 *x, char *buf, size_t size)
+{
+	BIO *bio;
+	char *data = NULL;
+	long len;
+	int r = 0;
+
+	bio = BIO_new(BIO_s_mem());
+	if (!bio)
+		return -ENOMEM;
+	/* XN_FLAG_RFC2253 escapes control and non-ASCII bytes (\C3\A9), so the
+	 * text is printable ASCII whatever the certificate holds. */
+	if (X509_NAME_print_ex(bio, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) < 0) {
+		r = -EIO;
+		goto out;
+	}
+	len = BIO_get_mem_data(bio, &data);
+	if (len < 0 || (len > 0 && !data)) {
+		r = -EIO;
+		goto out;
+	}
+	subject_copy(buf, size, data ? data : "", (size_t)len);
+out:
+	BIO_free(bio);
+	return r;
+}
+
+int mm_ca_check(const char *pem, time_t now, struct mm_ca_info *ret, const char *field,
+		struct mm_err *err)
+{
+	struct mm_ca_info info = { 0 };
+	struct tm nb_tm, na_tm;
+	char date[64];
+	X509 *x = NULL;
+	size_t len;
+	int r;
+
+	/* Start from an empty queue so the PEM reasons read back are ours. */
+	ERR_clear_error();
+
+	len = pem ? strnlen(pem, CA_PEM_MAX + 1) : 0;
+	if (len == 0) {
+		r = mm_err_set(err, MM_ERR_INVALID, field, "not a PEM certificate: the value is empty");
+		goto out;
+	}
+	if (len > CA_PEM_MAX) {
+		r = mm_err_set(err, MM_ERR_INVALID, field,
+			       "is larger than %d bytes; a CA certificate is a few kilobytes",
+			       CA_PEM_MAX);
+		goto out;
+	}
+	r = pem_read_one_cert(pem, len, &x, field, err);
+	if (r < 0)
+		goto out;
+	r = check_is_ca(x, field, err);
+	if (r < 0)
+		goto out;
+
+	if (asn1_time_get(X509_get0_notBefore(x), &info.not_before, &nb_tm) < 0 ||
+	    asn1_time_get(X509_get0_notAfter(x), &info.not_after, &na_tm) < 0) {
+		r = mm_err_set(err, MM_ERR_INVALID, field,
+			       "the certificate's validity dates are malformed");
+		goto out;
+	}
+	if ((int64_t)now < info.not_before) {
+		tm_format(&nb_tm, date, sizeof(date));
+		r = mm_err_set(err, MM_ERR_INVALID, field,
+			       "the certificate is not yet valid: it is valid from %s", date);
+		goto out;
+	}
+	/* notAfter is the last valid second (RFC 5280), hence '>'. */
+	if ((int64_t)now > info.not_after) {
+		tm_format(&na_tm, date, sizeof(date));
+		r = mm_err_set(err, MM_ERR_INVALID, field, "the certificate expired on %s", date);
+		goto out;
+	}
+
+	if (fingerprint_sha256(x, info.sha256, sizeof(info.sha256)) < 0 ||
+	    subject_rfc2253(x, info.subject, sizeof(info.subject)) < 0) {
+		r = mm_err_set(err, MM_ERR_INTERNAL, field,
+			       "OpenSSL failed to fingerprint or print the certificate");
+		goto out;
+	}
+	if (ret)
+		*ret = info;
+	r = 0;
+out:
+	X509_free(x);
+	/* Leave nothing behind for the next OpenSSL user in this thread. */
+	ERR_clear_error();
+	return r;
+}

@@ -1,0 +1,76 @@
+# Shared helpers for mmtrust's shell-level tests (sourced, not run).
+# Every test works in its own temporary directory and stops only the
+# processes it started, by PID.
+
+MM_FAILS=0
+MM_CHECKS=0
+
+fail() {
+	MM_FAILS=$((MM_FAILS + 1))
+	echo "FAIL: $*" >&2
+}
+
+pass() {
+	MM_CHECKS=$((MM_CHECKS + 1))
+	[ -n "${MM_VERBOSE:-}" ] && echo "ok: $*"
+	return 0
+}
+
+# check DESCRIPTION COMMAND...: the command must succeed.
+check() {
+	local what=$1
+	shift
+	if "$@"; then pass "$what"; else fail "$what (command: $*)"; fi
+}
+
+# expect_exit CODE DESCRIPTION COMMAND...: the command must exit with CODE;
+# its stdout and stderr are kept in $OUT and $ERR.
+expect_exit() {
+	local want=$1 what=$2 rc
+	shift 2
+	OUT=$("$@" 2>"$MM_TMP/stderr") && rc=0 || rc=$?
+	ERR=$(cat "$MM_TMP/stderr")
+	if [ "$rc" -eq "$want" ]; then
+		pass "$what"
+	else
+		fail "$what: exit $rc, want $want; stdout: $OUT; stderr: $ERR"
+	fi
+}
+
+# contains HAYSTACK NEEDLE DESCRIPTION
+contains() {
+	case "$1" in
+	*"$2"*) pass "$3" ;;
+	*) fail "$3: '$2' not in: $1" ;;
+	esac
+}
+
+# wait_for SECONDS COMMAND...: poll until the command succeeds.
+wait_for() {
+	local deadline=$(($(date +%s%N) / 1000000 + $1 * 1000))
+	shift
+	while ! "$@" 2>/dev/null; do
+		[ $(($(date +%s%N) / 1000000)) -ge $deadline ] && return 1
+		sleep 0.05
+	done
+}
+
+# make_ca DIR NAME [DAYS]: a CA certificate DIR/NAME.pem made with openssl.
+make_ca() {
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$1/$2.key" -out "$1/$2.pem" -days "${3:-365}" -subj "/CN=$2" \
+		-addext basicConstraints=critical,CA:TRUE \
+		-addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+}
+
+# make_leaf DIR NAME: a certificate that is not a CA.
+make_leaf() {
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$1/$2.key" -out "$1/$2.pem" -days 30 -subj "/CN=$2" \
+		-addext basicConstraints=critical,CA:FALSE 2>/dev/null
+}
+
+summary() {
+	echo "$1: $MM_CHECKS checks passed, $MM_FAILS failed"
+	[ "$MM_FAILS" -eq 0 ]
+}

@@ -1,0 +1,166 @@
+#include "certgen.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+enum certgen_kind {
+	CERTGEN_CA,
+	CERTGEN_LEAF,
+	CERTGEN_NOBC,
+};
+
+#define LEAF_NOT_BEFORE (-3600L)
+#define LEAF_NOT_AFTER  (30L * 86400L)
+
+static char *bio_to_string(BIO *bio)
+{
+	char *data = NULL, *s;
+	long len;
+
+	len = BIO_get_mem_data(bio, &data);
+	if (len <= 0 || !data)
+		return NULL;
+	s = malloc((size_t)len + 1);
+	if (!s)
+		return NULL;
+	memcpy(s, data, (size_t)len);
+	s[len] = '\0';
+	return s;
+}
+
+static int add_ext(X509 *x, int nid, const char *value)
+{
+	X509_EXTENSION *ext;
+	X509V3_CTX ctx;
+	int ok;
+
+	/* issuer == subject: the certificates are self-signed, and the
+	 * subjectKeyIdentifier "hash" needs the public key already set. */
+	X509V3_set_ctx_nodb(&ctx);
+	X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+	if (!ext)
+		return -1;
+	ok = X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	return ok ? 0 : -1;
+}
+
+static int set_serial(X509 *x)
+{
+	BIGNUM *bn = BN_new();
+	int ok;
+
+	/* Top bit set: always 8 bytes and never zero. */
+	ok = bn && BN_rand(bn, 64, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ANY) &&
+	     BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
+	BN_free(bn);
+	return ok ? 0 : -1;
+}
+
+static int add_extensions(X509 *x, enum certgen_kind kind, const char *san_dns)
+{
+	char san[300];
+
+	switch (kind) {
+	case CERTGEN_CA:
+		return add_ext(x, NID_basic_constraints, "critical,CA:TRUE") < 0 ||
+		       add_ext(x, NID_key_usage, "critical,keyCertSign,cRLSign") < 0 ||
+		       add_ext(x, NID_subject_key_identifier, "hash") < 0 ? -1 : 0;
+	case CERTGEN_LEAF:
+		if (add_ext(x, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
+		    add_ext(x, NID_key_usage, "critical,digitalSignature") < 0)
+			return -1;
+		if (!san_dns)
+			return 0;
+		if ((size_t)snprintf(san, sizeof(san), "DNS:%s", san_dns) >= sizeof(san))
+			return -1;
+		return add_ext(x, NID_subject_alt_name, san);
+	case CERTGEN_NOBC:
+		return add_ext(x, NID_key_usage, "critical,keyCertSign,cRLSign");
+	}
+	return -1;
+}
+
+static char *cert_pem(enum certgen_kind kind, const char *cn, long not_before_s,
+		      long not_after_s, const char *san_dns)
+{
+	EVP_PKEY *key = NULL;
+	X509_NAME *name;
+	X509 *x = NULL;
+	BIO *bio = NULL;
+	char *pem = NULL;
+
+	if (!cn)
+		goto out;
+	key = EVP_EC_gen("P-256");
+	x = X509_new();
+	if (!key || !x)
+		goto out;
+	name = X509_get_subject_name(x);
+	if (!X509_set_version(x, X509_VERSION_3) || set_serial(x) < 0 ||
+	    !X509_gmtime_adj(X509_getm_notBefore(x), not_before_s) ||
+	    !X509_gmtime_adj(X509_getm_notAfter(x), not_after_s) ||
+	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn,
+					-1, -1, 0) ||
+	    !X509_set_issuer_name(x, name) || !X509_set_pubkey(x, key))
+		goto out;
+	if (add_extensions(x, kind, san_dns) < 0)
+		goto out;
+	if (!X509_sign(x, key, EVP_sha256()))
+		goto out;
+	bio = BIO_new(BIO_s_mem());
+	if (!bio || !PEM_write_bio_X509(bio, x))
+		goto out;
+	pem = bio_to_string(bio);
+out:
+	BIO_free(bio);
+	X509_free(x);
+	EVP_PKEY_free(key);
+	ERR_clear_error();
+	return pem;
+}
+
+char *certgen_ca_pem(const char *cn, long not_before_offset_s, long not_after_offset_s)
+{
+	return cert_pem(CERTGEN_CA, cn, not_before_offset_s, not_after_offset_s, NULL);
+}
+
+char *certgen_leaf_pem(const char *cn, const char *san_dns)
+{
+	return cert_pem(CERTGEN_LEAF, cn, LEAF_NOT_BEFORE, LEAF_NOT_AFTER, san_dns);
+}
+
+char *certgen_nobc_pem(const char *cn)
+{
+	return cert_pem(CERTGEN_NOBC, cn, LEAF_NOT_BEFORE, LEAF_NOT_AFTER, NULL);
+}
+
+char *certgen_key_pem(void)
+{
+	EVP_PKEY *key;
+	BIO *bio = NULL;
+	char *pem = NULL;
+
+	key = EVP_EC_gen("P-256");
+	if (!key)
+		goto out;
+	bio = BIO_new(BIO_s_mem());
+	if (!bio || !PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL))
+		goto out;
+	pem = bio_to_string(bio);
+out:
+	BIO_free(bio);
+	EVP_PKEY_free(key);
+	ERR_clear_error();
+	return pem;
+}

@@ -1,0 +1,394 @@
+/* mm_ca_check(): the partner CA certificate, against certificates made by
+ * certgen and the `openssl` command as the reference for the fingerprint. */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "certgen.h"
+#include "policy/ca.h"
+
+#define FIELD "partners.acme.ca"
+#define DAY 86400L
+
+/* Refused with -EINVAL, naming FIELD, with `reason` in the message, *ret
+ * untouched and no OpenSSL error left in the queue. */
+#define assert_refused(pem, now, reason) assert_refused_at(__LINE__, pem, now, reason)
+
+static void assert_refused_at(int line, const char *pem, time_t now, const char *reason)
+{
+	struct mm_err err = { 0 };
+	struct mm_ca_info info, sentinel;
+	int r;
+
+	memset(&sentinel, 0xa5, sizeof(sentinel));
+	info = sentinel;
+	r = mm_ca_check(pem, now, &info, FIELD, &err);
+	ck_assert_msg(r == -EINVAL, "line %d: returned %d, msg '%s'", line, r, err.msg);
+	ck_assert_msg(err.code == MM_ERR_INVALID, "line %d: code %d", line, err.code);
+	ck_assert_msg(strcmp(err.field, FIELD) == 0, "line %d: field '%s'", line, err.field);
+	ck_assert_msg(strstr(err.msg, reason), "line %d: msg '%s' does not say '%s'", line,
+		      err.msg, reason);
+	ck_assert_msg(memcmp(&info, &sentinel, sizeof(info)) == 0, "line %d: ret written", line);
+	ck_assert_msg(ERR_peek_error() == 0, "line %d: OpenSSL error queue not empty", line);
+}
+
+static void check_ok(const char *pem, time_t now, struct mm_ca_info *info)
+{
+	struct mm_err err = { 0 };
+	int r;
+
+	r = mm_ca_check(pem, now, info, FIELD, &err);
+	ck_assert_msg(r == 0, "refused: %s: %s", err.field, err.msg);
+	ck_assert_int_eq(err.code, MM_ERR_NONE);
+	ck_assert_uint_eq(ERR_peek_error(), 0);
+}
+
+static void fmt_utc(int64_t t, char *buf, size_t size)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	ck_assert_ptr_nonnull(gmtime_r(&tt, &tm));
+	ck_assert_uint_ne(strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm), 0);
+}
+
+/* The reference: what `openssl x509 -noout -fingerprint -sha256` prints
+ * after the '=' ("sha256 Fingerprint=AB:CD:..."). */
+static void openssl_cli_fingerprint(const char *pem, char *buf, size_t size)
+{
+	char path[] = "/tmp/test_ca.XXXXXX", cmd[256], line[256], *eq;
+	size_t len = strlen(pem);
+	FILE *p;
+	int fd;
+
+	fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, pem, len), (ssize_t)len);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "openssl x509 -noout -fingerprint -sha256 -in %s", path);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_ptr_nonnull(fgets(line, sizeof(line), p));
+	ck_assert_int_eq(pclose(p), 0);
+	unlink(path);
+	line[strcspn(line, "\r\n")] = '\0';
+	eq = strchr(line, '=');
+	ck_assert_ptr_nonnull(eq);
+	snprintf(buf, size, "%s", eq + 1);
+}
+
+/* Replace the first `from` in s with `to`; caller frees. */
+static char *replace(const char *s, const char *from, const char *to)
+{
+	const char *at = strstr(s, from);
+	char *out;
+
+	ck_assert_ptr_nonnull(at);
+	out = malloc(strlen(s) - strlen(from) + strlen(to) + 1);
+	ck_assert_ptr_nonnull(out);
+	sprintf(out, "%.*s%s%s", (int)(at - s), s, to, at + strlen(from));
+	return out;
+}
+
+static char *concat(const char *a, const char *b)
+{
+	char *out = malloc(strlen(a) + strlen(b) + 1);
+
+	ck_assert_ptr_nonnull(out);
+	strcpy(out, a);
+	strcat(out, b);
+	return out;
+}
+
+START_TEST(test_valid_ca)
+{
+	struct mm_ca_info info;
+	char cli[128];
+	time_t t0, t1;
+	char *pem;
+
+	t0 = time(NULL);
+	pem = certgen_ca_pem("mmtrust test CA", -60, 30 * DAY);
+	t1 = time(NULL);
+	ck_assert_ptr_nonnull(pem);
+
+	check_ok(pem, time(NULL), &info);
+	openssl_cli_fingerprint(pem, cli, sizeof(cli));
+	ck_assert_str_eq(info.sha256, cli);
+	ck_assert_uint_eq(strlen(info.sha256), 95);
+	ck_assert_str_eq(info.subject, "CN=mmtrust test CA");
+	ck_assert_int_ge(info.not_before, t0 - 60);
+	ck_assert_int_le(info.not_before, t1 - 60);
+	ck_assert_int_ge(info.not_after, t0 + 30 * DAY);
+	ck_assert_int_le(info.not_after, t1 + 30 * DAY);
+
+	/* err and ret are optional */
+	ck_assert_int_eq(mm_ca_check(pem, time(NULL), NULL, FIELD, NULL), 0);
+	free(pem);
+}
+END_TEST
+
+START_TEST(test_text_around_block)
+{
+	struct mm_ca_info info;
+	char *pem, *with_text;
+
+	/* What `openssl x509 -text` or a pasted bundle puts around the block. */
+	pem = certgen_ca_pem("text CA", -60, DAY);
+	ck_assert_ptr_nonnull(pem);
+	with_text = concat("subject=CN = text CA\nissuer=CN = text CA\n", pem);
+	check_ok(with_text, time(NULL), &info);
+	ck_assert_str_eq(info.subject, "CN=text CA");
+	free(with_text);
+	free(pem);
+}
+END_TEST
+
+START_TEST(test_subject_escaped)
+{
+	struct mm_ca_info info;
+	char *pem = certgen_ca_pem("Acme, Inc.+R&D", -60, DAY);
+
+	ck_assert_ptr_nonnull(pem);
+	check_ok(pem, time(NULL), &info);
+	ck_assert_str_eq(info.subject, "CN=Acme\\, Inc.\\+R&D");
+	free(pem);
+}
+END_TEST
+
+START_TEST(test_subject_truncated)
+{
+	struct mm_ca_info info;
+	char cn[64 * 2 + 1] = "";
+	size_t len, body;
+	char *pem;
+
+	/* 64 x U+00E9 prints as 64 x "\C3\A9": 387 bytes, more than fits. */
+	for (int i = 0; i < 64; i++)
+		strcat(cn, "\xc3\xa9");
+	pem = certgen_ca_pem(cn, -60, DAY);
+	ck_assert_ptr_nonnull(pem);
+	check_ok(pem, time(NULL), &info);
+	len = strlen(info.subject);
+	ck_assert_uint_lt(len, sizeof(info.subject));
+	ck_assert_uint_gt(len, sizeof(info.subject) - 10);
+	ck_assert_str_eq(info.subject + len - 3, "...");
+	ck_assert_int_eq(strncmp(info.subject, "CN=\\C3\\A9", 9), 0);
+	/* cut between escapes, never inside one */
+	body = len - strlen("CN=") - strlen("...");
+	ck_assert_uint_eq(body % strlen("\\C3\\A9"), 0);
+	free(pem);
+}
+END_TEST
+
+START_TEST(test_validity_bounds)
+{
+	struct mm_ca_info info;
+	char date[64], want[96];
+	char *pem;
+
+	pem = certgen_ca_pem("bounds CA", -60, 3600);
+	ck_assert_ptr_nonnull(pem);
+	check_ok(pem, time(NULL), &info);
+
+	/* both ends are inclusive */
+	check_ok(pem, (time_t)info.not_before, &info);
+	check_ok(pem, (time_t)info.not_after, &info);
+
+	fmt_utc(info.not_after, date, sizeof(date));
+	snprintf(want, sizeof(want), "expired on %s", date);
+	assert_refused(pem, (time_t)info.not_after + 1, want);
+
+	fmt_utc(info.not_before, date, sizeof(date));
+	assert_refused(pem, (time_t)info.not_before - 1, "not yet valid");
+	assert_refused(pem, (time_t)info.not_before - 1, date);
+	free(pem);
+}
+END_TEST
+
+START_TEST(test_expired)
+{
+	char *pem = certgen_ca_pem("old CA", -2 * DAY, -DAY);
+
+	ck_assert_ptr_nonnull(pem);
+	assert_refused(pem, time(NULL), "expired on ");
+	assert_refused(pem, time(NULL), " UTC");
+	free(pem);
+}
+END_TEST
+
+START_TEST(test_not_yet_valid)
+{
+	char *pem = certgen_ca_pem("future CA", DAY, 2 * DAY);
+
+	ck_assert_ptr_nonnull(pem);
+	assert_refused(pem, time(NULL), "not yet valid");
+	free(pem);
+}
+END_TEST
+
+START_TEST(test_leaf_refused)
+{
+	char *pem = certgen_leaf_pem("vpn.acme.example", "vpn.acme.example");
+
+	ck_assert_ptr_nonnull(pem);
+	assert_refused(pem, time(NULL), "not a CA");
+	assert_refused(pem, time(NULL), "CA:FALSE");
+	free(pem);
+}
+END_TEST
+
+START_TEST(test_no_basic_constraints_refused)
+{
+	char *pem = certgen_nobc_pem("no bc");
+	BIO *bio;
+	X509 *x;
+
+	ck_assert_ptr_nonnull(pem);
+	/* OpenSSL alone would take it for a CA: keyUsage keyCertSign, no bc */
+	bio = BIO_new_mem_buf(pem, -1);
+	x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+	ck_assert_ptr_nonnull(x);
+	ck_assert_int_eq(X509_check_ca(x), 4);
+	X509_free(x);
+	BIO_free(bio);
+
+	assert_refused(pem, time(NULL), "not a CA");
+	assert_refused(pem, time(NULL), "no basicConstraints");
+	free(pem);
+}
+END_TEST
+
+START_TEST(test_not_pem_refused)
+{
+	assert_refused("", time(NULL), "not a PEM certificate");
+	assert_refused(NULL, time(NULL), "not a PEM certificate");
+	assert_refused("hello, I am not a certificate\n", time(NULL), "not a PEM certificate");
+	assert_refused("-----BEGIN CERTIFICATE-----\n!!!not base64!!!\n-----END CERTIFICATE-----\n",
+		       time(NULL), "not a PEM certificate");
+	assert_refused("-----BEGIN CERTIFICATE-----\nMIIB\n", time(NULL),
+		       "not a PEM certificate");
+	/* err is optional on refusal too */
+	ck_assert_int_eq(mm_ca_check("garbage", time(NULL), NULL, FIELD, NULL), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_private_key_refused)
+{
+	char *key = certgen_key_pem(), *ca = certgen_ca_pem("CA", -60, DAY);
+	char *key_ca, *ca_key;
+
+	ck_assert_ptr_nonnull(key);
+	ck_assert_ptr_nonnull(ca);
+	ck_assert_ptr_nonnull(strstr(key, "-----BEGIN PRIVATE KEY-----"));
+	assert_refused(key, time(NULL), "private key");
+
+	/* PEM_read_bio_X509() would skip the key and accept these */
+	key_ca = concat(key, ca);
+	ca_key = concat(ca, key);
+	assert_refused(key_ca, time(NULL), "private key");
+	assert_refused(ca_key, time(NULL), "private key");
+	free(key_ca);
+	free(ca_key);
+	free(ca);
+	free(key);
+}
+END_TEST
+
+START_TEST(test_other_pem_refused)
+{
+	char *key = certgen_key_pem(), *pub, *mislabelled;
+
+	ck_assert_ptr_nonnull(key);
+	mislabelled = replace(key, "BEGIN PRIVATE KEY", "BEGIN PUBLIC KEY");
+	pub = replace(mislabelled, "END PRIVATE KEY", "END PUBLIC KEY");
+	free(mislabelled);
+	assert_refused(pub, time(NULL), "'PUBLIC KEY' block, not a certificate");
+
+	/* valid PEM, labelled CERTIFICATE, but the DER is a key */
+	free(pub);
+	pub = replace(key, "BEGIN PRIVATE KEY", "BEGIN CERTIFICATE");
+	mislabelled = replace(pub, "END PRIVATE KEY", "END CERTIFICATE");
+	assert_refused(mislabelled, time(NULL), "not a valid X.509 certificate");
+	free(mislabelled);
+	free(pub);
+	free(key);
+}
+END_TEST
+
+START_TEST(test_two_certs_refused)
+{
+	char *a = certgen_ca_pem("A", -60, DAY), *b = certgen_ca_pem("B", -60, DAY);
+	char *ab, *aab;
+
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(b);
+	ab = concat(a, b);
+	aab = concat(a, ab);
+	assert_refused(ab, time(NULL), "holds 2 certificates");
+	assert_refused(aab, time(NULL), "holds 3 certificates");
+	free(aab);
+	free(ab);
+	free(b);
+	free(a);
+}
+END_TEST
+
+START_TEST(test_error_queue_cleared)
+{
+	char *pem = certgen_ca_pem("queue CA", -60, DAY);
+	struct mm_ca_info info;
+
+	ck_assert_ptr_nonnull(pem);
+	/* a stale error from elsewhere must not change the verdict */
+	ERR_raise(ERR_LIB_PEM, PEM_R_BAD_BASE64_DECODE);
+	check_ok(pem, time(NULL), &info);
+	free(pem);
+}
+END_TEST
+
+static Suite *ca_suite(void)
+{
+	Suite *s = suite_create("ca");
+	TCase *tc = tcase_create("check");
+
+	/* EC key generation under valgrind is slow */
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_valid_ca);
+	tcase_add_test(tc, test_text_around_block);
+	tcase_add_test(tc, test_subject_escaped);
+	tcase_add_test(tc, test_subject_truncated);
+	tcase_add_test(tc, test_validity_bounds);
+	tcase_add_test(tc, test_expired);
+	tcase_add_test(tc, test_not_yet_valid);
+	tcase_add_test(tc, test_leaf_refused);
+	tcase_add_test(tc, test_no_basic_constraints_refused);
+	tcase_add_test(tc, test_not_pem_refused);
+	tcase_add_test(tc, test_private_key_refused);
+	tcase_add_test(tc, test_other_pem_refused);
+	tcase_add_test(tc, test_two_certs_refused);
+	tcase_add_test(tc, test_error_queue_cleared);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(ca_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

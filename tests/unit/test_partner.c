@@ -1,0 +1,342 @@
+/* The partner model's validation: a table of bad inputs, each refused with
+ * a message naming the field, and the table and store unchanged after each.
+ * Every case runs the same path the daemon takes: JSON -> partner ->
+ * mm_table_apply -> mm_store_commit. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "policy/partner.h"
+#include "policy/store.h"
+#include "policy/table.h"
+#include "tests/unit/certgen.h"
+
+static char dir[] = "/tmp/mmtrust-test-partner-XXXXXX";
+static char *ca_ok, *ca_leaf, *ca_expired, *ca_nobc;
+static struct mm_store *store;
+static struct mm_table *table;
+static const struct mm_actor actor = { .uid = 0, .pid = 1, .user = "test", .request = "test" };
+
+static json_t *base_partner(const char *domain, const char *range4, const char *range6)
+{
+	return json_pack("{s:s, s:s, s:b, s:[s,s], s:[s], s:s}", "domain", domain, "kind", "ims",
+			 "agreement", 1, "ranges", range4, range6, "gateways", "198.51.100.1",
+			 "ca", ca_ok);
+}
+
+/* Provision one partner the way the daemon does; returns 0 or -errno. */
+static int provision(const json_t *obj, struct mm_err *err)
+{
+	struct mm_change c = { .op = MM_CHANGE_ADD };
+	struct mm_table *newt;
+	int r;
+
+	r = mm_partner_from_json(obj, time(NULL), &c.after, err);
+	if (r < 0)
+		return r;
+	r = mm_table_apply(table, &c, 1, time(NULL), &newt, err);
+	if (r == 0) {
+		r = mm_store_commit(store, &c, 1, newt->reqid_next, &actor, err);
+		if (r == 0) {
+			mm_table_free(table);
+			table = newt;
+		} else {
+			mm_table_free(newt);
+		}
+	}
+	mm_partner_unref(c.after);
+	return r;
+}
+
+static void setup(void)
+{
+	char path[256];
+	struct mm_err err = { 0 };
+	json_t *a;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/store.db", dir);
+	ca_ok = certgen_ca_pem("Partner CA", -3600, 86400 * 30);
+	ca_leaf = certgen_leaf_pem("leaf", "a.example");
+	ca_expired = certgen_ca_pem("Old CA", -86400 * 60, -86400);
+	ca_nobc = certgen_nobc_pem("No BC");
+	ck_assert(ca_ok && ca_leaf && ca_expired && ca_nobc);
+	ck_assert_int_eq(mm_store_open(path, &store, &err), 0);
+	ck_assert_int_eq(mm_store_load(store, 1000, 1999, &table, &err), 0);
+	a = base_partner("a.example", "192.0.2.0/24", "2001:db8:a::/48");
+	ck_assert_int_eq(provision(a, &err), 0);
+	json_decref(a);
+}
+
+static void teardown(void)
+{
+	char cmd[300];
+
+	mm_table_free(table);
+	mm_store_close(store);
+	free(ca_ok);
+	free(ca_leaf);
+	free(ca_expired);
+	free(ca_nobc);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+	strcpy(dir, "/tmp/mmtrust-test-partner-XXXXXX");
+}
+
+struct bad_case {
+	const char *what;
+	const char *key;        /* member to replace (NULL: use json below) */
+	const char *json;       /* the new value, as JSON text; NULL deletes key */
+	const char *field;      /* expected err.field */
+	const char *msg_part;   /* expected in err.msg */
+	enum mm_err_code code;
+};
+
+static const char long_label[] =
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";  /* 64 */
+
+static const struct bad_case bad[] = {
+	{ "empty label", "domain", "\"b..example\"", "domain", "empty label", MM_ERR_INVALID },
+	{ "leading hyphen", "domain", "\"-b.example\"", "domain", "start with '-'", MM_ERR_INVALID },
+	{ "trailing hyphen", "domain", "\"b-.example\"", "domain", "end with '-'", MM_ERR_INVALID },
+	{ "underscore", "domain", "\"b_c.example\"", "domain", "contains '_'", MM_ERR_INVALID },
+	{ "single label", "domain", "\"localhost\"", "domain", "fully qualified", MM_ERR_INVALID },
+	{ "numeric tld", "domain", "\"b.123\"", "domain", "all digits", MM_ERR_INVALID },
+	{ "two trailing dots", "domain", "\"b.example..\"", "domain", "empty label", MM_ERR_INVALID },
+	{ "space", "domain", "\"b example.net\"", "domain", "contains ' '", MM_ERR_INVALID },
+	{ "domain not a string", "domain", "42", "domain", "must be a string", MM_ERR_INVALID },
+	{ "duplicate domain", "domain", "\"a.example\"", "domain", "already exists", MM_ERR_CONFLICT },
+	{ "duplicate domain, other case", "domain", "\"A.EXAMPLE.\"", "domain", "already exists",
+	  MM_ERR_CONFLICT },
+	{ "prefix length", "ranges", "[\"198.18.0.0/33\"]", "ranges[0]", "length must be 0-32",
+	  MM_ERR_INVALID },
+	{ "v6 prefix length", "ranges", "[\"2001:db8:b::/129\"]", "ranges[0]",
+	  "length must be 0-128", MM_ERR_INVALID },
+	{ "bad address in cidr", "ranges", "[\"198.18.0.300/24\"]", "ranges[0]",
+	  "not an address", MM_ERR_INVALID },
+	{ "garbage cidr", "ranges", "[\"198.18.0.0/24\", \"ten/8\"]", "ranges[1]",
+	  "not an address", MM_ERR_INVALID },
+	{ "host bits v4", "ranges", "[\"198.18.0.1/24\"]", "ranges[0]", "host bits set",
+	  MM_ERR_INVALID },
+	{ "host bits v6", "ranges", "[\"2001:db8:b::1/64\"]", "ranges[0]", "host bits set",
+	  MM_ERR_INVALID },
+	{ "ranges not a list", "ranges", "\"198.18.0.0/24\"", "ranges", "must be a list",
+	  MM_ERR_INVALID },
+	{ "no ranges", "ranges", "[]", "ranges", "at least one", MM_ERR_INVALID },
+	{ "overlap other partner v4", "ranges", "[\"192.0.2.128/25\"]", "ranges[0]",
+	  "192.0.2.128/25 of partner b.example overlaps 192.0.2.0/24 of partner a.example",
+	  MM_ERR_CONFLICT },
+	{ "overlap other partner v4, wider", "ranges", "[\"192.0.0.0/16\"]", "ranges[0]",
+	  "192.0.0.0/16 of partner b.example overlaps 192.0.2.0/24 of partner a.example",
+	  MM_ERR_CONFLICT },
+	{ "same range as other partner", "ranges", "[\"192.0.2.0/24\"]", "ranges[0]",
+	  "of partner a.example", MM_ERR_CONFLICT },
+	{ "overlap other partner v6", "ranges", "[\"2001:db8:a:1::/64\"]", "ranges[0]",
+	  "2001:db8:a:1::/64 of partner b.example overlaps 2001:db8:a::/48 of partner a.example",
+	  MM_ERR_CONFLICT },
+	{ "overlap same partner v4", "ranges", "[\"10.0.0.0/8\", \"10.1.0.0/16\"]", "ranges",
+	  "10.0.0.0/8 and 10.1.0.0/16 overlap", MM_ERR_CONFLICT },
+	{ "overlap same partner v6", "ranges", "[\"2001:db8:c::/48\", \"2001:db8:c::/48\"]",
+	  "ranges", "overlap", MM_ERR_CONFLICT },
+	{ "gateway not an address", "gateways", "[\"gw.b.example\"]", "gateways[0]",
+	  "not an IPv4 or IPv6 address", MM_ERR_INVALID },
+	{ "gateway cidr", "gateways", "[\"198.51.100.0/24\"]", "gateways[0]",
+	  "not an IPv4 or IPv6 address", MM_ERR_INVALID },
+	{ "no gateway", "gateways", "[]", "gateways", "at least one", MM_ERR_INVALID },
+	{ "gateway twice", "gateways", "[\"198.51.100.1\", \"198.51.100.1\"]", "gateways[1]",
+	  "listed twice", MM_ERR_INVALID },
+	{ "ca garbage", "ca", "\"hello\"", "ca", "", MM_ERR_INVALID },
+	{ "ca not a string", "ca", "7", "ca", "PEM", MM_ERR_INVALID },
+	{ "unknown kind", "kind", "\"pstn\"", "kind", "one of: ims, non-ims", MM_ERR_INVALID },
+	{ "kind missing", "kind", NULL, "kind", "is required", MM_ERR_INVALID },
+	{ "agreement missing", "agreement", NULL, "agreement", "is required", MM_ERR_INVALID },
+	{ "agreement a string", "agreement", "\"yes\"", "agreement", "true or false",
+	  MM_ERR_INVALID },
+	{ "unknown esp", "esp", "\"aes-cbc\"", "esp", "encrypt, integrity-only", MM_ERR_INVALID },
+	{ "unknown path", "path", "\"vpn\"", "path", "tunnel, seg", MM_ERR_INVALID },
+	{ "enabled not bool", "enabled", "1", "enabled", "true or false", MM_ERR_INVALID },
+	{ "unknown field", "colour", "\"blue\"", "colour", "unknown field", MM_ERR_INVALID },
+};
+
+static void check_refused(json_t *obj, const char *field, const char *msg_part,
+			  enum mm_err_code code, const char *what)
+{
+	struct mm_err err = { 0 };
+	struct mm_table *before_table = table;
+	char *before = NULL, *after = NULL;
+	size_t n_before = table->n;
+	int r;
+
+	ck_assert_int_eq(mm_store_dump(store, &before), 0);
+	r = provision(obj, &err);
+	ck_assert_msg(r < 0, "%s: accepted", what);
+	ck_assert_msg(err.code == code, "%s: code %s, want %s (%s: %s)", what,
+		      mm_err_code_name(err.code), mm_err_code_name(code), err.field, err.msg);
+	ck_assert_msg(strcmp(err.field, field) == 0, "%s: field '%s', want '%s' (%s)", what,
+		      err.field, field, err.msg);
+	ck_assert_msg(strstr(err.msg, msg_part), "%s: message '%s' lacks '%s'", what, err.msg,
+		      msg_part);
+	ck_assert_int_eq(mm_store_dump(store, &after), 0);
+	ck_assert_msg(strcmp(before, after) == 0, "%s: store changed", what);
+	ck_assert_ptr_eq(table, before_table);
+	ck_assert_uint_eq(table->n, n_before);
+	free(before);
+	free(after);
+}
+
+START_TEST(test_bad_inputs)
+{
+	const struct bad_case *c = &bad[_i];
+	json_t *obj = base_partner("b.example", "198.18.0.0/24", "2001:db8:b::/48");
+
+	if (c->json) {
+		json_error_t jerr;
+		json_t *v = json_loads(c->json, JSON_DECODE_ANY, &jerr);
+
+		ck_assert_msg(v != NULL, "case JSON: %s", jerr.text);
+		json_object_set_new(obj, c->key, v);
+	} else {
+		json_object_del(obj, c->key);
+	}
+	check_refused(obj, c->field, c->msg_part, c->code, c->what);
+	json_decref(obj);
+}
+END_TEST
+
+START_TEST(test_bad_domains_long)
+{
+	char name[400];
+	json_t *obj = base_partner("x", "198.18.0.0/24", "2001:db8:b::/48");
+
+	snprintf(name, sizeof(name), "%s.example", long_label);
+	json_object_set_new(obj, "domain", json_string(name));
+	check_refused(obj, "domain", "longer than 63", MM_ERR_INVALID, "label of 64");
+	/* 254 characters: four labels of 63 plus dots is 255; trim to 254. */
+	snprintf(name, sizeof(name), "%.63s.%.63s.%.63s.%.62s", long_label, long_label, long_label,
+		 long_label);
+	ck_assert_uint_eq(strlen(name), 254);
+	json_object_set_new(obj, "domain", json_string(name));
+	check_refused(obj, "domain", "at most 253", MM_ERR_INVALID, "254 characters");
+	json_decref(obj);
+}
+END_TEST
+
+START_TEST(test_bad_ca)
+{
+	const struct {
+		const char *what;
+		const char *pem;
+		const char *msg_part;
+	} cases[] = {
+		{ "leaf certificate", ca_leaf, "not a CA" },
+		{ "expired CA", ca_expired, "expired" },
+		{ "no basicConstraints", ca_nobc, "basicConstraints" },
+		{ "garbage", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "" },
+		{ "empty", "", "" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *obj = base_partner("b.example", "198.18.0.0/24", "2001:db8:b::/48");
+
+		json_object_set_new(obj, "ca", json_string(cases[i].pem));
+		check_refused(obj, "ca", cases[i].msg_part, MM_ERR_INVALID, cases[i].what);
+		json_decref(obj);
+	}
+}
+END_TEST
+
+START_TEST(test_canonical_domain)
+{
+	struct mm_err err = { 0 };
+	json_t *obj = base_partner("Sip.B.Example.", "198.18.0.0/24", "2001:db8:b::/48");
+
+	ck_assert_int_eq(provision(obj, &err), 0);
+	ck_assert_ptr_nonnull(mm_table_find(table, "sip.b.example"));
+	ck_assert_ptr_null(mm_table_find(table, "Sip.B.Example."));
+	json_decref(obj);
+	/* The same domain in another spelling is a duplicate. */
+	obj = base_partner("SIP.B.EXAMPLE", "198.19.0.0/24", "2001:db8:d::/48");
+	check_refused(obj, "domain", "already exists", MM_ERR_CONFLICT, "other spelling");
+	json_decref(obj);
+}
+END_TEST
+
+START_TEST(test_defaults_and_roundtrip)
+{
+	struct mm_err err = { 0 };
+	struct mm_partner *p, *q;
+	json_t *obj = base_partner("b.example", "198.18.0.0/24", "2001:db8:b::/48"), *out;
+
+	ck_assert_int_eq(mm_partner_from_json(obj, time(NULL), &p, &err), 0);
+	ck_assert_int_eq(p->esp, MM_ESP_ENCRYPT);
+	ck_assert_int_eq(p->path, MM_PATH_TUNNEL);
+	ck_assert(p->enabled);
+	out = mm_partner_to_json(p, MM_JSON_FULL);
+	/* The full form (with reqid, fingerprint) is accepted back. */
+	ck_assert_int_eq(mm_partner_from_json(out, time(NULL), &q, &err), 0);
+	ck_assert(mm_partner_config_equal(p, q));
+	ck_assert_str_eq(json_string_value(json_object_get(out, "ca_sha256")), p->ca.sha256);
+	json_decref(out);
+	json_decref(obj);
+	mm_partner_unref(p);
+	mm_partner_unref(q);
+}
+END_TEST
+
+START_TEST(test_update)
+{
+	struct mm_err err = { 0 };
+	struct mm_partner *a = mm_table_find(table, "a.example"), *n = NULL;
+	json_t *set = json_pack("{s:b, s:s}", "agreement", 0, "esp", "integrity-only");
+	json_t *add = json_pack("{s:[s]}", "ranges", "203.0.113.0/24");
+	json_t *rm = json_pack("{s:[s]}", "ranges", "2001:db8:a::/48");
+	json_t *rename = json_pack("{s:s}", "domain", "other.example");
+	json_t *rm_missing = json_pack("{s:[s]}", "gateways", "198.51.100.99");
+
+	ck_assert_int_eq(mm_partner_update(a, set, add, rm, time(NULL), &n, &err), 0);
+	ck_assert(!n->agreement);
+	ck_assert_int_eq(n->esp, MM_ESP_INTEGRITY_ONLY);
+	ck_assert_uint_eq(n->n_ranges, 2);
+	ck_assert_uint_eq(n->reqid, a->reqid);
+	mm_partner_unref(n);
+	ck_assert_int_lt(mm_partner_update(a, rename, NULL, NULL, time(NULL), &n, &err), 0);
+	ck_assert_str_eq(err.field, "domain");
+	memset(&err, 0, sizeof(err));
+	ck_assert_int_lt(mm_partner_update(a, NULL, NULL, rm_missing, time(NULL), &n, &err), 0);
+	ck_assert_str_eq(err.field, "gateways");
+	json_decref(set);
+	json_decref(add);
+	json_decref(rm);
+	json_decref(rename);
+	json_decref(rm_missing);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("partner");
+	TCase *tc = tcase_create("validation");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_loop_test(tc, test_bad_inputs, 0, sizeof(bad) / sizeof(bad[0]));
+	tcase_add_test(tc, test_bad_domains_long);
+	tcase_add_test(tc, test_bad_ca);
+	tcase_add_test(tc, test_canonical_domain);
+	tcase_add_test(tc, test_defaults_and_roundtrip);
+	tcase_add_test(tc, test_update);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

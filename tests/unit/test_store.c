@@ -1,0 +1,327 @@
+/* The table and its store: reqid allocation (stable across restarts, never
+ * reused while the partner exists, a clear error when the range is used
+ * up), transactions that are all-or-nothing, the audit trail, the schema
+ * version. */
+#include <check.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "policy/store.h"
+#include "policy/table.h"
+#include "tests/unit/certgen.h"
+
+static char dir[] = "/tmp/mmtrust-test-store-XXXXXX";
+static char path[300];
+static char *ca;
+static struct mm_store *store;
+static struct mm_table *table;
+static uint32_t rmin = 500, rmax = 504;
+static const struct mm_actor actor = { .uid = 1234, .pid = 99, .user = "alice",
+					.request = "partner.add" };
+
+static struct mm_partner *make(const char *domain, int n)
+{
+	char r4[32], r6[48];
+	struct mm_err err = { 0 };
+	struct mm_partner *p;
+	json_t *o;
+
+	snprintf(r4, sizeof(r4), "10.%d.0.0/16", n);
+	snprintf(r6, sizeof(r6), "2001:db8:%x::/48", n);
+	o = json_pack("{s:s, s:s, s:b, s:[s,s], s:[s], s:s}", "domain", domain, "kind", "non-ims",
+		      "agreement", 0, "ranges", r4, r6, "gateways", "203.0.113.9", "ca", ca);
+	ck_assert_msg(mm_partner_from_json(o, time(NULL), &p, &err) == 0, "%s: %s", err.field,
+		      err.msg);
+	json_decref(o);
+	return p;
+}
+
+static int run(enum mm_change_op op, const char *domain, int n, struct mm_err *err)
+{
+	struct mm_change c = { .op = op };
+	struct mm_table *newt;
+	int r;
+
+	if (op != MM_CHANGE_ADD)
+		c.before = mm_partner_ref(mm_table_find(table, domain));
+	if (op != MM_CHANGE_DEL)
+		c.after = make(domain, n);
+	r = mm_table_apply(table, &c, 1, time(NULL), &newt, err);
+	if (r == 0) {
+		r = mm_store_commit(store, &c, 1, newt->reqid_next, &actor, err);
+		if (r == 0) {
+			mm_table_free(table);
+			table = newt;
+		} else {
+			mm_table_free(newt);
+		}
+	}
+	mm_partner_unref(c.before);
+	mm_partner_unref(c.after);
+	return r;
+}
+
+static void reopen(void)
+{
+	struct mm_err err = { 0 };
+
+	mm_table_free(table);
+	mm_store_close(store);
+	ck_assert_int_eq(mm_store_open(path, &store, &err), 0);
+	ck_assert_int_eq(mm_store_load(store, rmin, rmax, &table, &err), 0);
+}
+
+static void setup(void)
+{
+	struct mm_err err = { 0 };
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/store.db", dir);
+	ca = certgen_ca_pem("Store Test CA", -60, 86400);
+	ck_assert_ptr_nonnull(ca);
+	ck_assert_int_eq(mm_store_open(path, &store, &err), 0);
+	ck_assert_int_eq(mm_store_load(store, rmin, rmax, &table, &err), 0);
+}
+
+static void teardown(void)
+{
+	char cmd[400];
+
+	mm_table_free(table);
+	table = NULL;
+	mm_store_close(store);
+	store = NULL;
+	free(ca);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+	strcpy(dir, "/tmp/mmtrust-test-store-XXXXXX");
+}
+
+START_TEST(test_reqid_stable_across_restart)
+{
+	struct mm_err err = { 0 };
+
+	ck_assert_int_eq(run(MM_CHANGE_ADD, "a.example", 1, &err), 0);
+	ck_assert_int_eq(run(MM_CHANGE_ADD, "b.example", 2, &err), 0);
+	ck_assert_uint_eq(mm_table_find(table, "a.example")->reqid, 500);
+	ck_assert_uint_eq(mm_table_find(table, "b.example")->reqid, 501);
+	reopen();
+	ck_assert_uint_eq(table->n, 2);
+	ck_assert_uint_eq(mm_table_find(table, "a.example")->reqid, 500);
+	ck_assert_uint_eq(mm_table_find(table, "b.example")->reqid, 501);
+	/* A change keeps the reqid. */
+	ck_assert_int_eq(run(MM_CHANGE_SET, "a.example", 3, &err), 0);
+	reopen();
+	ck_assert_uint_eq(mm_table_find(table, "a.example")->reqid, 500);
+	/* The cursor survives the restart: the next one is 502, not 500 again. */
+	ck_assert_int_eq(run(MM_CHANGE_ADD, "c.example", 4, &err), 0);
+	ck_assert_uint_eq(mm_table_find(table, "c.example")->reqid, 502);
+}
+END_TEST
+
+START_TEST(test_reqid_no_reuse_and_exhaustion)
+{
+	struct mm_err err = { 0 };
+	char name[32];
+
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "p%d.example", i);
+		ck_assert_int_eq(run(MM_CHANGE_ADD, name, i + 1, &err), 0);
+	}
+	ck_assert_int_lt(run(MM_CHANGE_ADD, "p5.example", 9, &err), 0);
+	ck_assert_int_eq(err.code, MM_ERR_EXHAUSTED);
+	ck_assert_str_eq(err.field, "reqid");
+	ck_assert_msg(strstr(err.msg, "500-504 is exhausted"), "%s", err.msg);
+	/* Free 501: only that one can be handed out, and only because the
+	 * range has gone round. */
+	ck_assert_int_eq(run(MM_CHANGE_DEL, "p1.example", 0, &err), 0);
+	reopen();
+	ck_assert_int_eq(run(MM_CHANGE_ADD, "p5.example", 9, &err), 0);
+	ck_assert_uint_eq(mm_table_find(table, "p5.example")->reqid, 501);
+}
+END_TEST
+
+START_TEST(test_reqid_deleted_not_reused_early)
+{
+	struct mm_err err = { 0 };
+
+	ck_assert_int_eq(run(MM_CHANGE_ADD, "a.example", 1, &err), 0);
+	ck_assert_int_eq(run(MM_CHANGE_DEL, "a.example", 0, &err), 0);
+	ck_assert_int_eq(run(MM_CHANGE_ADD, "b.example", 2, &err), 0);
+	ck_assert_uint_eq(mm_table_find(table, "b.example")->reqid, 501);
+	ck_assert_int_eq(run(MM_CHANGE_ADD, "a.example", 1, &err), 0);
+	ck_assert_uint_eq(mm_table_find(table, "a.example")->reqid, 502);
+}
+END_TEST
+
+START_TEST(test_transaction_all_or_nothing)
+{
+	struct mm_err err = { 0 };
+	struct mm_change c[2] = { { .op = MM_CHANGE_ADD }, { .op = MM_CHANGE_SET } };
+	char *before, *after;
+
+	ck_assert_int_eq(run(MM_CHANGE_ADD, "a.example", 1, &err), 0);
+	ck_assert_int_eq(mm_store_dump(store, &before), 0);
+	/* The second write of the transaction fails in the store itself (a SET
+	 * of a row that does not exist); the first must be rolled back. */
+	c[0].after = make("new.example", 5);
+	c[0].after->reqid = 503;
+	c[1].before = make("ghost.example", 6);
+	c[1].after = make("ghost.example", 6);
+	c[1].after->reqid = 504;
+	ck_assert_int_lt(mm_store_commit(store, c, 2, 505, &actor, &err), 0);
+	ck_assert_msg(strstr(err.msg, "ghost.example"), "%s", err.msg);
+	ck_assert_int_eq(mm_store_dump(store, &after), 0);
+	ck_assert_str_eq(before, after);
+	free(after);
+	/* Nor did the audit trail record the refused request. */
+	{
+		json_t *entries;
+
+		ck_assert_int_eq(mm_store_audit(store, NULL, 0, &entries, &err), 0);
+		ck_assert_uint_eq(json_array_size(entries), 1);
+		json_decref(entries);
+	}
+	reopen();
+	ck_assert_int_eq(mm_store_dump(store, &after), 0);
+	ck_assert_str_eq(before, after);
+	free(before);
+	free(after);
+	mm_partner_unref(c[0].after);
+	mm_partner_unref(c[1].before);
+	mm_partner_unref(c[1].after);
+}
+END_TEST
+
+START_TEST(test_audit_trail)
+{
+	struct mm_err err = { 0 };
+	json_t *entries, *e;
+
+	ck_assert_int_eq(run(MM_CHANGE_ADD, "a.example", 1, &err), 0);
+	ck_assert_int_eq(run(MM_CHANGE_SET, "a.example", 2, &err), 0);
+	ck_assert_int_eq(run(MM_CHANGE_ADD, "b.example", 3, &err), 0);
+	ck_assert_int_eq(run(MM_CHANGE_DEL, "b.example", 0, &err), 0);
+	reopen();
+	ck_assert_int_eq(mm_store_audit(store, NULL, 0, &entries, &err), 0);
+	ck_assert_uint_eq(json_array_size(entries), 4);
+	e = json_array_get(entries, 1);
+	ck_assert_str_eq(json_string_value(json_object_get(e, "action")), "set");
+	ck_assert_str_eq(json_string_value(json_object_get(e, "user")), "alice");
+	ck_assert_int_eq(json_integer_value(json_object_get(e, "uid")), 1234);
+	ck_assert_str_eq(json_string_value(json_array_get(
+				 json_object_get(json_object_get(e, "before"), "ranges"), 0)),
+			 "10.1.0.0/16");
+	ck_assert_str_eq(json_string_value(json_array_get(
+				 json_object_get(json_object_get(e, "after"), "ranges"), 0)),
+			 "10.2.0.0/16");
+	/* The PEM is not copied into the audit trail; its fingerprint is. */
+	ck_assert_ptr_null(json_object_get(json_object_get(e, "after"), "ca"));
+	ck_assert_ptr_nonnull(json_object_get(json_object_get(e, "after"), "ca_sha256"));
+	e = json_array_get(entries, 3);
+	ck_assert(json_is_null(json_object_get(e, "after")));
+	json_decref(entries);
+	ck_assert_int_eq(mm_store_audit(store, "a.example", 0, &entries, &err), 0);
+	ck_assert_uint_eq(json_array_size(entries), 2);
+	json_decref(entries);
+	ck_assert_int_eq(mm_store_audit(store, NULL, 1, &entries, &err), 0);
+	ck_assert_uint_eq(json_array_size(entries), 1);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(entries, 0), "action")),
+			 "del");
+	json_decref(entries);
+}
+END_TEST
+
+START_TEST(test_schema_version)
+{
+	struct mm_err err = { 0 };
+	struct mm_store *s2;
+	sqlite3 *db;
+
+	ck_assert_int_eq(mm_store_schema_version(store), MM_STORE_SCHEMA_VERSION);
+	mm_table_free(table);
+	table = NULL;
+	mm_store_close(store);
+	store = NULL;
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA journal_mode", NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_int_lt(mm_store_open(path, &s2, &err), 0);
+	ck_assert_msg(strstr(err.msg, "newer"), "%s", err.msg);
+}
+END_TEST
+
+START_TEST(test_wal_mode)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+END_TEST
+
+START_TEST(test_diff)
+{
+	struct mm_err err = { 0 };
+	struct mm_partner *want[2];
+	struct mm_change *c;
+	size_t n;
+
+	ck_assert_int_eq(run(MM_CHANGE_ADD, "a.example", 1, &err), 0);
+	ck_assert_int_eq(run(MM_CHANGE_ADD, "b.example", 2, &err), 0);
+	want[0] = make("a.example", 1);  /* unchanged */
+	want[1] = make("c.example", 3);  /* new; b.example goes */
+	ck_assert_int_eq(mm_table_diff(table, want, 2, &c, &n, &err), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_int_eq(c[0].op, MM_CHANGE_ADD);
+	ck_assert_str_eq(c[0].after->domain, "c.example");
+	ck_assert_int_eq(c[1].op, MM_CHANGE_DEL);
+	ck_assert_str_eq(c[1].before->domain, "b.example");
+	mm_changes_free(c, n);
+	mm_partner_unref(want[1]);
+	want[1] = make("b.example", 2);
+	ck_assert_int_eq(mm_table_diff(table, want, 2, &c, &n, &err), 0);
+	ck_assert_uint_eq(n, 0);
+	mm_changes_free(c, n);
+	mm_partner_unref(want[0]);
+	mm_partner_unref(want[1]);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("store");
+	TCase *tc = tcase_create("store");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_reqid_stable_across_restart);
+	tcase_add_test(tc, test_reqid_no_reuse_and_exhaustion);
+	tcase_add_test(tc, test_reqid_deleted_not_reused_early);
+	tcase_add_test(tc, test_transaction_all_or_nothing);
+	tcase_add_test(tc, test_audit_trail);
+	tcase_add_test(tc, test_schema_version);
+	tcase_add_test(tc, test_wal_mode);
+	tcase_add_test(tc, test_diff);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
