@@ -39,12 +39,31 @@ static const char usage[] =
 	"\n"
 	"Exit status: 0 clean stop, 1 configuration or store error, 2 usage error.\n";
 
+/* mkdir -p for the directory holding path (the store, the sockets). */
+static int make_parent_dir(const char *path, mode_t mode)
+{
+	char dir[4096];
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	for (char *s = strchr(dir + 1, '/'); s; s = strchr(s + 1, '/')) {
+		*s = '\0';
+		if (mkdir(dir, mode) < 0 && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	return 0;
+}
+
 static int load_state(struct mmtrustd *d, struct mm_config *cfg, struct mm_store **ret_store,
 		      struct mm_table **ret_table, struct mm_err *err)
 {
 	struct mm_store *store = NULL;
 	int r;
 
+	r = make_parent_dir(cfg->store, 0750);
+	if (r < 0)
+		return mm_err_set(err, MM_ERR_INTERNAL, "store", "cannot create the directory of %s: %s",
+				  cfg->store, strerror(-r));
 	r = mm_store_open(cfg->store, &store, err);
 	if (r < 0)
 		return r;
@@ -96,14 +115,10 @@ static int open_admin(struct mmtrustd *d)
 		.max_clients = 64,
 	};
 	mode_t mode = d->cfg.admin_gid == (gid_t)-1 ? 0600 : 0660;
-	char dir[sizeof(d->cfg.admin_socket)], *slash;
+	int r = make_parent_dir(d->cfg.admin_socket, 0755);
 
-	snprintf(dir, sizeof(dir), "%s", d->cfg.admin_socket);
-	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = '\0';
-		mkdir(dir, 0755);
-	}
+	if (r < 0)
+		return r;
 	return mm_jsonl_server_new(d->ev, d->cfg.admin_socket, mode, d->cfg.admin_gid, &lim,
 				   admin_handle, admin_authorize, d, &d->admin);
 }
@@ -217,8 +232,19 @@ int main(int argc, char **argv)
 	}
 	log_open(foreground || check, verbose);
 	if (read_config(d.config_path[0] ? d.config_path : MM_CONFIG_DEFAULT_PATH,
-			d.config_path[0], &d.cfg, &err) < 0 ||
-	    load_state(&d, &d.cfg, &d.store, &d.table, &err) < 0) {
+			d.config_path[0], &d.cfg, &err) < 0) {
+		log_err("%s%s%s", err.field, err.field[0] ? ": " : "", err.msg);
+		goto out;
+	}
+	if (check && access(d.cfg.store, F_OK) < 0) {
+		printf("configuration %s: ok\nstore %s: does not exist yet (created at start)\n"
+		       "reqid range %u-%u\n",
+		       d.config_path[0] ? d.config_path : "(built-in defaults)", d.cfg.store,
+		       d.cfg.reqid_min, d.cfg.reqid_max);
+		rc = 0;
+		goto out;
+	}
+	if (load_state(&d, &d.cfg, &d.store, &d.table, &err) < 0) {
 		log_err("%s%s%s", err.field, err.field[0] ? ": " : "", err.msg);
 		goto out;
 	}

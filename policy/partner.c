@@ -396,6 +396,14 @@ int mm_partner_from_json(const json_t *obj, time_t now, struct mm_partner **ret,
 			goto fail;
 		}
 	}
+	/* NDS/IP security gateways join IMS networks only (TS 33.210); an
+	 * internet SIP provider is never inside the operator's Za/Zb domain. */
+	if (p->path == MM_PATH_SEG && p->kind != MM_KIND_IMS) {
+		r = mm_err_set(err, MM_ERR_INVALID, "path",
+			       "'seg' (reached through the operator's security gateway) applies "
+			       "only to partners of kind ims");
+		goto fail;
+	}
 	*ret = p;
 	return 0;
 fail:

@@ -87,7 +87,7 @@ static void teardown(void)
 
 struct bad_case {
 	const char *what;
-	const char *key;        /* member to replace (NULL: use json below) */
+	const char *key;        /* member to replace (NULL: merge the json object) */
 	const char *json;       /* the new value, as JSON text; NULL deletes key */
 	const char *field;      /* expected err.field */
 	const char *msg_part;   /* expected in err.msg */
@@ -156,6 +156,8 @@ static const struct bad_case bad[] = {
 	  MM_ERR_INVALID },
 	{ "unknown esp", "esp", "\"aes-cbc\"", "esp", "encrypt, integrity-only", MM_ERR_INVALID },
 	{ "unknown path", "path", "\"vpn\"", "path", "tunnel, seg", MM_ERR_INVALID },
+	{ "seg for a non-ims partner", NULL, "{\"kind\": \"non-ims\", \"path\": \"seg\"}", "path",
+	  "only to partners of kind ims", MM_ERR_INVALID },
 	{ "enabled not bool", "enabled", "1", "enabled", "true or false", MM_ERR_INVALID },
 	{ "unknown field", "colour", "\"blue\"", "colour", "unknown field", MM_ERR_INVALID },
 };
@@ -196,7 +198,12 @@ START_TEST(test_bad_inputs)
 		json_t *v = json_loads(c->json, JSON_DECODE_ANY, &jerr);
 
 		ck_assert_msg(v != NULL, "case JSON: %s", jerr.text);
-		json_object_set_new(obj, c->key, v);
+		if (c->key)
+			json_object_set_new(obj, c->key, v);
+		else {
+			json_object_update(obj, v);  /* several members at once */
+			json_decref(v);
+		}
 	} else {
 		json_object_del(obj, c->key);
 	}
