@@ -144,7 +144,7 @@ demo: all
 	$(Q)bash scripts/demo.sh $(BUILD)
 
 asan:
-	$(Q)$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" unit
+	$(Q)$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" unit integration
 
 install: all
 	install -D -m 0755 $(MMTRUSTD) $(DESTDIR)$(PREFIX)/sbin/mmtrustd
