@@ -408,15 +408,19 @@ static int parse_bool(struct pctx *c, json_t **ret)
 	return perr(c, &e->start_mark, -EINVAL, "expected true or false, found \"%s\"", s);
 }
 
-static int parse_list(struct pctx *c, json_t **ret)
+/* A sequence whose items parse_item turns into JSON; *cursor tracks the
+ * item index for error paths (set before next(): an anchor on the item is
+ * reported there). */
+static int parse_seq(struct pctx *c, size_t *cursor, const char *empty_hint,
+		     int (*parse_item)(struct pctx *c, json_t **ret), json_t **ret)
 {
-	json_t *arr = NULL, *s = NULL;
+	json_t *arr = NULL, *item = NULL;
 	int r;
 
 	if (c->ev.type != YAML_SEQUENCE_START_EVENT) {
 		if (c->ev.type == YAML_SCALAR_EVENT && is_null_plain(&c->ev))
-			return perr(c, &c->ev.start_mark, -EINVAL,
-				    "must be a list (write [] for an empty one)");
+			return perr(c, &c->ev.start_mark, -EINVAL, "must be a list (%s)",
+				    empty_hint);
 		return perr(c, &c->ev.start_mark, -EINVAL, "must be a list, found %s",
 			    ev_what(&c->ev));
 	}
@@ -427,28 +431,32 @@ static int parse_list(struct pctx *c, json_t **ret)
 	if (!arr)
 		return perr(c, &c->ev.start_mark, -ENOMEM, "out of memory");
 	for (size_t i = 0;; i++) {
-		/* set before next(): an anchor on the item is reported there */
-		c->item = i;
+		*cursor = i;
 		r = next(c);
 		if (r < 0)
 			goto out;
 		if (c->ev.type == YAML_SEQUENCE_END_EVENT)
 			break;
-		r = parse_string(c, &s);
+		r = parse_item(c, &item);
 		if (r < 0)
 			goto out;
-		if (json_array_append_new(arr, s) < 0) {
+		if (json_array_append_new(arr, item) < 0) {
 			r = perr(c, &c->ev.start_mark, -ENOMEM, "out of memory");
 			goto out;
 		}
 	}
-	c->item = SIZE_MAX;
+	*cursor = SIZE_MAX;
 	*ret = arr;
 	arr = NULL;
 	r = 0;
 out:
 	json_decref(arr);
 	return r;
+}
+
+static int parse_list(struct pctx *c, json_t **ret)
+{
+	return parse_seq(c, &c->item, "write [] for an empty one", parse_string, ret);
 }
 
 static int parse_ca_file(struct pctx *c, json_t **ret)
@@ -617,44 +625,8 @@ out:
 
 static int parse_partners(struct pctx *c, json_t **ret)
 {
-	json_t *arr = NULL, *p = NULL;
-	int r;
-
-	if (c->ev.type != YAML_SEQUENCE_START_EVENT) {
-		if (c->ev.type == YAML_SCALAR_EVENT && is_null_plain(&c->ev))
-			return perr(c, &c->ev.start_mark, -EINVAL,
-				    "must be a list (an empty table is written partners: [])");
-		return perr(c, &c->ev.start_mark, -EINVAL, "must be a list, found %s",
-			    ev_what(&c->ev));
-	}
-	r = check_tag(c, TAG_SEQ);
-	if (r < 0)
-		return r;
-	arr = json_array();
-	if (!arr)
-		return perr(c, &c->ev.start_mark, -ENOMEM, "out of memory");
-	for (size_t i = 0;; i++) {
-		c->idx = i;
-		r = next(c);
-		if (r < 0)
-			goto out;
-		if (c->ev.type == YAML_SEQUENCE_END_EVENT)
-			break;
-		r = parse_partner(c, &p);
-		if (r < 0)
-			goto out;
-		if (json_array_append_new(arr, p) < 0) {
-			r = perr(c, &c->ev.start_mark, -ENOMEM, "out of memory");
-			goto out;
-		}
-	}
-	c->idx = SIZE_MAX;
-	*ret = arr;
-	arr = NULL;
-	r = 0;
-out:
-	json_decref(arr);
-	return r;
+	return parse_seq(c, &c->idx, "an empty table is written partners: []", parse_partner,
+			 ret);
 }
 
 static int parse_top(struct pctx *c, json_t **ret)

@@ -16,6 +16,7 @@
 
 #include "certgen.h"
 #include "policy/ca.h"
+#include "tests/unit/testmain.h"
 
 #define FIELD "partners.acme.ca"
 #define DAY 86400L
@@ -384,11 +385,5 @@ static Suite *ca_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(ca_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return mm_test_run(ca_suite());
 }

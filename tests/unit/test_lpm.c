@@ -12,6 +12,7 @@
 
 #include "policy/addr.h"
 #include "policy/lpm.h"
+#include "tests/unit/testmain.h"
 
 #define V(n) ((void *)(uintptr_t)(n))
 
@@ -635,17 +636,11 @@ static Suite *lpm_suite(void)
 int main(void)
 {
 	const char *env = getenv("MM_LPM_SEED");
-	SRunner *sr;
-	int failed;
 
 	if (env && *env)
 		seed = strtoull(env, NULL, 0);
 	printf("test_lpm: seed %" PRIu64 " (MM_LPM_SEED=%" PRIu64 " reproduces)\n",
 	       seed, seed);
 	fflush(stdout);
-	sr = srunner_create(lpm_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return mm_test_run(lpm_suite());
 }

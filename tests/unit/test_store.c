@@ -12,6 +12,7 @@
 #include "policy/store.h"
 #include "policy/table.h"
 #include "tests/unit/certgen.h"
+#include "tests/unit/testmain.h"
 
 static char dir[] = "/tmp/mmtrust-test-store-XXXXXX";
 static char path[300];
@@ -317,11 +318,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return mm_test_run(suite());
 }

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "cli/tablefile.h"
+#include "tests/unit/testmain.h"
 
 #define HEADER "# mmtrust partner table, exported by mmtrustctl\n"
 
@@ -635,11 +636,5 @@ static Suite *tablefile_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(tablefile_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return mm_test_run(tablefile_suite());
 }
