@@ -8,9 +8,14 @@ BUILD=$(realpath "${1:-build}")
 
 MM_TMP=$(mktemp -d /tmp/mmtrust-it-XXXXXX)
 chmod 755 "$MM_TMP"
+# The daemon programs XFRM: it runs in a namespace of its own, never in
+# the host's.
+NS=mmtrust-it-$$
+ip netns add "$NS"
 DPID=
 cleanup() {
 	[ -n "$DPID" ] && kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
+	ip netns del "$NS" 2>/dev/null
 	rm -rf "$MM_TMP"
 }
 trap cleanup EXIT
@@ -27,7 +32,8 @@ max = 7009
 CONF
 
 start_daemon() {
-	"$BUILD/mmtrustd" --foreground --config "$MM_TMP/mmtrustd.conf" 2>>"$MM_TMP/daemon.log" &
+	ip netns exec "$NS" "$BUILD/mmtrustd" --foreground --config "$MM_TMP/mmtrustd.conf" \
+		2>>"$MM_TMP/daemon.log" &
 	DPID=$!
 	wait_for 5 test -S "$MM_TMP/admin.sock" || fail "daemon did not create its socket"
 }
@@ -48,9 +54,9 @@ expect_exit 3 "no daemon: exit 3" "$CTL" partner list
 contains "$ERR" "cannot reach mmtrustd" "no daemon: says so"
 
 # --- check-config
-expect_exit 0 "mmtrustd --check-config" "$BUILD/mmtrustd" --check-config -c "$MM_TMP/mmtrustd.conf"
+expect_exit 0 "mmtrustd --check-config" ip netns exec "$NS" "$BUILD/mmtrustd" --check-config -c "$MM_TMP/mmtrustd.conf"
 printf '[daemon]\nstroe = /x\n' >"$MM_TMP/bad.conf"
-expect_exit 1 "misspelt config key refused" "$BUILD/mmtrustd" --check-config -c "$MM_TMP/bad.conf"
+expect_exit 1 "misspelt config key refused" ip netns exec "$NS" "$BUILD/mmtrustd" --check-config -c "$MM_TMP/bad.conf"
 contains "$ERR" "daemon.stroe" "config error names the key"
 
 start_daemon
