@@ -38,6 +38,9 @@ static const char main_usage[] =
 	"  export [-o FILE]         write the table as a YAML file for apply\n"
 	"  lookup ADDRESS           which partner an address belongs to\n"
 	"  log [--domain D] [-n N]  the audit trail\n"
+	"  status [DOMAIN]          per partner: kernel policies expected vs present\n"
+	"  audit                    the kernel's XFRM policies and SAs, annotated with\n"
+	"                           the partner each belongs to\n"
 	"\n"
 	"Options (before or after the command):\n"
 	"  -s, --socket PATH   admin socket (default " MMTRUST_ADMIN_SOCKET ",\n"
@@ -138,6 +141,29 @@ static const char log_usage[] =
 	"admin socket's peer credentials), which request, and what changed.\n"
 	"  --domain DOMAIN   only entries of this partner\n"
 	"  -n, --limit N     only the last N entries\n";
+
+static const char status_usage[] =
+	"Usage: mmtrustctl status [DOMAIN] [--json]\n"
+	"\n"
+	"Per partner, what mmtrustd wants in the kernel's SPD against what the\n"
+	"kernel has (kept current from XFRM events):\n"
+	"  STATE      in-sync, missing (policies absent or different: mmtrustd\n"
+	"             repairs drift within a second), conflict (a policy of another\n"
+	"             program has one of our selectors; reported, never overwritten),\n"
+	"             error (the partner cannot be programmed, e.g. no gateway of\n"
+	"             our tunnel address's family), disabled, seg (no tunnel of ours)\n"
+	"  POLICIES   in sync / expected\n"
+	"  SAS        SAs in the kernel's SAD with the partner's reqid\n";
+
+static const char audit_usage[] =
+	"Usage: mmtrustctl audit [--json]\n"
+	"\n"
+	"Every XFRM policy and SA in mmtrustd's network namespace, in the order\n"
+	"and terms of `ip xfrm policy` / `ip xfrm state`, each annotated with\n"
+	"the partner it belongs to (by reqid and mmtrust's selector tag), and\n"
+	"flagged when it sits in mmtrust's reqid range, priority band or tag but\n"
+	"the partner table does not explain it.  Entries of other programs are\n"
+	"listed as \"other\".\n";
 
 /* ---- talking to the daemon ---- */
 
@@ -772,6 +798,127 @@ static int cmd_log(struct args *a, int *rc)
 	return finish(call(req, rc), print_log);
 }
 
+static void print_status(const json_t *r)
+{
+	const json_t *k = json_object_get(r, "kernel");
+	size_t i;
+	json_t *p;
+
+	if (json_is_true(json_object_get(k, "programmed")))
+		printf("kernel: policies programmed: %" JSON_INTEGER_FORMAT " expected, %"
+		       JSON_INTEGER_FORMAT " present, %" JSON_INTEGER_FORMAT " in sync "
+		       "(band %" JSON_INTEGER_FORMAT "+0..256, tag uid %" JSON_INTEGER_FORMAT ")\n",
+		       json_integer_value(json_object_get(k, "expected")),
+		       json_integer_value(json_object_get(k, "present")),
+		       json_integer_value(json_object_get(k, "in_sync")),
+		       json_integer_value(json_object_get(k, "priority_base")),
+		       json_integer_value(json_object_get(k, "tag")));
+	else
+		printf("kernel: policies NOT programmed: %s\n",
+		       json_string_value(json_object_get(k, "error")));
+	printf("%-32s %8s %-9s %9s %7s %9s %4s\n", "DOMAIN", "REQID", "STATE", "POLICIES",
+	       "MISSING", "CONFLICTS", "SAS");
+	json_array_foreach(json_object_get(r, "partners"), i, p) {
+		const json_t *pol = json_object_get(p, "policies"), *sas = json_object_get(p, "sas");
+		char pols[32] = "-", sa[16] = "-";
+
+		if (pol)
+			snprintf(pols, sizeof(pols), "%" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT,
+				 json_integer_value(json_object_get(pol, "in_sync")),
+				 json_integer_value(json_object_get(pol, "expected")));
+		if (json_is_integer(sas))
+			snprintf(sa, sizeof(sa), "%" JSON_INTEGER_FORMAT, json_integer_value(sas));
+		printf("%-32s %8" JSON_INTEGER_FORMAT " %-9s %9s %7" JSON_INTEGER_FORMAT
+		       " %9" JSON_INTEGER_FORMAT " %4s%s%s\n",
+		       json_string_value(json_object_get(p, "domain")),
+		       json_integer_value(json_object_get(p, "reqid")),
+		       json_string_value(json_object_get(p, "state")), pols,
+		       json_integer_value(json_object_get(pol, "missing")),
+		       json_integer_value(json_object_get(pol, "foreign_conflicts")), sa,
+		       json_object_get(p, "error") ? "  " : "",
+		       json_object_get(p, "error") ? json_string_value(json_object_get(p, "error")) : "");
+	}
+}
+
+static int cmd_status(struct args *a, int *rc)
+{
+	json_t *req = request("status");
+
+	if (a->n_pos > 1) {
+		*rc = usage_error(a->usage, "unexpected argument '%s'", a->pos[1]);
+		json_decref(req);
+		return 0;
+	}
+	if (a->n_pos == 1)
+		json_object_set_new(req, "domain", json_string(a->pos[0]));
+	return finish(call(req, rc), print_status);
+}
+
+static void print_owner(const json_t *e)
+{
+	const json_t *partner = json_object_get(e, "partner");
+	const char *owner = json_string_value(json_object_get(e, "owner"));
+
+	printf("\t# %s%s%s", owner ? owner : (json_is_string(partner) ? "mmtrust" : "other"),
+	       json_is_string(partner) ? ": partner " : "",
+	       json_is_string(partner) ? json_string_value(partner) : "");
+	if (json_object_get(e, "note"))
+		printf(" -- %s", json_string_value(json_object_get(e, "note")));
+	putchar('\n');
+}
+
+static void print_audit(const json_t *r)
+{
+	size_t i, j;
+	json_t *e, *t;
+
+	printf("# policies (ip -s xfrm policy)\n");
+	json_array_foreach(json_object_get(r, "policies"), i, e) {
+		printf("src %s dst %s uid %" JSON_INTEGER_FORMAT "\n",
+		       json_string_value(json_object_get(e, "src")),
+		       json_string_value(json_object_get(e, "dst")),
+		       json_integer_value(json_object_get(e, "uid")));
+		printf("\tdir %s action %s priority %" JSON_INTEGER_FORMAT " index %"
+		       JSON_INTEGER_FORMAT "\n",
+		       json_string_value(json_object_get(e, "dir")),
+		       json_string_value(json_object_get(e, "action")),
+		       json_integer_value(json_object_get(e, "priority")),
+		       json_integer_value(json_object_get(e, "index")));
+		json_array_foreach(json_object_get(e, "tmpl"), j, t)
+			printf("\ttmpl src %s dst %s proto %s reqid %" JSON_INTEGER_FORMAT
+			       " mode %s level %s\n",
+			       json_string_value(json_object_get(t, "src")),
+			       json_string_value(json_object_get(t, "dst")),
+			       json_string_value(json_object_get(t, "proto")),
+			       json_integer_value(json_object_get(t, "reqid")),
+			       json_string_value(json_object_get(t, "mode")),
+			       json_string_value(json_object_get(t, "level")));
+		print_owner(e);
+	}
+	printf("# states (ip -s xfrm state)\n");
+	json_array_foreach(json_object_get(r, "sas"), i, e) {
+		printf("src %s dst %s\n\tproto %s spi %s reqid %" JSON_INTEGER_FORMAT
+		       " mode %s\n\t%" JSON_INTEGER_FORMAT "(bytes), %" JSON_INTEGER_FORMAT
+		       "(packets)\n",
+		       json_string_value(json_object_get(e, "src")),
+		       json_string_value(json_object_get(e, "dst")),
+		       json_string_value(json_object_get(e, "proto")),
+		       json_string_value(json_object_get(e, "spi")),
+		       json_integer_value(json_object_get(e, "reqid")),
+		       json_string_value(json_object_get(e, "mode")),
+		       json_integer_value(json_object_get(e, "bytes")),
+		       json_integer_value(json_object_get(e, "packets")));
+		print_owner(e);
+	}
+}
+
+static int cmd_audit(struct args *a, int *rc)
+{
+	if ((*rc = need_pos(a, 0, "")) != EXIT_OK)
+		return 0;
+	return finish(call(request("audit"), rc), print_audit);
+}
+
 static const struct command {
 	const char *group, *name;
 	int (*fn)(struct args *a, int *rc);
@@ -787,6 +934,8 @@ static const struct command {
 	{ NULL, "export", cmd_export, export_usage, false, false },
 	{ NULL, "lookup", cmd_lookup, lookup_usage, false, false },
 	{ NULL, "log", cmd_log, log_usage, false, false },
+	{ NULL, "status", cmd_status, status_usage, false, false },
+	{ NULL, "audit", cmd_audit, audit_usage, false, false },
 };
 
 int main(int argc, char **argv)

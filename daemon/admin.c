@@ -333,6 +333,32 @@ static json_t *op_ping(struct mmtrustd *d, const struct mm_jsonl_peer *peer, con
 				     "schema", mm_store_schema_version(d->store)));
 }
 
+static json_t *op_status(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
+			 const json_t *req)
+{
+	char domain[MM_DOMAIN_MAX + 1];
+	const char *dom = str_member(req, "domain");
+	struct mm_err err = { 0 };
+
+	(void)peer;
+	if (dom) {
+		if (mm_domain_canon(dom, domain, "domain", &err) < 0)
+			return err_answer(&err);
+		if (!mm_table_find(d->table, domain))
+			return mm_jsonl_error("not-found", "domain", "no partner %s in the table",
+					      domain);
+	}
+	return mm_jsonl_ok(kernel_status(d, dom ? domain : NULL));
+}
+
+static json_t *op_audit(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
+			const json_t *req)
+{
+	(void)peer;
+	(void)req;
+	return kernel_audit(d);
+}
+
 static const struct {
 	const char *name;
 	json_t *(*fn)(struct mmtrustd *d, const struct mm_jsonl_peer *peer, const json_t *req);
@@ -346,6 +372,8 @@ static const struct {
 	{ "apply", op_apply },
 	{ "lookup", op_lookup },
 	{ "log", op_log },
+	{ "status", op_status },
+	{ "audit", op_audit },
 };
 
 json_t *admin_handle(void *userdata, const struct mm_jsonl_peer *peer, const json_t *req)

@@ -14,6 +14,10 @@ void mm_config_defaults(struct mm_config *c)
 		.query_gid = (gid_t)-1,
 		.reqid_min = 1000000,
 		.reqid_max = 1099999,
+		.spd_enabled = true,
+		.spd_prio_base = 100000,
+		.spd_tag = 0x6d6d7472,  /* "mmtr" */
+		.spd_verify_interval = 60,
 	};
 	snprintf(c->store, sizeof(c->store), "/var/lib/mmtrust/mmtrust.db");
 	snprintf(c->admin_socket, sizeof(c->admin_socket), "/run/mmtrust/admin.sock");
@@ -151,6 +155,14 @@ static int handler(void *user, const char *section, const char *name, const char
 		r = each_item(value, x, add_tunnel);
 	else if (KEY("local", "forward"))
 		r = set_bool(&c->forward, value, x);
+	else if (KEY("spd", "enabled"))
+		r = set_bool(&c->spd_enabled, value, x);
+	else if (KEY("spd", "priority_base"))
+		r = set_u32(&c->spd_prio_base, value, x);
+	else if (KEY("spd", "tag"))
+		r = set_u32(&c->spd_tag, value, x);
+	else if (KEY("spd", "verify_interval"))
+		r = set_u32(&c->spd_verify_interval, value, x);
 	else
 		r = mm_err_set(x->err, MM_ERR_INVALID, x->field, "unknown setting");
 #undef KEY
@@ -187,6 +199,10 @@ int mm_config_load(const char *path, struct mm_config *ret, struct mm_err *err)
 		return mm_err_set(err, MM_ERR_INVALID, "reqid",
 				  "%s: reqid range %u-%u must be non-empty and start above 0",
 				  path, c.reqid_min, c.reqid_max);
+	if (c.spd_tag == 0)
+		return mm_err_set(err, MM_ERR_INVALID, "spd.tag",
+				  "%s: the tag must not be 0 (0 is every other program's policies)",
+				  path);
 	*ret = c;
 	return 0;
 }

@@ -13,6 +13,11 @@
  *   cscf = 10.0.0.0/24, 2001:db8:10::/64    ; our CSCF prefixes
  *   tunnel = 192.0.2.1, 2001:db8:ff::1      ; our tunnel endpoint(s)
  *   forward = no                            ; cscf prefixes are behind us
+ *   [spd]
+ *   enabled = yes                           ; program the kernel's SPD
+ *   priority_base = 100000                  ; our band: base .. base+256
+ *   tag = 0x6d6d7472                        ; selector user field ("uid")
+ *   verify_interval = 60                    ; seconds between full checks
  *
  * Unknown sections or keys are errors that name the line: a misspelt key
  * must not silently fall back to a default. */
@@ -44,6 +49,10 @@ struct mm_config {
 	struct mm_addr tunnel[2];
 	size_t n_tunnel;
 	bool forward;
+	bool spd_enabled;
+	uint32_t spd_prio_base;
+	uint32_t spd_tag;
+	uint32_t spd_verify_interval;  /* seconds; 0: no periodic check */
 };
 
 void mm_config_defaults(struct mm_config *c);

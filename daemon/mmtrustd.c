@@ -18,8 +18,11 @@ static const char usage[] =
 	"Usage: mmtrustd [OPTIONS]\n"
 	"\n"
 	"The mmtrust daemon: keeps the service partner table of the Mm interface,\n"
-	"answers mmtrustctl on the admin socket and (in later releases) programs the\n"
-	"kernel's XFRM policies and strongSwan for every trusted partner.\n"
+	"answers mmtrustctl on the admin socket, and makes the kernel's XFRM SPD\n"
+	"enforce it: per enabled tunnel partner, ESP tunnel policies in, out (and fwd)\n"
+	"between our CSCF prefixes and the partner's ranges, under the partner's\n"
+	"reqid, tagged as mmtrust's (selector uid, priority band).  Policies of\n"
+	"other programs are never touched; drift is repaired within a second.\n"
 	"\n"
 	"Options:\n"
 	"  -c, --config FILE    configuration file (default " MM_CONFIG_DEFAULT_PATH
@@ -90,10 +93,20 @@ static int load_state(struct mmtrustd *d, struct mm_config *cfg, struct mm_store
 void mmtrustd_table_changed(struct mmtrustd *d, struct mm_table *newt,
 			    const struct mm_change *changes, size_t n)
 {
-	(void)changes;
-	(void)n;
 	mm_table_free(d->table);
 	d->table = newt;
+	kernel_table_changed(d, changes, n);
+}
+
+/* The settings the kernel side was started with. */
+static bool spd_settings_differ(const struct mm_config *a, const struct mm_config *b)
+{
+	return a->spd_enabled != b->spd_enabled || a->spd_prio_base != b->spd_prio_base ||
+	       a->spd_tag != b->spd_tag || a->reqid_min != b->reqid_min ||
+	       a->reqid_max != b->reqid_max || a->forward != b->forward ||
+	       a->n_cscf != b->n_cscf || a->n_tunnel != b->n_tunnel ||
+	       memcmp(a->cscf, b->cscf, sizeof(a->cscf[0]) * a->n_cscf) ||
+	       memcmp(a->tunnel, b->tunnel, sizeof(a->tunnel[0]) * a->n_tunnel);
 }
 
 static int read_config(const char *path, bool explicit_path, struct mm_config *cfg,
@@ -149,6 +162,12 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 	d->store = store;
 	snprintf(cfg.admin_socket, sizeof(cfg.admin_socket), "%s", d->cfg.admin_socket);
 	cfg.admin_gid = d->cfg.admin_gid;
+	if (spd_settings_differ(&cfg, &d->cfg)) {
+		log_notice("reload: kernel policy settings changed; restarting the SPD engine");
+		kernel_stop(d);
+		d->cfg = cfg;
+		kernel_start(d);
+	}
 	d->cfg = cfg;
 	mmtrustd_table_changed(d, table, NULL, 0);
 	log_notice("reloaded: %zu partners", d->table->n);
@@ -275,14 +294,18 @@ int main(int argc, char **argv)
 		log_err("event loop: %s", strerror(-r));
 		goto out;
 	}
+	/* Read the kernel, then write only the difference. */
+	kernel_start(&d);
+	kernel_table_changed(&d, NULL, 0);
 	r = open_admin(&d);
 	if (r < 0) {
 		log_err("admin socket %s: %s", d.cfg.admin_socket, strerror(-r));
 		goto out;
 	}
 	d.started = time(NULL);
-	log_notice("mmtrustd %s ready: %zu partners, store %s, admin socket %s",
-		   MMTRUST_VERSION, d.table->n, d.cfg.store, d.cfg.admin_socket);
+	log_notice("mmtrustd %s ready: %zu partners, store %s, admin socket %s, kernel %s",
+		   MMTRUST_VERSION, d.table->n, d.cfg.store, d.cfg.admin_socket,
+		   d.spd ? "policies programmed" : "NOT programmed");
 	sd_notify(0, "READY=1");
 	r = sd_event_loop(d.ev);
 	sd_notify(0, "STOPPING=1");
@@ -294,6 +317,7 @@ int main(int argc, char **argv)
 	rc = 0;
 out:
 	mm_jsonl_server_free(d.admin);
+	kernel_stop(&d);
 	mm_table_free(d.table);
 	mm_store_close(d.store);
 	sd_event_unref(d.ev);

@@ -6,6 +6,9 @@
 
 #include "config.h"
 #include "jsonl.h"
+#include "netlink/nl.h"
+#include "netlink/xfrm_monitor.h"
+#include "spd.h"
 #include "policy/store.h"
 #include "policy/table.h"
 
@@ -19,7 +22,28 @@ struct mmtrustd {
 	struct mm_table *table;    /* the live table; replaced, never edited */
 	struct mm_jsonl_server *admin;
 	time_t started;
+
+	/* The kernel side (kernel.c).  spd is NULL when the SPD is not
+	 * programmed; kernel_error then says why. */
+	struct mm_spd_config spd_cfg;
+	struct mm_spd_local spd_locals[MM_CONFIG_MAX_LOCAL];
+	struct mm_nl *nl;
+	struct mm_xfrm_monitor *mon;
+	struct mm_spd *spd;
+	sd_event_source *mon_src, *repair_timer, *verify_timer;
+	char kernel_error[640];
 };
+
+/* kernel.c: the SPD engine inside the loop. */
+int kernel_start(struct mmtrustd *d);
+void kernel_stop(struct mmtrustd *d);
+/* Bring the kernel in line with a table change (changes NULL: the whole
+ * table, after start-up or reload). */
+void kernel_table_changed(struct mmtrustd *d, const struct mm_change *changes, size_t n);
+/* Admin answers: per-partner status, and the kernel's XFRM state annotated
+ * with the partner each entry belongs to. */
+json_t *kernel_status(struct mmtrustd *d, const char *domain);
+json_t *kernel_audit(struct mmtrustd *d);
 
 /* The admin socket's request handler and access check (admin.c). */
 json_t *admin_handle(void *userdata, const struct mm_jsonl_peer *peer, const json_t *req);

@@ -39,7 +39,7 @@ min = 1000000
 max = 1099999
 [local]
 cscf = 10.10.0.0/24, 2001:db8:10::/64
-tunnel = 192.0.2.254
+tunnel = 198.51.100.1, 2001:db8:ff::1
 CONF
 cat "$TMP/mmtrustd.conf"
 
@@ -84,6 +84,29 @@ run "$CTL" lookup 2001:db8:b::5060
 run "$CTL" lookup 198.51.100.1
 run "$CTL" --json lookup 203.0.113.7
 
+step "The kernel's SPD in the namespace: what mmtrustd programmed (ip -s xfrm policy)"
+ip netns exec "$NS" ip -s xfrm policy | sed -n '1,24p'
+echo "... $(ip netns exec "$NS" ip xfrm policy | grep -c '^src') policies in all"
+run "$CTL" status
+
+step "Drift: someone deletes one of our policies by hand; mmtrustd restores it"
+idx=$(ip netns exec "$NS" ip -s xfrm policy list dir out |
+	awk '{ for (i = 1; i < NF; i++) if ($i == "index") { print $(i + 1); exit } }')
+run ip netns exec "$NS" ip xfrm policy delete index "$idx" dir out
+for _ in $(seq 40); do
+	"$CTL" --json status | grep -q '"missing": 0' && ! "$CTL" status | grep -q missing && break
+	sleep 0.05
+done
+grep drift "$TMP/mmtrustd.log" | tail -n 1
+run "$CTL" status
+
+step "A policy of another program is left alone, and audit tells whose is what"
+run ip netns exec "$NS" ip xfrm policy add src 10.10.0.0/24 dst 198.18.0.0/15 dir out \
+	priority 5000 tmpl src 198.51.100.1 dst 198.18.0.1 proto esp reqid 42 mode tunnel
+"$CTL" audit | grep -B3 -A0 '# ' | sed -n '1,12p'
+echo "..."
+"$CTL" audit | grep -B3 '# other'
+
 step "The audit trail"
 run "$CTL" log
 
@@ -91,7 +114,11 @@ step "export then apply changes nothing"
 "$CTL" export >"$TMP/exported.yaml"
 run "$CTL" apply "$TMP/exported.yaml"
 
-step "Stop"
+step "Disable a partner: its policies (and any SAs with its reqid) go"
+run "$CTL" partner set sip.provider-b.example --disable
+run "$CTL" status
+
+step "Stop (policies stay: a restart must not open a gap; the namespace goes)"
 kill -TERM "$DPID"
 wait "$DPID" || true
 DPID=
