@@ -7,7 +7,8 @@ PKGS=(
 	build-essential pkg-config
 	libjansson-dev libsqlite3-dev libssl-dev openssl
 	libmnl-dev libsystemd-dev libinih-dev libyaml-dev check
-	iproute2 sqlite3 procps jq util-linux
+	iproute2 sqlite3 procps jq util-linux python3
+	strongswan-charon strongswan-swanctl strongswan-pki libstrongswan-standard-plugins
 )
 
 missing=()

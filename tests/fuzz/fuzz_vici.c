@@ -1,0 +1,149 @@
+/* libFuzzer target for the VICI parser: packet layer, message tree, the
+ * accessors and every decoder that reads what charon sends.
+ *
+ * Input: a packet payload (type byte, name, message).  If it is not a valid
+ * packet the whole input is parsed as a bare message, so both layers get
+ * fuzzed.  Oracle besides the sanitizers: a message that parses re-encodes
+ * with the builder to exactly the same bytes (the encoding is canonical), so
+ * parser and builder agree on the grammar and on every limit. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vici-plugins/vici.h"
+#include "vici-plugins/vici_msg.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void reencode(struct vici_builder *b, const struct vici_node *sec)
+{
+	for (const struct vici_node *n = vici_node_first(sec); n; n = vici_node_next(n)) {
+		const void *v;
+		size_t len;
+
+		switch (vici_node_type(n)) {
+		case VICI_NODE_SECTION:
+			vici_builder_section_start(b, vici_node_name(n));
+			reencode(b, n);
+			vici_builder_section_end(b);
+			break;
+		case VICI_NODE_KV:
+			v = vici_node_value(n, &len);
+			vici_builder_kv(b, vici_node_name(n), v, len);
+			break;
+		case VICI_NODE_LIST:
+			vici_builder_list_start(b, vici_node_name(n));
+			for (const struct vici_node *i = vici_node_first(n); i; i = vici_node_next(i)) {
+				v = vici_node_value(i, &len);
+				vici_builder_list_item(b, v, len);
+			}
+			vici_builder_list_end(b);
+			break;
+		case VICI_NODE_ITEM:
+			abort(); /* items live in lists only */
+		}
+	}
+}
+
+/* Touches every accessor on every node; looks every name up again. */
+static void walk(const struct vici_node *root, const struct vici_node *sec, char *path, size_t plen)
+{
+	for (const struct vici_node *n = vici_node_first(sec); n; n = vici_node_next(n)) {
+		const char *name = vici_node_name(n);
+		size_t nlen = strlen(name), len;
+		uint64_t u;
+		bool b;
+
+		if (name[0] == '\0' || nlen > VICI_NAME_MAX)
+			abort();
+		(void)vici_node_str(n);
+		(void)vici_node_uint(n, UINT64_MAX, &u);
+		(void)vici_node_bool(n, &b);
+		if (vici_node_type(n) == VICI_NODE_KV) {
+			const char *v = vici_node_value(n, &len);
+
+			if (!v || v[len] != '\0')
+				abort();
+		}
+		if (!strchr(name, '/') && plen + 1 + nlen < 4096) {
+			size_t l = plen;
+
+			if (l)
+				path[l++] = '/';
+			memcpy(path + l, name, nlen + 1);
+			/* The direct lookup finds this node or an earlier
+			 * namesake; the path lookup may miss it when an
+			 * ancestor has an earlier namesake (duplicates are
+			 * not refused), but never finds a wrong name. */
+			const struct vici_node *f = vici_node_child(sec, name);
+
+			if (!f || strcmp(vici_node_name(f), name) != 0)
+				abort();
+			f = vici_node_find(root, path);
+			if (f && strcmp(vici_node_name(f), name) != 0)
+				abort();
+			if (vici_node_type(n) == VICI_NODE_SECTION)
+				walk(root, n, path, l + nlen);
+			path[plen] = '\0';
+		}
+	}
+}
+
+static void decoders(const struct vici_msg *m)
+{
+	struct vici_ike_sa *sa = NULL;
+	struct vici_child_updown *cu = NULL;
+	struct vici_child_rekey *cr = NULL;
+	struct vici_ike_updown *iu = NULL;
+	struct vici_ike_rekey *ir = NULL;
+	char **conns = NULL;
+
+	if (vici_list_sa_decode(m, &sa) == 0)
+		vici_ike_sa_free(sa);
+	if (vici_child_updown_decode(m, &cu) == 0)
+		vici_child_updown_free(cu);
+	if (vici_child_rekey_decode(m, &cr) == 0)
+		vici_child_rekey_free(cr);
+	if (vici_ike_updown_decode(m, &iu) == 0)
+		vici_ike_updown_free(iu);
+	if (vici_ike_rekey_decode(m, &ir) == 0)
+		vici_ike_rekey_free(ir);
+	if (vici_get_conns_decode(m, &conns) == 0)
+		vici_strv_free(conns);
+	(void)vici_msg_check_success(m);
+	(void)vici_msg_errmsg(m);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct vici_builder *b = NULL;
+	struct vici_packet pkt;
+	struct vici_msg *m = NULL;
+	const uint8_t *body = data, *frame;
+	size_t body_len = size, flen;
+	static char path[4096];
+
+	if (vici_packet_parse(data, size, &pkt) == 0) {
+		body = pkt.body;
+		body_len = pkt.body_len;
+	}
+	if (vici_msg_parse(body, body_len, &m) < 0)
+		return 0;
+
+	if (body_len + 1 <= VICI_PACKET_MAX) {
+		if (vici_builder_new(VICI_CMD_RESPONSE, NULL, &b) < 0)
+			abort();
+		reencode(b, vici_msg_root(m));
+		if (vici_builder_finish(b, &frame, &flen) < 0)
+			abort();
+		if (flen != VICI_FRAME_HDR + 1 + body_len ||
+		    (body_len && memcmp(frame + VICI_FRAME_HDR + 1, body, body_len) != 0))
+			abort();
+		vici_builder_free(b);
+	}
+	path[0] = '\0';
+	walk(vici_msg_root(m), vici_msg_root(m), path, 0);
+	decoders(m);
+	vici_msg_free(m);
+	return 0;
+}

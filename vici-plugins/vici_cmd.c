@@ -1,0 +1,41 @@
+/* Completion of { success, errmsg } commands, shared by the cmd_*.c files. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "vici-plugins/vici_cmd.h"
+
+struct done_ctx {
+	vici_done_fn done;
+	void *userdata;
+};
+
+static void on_reply(struct vici_client *c, int error, const struct vici_msg *reply, void *userdata)
+{
+	struct done_ctx *ctx = userdata;
+	const char *errmsg = NULL;
+
+	if (error == 0) {
+		error = vici_msg_check_success(reply);
+		if (error == -EREMOTEIO)
+			errmsg = vici_msg_errmsg(reply);
+	}
+	if (ctx->done)
+		ctx->done(c, error, errmsg, ctx->userdata);
+}
+
+int vici_cmd_call_done(struct vici_client *c, struct vici_builder *b, vici_done_fn done,
+		       void *userdata)
+{
+	struct done_ctx *ctx;
+	int r;
+
+	ctx = malloc(sizeof(*ctx));
+	if (!ctx)
+		return -ENOMEM;
+	ctx->done = done;
+	ctx->userdata = userdata;
+	r = vici_client_call_full(c, b, NULL, NULL, on_reply, ctx, free);
+	if (r < 0)
+		free(ctx);
+	return r;
+}
