@@ -118,12 +118,13 @@ $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(call obj,$(UNIT_HELP)) $$(EXTRA
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(TEST_LIBS)
 
 # Benchmarks and netns test drivers: EXTRA_<name> names what else they link.
-EXTRA_reconcile = $(DAEMON_LIBOBJ) $(LIBVICI) $(LIBNETLINK)
+EXTRA_reconcile = $(call obj,daemon/spd.c) $(LIBNETLINK)
+EXTRA_test_spd = $(call obj,daemon/spd.c)
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $$(EXTRA_$$*) $(LIBPOLICY)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(TEST_LIBS)
 
-$(BUILD)/tests/netns/%: $(BUILD)/tests/netns/%.o $(LIBNETLINK) $(LIBPOLICY)
+$(BUILD)/tests/netns/%: $(BUILD)/tests/netns/%.o $$(EXTRA_$$*) $(LIBNETLINK) $(LIBPOLICY)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(TEST_LIBS)
 
