@@ -1,7 +1,9 @@
 # mmtrust: one non-recursive Makefile for the whole tree.
 #
 #   make            build mmtrustd, mmtrustctl, libmmtrust
-#   make check      every test that runs on this machine (unit, integration, netns)
+#   make check      every test that runs on this machine (unit, integration,
+#                   netns, and the VM tier: a real kernel with ESP under qemu)
+#   make check-vm   only the VM tier
 #   make demo       the main job on embedded defaults, in a throw-away namespace
 #   make bench      the benchmarks under bench/
 #   make asan       unit tests under AddressSanitizer + UBSan
@@ -61,7 +63,7 @@ NETNS_BINS := $(patsubst tests/netns/%.c,$(BUILD)/tests/netns/%,$(NETNS_SRC))
 ALL_CFLAGS = $(WARN) $(CFLAGS) -I. \
 	$(call pc_cflags,$(PKGS_POLICY) $(PKGS_NETLINK) $(PKGS_DAEMON) $(PKGS_CLI) check)
 
-.PHONY: all check unit integration netns demo bench asan clean deps install
+.PHONY: all check check-vm unit integration netns demo bench asan clean deps install
 .DEFAULT_GOAL := all
 
 all: $(MMTRUSTD) $(MMTRUSTCTL) $(LIBCLIENT_A) $(LIBCLIENT_SO) $(BUILD)/mmtrust.pc
@@ -137,7 +139,13 @@ integration: all
 netns: all $(NETNS_BINS)
 	$(Q)bash tests/netns/run.sh $(BUILD)
 
-check: unit integration netns
+# The VM tier: Debian's kernel under qemu, where ESP, charon and real
+# traffic work (this machine's kernel has no ESP).  One boot runs every
+# tests/vm/test_*.sh; see tests/vm/README.md.
+check-vm: all
+	$(Q)bash tests/vm/run.sh
+
+check: unit integration netns check-vm
 	@echo "make check: all tests passed"
 
 bench: all $(BENCH_BINS)
