@@ -460,6 +460,7 @@ struct mm_spd {
 	VEC(struct del) dels;
 	struct mm_spd_report *rep;
 	bool busy;
+	bool reading;   /* inside mm_spd_process_events() */
 };
 
 /* Fault in a large fresh allocation with one call instead of one page
@@ -470,7 +471,7 @@ static void prefault(void *p, size_t len)
 	uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
 	uintptr_t end = ((uintptr_t)p + len) & ~(uintptr_t)4095;
 
-	if (len < (1u << 20) || end <= a)
+	if (len < (64u << 10) || end <= a)
 		return;
 	/* Huge pages where the range allows: fewer faults, fewer TLB misses. */
 	(void)madvise((void *)a, end - a, MADV_HUGEPAGE);
@@ -1126,6 +1127,10 @@ int mm_spd_process_events(struct mm_spd *spd)
 
 	if (!spd->mon)
 		return 0;
+	/* The monitor's buffers are in use while it delivers. */
+	if (spd->reading)
+		return -EBUSY;
+	spd->reading = true;
 	r = mm_xfrm_monitor_read(spd->mon, on_event, spd);
 	if (r == -ENOBUFS) {
 		mm_spd_events_lost(spd);
@@ -1133,6 +1138,7 @@ int mm_spd_process_events(struct mm_spd *spd)
 		if (r == -ENOBUFS)
 			r = 0;
 	}
+	spd->reading = false;
 	return r;
 }
 
@@ -1213,8 +1219,9 @@ static void op_done(size_t i, const struct mm_nl_result *res, void *data)
 
 static void op_pause(void *data)
 {
-	/* Drain the notifications of the batch just sent (ours are dropped
-	 * unread by the port id filter) so the monitor cannot overflow. */
+	/* Between sends: handle what others changed meanwhile, so the
+	 * monitor cannot overflow (our own echoes never reach it: the port
+	 * id filter drops them in the kernel). */
 	(void)mm_spd_process_events(data);
 }
 
@@ -1496,6 +1503,11 @@ static int full_pass(struct mm_spd *spd, bool drift, struct mm_spd_report *rep)
 		return r;
 	}
 	spd->ops.n = spd->dels.n = 0;
+	/* At most one op per entry and per stale policy: reserve once. */
+	if (grow((void **)&spd->ops.v, &spd->ops.cap, spd->live_e + spd->stale.n,
+		 sizeof(*spd->ops.v)) < 0)
+		return -ENOMEM;
+	prefault(spd->ops.v, spd->ops.cap * sizeof(*spd->ops.v));
 	for (size_t x = 0; x < spd->n_e; x++) {
 		struct entry *e = &spd->e[x];
 
@@ -1715,7 +1727,9 @@ static bool reqid_in_use(const struct mm_spd *spd, uint32_t reqid, uint32_t exce
 static int change_step(struct mm_spd *spd, struct mm_spd_report *rep, void *data)
 {
 	const struct change_arg *a = data;
-	const char *domain = a->new ? a->new->domain : a->old->domain;
+	/* mm_spd_partner_changed() checked that one of the two is given. */
+	const struct mm_partner *named = a->new ? a->new : a->old;
+	const char *domain = named->domain;
 	struct mm_spd_desired *d = NULL;
 	uint32_t x = prec_find(spd, domain), old_reqid = 0;
 	struct mm_addr old_tun = { 0 }, old_gw = { 0 };

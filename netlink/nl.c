@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -62,6 +63,16 @@ int mm_nl_open(struct mm_nl **ret)
 	if (!nl->sendbuf || !nl->recvbuf) {
 		r = -ENOMEM;
 		goto fail;
+	}
+	/* The acks of a batch land in every slot of recvbuf: fault it in
+	 * with one call rather than a page fault per slot page. */
+	{
+		uintptr_t a = ((uintptr_t)nl->recvbuf + 4095) & ~(uintptr_t)4095;
+		uintptr_t end = ((uintptr_t)nl->recvbuf + (size_t)MM_NL_BATCH_MAX * ACK_SLOT) &
+				~(uintptr_t)4095;
+
+		if (end > a)
+			(void)madvise((void *)a, end - a, MADV_POPULATE_WRITE);
 	}
 	nl->sock = mnl_socket_open2(NETLINK_XFRM, SOCK_CLOEXEC);
 	if (!nl->sock) {

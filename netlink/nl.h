@@ -47,10 +47,13 @@ void mm_nl_free(struct mm_nl *nl);  /* accepts NULL */
 /* The port id the kernel assigned (copied into our events' nlmsg_pid). */
 uint32_t mm_nl_portid(const struct mm_nl *nl);
 
-/* Writes request number i into buf (MM_NL_MSG_MAX bytes, zeroed) as one
- * netlink message: type, flags other than REQUEST/ACK, payload.  Return 0,
- * or -errno to fail this request without sending it (done() then gets that
- * error and an empty extack). */
+/* Writes request number i into buf as one netlink message, starting with
+ * mnl_nlmsg_put_header(buf) (buf is not cleared; it holds MM_NL_MSG_MAX
+ * bytes and is only 4-byte aligned, so copy structs in with memcpy): type,
+ * flags other than REQUEST/ACK, payload.  Return 0, or -errno to fail this
+ * request without sending it (done() then gets that error and an empty
+ * extack).  Sequence number, port id, NLM_F_REQUEST and NLM_F_ACK are set
+ * by mm_nl_batch(). */
 typedef int (*mm_nl_encode_fn)(void *buf, size_t i, void *userdata);
 /* Called once for every request, in order, with the kernel's answer. */
 typedef void (*mm_nl_done_fn)(size_t i, const struct mm_nl_result *res, void *userdata);
