@@ -816,8 +816,13 @@ static void print_status(const json_t *r)
 	else
 		printf("kernel: policies NOT programmed: %s\n",
 		       json_string_value(json_object_get(k, "error")));
-	printf("%-32s %8s %-9s %9s %7s %9s %4s\n", "DOMAIN", "REQID", "STATE", "POLICIES",
-	       "MISSING", "CONFLICTS", "SAS");
+	if (json_is_true(json_object_get(json_object_get(r, "ike"), "enabled")))
+		printf("charon: %s (%s)\n",
+		       json_is_true(json_object_get(json_object_get(r, "ike"), "connected"))
+			       ? "connected" : "NOT connected",
+		       json_string_value(json_object_get(json_object_get(r, "ike"), "socket")));
+	printf("%-32s %8s %-9s %9s %7s %9s %4s  %s\n", "DOMAIN", "REQID", "STATE", "POLICIES",
+	       "MISSING", "CONFLICTS", "SAS", "TUNNEL");
 	json_array_foreach(json_object_get(r, "partners"), i, p) {
 		const json_t *pol = json_object_get(p, "policies"), *sas = json_object_get(p, "sas");
 		char pols[32] = "-", sa[16] = "-";
@@ -828,13 +833,30 @@ static void print_status(const json_t *r)
 				 json_integer_value(json_object_get(pol, "expected")));
 		if (json_is_integer(sas))
 			snprintf(sa, sizeof(sa), "%" JSON_INTEGER_FORMAT, json_integer_value(sas));
+		const json_t *tun = json_object_get(p, "tunnel");
+		char tunnel[512] = "-";
+
+		if (tun && json_is_string(json_object_get(tun, "remote_id")))
+			snprintf(tunnel, sizeof(tunnel), "%s %s@%s spi %s/%s since %s",
+				 json_string_value(json_object_get(tun, "state")),
+				 json_string_value(json_object_get(tun, "remote_id")),
+				 json_string_value(json_object_get(tun, "remote_host")),
+				 json_string_value(json_object_get(tun, "spi_in")),
+				 json_string_value(json_object_get(tun, "spi_out")),
+				 json_string_value(json_object_get(tun, "since")));
+		else if (tun)
+			snprintf(tunnel, sizeof(tunnel), "%s%s%s",
+				 json_string_value(json_object_get(tun, "state")),
+				 json_is_string(json_object_get(tun, "ike_state")) ? ", IKE " : "",
+				 json_is_string(json_object_get(tun, "ike_state"))
+					 ? json_string_value(json_object_get(tun, "ike_state")) : "");
 		printf("%-32s %8" JSON_INTEGER_FORMAT " %-9s %9s %7" JSON_INTEGER_FORMAT
-		       " %9" JSON_INTEGER_FORMAT " %4s%s%s\n",
+		       " %9" JSON_INTEGER_FORMAT " %4s  %s%s%s\n",
 		       json_string_value(json_object_get(p, "domain")),
 		       json_integer_value(json_object_get(p, "reqid")),
 		       json_string_value(json_object_get(p, "state")), pols,
 		       json_integer_value(json_object_get(pol, "missing")),
-		       json_integer_value(json_object_get(pol, "foreign_conflicts")), sa,
+		       json_integer_value(json_object_get(pol, "foreign_conflicts")), sa, tunnel,
 		       json_object_get(p, "error") ? "  " : "",
 		       json_object_get(p, "error") ? json_string_value(json_object_get(p, "error")) : "");
 	}

@@ -348,7 +348,12 @@ static json_t *op_status(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
 			return mm_jsonl_error("not-found", "domain", "no partner %s in the table",
 					      domain);
 	}
-	return mm_jsonl_ok(kernel_status(d, dom ? domain : NULL));
+	{
+		json_t *st = kernel_status(d, dom ? domain : NULL);
+
+		ike_status(d, st);
+		return mm_jsonl_ok(st);
+	}
 }
 
 static json_t *op_audit(struct mmtrustd *d, const struct mm_jsonl_peer *peer,

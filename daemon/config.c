@@ -18,7 +18,9 @@ void mm_config_defaults(struct mm_config *c)
 		.spd_prio_base = 100000,
 		.spd_tag = 0x6d6d7472,  /* "mmtr" */
 		.spd_verify_interval = 60,
+		.ike_dpd_delay = 30,
 	};
+	snprintf(c->ike_vici_socket, sizeof(c->ike_vici_socket), "/var/run/charon.vici");
 	snprintf(c->store, sizeof(c->store), "/var/lib/mmtrust/mmtrust.db");
 	snprintf(c->admin_socket, sizeof(c->admin_socket), "/run/mmtrust/admin.sock");
 	snprintf(c->query_socket, sizeof(c->query_socket), "/run/mmtrust/query.sock");
@@ -163,6 +165,18 @@ static int handler(void *user, const char *section, const char *name, const char
 		r = set_u32(&c->spd_tag, value, x);
 	else if (KEY("spd", "verify_interval"))
 		r = set_u32(&c->spd_verify_interval, value, x);
+	else if (KEY("ike", "enabled"))
+		r = set_bool(&c->ike_enabled, value, x);
+	else if (KEY("ike", "vici_socket"))
+		r = set_string(c->ike_vici_socket, sizeof(c->ike_vici_socket), value, x);
+	else if (KEY("ike", "certificate"))
+		r = set_string(c->ike_certificate, sizeof(c->ike_certificate), value, x);
+	else if (KEY("ike", "private_key"))
+		r = set_string(c->ike_private_key, sizeof(c->ike_private_key), value, x);
+	else if (KEY("ike", "local_id"))
+		r = set_string(c->ike_local_id, sizeof(c->ike_local_id), value, x);
+	else if (KEY("ike", "dpd_delay"))
+		r = set_u32(&c->ike_dpd_delay, value, x);
 	else
 		r = mm_err_set(x->err, MM_ERR_INVALID, x->field, "unknown setting");
 #undef KEY
@@ -199,6 +213,9 @@ int mm_config_load(const char *path, struct mm_config *ret, struct mm_err *err)
 		return mm_err_set(err, MM_ERR_INVALID, "reqid",
 				  "%s: reqid range %u-%u must be non-empty and start above 0",
 				  path, c.reqid_min, c.reqid_max);
+	if (c.ike_enabled && (!c.ike_certificate[0] || !c.ike_private_key[0]))
+		return mm_err_set(err, MM_ERR_INVALID, "ike.certificate",
+				  "%s: [ike] enabled needs certificate and private_key", path);
 	if (c.spd_tag == 0)
 		return mm_err_set(err, MM_ERR_INVALID, "spd.tag",
 				  "%s: the tag must not be 0 (0 is every other program's policies)",

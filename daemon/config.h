@@ -18,6 +18,13 @@
  *   priority_base = 100000                  ; our band: base .. base+256
  *   tag = 0x6d6d7472                        ; selector user field ("uid")
  *   verify_interval = 60                    ; seconds between full checks
+ *   [ike]
+ *   enabled = no                            ; drive strongSwan's charon
+ *   vici_socket = /var/run/charon.vici      ; charon's VICI socket
+ *   certificate = /etc/mmtrust/cert.pem     ; our certificate (PEM)
+ *   private_key = /etc/mmtrust/key.pem      ; its private key (PEM)
+ *   local_id =                              ; our IKE identity (default: cert subject)
+ *   dpd_delay = 30                          ; seconds; 0: no DPD
  *
  * Unknown sections or keys are errors that name the line: a misspelt key
  * must not silently fall back to a default. */
@@ -53,6 +60,12 @@ struct mm_config {
 	uint32_t spd_prio_base;
 	uint32_t spd_tag;
 	uint32_t spd_verify_interval;  /* seconds; 0: no periodic check */
+	bool ike_enabled;
+	char ike_vici_socket[108];
+	char ike_certificate[4096];
+	char ike_private_key[4096];
+	char ike_local_id[256];
+	uint32_t ike_dpd_delay;
 };
 
 void mm_config_defaults(struct mm_config *c);

@@ -182,6 +182,8 @@ int kernel_start(struct mmtrustd *d)
 		kernel_off(d, "reconciler", strerror(-r));
 		goto fail;
 	}
+	/* SA events reach the IKE side too (addresses checked per partner). */
+	mm_spd_set_event_hook(d->spd, ike_xfrm_event, d);
 	if (sd_event_add_io(d->ev, &d->mon_src, mm_xfrm_monitor_fd(d->mon), EPOLLIN, on_monitor,
 			    d) < 0 ||
 	    sd_event_add_time(d->ev, &d->repair_timer, CLOCK_MONOTONIC, UINT64_MAX, 1000,

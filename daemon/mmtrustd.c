@@ -96,6 +96,16 @@ void mmtrustd_table_changed(struct mmtrustd *d, struct mm_table *newt,
 	mm_table_free(d->table);
 	d->table = newt;
 	kernel_table_changed(d, changes, n);
+	ike_table_changed(d, changes, n);
+}
+
+static bool ike_settings_differ(const struct mm_config *a, const struct mm_config *b)
+{
+	return a->ike_enabled != b->ike_enabled || a->ike_dpd_delay != b->ike_dpd_delay ||
+	       strcmp(a->ike_vici_socket, b->ike_vici_socket) ||
+	       strcmp(a->ike_certificate, b->ike_certificate) ||
+	       strcmp(a->ike_private_key, b->ike_private_key) ||
+	       strcmp(a->ike_local_id, b->ike_local_id);
 }
 
 /* The settings the kernel side was started with. */
@@ -167,6 +177,12 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 		kernel_stop(d);
 		d->cfg = cfg;
 		kernel_start(d);
+	}
+	if (ike_settings_differ(&cfg, &d->cfg) || spd_settings_differ(&cfg, &d->cfg)) {
+		/* Certificates may have been renewed in place too: reread. */
+		ike_stop(d);
+		d->cfg = cfg;
+		ike_start(d);
 	}
 	d->cfg = cfg;
 	mmtrustd_table_changed(d, table, NULL, 0);
@@ -297,6 +313,7 @@ int main(int argc, char **argv)
 	/* Read the kernel, then write only the difference. */
 	kernel_start(&d);
 	kernel_table_changed(&d, NULL, 0);
+	ike_start(&d);
 	r = open_admin(&d);
 	if (r < 0) {
 		log_err("admin socket %s: %s", d.cfg.admin_socket, strerror(-r));
@@ -317,6 +334,7 @@ int main(int argc, char **argv)
 	rc = 0;
 out:
 	mm_jsonl_server_free(d.admin);
+	ike_stop(&d);
 	kernel_stop(&d);
 	mm_table_free(d.table);
 	mm_store_close(d.store);

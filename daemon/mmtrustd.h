@@ -32,6 +32,9 @@ struct mmtrustd {
 	struct mm_spd *spd;
 	sd_event_source *mon_src, *repair_timer, *verify_timer;
 	char kernel_error[640];
+
+	/* The strongSwan side (ike.c); NULL clients when [ike] is off. */
+	struct mm_ike *ike;
 };
 
 /* kernel.c: the SPD engine inside the loop. */
@@ -44,6 +47,18 @@ void kernel_table_changed(struct mmtrustd *d, const struct mm_change *changes, s
  * with the partner each entry belongs to. */
 json_t *kernel_status(struct mmtrustd *d, const char *domain);
 json_t *kernel_audit(struct mmtrustd *d);
+
+/* ike.c: charon over VICI.  One connection per enabled tunnel partner,
+ * named after its domain; the SA table from charon's events, checked
+ * against the partner table (identity and reqid). */
+struct mm_ike;
+int ike_start(struct mmtrustd *d);
+void ike_stop(struct mmtrustd *d);
+void ike_table_changed(struct mmtrustd *d, const struct mm_change *changes, size_t n);
+/* An SA event from the XFRM monitor (via the SPD engine's hook). */
+int ike_xfrm_event(const struct mm_xfrm_event *ev, void *userdata);
+/* Add "ike" and each partner's "tunnel" to a status answer. */
+void ike_status(struct mmtrustd *d, json_t *status);
 
 /* The admin socket's request handler and access check (admin.c). */
 json_t *admin_handle(void *userdata, const struct mm_jsonl_peer *peer, const json_t *req);
