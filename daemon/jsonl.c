@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,6 +167,10 @@ static int client_line(struct mm_jsonl_client *c, const char *line, size_t len)
 	answer = c->server->handler(c->server->userdata, &c->peer, req);
 	r = client_queue(c, answer, id);
 	json_decref(req);
+	/* A large request (an apply of a whole table) leaves tens of MB of
+	 * freed JSON in the heap: give it back rather than hold it for good. */
+	if (len > (1u << 20))
+		malloc_trim(0);
 	return r;
 }
 
@@ -182,8 +187,15 @@ static int client_flush(struct mm_jsonl_client *c)
 		}
 		c->out_pos += n;
 	}
-	if (c->out_pos == c->out.len)
+	if (c->out_pos == c->out.len) {
 		c->out.len = c->out_pos = 0;
+		/* Do not keep a huge answer buffer (a listing) for the connection's life. */
+		if (c->out.cap > (1u << 20)) {
+			free(c->out.data);
+			c->out.data = NULL;
+			c->out.cap = 0;
+		}
+	}
 	return 0;
 }
 
@@ -216,6 +228,11 @@ static int client_read(struct mm_jsonl_client *c)
 				return r;
 			r = client_line(c, c->in.data, c->in.len);
 			c->in.len = 0;
+			if (c->in.cap > (1u << 20)) {
+				free(c->in.data);
+				c->in.data = NULL;
+				c->in.cap = 0;
+			}
 			if (r < 0)
 				return r;
 		} else {
