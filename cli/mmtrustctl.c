@@ -348,7 +348,7 @@ static void print_partner_table(const json_t *list)
 		printf("(no partners)\n");
 }
 
-static void print_value(const char *key, const json_t *v)
+static void print_value(const json_t *v)
 {
 	char buf[4096];
 
@@ -357,8 +357,6 @@ static void print_value(const char *key, const json_t *v)
 		printf("%s", buf);
 	} else if (json_is_boolean(v)) {
 		printf("%s", yesno(v));
-	} else if (strcmp(key, "ca") == 0 && json_is_string(v)) {
-		printf("(PEM, %zu bytes)", strlen(json_string_value(v)));
 	} else if (json_is_string(v)) {
 		printf("%s", json_string_value(v));
 	} else if (json_is_integer(v)) {
@@ -401,10 +399,13 @@ static void print_changes(const json_t *result)
 			json_array_foreach(json_object_get(c, "fields"), j, f) {
 				const char *key = json_string_value(f);
 
+				/* The CA is shown by its fingerprint. */
+				if (strcmp(key, "ca") == 0)
+					key = "ca_sha256";
 				printf("    %s: ", key);
-				print_value(key, json_object_get(before, key));
+				print_value(json_object_get(before, key));
 				printf(" -> ");
-				print_value(key, json_object_get(after, key));
+				print_value(json_object_get(after, key));
 				putchar('\n');
 			}
 		}
@@ -774,9 +775,9 @@ static void print_log(const json_t *result)
 				if (json_equal(v, json_object_get(before, key)))
 					continue;
 				printf("%s%s: ", first ? "  " : "; ", key);
-				print_value(key, json_object_get(before, key));
+				print_value(json_object_get(before, key));
 				printf(" -> ");
-				print_value(key, v);
+				print_value(v);
 				first = false;
 			}
 		}

@@ -57,6 +57,17 @@ static const char *str_member(const json_t *req, const char *key)
 	return json_string_value(json_object_get(req, key));
 }
 
+/* A partner in a change report: everything but the PEM, whose fingerprint
+ * says which CA it is (an apply of a large table would otherwise answer
+ * with every certificate again). */
+static json_t *partner_summary(const struct mm_partner *p)
+{
+	json_t *o = mm_partner_to_json(p, MM_JSON_FULL);
+
+	json_object_del(o, "ca");
+	return o;
+}
+
 static json_t *change_json(const struct mm_change *c)
 {
 	json_t *o = json_pack("{s:s, s:s}", "action", mm_change_op_name(c->op), "domain",
@@ -66,9 +77,9 @@ static json_t *change_json(const struct mm_change *c)
 	if (!o)
 		return NULL;
 	if (c->before)
-		json_object_set_new(o, "before", mm_partner_to_json(c->before, MM_JSON_FULL));
+		json_object_set_new(o, "before", partner_summary(c->before));
 	if (c->after)
-		json_object_set_new(o, "after", mm_partner_to_json(c->after, MM_JSON_FULL));
+		json_object_set_new(o, "after", partner_summary(c->after));
 	if (c->op == MM_CHANGE_SET) {
 		json_t *b = mm_partner_to_json(c->before, MM_JSON_CONFIG);
 		json_t *a = mm_partner_to_json(c->after, MM_JSON_CONFIG);
