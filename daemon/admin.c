@@ -392,8 +392,10 @@ static const struct {
 	{ "audit", op_audit },
 };
 
-json_t *admin_handle(void *userdata, const struct mm_jsonl_peer *peer, const json_t *req)
+json_t *admin_handle(void *userdata, struct mm_jsonl_client *client,
+		     const struct mm_jsonl_peer *peer, const json_t *req)
 {
+	(void)client;
 	const char *op = str_member(req, "op");
 
 	if (!op)

@@ -19,6 +19,7 @@ void mm_config_defaults(struct mm_config *c)
 		.spd_tag = 0x6d6d7472,  /* "mmtr" */
 		.spd_verify_interval = 60,
 		.ike_dpd_delay = 30,
+		.query_max_clients = 1024,
 	};
 	snprintf(c->ike_vici_socket, sizeof(c->ike_vici_socket), "/var/run/charon.vici");
 	snprintf(c->store, sizeof(c->store), "/var/lib/mmtrust/mmtrust.db");
@@ -165,6 +166,17 @@ static int handler(void *user, const char *section, const char *name, const char
 		r = set_u32(&c->spd_tag, value, x);
 	else if (KEY("spd", "verify_interval"))
 		r = set_u32(&c->spd_verify_interval, value, x);
+	else if (KEY("query", "untrusted")) {
+		r = 0;
+		if (!strcmp(value, "strip-always"))
+			c->query_untrusted = 0;
+		else if (!strcmp(value, "strip-if-privacy-id"))
+			c->query_untrusted = 1;
+		else
+			r = mm_err_set(x->err, MM_ERR_INVALID, x->field,
+				       "'%s' is not strip-always or strip-if-privacy-id", value);
+	} else if (KEY("query", "max_clients"))
+		r = set_u32(&c->query_max_clients, value, x);
 	else if (KEY("ike", "enabled"))
 		r = set_bool(&c->ike_enabled, value, x);
 	else if (KEY("ike", "vici_socket"))

@@ -18,6 +18,9 @@
  *   priority_base = 100000                  ; our band: base .. base+256
  *   tag = 0x6d6d7472                        ; selector user field ("uid")
  *   verify_interval = 60                    ; seconds between full checks
+ *   [query]
+ *   untrusted = strip-always                ; or strip-if-privacy-id (RFC 3325 minimum)
+ *   max_clients = 1024
  *   [ike]
  *   enabled = no                            ; drive strongSwan's charon
  *   vici_socket = /var/run/charon.vici      ; charon's VICI socket
@@ -60,6 +63,8 @@ struct mm_config {
 	uint32_t spd_prio_base;
 	uint32_t spd_tag;
 	uint32_t spd_verify_interval;  /* seconds; 0: no periodic check */
+	int query_untrusted;             /* enum mm_untrusted_mode */
+	uint32_t query_max_clients;
 	bool ike_enabled;
 	char ike_vici_socket[108];
 	char ike_certificate[4096];

@@ -121,11 +121,13 @@ static int tunnels_sync(struct mm_ike *ike)
 	return 0;
 }
 
-static void tunnel_down(struct tunnel *t, const char *why)
+static void tunnel_down(struct mmtrustd *d, struct tunnel *t, const char *why)
 {
-	if (t->up)
+	if (t->up) {
 		log_notice("tunnel down: partner %s (reqid %" PRIu32 "): %s", t->domain, t->reqid,
 			   why);
+		query_notify(d, "sa-down", t->domain, NULL);
+	}
 	t->up = false;
 	t->spi_in = t->spi_out = 0;
 	t->since = 0;
@@ -202,7 +204,7 @@ static void child_check(struct mm_ike *ike, const struct vici_ike_sa *sa,
 		return;
 	if (!up) {
 		if (t->spi_in == child->spi_in || !t->spi_in)
-			tunnel_down(t, "CHILD_SA closed");
+			tunnel_down(d, t, "CHILD_SA closed");
 		return;
 	}
 	if (!t->up || t->spi_in != child->spi_in)
@@ -210,6 +212,8 @@ static void child_check(struct mm_ike *ike, const struct vici_ike_sa *sa,
 			   "spi in 0x%08" PRIx32 " out 0x%08" PRIx32,
 			   p->domain, p->reqid, sa->remote_host ? sa->remote_host : "?",
 			   sa->remote_id, child->spi_in, child->spi_out);
+	bool changed = !t->up || t->spi_in != child->spi_in;
+
 	t->up = true;
 	t->spi_in = child->spi_in;
 	t->spi_out = child->spi_out;
@@ -219,6 +223,12 @@ static void child_check(struct mm_ike *ike, const struct vici_ike_sa *sa,
 	snprintf(t->remote_id, sizeof(t->remote_id), "%s", sa->remote_id);
 	snprintf(t->remote_host, sizeof(t->remote_host), "%s",
 		 sa->remote_host ? sa->remote_host : "");
+	if (changed) {
+		struct mm_tunnel_info info = { .up = true, .spi_in = t->spi_in,
+					       .spi_out = t->spi_out };
+
+		query_notify(d, "sa-up", t->domain, &info);
+	}
 }
 
 static bool child_installed(const struct vici_child_sa *c)
@@ -273,7 +283,7 @@ static void on_ike_updown(struct vici_client *c, int error, const char *event,
 		snprintf(t->ike_state, sizeof(t->ike_state), "%s",
 			 e->up ? (e->ike.state ? e->ike.state : "ESTABLISHED") : "DESTROYING");
 		if (!e->up)
-			tunnel_down(t, "IKE_SA closed");
+			tunnel_down(ike->d, t, "IKE_SA closed");
 		else
 			t->ike_id = e->ike.uniqueid;
 	}
@@ -508,7 +518,7 @@ static void on_disconnected(struct vici_client *c, int error, void *userdata)
 		 strerror(-error));
 	for (size_t i = 0; i < ike->n_t; i++) {
 		ike->t[i].ike_state[0] = '\0';
-		tunnel_down(&ike->t[i], "charon went away");
+		tunnel_down(ike->d, &ike->t[i], "charon went away");
 	}
 }
 
@@ -704,4 +714,34 @@ void ike_status(struct mmtrustd *d, json_t *status)
 				  "reqid", (json_int_t)t->reqid, "spi_in", spi_json(t->spi_in),
 				  "spi_out", spi_json(t->spi_out), "since", time_json(t->since)));
 	}
+}
+
+bool ike_tunnel_info(struct mmtrustd *d, const char *domain, struct mm_tunnel_info *ret)
+{
+	struct tunnel *t = d->ike ? tunnel_find(d->ike, domain) : NULL;
+
+	if (!t)
+		return false;
+	*ret = (struct mm_tunnel_info){
+		.up = t->up, .reqid = t->reqid, .spi_in = t->spi_in, .spi_out = t->spi_out,
+		.since = t->since,
+	};
+	snprintf(ret->remote_id, sizeof(ret->remote_id), "%s", t->remote_id);
+	snprintf(ret->remote_host, sizeof(ret->remote_host), "%s", t->remote_host);
+	return true;
+}
+
+const char *ike_spi_owner(struct mmtrustd *d, uint32_t spi, bool *ret_inbound)
+{
+	struct mm_ike *ike = d->ike;
+
+	for (size_t i = 0; ike && spi && i < ike->n_t; i++) {
+		if (!ike->t[i].up)
+			continue;
+		if (ike->t[i].spi_in == spi || ike->t[i].spi_out == spi) {
+			*ret_inbound = ike->t[i].spi_in == spi;
+			return ike->t[i].domain;
+		}
+	}
+	return NULL;
 }

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@ struct mm_jsonl_client {
 	struct buf in, out;
 	size_t out_pos;
 	int discarding;  /* inside an over-long line: drop bytes until '\n' */
+	bool subscribed;
 };
 
 struct mm_jsonl_server {
@@ -164,7 +166,7 @@ static int client_line(struct mm_jsonl_client *c, const char *line, size_t len)
 						      "a request must be a JSON object"), NULL);
 	}
 	id = json_object_get(req, "id");
-	answer = c->server->handler(c->server->userdata, &c->peer, req);
+	answer = c->server->handler(c->server->userdata, c, &c->peer, req);
 	r = client_queue(c, answer, id);
 	json_decref(req);
 	/* A large request (an apply of a whole table) leaves tens of MB of
@@ -419,4 +421,45 @@ void mm_jsonl_server_free(struct mm_jsonl_server *s)
 unsigned mm_jsonl_server_clients(const struct mm_jsonl_server *s)
 {
 	return s->n_clients;
+}
+
+void mm_jsonl_client_subscribe(struct mm_jsonl_client *c)
+{
+	c->subscribed = true;
+}
+
+void mm_jsonl_server_broadcast(struct mm_jsonl_server *s, const json_t *obj)
+{
+	struct mm_jsonl_client *c, *next;
+	char *text;
+	size_t len;
+
+	if (!s)
+		return;
+	text = json_dumps(obj, JSON_COMPACT);
+	if (!text)
+		return;
+	len = strlen(text);
+	for (c = s->clients; c; c = next) {
+		int r;
+
+		next = c->next;
+		if (!c->subscribed)
+			continue;
+		r = buf_append(&c->out, text, len);
+		if (r == 0)
+			r = buf_append(&c->out, "\n", 1);
+		if (r == 0 && c->out.len - c->out_pos > s->lim.max_out)
+			r = -ENOBUFS;
+		if (r == 0)
+			r = client_flush(c);
+		if (r == 0)
+			r = client_update_events(c);
+		if (r < 0) {
+			log_warn("subscriber pid %d uid %u: %zu bytes of events unread; disconnected",
+				 (int)c->peer.pid, (unsigned)c->peer.uid, c->out.len - c->out_pos);
+			client_free(c);
+		}
+	}
+	free(text);
 }

@@ -27,8 +27,8 @@ struct mm_jsonl_peer {
 /* Called for every request object.  Returns the answer (a new reference,
  * without "id": the server echoes the request's "id" itself).  `peer` is
  * the client's SO_PEERCRED. */
-typedef json_t *(*mm_jsonl_handler)(void *userdata, const struct mm_jsonl_peer *peer,
-				    const json_t *request);
+typedef json_t *(*mm_jsonl_handler)(void *userdata, struct mm_jsonl_client *client,
+				    const struct mm_jsonl_peer *peer, const json_t *request);
 
 /* Called on accept: return 0 to keep the client, negative to refuse it
  * (it is closed without an answer). */
@@ -49,6 +49,14 @@ int mm_jsonl_server_new(sd_event *ev, const char *path, mode_t mode, gid_t gid,
 /* Close every client and the listening socket; unlink the path. */
 void mm_jsonl_server_free(struct mm_jsonl_server *s);
 unsigned mm_jsonl_server_clients(const struct mm_jsonl_server *s);
+
+/* Mark a client as a subscriber: from now on it receives every object
+ * given to mm_jsonl_server_broadcast(), interleaved with its answers.  A
+ * subscriber that does not read is disconnected when its unread output
+ * passes max_out, like any client. */
+void mm_jsonl_client_subscribe(struct mm_jsonl_client *c);
+/* Queue obj (borrowed) as one line to every subscriber. */
+void mm_jsonl_server_broadcast(struct mm_jsonl_server *s, const json_t *obj);
 
 /* {"ok": false, "error": {"code": code, "message": ..., "field": ...}} */
 json_t *mm_jsonl_error(const char *code, const char *field, const char *fmt, ...)

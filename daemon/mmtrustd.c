@@ -97,6 +97,18 @@ void mmtrustd_table_changed(struct mmtrustd *d, struct mm_table *newt,
 	d->table = newt;
 	kernel_table_changed(d, changes, n);
 	ike_table_changed(d, changes, n);
+	for (size_t i = 0; i < n; i++) {
+		static const char *const names[MM_CHANGE__MAX] = {
+			[MM_CHANGE_ADD] = "partner-added",
+			[MM_CHANGE_SET] = "partner-changed",
+			[MM_CHANGE_DEL] = "partner-removed",
+		};
+		const struct mm_partner *p = changes[i].after ? changes[i].after : changes[i].before;
+
+		query_notify(d, names[changes[i].op], p->domain, NULL);
+	}
+	if (!changes)
+		query_notify(d, "table-reloaded", "*", NULL);
 }
 
 static bool ike_settings_differ(const struct mm_config *a, const struct mm_config *b)
@@ -314,14 +326,22 @@ int main(int argc, char **argv)
 	kernel_start(&d);
 	kernel_table_changed(&d, NULL, 0);
 	ike_start(&d);
+	r = make_parent_dir(d.cfg.query_socket, 0755);
+	if (r == 0)
+		r = query_start(&d);
+	if (r < 0) {
+		log_err("query socket %s: %s", d.cfg.query_socket, strerror(-r));
+		goto out;
+	}
 	r = open_admin(&d);
 	if (r < 0) {
 		log_err("admin socket %s: %s", d.cfg.admin_socket, strerror(-r));
 		goto out;
 	}
 	d.started = time(NULL);
-	log_notice("mmtrustd %s ready: %zu partners, store %s, admin socket %s, kernel %s",
-		   MMTRUST_VERSION, d.table->n, d.cfg.store, d.cfg.admin_socket,
+	log_notice("mmtrustd %s ready: %zu partners, store %s, admin socket %s, query socket %s, "
+		   "kernel %s",
+		   MMTRUST_VERSION, d.table->n, d.cfg.store, d.cfg.admin_socket, d.cfg.query_socket,
 		   d.spd ? "policies programmed" : "NOT programmed");
 	sd_notify(0, "READY=1");
 	r = sd_event_loop(d.ev);
@@ -334,6 +354,7 @@ int main(int argc, char **argv)
 	rc = 0;
 out:
 	mm_jsonl_server_free(d.admin);
+	query_stop(&d);
 	ike_stop(&d);
 	kernel_stop(&d);
 	mm_table_free(d.table);

@@ -35,6 +35,9 @@ struct mmtrustd {
 
 	/* The strongSwan side (ike.c); NULL clients when [ike] is off. */
 	struct mm_ike *ike;
+
+	/* The CSCF query socket (query.c). */
+	struct mm_jsonl_server *query;
 };
 
 /* kernel.c: the SPD engine inside the loop. */
@@ -60,8 +63,32 @@ int ike_xfrm_event(const struct mm_xfrm_event *ev, void *userdata);
 /* Add "ike" and each partner's "tunnel" to a status answer. */
 void ike_status(struct mmtrustd *d, json_t *status);
 
+/* A partner's tunnel as the SA table knows it.  `up` means an installed
+ * CHILD_SA whose authenticated remote identity is the partner's domain
+ * and whose reqid is the partner's (anything else is refused on sight). */
+struct mm_tunnel_info {
+	bool up;
+	uint32_t reqid, spi_in, spi_out;
+	char remote_id[256];
+	char remote_host[64];
+	time_t since;
+};
+/* false when [ike] is off or the partner has no tunnel record. */
+bool ike_tunnel_info(struct mmtrustd *d, const char *domain, struct mm_tunnel_info *ret);
+/* The domain whose current SA has this SPI (borrowed), NULL if none;
+ * *ret_inbound says which direction. */
+const char *ike_spi_owner(struct mmtrustd *d, uint32_t spi, bool *ret_inbound);
+
+/* query.c: the CSCF query socket. */
+int query_start(struct mmtrustd *d);
+void query_stop(struct mmtrustd *d);
+/* Tell subscribers: event is "sa-up", "sa-down", "partner-added", ... */
+void query_notify(struct mmtrustd *d, const char *event, const char *domain,
+		  const struct mm_tunnel_info *t);
+
 /* The admin socket's request handler and access check (admin.c). */
-json_t *admin_handle(void *userdata, const struct mm_jsonl_peer *peer, const json_t *req);
+json_t *admin_handle(void *userdata, struct mm_jsonl_client *client,
+		     const struct mm_jsonl_peer *peer, const json_t *req);
 int admin_authorize(void *userdata, const struct mm_jsonl_peer *peer);
 
 /* Swap in a new table after the store committed it (mmtrustd.c): later

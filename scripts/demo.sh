@@ -34,6 +34,7 @@ cat >"$TMP/mmtrustd.conf" <<CONF
 [daemon]
 store = $TMP/mmtrust.db
 admin_socket = $TMP/admin.sock
+query_socket = $TMP/query.sock
 [reqid]
 min = 1000000
 max = 1099999

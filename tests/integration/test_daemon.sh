@@ -26,6 +26,7 @@ cat >"$MM_TMP/mmtrustd.conf" <<CONF
 [daemon]
 store = $MM_TMP/store.db
 admin_socket = $MM_TMP/admin.sock
+query_socket = $MM_TMP/query.sock
 [reqid]
 min = 7000
 max = 7009

@@ -1,0 +1,301 @@
+/* The CSCF query socket: which partner sent this, is it protected by an
+ * authenticated SA, keep or strip P-Asserted-Identity.  Read-only; every
+ * answer comes from memory (the table, its address index, the SA table),
+ * never from netlink, VICI or the store.  Protocol: docs/protocol.md;
+ * decisions: policy/privacy.c and docs/privacy.md. */
+#include <errno.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mmtrustd.h"
+#include "policy/privacy.h"
+
+static json_t *invalid(const char *field, const char *msg)
+{
+	return mm_jsonl_error("invalid", field, "%s", msg);
+}
+
+static json_t *hex32(uint32_t v)
+{
+	char buf[16];
+
+	snprintf(buf, sizeof(buf), "0x%08" PRIx32, v);
+	return json_string(buf);
+}
+
+static json_t *iso(time_t t)
+{
+	char buf[32];
+	struct tm tm;
+
+	if (!t || !gmtime_r(&t, &tm))
+		return json_null();
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_string(buf);
+}
+
+/* "0xc1a2b3c4", "c1a2b3c4" or a JSON number. */
+static int parse_spi(const json_t *v, uint32_t *ret)
+{
+	unsigned long long x;
+	const char *s;
+	char *end;
+
+	if (json_is_integer(v)) {
+		if (json_integer_value(v) < 0 || json_integer_value(v) > UINT32_MAX)
+			return -EINVAL;
+		*ret = json_integer_value(v);
+		return 0;
+	}
+	s = json_string_value(v);
+	if (!s || !*s)
+		return -EINVAL;
+	errno = 0;
+	x = strtoull(s, &end, 16);
+	if (*end || errno || x > UINT32_MAX || *s == '-')
+		return -EINVAL;
+	*ret = x;
+	return 0;
+}
+
+static void partner_facts(json_t *o, const struct mm_partner *p)
+{
+	json_object_set_new(o, "partner", p ? json_string(p->domain) : json_null());
+	json_object_set_new(o, "kind", p ? json_string(mm_kind_name(p->kind)) : json_null());
+	json_object_set_new(o, "agreement", json_boolean(p && p->agreement));
+	json_object_set_new(o, "path", p ? json_string(mm_path_name(p->path)) : json_null());
+	json_object_set_new(o, "enabled", json_boolean(p && p->enabled));
+}
+
+static json_t *sa_json(const struct mm_tunnel_info *t)
+{
+	if (!t->up)
+		return json_null();
+	return json_pack("{s:I, s:o, s:o, s:s, s:s, s:o}", "reqid", (json_int_t)t->reqid, "spi_in",
+			 hex32(t->spi_in), "spi_out", hex32(t->spi_out), "remote_id", t->remote_id,
+			 "remote_host", t->remote_host, "established", iso(t->since));
+}
+
+static json_t *op_inbound(struct mmtrustd *d, const json_t *req)
+{
+	const json_t *spi = json_object_get(req, "spi");
+	struct mm_inbound_facts f = { 0 };
+	struct mm_tunnel_info t = { 0 };
+	struct mm_decision dec;
+	struct mm_addr src;
+	char buf[MM_ADDR_STRLEN];
+	uint32_t spi_v = 0;
+	json_t *o;
+
+	if (mm_addr_parse(json_string_value(json_object_get(req, "src")), &src, "src", NULL) < 0)
+		return invalid("src", "must be an IPv4 or IPv6 address string");
+	if (spi && !json_is_null(spi)) {
+		if (parse_spi(spi, &spi_v) < 0)
+			return invalid("spi", "must be a 32-bit SPI, hex string or number");
+		f.spi_given = true;
+	}
+	f.partner = mm_table_lookup(d->table, &src, NULL);
+	if (f.partner && ike_tunnel_info(d, f.partner->domain, &t) && t.up) {
+		f.sa_up = true;
+		f.sa_identity_ok = true;
+		f.spi_matches = spi_v == t.spi_in;
+	}
+	mm_decide_inbound(&f, &dec);
+	o = json_pack("{s:s}", "src", mm_addr_str(&src, buf));
+	partner_facts(o, f.partner);
+	json_object_set_new(o, "protected", json_boolean(dec.protected_));
+	json_object_set_new(o, "sa", f.sa_up ? sa_json(&t) : json_null());
+	json_object_set_new(o, "pai", json_string(mm_pai_name(dec.pai)));
+	json_object_set_new(o, "reason", json_string(dec.reason));
+	return mm_jsonl_ok(o);
+}
+
+static bool privacy_has_id(const json_t *privacy, json_t **ret_err)
+{
+	size_t i;
+	json_t *v;
+
+	*ret_err = NULL;
+	if (!privacy || json_is_null(privacy))
+		return false;
+	if (json_is_string(privacy)) {
+		/* The header's text, e.g. "id; user": values separated by ';'. */
+		char copy[256], *save = NULL, *tok;
+
+		snprintf(copy, sizeof(copy), "%s", json_string_value(privacy));
+		for (tok = strtok_r(copy, "; \t", &save); tok; tok = strtok_r(NULL, "; \t", &save))
+			if (strcasecmp(tok, "id") == 0)
+				return true;
+		return false;
+	}
+	if (!json_is_array(privacy)) {
+		*ret_err = invalid("privacy", "must be a list of Privacy header values or a string");
+		return false;
+	}
+	json_array_foreach(privacy, i, v) {
+		if (!json_is_string(v)) {
+			*ret_err = invalid("privacy", "must be a list of strings");
+			return false;
+		}
+		if (strcasecmp(json_string_value(v), "id") == 0)
+			return true;
+	}
+	return false;
+}
+
+static json_t *op_outbound(struct mmtrustd *d, const json_t *req)
+{
+	const char *domain = json_string_value(json_object_get(req, "domain"));
+	const char *dst = json_string_value(json_object_get(req, "dst"));
+	struct mm_outbound_facts f = { .mode = d->cfg.query_untrusted };
+	struct mm_tunnel_info t = { 0 };
+	char canon[MM_DOMAIN_MAX + 1], buf[MM_ADDR_STRLEN];
+	struct mm_decision dec;
+	json_t *o, *err;
+
+	f.privacy_id = privacy_has_id(json_object_get(req, "privacy"), &err);
+	if (err)
+		return err;
+	if (!!domain == !!dst)
+		return invalid(domain ? "dst" : "domain", "give exactly one of domain and dst");
+	if (domain) {
+		if (mm_domain_canon(domain, canon, "domain", NULL) < 0)
+			return invalid("domain", "must be a fully qualified domain name");
+		f.partner = mm_table_find(d->table, canon);
+		o = json_pack("{s:s}", "domain", canon);
+	} else {
+		struct mm_addr a;
+
+		if (mm_addr_parse(dst, &a, "dst", NULL) < 0)
+			return invalid("dst", "must be an IPv4 or IPv6 address string");
+		f.partner = mm_table_lookup(d->table, &a, NULL);
+		o = json_pack("{s:s}", "dst", mm_addr_str(&a, buf));
+	}
+	if (f.partner && ike_tunnel_info(d, f.partner->domain, &t) && t.up)
+		f.sa_up = f.sa_identity_ok = true;
+	mm_decide_outbound(&f, &dec);
+	partner_facts(o, f.partner);
+	json_object_set_new(o, "trusted", json_boolean(dec.trusted));
+	json_object_set_new(o, "tunnel", json_string(!f.partner ? "none" :
+						     f.partner->path == MM_PATH_SEG ? "none" :
+						     f.sa_up ? "up" : "down"));
+	json_object_set_new(o, "pai", json_string(mm_pai_name(dec.pai)));
+	json_object_set_new(o, "reason", json_string(dec.reason));
+	return mm_jsonl_ok(o);
+}
+
+static json_t *op_spi(struct mmtrustd *d, const json_t *req)
+{
+	struct mm_tunnel_info t = { 0 };
+	const char *owner;
+	bool inbound = false;
+	uint32_t spi;
+	json_t *o;
+
+	if (parse_spi(json_object_get(req, "spi"), &spi) < 0)
+		return invalid("spi", "must be a 32-bit SPI, hex string or number");
+	owner = ike_spi_owner(d, spi, &inbound);
+	o = json_pack("{s:o, s:o}", "spi", hex32(spi), "partner",
+		      owner ? json_string(owner) : json_null());
+	if (owner && ike_tunnel_info(d, owner, &t)) {
+		json_object_set_new(o, "direction", json_string(inbound ? "in" : "out"));
+		json_object_set_new(o, "reqid", json_integer(t.reqid));
+		json_object_set_new(o, "remote_id", json_string(t.remote_id));
+	}
+	return mm_jsonl_ok(o);
+}
+
+static json_t *query_handle(void *userdata, struct mm_jsonl_client *client,
+			    const struct mm_jsonl_peer *peer, const json_t *req)
+{
+	struct mmtrustd *d = userdata;
+	const char *op = json_string_value(json_object_get(req, "op"));
+
+	(void)peer;
+	if (!op)
+		return mm_jsonl_error("invalid-request", "op", "every request needs an \"op\" string");
+	if (!strcmp(op, "inbound"))
+		return op_inbound(d, req);
+	if (!strcmp(op, "outbound"))
+		return op_outbound(d, req);
+	if (!strcmp(op, "spi"))
+		return op_spi(d, req);
+	if (!strcmp(op, "subscribe")) {
+		mm_jsonl_client_subscribe(client);
+		return mm_jsonl_ok(json_pack("{s:b}", "subscribed", 1));
+	}
+	if (!strcmp(op, "ping"))
+		return mm_jsonl_ok(json_pack("{s:s, s:I}", "version", MMTRUST_VERSION, "partners",
+					     (json_int_t)d->table->n));
+	return mm_jsonl_error("unknown-op", "op", "unknown operation '%s' (inbound, outbound, "
+				      "spi, subscribe, ping)", op);
+}
+
+static int query_authorize(void *userdata, const struct mm_jsonl_peer *peer)
+{
+	struct mmtrustd *d = userdata;
+	struct passwd *pw;
+	gid_t groups[256];
+	int n = 256;
+
+	if (peer->uid == 0 || peer->uid == geteuid())
+		return 0;
+	if (d->cfg.query_gid == (gid_t)-1)
+		return -EPERM;
+	if (peer->gid == d->cfg.query_gid)
+		return 0;
+	pw = getpwuid(peer->uid);
+	if (pw && getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) >= 0)
+		for (int i = 0; i < n; i++)
+			if (groups[i] == d->cfg.query_gid)
+				return 0;
+	return -EPERM;
+}
+
+int query_start(struct mmtrustd *d)
+{
+	struct mm_jsonl_limits lim = {
+		.max_line = 4096,
+		.max_out = 1u << 20,
+		.max_clients = d->cfg.query_max_clients,
+	};
+	mode_t mode = d->cfg.query_gid == (gid_t)-1 ? 0600 : 0660;
+	int r;
+
+	if (!d->cfg.query_socket[0])
+		return 0;
+	r = mm_jsonl_server_new(d->ev, d->cfg.query_socket, mode, d->cfg.query_gid, &lim,
+				query_handle, query_authorize, d, &d->query);
+	if (r < 0)
+		log_err("query socket %s: %s", d->cfg.query_socket, strerror(-r));
+	return r;
+}
+
+void query_stop(struct mmtrustd *d)
+{
+	mm_jsonl_server_free(d->query);
+	d->query = NULL;
+}
+
+void query_notify(struct mmtrustd *d, const char *event, const char *domain,
+		  const struct mm_tunnel_info *t)
+{
+	json_t *e;
+
+	if (!d->query)
+		return;
+	e = json_pack("{s:s, s:s}", "event", event, "partner", domain);
+	if (e && t && t->up) {
+		json_object_set_new(e, "spi_in", hex32(t->spi_in));
+		json_object_set_new(e, "spi_out", hex32(t->spi_out));
+	}
+	if (e)
+		mm_jsonl_server_broadcast(d->query, e);
+	json_decref(e);
+}

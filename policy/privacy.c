@@ -1,0 +1,72 @@
+#include "privacy.h"
+
+const char *mm_pai_name(enum mm_pai pai)
+{
+	return pai == MM_PAI_KEEP ? "keep" : "strip";
+}
+
+/* Shared by both directions: is this partner inside our trust domain right
+ * now, and why (not).  Sets protected_ and trusted, returns the reason. */
+static const char *trust(const struct mm_partner *p, bool sa_up, bool identity_ok,
+			 struct mm_decision *d)
+{
+	d->protected_ = false;
+	d->trusted = false;
+	if (!p->enabled)
+		return "partner-disabled";
+	if (p->path == MM_PATH_TUNNEL)
+		d->protected_ = sa_up && identity_ok;
+	if (!p->agreement)
+		return "no-agreement";
+	if (p->path == MM_PATH_SEG) {
+		/* Reached through the operator's security gateway (NDS/IP):
+		 * connectivity already equals trust, as in Rel-5. */
+		d->trusted = true;
+		return "seg-trusted";
+	}
+	if (!sa_up)
+		return "unprotected";
+	if (!identity_ok)
+		return "identity-mismatch";
+	d->trusted = true;
+	return "protected";
+}
+
+void mm_decide_inbound(const struct mm_inbound_facts *f, struct mm_decision *ret)
+{
+	struct mm_decision d = { .pai = MM_PAI_STRIP };
+
+	if (!f->partner) {
+		d.reason = "unknown-source";
+		*ret = d;
+		return;
+	}
+	d.reason = trust(f->partner, f->sa_up, f->sa_identity_ok, &d);
+	/* A named SPI that is not the partner's SA: the message did not come
+	 * over the SA we vouch for, whatever the source address says. */
+	if (f->partner->path == MM_PATH_TUNNEL && f->spi_given && !f->spi_matches) {
+		d.protected_ = false;
+		if (d.trusted) {
+			d.trusted = false;
+			d.reason = "spi-mismatch";
+		}
+	}
+	d.pai = d.trusted ? MM_PAI_KEEP : MM_PAI_STRIP;
+	*ret = d;
+}
+
+void mm_decide_outbound(const struct mm_outbound_facts *f, struct mm_decision *ret)
+{
+	struct mm_decision d = { .pai = MM_PAI_STRIP };
+
+	d.reason = f->partner ? trust(f->partner, f->sa_up, f->sa_identity_ok, &d)
+			      : "not-a-partner";
+	if (d.trusted) {
+		/* Inside the trust domain: the next hop honours Privacy: id itself. */
+		d.pai = MM_PAI_KEEP;
+	} else if (f->mode == MM_UNTRUSTED_STRIP_PRIVACY_ID && !f->privacy_id) {
+		d.pai = MM_PAI_KEEP;
+		d.reason = "untrusted-no-privacy-requested";
+	}
+	*ret = d;
+}
