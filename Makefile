@@ -89,7 +89,7 @@ $(LIBPOLICY) $(LIBNETLINK) $(LIBVICI) $(LIBCLIENT_A):
 
 $(LIBCLIENT_SO): $(call obj,$(CLIENT_SRC))
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -shared -Wl,-soname,libmmtrust.so.0 -o $@ $^
+	$(Q)$(CC) -shared -Wl,-soname,libmmtrust.so.0 -o $@ $^ $(call pc_libs,jansson)
 	$(Q)ln -sf libmmtrust.so.0 $(BUILD)/libmmtrust.so
 
 $(BUILD)/mmtrust.pc: client/mmtrust.pc.in

@@ -17,6 +17,7 @@
 enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
 
 static const char *socket_path = MMTRUST_ADMIN_SOCKET;
+static const char *query_socket_path = MMTRUST_QUERY_SOCKET;
 static bool opt_json;
 
 static const char main_usage[] =
@@ -41,11 +42,17 @@ static const char main_usage[] =
 	"  status [DOMAIN]          per partner: kernel policies expected vs present\n"
 	"  audit                    the kernel's XFRM policies and SAs, annotated with\n"
 	"                           the partner each belongs to\n"
+	"  query inbound ADDRESS    ask as a CSCF: which partner, protected, keep/strip PAI\n"
+	"  query outbound DOMAIN    ask as a CSCF: may PAI go to this next hop\n"
+	"  query spi SPI            which partner's SA has this SPI\n"
+	"  query watch              print the change events a CSCF subscribes to\n"
 	"\n"
 	"Options (before or after the command):\n"
 	"  -s, --socket PATH   admin socket (default " MMTRUST_ADMIN_SOCKET ",\n"
 	"                      or $MMTRUST_ADMIN_SOCKET)\n"
 	"  -j, --json          machine-readable output (read commands and changes)\n"
+	"  --query-socket PATH the CSCF query socket for 'query' (default\n"
+	"                      " MMTRUST_QUERY_SOCKET ", or $MMTRUST_QUERY_SOCKET)\n"
 	"  -h, --help          help; 'mmtrustctl COMMAND --help' for a command\n"
 	"  -V, --version       print the version\n"
 	"\n"
@@ -164,6 +171,25 @@ static const char audit_usage[] =
 	"flagged when it sits in mmtrust's reqid range, priority band or tag but\n"
 	"the partner table does not explain it.  Entries of other programs are\n"
 	"listed as \"other\".\n";
+
+static const char query_usage[] =
+	"Usage: mmtrustctl query inbound ADDRESS [--spi SPI] [--json]\n"
+	"       mmtrustctl query outbound DOMAIN [--privacy-id] [--json]\n"
+	"       mmtrustctl query outbound --dst ADDRESS [--privacy-id] [--json]\n"
+	"       mmtrustctl query spi SPI [--json]\n"
+	"       mmtrustctl query watch [--json]\n"
+	"\n"
+	"Ask mmtrustd what a CSCF asks it, over the query socket (with libmmtrust):\n"
+	"  inbound    a SIP message came from ADDRESS (over the SA with SPI): which\n"
+	"             partner, is it protected by that partner's authenticated SA,\n"
+	"             keep or strip P-Asserted-Identity, and why\n"
+	"  outbound   may P-Asserted-Identity be forwarded to this next hop; with\n"
+	"             --privacy-id the message carries \"Privacy: id\"\n"
+	"  spi        which partner's current SA has this SPI (hex)\n"
+	"  watch      subscribe and print SA and partner change events until\n"
+	"             interrupted\n"
+	"The decision table is in docs/privacy.md.  Exit status 0 whatever the\n"
+	"answer (keep or strip), 1 when the daemon refused the question.\n";
 
 /* ---- talking to the daemon ---- */
 
@@ -437,7 +463,7 @@ static int finish(json_t *result, void (*human)(const json_t *))
 enum {
 	OPT_KIND = 256, OPT_AGREEMENT, OPT_RANGE, OPT_GATEWAY, OPT_CA, OPT_ESP, OPT_PATH,
 	OPT_ENABLE, OPT_DISABLE, OPT_DRY_RUN, OPT_ADD_RANGE, OPT_DEL_RANGE, OPT_ADD_GATEWAY,
-	OPT_DEL_GATEWAY, OPT_DOMAIN,
+	OPT_DEL_GATEWAY, OPT_DOMAIN, OPT_SPI, OPT_DST, OPT_PRIVACY_ID, OPT_QUERY_SOCKET,
 };
 
 static const struct option partner_opts[] = {
@@ -456,6 +482,10 @@ static const struct option partner_opts[] = {
 	{ "add-gateway", required_argument, NULL, OPT_ADD_GATEWAY },
 	{ "del-gateway", required_argument, NULL, OPT_DEL_GATEWAY },
 	{ "domain", required_argument, NULL, OPT_DOMAIN },
+	{ "spi", required_argument, NULL, OPT_SPI },
+	{ "dst", required_argument, NULL, OPT_DST },
+	{ "privacy-id", no_argument, NULL, OPT_PRIVACY_ID },
+	{ "query-socket", required_argument, NULL, OPT_QUERY_SOCKET },
 	{ "limit", required_argument, NULL, 'n' },
 	{ "output", required_argument, NULL, 'o' },
 	{ "json", no_argument, NULL, 'j' },
@@ -479,8 +509,10 @@ struct args {
 	const char *usage;
 	json_t *set, *add, *remove;
 	bool dry_run, help;
-	const char *domain_filter, *output;
+	const char *domain_filter, *output, *dst;
 	long limit;
+	uint32_t spi;
+	bool privacy_id;
 	char **pos;
 	int n_pos;
 };
@@ -561,6 +593,24 @@ static int parse_args(int argc, char **argv, struct args *a, bool allow_fields,
 			break;
 		case OPT_DOMAIN:
 			a->domain_filter = optarg;
+			break;
+		case OPT_SPI: {
+			char *end;
+			unsigned long long v = strtoull(optarg, &end, 16);
+
+			if (!*optarg || *end || v == 0 || v > UINT32_MAX)
+				return usage_error(a->usage, "--spi: '%s' is not a hex SPI", optarg);
+			a->spi = v;
+			break;
+		}
+		case OPT_DST:
+			a->dst = optarg;
+			break;
+		case OPT_PRIVACY_ID:
+			a->privacy_id = true;
+			break;
+		case OPT_QUERY_SOCKET:
+			query_socket_path = optarg;
 			break;
 		case 'n': {
 			char *end;
@@ -942,6 +992,149 @@ static int cmd_audit(struct args *a, int *rc)
 	return finish(call(request("audit"), rc), print_audit);
 }
 
+static int query_connect(struct mmtrust **ret, int *rc)
+{
+	int r = mmtrust_connect(query_socket_path, 10000, ret);
+
+	if (r < 0) {
+		fprintf(stderr, "mmtrustctl: cannot reach mmtrustd's query socket %s: %s\n",
+			query_socket_path, strerror(-r));
+		*rc = EXIT_UNREACHABLE;
+	}
+	return r;
+}
+
+static int query_failed(struct mmtrust *m, int r, int *rc)
+{
+	if (r == -EPROTO) {
+		fprintf(stderr, "mmtrustctl: refused: %s\n", mmtrust_last_error(m));
+		*rc = EXIT_REFUSED;
+	} else {
+		fprintf(stderr, "mmtrustctl: query failed: %s\n", strerror(-r));
+		*rc = EXIT_UNREACHABLE;
+	}
+	return 0;
+}
+
+static void print_answer(const char *what, const char *subject, const struct mmtrust_answer *a)
+{
+	if (opt_json) {
+		json_t *o = json_pack("{s:s, s:s, s:s?, s:s?, s:b, s:b, s:s?, s:s}", "question", what,
+				      "subject", subject, "partner", a->partner[0] ? a->partner : NULL,
+				      "kind", a->kind[0] ? a->kind : NULL, "agreement", a->agreement,
+				      strcmp(what, "outbound") ? "protected" : "trusted",
+				      strcmp(what, "outbound") ? a->protected_ : a->trusted, "path",
+				      a->path[0] ? a->path : NULL, "reason", a->reason);
+
+		json_object_set_new(o, "pai", json_string(a->pai == MMTRUST_PAI_KEEP ? "keep"
+									  : "strip"));
+		if (a->spi_in || a->spi_out) {
+			char b[16];
+
+			snprintf(b, sizeof(b), "0x%08x", a->spi_in);
+			json_object_set_new(o, "spi_in", json_string(b));
+			snprintf(b, sizeof(b), "0x%08x", a->spi_out);
+			json_object_set_new(o, "spi_out", json_string(b));
+			json_object_set_new(o, "remote_id", json_string(a->remote_id));
+		}
+		print_json(o);
+		json_decref(o);
+		return;
+	}
+	if (!a->partner[0]) {
+		printf("%s: no partner -> %s P-Asserted-Identity (%s)\n", subject,
+		       a->pai == MMTRUST_PAI_KEEP ? "keep" : "strip", a->reason);
+		return;
+	}
+	printf("%s: partner %s (%s, agreement %s, %s)", subject, a->partner, a->kind,
+	       a->agreement ? "yes" : "no", a->path);
+	if (!strcmp(what, "inbound"))
+		printf(", protected %s", a->protected_ ? "yes" : "no");
+	else
+		printf(", tunnel %s, trusted %s", a->tunnel, a->trusted ? "yes" : "no");
+	if (a->spi_in)
+		printf(", SA spi in 0x%08x out 0x%08x id %s", a->spi_in, a->spi_out, a->remote_id);
+	printf(" -> %s P-Asserted-Identity (%s)\n", a->pai == MMTRUST_PAI_KEEP ? "keep" : "strip",
+	       a->reason);
+}
+
+static int cmd_query(struct args *a, int *rc)
+{
+	struct mmtrust_answer ans;
+	struct mmtrust *m = NULL;
+	const char *what = a->n_pos ? a->pos[0] : "";
+	int r;
+
+	if (!strcmp(what, "inbound") || !strcmp(what, "spi")) {
+		if ((*rc = need_pos(a, 2, !strcmp(what, "spi") ? "SPI" : "ADDRESS")) != EXIT_OK)
+			return 0;
+	} else if (!strcmp(what, "outbound")) {
+		if (a->dst ? a->n_pos != 1 : a->n_pos != 2) {
+			*rc = usage_error(a->usage, "outbound needs a DOMAIN or --dst ADDRESS%s", "");
+			return 0;
+		}
+	} else if (!strcmp(what, "watch")) {
+		if ((*rc = need_pos(a, 1, "")) != EXIT_OK)
+			return 0;
+	} else {
+		*rc = usage_error(a->usage, "query needs inbound, outbound, spi or watch%s", "");
+		return 0;
+	}
+	if (query_connect(&m, rc) < 0)
+		return 0;
+	if (!strcmp(what, "inbound")) {
+		r = mmtrust_inbound(m, a->pos[1], a->spi, &ans);
+	} else if (!strcmp(what, "outbound")) {
+		r = mmtrust_outbound(m, a->dst ? NULL : a->pos[1], a->dst, a->privacy_id, &ans);
+	} else if (!strcmp(what, "spi")) {
+		char *end;
+		unsigned long long v = strtoull(a->pos[1], &end, 16);
+
+		if (!*a->pos[1] || *end || v > UINT32_MAX) {
+			mmtrust_close(m);
+			*rc = usage_error(a->usage, "'%s' is not a hex SPI", a->pos[1]);
+			return 0;
+		}
+		r = mmtrust_spi(m, v, &ans);
+		if (r == 0) {
+			if (opt_json || !ans.partner[0])
+				printf(opt_json ? "{\"spi\": \"0x%08llx\", \"partner\": %s%s%s}\n"
+						: "0x%08llx: %s%s%s\n",
+				       v, ans.partner[0] && opt_json ? "\"" : "",
+				       ans.partner[0] ? ans.partner : (opt_json ? "null" : "no partner's SA"),
+				       ans.partner[0] && opt_json ? "\"" : "");
+			else
+				printf("0x%08llx: %s SA of partner %s (reqid %u, remote id %s)\n", v,
+				       ans.direction, ans.partner, ans.reqid, ans.remote_id);
+		}
+		if (r < 0)
+			query_failed(m, r, rc);
+		mmtrust_close(m);
+		return 0;
+	} else {
+		struct mmtrust_event e;
+
+		r = mmtrust_subscribe(m);
+		while (r == 0 && (r = mmtrust_next_event(m, -1, &e)) == 0) {
+			if (opt_json)
+				printf("{\"event\": \"%s\", \"partner\": \"%s\"}\n", e.event, e.partner);
+			else
+				printf("%s %s\n", e.event, e.partner);
+			fflush(stdout);
+		}
+		query_failed(m, r, rc);
+		mmtrust_close(m);
+		return 0;
+	}
+	if (r < 0) {
+		query_failed(m, r, rc);
+	} else {
+		print_answer(what, a->dst ? a->dst : a->pos[1], &ans);
+	}
+	mmtrust_close(m);
+	return 0;
+}
+
 static const struct command {
 	const char *group, *name;
 	int (*fn)(struct args *a, int *rc);
@@ -959,6 +1152,7 @@ static const struct command {
 	{ NULL, "log", cmd_log, log_usage, false, false },
 	{ NULL, "status", cmd_status, status_usage, false, false },
 	{ NULL, "audit", cmd_audit, audit_usage, false, false },
+	{ NULL, "query", cmd_query, query_usage, false, false },
 };
 
 int main(int argc, char **argv)
@@ -969,6 +1163,8 @@ int main(int argc, char **argv)
 
 	if (getenv("MMTRUST_ADMIN_SOCKET"))
 		socket_path = getenv("MMTRUST_ADMIN_SOCKET");
+	if (getenv("MMTRUST_QUERY_SOCKET"))
+		query_socket_path = getenv("MMTRUST_QUERY_SOCKET");
 	/* Global options before the command. */
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -983,6 +1179,8 @@ int main(int argc, char **argv)
 			socket_path = argv[++i];
 		} else if (!strncmp(argv[i], "--socket=", 9)) {
 			socket_path = argv[i] + 9;
+		} else if (!strcmp(argv[i], "--query-socket") && i + 1 < argc) {
+			query_socket_path = argv[++i];
 		} else {
 			fprintf(stderr, "mmtrustctl: unknown option '%s'\n\n%s", argv[i], main_usage);
 			return EXIT_USAGE;

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -12,6 +13,7 @@
 struct mmtrust {
 	int fd;
 	int timeout_ms;
+	char error[256];    /* the daemon's last refusal */
 	char *buf;      /* bytes received after the last answer */
 	size_t len, cap;
 };
@@ -88,11 +90,11 @@ int mmtrust_call(struct mmtrust *m, const char *request, size_t len, size_t max_
 	char *nl;
 	int r;
 
-	if (memchr(request, '\n', len))
+	if (request && memchr(request, '\n', len))
 		return -EINVAL;
 	if (!max_answer)
 		max_answer = 1u << 30;
-	while (sent <= len) {
+	while (request && sent <= len) {
 		struct iovec iov[2] = {
 			{ .iov_base = (char *)request + (sent < len ? sent : len),
 			  .iov_len = sent < len ? len - sent : 0 },
@@ -156,4 +158,28 @@ int mmtrust_call(struct mmtrust *m, const char *request, size_t len, size_t max_
 		*ret_answer = answer;
 	}
 	return 0;
+}
+
+const char *mmtrust_last_error(const struct mmtrust *m)
+{
+	return m->error;
+}
+
+/* For query.c: set the refusal text. */
+void mmtrust__set_error(struct mmtrust *m, const char *text);
+void mmtrust__set_error(struct mmtrust *m, const char *text)
+{
+	snprintf(m->error, sizeof(m->error), "%s", text ? text : "");
+}
+
+/* For query.c: wait up to timeout_ms (< 0: for ever) for one line. */
+int mmtrust__read_line(struct mmtrust *m, int timeout_ms, char **ret);
+int mmtrust__read_line(struct mmtrust *m, int timeout_ms, char **ret)
+{
+	int saved = m->timeout_ms, r;
+
+	m->timeout_ms = timeout_ms < 0 ? 0 : timeout_ms ? timeout_ms : 1;
+	r = mmtrust_call(m, NULL, 0, 0, ret);
+	m->timeout_ms = saved;
+	return r;
 }

@@ -5,6 +5,10 @@
  * layer moves lines; callers build and read the JSON with the library of
  * their choice.
  *
+ * The typed calls below (mmtrust_inbound, ...) build and parse the JSON
+ * themselves; mmtrust_call() is the raw line transport (mmtrustctl uses it
+ * for the admin socket).
+ *
  * Threads: a handle is not thread-safe.  Use one handle per thread, or
  * serialise calls on a shared handle with a mutex.
  * Errors: functions return 0 or a negative errno; nothing is printed. */
@@ -12,6 +16,7 @@
 #define MMTRUST_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -34,6 +39,60 @@ void mmtrust_close(struct mmtrust *m);  /* accepts NULL */
  * (an answer longer than max_answer, 0 = 1 GiB), -ENOMEM. */
 int mmtrust_call(struct mmtrust *m, const char *request, size_t len, size_t max_answer,
 		 char **ret_answer);
+
+/* ---- The CSCF's questions (query socket, docs/protocol.md) ---- */
+
+enum { MMTRUST_PAI_STRIP = 0, MMTRUST_PAI_KEEP = 1 };
+
+/* One answer.  Strings are empty when the daemon sent null. */
+struct mmtrust_answer {
+	int pai;                 /* MMTRUST_PAI_KEEP or MMTRUST_PAI_STRIP */
+	char reason[64];         /* docs/privacy.md: "protected", "unknown-source", ... */
+	char partner[254];       /* the partner's domain, "" when none */
+	char kind[16];           /* "ims", "non-ims" */
+	char path[16];           /* "tunnel", "seg" */
+	int agreement;
+	int enabled;
+	int protected_;          /* inbound: over the partner's authenticated SA */
+	int trusted;             /* outbound: the next hop is inside the trust domain */
+	char tunnel[8];          /* outbound: "up", "down", "none" */
+	uint32_t reqid;          /* inbound/spi: of the partner's SA, 0 when none */
+	uint32_t spi_in, spi_out;
+	char remote_id[256];     /* the SA's authenticated remote identity */
+	char direction[4];       /* spi: "in" or "out" */
+};
+
+/* A message received from the previous hop at address src (IPv4/IPv6
+ * text); spi: the SA it arrived on, 0 when unknown.  Returns 0 and fills
+ * *ret, -EPROTO when the daemon refused the request (see
+ * mmtrust_last_error), or a transport error as mmtrust_call(). */
+int mmtrust_inbound(struct mmtrust *m, const char *src, uint32_t spi, struct mmtrust_answer *ret);
+/* Before forwarding to the next hop: give its domain (or NULL and dst, an
+ * address); privacy_id: the message carries "Privacy: id". */
+int mmtrust_outbound(struct mmtrust *m, const char *domain, const char *dst, int privacy_id,
+		     struct mmtrust_answer *ret);
+/* Which partner's SA has this SPI. */
+int mmtrust_spi(struct mmtrust *m, uint32_t spi, struct mmtrust_answer *ret);
+
+/* The daemon's message for the last -EPROTO ("invalid: src: ..."), or "". */
+const char *mmtrust_last_error(const struct mmtrust *m);
+
+/* ---- Change events ---- */
+
+struct mmtrust_event {
+	char event[32];          /* "sa-up", "sa-down", "partner-added", "partner-changed",
+				  * "partner-removed", "table-reloaded" */
+	char partner[254];       /* "*" for table-reloaded */
+	uint32_t spi_in, spi_out;  /* sa-up */
+};
+
+/* Turn this handle into an event stream (use another handle for queries:
+ * answers and events would interleave).  Then call mmtrust_next_event()
+ * in a loop; timeout_ms < 0 waits for ever, 0 polls.  -ETIMEDOUT when no
+ * event came in time; -ECONNRESET when the daemon closed the stream (it
+ * does so to a subscriber that stops reading). */
+int mmtrust_subscribe(struct mmtrust *m);
+int mmtrust_next_event(struct mmtrust *m, int timeout_ms, struct mmtrust_event *ret);
 
 #ifdef __cplusplus
 }
