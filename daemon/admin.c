@@ -33,23 +33,9 @@ static void actor_fill(struct mm_actor *a, const struct mm_jsonl_peer *peer, con
 int admin_authorize(void *userdata, const struct mm_jsonl_peer *peer)
 {
 	struct mmtrustd *d = userdata;
-	struct passwd *pw;
-	gid_t groups[256];
-	int n = 256;
 
 	/* The socket's mode already keeps others out; this is the second lock. */
-	if (peer->uid == 0 || peer->uid == geteuid())
-		return 0;
-	if (d->cfg.admin_gid == (gid_t)-1)
-		return -EPERM;
-	if (peer->gid == d->cfg.admin_gid)
-		return 0;
-	pw = getpwuid(peer->uid);
-	if (pw && getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) >= 0)
-		for (int i = 0; i < n; i++)
-			if (groups[i] == d->cfg.admin_gid)
-				return 0;
-	return -EPERM;
+	return mm_jsonl_peer_allowed(peer, d->cfg.admin_gid) ? 0 : -EPERM;
 }
 
 static const char *str_member(const json_t *req, const char *key)

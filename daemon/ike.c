@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "mmtrustd.h"
+#include "policy/jsonfmt.h"
 #include "vici-plugins/vici.h"
 
 /* What we know of one partner's tunnel. */
@@ -665,27 +666,6 @@ int ike_xfrm_event(const struct mm_xfrm_event *ev, void *userdata)
 	return 0;
 }
 
-static json_t *spi_json(uint32_t spi)
-{
-	char buf[16];
-
-	if (!spi)
-		return json_null();
-	snprintf(buf, sizeof(buf), "0x%08" PRIx32, spi);
-	return json_string(buf);
-}
-
-static json_t *time_json(time_t t)
-{
-	char buf[32];
-	struct tm tm;
-
-	if (!t || !gmtime_r(&t, &tm))
-		return json_null();
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return json_string(buf);
-}
-
 void ike_status(struct mmtrustd *d, json_t *status)
 {
 	struct mm_ike *ike = d->ike;
@@ -711,8 +691,8 @@ void ike_status(struct mmtrustd *d, json_t *status)
 				  t->ike_state[0] ? json_string(t->ike_state) : json_null(),
 				  "remote_id", t->up ? json_string(t->remote_id) : json_null(),
 				  "remote_host", t->up ? json_string(t->remote_host) : json_null(),
-				  "reqid", (json_int_t)t->reqid, "spi_in", spi_json(t->spi_in),
-				  "spi_out", spi_json(t->spi_out), "since", time_json(t->since)));
+				  "reqid", (json_int_t)t->reqid, "spi_in", mm_json_spi(t->spi_in),
+				  "spi_out", mm_json_spi(t->spi_out), "since", mm_json_time(t->since)));
 	}
 }
 

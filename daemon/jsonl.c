@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <malloc.h>
 #include <stdbool.h>
 #include <stdarg.h>
@@ -62,6 +64,26 @@ static int buf_append(struct buf *b, const char *data, size_t len)
 	memcpy(b->data + b->len, data, len);
 	b->len += len;
 	return 0;
+}
+
+bool mm_jsonl_peer_allowed(const struct mm_jsonl_peer *peer, gid_t gid)
+{
+	struct passwd *pw;
+	gid_t groups[256];
+	int n = 256;
+
+	if (peer->uid == 0 || peer->uid == geteuid())
+		return true;
+	if (gid == (gid_t)-1)
+		return false;
+	if (peer->gid == gid)
+		return true;
+	pw = getpwuid(peer->uid);
+	if (pw && getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) >= 0)
+		for (int i = 0; i < n; i++)
+			if (groups[i] == gid)
+				return true;
+	return false;
 }
 
 json_t *mm_jsonl_error(const char *code, const char *field, const char *fmt, ...)

@@ -11,6 +11,7 @@
 #define MMTRUSTD_JSONL_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 #include <systemd/sd-event.h>
@@ -57,6 +58,10 @@ unsigned mm_jsonl_server_clients(const struct mm_jsonl_server *s);
 void mm_jsonl_client_subscribe(struct mm_jsonl_client *c);
 /* Queue obj (borrowed) as one line to every subscriber. */
 void mm_jsonl_server_broadcast(struct mm_jsonl_server *s, const json_t *obj);
+
+/* Root, the daemon's own user, or a member of group gid (primary or
+ * supplementary; (gid_t)-1: no group) may use a socket. */
+bool mm_jsonl_peer_allowed(const struct mm_jsonl_peer *peer, gid_t gid);
 
 /* {"ok": false, "error": {"code": code, "message": ..., "field": ...}} */
 json_t *mm_jsonl_error(const char *code, const char *field, const char *fmt, ...)

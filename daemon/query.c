@@ -14,30 +14,12 @@
 
 #include "log.h"
 #include "mmtrustd.h"
+#include "policy/jsonfmt.h"
 #include "policy/privacy.h"
 
 static json_t *invalid(const char *field, const char *msg)
 {
 	return mm_jsonl_error("invalid", field, "%s", msg);
-}
-
-static json_t *hex32(uint32_t v)
-{
-	char buf[16];
-
-	snprintf(buf, sizeof(buf), "0x%08" PRIx32, v);
-	return json_string(buf);
-}
-
-static json_t *iso(time_t t)
-{
-	char buf[32];
-	struct tm tm;
-
-	if (!t || !gmtime_r(&t, &tm))
-		return json_null();
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return json_string(buf);
 }
 
 /* "0xc1a2b3c4", "c1a2b3c4" or a JSON number. */
@@ -78,8 +60,8 @@ static json_t *sa_json(const struct mm_tunnel_info *t)
 	if (!t->up)
 		return json_null();
 	return json_pack("{s:I, s:o, s:o, s:s, s:s, s:o}", "reqid", (json_int_t)t->reqid, "spi_in",
-			 hex32(t->spi_in), "spi_out", hex32(t->spi_out), "remote_id", t->remote_id,
-			 "remote_host", t->remote_host, "established", iso(t->since));
+			 mm_json_spi(t->spi_in), "spi_out", mm_json_spi(t->spi_out), "remote_id", t->remote_id,
+			 "remote_host", t->remote_host, "established", mm_json_time(t->since));
 }
 
 static json_t *op_inbound(struct mmtrustd *d, const json_t *req)
@@ -201,7 +183,7 @@ static json_t *op_spi(struct mmtrustd *d, const json_t *req)
 	if (parse_spi(json_object_get(req, "spi"), &spi) < 0)
 		return invalid("spi", "must be a 32-bit SPI, hex string or number");
 	owner = ike_spi_owner(d, spi, &inbound);
-	o = json_pack("{s:o, s:o}", "spi", hex32(spi), "partner",
+	o = json_pack("{s:o, s:o}", "spi", mm_json_spi(spi), "partner",
 		      owner ? json_string(owner) : json_null());
 	if (owner && ike_tunnel_info(d, owner, &t)) {
 		json_object_set_new(o, "direction", json_string(inbound ? "in" : "out"));
@@ -240,22 +222,8 @@ static json_t *query_handle(void *userdata, struct mm_jsonl_client *client,
 static int query_authorize(void *userdata, const struct mm_jsonl_peer *peer)
 {
 	struct mmtrustd *d = userdata;
-	struct passwd *pw;
-	gid_t groups[256];
-	int n = 256;
 
-	if (peer->uid == 0 || peer->uid == geteuid())
-		return 0;
-	if (d->cfg.query_gid == (gid_t)-1)
-		return -EPERM;
-	if (peer->gid == d->cfg.query_gid)
-		return 0;
-	pw = getpwuid(peer->uid);
-	if (pw && getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) >= 0)
-		for (int i = 0; i < n; i++)
-			if (groups[i] == d->cfg.query_gid)
-				return 0;
-	return -EPERM;
+	return mm_jsonl_peer_allowed(peer, d->cfg.query_gid) ? 0 : -EPERM;
 }
 
 int query_start(struct mmtrustd *d)
@@ -292,8 +260,8 @@ void query_notify(struct mmtrustd *d, const char *event, const char *domain,
 		return;
 	e = json_pack("{s:s, s:s}", "event", event, "partner", domain);
 	if (e && t && t->up) {
-		json_object_set_new(e, "spi_in", hex32(t->spi_in));
-		json_object_set_new(e, "spi_out", hex32(t->spi_out));
+		json_object_set_new(e, "spi_in", mm_json_spi(t->spi_in));
+		json_object_set_new(e, "spi_out", mm_json_spi(t->spi_out));
 	}
 	if (e)
 		mm_jsonl_server_broadcast(d->query, e);

@@ -379,7 +379,8 @@ struct entry {
 	uint16_t conflicts;  /* foreign policies on this selector */
 	uint32_t partner;
 	uint32_t next;       /* the partner's next entry, or the free list */
-	uint32_t kindex;     /* the kernel's index of our policy, 0 unknown */
+	uint32_t kindex;     /* the kernel's index of our policy, 0 unknown: read
+				from a dump or an event, never guessed (see del) */
 };
 
 struct prec {
@@ -398,14 +399,47 @@ struct prec {
 	bool drift;          /* scratch: collecting report.drifted */
 };
 
-/* A policy to delete, named by its kernel identity. */
+/* A policy to delete, named by its kernel index when we know it, else by
+ * its identity.
+ *
+ * Why by index: a delete by selector makes the kernel walk the policy's
+ * whole inexact bin afterwards (see mm_xfrm_policy_encode_del), so a bulk
+ * delete is quadratic (half of 40k policies: 8 s; 60k stale policies:
+ * minutes in the kernel); by index it is O(1).
+ *
+ * Why that is safe: the kernel takes policy indexes from a per-namespace
+ * counter that only moves forward (idx_generator += 8, skipping values in
+ * use), so an index is not reused until about 2^29 more policies have been
+ * created; a policy deleted and re-created by someone else comes back
+ * under a new index.  We delete by an index only when we read it from the
+ * kernel (a dump or a monitor event) for a policy we classified as ours,
+ * and the index map follows the events: a policy that goes clears its
+ * entry's index; an event that shows the index gone or held by a policy
+ * that is not ours cancels a pending delete (index_event()); when events
+ * were lost the indexes are not used until a full comparison has read
+ * them again.  The kernel matches the index (which carries the direction),
+ * type, mark and if_id, but not the selector (xfrm_policy_byid()), and our
+ * own delete notifications are filtered out before we see them, so what a
+ * delete removed cannot be checked afterwards: a by-index delete that
+ * finds nothing (ENOENT, the policy went or was re-created meanwhile)
+ * schedules a full comparison, which finds and deletes any survivor. */
+enum { DEL_SEND, DEL_GONE, DEL_FOREIGN };
+
 struct del {
 	struct mm_xfrm_sel sel;
 	uint8_t dir, type;
+	uint8_t cancel;      /* DEL_SEND, or why it is not sent any more */
 	bool has_mark;
 	uint32_t mark, mark_mask, if_id;
+	uint32_t index;      /* the kernel's index, 0: delete by identity */
 	uint32_t reqid;
 	uint32_t partner;    /* prec, NONE when it belongs to none */
+};
+
+/* A pending by-index delete, for looking it up by index during apply. */
+struct pend {
+	uint32_t index;
+	uint32_t del;        /* into dels */
 };
 
 struct conflict {
@@ -458,6 +492,10 @@ struct mm_spd {
 	/* One apply at a time. */
 	VEC(struct op) ops;
 	VEC(struct del) dels;
+	VEC(struct pend) pend;     /* by-index dels sorted by index, built on demand */
+	bool pend_built;
+	bool applying;
+	bool index_lost;           /* events lost since the indexes were read */
 	struct mm_spd_report *rep;
 	bool busy;
 	bool reading;   /* inside mm_spd_process_events() */
@@ -887,6 +925,7 @@ static void del_policy(const struct del *d, struct mm_xfrm_policy *p)
 	p->sel = d->sel;
 	p->dir = d->dir;
 	p->type = d->type;
+	p->index = d->index;
 	p->has_mark = d->has_mark;
 	p->mark = d->mark;
 	p->mark_mask = d->mark_mask;
@@ -902,6 +941,7 @@ static struct del del_of(const struct mm_xfrm_policy *p, uint32_t partner)
 	return (struct del){
 		.sel = p->sel, .dir = p->dir, .type = p->type, .has_mark = p->has_mark,
 		.mark = p->mark, .mark_mask = p->mark_mask, .if_id = p->if_id,
+		.index = mm_xfrm_policy_has_index(p) ? p->index : 0,
 		.reqid = p->n_tmpl ? p->tmpl[0].reqid : 0, .partner = partner,
 	};
 }
@@ -913,9 +953,14 @@ static struct del del_of_entry(const struct mm_spd *spd, uint32_t x)
 	return (struct del){
 		.sel = { .family = e->src.addr.family, .src = e->src, .dst = e->dst,
 			 .user = spd->cfg.tag },
-		.dir = e->dir, .type = XFRM_POLICY_TYPE_MAIN,
+		.dir = e->dir, .type = XFRM_POLICY_TYPE_MAIN, .index = e->kindex,
 		.reqid = spd->p[e->partner].reqid, .partner = e->partner,
 	};
+}
+
+static uint32_t usable_index(const struct mm_xfrm_policy *p)
+{
+	return mm_xfrm_policy_has_index(p) ? p->index : 0;
 }
 
 /* A selector of the shape we install: addresses only. */
@@ -1003,11 +1048,12 @@ static void policy_seen(struct mm_spd *spd, const struct mm_xfrm_policy *p)
 			if (!(e->st & ST_COLLIDE))
 				collide_note(spd, x, p);
 			e->st = (uint16_t)((e->st | ST_COLLIDE) & ~(ST_PRESENT | ST_INSYNC));
+			e->kindex = 0;
 			return;
 		}
 		entry_policy(spd, x, &want);
 		e->st = (uint16_t)((e->st | ST_PRESENT) & ~ST_COLLIDE);
-		e->kindex = p->index;
+		e->kindex = usable_index(p);
 		if (mm_xfrm_policy_equal(p, &want)) {
 			e->st |= ST_INSYNC;
 			return;
@@ -1056,6 +1102,7 @@ static void policy_gone(struct mm_spd *spd, const struct mm_xfrm_policy *p)
 			struct mm_xfrm_policy want;
 
 			e->st &= (uint16_t)~(ST_PRESENT | ST_INSYNC);
+			e->kindex = 0;
 			entry_policy(spd, x, &want);
 			note(spd, MM_SPD_NOTE_DRIFT, e->partner, &want, 0,
 			     "deleted by someone else (index %u): will be restored", p->index);
@@ -1077,6 +1124,97 @@ void mm_spd_events_lost(struct mm_spd *spd)
 		note(spd, MM_SPD_NOTE_RESYNC, NONE, NULL, -ENOBUFS,
 		     "XFRM events were lost (receive buffer overflow): comparing with the kernel");
 	spd->need_full = true;
+	/* Any index we hold may have changed hands unseen. */
+	spd->index_lost = true;
+}
+
+static int pend_order(const void *x, const void *y)
+{
+	const struct pend *a = x, *b = y;
+
+	return (a->index > b->index) - (a->index < b->index);
+}
+
+/* During apply: the pending deletes by index, sorted, built when the
+ * first event arrives (most applies see none, and then pay nothing). */
+static int pend_build(struct mm_spd *spd)
+{
+	spd->pend.n = 0;
+	for (size_t i = 0; i < spd->dels.n; i++) {
+		if (!spd->dels.v[i].index)
+			continue;
+		if (VEC_PUSH(spd->pend, ((struct pend){ spd->dels.v[i].index, (uint32_t)i })) < 0)
+			return -ENOMEM;
+	}
+	if (spd->pend.n > 1)
+		qsort(spd->pend.v, spd->pend.n, sizeof(*spd->pend.v), pend_order);
+	spd->pend_built = true;
+	return 0;
+}
+
+static size_t cancel_pending(struct mm_spd *spd, uint32_t index, uint8_t why)
+{
+	struct pend key = { .index = index };
+	const struct pend *hit;
+	size_t k, n = 0;
+
+	if (!spd->pend_built && pend_build(spd) < 0) {
+		/* Cannot tell which: use no index until the next dump. */
+		spd->index_lost = true;
+		spd->need_full = true;
+		return 0;
+	}
+	hit = bsearch(&key, spd->pend.v, spd->pend.n, sizeof(key), pend_order);
+	if (!hit)
+		return 0;
+	k = (size_t)(hit - spd->pend.v);
+	while (k > 0 && spd->pend.v[k - 1].index == index)
+		k--;
+	for (; k < spd->pend.n && spd->pend.v[k].index == index; k++) {
+		struct del *d = &spd->dels.v[spd->pend.v[k].del];
+
+		if (d->cancel == DEL_SEND) {
+			d->cancel = why;
+			n++;
+		}
+	}
+	return n;
+}
+
+/* An event about the policy with this index.  A delete by that index that
+ * we still hold (in the stale list, or pending in the apply under way)
+ * must not go out when the index no longer names a policy of ours: gone
+ * (nothing left to delete; should ours come back, its own event brings
+ * it with its new index) or now held by a policy that is not ours. */
+static void index_event(struct mm_spd *spd, const struct mm_xfrm_policy *p, bool gone)
+{
+	uint8_t why;
+	size_t n = 0;
+
+	if (!mm_xfrm_policy_has_index(p))
+		return;
+	if (gone)
+		why = DEL_GONE;
+	else if (!mm_spd_is_ours(&spd->cfg, p))
+		why = DEL_FOREIGN;
+	else
+		return;
+	for (size_t i = 0; i < spd->stale.n;) {
+		if (spd->stale.v[i].index == p->index) {
+			spd->stale.v[i] = spd->stale.v[--spd->stale.n];
+			n++;
+		} else {
+			i++;
+		}
+	}
+	if (spd->applying)
+		n += cancel_pending(spd, p->index, why);
+	/* The kernel does not hand out an index twice, short of 2^29 new
+	 * policies; only a creator asking for that very index can do this. */
+	if (n && why == DEL_FOREIGN)
+		note(spd, MM_SPD_NOTE_CONFLICT, NONE, p, 0,
+		     "index %u, which named a stale policy of ours, now names a foreign policy "
+		     "(priority %u, uid %u): not deleted", p->index, p->priority, p->sel.user);
 }
 
 void mm_spd_handle_event(struct mm_spd *spd, const struct mm_xfrm_event *ev)
@@ -1084,14 +1222,18 @@ void mm_spd_handle_event(struct mm_spd *spd, const struct mm_xfrm_event *ev)
 	switch (ev->type) {
 	case MM_XFRM_EV_POLICY_NEW:
 	case MM_XFRM_EV_POLICY_UPD:
+		index_event(spd, &ev->policy, false);
 		policy_seen(spd, &ev->policy);
 		break;
 	case MM_XFRM_EV_POLICY_DEL:
+		index_event(spd, &ev->policy, true);
 		policy_gone(spd, &ev->policy);
 		break;
 	case MM_XFRM_EV_POLICY_EXPIRE:
-		if (ev->hard)
+		if (ev->hard) {
+			index_event(spd, &ev->policy, true);
 			policy_gone(spd, &ev->policy);
+		}
 		break;
 	case MM_XFRM_EV_POLICY_FLUSH:
 		if (!spd->need_full)
@@ -1166,8 +1308,20 @@ static int op_encode(void *buf, size_t i, void *data)
 	struct mm_xfrm_policy p;
 
 	if (o->kind == OP_DEL) {
-		del_policy(&spd->dels.v[o->ref], &p);
-		return mm_xfrm_policy_encode_del(buf, &p);
+		const struct del *d = &spd->dels.v[o->ref];
+
+		if (d->cancel != DEL_SEND)
+			return -ECANCELED;
+		del_policy(d, &p);
+		if (!d->index)
+			return mm_xfrm_policy_encode_del(buf, &p);
+		/* Events were lost: the index may have changed hands.  The
+		 * full comparison the loss scheduled reads it again; going by
+		 * selector instead would be right too, but in bulk it is the
+		 * quadratic path. */
+		if (spd->index_lost)
+			return -ESTALE;
+		return mm_xfrm_policy_encode_del_index(buf, &p);
 	}
 	entry_policy(spd, o->ref, &p);
 	return mm_xfrm_policy_encode_add(buf, &p, o->kind == OP_UPD);
@@ -1183,8 +1337,21 @@ static void op_done(size_t i, const struct mm_nl_result *res, void *data)
 	if (o->kind == OP_DEL) {
 		const struct del *d = &spd->dels.v[o->ref];
 
-		/* Already gone is what we wanted. */
+		/* Not sent: gone meanwhile, or its index is not ours now
+		 * (noted by index_event), or deferred (index_lost). */
+		if (res->error == -ECANCELED && d->cancel != DEL_SEND) {
+			if (d->cancel == DEL_GONE)
+				rep->deleted++;
+			return;
+		}
+		if (res->error == -ESTALE && d->index)
+			return;
+		/* Already gone is what we wanted.  By index, though, ENOENT
+		 * may also mean that it was re-created under a new index:
+		 * only a dump can tell. */
 		if (res->error == 0 || res->error == -ENOENT) {
+			if (res->error == -ENOENT && d->index)
+				spd->need_full = true;
 			rep->deleted++;
 			return;
 		}
@@ -1199,6 +1366,11 @@ static void op_done(size_t i, const struct mm_nl_result *res, void *data)
 		struct entry *e = &spd->e[o->ref];
 
 		e->st |= ST_PRESENT | ST_INSYNC;
+		/* A new policy's index is not in the ack, and our own events
+		 * are filtered: unknown until the next dump.  An update keeps
+		 * the index of the policy it replaces. */
+		if (o->kind == OP_NEW)
+			e->kindex = 0;
 		if (o->kind == OP_NEW)
 			rep->added++;
 		else
@@ -1243,10 +1415,21 @@ static int push_del(struct mm_spd *spd, const struct del *d)
  * that changes shape is never uncovered in between. */
 static int apply(struct mm_spd *spd, struct mm_spd_report *rep)
 {
+	bool by_index = false;
 	int r;
 
+	for (size_t i = 0; i < spd->dels.n && !by_index; i++)
+		by_index = spd->dels.v[i].index != 0;
 	spd->rep = rep;
+	spd->applying = true;
+	spd->pend_built = false;
+	/* Deletes by index are about to go out: bring the index map up to
+	 * date with what others changed since it was read. */
+	if (by_index && spd->mon)
+		(void)mm_spd_process_events(spd);
 	r = mm_nl_batch(spd->nl, spd->ops.n, op_encode, op_done, spd->mon ? op_pause : NULL, spd);
+	spd->applying = false;
+	spd->pend.n = 0;
 	spd->rep = NULL;
 	spd->ops.n = 0;
 	spd->dels.n = 0;
@@ -1302,7 +1485,9 @@ static int del_reqid_order(const void *x, const void *y)
 {
 	const struct del *a = x, *b = y;
 
-	return (a->reqid > b->reqid) - (a->reqid < b->reqid);
+	if (a->reqid != b->reqid)
+		return a->reqid < b->reqid ? -1 : 1;
+	return (a->index > b->index) - (a->index < b->index);
 }
 
 /* Queue the deletion of our policies that no partner wants, with one note
@@ -1312,8 +1497,16 @@ static int queue_stale(struct mm_spd *spd)
 	size_t first = 0;
 	int r;
 
-	if (spd->stale.n > 1)
+	if (spd->stale.n > 1) {
+		size_t out = 1;
+
 		qsort(spd->stale.v, spd->stale.n, sizeof(*spd->stale.v), del_reqid_order);
+		/* Events can name one policy twice (new, then updated). */
+		for (size_t i = 1; i < spd->stale.n; i++)
+			if (!spd->stale.v[i].index || spd->stale.v[i].index != spd->stale.v[out - 1].index)
+				spd->stale.v[out++] = spd->stale.v[i];
+		spd->stale.n = out;
+	}
 	for (size_t i = 0; i < spd->stale.n; i++) {
 		if (i + 1 == spd->stale.n || spd->stale.v[i + 1].reqid != spd->stale.v[i].reqid) {
 			struct mm_xfrm_policy p;
@@ -1382,7 +1575,7 @@ static int scan_one(const struct mm_xfrm_policy *p, void *data)
 		}
 		entry_policy(spd, x, &want);
 		e->st |= ST_PRESENT;
-		e->kindex = p->index;
+		e->kindex = usable_index(p);
 		if (mm_xfrm_policy_equal(p, &want))
 			e->st |= ST_INSYNC;
 		return 0;
@@ -1475,6 +1668,7 @@ static int full_pass(struct mm_spd *spd, bool drift, struct mm_spd_report *rep)
 	 * a note); the dump then decides the state. */
 	(void)mm_spd_process_events(spd);
 	spd->need_full = false;
+	spd->index_lost = false;  /* the dump reads every index again */
 	if (spd->conf.n) {
 		sc.old = malloc(spd->conf.n * sizeof(*sc.old));
 		if (!sc.old)
@@ -2070,7 +2264,7 @@ size_t mm_spd_memory(const struct mm_spd *spd)
 			m += strlen(spd->p[i].domain) + 1;
 	m += spd->repair.cap * sizeof(*spd->repair.v) + spd->stale.cap * sizeof(*spd->stale.v);
 	m += spd->conf.cap * sizeof(*spd->conf.v) + spd->ops.cap * sizeof(*spd->ops.v);
-	m += spd->dels.cap * sizeof(*spd->dels.v);
+	m += spd->dels.cap * sizeof(*spd->dels.v) + spd->pend.cap * sizeof(*spd->pend.v);
 	return m;
 }
 
@@ -2133,6 +2327,7 @@ void mm_spd_free(struct mm_spd *spd)
 	free(spd->conf.v);
 	free(spd->ops.v);
 	free(spd->dels.v);
+	free(spd->pend.v);
 	free(spd->locals);
 	free(spd);
 }

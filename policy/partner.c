@@ -1,4 +1,5 @@
 #include "partner.h"
+#include "jsonfmt.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -525,18 +526,6 @@ static json_t *str_array(size_t n, const void *items, bool prefixes)
 	return a;
 }
 
-static json_t *iso_time(int64_t t)
-{
-	char buf[32];
-	time_t tt = t;
-	struct tm tm;
-
-	if (!gmtime_r(&tt, &tm))
-		return json_null();
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return json_string(buf);
-}
-
 json_t *mm_partner_to_json(const struct mm_partner *p, int flags)
 {
 	json_t *o = json_pack("{s:s, s:s, s:b, s:o, s:o, s:s, s:s, s:b, s:s}",
@@ -555,9 +544,9 @@ json_t *mm_partner_to_json(const struct mm_partner *p, int flags)
 	if (json_object_set_new(o, "reqid", json_integer(p->reqid)) < 0 ||
 	    json_object_set_new(o, "ca_sha256", json_string(p->ca.sha256)) < 0 ||
 	    json_object_set_new(o, "ca_subject", json_string(p->ca.subject)) < 0 ||
-	    json_object_set_new(o, "ca_not_after", iso_time(p->ca.not_after)) < 0 ||
-	    json_object_set_new(o, "created", iso_time(p->created)) < 0 ||
-	    json_object_set_new(o, "updated", iso_time(p->updated)) < 0) {
+	    json_object_set_new(o, "ca_not_after", mm_json_time(p->ca.not_after)) < 0 ||
+	    json_object_set_new(o, "created", mm_json_time(p->created)) < 0 ||
+	    json_object_set_new(o, "updated", mm_json_time(p->updated)) < 0) {
 		json_decref(o);
 		return NULL;
 	}

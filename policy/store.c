@@ -1,4 +1,5 @@
 #include "store.h"
+#include "jsonfmt.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -500,15 +501,10 @@ int mm_store_audit(struct mm_store *s, const char *domain, unsigned limit, json_
 		sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, limit ? (int64_t)limit : -1);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		char when[32];
-		time_t t = sqlite3_column_int64(st, 1);
-		struct tm tm;
-
-		gmtime_r(&t, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		json_array_append_new(
-			arr, json_pack("{s:I, s:s, s:I, s:I, s:s, s:I, s:s, s:s, s:s, s:o, s:o}",
-				       "id", (json_int_t)sqlite3_column_int64(st, 0), "time", when,
+			arr, json_pack("{s:I, s:o, s:I, s:I, s:s, s:I, s:s, s:s, s:s, s:o, s:o}",
+				       "id", (json_int_t)sqlite3_column_int64(st, 0), "time",
+				       mm_json_time(sqlite3_column_int64(st, 1)),
 				       "txn", (json_int_t)sqlite3_column_int64(st, 2), "uid",
 				       (json_int_t)sqlite3_column_int64(st, 3), "user",
 				       col_text(st, 4), "pid",
