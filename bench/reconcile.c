@@ -10,10 +10,17 @@
  * unshares CLONE_NEWNET), so the kernel's hash tables start small each
  * time, as on a real cold start.  Rounds are interleaved and the median
  * decides PASS/FAIL (the best round is shown too: this machine is shared).
+ * Then half the partners leave: the time to delete their policies (half
+ * of the table) with the reconciler (one sync: deletes by the indexes its
+ * dump read) against ip -batch deleting the same policies by selector
+ * (what an operator writes; the kernel walks the policy's inexact bin
+ * after each such delete) and by index (read from a dump beforehand).
+ * Loading the table is not timed there.
  * Then the reconciler's peak RSS (VmHWM) is measured at 100k and at 200k
  * kernel policies.
  *
- *   build/bench/reconcile [-n PARTNERS] [-r ROUNDS] [-m RSS_PARTNERS]
+ *   build/bench/reconcile [-n PARTNERS] [-r ROUNDS] [-d DELETE_ROUNDS]
+ *                         [-m RSS_PARTNERS]
  *
  * Exit status: 0 unless something failed to run (targets missed are
  * reported as FAIL, not as an error). */
@@ -420,6 +427,145 @@ out:
 	return r;
 }
 
+/* ---- deleting half the table ---- */
+
+enum { HALF_RECONCILER, HALF_IP_SELECTOR, HALF_IP_INDEX };
+
+struct half_arg {
+	const struct mm_spd_desired *d;  /* the whole table */
+	size_t partners;                 /* the second half leaves */
+	const char *sel_path;            /* ip batch: delete by selector */
+	int how;
+};
+
+static int half_reconciler(const struct half_arg *a, struct result *res)
+{
+	struct mm_partner **table = make_table(a->partners);
+	struct mm_xfrm_monitor *mon = NULL;
+	struct mm_spd_report rep = { 0 };
+	struct mm_spd *spd = NULL;
+	struct mm_nl *nl = NULL;
+	struct mm_spd_config cfg;
+	size_t keep = a->partners / 2;
+	double t0, c0;
+	int r;
+
+	if (!table)
+		return -ENOMEM;
+	config(&cfg);
+	if ((r = mm_nl_open(&nl)) < 0 || (r = mm_xfrm_monitor_open(&mon)) < 0 ||
+	    (r = mm_spd_new(&cfg, nl, mon, NULL, NULL, &spd)) < 0)
+		goto out;
+	r = mm_spd_sync(spd, (const struct mm_partner *const *)table, a->partners, &rep);
+	mm_spd_report_done(&rep);
+	if (r < 0)
+		goto out;
+	(void)mm_spd_process_events(spd);
+	/* A reload with a table that lost its second half. */
+	c0 = cpu_of(RUSAGE_SELF);
+	t0 = now();
+	r = mm_spd_sync(spd, (const struct mm_partner *const *)table, keep, &rep);
+	if (r < 0)
+		goto out;
+	(void)mm_spd_process_events(spd);
+	res->seconds = now() - t0;
+	res->cpu = cpu_of(RUSAGE_SELF) - c0;
+	if (rep.failed || rep.deleted != a->d->n_want - a->d->n_want * keep / a->partners) {
+		snprintf(res->what, sizeof(res->what), "%zu deleted, %zu failed", rep.deleted,
+			 rep.failed);
+		r = -EIO;
+		goto out;
+	}
+	r = kernel_count(&res->policies);
+out:
+	mm_spd_report_done(&rep);
+	mm_spd_free(spd);
+	mm_xfrm_monitor_free(mon);
+	mm_nl_free(nl);
+	free_table(table, a->partners);
+	return r;
+}
+
+struct index_file {
+	FILE *f;
+	uint32_t first_gone;  /* reqids from here on leave */
+};
+
+static int write_index_del(const struct mm_xfrm_policy *p, void *data)
+{
+	struct index_file *x = data;
+
+	if (p->n_tmpl && p->tmpl[0].reqid >= x->first_gone)
+		fprintf(x->f, "xfrm policy del index %u dir %s\n", p->index,
+			mm_xfrm_dir_name(p->dir));
+	return 0;
+}
+
+static int half_ip(const struct half_arg *a, struct result *res)
+{
+	struct loader_arg load = { a->d, 0, true };  /* uid 0: ip can name them */
+	char path[] = "/tmp/mmtrust-bench-del-XXXXXX";
+	struct index_file x = { 0 };
+	struct result ignored;
+	struct mm_nl *nl;
+	int fd, r;
+
+	r = run_loader(&load, &ignored);
+	if (r < 0)
+		return r;
+	if (a->how == HALF_IP_SELECTOR)
+		return run_ipbatch((void *)a->sel_path, res);
+	fd = mkstemp(path);
+	if (fd < 0)
+		return -errno;
+	x.f = fdopen(fd, "w");
+	x.first_gone = MM_SPD_REQID_MIN_DEFAULT + 1 + (uint32_t)(a->partners / 2);
+	if (!x.f) {
+		r = -errno;
+		close(fd);
+		goto out;
+	}
+	if ((r = mm_nl_open(&nl)) == 0) {
+		r = mm_xfrm_policy_dump(nl, write_index_del, NULL, &x, NULL, NULL);
+		mm_nl_free(nl);
+	}
+	if (fclose(x.f) != 0 && r == 0)
+		r = -errno;
+	if (r == 0)
+		r = run_ipbatch(path, res);
+out:
+	unlink(path);
+	return r;
+}
+
+static int run_half(void *data, struct result *res)
+{
+	const struct half_arg *a = data;
+
+	return a->how == HALF_RECONCILER ? half_reconciler(a, res) : half_ip(a, res);
+}
+
+/* ip -batch lines deleting the second half's policies by selector. */
+static int write_del_batch(const struct mm_spd_desired *d, size_t keep, const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -errno;
+	for (size_t i = 0; i < d->n_want; i++) {
+		const struct mm_spd_want *w = &d->want[i];
+		char s[MM_ADDR_STRLEN], t[MM_ADDR_STRLEN];
+
+		if (w->partner < keep)
+			continue;
+		fprintf(f, "xfrm policy del src %s dst %s dir %s\n", mm_prefix_str(&w->src, s),
+			mm_prefix_str(&w->dst, t), mm_xfrm_dir_name(w->dir));
+	}
+	if (fclose(f) != 0)
+		return -errno;
+	return 0;
+}
+
 /* ---- running in a fresh namespace ---- */
 
 static int in_fresh_netns(int (*fn)(void *, struct result *), void *arg, struct result *res)
@@ -473,6 +619,7 @@ struct method {
 	void *arg;
 	double rate[32], crate[32];  /* policies per wall / CPU second */
 	double median, best, cpu_median;
+	size_t work;                 /* policies the rates count; 0: expect */
 };
 
 /* Rounds are interleaved (one of each method per round), so a change in
@@ -495,8 +642,10 @@ static int measure(struct method *m, size_t n_m, int rounds, size_t expect)
 						"expected %zu\n", m[k].name, res.policies, expect);
 				return -EIO;
 			}
-			m[k].rate[i] = (double)expect / res.seconds;
-			m[k].crate[i] = res.cpu > 0 ? (double)expect / res.cpu : 0;
+			size_t work = m[k].work ? m[k].work : expect;
+
+			m[k].rate[i] = (double)work / res.seconds;
+			m[k].crate[i] = res.cpu > 0 ? (double)work / res.cpu : 0;
 			printf("  round %d  %-24s %7.3f s %9.0f policies/s   cpu %6.3f s\n", i + 1,
 			       m[k].name, res.seconds, m[k].rate[i], res.cpu);
 			fflush(stdout);
@@ -526,6 +675,7 @@ static int measure_rss(size_t partners, struct result *res)
 int main(int argc, char **argv)
 {
 	size_t partners = 10000, rss_partners = 50000;
+	int del_rounds = 3;
 	double r_rec, r_ip, r_mnl;
 	struct mm_partner **table = NULL;
 	struct mm_spd_desired *d = NULL;
@@ -534,7 +684,7 @@ int main(int argc, char **argv)
 	struct mm_spd_config cfg;
 	int rounds = 7, fd, c, r, fails = 0;
 
-	while ((c = getopt(argc, argv, "n:r:m:")) != -1) {
+	while ((c = getopt(argc, argv, "n:r:d:m:")) != -1) {
 		switch (c) {
 		case 'n':
 			partners = strtoul(optarg, NULL, 10);
@@ -542,16 +692,20 @@ int main(int argc, char **argv)
 		case 'r':
 			rounds = atoi(optarg);
 			break;
+		case 'd':
+			del_rounds = atoi(optarg);
+			break;
 		case 'm':
 			rss_partners = strtoul(optarg, NULL, 10);
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-n partners] [-r rounds] [-m rss-partners]\n",
-				argv[0]);
+			fprintf(stderr, "usage: %s [-n partners] [-r rounds] [-d delete-rounds] "
+					"[-m rss-partners]\n", argv[0]);
 			return 2;
 		}
 	}
-	if (rounds < 1 || rounds > 31 || partners == 0 || rss_partners < 2) {
+	if (rounds < 1 || rounds > 31 || del_rounds < 0 || del_rounds > 31 || partners < 2 ||
+	    rss_partners < 2) {
 		fprintf(stderr, "reconcile: bad arguments\n");
 		return 2;
 	}
@@ -612,6 +766,36 @@ int main(int argc, char **argv)
 		       m[3].median / r_rec <= TARGET_VS_LOADER ? "within" : "outside");
 		fails += r_rec / r_ip < TARGET_VS_IP;
 		fails += r_mnl / r_rec > TARGET_VS_LOADER;
+	}
+
+	if (del_rounds) {
+		size_t keep = partners / 2, gone = d->n_want - d->n_want * keep / partners;
+		struct half_arg hr = { d, partners, path, HALF_RECONCILER };
+		struct half_arg hs = { d, partners, path, HALF_IP_SELECTOR };
+		struct half_arg hi = { d, partners, path, HALF_IP_INDEX };
+		struct method m[3] = {
+			{ .name = "reconciler (by index)", .fn = run_half, .arg = &hr, .work = gone },
+			{ .name = "ip -batch, by selector", .fn = run_half, .arg = &hs, .work = gone },
+			{ .name = "ip -batch, by index", .fn = run_half, .arg = &hi, .work = gone },
+		};
+
+		r = write_del_batch(d, keep, path);
+		if (r < 0) {
+			fprintf(stderr, "reconcile: writing %s: %s\n", path, strerror(-r));
+			goto fail;
+		}
+		printf("\ndelete half: %zu of %zu partners leave, %zu of %zu policies deleted "
+		       "(loading not timed), %d rounds each in a fresh namespace\n",
+		       partners - keep, partners, gone, d->n_want, del_rounds);
+		if (measure(m, 3, del_rounds, d->n_want - gone) < 0)
+			goto fail;
+		printf("\ndelete half    median(wall)   deletes/s  median(cpu)\n");
+		for (int k = 0; k < 3; k++)
+			printf("  %-24s %8.3f s %11.0f %10.3f s\n", m[k].name,
+			       (double)gone / m[k].median, m[k].median, (double)gone / m[k].cpu_median);
+		printf("  reconciler vs ip -batch by selector: %6.1fx faster\n",
+		       m[0].median / m[1].median);
+		printf("  reconciler vs ip -batch by index:    %6.1fx faster\n", m[0].median / m[2].median);
 	}
 	unlink(path);
 	path[0] = '\0';

@@ -156,10 +156,16 @@ static bool sa_matches_spis(const struct mm_xfrm_sa *sa, void *userdata)
 	return sa->reqid == p->reqid && (sa->spi == p->spi_in || sa->spi == p->spi_out);
 }
 
+/* A wrong identity condemns the whole IKE_SA; a right identity with a
+ * wrong reqid only the CHILD_SA (the partner's own tunnel stays up). */
 static void kill_child(struct mm_ike *ike, const struct vici_ike_sa *sa,
-		       const struct vici_child_sa *child)
+		       const struct vici_child_sa *child, bool whole_ike)
 {
-	struct vici_terminate_args args = { .ike_id = sa->uniqueid, .timeout_ms = -1 };
+	struct vici_terminate_args args = {
+		.ike_id = whole_ike ? sa->uniqueid : 0,
+		.child_id = whole_ike ? 0 : child->uniqueid,
+		.timeout_ms = -1,
+	};
 	struct spi_pair spis = { child->reqid, child->spi_in, child->spi_out };
 	size_t deleted = 0;
 
@@ -197,7 +203,8 @@ static void child_check(struct mm_ike *ike, const struct vici_ike_sa *sa,
 			!p ? "no partner has this connection" :
 			child->reqid != p->reqid ? "the partner's reqid differs" :
 			"the partner's domain differs");
-		kill_child(ike, sa, child);
+		kill_child(ike, sa, child,
+			   !p || !sa->remote_id || strcasecmp(sa->remote_id, p->domain) != 0);
 		return;
 	}
 	t = tunnel_find(ike, p->domain);
@@ -614,6 +621,14 @@ void ike_table_changed(struct mmtrustd *d, const struct mm_change *changes, size
 
 	if (!ike)
 		return;
+	for (size_t i = 0; i < n; i++) {
+		const struct mm_partner *a = changes[i].after, *b = changes[i].before;
+		struct tunnel *t = b ? tunnel_find(ike, b->domain) : NULL;
+
+		if (t && (!a || !partner_has_tunnel(a)))
+			tunnel_down(d, t, !a ? "partner removed" : !a->enabled ? "partner disabled"
+										 : "partner moved to seg");
+	}
 	if (tunnels_sync(ike) < 0)
 		log_err("charon: out of memory for the SA table");
 	if (!vici_client_is_connected(ike->cmd))

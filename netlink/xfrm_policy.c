@@ -95,7 +95,7 @@ int mm_xfrm_policy_encode_add(void *buf, const struct mm_xfrm_policy *p, bool up
 	return 0;
 }
 
-static int encode_id(void *buf, const struct mm_xfrm_policy *p, uint16_t type)
+static int encode_id(void *buf, const struct mm_xfrm_policy *p, uint16_t type, uint32_t index)
 {
 	struct xfrm_userpolicy_id id = { 0 };
 	struct nlmsghdr *nlh;
@@ -109,6 +109,7 @@ static int encode_id(void *buf, const struct mm_xfrm_policy *p, uint16_t type)
 	nlh = mnl_nlmsg_put_header(buf);
 	nlh->nlmsg_type = type;
 	mm_xfrm_sel_put(&p->sel, &id.sel);
+	id.index = index;
 	id.dir = p->dir;
 	memcpy(mnl_nlmsg_put_extra_header(nlh, sizeof(id)), &id, sizeof(id));
 	put_id_attrs(nlh, p);
@@ -117,12 +118,28 @@ static int encode_id(void *buf, const struct mm_xfrm_policy *p, uint16_t type)
 
 int mm_xfrm_policy_encode_del(void *buf, const struct mm_xfrm_policy *p)
 {
-	return encode_id(buf, p, XFRM_MSG_DELPOLICY);
+	return encode_id(buf, p, XFRM_MSG_DELPOLICY, 0);
+}
+
+bool mm_xfrm_policy_has_index(const struct mm_xfrm_policy *p)
+{
+	/* The kernel's xfrm_policy_id2dir(): index & 7. */
+	return p->index != 0 && (p->index & 7) == p->dir;
+}
+
+int mm_xfrm_policy_encode_del_index(void *buf, const struct mm_xfrm_policy *p)
+{
+	if (!mm_xfrm_policy_has_index(p))
+		return -EINVAL;
+	/* Type, mark and if_id go out as attributes, as for a delete by
+	 * selector: xfrm_policy_byid() compares them, which at least keeps
+	 * the request off policies of another type, mark or interface. */
+	return encode_id(buf, p, XFRM_MSG_DELPOLICY, p->index);
 }
 
 int mm_xfrm_policy_encode_get(void *buf, const struct mm_xfrm_policy *p)
 {
-	return encode_id(buf, p, XFRM_MSG_GETPOLICY);
+	return encode_id(buf, p, XFRM_MSG_GETPOLICY, 0);
 }
 
 struct attrs {
@@ -358,6 +375,17 @@ int mm_xfrm_policy_del(struct mm_nl *nl, const struct mm_xfrm_policy *p,
 {
 	char buf[MM_NL_MSG_MAX] __attribute__((aligned(8)));
 	int r = mm_xfrm_policy_encode_del(buf, p);
+
+	if (r < 0)
+		return r;
+	return mm_nl_request(nl, buf, NULL, NULL, ret);
+}
+
+int mm_xfrm_policy_del_index(struct mm_nl *nl, const struct mm_xfrm_policy *p,
+			     struct mm_nl_result *ret)
+{
+	char buf[MM_NL_MSG_MAX] __attribute__((aligned(8)));
+	int r = mm_xfrm_policy_encode_del_index(buf, p);
 
 	if (r < 0)
 		return r;

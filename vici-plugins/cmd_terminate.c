@@ -26,9 +26,9 @@ int vici_terminate_build(const struct vici_terminate_args *args, struct vici_bui
 	if (args->ike)
 		vici_builder_kv_str(b, "ike", args->ike);
 	if (args->child_id)
-		vici_builder_kv_fmt(b, "child_id", "%u", args->child_id);
+		vici_builder_kv_fmt(b, "child-id", "%u", args->child_id);
 	if (args->ike_id)
-		vici_builder_kv_fmt(b, "ike_id", "%u", args->ike_id);
+		vici_builder_kv_fmt(b, "ike-id", "%u", args->ike_id);
 	vici_builder_kv_fmt(b, "timeout", "%d", args->timeout_ms);
 	r = vici_builder_finish(b, &frame, &len);
 	if (r < 0) {

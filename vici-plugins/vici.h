@@ -155,7 +155,7 @@ int vici_initiate(struct vici_client *c, const struct vici_initiate_args *args, 
 struct vici_terminate_args {
 	const char *child;
 	const char *ike;
-	uint32_t child_id; /* charon's terminate "child_id" */
+	uint32_t child_id; /* charon's terminate "child-id": the CHILD_SA unique id */
 	uint32_t ike_id;   /* IKE_SA unique id (list-sas "uniqueid") */
 	int timeout_ms;
 };

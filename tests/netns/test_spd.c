@@ -853,22 +853,16 @@ START_TEST(test_flush_and_overflow_resync)
 }
 END_TEST
 
-START_TEST(test_ten_thousand)
+/* n partners p<i>.example.net with reqid RQ(1 + i), two IPv4 ranges each;
+ * with the one IPv4 local prefix, not forwarded, that the caller
+ * configures (see one_local()), four policies each. */
+static struct mm_partner **many(size_t n)
 {
-	enum { N = 10000 };
-	struct mm_partner **t = calloc(N, sizeof(*t));
-	struct mm_spd_report rep;
-	struct mm_spd_status st;
-	size_t expected, present, in_sync;
-	char line[256];
-	FILE *f;
-	double t0;
+	struct mm_partner **t = calloc(n, sizeof(*t));
 
-	close_spd();
-	cfg.n_locals = 1;
-	locals[0].forward = false;
-	open_spd();
-	for (size_t i = 0; i < N; i++) {
+	ck_assert_ptr_nonnull(t);
+	ck_assert_uint_le(n, 150 * 256);
+	for (size_t i = 0; i < n; i++) {
 		char d[64], r[64], g[32];
 
 		snprintf(d, sizeof(d), "p%zu.example.net", i);
@@ -877,6 +871,46 @@ START_TEST(test_ten_thousand)
 		snprintf(g, sizeof(g), "100.%zu.%zu.%zu", 64 + i / 65536, (i / 256) % 256, i % 256);
 		t[i] = partner(d, RQ(1 + i), r, g);
 	}
+	return t;
+}
+
+static void many_free(struct mm_partner **t, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		partner_free(t[i]);
+	free(t);
+}
+
+static void one_local(void)
+{
+	close_spd();
+	cfg.n_locals = 1;
+	locals[0].forward = false;
+	open_spd();
+}
+
+/* "ip xfrm policy count", first line. */
+static void ip_count(char *line, size_t len)
+{
+	FILE *f = popen("ip xfrm policy count", "r");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(fgets(line, (int)len, f));
+	pclose(f);
+}
+
+START_TEST(test_ten_thousand)
+{
+	enum { N = 10000 };
+	struct mm_partner **t;
+	struct mm_spd_report rep;
+	struct mm_spd_status st;
+	size_t expected, present, in_sync;
+	char line[256];
+	double t0;
+
+	one_local();
+	t = many(N);
 	t0 = now();
 	ck_assert_int_eq(mm_spd_sync(spd, TABLE(t), N, &rep), 0);
 	fprintf(stderr, "test_ten_thousand: %zu policies in %.3f s\n", rep.added, now() - t0);
@@ -887,10 +921,7 @@ START_TEST(test_ten_thousand)
 	ck_assert_uint_eq(expected, 4 * N);
 	ck_assert_uint_eq(in_sync, 4 * N);
 	/* The kernel's own count, through iproute2. */
-	f = popen("ip xfrm policy count", "r");
-	ck_assert_ptr_nonnull(f);
-	ck_assert_ptr_nonnull(fgets(line, sizeof(line), f));
-	pclose(f);
+	ip_count(line, sizeof(line));
 	ck_assert_msg(strstr(line, "SPD IN  20000 OUT 20000 FWD 0"), "ip says: %s", line);
 	ck_assert_int_eq(mm_spd_status(spd, "p4711.example.net", false, &st), 0);
 	ck_assert_uint_eq(st.in_sync, 4);
@@ -899,9 +930,241 @@ START_TEST(test_ten_thousand)
 	ck_assert_uint_eq(rep.unchanged, 4 * N);
 	ck_assert_uint_eq(rep.added + rep.updated + rep.deleted, 0);
 	mm_spd_report_done(&rep);
-	for (size_t i = 0; i < N; i++)
-		partner_free(t[i]);
-	free(t);
+	many_free(t, N);
+}
+END_TEST
+
+/* Half the partners leave in one sync.  Their policies are deleted by the
+ * indexes the sync's dump read: O(1) each in the kernel, where deletes by
+ * selector walk the policy's inexact bin each time (halving 40k policies
+ * that way took 8 s). */
+START_TEST(test_bulk_removal_by_index)
+{
+	enum { N = 20000 };
+	struct mm_partner **t;
+	struct mm_spd_report rep;
+	unsigned *per;
+	struct ipp *v;
+	char line[256];
+	double t0, took;
+	int n;
+
+	one_local();
+	t = many(N);
+	ck_assert_int_eq(mm_spd_sync(spd, TABLE(t), N, &rep), 0);
+	ck_assert_uint_eq(rep.added, 4 * N);
+	mm_spd_report_done(&rep);
+	t0 = now();
+	ck_assert_int_eq(mm_spd_sync(spd, TABLE(t), N / 2, &rep), 0);
+	took = now() - t0;
+	fprintf(stderr, "test_bulk_removal_by_index: %d partners x 2 ranges, %d policies; "
+		"removing %d partners deleted %zu policies in %.3f s\n", N, 4 * N, N / 2,
+		rep.deleted, took);
+	ck_assert_uint_eq(rep.deleted, 2 * N);
+	ck_assert_uint_eq(rep.unchanged, 2 * N);
+	ck_assert_uint_eq(rep.added + rep.updated + rep.failed, 0);
+	mm_spd_report_done(&rep);
+	ck_assert_msg(took < 5.0, "removing half the table took %.3f s", took);
+	ck_assert(!mm_spd_repair_pending(spd));
+
+	/* The kernel holds exactly the remaining partners' policies. */
+	ip_count(line, sizeof(line));
+	ck_assert_msg(strstr(line, "SPD IN  20000 OUT 20000 FWD 0"), "ip says: %s", line);
+	per = calloc(N, sizeof(*per));
+	n = ip_policies(&v);
+	ck_assert_int_eq(n, 2 * N);
+	for (int i = 0; i < n; i++) {
+		ck_assert_uint_eq(v[i].uid, TAG);
+		ck_assert_uint_ge(v[i].reqid, RQ(1));
+		ck_assert_uint_lt(v[i].reqid, RQ(1 + N / 2));
+		per[v[i].reqid - RQ(1)]++;
+	}
+	for (int i = 0; i < N / 2; i++)
+		ck_assert_msg(per[i] == 4, "partner %d has %u policies", i, per[i]);
+	free(per);
+	free(v);
+	ck_assert_int_eq(mm_spd_verify(spd, &rep), 0);
+	ck_assert_uint_eq(rep.added + rep.updated + rep.deleted, 0);
+	mm_spd_report_done(&rep);
+	many_free(t, N);
+}
+END_TEST
+
+/* The identity of alpha's first in policy, as the kernel names it. */
+static void alpha_in_identity(struct mm_xfrm_policy *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->sel.family = AF_INET;
+	ck_assert_int_eq(mm_prefix_parse("10.1.0.0/24", &p->sel.src, "", NULL), 0);
+	ck_assert_int_eq(mm_prefix_parse("198.51.100.0/24", &p->sel.dst, "", NULL), 0);
+	p->sel.user = TAG;
+	p->dir = XFRM_POLICY_IN;
+}
+
+/* Between our dump and alpha's removal, someone else (another socket,
+ * whose events we do see) replaces alpha's first in policy with one of
+ * theirs on the same identity (our tag, but a priority outside our band:
+ * not ours) under a new index, and adds a uid-0 policy on alpha's first
+ * out selector.  Alpha's deletes name the indexes of the dump, so both
+ * foreign policies survive (a delete by selector would have taken the
+ * first).  With a monitor, the events cancel the stale delete before it is
+ * sent; without one, the kernel answers ENOENT and a full comparison is
+ * scheduled, which leaves them alone too. */
+static void foreign_between_dump_and_delete(bool with_monitor)
+{
+	struct mm_xfrm_policy p, got;
+	struct mm_spd_report rep;
+	struct mm_nl_result res;
+	struct mm_nl *other;
+	unsigned old_idx, new_idx, fidx;
+	struct ipp *v;
+	int n, alpha = 0;
+
+	if (!with_monitor) {
+		close_spd();
+		ck_assert_int_eq(mm_nl_open(&nl), 0);
+		ck_assert_int_eq(mm_spd_new(&cfg, nl, NULL, on_note, NULL, &spd), 0);
+	}
+	make_three();
+	ck_assert_int_eq(mm_spd_sync(spd, TABLE(three), 5, &rep), 0);
+	mm_spd_report_done(&rep);
+	/* The dump that learns the indexes of what the sync added. */
+	ck_assert_int_eq(mm_spd_verify(spd, &rep), 0);
+	ck_assert_uint_eq(rep.unchanged, 14);
+	mm_spd_report_done(&rep);
+	old_idx = ip_index_of("in", "10.1.0.0/24", "198.51.100.0/24", TAG);
+	ck_assert_uint_ne(old_idx, 0);
+
+	ck_assert_int_eq(mm_nl_open(&other), 0);
+	alpha_in_identity(&p);
+	ck_assert_int_eq(mm_xfrm_policy_get(other, &p, &got, &res), 0);
+	ck_assert_int_eq(mm_xfrm_policy_del(other, &got, &res), 0);
+	got.priority = 5;
+	got.index = 0;
+	ck_assert_int_eq(mm_xfrm_policy_add(other, &got, false, &res), 0);
+	mm_nl_free(other);
+	new_idx = ip_index_of("in", "10.1.0.0/24", "198.51.100.0/24", TAG);
+	ck_assert_uint_ne(new_idx, 0);
+	ck_assert_uint_ne(new_idx, old_idx);
+	ck_assert_int_eq(sh("ip xfrm policy add src 198.51.100.0/24 dst 10.1.0.0/24 dir out "
+			    "priority 10 tmpl src 192.0.2.9 dst 192.0.2.11 proto esp reqid 8 "
+			    "mode tunnel"), 0);
+	fidx = ip_index_of("out", "198.51.100.0/24", "10.1.0.0/24", 0);
+	ck_assert_uint_ne(fidx, 0);
+
+	/* No event handled since the dump: alpha leaves. */
+	ck_assert_int_eq(mm_spd_partner_changed(spd, three[0], NULL, &rep), 0);
+	ck_assert_uint_eq(rep.deleted, 6);  /* the one already gone counts as deleted */
+	ck_assert_uint_eq(rep.failed, 0);
+	mm_spd_report_done(&rep);
+	ck_assert_uint_eq(ip_index_of("in", "10.1.0.0/24", "198.51.100.0/24", TAG), new_idx);
+	ck_assert_uint_eq(ip_index_of("out", "198.51.100.0/24", "10.1.0.0/24", 0), fidx);
+	n = ip_policies(&v);
+	for (int i = 0; i < n; i++)
+		alpha += v[i].reqid == RQ(1);
+	free(v);
+	ck_assert_int_eq(alpha, 1);  /* of alpha's reqid, only the foreign copy is left */
+	ck_assert_int_eq(n, 14 - 6 + 2);
+
+	/* By index, ENOENT may mean "re-created under another index": only
+	 * a dump can tell, so one is scheduled (without events to say so). */
+	ck_assert(mm_spd_repair_pending(spd) == !with_monitor);
+	if (!with_monitor) {
+		ck_assert_int_eq(mm_spd_repair(spd, &rep), 0);
+		ck_assert_uint_eq(rep.added + rep.updated + rep.deleted + rep.failed, 0);
+		mm_spd_report_done(&rep);
+	}
+	ck_assert_int_eq(mm_spd_verify(spd, &rep), 0);
+	ck_assert_uint_eq(rep.added + rep.updated + rep.deleted + rep.failed, 0);
+	mm_spd_report_done(&rep);
+	ck_assert_uint_eq(ip_index_of("in", "10.1.0.0/24", "198.51.100.0/24", TAG), new_idx);
+	ck_assert_uint_eq(ip_index_of("out", "198.51.100.0/24", "10.1.0.0/24", 0), fidx);
+	free_three();
+}
+
+START_TEST(test_foreign_survives_removal)
+{
+	foreign_between_dump_and_delete(true);
+}
+END_TEST
+
+START_TEST(test_foreign_survives_removal_no_monitor)
+{
+	foreign_between_dump_and_delete(false);
+}
+END_TEST
+
+/* Stale policies learnt from events wait for mm_spd_repair(), which
+ * deletes them by the index the event carried.  Meanwhile one is updated
+ * in place by someone else into a policy that is not ours (same index),
+ * and another is deleted and its index given to a foreign policy (a
+ * creator may ask for a free index): neither foreign policy is deleted. */
+START_TEST(test_stale_index_changes_hands)
+{
+	struct mm_xfrm_policy p;
+	struct mm_spd_report rep;
+	struct mm_nl_result res;
+	struct mm_nl *other;
+	unsigned i1, i2, i3;
+	const char *src[3] = { "10.99.1.0/24", "10.99.2.0/24", "10.99.3.0/24" };
+
+	make_three();
+	ck_assert_int_eq(mm_spd_sync(spd, TABLE(three), 5, &rep), 0);
+	mm_spd_report_done(&rep);
+	/* Three policies that are ours by their marks, for no partner. */
+	ck_assert_int_eq(mm_nl_open(&other), 0);
+	memset(&p, 0, sizeof(p));
+	p.sel.family = AF_INET;
+	ck_assert_int_eq(mm_prefix_parse("198.51.100.0/24", &p.sel.dst, "", NULL), 0);
+	p.sel.user = TAG;
+	p.dir = XFRM_POLICY_IN;
+	p.priority = BASE + 200;
+	p.n_tmpl = 1;
+	p.tmpl[0].family = AF_INET;
+	ck_assert_int_eq(mm_addr_parse("100.64.9.9", &p.tmpl[0].src, "", NULL), 0);
+	ck_assert_int_eq(mm_addr_parse("192.0.2.1", &p.tmpl[0].dst, "", NULL), 0);
+	p.tmpl[0].proto = IPPROTO_ESP;
+	p.tmpl[0].mode = XFRM_MODE_TUNNEL;
+	p.tmpl[0].reqid = RQ(77);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(mm_prefix_parse(src[i], &p.sel.src, "", NULL), 0);
+		ck_assert_int_eq(mm_xfrm_policy_add(other, &p, false, &res), 0);
+	}
+	i1 = ip_index_of("in", src[0], "198.51.100.0/24", TAG);
+	i2 = ip_index_of("in", src[1], "198.51.100.0/24", TAG);
+	i3 = ip_index_of("in", src[2], "198.51.100.0/24", TAG);
+	ck_assert(i1 && i2 && i3);
+	usleep(50 * 1000);
+	ck_assert_int_eq(mm_spd_process_events(spd), 3);
+	ck_assert(mm_spd_repair_pending(spd));
+
+	/* 1: updated in place, priority out of our band: not ours now. */
+	ck_assert_int_eq(mm_prefix_parse(src[0], &p.sel.src, "", NULL), 0);
+	p.priority = 5;
+	ck_assert_int_eq(mm_xfrm_policy_add(other, &p, true, &res), 0);
+	ck_assert_uint_eq(ip_index_of("in", src[0], "198.51.100.0/24", TAG), i1);
+	/* 2: deleted, and its index taken by a foreign policy. */
+	ck_assert_int_eq(sh("ip xfrm policy del index %u dir in", i2), 0);
+	ck_assert_int_eq(sh("ip xfrm policy add src 172.16.0.0/16 dst 172.17.0.0/16 dir in index %u "
+			    "priority 500 tmpl src 192.0.2.9 dst 192.0.2.1 proto esp reqid 7 "
+			    "mode tunnel", i2), 0);
+	ck_assert_uint_eq(ip_index_of("in", "172.16.0.0/16", "172.17.0.0/16", 0), i2);
+	mm_nl_free(other);
+	usleep(50 * 1000);
+	ck_assert_int_ge(mm_spd_process_events(spd), 3);
+	ck_assert_int_eq(count_notes(MM_SPD_NOTE_CONFLICT, NULL), 1);  /* the first */
+
+	/* 3, untouched, goes; the other two stay. */
+	ck_assert(mm_spd_repair_pending(spd));
+	ck_assert_int_eq(mm_spd_repair(spd, &rep), 0);
+	ck_assert_uint_eq(rep.deleted, 1);
+	ck_assert_uint_eq(rep.failed, 0);
+	mm_spd_report_done(&rep);
+	ck_assert_uint_eq(ip_index_of("in", src[2], "198.51.100.0/24", TAG), 0);
+	ck_assert_uint_eq(ip_index_of("in", src[0], "198.51.100.0/24", TAG), i1);
+	ck_assert_uint_eq(ip_index_of("in", "172.16.0.0/16", "172.17.0.0/16", 0), i2);
+	ck_assert(!mm_spd_repair_pending(spd));
+	free_three();
 }
 END_TEST
 
@@ -966,6 +1229,52 @@ START_TEST(test_compute_desired)
 }
 END_TEST
 
+/* Events were lost: an index read before may have changed hands unseen,
+ * so deletes by index wait for the full comparison the loss scheduled,
+ * which reads the indexes again and deletes then. */
+START_TEST(test_lost_events_hold_index_deletes)
+{
+	struct mm_spd_report rep;
+	struct ipp *v;
+	int sz = 256, n, alpha = 0;
+
+	make_three();
+	ck_assert_int_eq(mm_spd_sync(spd, TABLE(three), 5, &rep), 0);
+	mm_spd_report_done(&rep);
+	ck_assert_int_eq(mm_spd_verify(spd, &rep), 0);  /* indexes known */
+	mm_spd_report_done(&rep);
+	ck_assert_int_eq(setsockopt(mm_xfrm_monitor_fd(mon), SOL_SOCKET, SO_RCVBUFFORCE, &sz,
+				    sizeof(sz)), 0);
+	ck_assert_int_eq(sh("for i in $(seq 1 64); do echo xfrm policy add src 172.20.$i.0/24 "
+			    "dst 172.21.0.0/16 dir out priority 900; done | ip -batch -"), 0);
+	ck_assert_int_ge(mm_spd_process_events(spd), 0);
+	ck_assert_int_eq(count_notes(MM_SPD_NOTE_RESYNC, NULL), 1);
+
+	ck_assert_int_eq(mm_spd_partner_changed(spd, three[0], NULL, &rep), 0);
+	ck_assert_uint_eq(rep.deleted + rep.failed, 0);
+	mm_spd_report_done(&rep);
+	n = ip_policies(&v);
+	for (int i = 0; i < n; i++)
+		alpha += v[i].reqid == RQ(1);
+	free(v);
+	ck_assert_int_eq(alpha, 6);
+
+	ck_assert(mm_spd_repair_pending(spd));
+	ck_assert_int_eq(mm_spd_repair(spd, &rep), 0);
+	ck_assert_uint_eq(rep.deleted, 6);  /* now stale, by the new dump's indexes */
+	ck_assert_uint_eq(rep.added + rep.updated + rep.failed, 0);
+	mm_spd_report_done(&rep);
+	n = ip_policies(&v);
+	alpha = 0;
+	for (int i = 0; i < n; i++)
+		alpha += v[i].reqid == RQ(1);
+	free(v);
+	ck_assert_int_eq(alpha, 0);
+	ck_assert_int_eq(n, 14 - 6 + 64);
+	free_three();
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("spd");
@@ -985,6 +1294,11 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_partner_problems);
 	tcase_add_test(tc, test_flush_and_overflow_resync);
 	tcase_add_test(tc, test_ten_thousand);
+	tcase_add_test(tc, test_bulk_removal_by_index);
+	tcase_add_test(tc, test_foreign_survives_removal);
+	tcase_add_test(tc, test_foreign_survives_removal_no_monitor);
+	tcase_add_test(tc, test_stale_index_changes_hands);
+	tcase_add_test(tc, test_lost_events_hold_index_deletes);
 	suite_add_tcase(s, tc);
 	return s;
 }

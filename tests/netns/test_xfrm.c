@@ -538,6 +538,63 @@ START_TEST(test_policy_decode_truncated)
 }
 END_TEST
 
+/* What a delete by index matches, as the kernel (xfrm_policy_byid) does
+ * it: index, direction, type, mark, if_id; not the selector. */
+START_TEST(test_policy_delete_by_index)
+{
+	struct mm_xfrm_policy p, got, other, again;
+	char buf[MM_NL_MSG_MAX] __attribute__((aligned(8)));
+	struct mm_nl_result res;
+	uint32_t idx;
+
+	policy(&p, "10.0.0.0/24", "10.1.0.0/24", XFRM_POLICY_OUT, 5);
+	ck_assert_int_eq(mm_xfrm_policy_add(nl, &p, false, &res), 0);
+	ck_assert_int_eq(mm_xfrm_policy_get(nl, &p, &got, &res), 0);
+	idx = got.index;
+	ck_assert_uint_eq(idx & 7, XFRM_POLICY_OUT);  /* the direction rides in the index */
+	ck_assert(mm_xfrm_policy_has_index(&got));
+
+	/* Refused before sending: no index, or one of another direction. */
+	other = got;
+	other.index = 0;
+	ck_assert(!mm_xfrm_policy_has_index(&other));
+	ck_assert_int_eq(mm_xfrm_policy_encode_del_index(buf, &other), -EINVAL);
+	other = got;
+	other.dir = XFRM_POLICY_IN;
+	ck_assert_int_eq(mm_xfrm_policy_del_index(nl, &other, &res), -EINVAL);
+
+	/* The kernel compares mark and if_id with the index ... */
+	other = got;
+	other.has_mark = true;
+	other.mark = 1;
+	other.mark_mask = 0xff;
+	ck_assert_int_eq(mm_xfrm_policy_del_index(nl, &other, &res), -ENOENT);
+	other = got;
+	other.if_id = 9;
+	ck_assert_int_eq(mm_xfrm_policy_del_index(nl, &other, &res), -ENOENT);
+	ck_assert_uint_eq(kernel_count(), 1);
+
+	/* ... but not the selector: a wrong one still deletes.  This is why
+	 * the reconciler only deletes by an index it read for that policy. */
+	other = got;
+	ck_assert_int_eq(mm_prefix_parse("192.0.2.0/24", &other.sel.src, "", NULL), 0);
+	other.sel.user = 0;
+	ck_assert_int_eq(mm_xfrm_policy_del_index(nl, &other, &res), 0);
+	ck_assert_uint_eq(kernel_count(), 0);
+	ck_assert_int_eq(mm_xfrm_policy_del_index(nl, &got, &res), -ENOENT);
+
+	/* The same identity again gets a new index: the counter only moves
+	 * forward, so the old index names nothing. */
+	ck_assert_int_eq(mm_xfrm_policy_add(nl, &p, false, &res), 0);
+	ck_assert_int_eq(mm_xfrm_policy_get(nl, &p, &again, &res), 0);
+	ck_assert_uint_ne(again.index, idx);
+	ck_assert_int_eq(mm_xfrm_policy_del_index(nl, &got, &res), -ENOENT);
+	ck_assert_uint_eq(kernel_count(), 1);
+	ck_assert_int_eq(mm_xfrm_policy_del_index(nl, &again, &res), 0);
+	ck_assert_uint_eq(kernel_count(), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("xfrm");
@@ -554,6 +611,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_monitor_policy_events);
 	tcase_add_test(tc, test_monitor_overflow_is_reported);
 	tcase_add_test(tc, test_policy_decode_truncated);
+	tcase_add_test(tc, test_policy_delete_by_index);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -820,7 +820,7 @@ START_TEST(test_small_builders)
 			 0);
 	m = reparse(b, &pkt);
 	ck_assert_mem_eq(pkt.name, "terminate", pkt.name_len);
-	ck_assert_str_eq(vici_msg_get_str(m, "ike_id"), "7");
+	ck_assert_str_eq(vici_msg_get_str(m, "ike-id"), "7");
 	ck_assert_str_eq(vici_msg_get_str(m, "timeout"), "500");
 	ck_assert_ptr_null(vici_msg_get_str(m, "child"));
 	vici_msg_free(m);
