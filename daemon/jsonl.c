@@ -32,6 +32,7 @@ struct mm_jsonl_client {
 	size_t out_pos;
 	int discarding;  /* inside an over-long line: drop bytes until '\n' */
 	bool subscribed;
+	bool replied;    /* the handler queued its answer itself */
 };
 
 struct mm_jsonl_server {
@@ -78,6 +79,9 @@ bool mm_jsonl_peer_allowed(const struct mm_jsonl_peer *peer, gid_t gid)
 		return false;
 	if (peer->gid == gid)
 		return true;
+	for (int i = 0; i < peer->n_groups; i++)
+		if (peer->groups[i] == gid)
+			return true;
 	pw = getpwuid(peer->uid);
 	if (pw && getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) >= 0)
 		for (int i = 0; i < n; i++)
@@ -177,7 +181,7 @@ static int client_line(struct mm_jsonl_client *c, const char *line, size_t len)
 		len--;
 	if (len == 0)
 		return 0;
-	req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	req = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!req)
 		return client_queue(c, mm_jsonl_error("invalid-json", NULL,
 						      "invalid JSON at column %d: %s",
@@ -188,8 +192,12 @@ static int client_line(struct mm_jsonl_client *c, const char *line, size_t len)
 						      "a request must be a JSON object"), NULL);
 	}
 	id = json_object_get(req, "id");
+	c->replied = false;
 	answer = c->server->handler(c->server->userdata, c, &c->peer, req);
-	r = client_queue(c, answer, id);
+	if (c->replied && !answer)
+		r = c->out.len - c->out_pos > c->server->lim.max_out ? -ENOBUFS : 0;
+	else
+		r = client_queue(c, answer, id);
 	json_decref(req);
 	/* A large request (an apply of a whole table) leaves tens of MB of
 	 * freed JSON in the heap: give it back rather than hold it for good. */
@@ -348,6 +356,9 @@ static int server_accept(sd_event_source *src, int fd, uint32_t revents, void *u
 	c->server = s;
 	c->fd = cfd;
 	c->peer = (struct mm_jsonl_peer){ .uid = cred.uid, .gid = cred.gid, .pid = cred.pid };
+	len = sizeof(c->peer.groups);
+	if (getsockopt(cfd, SOL_SOCKET, SO_PEERGROUPS, c->peer.groups, &len) == 0)
+		c->peer.n_groups = len / sizeof(gid_t);
 	if (s->authorize && s->authorize(s->userdata, &c->peer) < 0) {
 		log_warn("%s: uid %u (pid %d) is not allowed; connection closed", s->path,
 			 (unsigned)cred.uid, (int)cred.pid);
@@ -411,7 +422,7 @@ int mm_jsonl_server_new(sd_event *ev, const char *path, mode_t mode, gid_t gid,
 		r = -errno;
 		goto fail;
 	}
-	if (chmod(path, mode) < 0 || listen(s->fd, 128) < 0) {
+	if (chmod(path, mode) < 0 || listen(s->fd, SOMAXCONN) < 0) {
 		r = -errno;
 		goto fail;
 	}
@@ -443,6 +454,34 @@ void mm_jsonl_server_free(struct mm_jsonl_server *s)
 unsigned mm_jsonl_server_clients(const struct mm_jsonl_server *s)
 {
 	return s->n_clients;
+}
+
+int mm_jsonl_client_reply_raw(struct mm_jsonl_client *c, const char *result, size_t len,
+			      const json_t *id)
+{
+	static const char head[] = "{\"ok\":true,\"result\":";
+	char *idtext = NULL;
+	int r;
+
+	if (id) {
+		idtext = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (!idtext)
+			return -ENOMEM;
+	}
+	r = buf_append(&c->out, head, sizeof(head) - 1);
+	if (r == 0)
+		r = buf_append(&c->out, result, len);
+	if (r == 0 && idtext) {
+		r = buf_append(&c->out, ",\"id\":", 6);
+		if (r == 0)
+			r = buf_append(&c->out, idtext, strlen(idtext));
+	}
+	if (r == 0)
+		r = buf_append(&c->out, "}\n", 2);
+	free(idtext);
+	if (r == 0)
+		c->replied = true;
+	return r;
 }
 
 void mm_jsonl_client_subscribe(struct mm_jsonl_client *c)

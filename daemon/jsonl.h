@@ -19,15 +19,20 @@
 struct mm_jsonl_server;
 struct mm_jsonl_client;
 
+#define MM_JSONL_PEER_GROUPS 64
+
 struct mm_jsonl_peer {
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
+	gid_t groups[MM_JSONL_PEER_GROUPS];  /* SO_PEERGROUPS: supplementary groups */
+	int n_groups;
 };
 
 /* Called for every request object.  Returns the answer (a new reference,
- * without "id": the server echoes the request's "id" itself).  `peer` is
- * the client's SO_PEERCRED. */
+ * without "id": the server echoes the request's "id" itself), or NULL when
+ * it already queued the answer with mm_jsonl_client_reply_raw() (the fast
+ * path for hot queries).  `peer` is the client's SO_PEERCRED. */
 typedef json_t *(*mm_jsonl_handler)(void *userdata, struct mm_jsonl_client *client,
 				    const struct mm_jsonl_peer *peer, const json_t *request);
 
@@ -51,6 +56,12 @@ int mm_jsonl_server_new(sd_event *ev, const char *path, mode_t mode, gid_t gid,
 void mm_jsonl_server_free(struct mm_jsonl_server *s);
 unsigned mm_jsonl_server_clients(const struct mm_jsonl_server *s);
 
+/* Queue {"ok":true,"result":<result>,"id":<id>} where result is len bytes
+ * of JSON text the caller built and vouches for (no tree, no re-encoding).
+ * id (may be NULL) is the request's "id".  Returns 0 or -errno. */
+int mm_jsonl_client_reply_raw(struct mm_jsonl_client *c, const char *result, size_t len,
+			      const json_t *id);
+
 /* Mark a client as a subscriber: from now on it receives every object
  * given to mm_jsonl_server_broadcast(), interleaved with its answers.  A
  * subscriber that does not read is disconnected when its unread output
@@ -59,8 +70,9 @@ void mm_jsonl_client_subscribe(struct mm_jsonl_client *c);
 /* Queue obj (borrowed) as one line to every subscriber. */
 void mm_jsonl_server_broadcast(struct mm_jsonl_server *s, const json_t *obj);
 
-/* Root, the daemon's own user, or a member of group gid (primary or
- * supplementary; (gid_t)-1: no group) may use a socket. */
+/* Root, the daemon's own user, or a process in group gid (its primary
+ * group, a supplementary group it holds (SO_PEERGROUPS), or one the user
+ * is listed in; (gid_t)-1: no group) may use a socket. */
 bool mm_jsonl_peer_allowed(const struct mm_jsonl_peer *peer, gid_t gid);
 
 /* {"ok": false, "error": {"code": code, "message": ..., "field": ...}} */
