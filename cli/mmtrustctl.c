@@ -1115,6 +1115,11 @@ static int cmd_query(struct args *a, int *rc)
 		struct mmtrust_event e;
 
 		r = mmtrust_subscribe(m);
+		if (r == 0) {
+			/* Say when the stream is live, so a script can wait for it. */
+			printf(opt_json ? "{\"subscribed\": true}\n" : "subscribed\n");
+			fflush(stdout);
+		}
 		while (r == 0 && (r = mmtrust_next_event(m, -1, &e)) == 0) {
 			if (opt_json)
 				printf("{\"event\": \"%s\", \"partner\": \"%s\"}\n", e.event, e.partner);

@@ -28,6 +28,7 @@ struct tunnel {
 	uint32_t ike_id;
 	uint32_t spi_in, spi_out;
 	time_t since;            /* when the current CHILD_SA came up */
+	uint64_t last_initiate;  /* CLOCK_MONOTONIC usec of our last initiate on acquire */
 };
 
 struct mm_ike {
@@ -647,6 +648,39 @@ void ike_table_changed(struct mmtrustd *d, const struct mm_change *changes, size
 	}
 }
 
+static void on_initiated(struct vici_client *c, int error, const char *errmsg, void *userdata)
+{
+	(void)c;
+	(void)userdata;
+	if (error < 0)
+		log_info("charon: initiate on acquire: %s%s%s", strerror(-error), errmsg ? ": " : "",
+			 errmsg ? errmsg : "");
+}
+
+/* Traffic hit one of our policies and found no SA: the tunnel is down and
+ * charon gave up on it (start_action/close_action/dpd_action only cover the
+ * cases charon sees).  Ask charon to bring it up, at most every 5 s. */
+static void on_acquire(struct mmtrustd *d, const struct mm_xfrm_acquire *aq)
+{
+	struct vici_initiate_args args = { .timeout_ms = -1 };
+	const struct mm_partner *p = mm_table_find_reqid(d->table, aq->reqid);
+	struct tunnel *t;
+	uint64_t now;
+
+	if (!p || !partner_has_tunnel(p) || !d->ike || !vici_client_is_connected(d->ike->cmd))
+		return;
+	t = tunnel_find(d->ike, p->domain);
+	sd_event_now(d->ev, CLOCK_MONOTONIC, &now);
+	if (!t || t->up || (t->last_initiate && now - t->last_initiate < 5000000))
+		return;
+	t->last_initiate = now;
+	args.child = p->domain;
+	args.ike = p->domain;
+	log_notice("acquire: traffic for partner %s (reqid %" PRIu32 ") has no SA; initiating",
+		   p->domain, p->reqid);
+	vici_initiate(d->ike->cmd, &args, on_initiated, d->ike);
+}
+
 int ike_xfrm_event(const struct mm_xfrm_event *ev, void *userdata)
 {
 	struct mmtrustd *d = userdata;
@@ -655,6 +689,10 @@ int ike_xfrm_event(const struct mm_xfrm_event *ev, void *userdata)
 	bool ends_ok = false;
 	char s[MM_ADDR_STRLEN], t[MM_ADDR_STRLEN];
 
+	if (ev->type == MM_XFRM_EV_ACQUIRE) {
+		on_acquire(d, &ev->acquire);
+		return 0;
+	}
 	if (ev->type != MM_XFRM_EV_SA_NEW && ev->type != MM_XFRM_EV_SA_UPD)
 		return 0;
 	if (sa->reqid < d->cfg.reqid_min || sa->reqid > d->cfg.reqid_max)
