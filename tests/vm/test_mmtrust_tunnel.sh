@@ -1,0 +1,191 @@
+#!/bin/bash
+# mmtrust end to end, the tunnel's life: mmtrustd provisions a partner and
+# makes our charon (loaded over VICI, policies = no, the partner's reqid)
+# negotiate IKEv2 with the partner's own charon; mmtrustd's policies carry
+# the traffic (ping and UDP, ESP counters rise both ways), cleartext from the
+# partner's range is dropped by the kernel, the SA table (mmtrustctl status)
+# names the partner with the kernel's SPIs. Then an integrity-only partner
+# (null encryption, HMAC-SHA-256), and the removal of the first partner: its
+# connection, SAs and policies go, the other partner stays up.
+. "$(dirname "$0")/mmtrust_lib.sh"
+mm_init mmtrust_tunnel
+
+A=ims.partner-a.example GW_A=198.51.100.10 NET_A=192.0.2.0/24 SIP_A=192.0.2.10
+B=sip.partner-b.example GW_B=198.51.100.11 NET_B=203.0.113.0/24 SIP_B=203.0.113.10
+PORT=5060
+UP_BOUND=60	# seconds from partner add to the tunnel up in status
+
+vm_step "certificates"
+certs() {
+	mm_pki "ca|home-ca|mmtrust VM home CA" "ca|partner-ca|mmtrust VM partner CA" \
+		"cert|home|home-ca|$HOME_ID" "cert|peer-a|partner-ca|$A" "cert|peer-b|partner-ca|$B"
+}
+require "CAs and certificates made with pki" certs
+
+vm_step "namespaces"
+require "namespaces $MM and $PEER joined by veth" mm_topology $GW_A $GW_B
+check "partner A's network" mm_partner_net $NET_A $GW_A $SIP_A
+check "partner B's network" mm_partner_net $NET_B $GW_B $SIP_B
+
+vm_step "charons"
+mm_peer_conn partner-a $GW_A $A peer-a $NET_A 101 aes128gcm16
+mm_peer_conn partner-b $GW_B $B peer-b $NET_B 102 null-sha256
+require "the partner's charon configuration" mm_peer_prepare peer-a peer-b
+require "our charon's configuration" mm_strongswan_conf "$MM"
+require "both charons answer, the partner's swanctl.conf loaded" mm_charons_start
+
+vm_step "mmtrustd"
+require "mmtrustd answers on its admin socket" mm_daemon_start
+require "mmtrustd connected to our charon (status ike.connected)" wait_for 20 mm_ike_connected
+check "status names the VICI socket" [ "$(mm_jq .ike.socket)" = "$MM_VICI" ]
+check "charon connected is logged" wait_for 5 mm_log_has "charon connected"
+
+# --- 1. the tunnel comes up ----------------------------------------------------
+# Both partners are added at once (their tunnels come up in parallel); each
+# part below runs only when its tunnel came up.
+vm_step "partners A and B: add"
+t0=$(now_us)
+expect_exit 0 "partner add $A" ctl partner add $A --kind ims --agreement yes \
+	--range $NET_A --gateway $GW_A --ca "$PKI/partner-ca.pem"
+expect_exit 0 "partner add $B --esp integrity-only" ctl partner add $B --kind non-ims \
+	--agreement no --range $NET_B --gateway $GW_B --ca "$PKI/partner-ca.pem" --esp integrity-only
+RA=$(mm_reqid $A)
+RB=$(mm_reqid $B)
+check "$A has a reqid ($RA)" [ "${RA:-null}" != null ]
+check "$B has another reqid ($RB)" [ "${RB:-null}" != null -a "$RB" != "$RA" ]
+up_a=0 up_b=0
+if wait_for $UP_BOUND mm_tunnel_up $A; then
+	up_a=1
+	pass "tunnel to $A up in status"
+	vm_step "tunnel to $A up, $(secs "$(ms_since "$t0")") s after partner add"
+else
+	fail "tunnel to $A not up within $UP_BOUND s (status: $(cat "$MM_TMP/status.json"))"
+fi
+if wait_for $UP_BOUND mm_tunnel_up $B; then
+	up_b=1
+	pass "tunnel to $B up in status"
+	vm_step "tunnel to $B up, $(secs "$(ms_since "$t0")") s after partner add"
+else
+	fail "tunnel to $B not up within $UP_BOUND s (status: $(cat "$MM_TMP/status.json"))"
+fi
+check "UDP receiver on $CSCF" vm_udp_listen "$MM" $CSCF $PORT "$MM_TMP/rx-$CSCF"
+
+part_a() {
+	mm_tunnel $A
+	check "status: ike_state ESTABLISHED" [ "$T_IKE" = ESTABLISHED ]
+	check "status: remote_id is the partner's domain" [ "$T_RID" = $A ]
+	check "status: remote_host is the partner's gateway" [ "$T_RHOST" = $GW_A ]
+	check "status: tunnel reqid is the partner's" [ "$T_REQID" = "$RA" ]
+	check "status: since is a UTC time ($T_SINCE)" is_utc "$T_SINCE"
+	check "'tunnel up' logged with domain and reqid" wait_for 5 mm_log_has "tunnel up: partner $A \(reqid $RA\)"
+
+	in_a=$(sa_spis "$MM" $GW_A $TUN "$RA")
+	out_a=$(sa_spis "$MM" $TUN $GW_A "$RA")
+	echo "kernel SAs with reqid $RA: in $in_a, out $out_a; status: in $T_SPI_IN, out $T_SPI_OUT"
+	check "exactly one inbound SA $GW_A -> $TUN with reqid $RA" [ "$(grep -c . <<<"$in_a")" -eq 1 ]
+	check "exactly one outbound SA $TUN -> $GW_A with reqid $RA" [ "$(grep -c . <<<"$out_a")" -eq 1 ]
+	check "status spi_in is the kernel's inbound SA" [ "$(spi_hex "$T_SPI_IN")" = "$in_a" ]
+	check "status spi_out is the kernel's outbound SA" [ "$(spi_hex "$T_SPI_OUT")" = "$out_a" ]
+	check "the SAs are AES-GCM-128 (esp: encrypt)" [ "$(ip -n "$MM" xfrm state list reqid "$RA" |
+		grep -c 'aead rfc4106(gcm(aes)) .* 128')" -eq 2 ]
+	check "only mmtrustd's policies carry reqid $RA (in, out: charon added none)" \
+		[ "$(pol_count "$MM" "$RA")" -eq 2 ]
+	check "both carry mmtrust's tag (uid $SPD_TAG)" [ "$(pol_tagged "$MM" "$RA")" -eq 2 ]
+	contains "$(swan "$PEER" --list-sas --ike partner-a 2>&1)" "$HOME_ID" \
+		"the partner's charon authenticated $HOME_ID"
+
+	vm_step "partner A: traffic"
+	check "UDP receiver on $SIP_A" vm_udp_listen "$PEER" $SIP_A $PORT "$MM_TMP/rx-$SIP_A"
+	local before after
+	before=$(vm_sa_stats "$MM" reqid "$RA")
+	mm_traffic A "$MM" $CSCF "$PEER" $SIP_A $PORT
+	after=$(vm_sa_stats "$MM" reqid "$RA")
+	printf 'SAs of %s in %s (src dst spi bytes packets):\n%s\n' $A "$MM" "$after"
+	check "ESP counters rose in both directions (reqid $RA)" vm_sa_rose "$before" "$after"
+
+	# The partner stops protecting its traffic (its outbound policy goes):
+	# the cleartext reaches our veth and our inbound policy (level
+	# required) drops it.
+	vm_step "partner A: cleartext from $SIP_A"
+	check "the partner sends in clear" ip -n "$PEER" xfrm policy delete src $NET_A dst $CSCF_NET dir out
+	local mismatch nostates rx
+	mismatch=$(vm_xfrm_stat "$MM" XfrmInTmplMismatch)
+	nostates=$(vm_xfrm_stat "$MM" XfrmInNoStates)
+	rx=$(vm_ifstat "$MM" "$VM_IF" rx_packets)
+	vm_udp_send "$PEER" $SIP_A $CSCF $PORT "cleartext"
+	check "the cleartext datagram reached $MM's veth" wait_for 10 vm_ifstat_rose "$MM" "$VM_IF" rx_packets "$rx"
+	dropped() {
+		vm_stat_rose "$MM" XfrmInTmplMismatch "$mismatch" || vm_stat_rose "$MM" XfrmInNoStates "$nostates"
+	}
+	check "$MM's kernel dropped it (XfrmInTmplMismatch or XfrmInNoStates rose)" wait_for 10 dropped
+	echo "XfrmInTmplMismatch $mismatch -> $(vm_xfrm_stat "$MM" XfrmInTmplMismatch)," \
+		"XfrmInNoStates $nostates -> $(vm_xfrm_stat "$MM" XfrmInNoStates)"
+	check "the CSCF's receiver did not get the cleartext" vm_not vm_got "$MM_TMP/rx-$CSCF" "cleartext"
+	check "the partner protects again" ip -n "$PEER" xfrm policy add src $NET_A dst $CSCF_NET dir out \
+		tmpl src $GW_A dst $TUN proto esp reqid 101 mode tunnel
+	vm_udp_send "$PEER" $SIP_A $CSCF $PORT "esp again"
+	check "ESP from $SIP_A delivered again" wait_for 10 vm_got "$MM_TMP/rx-$CSCF" "esp again"
+}
+
+# --- 6. integrity-only partner -----------------------------------------------------
+part_b() {
+	vm_step "partner B (integrity-only)"
+	mm_tunnel $B
+	check "status: $B's remote_id" [ "$T_RID" = $B ]
+	check "status: $B's reqid" [ "$T_REQID" = "$RB" ]
+	check "status: $B's spi_in is the kernel's" [ "$(spi_hex "$T_SPI_IN")" = "$(sa_spis "$MM" $GW_B $TUN "$RB")" ]
+	check "status: $B's spi_out is the kernel's" [ "$(spi_hex "$T_SPI_OUT")" = "$(sa_spis "$MM" $TUN $GW_B "$RB")" ]
+	local states before after
+	states=$(ip -n "$MM" xfrm state list reqid "$RB")
+	echo "$states"
+	check "two SAs with reqid $RB" [ "$(grep -c '^src ' <<<"$states")" -eq 2 ]
+	check "both use null encryption (enc ecb(cipher_null))" [ "$(grep -c 'enc ecb(cipher_null)' <<<"$states")" -eq 2 ]
+	check "both use HMAC-SHA-256 (auth-trunc hmac(sha256) ... 128)" \
+		[ "$(grep -c 'auth-trunc hmac(sha256) .* 128' <<<"$states")" -eq 2 ]
+	check "no AEAD on them" vm_not grep -q aead <<<"$states"
+
+	vm_step "partner B: traffic"
+	check "UDP receiver on $SIP_B" vm_udp_listen "$PEER" $SIP_B $PORT "$MM_TMP/rx-$SIP_B"
+	before=$(vm_sa_stats "$MM" reqid "$RB")
+	mm_traffic B "$MM" $CSCF "$PEER" $SIP_B $PORT
+	after=$(vm_sa_stats "$MM" reqid "$RB")
+	printf 'SAs of %s in %s (src dst spi bytes packets):\n%s\n' $B "$MM" "$after"
+	check "ESP counters rose in both directions (reqid $RB)" vm_sa_rose "$before" "$after"
+}
+
+# --- 4. partner removed --------------------------------------------------------------
+part_del() {
+	vm_step "partner A: delete"
+		local spis_b t0
+	spis_b=$(vm_sa_stats "$MM" reqid "$RB" | cut -d' ' -f1-3)
+	t0=$(now_us)
+	expect_exit 0 "partner del $A" ctl partner del $A
+	gone() { no_sa "$MM" "$RA" && no_pol "$MM" "$RA"; }
+	if wait_for 20 gone; then
+		pass "$A's SAs and policies are gone from $MM"
+		vm_step "SAs and policies of $A gone $(secs "$(ms_since "$t0")") s after partner del"
+	else
+		fail "$A's SAs or policies remain: $(ip -n "$MM" xfrm state list reqid "$RA") $(ip -n "$MM" xfrm policy | grep -B3 "reqid $RA")"
+	fi
+	check "no SA with reqid $RA in ip xfrm state" no_sa "$MM" "$RA"
+	check "no policy with reqid $RA in ip xfrm policy" no_pol "$MM" "$RA"
+	conn_gone() { ! swan "$MM" --list-conns 2>/dev/null | grep -q "^$A:"; }
+	check "$A's connection unloaded from our charon" wait_for 10 conn_gone
+	check "the IKE_SA with $A is gone from our charon" vm_not grep -q "^$A:" <(swan "$MM" --list-sas 2>/dev/null)
+	peer_gone() { ! swan "$PEER" --list-sas 2>/dev/null | grep -q '^partner-a:'; }
+	check "the partner's charon was told (its IKE_SA is gone)" wait_for 10 peer_gone
+	check "'tunnel down' logged for $A" wait_for 5 mm_log_has "tunnel down: partner $A"
+	check "$A is no longer in status" mm_partner_absent $A
+	if [ "$up_b" = 1 ]; then
+		check "$B's SAs untouched" [ "$(vm_sa_stats "$MM" reqid "$RB" | cut -d' ' -f1-3)" = "$spis_b" ]
+		check "$B still up in status" mm_tunnel_up $B
+	fi
+	check "$B's policies still there" [ "$(pol_count "$MM" "$RB")" -eq 2 ]
+}
+
+if [ $up_a = 1 ]; then part_a; else fail "part A (status, SPIs, traffic, cleartext) skipped: no tunnel"; fi
+if [ $up_b = 1 ]; then part_b; else fail "part B (integrity-only) skipped: no tunnel"; fi
+part_del
+
+vm_step "done"
+vm_finish
