@@ -40,6 +40,7 @@ struct mm_ike {
 	size_t n_t, cap_t;
 	unsigned loads_pending;
 	bool loaded;             /* every connection loaded since the last connect */
+	time_t listed_at;        /* when the last list-sas was sent */
 };
 
 static char *read_pem(const char *path, size_t *ret_len)
@@ -319,6 +320,63 @@ static void on_ike_rekey(struct vici_client *c, int error, const char *event,
 /* ---- loading ---- */
 
 static void on_list_sas(struct vici_client *c, int error, struct vici_ike_sa *const *sas,
+			size_t n, void *userdata);
+
+static void list_sas(struct mm_ike *ike)
+{
+	ike->listed_at = time(NULL);
+	vici_list_sas(ike->cmd, NULL, on_list_sas, ike);
+}
+
+/* SAs in our reqid range that charon does not know (a charon that died
+ * left them in the kernel) are ours to clean up.  Only SAs older than the
+ * listing are judged, so one charon installs while we list is never hit. */
+struct orphan_ctx {
+	struct mmtrustd *d;
+	uint32_t *spis;
+	size_t n;
+	uint64_t listed_at;  /* wall-clock seconds, as the kernel's add_time */
+};
+
+static bool is_orphan(const struct mm_xfrm_sa *sa, void *userdata)
+{
+	const struct orphan_ctx *o = userdata;
+
+	if (sa->reqid < o->d->cfg.reqid_min || sa->reqid > o->d->cfg.reqid_max)
+		return false;
+	if (!sa->add_time || sa->add_time + 2 > o->listed_at)
+		return false;
+	for (size_t i = 0; i < o->n; i++)
+		if (o->spis[i] == sa->spi)
+			return false;
+	return true;
+}
+
+static void delete_orphans(struct mm_ike *ike, struct vici_ike_sa *const *sas, size_t n,
+			   time_t listed_at)
+{
+	struct orphan_ctx o = { .d = ike->d, .listed_at = listed_at };
+	size_t cap = 0, deleted = 0;
+
+	if (!ike->d->nl)
+		return;
+	for (size_t i = 0; i < n; i++)
+		cap += 2 * sas[i]->n_children;
+	o.spis = calloc(cap + 1, sizeof(*o.spis));
+	if (!o.spis)
+		return;
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < sas[i]->n_children; j++) {
+			o.spis[o.n++] = sas[i]->children[j].spi_in;
+			o.spis[o.n++] = sas[i]->children[j].spi_out;
+		}
+	if (mm_xfrm_sa_delete_if(ike->d->nl, is_orphan, &o, &deleted, NULL) == 0 && deleted)
+		log_notice("charon: deleted %zu SAs in our reqid range that charon does not know "
+			   "(left by a charon that went away)", deleted);
+	free(o.spis);
+}
+
+static void on_list_sas(struct vici_client *c, int error, struct vici_ike_sa *const *sas,
 			size_t n, void *userdata)
 {
 	struct mm_ike *ike = userdata;
@@ -349,6 +407,7 @@ static void on_list_sas(struct vici_client *c, int error, struct vici_ike_sa *co
 		up += ike->t[i].up;
 	log_info("charon: SA table rebuilt from list-sas: %zu IKE_SAs, %zu partner tunnels up",
 		 n, up);
+	delete_orphans(ike, sas, n, ike->listed_at);
 }
 
 static void on_loaded(struct vici_client *c, int error, const char *errmsg, void *userdata)
@@ -361,7 +420,7 @@ static void on_loaded(struct vici_client *c, int error, const char *errmsg, void
 			errmsg ? errmsg : "");
 	if (ike->loads_pending && --ike->loads_pending == 0) {
 		ike->loaded = true;
-		vici_list_sas(ike->cmd, NULL, on_list_sas, ike);
+		list_sas(ike);
 	}
 }
 
@@ -538,7 +597,7 @@ static void on_evt_connected(struct vici_client *c, void *userdata)
 	(void)c;
 	/* Events missed while the event connection was down: re-read. */
 	if (ike->loaded && vici_client_is_connected(ike->cmd))
-		vici_list_sas(ike->cmd, NULL, on_list_sas, ike);
+		list_sas(ike);
 }
 
 int ike_start(struct mmtrustd *d)
