@@ -561,6 +561,11 @@ static void load_all(struct mm_ike *ike)
 		ike->loads_pending = 0;
 		return;
 	}
+	/* Our certificate goes into charon's store too (each connection also
+	 * carries it), so `swanctl --list-certs` shows what we authenticate with. */
+	if (vici_load_cert(ike->cmd, ike->cert, ike->cert_len, VICI_CERT_FLAG_NONE, on_loaded,
+			   ike) == 0)
+		ike->loads_pending++;
 	vici_get_conns(ike->cmd, on_get_conns, ike);
 	for (size_t i = 0; i < d->table->n; i++)
 		if (partner_has_tunnel(d->table->partners[i]) &&

@@ -167,6 +167,16 @@ part_rogue() {
 }
 if [ $up_a = 1 ]; then part_rogue; else fail "identity mismatch part skipped: no tunnel to A"; fi
 
+# --- an SA under A's reqid between addresses that are not A's gateway and ours:
+# added by hand, behind charon's back; the XFRM monitor must catch it.
+vm_step "an SA with A's reqid from a stranger's address"
+ip -n "$MM" xfrm state add src 198.51.100.99 dst $TUN proto esp spi 0x00c0ffee reqid "$RA" \
+	mode tunnel aead 'rfc4106(gcm(aes))' 0x0102030405060708091011121314151617181920 128
+stranger_gone() { ! ip -n "$MM" xfrm state list spi 0x00c0ffee | grep -q .; }
+check "mmtrustd deleted the stranger's SA" wait_for 5 stranger_gone
+check "logged as an identity mismatch" mm_log_has "identity mismatch: SA spi 0x00c0ffee 198.51.100.99 -> $TUN"
+check "A's own SAs are untouched" [ -n "$(sa_spis "$MM" $GW_A $TUN "$RA")" ]
+
 # --- the end: nothing of C or D ever reached the kernel ----------------------------------
 vm_step "final checks"
 check "xfrm monitor saw no SA with C's reqid $RC, ever" [ -z "$(sa_events "$RC")" ]
