@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "xfrm_attr.h"
+
 /* One event is a few hundred bytes; a policy with the most templates stays
  * well under this. */
 #define SLOT 4096
@@ -140,38 +142,17 @@ const char *mm_xfrm_event_name(enum mm_xfrm_event_type type)
 	return type < MM_XFRM_EV__MAX ? event_names[type] : "?";
 }
 
-struct attrs {
-	const struct nlattr *tb[XFRMA_MAX + 1];
-};
-
-static int attr_cb(const struct nlattr *attr, void *data)
-{
-	struct attrs *a = data;
-	uint16_t type = mnl_attr_get_type(attr);
-
-	if (mnl_attr_type_valid(attr, XFRMA_MAX) < 0)
-		return MNL_CB_OK;
-	if (type == XFRMA_TMPL && mnl_attr_get_payload_len(attr) % sizeof(struct xfrm_user_tmpl))
-		return MNL_CB_ERROR;
-	if (type == XFRMA_POLICY_TYPE &&
-	    mnl_attr_get_payload_len(attr) < sizeof(struct xfrm_userpolicy_type))
-		return MNL_CB_ERROR;
-	a->tb[type] = attr;
-	return MNL_CB_OK;
-}
-
 static int decode_acquire(const struct nlmsghdr *nlh, struct mm_xfrm_acquire *ret)
 {
 	struct xfrm_user_acquire acq;
 	struct mm_xfrm_acquire a = { 0 };
-	struct attrs at = { { 0 } };
+	struct mm_xfrm_attrs at;
 	int r;
 
-	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(acq))
-		return -EINVAL;
+	r = mm_xfrm_attrs_parse(nlh, sizeof(acq), &at);
+	if (r < 0)
+		return r;
 	memcpy(&acq, mnl_nlmsg_get_payload(nlh), sizeof(acq));
-	if (mnl_attr_parse(nlh, sizeof(acq), attr_cb, &at) < 0)
-		return -EINVAL;
 	r = mm_xfrm_sel_get(&acq.sel, &a.sel);
 	if (r < 0)
 		return r;
@@ -229,11 +210,12 @@ int mm_xfrm_event_decode(const struct nlmsghdr *nlh, struct mm_xfrm_event *ev)
 		return 0;
 	}
 	case XFRM_MSG_FLUSHPOLICY: {
-		struct attrs a = { { 0 } };
+		struct mm_xfrm_attrs a;
 
 		ev->type = MM_XFRM_EV_POLICY_FLUSH;
-		if (mnl_attr_parse(nlh, 0, attr_cb, &a) < 0)
-			return -EINVAL;
+		r = mm_xfrm_attrs_parse(nlh, 0, &a);
+		if (r < 0)
+			return r;
 		if (a.tb[XFRMA_POLICY_TYPE]) {
 			struct xfrm_userpolicy_type t;
 

@@ -6,14 +6,11 @@
 #include <stdio.h>
 #include <string.h>
 
-static bool family_ok(int family)
-{
-	return family == AF_INET || family == AF_INET6;
-}
+#include "xfrm_attr.h"
 
 static int check(const struct mm_xfrm_policy *p)
 {
-	if (!family_ok(p->sel.family) || p->dir > XFRM_POLICY_FWD)
+	if (!mm_xfrm_family_ok(p->sel.family) || p->dir > XFRM_POLICY_FWD)
 		return -EINVAL;
 	if (p->sel.src.len > mm_addr_bits(p->sel.family) ||
 	    p->sel.dst.len > mm_addr_bits(p->sel.family))
@@ -21,7 +18,7 @@ static int check(const struct mm_xfrm_policy *p)
 	if (p->n_tmpl > MM_XFRM_TMPL_MAX)
 		return -EINVAL;
 	for (unsigned i = 0; i < p->n_tmpl; i++)
-		if (p->tmpl[i].family && !family_ok(p->tmpl[i].family))
+		if (p->tmpl[i].family && !mm_xfrm_family_ok(p->tmpl[i].family))
 			return -EINVAL;
 	return 0;
 }
@@ -34,11 +31,7 @@ static void put_id_attrs(struct nlmsghdr *nlh, const struct mm_xfrm_policy *p)
 
 		mnl_attr_put(nlh, XFRMA_POLICY_TYPE, sizeof(t), &t);
 	}
-	if (p->has_mark) {
-		struct xfrm_mark m = { .v = p->mark, .m = p->mark_mask };
-
-		mnl_attr_put(nlh, XFRMA_MARK, sizeof(m), &m);
-	}
+	mm_xfrm_put_mark(nlh, p->has_mark, p->mark, p->mark_mask);
 	if (p->if_id)
 		mnl_attr_put_u32(nlh, XFRMA_IF_ID, p->if_id);
 }
@@ -100,7 +93,7 @@ static int encode_id(void *buf, const struct mm_xfrm_policy *p, uint16_t type, u
 	struct xfrm_userpolicy_id id = { 0 };
 	struct nlmsghdr *nlh;
 
-	if (!family_ok(p->sel.family) || p->dir > XFRM_POLICY_FWD)
+	if (!mm_xfrm_family_ok(p->sel.family) || p->dir > XFRM_POLICY_FWD)
 		return -EINVAL;
 	/* The context is part of the identity and we do not keep its text:
 	 * such a policy cannot be named, so it is not ours to touch. */
@@ -142,65 +135,6 @@ int mm_xfrm_policy_encode_get(void *buf, const struct mm_xfrm_policy *p)
 	return encode_id(buf, p, XFRM_MSG_GETPOLICY, 0);
 }
 
-struct attrs {
-	const struct nlattr *tb[XFRMA_MAX + 1];
-};
-
-/* Validating attribute callback: sizes checked here so that decode can
- * read the payloads blindly; types newer than our headers are skipped. */
-static int attr_cb(const struct nlattr *attr, void *data)
-{
-	struct attrs *a = data;
-	uint16_t type = mnl_attr_get_type(attr);
-	size_t len = mnl_attr_get_payload_len(attr);
-	size_t min = 0;
-
-	if (mnl_attr_type_valid(attr, XFRMA_MAX) < 0)
-		return MNL_CB_OK;
-	switch (type) {
-	case XFRMA_TMPL:
-		if (len % sizeof(struct xfrm_user_tmpl))
-			return MNL_CB_ERROR;
-		break;
-	case XFRMA_POLICY:
-		min = sizeof(struct xfrm_userpolicy_info);
-		break;
-	case XFRMA_SA:
-		min = sizeof(struct xfrm_usersa_info);
-		break;
-	case XFRMA_MARK:
-		min = sizeof(struct xfrm_mark);
-		break;
-	case XFRMA_POLICY_TYPE:
-		min = sizeof(struct xfrm_userpolicy_type);
-		break;
-	case XFRMA_IF_ID:
-		min = sizeof(uint32_t);
-		break;
-	case XFRMA_SRCADDR:
-		min = sizeof(xfrm_address_t);
-		break;
-	default:
-		break;
-	}
-	if (len < min)
-		return MNL_CB_ERROR;
-	a->tb[type] = attr;
-	return MNL_CB_OK;
-}
-
-static int get_attrs(const struct nlmsghdr *nlh, size_t hdrlen, struct attrs *a)
-{
-	memset(a, 0, sizeof(*a));
-	/* Also for messages that did not come through mnl_nlmsg_ok(): a
-	 * length below the header would underflow the payload length. */
-	if (nlh->nlmsg_len < NLMSG_HDRLEN || mnl_nlmsg_get_payload_len(nlh) < hdrlen)
-		return -EINVAL;
-	if (mnl_attr_parse(nlh, hdrlen, attr_cb, a) < 0)
-		return -EINVAL;
-	return 0;
-}
-
 static int get_tmpls(const struct nlattr *attr, struct mm_xfrm_policy *p)
 {
 	struct xfrm_user_tmpl ut;
@@ -216,7 +150,7 @@ static int get_tmpls(const struct nlattr *attr, struct mm_xfrm_policy *p)
 
 		/* memcpy: attribute payloads are only 4-byte aligned. */
 		memcpy(&ut, (const char *)mnl_attr_get_payload(attr) + i * sizeof(ut), sizeof(ut));
-		if (ut.family && !family_ok(ut.family))
+		if (ut.family && !mm_xfrm_family_ok(ut.family))
 			return -EINVAL;
 		t->family = (uint8_t)ut.family;
 		mm_xfrm_addr_get(ut.family, &ut.saddr, &t->src);
@@ -252,41 +186,27 @@ static int get_info(const struct xfrm_userpolicy_info *info, struct mm_xfrm_poli
 	return 0;
 }
 
+static const struct mm_xfrm_obj_msgs policy_msgs = {
+	.new_type = XFRM_MSG_NEWPOLICY,
+	.upd_type = XFRM_MSG_UPDPOLICY,
+	.del_type = XFRM_MSG_DELPOLICY,
+	.expire_type = XFRM_MSG_POLEXPIRE,
+	.info_len = sizeof(struct xfrm_userpolicy_info),
+	.id_len = sizeof(struct xfrm_userpolicy_id),
+	.expire_len = sizeof(struct xfrm_user_polexpire),
+	.del_attr = XFRMA_POLICY,
+};
+
 int mm_xfrm_policy_decode(const struct nlmsghdr *nlh, struct mm_xfrm_policy *ret)
 {
 	struct xfrm_userpolicy_info info;
 	struct mm_xfrm_policy p = { 0 };
-	struct attrs a;
-	size_t hdrlen;
+	struct mm_xfrm_attrs a;
 	int r;
 
-	switch (nlh->nlmsg_type) {
-	case XFRM_MSG_NEWPOLICY:
-	case XFRM_MSG_UPDPOLICY:
-		hdrlen = sizeof(struct xfrm_userpolicy_info);
-		break;
-	case XFRM_MSG_DELPOLICY:
-		hdrlen = sizeof(struct xfrm_userpolicy_id);
-		break;
-	case XFRM_MSG_POLEXPIRE:
-		hdrlen = sizeof(struct xfrm_user_polexpire);
-		break;
-	default:
-		return -EPROTO;
-	}
-	r = get_attrs(nlh, hdrlen, &a);
+	r = mm_xfrm_obj_parse(nlh, &policy_msgs, &info, &a);
 	if (r < 0)
 		return r;
-	if (nlh->nlmsg_type == XFRM_MSG_DELPOLICY) {
-		/* The deleted policy in full travels as an attribute; the
-		 * header only says how it was named. */
-		if (!a.tb[XFRMA_POLICY])
-			return -EINVAL;
-		memcpy(&info, mnl_attr_get_payload(a.tb[XFRMA_POLICY]), sizeof(info));
-	} else {
-		/* polexpire starts with the policy info, so one copy serves. */
-		memcpy(&info, mnl_nlmsg_get_payload(nlh), sizeof(info));
-	}
 	r = get_info(&info, &p);
 	if (r < 0)
 		return r;
@@ -299,28 +219,15 @@ int mm_xfrm_policy_decode(const struct nlmsghdr *nlh, struct mm_xfrm_policy *ret
 		memcpy(&t, mnl_attr_get_payload(a.tb[XFRMA_POLICY_TYPE]), sizeof(t));
 		p.type = t.type;
 	}
-	if (a.tb[XFRMA_MARK]) {
-		struct xfrm_mark m;
-
-		memcpy(&m, mnl_attr_get_payload(a.tb[XFRMA_MARK]), sizeof(m));
-		/* The kernel always reports a mark attribute when either
-		 * half is set; an all-zero one means "no mark". */
-		p.has_mark = m.v || m.m;
-		p.mark = m.v;
-		p.mark_mask = m.m;
-	}
-	if (a.tb[XFRMA_IF_ID])
-		p.if_id = mnl_attr_get_u32(a.tb[XFRMA_IF_ID]);
+	mm_xfrm_attrs_get_mark(&a, &p.has_mark, &p.mark, &p.mark_mask, &p.if_id);
 	p.has_sec_ctx = a.tb[XFRMA_SEC_CTX] != NULL;
 	*ret = p;
 	return 0;
 }
 
 struct dump_ctx {
+	struct mm_xfrm_dump base;  /* first: it is the dump's userdata */
 	mm_xfrm_policy_fn each;
-	mm_nl_reset_fn reset;
-	void *userdata;
-	size_t bad;
 };
 
 static int dump_one(const struct nlmsghdr *nlh, void *data)
@@ -329,34 +236,18 @@ static int dump_one(const struct nlmsghdr *nlh, void *data)
 	struct mm_xfrm_policy p;
 
 	if (mm_xfrm_policy_decode(nlh, &p) < 0) {
-		c->bad++;
+		c->base.bad++;
 		return 0;
 	}
-	return c->each(&p, c->userdata);
-}
-
-static void dump_reset(void *data)
-{
-	struct dump_ctx *c = data;
-
-	c->bad = 0;
-	if (c->reset)
-		c->reset(c->userdata);
+	return c->each(&p, c->base.userdata);
 }
 
 int mm_xfrm_policy_dump(struct mm_nl *nl, mm_xfrm_policy_fn each, mm_nl_reset_fn reset,
 			void *userdata, size_t *ret_bad, struct mm_nl_result *ret)
 {
-	struct dump_ctx c = { .each = each, .reset = reset, .userdata = userdata };
-	int r;
+	struct dump_ctx c = { .base = { .reset = reset, .userdata = userdata }, .each = each };
 
-	/* No payload: the kernel starts a policy dump before it looks at
-	 * the request's body, and a zeroed body only earns a "bytes leftover"
-	 * warning in the kernel log. */
-	r = mm_nl_dump(nl, XFRM_MSG_GETPOLICY, NULL, 0, dump_one, dump_reset, &c, ret);
-	if (r >= 0 && ret_bad)
-		*ret_bad = c.bad;
-	return r;
+	return mm_xfrm_dump(nl, XFRM_MSG_GETPOLICY, dump_one, &c.base, ret_bad, ret);
 }
 
 int mm_xfrm_policy_add(struct mm_nl *nl, const struct mm_xfrm_policy *p, bool update,

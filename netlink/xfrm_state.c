@@ -6,85 +6,37 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct attrs {
-	const struct nlattr *tb[XFRMA_MAX + 1];
+#include "xfrm_attr.h"
+
+static const struct mm_xfrm_obj_msgs sa_msgs = {
+	.new_type = XFRM_MSG_NEWSA,
+	.upd_type = XFRM_MSG_UPDSA,
+	.del_type = XFRM_MSG_DELSA,
+	.expire_type = XFRM_MSG_EXPIRE,
+	.info_len = sizeof(struct xfrm_usersa_info),
+	.id_len = sizeof(struct xfrm_usersa_id),
+	.expire_len = sizeof(struct xfrm_user_expire),
+	.del_attr = XFRMA_SA,
 };
-
-static int attr_cb(const struct nlattr *attr, void *data)
-{
-	struct attrs *a = data;
-	uint16_t type = mnl_attr_get_type(attr);
-	size_t len = mnl_attr_get_payload_len(attr);
-	size_t min = 0;
-
-	if (mnl_attr_type_valid(attr, XFRMA_MAX) < 0)
-		return MNL_CB_OK;  /* newer than our headers: not needed */
-	switch (type) {
-	case XFRMA_SA:
-		min = sizeof(struct xfrm_usersa_info);
-		break;
-	case XFRMA_MARK:
-		min = sizeof(struct xfrm_mark);
-		break;
-	case XFRMA_IF_ID:
-		min = sizeof(uint32_t);
-		break;
-	default:
-		break;
-	}
-	if (len < min)
-		return MNL_CB_ERROR;
-	a->tb[type] = attr;
-	return MNL_CB_OK;
-}
-
-static bool family_ok(int family)
-{
-	return family == AF_INET || family == AF_INET6;
-}
 
 int mm_xfrm_sa_decode(const struct nlmsghdr *nlh, struct mm_xfrm_sa *ret, bool *ret_hard)
 {
 	struct xfrm_usersa_info info;
 	struct mm_xfrm_sa sa = { 0 };
-	struct attrs a = { { 0 } };
+	struct mm_xfrm_attrs a;
 	bool hard = false;
-	size_t hdrlen;
 	int r;
 
-	switch (nlh->nlmsg_type) {
-	case XFRM_MSG_NEWSA:
-	case XFRM_MSG_UPDSA:
-		hdrlen = sizeof(struct xfrm_usersa_info);
-		break;
-	case XFRM_MSG_DELSA:
-		hdrlen = sizeof(struct xfrm_usersa_id);
-		break;
-	case XFRM_MSG_EXPIRE:
-		hdrlen = sizeof(struct xfrm_user_expire);
-		break;
-	default:
-		return -EPROTO;
-	}
-	if (nlh->nlmsg_len < NLMSG_HDRLEN || mnl_nlmsg_get_payload_len(nlh) < hdrlen)
-		return -EINVAL;
-	if (mnl_attr_parse(nlh, hdrlen, attr_cb, &a) < 0)
-		return -EINVAL;
-	if (nlh->nlmsg_type == XFRM_MSG_DELSA) {
-		if (!a.tb[XFRMA_SA])
-			return -EINVAL;
-		memcpy(&info, mnl_attr_get_payload(a.tb[XFRMA_SA]), sizeof(info));
-	} else {
-		/* struct xfrm_user_expire starts with the SA. */
-		memcpy(&info, mnl_nlmsg_get_payload(nlh), sizeof(info));
-		if (nlh->nlmsg_type == XFRM_MSG_EXPIRE) {
-			struct xfrm_user_expire e;
+	r = mm_xfrm_obj_parse(nlh, &sa_msgs, &info, &a);
+	if (r < 0)
+		return r;
+	if (nlh->nlmsg_type == XFRM_MSG_EXPIRE) {
+		struct xfrm_user_expire e;
 
-			memcpy(&e, mnl_nlmsg_get_payload(nlh), sizeof(e));
-			hard = e.hard;
-		}
+		memcpy(&e, mnl_nlmsg_get_payload(nlh), sizeof(e));
+		hard = e.hard;
 	}
-	if (!family_ok(info.family))
+	if (!mm_xfrm_family_ok(info.family))
 		return -EINVAL;
 	r = mm_xfrm_sel_get(&info.sel, &sa.sel);
 	if (r < 0)
@@ -101,16 +53,7 @@ int mm_xfrm_sa_decode(const struct nlmsghdr *nlh, struct mm_xfrm_sa *ret, bool *
 	sa.packets = info.curlft.packets;
 	sa.add_time = info.curlft.add_time;
 	sa.use_time = info.curlft.use_time;
-	if (a.tb[XFRMA_MARK]) {
-		struct xfrm_mark m;
-
-		memcpy(&m, mnl_attr_get_payload(a.tb[XFRMA_MARK]), sizeof(m));
-		sa.has_mark = m.v || m.m;
-		sa.mark = m.v;
-		sa.mark_mask = m.m;
-	}
-	if (a.tb[XFRMA_IF_ID])
-		sa.if_id = mnl_attr_get_u32(a.tb[XFRMA_IF_ID]);
+	mm_xfrm_attrs_get_mark(&a, &sa.has_mark, &sa.mark, &sa.mark_mask, &sa.if_id);
 	*ret = sa;
 	if (ret_hard)
 		*ret_hard = hard;
@@ -118,10 +61,8 @@ int mm_xfrm_sa_decode(const struct nlmsghdr *nlh, struct mm_xfrm_sa *ret, bool *
 }
 
 struct dump_ctx {
+	struct mm_xfrm_dump base;  /* first: it is the dump's userdata */
 	mm_xfrm_sa_fn each;
-	mm_nl_reset_fn reset;
-	void *userdata;
-	size_t bad;
 };
 
 static int dump_one(const struct nlmsghdr *nlh, void *data)
@@ -130,33 +71,18 @@ static int dump_one(const struct nlmsghdr *nlh, void *data)
 	struct mm_xfrm_sa sa;
 
 	if (mm_xfrm_sa_decode(nlh, &sa, NULL) < 0) {
-		c->bad++;
+		c->base.bad++;
 		return 0;
 	}
-	return c->each(&sa, c->userdata);
-}
-
-static void dump_reset(void *data)
-{
-	struct dump_ctx *c = data;
-
-	c->bad = 0;
-	if (c->reset)
-		c->reset(c->userdata);
+	return c->each(&sa, c->base.userdata);
 }
 
 int mm_xfrm_sa_dump(struct mm_nl *nl, mm_xfrm_sa_fn each, mm_nl_reset_fn reset, void *userdata,
 		    size_t *ret_bad, struct mm_nl_result *ret)
 {
-	struct dump_ctx c = { .each = each, .reset = reset, .userdata = userdata };
-	int r;
+	struct dump_ctx c = { .base = { .reset = reset, .userdata = userdata }, .each = each };
 
-	/* No payload: the kernel reads a dump request's body as attributes
-	 * (address filter, proto), so any fixed header would be noise. */
-	r = mm_nl_dump(nl, XFRM_MSG_GETSA, NULL, 0, dump_one, dump_reset, &c, ret);
-	if (r >= 0 && ret_bad)
-		*ret_bad = c.bad;
-	return r;
+	return mm_xfrm_dump(nl, XFRM_MSG_GETSA, dump_one, &c.base, ret_bad, ret);
 }
 
 int mm_xfrm_sa_encode_del(void *buf, const struct mm_xfrm_sa *sa)
@@ -164,7 +90,7 @@ int mm_xfrm_sa_encode_del(void *buf, const struct mm_xfrm_sa *sa)
 	struct xfrm_usersa_id id = { 0 };
 	struct nlmsghdr *nlh;
 
-	if (!family_ok(sa->family))
+	if (!mm_xfrm_family_ok(sa->family))
 		return -EINVAL;
 	nlh = mnl_nlmsg_put_header(buf);
 	nlh->nlmsg_type = XFRM_MSG_DELSA;
@@ -173,11 +99,7 @@ int mm_xfrm_sa_encode_del(void *buf, const struct mm_xfrm_sa *sa)
 	id.family = sa->family;
 	id.proto = sa->proto;
 	memcpy(mnl_nlmsg_put_extra_header(nlh, sizeof(id)), &id, sizeof(id));
-	if (sa->has_mark) {
-		struct xfrm_mark m = { .v = sa->mark, .m = sa->mark_mask };
-
-		mnl_attr_put(nlh, XFRMA_MARK, sizeof(m), &m);
-	}
+	mm_xfrm_put_mark(nlh, sa->has_mark, sa->mark, sa->mark_mask);
 	/* For protocols without an SPI the kernel looks the SA up by
 	 * addresses; the source does no harm for ESP. */
 	{

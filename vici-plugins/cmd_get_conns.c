@@ -14,8 +14,6 @@ struct get_conns_ctx {
 int vici_get_conns_build(struct vici_builder **ret)
 {
 	struct vici_builder *b = NULL;
-	const uint8_t *frame;
-	size_t len;
 	int r;
 
 	if (!ret)
@@ -23,13 +21,7 @@ int vici_get_conns_build(struct vici_builder **ret)
 	r = vici_builder_new(VICI_CMD_REQUEST, "get-conns", &b);
 	if (r < 0)
 		return r;
-	r = vici_builder_finish(b, &frame, &len);
-	if (r < 0) {
-		vici_builder_free(b);
-		return r;
-	}
-	*ret = b;
-	return 0;
+	return vici_cmd_finish(b, ret);
 }
 
 int vici_get_conns_decode(const struct vici_msg *reply, char ***ret)

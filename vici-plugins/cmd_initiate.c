@@ -7,8 +7,6 @@
 int vici_initiate_build(const struct vici_initiate_args *args, struct vici_builder **ret)
 {
 	struct vici_builder *b = NULL;
-	const uint8_t *frame;
-	size_t len;
 	int r;
 
 	if (!args || !args->child || !args->child[0] || !ret || args->timeout_ms < -1)
@@ -22,25 +20,16 @@ int vici_initiate_build(const struct vici_initiate_args *args, struct vici_build
 	vici_builder_kv_fmt(b, "timeout", "%d", args->timeout_ms);
 	/* No control-log streaming: the daemon logs outcomes, not charon's
 	 * chatter, and would have to register for it. */
-	r = vici_builder_finish(b, &frame, &len);
-	if (r < 0) {
-		vici_builder_free(b);
-		return r;
-	}
-	*ret = b;
-	return 0;
+	return vici_cmd_finish(b, ret);
 }
 
 int vici_initiate(struct vici_client *c, const struct vici_initiate_args *args, vici_done_fn done,
 		  void *userdata)
 {
 	struct vici_builder *b = NULL;
-	int r;
+	int r = vici_initiate_build(args, &b);
 
-	r = vici_initiate_build(args, &b);
 	if (r < 0)
 		return r;
-	r = vici_cmd_call_done(c, b, done, userdata);
-	vici_builder_free(b);
-	return r;
+	return vici_cmd_send_done(c, b, done, userdata);
 }

@@ -40,8 +40,6 @@ int vici_list_sa_decode(const struct vici_msg *m, struct vici_ike_sa **ret)
 int vici_list_sas_build(const char *ike_filter, struct vici_builder **ret)
 {
 	struct vici_builder *b = NULL;
-	const uint8_t *frame;
-	size_t len;
 	int r;
 
 	if (!ret || (ike_filter && !ike_filter[0]))
@@ -53,13 +51,7 @@ int vici_list_sas_build(const char *ike_filter, struct vici_builder **ret)
 	 * a map rebuilt from a partial list would forget live SAs. */
 	if (ike_filter)
 		vici_builder_kv_str(b, "ike", ike_filter);
-	r = vici_builder_finish(b, &frame, &len);
-	if (r < 0) {
-		vici_builder_free(b);
-		return r;
-	}
-	*ret = b;
-	return 0;
+	return vici_cmd_finish(b, ret);
 }
 
 static void on_event(struct vici_client *c, int error, const char *event,

@@ -53,8 +53,6 @@ static void add_child(struct vici_builder *b, const struct vici_child_conf *ch)
 int vici_load_conn_build(const struct vici_conn_conf *conf, struct vici_builder **ret)
 {
 	struct vici_builder *b = NULL;
-	const uint8_t *frame;
-	size_t len;
 	int r;
 
 	if (!ret)
@@ -105,25 +103,16 @@ int vici_load_conn_build(const struct vici_conn_conf *conf, struct vici_builder 
 
 	vici_builder_section_end(b);
 
-	r = vici_builder_finish(b, &frame, &len);
-	if (r < 0) {
-		vici_builder_free(b);
-		return r;
-	}
-	*ret = b;
-	return 0;
+	return vici_cmd_finish(b, ret);
 }
 
 int vici_load_conn(struct vici_client *c, const struct vici_conn_conf *conf, vici_done_fn done,
 		   void *userdata)
 {
 	struct vici_builder *b = NULL;
-	int r;
+	int r = vici_load_conn_build(conf, &b);
 
-	r = vici_load_conn_build(conf, &b);
 	if (r < 0)
 		return r;
-	r = vici_cmd_call_done(c, b, done, userdata);
-	vici_builder_free(b);
-	return r;
+	return vici_cmd_send_done(c, b, done, userdata);
 }

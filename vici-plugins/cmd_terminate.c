@@ -6,8 +6,6 @@
 int vici_terminate_build(const struct vici_terminate_args *args, struct vici_builder **ret)
 {
 	struct vici_builder *b = NULL;
-	const uint8_t *frame;
-	size_t len;
 	int r, selectors;
 
 	if (!args || !ret || args->timeout_ms < -1)
@@ -30,25 +28,16 @@ int vici_terminate_build(const struct vici_terminate_args *args, struct vici_bui
 	if (args->ike_id)
 		vici_builder_kv_fmt(b, "ike-id", "%u", args->ike_id);
 	vici_builder_kv_fmt(b, "timeout", "%d", args->timeout_ms);
-	r = vici_builder_finish(b, &frame, &len);
-	if (r < 0) {
-		vici_builder_free(b);
-		return r;
-	}
-	*ret = b;
-	return 0;
+	return vici_cmd_finish(b, ret);
 }
 
 int vici_terminate(struct vici_client *c, const struct vici_terminate_args *args,
 		   vici_done_fn done, void *userdata)
 {
 	struct vici_builder *b = NULL;
-	int r;
+	int r = vici_terminate_build(args, &b);
 
-	r = vici_terminate_build(args, &b);
 	if (r < 0)
 		return r;
-	r = vici_cmd_call_done(c, b, done, userdata);
-	vici_builder_free(b);
-	return r;
+	return vici_cmd_send_done(c, b, done, userdata);
 }

@@ -7,8 +7,6 @@
 int vici_unload_conn_build(const char *name, struct vici_builder **ret)
 {
 	struct vici_builder *b = NULL;
-	const uint8_t *frame;
-	size_t len;
 	int r;
 
 	if (!name || !name[0] || !ret)
@@ -17,24 +15,15 @@ int vici_unload_conn_build(const char *name, struct vici_builder **ret)
 	if (r < 0)
 		return r;
 	vici_builder_kv_str(b, "name", name);
-	r = vici_builder_finish(b, &frame, &len);
-	if (r < 0) {
-		vici_builder_free(b);
-		return r;
-	}
-	*ret = b;
-	return 0;
+	return vici_cmd_finish(b, ret);
 }
 
 int vici_unload_conn(struct vici_client *c, const char *name, vici_done_fn done, void *userdata)
 {
 	struct vici_builder *b = NULL;
-	int r;
+	int r = vici_unload_conn_build(name, &b);
 
-	r = vici_unload_conn_build(name, &b);
 	if (r < 0)
 		return r;
-	r = vici_cmd_call_done(c, b, done, userdata);
-	vici_builder_free(b);
-	return r;
+	return vici_cmd_send_done(c, b, done, userdata);
 }

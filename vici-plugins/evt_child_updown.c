@@ -7,29 +7,21 @@
 
 int vici_child_updown_decode(const struct vici_msg *m, struct vici_child_updown **ret)
 {
-	const struct vici_node *up = vici_node_child(vici_msg_root(m), "up");
-	const struct vici_node *sec = vici_sa_event_section(m);
-	struct vici_child_updown *e;
+	struct vici_child_updown e = { 0 }, *p;
 	int r;
 
 	if (!ret)
 		return -EINVAL;
-	if (!sec)
-		return -EBADMSG;
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		return -ENOMEM;
-	/* charon sends "up = yes" on up and leaves the key out on down. */
-	if (up && vici_node_bool(up, &e->up) < 0) {
-		free(e);
-		return -EBADMSG;
-	}
-	r = vici_sa_decode_ike(sec, true, &e->ike);
-	if (r < 0) {
-		free(e);
+	r = vici_sa_decode_updown(m, true, &e.up, &e.ike);
+	if (r < 0)
 		return r;
+	p = malloc(sizeof(*p));
+	if (!p) {
+		vici_ike_sa_clear(&e.ike);
+		return -ENOMEM;
 	}
-	*ret = e;
+	*p = e;
+	*ret = p;
 	return 0;
 }
 

@@ -500,6 +500,27 @@ static struct vici_node *node_add(struct walk *w, struct vici_node *parent, enum
 	return n;
 }
 
+/* node_add() with the name (sections, keys, lists) and the value (keys,
+ * items) copied into the arena; the sizing pass only counts them. */
+static struct vici_node *node_add_copy(struct walk *w, struct vici_node *parent,
+				       enum vici_node_type type, const char *name, size_t nlen,
+				       const char *value, size_t vlen)
+{
+	struct vici_node *n = node_add(w, parent, type);
+	const char *ns = NULL, *vs = NULL;
+
+	if (type != VICI_NODE_ITEM)
+		ns = arena_put(w, name, nlen);
+	if (type == VICI_NODE_KV || type == VICI_NODE_ITEM)
+		vs = arena_put(w, value, vlen);
+	if (n) {
+		n->name = ns;
+		n->value = vs;
+		n->value_len = vs ? vlen : 0;
+	}
+	return n;
+}
+
 static int walk(struct walk *w)
 {
 	struct vici_node *stack[VICI_MSG_DEPTH_MAX + 1];
@@ -530,11 +551,7 @@ static int walk(struct walk *w)
 			r = walk_name(w, &name, &nlen);
 			if (r < 0)
 				return r;
-			n = node_add(w, stack[depth], VICI_NODE_SECTION);
-			if (n)
-				n->name = arena_put(w, name, nlen);
-			else
-				arena_put(w, name, nlen);
+			n = node_add_copy(w, stack[depth], VICI_NODE_SECTION, name, nlen, NULL, 0);
 			stack[++depth] = n;
 			break;
 		case VICI_SECTION_END:
@@ -551,15 +568,7 @@ static int walk(struct walk *w)
 			r = walk_value(w, &value, &vlen);
 			if (r < 0)
 				return r;
-			n = node_add(w, stack[depth], VICI_NODE_KV);
-			if (n) {
-				n->name = arena_put(w, name, nlen);
-				n->value = arena_put(w, value, vlen);
-				n->value_len = vlen;
-			} else {
-				arena_put(w, name, nlen);
-				arena_put(w, value, vlen);
-			}
+			node_add_copy(w, stack[depth], VICI_NODE_KV, name, nlen, value, vlen);
 			break;
 		case VICI_LIST_START:
 			if (in_list)
@@ -567,11 +576,7 @@ static int walk(struct walk *w)
 			r = walk_name(w, &name, &nlen);
 			if (r < 0)
 				return r;
-			list = node_add(w, stack[depth], VICI_NODE_LIST);
-			if (list)
-				list->name = arena_put(w, name, nlen);
-			else
-				arena_put(w, name, nlen);
+			list = node_add_copy(w, stack[depth], VICI_NODE_LIST, name, nlen, NULL, 0);
 			in_list = true;
 			break;
 		case VICI_LIST_ITEM:
@@ -580,13 +585,7 @@ static int walk(struct walk *w)
 			r = walk_value(w, &value, &vlen);
 			if (r < 0)
 				return r;
-			n = node_add(w, list, VICI_NODE_ITEM);
-			if (n) {
-				n->value = arena_put(w, value, vlen);
-				n->value_len = vlen;
-			} else {
-				arena_put(w, value, vlen);
-			}
+			node_add_copy(w, list, VICI_NODE_ITEM, NULL, 0, value, vlen);
 			break;
 		case VICI_LIST_END:
 			if (!in_list)

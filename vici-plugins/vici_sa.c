@@ -336,3 +336,23 @@ const struct vici_node *vici_sa_event_section(const struct vici_msg *m)
 	}
 	return found;
 }
+
+int vici_sa_decode_updown(const struct vici_msg *m, bool with_children, bool *ret_up,
+			  struct vici_ike_sa *ret_ike)
+{
+	const struct vici_node *up = vici_node_child(vici_msg_root(m), "up");
+	const struct vici_node *sec = vici_sa_event_section(m);
+	bool is_up = false;
+	int r;
+
+	if (!sec)
+		return -EBADMSG;
+	/* charon sends "up = yes" on up and leaves the key out on down. */
+	if (up && vici_node_bool(up, &is_up) < 0)
+		return -EBADMSG;
+	r = vici_sa_decode_ike(sec, with_children, ret_ike);
+	if (r < 0)
+		return r;
+	*ret_up = is_up;
+	return 0;
+}

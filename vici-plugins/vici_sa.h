@@ -21,4 +21,10 @@ void vici_child_sa_clear(struct vici_child_sa *sa);
  * NULL if there is none or more than one. */
 const struct vici_node *vici_sa_event_section(const struct vici_msg *m);
 
+/* The body of child-updown and ike-updown: the "up" flag and the event's
+ * IKE_SA (with_children: and its CHILD_SAs).  Outputs set only on success;
+ * -EBADMSG, -ENOMEM. */
+int vici_sa_decode_updown(const struct vici_msg *m, bool with_children, bool *ret_up,
+			  struct vici_ike_sa *ret_ike);
+
 #endif

@@ -6,19 +6,8 @@ set -u
 BUILD=$(realpath "${1:-build}")
 . "$(dirname "$0")/../lib/common.sh"
 
-MM_TMP=$(mktemp -d /tmp/mmtrust-it-XXXXXX)
+mm_setup it
 chmod 755 "$MM_TMP"
-# The daemon programs XFRM: it runs in a namespace of its own, never in
-# the host's.
-NS=mmtrust-it-$$
-ip netns add "$NS"
-DPID=
-cleanup() {
-	[ -n "$DPID" ] && kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
-	ip netns del "$NS" 2>/dev/null
-	rm -rf "$MM_TMP"
-}
-trap cleanup EXIT
 
 CTL="$BUILD/mmtrustctl"
 export MMTRUST_ADMIN_SOCKET=$MM_TMP/admin.sock
@@ -32,12 +21,7 @@ min = 7000
 max = 7009
 CONF
 
-start_daemon() {
-	ip netns exec "$NS" "$BUILD/mmtrustd" --foreground --config "$MM_TMP/mmtrustd.conf" \
-		2>>"$MM_TMP/daemon.log" &
-	DPID=$!
-	wait_for 5 test -S "$MM_TMP/admin.sock" || fail "daemon did not create its socket"
-}
+start_daemon() { mm_start_daemon 5 "$MM_TMP/admin.sock"; }
 stop_daemon() {
 	kill -TERM "$DPID"
 	wait "$DPID"

@@ -15,19 +15,10 @@ QC=$(realpath "$(dirname "$0")/query_clients.py")
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
 
-MM_TMP=$(mktemp -d /tmp/mmtrust-query-XXXXXX)
+mm_setup query
 chmod 755 "$MM_TMP"
-NS=mmtrust-query-$$
-ip netns add "$NS"
-DPID=
 PROBE=
-cleanup() {
-	[ -n "$PROBE" ] && kill "$PROBE" 2>/dev/null && wait "$PROBE" 2>/dev/null
-	[ -n "$DPID" ] && kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
-	ip netns del "$NS" 2>/dev/null
-	rm -rf "$MM_TMP"
-}
-trap cleanup EXIT
+mm_cleanup_hook() { mm_kill "$PROBE"; }
 
 CTL="$BUILD/mmtrustctl"
 SOCK=$MM_TMP/query.sock
@@ -51,13 +42,7 @@ enabled = no
 max_clients = $MAX_CLIENTS
 CONF
 
-start_daemon() {
-	ip netns exec "$NS" "$BUILD/mmtrustd" --foreground --config "$MM_TMP/mmtrustd.conf" \
-		2>>"$MM_TMP/daemon.log" &
-	DPID=$!
-	wait_for 5 test -S "$SOCK" || fail "daemon did not create its query socket"
-	wait_for 5 "$CTL" partner list >/dev/null || fail "daemon does not answer"
-}
+start_daemon() { mm_start_daemon 5 "$SOCK" answer; }
 
 # q REQUEST...: the answers, one line each.
 q() { "$PY" "$QC" ask "$SOCK" "$@"; }

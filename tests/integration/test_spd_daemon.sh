@@ -9,16 +9,7 @@ set -u
 BUILD=$(realpath "${1:-build}")
 . "$(dirname "$0")/../lib/common.sh"
 
-MM_TMP=$(mktemp -d /tmp/mmtrust-spd-XXXXXX)
-NS=mmtrust-spd-$$
-ip netns add "$NS"
-DPID=
-cleanup() {
-	[ -n "$DPID" ] && kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
-	ip netns del "$NS" 2>/dev/null
-	rm -rf "$MM_TMP"
-}
-trap cleanup EXIT
+mm_setup spd
 
 CTL="$BUILD/mmtrustctl"
 export MMTRUST_ADMIN_SOCKET=$MM_TMP/admin.sock
@@ -39,13 +30,7 @@ forward = yes
 priority_base = 200000
 CONF
 
-start_daemon() {
-	ip netns exec "$NS" "$BUILD/mmtrustd" --foreground --config "$MM_TMP/mmtrustd.conf" \
-		2>>"$MM_TMP/daemon.log" &
-	DPID=$!
-	wait_for 10 test -S "$MM_TMP/admin.sock" || fail "daemon did not start"
-	wait_for 10 "$CTL" partner list >/dev/null || fail "daemon does not answer"
-}
+start_daemon() { mm_start_daemon 10 "$MM_TMP/admin.sock" answer; }
 stop_daemon() {
 	kill -TERM "$DPID" && wait "$DPID"
 	DPID=

@@ -70,6 +70,43 @@ make_leaf() {
 		-addext basicConstraints=critical,CA:FALSE 2>/dev/null
 }
 
+# mm_setup NAME: a fresh $MM_TMP (/tmp/mmtrust-NAME-*), a network namespace
+# $NS of the test's own (the daemon programs XFRM: never in the host's) and
+# an EXIT trap that undoes both and stops the daemon ($DPID) if it runs.
+# A test with more to stop defines mm_cleanup_hook, called first.
+mm_setup() {
+	MM_TMP=$(mktemp -d "/tmp/mmtrust-$1-XXXXXX")
+	NS=mmtrust-$1-$$
+	ip netns add "$NS"
+	DPID=
+	trap mm_cleanup EXIT
+}
+
+mm_cleanup() {
+	declare -F mm_cleanup_hook >/dev/null && mm_cleanup_hook
+	mm_kill "$DPID"
+	ip netns del "$NS" 2>/dev/null
+	rm -rf "$MM_TMP"
+}
+
+# mm_kill PID: stop a process this test started, if PID is set.
+mm_kill() {
+	[ -n "$1" ] && kill "$1" 2>/dev/null && wait "$1" 2>/dev/null
+}
+
+# mm_start_daemon SECONDS SOCKET [answer]: mmtrustd from $BUILD in $NS with
+# $MM_TMP/mmtrustd.conf, logging to $MM_TMP/daemon.log, its PID in $DPID;
+# waits up to SECONDS for SOCKET and, with "answer", for mmtrustctl ($CTL)
+# to be answered.
+mm_start_daemon() {
+	ip netns exec "$NS" "$BUILD/mmtrustd" --foreground --config "$MM_TMP/mmtrustd.conf" \
+		2>>"$MM_TMP/daemon.log" &
+	DPID=$!
+	wait_for "$1" test -S "$2" || fail "daemon did not create $2"
+	[ "${3:-}" = answer ] || return 0
+	wait_for "$1" "$CTL" partner list >/dev/null || fail "daemon does not answer"
+}
+
 summary() {
 	echo "$1: $MM_CHECKS checks passed, $MM_FAILS failed"
 	[ "$MM_FAILS" -eq 0 ]
