@@ -45,7 +45,7 @@ CONF
 cat "$TMP/mmtrustd.conf"
 
 step "The partners' CA certificates (made with openssl for the demo)"
-for ca in ca-partner-a ca-provider-b; do
+for ca in ca-partner-a ca-provider-b ca-partner-c; do
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 		-keyout "$TMP/$ca.key" -out "$TMP/$ca.pem" -days 365 -subj "/O=Demo/CN=$ca" \
 		-addext basicConstraints=critical,CA:TRUE \
@@ -67,7 +67,7 @@ export MMTRUST_ADMIN_SOCKET=$TMP/admin.sock
 CTL="$BUILD/mmtrustctl"
 cat "$TMP/mmtrustd.log"
 
-step "Provision the two example partners from examples/partners.yaml"
+step "Provision the example partners from examples/partners.yaml"
 run "$CTL" apply --dry-run "$TMP/partners.yaml"
 run "$CTL" apply "$TMP/partners.yaml"
 
@@ -107,6 +107,18 @@ run ip netns exec "$NS" ip xfrm policy add src 10.10.0.0/24 dst 198.18.0.0/15 di
 "$CTL" audit | grep -B3 -A0 '# ' | sed -n '1,12p'
 echo "..."
 "$CTL" audit | grep -B3 '# other'
+
+step "A CSCF asks (query socket, libmmtrust): keep or strip P-Asserted-Identity?"
+export MMTRUST_QUERY_SOCKET=$TMP/query.sock
+echo "# no charon runs in this demo, so no tunnel is up: a tunnel partner's"
+echo "# messages are 'unprotected' (the VM tier shows the protected case)"
+run "$CTL" query inbound 192.0.2.10
+run "$CTL" query inbound 203.0.113.7
+run "$CTL" query inbound 198.18.0.20
+run "$CTL" query inbound 100.64.1.1
+run "$CTL" query outbound ims.partner-c.example
+run "$CTL" query outbound sip.provider-b.example
+run "$CTL" --json query inbound 198.18.0.20
 
 step "The audit trail"
 run "$CTL" log

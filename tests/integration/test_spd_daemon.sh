@@ -191,4 +191,18 @@ wait_for 60 sh -c "'$CTL' --json status | jq -e '.kernel.in_sync == .kernel.expe
 check "kernel holds them" test "$(xp xfrm policy | grep -c '^src')" -ge 40000
 stop_daemon
 
+# --- without CAP_NET_ADMIN: said once, clearly; provisioning still works
+: >"$MM_TMP/daemon.log"
+ip netns exec "$NS" setpriv --bounding-set=-net_admin --inh-caps=-net_admin \
+	"$BUILD/mmtrustd" --foreground --config "$MM_TMP/mmtrustd.conf" 2>>"$MM_TMP/daemon.log" &
+DPID=$!
+wait_for 10 "$CTL" partner list >/dev/null || fail "daemon without CAP_NET_ADMIN does not answer"
+check "missing CAP_NET_ADMIN is reported" grep -q "lacks CAP_NET_ADMIN" "$MM_TMP/daemon.log"
+check "... exactly once" test "$(grep -c "CAP_NET_ADMIN" "$MM_TMP/daemon.log")" -eq 1
+check "status says the kernel is not programmed, and why" sh -c \
+	"'$CTL' --json status | jq -e '.kernel.programmed == false and (.kernel.error | contains(\"CAP_NET_ADMIN\"))' >/dev/null"
+check "provisioning still works" "$CTL" partner set p1.bulk.example --agreement yes
+check "still said only once" test "$(grep -c "CAP_NET_ADMIN" "$MM_TMP/daemon.log")" -eq 1
+stop_daemon
+
 summary "test_spd_daemon"
