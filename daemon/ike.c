@@ -134,6 +134,7 @@ static void tunnel_down(struct mmtrustd *d, struct tunnel *t, const char *why)
 	t->up = false;
 	t->spi_in = t->spi_out = 0;
 	t->since = 0;
+	query_publish(d);
 }
 
 /* ---- policing ---- */
@@ -239,6 +240,7 @@ static void child_check(struct mm_ike *ike, const struct vici_ike_sa *sa,
 
 		query_notify(d, "sa-up", t->domain, &info);
 	}
+	query_publish(d);
 }
 
 static bool child_installed(const struct vici_child_sa *c)
@@ -407,6 +409,7 @@ static void on_list_sas(struct vici_client *c, int error, struct vici_ike_sa *co
 		up += ike->t[i].up;
 	log_info("charon: SA table rebuilt from list-sas: %zu IKE_SAs, %zu partner tunnels up",
 		 n, up);
+	query_publish(ike->d);
 	delete_orphans(ike, sas, n, ike->listed_at);
 }
 
@@ -813,32 +816,33 @@ void ike_status(struct mmtrustd *d, json_t *status)
 	}
 }
 
-bool ike_tunnel_info(struct mmtrustd *d, const char *domain, struct mm_tunnel_info *ret)
-{
-	struct tunnel *t = d->ike ? tunnel_find(d->ike, domain) : NULL;
-
-	if (!t)
-		return false;
-	*ret = (struct mm_tunnel_info){
-		.up = t->up, .reqid = t->reqid, .spi_in = t->spi_in, .spi_out = t->spi_out,
-		.since = t->since,
-	};
-	snprintf(ret->remote_id, sizeof(ret->remote_id), "%s", t->remote_id);
-	snprintf(ret->remote_host, sizeof(ret->remote_host), "%s", t->remote_host);
-	return true;
-}
-
-const char *ike_spi_owner(struct mmtrustd *d, uint32_t spi, bool *ret_inbound)
+int ike_tunnels_up(struct mmtrustd *d, struct mm_tunnel_info **ret, size_t *ret_n)
 {
 	struct mm_ike *ike = d->ike;
+	struct mm_tunnel_info *v;
+	size_t n = 0;
 
-	for (size_t i = 0; ike && spi && i < ike->n_t; i++) {
-		if (!ike->t[i].up)
+	for (size_t i = 0; ike && i < ike->n_t; i++)
+		n += ike->t[i].up;
+	v = calloc(n ? n : 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	n = 0;
+	for (size_t i = 0; ike && i < ike->n_t; i++) {
+		const struct tunnel *t = &ike->t[i];
+
+		if (!t->up)
 			continue;
-		if (ike->t[i].spi_in == spi || ike->t[i].spi_out == spi) {
-			*ret_inbound = ike->t[i].spi_in == spi;
-			return ike->t[i].domain;
-		}
+		v[n] = (struct mm_tunnel_info){
+			.up = true, .reqid = t->reqid, .spi_in = t->spi_in, .spi_out = t->spi_out,
+			.since = t->since,
+		};
+		snprintf(v[n].domain, sizeof(v[n].domain), "%s", t->domain);
+		snprintf(v[n].remote_id, sizeof(v[n].remote_id), "%s", t->remote_id);
+		snprintf(v[n].remote_host, sizeof(v[n].remote_host), "%s", t->remote_host);
+		n++;
 	}
-	return NULL;
+	*ret = v;
+	*ret_n = n;
+	return 0;
 }

@@ -97,6 +97,7 @@ void mmtrustd_table_changed(struct mmtrustd *d, struct mm_table *newt,
 	d->table = newt;
 	kernel_table_changed(d, changes, n);
 	ike_table_changed(d, changes, n);
+	query_publish(d);
 	for (size_t i = 0; i < n; i++) {
 		static const char *const names[MM_CHANGE__MAX] = {
 			[MM_CHANGE_ADD] = "partner-added",

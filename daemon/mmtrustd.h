@@ -37,7 +37,7 @@ struct mmtrustd {
 	struct mm_ike *ike;
 
 	/* The CSCF query socket (query.c). */
-	struct mm_jsonl_server *query;
+	struct mm_query *query;
 };
 
 /* kernel.c: the SPD engine inside the loop. */
@@ -67,21 +67,26 @@ void ike_status(struct mmtrustd *d, json_t *status);
  * CHILD_SA whose authenticated remote identity is the partner's domain
  * and whose reqid is the partner's (anything else is refused on sight). */
 struct mm_tunnel_info {
+	char domain[MM_DOMAIN_MAX + 1];
 	bool up;
 	uint32_t reqid, spi_in, spi_out;
 	char remote_id[256];
 	char remote_host[64];
 	time_t since;
 };
-/* false when [ike] is off or the partner has no tunnel record. */
-bool ike_tunnel_info(struct mmtrustd *d, const char *domain, struct mm_tunnel_info *ret);
-/* The domain whose current SA has this SPI (borrowed), NULL if none;
- * *ret_inbound says which direction. */
-const char *ike_spi_owner(struct mmtrustd *d, uint32_t spi, bool *ret_inbound);
+/* A copy of the tunnels that are up, sorted by domain (*ret_n may be 0;
+ * free *ret).  -ENOMEM. */
+int ike_tunnels_up(struct mmtrustd *d, struct mm_tunnel_info **ret, size_t *ret_n);
 
-/* query.c: the CSCF query socket. */
+/* query.c: the CSCF query socket, served by a thread of its own from a
+ * published snapshot (table + tunnels that are up), so that no query
+ * waits for the main loop's admin, store, netlink or VICI work. */
+struct mm_query;
 int query_start(struct mmtrustd *d);
 void query_stop(struct mmtrustd *d);
+/* Publish the current table and tunnel state to the query thread (call
+ * after any change of either). */
+void query_publish(struct mmtrustd *d);
 /* Tell subscribers: event is "sa-up", "sa-down", "partner-added", ... */
 void query_notify(struct mmtrustd *d, const char *event, const char *domain,
 		  const struct mm_tunnel_info *t);

@@ -1,8 +1,15 @@
 /* The CSCF query socket: which partner sent this, is it protected by an
  * authenticated SA, keep or strip P-Asserted-Identity.  Read-only; every
- * answer comes from memory (the table, its address index, the SA table),
- * never from netlink, VICI or the store.  Protocol: docs/protocol.md;
- * decisions: policy/privacy.c and docs/privacy.md. */
+ * answer comes from memory, never from netlink, VICI or the store.
+ * Protocol: docs/protocol.md; decisions: policy/privacy.c, docs/privacy.md.
+ *
+ * Threads: the socket is served by a thread with its own event loop, so a
+ * long admin request (an apply of a large table) in the main loop never
+ * delays an answer.  The main thread publishes an immutable view (a
+ * reference to the current table, a copy of the tunnels that are up, the
+ * untrusted-next-hop mode); the query thread takes a reference to the
+ * current view per request under a mutex held only for that pointer copy.
+ * Events for subscribers cross over through a queue and an eventfd. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
@@ -13,12 +20,79 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "mmtrustd.h"
 #include "policy/jsonfmt.h"
 #include "policy/privacy.h"
+
+struct view {
+	unsigned refs;                /* atomic */
+	struct mm_table *table;       /* one reference */
+	struct mm_tunnel_info *up;    /* tunnels that are up, sorted by domain */
+	size_t n_up;
+	int untrusted;                /* enum mm_untrusted_mode */
+	size_t n_partners;
+};
+
+struct mm_query {
+	struct mmtrustd *d;           /* main thread only */
+	pthread_t thread;
+	bool running;
+	sd_event *ev;                 /* the query thread's loop */
+	struct mm_jsonl_server *srv;
+	sd_event_source *wake_src;
+	int wake_fd;
+	gid_t gid;
+	sd_event_source *publish_src; /* main loop: deferred publish */
+	pthread_mutex_t lock;         /* guards: view, events, stop */
+	struct view *view;
+	char **events;
+	size_t n_events, cap_events;
+	bool stop;
+};
+
+static void view_unref(struct view *v)
+{
+	if (!v || __atomic_sub_fetch(&v->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	mm_table_free(v->table);
+	free(v->up);
+	free(v);
+}
+
+static struct view *view_get(struct mm_query *q)
+{
+	struct view *v;
+
+	pthread_mutex_lock(&q->lock);
+	v = q->view;
+	if (v)
+		__atomic_add_fetch(&v->refs, 1, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&q->lock);
+	return v;
+}
+
+static const struct mm_tunnel_info *view_tunnel(const struct view *v, const char *domain)
+{
+	size_t lo = 0, hi = v->n_up;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(v->up[mid].domain, domain);
+
+		if (!c)
+			return &v->up[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
 
 static json_t *invalid(const char *field, const char *msg)
 {
@@ -147,11 +221,11 @@ static void sb_sa(struct sb *b, const struct mm_tunnel_info *t)
 	sb_lit(b, "}");
 }
 
-static json_t *op_inbound(struct mmtrustd *d, struct mm_jsonl_client *c, const json_t *req)
+static json_t *op_inbound(const struct view *v, struct mm_jsonl_client *c, const json_t *req)
 {
 	const json_t *spi = json_object_get(req, "spi"), *srcv = json_object_get(req, "src");
 	struct mm_inbound_facts f = { 0 };
-	struct mm_tunnel_info t = { 0 };
+	const struct mm_tunnel_info *tp = NULL;
 	struct mm_decision dec;
 	struct mm_addr src;
 	char abuf[MM_ADDR_STRLEN];
@@ -166,11 +240,11 @@ static json_t *op_inbound(struct mmtrustd *d, struct mm_jsonl_client *c, const j
 			return invalid("spi", "must be a 32-bit SPI, hex string or number");
 		f.spi_given = true;
 	}
-	f.partner = mm_table_lookup(d->table, &src, NULL);
-	if (f.partner && ike_tunnel_info(d, f.partner->domain, &t) && t.up) {
+	f.partner = mm_table_lookup(v->table, &src, NULL);
+	if (f.partner && (tp = view_tunnel(v, f.partner->domain))) {
 		f.sa_up = true;
 		f.sa_identity_ok = true;
-		f.spi_matches = spi_v == t.spi_in;
+		f.spi_matches = spi_v == tp->spi_in;
 	}
 	mm_decide_inbound(&f, &dec);
 	/* inet_pton accepts only the canonical dotted quad, so an IPv4 source
@@ -182,7 +256,7 @@ static json_t *op_inbound(struct mmtrustd *d, struct mm_jsonl_client *c, const j
 	sb_partner(&b, f.partner);
 	sb_bool(&b, "protected", dec.protected_);
 	if (f.sa_up)
-		sb_sa(&b, &t);
+		sb_sa(&b, tp);
 	else
 		sb_lit(&b, ",\"sa\":null");
 	sb_str(&b, "pai", mm_pai_name(dec.pai));
@@ -226,12 +300,11 @@ static bool privacy_has_id(const json_t *privacy, json_t **ret_err)
 	return false;
 }
 
-static json_t *op_outbound(struct mmtrustd *d, const json_t *req)
+static json_t *op_outbound(const struct view *v, const json_t *req)
 {
 	const json_t *dv = json_object_get(req, "domain"), *tv = json_object_get(req, "dst");
 	const char *domain = json_string_value(dv), *dst = json_string_value(tv);
-	struct mm_outbound_facts f = { .mode = d->cfg.query_untrusted };
-	struct mm_tunnel_info t = { 0 };
+	struct mm_outbound_facts f = { .mode = v->untrusted };
 	char canon[MM_DOMAIN_MAX + 1], buf[MM_ADDR_STRLEN];
 	struct mm_decision dec;
 	json_t *o, *err;
@@ -248,17 +321,17 @@ static json_t *op_outbound(struct mmtrustd *d, const json_t *req)
 	if (domain) {
 		if (mm_domain_canon(domain, canon, "domain", NULL) < 0)
 			return invalid("domain", "must be a fully qualified domain name");
-		f.partner = mm_table_find(d->table, canon);
+		f.partner = mm_table_find(v->table, canon);
 		o = json_pack("{s:s}", "domain", canon);
 	} else {
 		struct mm_addr a;
 
 		if (mm_addr_parse(dst, &a, "dst", NULL) < 0)
 			return invalid("dst", "must be an IPv4 or IPv6 address string");
-		f.partner = mm_table_lookup(d->table, &a, NULL);
+		f.partner = mm_table_lookup(v->table, &a, NULL);
 		o = json_pack("{s:s}", "dst", mm_addr_str(&a, buf));
 	}
-	if (f.partner && ike_tunnel_info(d, f.partner->domain, &t) && t.up)
+	if (f.partner && view_tunnel(v, f.partner->domain))
 		f.sa_up = f.sa_identity_ok = true;
 	mm_decide_outbound(&f, &dec);
 	partner_facts(o, f.partner);
@@ -271,58 +344,213 @@ static json_t *op_outbound(struct mmtrustd *d, const json_t *req)
 	return mm_jsonl_ok(o);
 }
 
-static json_t *op_spi(struct mmtrustd *d, const json_t *req)
+static json_t *op_spi(const struct view *v, const json_t *req)
 {
-	struct mm_tunnel_info t = { 0 };
-	const char *owner;
-	bool inbound = false;
+	const struct mm_tunnel_info *t = NULL;
 	uint32_t spi;
 	json_t *o;
 
 	if (parse_spi(json_object_get(req, "spi"), &spi) < 0)
 		return invalid("spi", "must be a 32-bit SPI, hex string or number");
-	owner = ike_spi_owner(d, spi, &inbound);
+	for (size_t i = 0; spi && i < v->n_up && !t; i++)
+		if (v->up[i].spi_in == spi || v->up[i].spi_out == spi)
+			t = &v->up[i];
 	o = json_pack("{s:o, s:o}", "spi", mm_json_spi(spi), "partner",
-		      owner ? json_string(owner) : json_null());
-	if (owner && ike_tunnel_info(d, owner, &t)) {
-		json_object_set_new(o, "direction", json_string(inbound ? "in" : "out"));
-		json_object_set_new(o, "reqid", json_integer(t.reqid));
-		json_object_set_new(o, "remote_id", json_string(t.remote_id));
+		      t ? json_string(t->domain) : json_null());
+	if (t) {
+		json_object_set_new(o, "direction", json_string(t->spi_in == spi ? "in" : "out"));
+		json_object_set_new(o, "reqid", json_integer(t->reqid));
+		json_object_set_new(o, "remote_id", json_string(t->remote_id));
 	}
 	return mm_jsonl_ok(o);
 }
 
-static json_t *query_handle(void *userdata, struct mm_jsonl_client *client,
-			    const struct mm_jsonl_peer *peer, const json_t *req)
+static json_t *dispatch(const struct view *v, struct mm_jsonl_client *client, const json_t *req)
 {
-	struct mmtrustd *d = userdata;
 	const char *op = json_string_value(json_object_get(req, "op"));
 
-	(void)peer;
 	if (!op)
 		return mm_jsonl_error("invalid-request", "op", "every request needs an \"op\" string");
 	if (!strcmp(op, "inbound"))
-		return op_inbound(d, client, req);
+		return op_inbound(v, client, req);
 	if (!strcmp(op, "outbound"))
-		return op_outbound(d, req);
+		return op_outbound(v, req);
 	if (!strcmp(op, "spi"))
-		return op_spi(d, req);
+		return op_spi(v, req);
 	if (!strcmp(op, "subscribe")) {
 		mm_jsonl_client_subscribe(client);
 		return mm_jsonl_ok(json_pack("{s:b}", "subscribed", 1));
 	}
 	if (!strcmp(op, "ping"))
 		return mm_jsonl_ok(json_pack("{s:s, s:I}", "version", MMTRUST_VERSION, "partners",
-					     (json_int_t)d->table->n));
+					     (json_int_t)v->n_partners));
 	return mm_jsonl_error("unknown-op", "op", "unknown operation '%s' (inbound, outbound, "
 				      "spi, subscribe, ping)", op);
 }
 
+static json_t *query_handle(void *userdata, struct mm_jsonl_client *client,
+			    const struct mm_jsonl_peer *peer, const json_t *req)
+{
+	struct view *v = view_get(userdata);
+	json_t *answer;
+
+	(void)peer;
+	if (!v)
+		return mm_jsonl_error("internal", NULL, "not ready");
+	answer = dispatch(v, client, req);
+	view_unref(v);
+	return answer;
+}
+
 static int query_authorize(void *userdata, const struct mm_jsonl_peer *peer)
 {
-	struct mmtrustd *d = userdata;
+	struct mm_query *q = userdata;
 
-	return mm_jsonl_peer_allowed(peer, d->cfg.query_gid) ? 0 : -EPERM;
+	return mm_jsonl_peer_allowed(peer, q->gid) ? 0 : -EPERM;
+}
+
+/* ---- the main thread's side ---- */
+
+static int publish_now(sd_event_source *s, void *userdata)
+{
+	struct mm_query *q = userdata;
+	struct mmtrustd *d = q->d;
+	struct view *v = calloc(1, sizeof(*v)), *old;
+
+	(void)s;
+	sd_event_source_set_enabled(q->publish_src, SD_EVENT_OFF);
+	if (!v || ike_tunnels_up(d, &v->up, &v->n_up) < 0) {
+		free(v);
+		log_err("query: out of memory publishing the table; answers stay on the old one");
+		return 0;
+	}
+	v->refs = 1;
+	v->table = mm_table_ref(d->table);
+	v->n_partners = d->table->n;
+	v->untrusted = d->cfg.query_untrusted;
+	pthread_mutex_lock(&q->lock);
+	old = q->view;
+	q->view = v;
+	pthread_mutex_unlock(&q->lock);
+	view_unref(old);
+	return 0;
+}
+
+void query_publish(struct mmtrustd *d)
+{
+	/* Coalesced: many tunnel changes in one loop iteration publish once. */
+	if (d->query && d->query->publish_src)
+		sd_event_source_set_enabled(d->query->publish_src, SD_EVENT_ONESHOT);
+}
+
+static void wake(struct mm_query *q)
+{
+	uint64_t one = 1;
+
+	if (write(q->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warn("query: cannot wake the query thread: %s", strerror(errno));
+}
+
+void query_notify(struct mmtrustd *d, const char *event, const char *domain,
+		  const struct mm_tunnel_info *t)
+{
+	struct mm_query *q = d->query;
+	json_t *e;
+	char *text;
+
+	if (!q)
+		return;
+	e = json_pack("{s:s, s:s}", "event", event, "partner", domain);
+	if (e && t && t->up) {
+		json_object_set_new(e, "spi_in", mm_json_spi(t->spi_in));
+		json_object_set_new(e, "spi_out", mm_json_spi(t->spi_out));
+	}
+	text = e ? json_dumps(e, JSON_COMPACT) : NULL;
+	json_decref(e);
+	if (!text)
+		return;
+	pthread_mutex_lock(&q->lock);
+	if (q->n_events == q->cap_events) {
+		size_t cap = q->cap_events ? q->cap_events * 2 : 64;
+		char **n = cap <= 65536 ? realloc(q->events, cap * sizeof(*n)) : NULL;
+
+		if (!n) {
+			/* The query thread is far behind: drop the event and say so
+			 * once per overflow rather than grow without bound. */
+			pthread_mutex_unlock(&q->lock);
+			free(text);
+			log_warn("query: event queue full; event %s for %s dropped", event, domain);
+			return;
+		}
+		q->events = n;
+		q->cap_events = cap;
+	}
+	q->events[q->n_events++] = text;
+	pthread_mutex_unlock(&q->lock);
+	wake(q);
+}
+
+/* ---- the query thread ---- */
+
+static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct mm_query *q = userdata;
+	char **events;
+	size_t n;
+	uint64_t count;
+	bool stop;
+
+	(void)s;
+	(void)revents;
+	if (read(fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+		return 0;
+	pthread_mutex_lock(&q->lock);
+	events = q->events;
+	n = q->n_events;
+	q->events = NULL;
+	q->n_events = q->cap_events = 0;
+	stop = q->stop;
+	pthread_mutex_unlock(&q->lock);
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = json_loads(events[i], 0, NULL);
+
+		if (e)
+			mm_jsonl_server_broadcast(q->srv, e);
+		json_decref(e);
+		free(events[i]);
+	}
+	free(events);
+	if (stop)
+		sd_event_exit(q->ev, 0);
+	return 0;
+}
+
+static void *query_thread(void *arg)
+{
+	struct mm_query *q = arg;
+	int r = sd_event_loop(q->ev);
+
+	if (r < 0)
+		log_err("query thread: event loop failed: %s", strerror(-r));
+	return NULL;
+}
+
+static void query_free(struct mm_query *q)
+{
+	if (!q)
+		return;
+	mm_jsonl_server_free(q->srv);
+	sd_event_source_disable_unref(q->wake_src);
+	sd_event_source_disable_unref(q->publish_src);
+	sd_event_unref(q->ev);
+	if (q->wake_fd >= 0)
+		close(q->wake_fd);
+	for (size_t i = 0; i < q->n_events; i++)
+		free(q->events[i]);
+	free(q->events);
+	view_unref(q->view);
+	pthread_mutex_destroy(&q->lock);
+	free(q);
 }
 
 int query_start(struct mmtrustd *d)
@@ -333,36 +561,65 @@ int query_start(struct mmtrustd *d)
 		.max_clients = d->cfg.query_max_clients,
 	};
 	mode_t mode = d->cfg.query_gid == (gid_t)-1 ? 0600 : 0660;
+	struct mm_query *q;
 	int r;
 
 	if (!d->cfg.query_socket[0])
 		return 0;
-	r = mm_jsonl_server_new(d->ev, d->cfg.query_socket, mode, d->cfg.query_gid, &lim,
-				query_handle, query_authorize, d, &d->query);
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->d = d;
+	q->gid = d->cfg.query_gid;
+	q->wake_fd = -1;
+	pthread_mutex_init(&q->lock, NULL);
+	q->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (q->wake_fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = sd_event_new(&q->ev);
 	if (r < 0)
-		log_err("query socket %s: %s", d->cfg.query_socket, strerror(-r));
+		goto fail;
+	r = mm_jsonl_server_new(q->ev, d->cfg.query_socket, mode, d->cfg.query_gid, &lim,
+				query_handle, query_authorize, q, &q->srv);
+	if (r < 0)
+		goto fail;
+	r = sd_event_add_io(q->ev, &q->wake_src, q->wake_fd, EPOLLIN, on_wake, q);
+	if (r < 0)
+		goto fail;
+	r = sd_event_add_defer(d->ev, &q->publish_src, publish_now, q);
+	if (r < 0)
+		goto fail;
+	d->query = q;
+	publish_now(q->publish_src, q);  /* a view before the first client */
+	/* The thread inherits the main thread's blocked signals: signals stay
+	 * with the main loop. */
+	r = -pthread_create(&q->thread, NULL, query_thread, q);
+	if (r < 0) {
+		d->query = NULL;
+		goto fail;
+	}
+	q->running = true;
+	return 0;
+fail:
+	query_free(q);
 	return r;
 }
 
 void query_stop(struct mmtrustd *d)
 {
-	mm_jsonl_server_free(d->query);
-	d->query = NULL;
-}
+	struct mm_query *q = d->query;
 
-void query_notify(struct mmtrustd *d, const char *event, const char *domain,
-		  const struct mm_tunnel_info *t)
-{
-	json_t *e;
-
-	if (!d->query)
+	if (!q)
 		return;
-	e = json_pack("{s:s, s:s}", "event", event, "partner", domain);
-	if (e && t && t->up) {
-		json_object_set_new(e, "spi_in", mm_json_spi(t->spi_in));
-		json_object_set_new(e, "spi_out", mm_json_spi(t->spi_out));
+	if (q->running) {
+		pthread_mutex_lock(&q->lock);
+		q->stop = true;
+		pthread_mutex_unlock(&q->lock);
+		wake(q);
+		pthread_join(q->thread, NULL);
 	}
-	if (e)
-		mm_jsonl_server_broadcast(d->query, e);
-	json_decref(e);
+	d->query = NULL;
+	query_free(q);
 }

@@ -121,10 +121,12 @@ struct mm_partner *mm_partner_new(void)
 	return p;
 }
 
+/* Atomic: the query thread may drop the last reference of a table (and
+ * so of its partners) while the main thread builds the next one. */
 struct mm_partner *mm_partner_ref(struct mm_partner *p)
 {
 	if (p)
-		p->refs++;
+		__atomic_add_fetch(&p->refs, 1, __ATOMIC_RELAXED);
 	return p;
 }
 
@@ -138,7 +140,7 @@ static void partner_free(struct mm_partner *p)
 
 void mm_partner_unref(struct mm_partner *p)
 {
-	if (p && --p->refs == 0)
+	if (p && __atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) == 0)
 		partner_free(p);
 }
 

@@ -36,6 +36,7 @@ int mm_table_new(uint32_t reqid_min, uint32_t reqid_max, struct mm_table **ret)
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
+	t->refs = 1;
 	t->reqid_min = reqid_min;
 	t->reqid_max = reqid_max;
 	t->reqid_next = reqid_min;
@@ -48,9 +49,16 @@ int mm_table_new(uint32_t reqid_min, uint32_t reqid_max, struct mm_table **ret)
 	return 0;
 }
 
+struct mm_table *mm_table_ref(struct mm_table *t)
+{
+	if (t)
+		__atomic_add_fetch(&t->refs, 1, __ATOMIC_RELAXED);
+	return t;
+}
+
 void mm_table_free(struct mm_table *t)
 {
-	if (!t)
+	if (!t || __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
 	for (size_t i = 0; i < t->n; i++)
 		mm_partner_unref(t->partners[i]);
@@ -275,6 +283,7 @@ static int table_build(struct mm_partner **partners, size_t n, uint32_t reqid_mi
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return mm_err_set(err, MM_ERR_INTERNAL, "", "out of memory");
+	t->refs = 1;
 	t->reqid_min = reqid_min;
 	t->reqid_max = reqid_max;
 	t->reqid_next = reqid_next;

@@ -19,6 +19,7 @@
 #include "partner.h"
 
 struct mm_table {
+	unsigned refs;                 /* atomic; mm_table_free drops one */
 	struct mm_partner **partners;  /* sorted by domain; each holds one ref */
 	size_t n;
 	struct mm_lpm *lpm;            /* range -> partner */
@@ -42,7 +43,11 @@ void mm_changes_free(struct mm_change *changes, size_t n);  /* accepts NULL */
 /* An empty table for the reqid range [min, max]; -EINVAL if min > max or
  * min == 0 (reqid 0 means "any" to the kernel). */
 int mm_table_new(uint32_t reqid_min, uint32_t reqid_max, struct mm_table **ret);
-void mm_table_free(struct mm_table *t);  /* accepts NULL */
+/* Tables are shared read-only between threads (the query socket's) by
+ * reference: mm_table_ref takes one, mm_table_free drops one and frees the
+ * table with the last.  Both accept NULL and are thread-safe. */
+struct mm_table *mm_table_ref(struct mm_table *t);
+void mm_table_free(struct mm_table *t);
 
 /* Borrowed pointers, valid while the table lives. */
 struct mm_partner *mm_table_find(const struct mm_table *t, const char *domain);
