@@ -179,6 +179,9 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 	}
 	if (strcmp(cfg.admin_socket, d->cfg.admin_socket) || cfg.admin_gid != d->cfg.admin_gid)
 		log_warn("reload: admin socket settings change only at restart");
+	if (strcmp(cfg.query_socket, d->cfg.query_socket) || cfg.query_gid != d->cfg.query_gid ||
+	    cfg.query_max_clients != d->cfg.query_max_clients)
+		log_warn("reload: query socket path, group and max_clients change only at restart");
 	if (strcmp(cfg.store, d->cfg.store))
 		log_notice("reload: store is now %s", cfg.store);
 	mm_store_close(d->store);
