@@ -23,6 +23,13 @@ static const char usage[] =
 	"between our CSCF prefixes and the partner's ranges, under the partner's\n"
 	"reqid, tagged as mmtrust's (selector uid, priority band).  Policies of\n"
 	"other programs are never touched; drift is repaired within a second.\n"
+	"With [ike] enabled it loads one connection per tunnel partner into\n"
+	"strongSwan's charon over VICI (certificates whose identity must be the\n"
+	"partner's domain, SAs under the partner's reqid) and tracks the SAs; on\n"
+	"the query socket it tells CSCFs which partner a message came from,\n"
+	"whether it arrived over that partner's authenticated SA, and whether to\n"
+	"keep or strip P-Asserted-Identity (docs/protocol.md, docs/privacy.md).\n"
+	"The configuration file is described in examples/mmtrustd.conf.\n"
 	"\n"
 	"Options:\n"
 	"  -c, --config FILE    configuration file (default " MM_CONFIG_DEFAULT_PATH
