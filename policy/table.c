@@ -63,6 +63,7 @@ void mm_table_free(struct mm_table *t)
 	for (size_t i = 0; i < t->n; i++)
 		mm_partner_unref(t->partners[i]);
 	free(t->partners);
+	free(t->by_reqid);
 	mm_lpm_free(t->lpm);
 	free(t);
 }
@@ -103,9 +104,19 @@ struct mm_partner *mm_table_lookup(const struct mm_table *t, const struct mm_add
 
 struct mm_partner *mm_table_find_reqid(const struct mm_table *t, uint32_t reqid)
 {
-	for (size_t i = 0; i < t->n; i++)
-		if (t->partners[i]->reqid == reqid)
-			return t->partners[i];
+	size_t lo = 0, hi = t->n;
+
+	while (reqid && lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		uint32_t v = t->by_reqid[mid]->reqid;
+
+		if (v == reqid)
+			return t->by_reqid[mid];
+		if (v < reqid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return NULL;
 }
 
@@ -208,65 +219,82 @@ static int table_index(struct mm_table *t, const struct mm_change *c, size_t n_c
 	return r;
 }
 
-static int u32_cmp(const void *a, const void *b)
+static int partner_reqid_cmp(const void *a, const void *b)
 {
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	uint32_t x = (*(struct mm_partner *const *)a)->reqid;
+	uint32_t y = (*(struct mm_partner *const *)b)->reqid;
 
 	return (x > y) - (x < y);
+}
+
+static bool reqid_used(const struct mm_table *t, size_t n, uint32_t reqid)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		uint32_t v = t->by_reqid[mid]->reqid;
+
+		if (v == reqid)
+			return true;
+		if (v < reqid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
 }
 
 /* Give every partner without a reqid the next free value of the range,
  * starting at reqid_next and wrapping once, so that a freed reqid is reused
  * only after the whole range has gone round (SAs under an old reqid may
- * still be draining in the kernel). */
+ * still be draining in the kernel).  Leaves t->by_reqid sorted by reqid:
+ * the same array serves allocation and mm_table_find_reqid(). */
 static int allocate_reqids(struct mm_table *t, struct mm_err *err)
 {
-	uint32_t *used, next = t->reqid_next;
+	uint32_t next = t->reqid_next;
 	uint64_t span = (uint64_t)t->reqid_max - t->reqid_min + 1, tried = 0;
-	size_t n_used = 0;
-	int r = 0;
+	size_t first = 0, n_new = 0;
 
-	used = malloc(sizeof(*used) * (t->n ? t->n : 1));
-	if (!used)
+	t->by_reqid = malloc(sizeof(*t->by_reqid) * (t->n ? t->n : 1));
+	if (!t->by_reqid)
 		return mm_err_set(err, MM_ERR_INTERNAL, "", "out of memory");
-	for (size_t i = 0; i < t->n; i++)
-		if (t->partners[i]->reqid)
-			used[n_used++] = t->partners[i]->reqid;
-	qsort(used, n_used, sizeof(*used), u32_cmp);
-	for (size_t i = 1; i < n_used; i++) {
-		if (used[i] == used[i - 1]) {
-			r = mm_err_set(err, MM_ERR_INTERNAL, "reqid",
-				       "reqid %u is held by two partners", used[i]);
-			goto out;
-		}
-	}
+	memcpy(t->by_reqid, t->partners, sizeof(*t->by_reqid) * t->n);
+	qsort(t->by_reqid, t->n, sizeof(*t->by_reqid), partner_reqid_cmp);
+	/* Partners still without a reqid (0) sort first; the rest are held. */
+	while (first < t->n && t->by_reqid[first]->reqid == 0)
+		first++;
+	for (size_t i = first + 1; i < t->n; i++)
+		if (t->by_reqid[i]->reqid == t->by_reqid[i - 1]->reqid)
+			return mm_err_set(err, MM_ERR_INTERNAL, "reqid",
+					  "reqid %u is held by two partners", t->by_reqid[i]->reqid);
 	if (next < t->reqid_min || next > t->reqid_max)
 		next = t->reqid_min;
-	for (size_t i = 0; i < t->n; i++) {
+	/* Allocate in domain order (t->partners), as the held set is searched. */
+	for (size_t i = 0; i < t->n && n_new < first; i++) {
 		struct mm_partner *p = t->partners[i];
 
 		if (p->reqid)
 			continue;
-		while (tried < span && bsearch(&next, used, n_used, sizeof(*used), u32_cmp)) {
+		while (tried < span && reqid_used(t, t->n, next)) {
 			next = next == t->reqid_max ? t->reqid_min : next + 1;
 			tried++;
 		}
-		if (tried >= span) {
-			r = mm_err_set(err, MM_ERR_EXHAUSTED, "reqid",
-				       "the reserved reqid range %u-%u is exhausted (%" PRIu64
-				       " values, all held by partners): widen [reqid] in the "
-				       "daemon's configuration",
-				       t->reqid_min, t->reqid_max, span);
-			goto out;
-		}
+		if (tried >= span)
+			return mm_err_set(err, MM_ERR_EXHAUSTED, "reqid",
+					  "the reserved reqid range %u-%u is exhausted (%" PRIu64
+					  " values, all held by partners): widen [reqid] in the "
+					  "daemon's configuration",
+					  t->reqid_min, t->reqid_max, span);
 		p->reqid = next;
+		n_new++;
 		next = next == t->reqid_max ? t->reqid_min : next + 1;
 		tried++;
 	}
 	t->reqid_next = next;
-out:
-	free(used);
-	return r;
+	if (n_new)
+		qsort(t->by_reqid, t->n, sizeof(*t->by_reqid), partner_reqid_cmp);
+	return 0;
 }
 
 static int table_build(struct mm_partner **partners, size_t n, uint32_t reqid_min,

@@ -21,6 +21,7 @@
 struct mm_table {
 	unsigned refs;                 /* atomic; mm_table_free drops one */
 	struct mm_partner **partners;  /* sorted by domain; each holds one ref */
+	struct mm_partner **by_reqid;  /* the same partners sorted by reqid (borrowed) */
 	size_t n;
 	struct mm_lpm *lpm;            /* range -> partner */
 	uint32_t reqid_min, reqid_max; /* reserved range, inclusive */

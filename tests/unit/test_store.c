@@ -109,7 +109,12 @@ START_TEST(test_reqid_stable_across_restart)
 	ck_assert_int_eq(run(MM_CHANGE_ADD, "b.example", 2, &err), 0);
 	ck_assert_uint_eq(mm_table_find(table, "a.example")->reqid, 500);
 	ck_assert_uint_eq(mm_table_find(table, "b.example")->reqid, 501);
+	ck_assert_str_eq(mm_table_find_reqid(table, 501)->domain, "b.example");
+	ck_assert_str_eq(mm_table_find_reqid(table, 500)->domain, "a.example");
+	ck_assert_ptr_null(mm_table_find_reqid(table, 502));
+	ck_assert_ptr_null(mm_table_find_reqid(table, 0));
 	reopen();
+	ck_assert_str_eq(mm_table_find_reqid(table, 501)->domain, "b.example");
 	ck_assert_uint_eq(table->n, 2);
 	ck_assert_uint_eq(mm_table_find(table, "a.example")->reqid, 500);
 	ck_assert_uint_eq(mm_table_find(table, "b.example")->reqid, 501);
