@@ -491,25 +491,19 @@ void mm_jsonl_client_subscribe(struct mm_jsonl_client *c)
 	c->subscribed = true;
 }
 
-void mm_jsonl_server_broadcast(struct mm_jsonl_server *s, const json_t *obj)
+void mm_jsonl_server_broadcast(struct mm_jsonl_server *s, const char *line, size_t len)
 {
 	struct mm_jsonl_client *c, *next;
-	char *text;
-	size_t len;
 
 	if (!s)
 		return;
-	text = json_dumps(obj, JSON_COMPACT);
-	if (!text)
-		return;
-	len = strlen(text);
 	for (c = s->clients; c; c = next) {
 		int r;
 
 		next = c->next;
 		if (!c->subscribed)
 			continue;
-		r = buf_append(&c->out, text, len);
+		r = buf_append(&c->out, line, len);
 		if (r == 0)
 			r = buf_append(&c->out, "\n", 1);
 		if (r == 0 && c->out.len - c->out_pos > s->lim.max_out)
@@ -524,5 +518,4 @@ void mm_jsonl_server_broadcast(struct mm_jsonl_server *s, const json_t *obj)
 			client_free(c);
 		}
 	}
-	free(text);
 }

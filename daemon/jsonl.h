@@ -67,8 +67,9 @@ int mm_jsonl_client_reply_raw(struct mm_jsonl_client *c, const char *result, siz
  * subscriber that does not read is disconnected when its unread output
  * passes max_out, like any client. */
 void mm_jsonl_client_subscribe(struct mm_jsonl_client *c);
-/* Queue obj (borrowed) as one line to every subscriber. */
-void mm_jsonl_server_broadcast(struct mm_jsonl_server *s, const json_t *obj);
+/* Queue one line of JSON text (len bytes, no newline; the caller encoded
+ * it once) to every subscriber. */
+void mm_jsonl_server_broadcast(struct mm_jsonl_server *s, const char *line, size_t len);
 
 /* Root, the daemon's own user, or a process in group gid (its primary
  * group, a supplementary group it holds (SO_PEERGROUPS), or one the user

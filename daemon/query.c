@@ -512,11 +512,7 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 	stop = q->stop;
 	pthread_mutex_unlock(&q->lock);
 	for (size_t i = 0; i < n; i++) {
-		json_t *e = json_loads(events[i], 0, NULL);
-
-		if (e)
-			mm_jsonl_server_broadcast(q->srv, e);
-		json_decref(e);
+		mm_jsonl_server_broadcast(q->srv, events[i], strlen(events[i]));
 		free(events[i]);
 	}
 	free(events);
