@@ -266,7 +266,7 @@ static const char *status_state(const struct mm_partner *p, const struct mm_spd_
 		return "error";
 	if (st->conflicts)
 		return "conflict";
-	if (st->missing || st->in_sync < st->expected)
+	if (st->in_sync < st->expected)
 		return "missing";
 	return "in-sync";
 }

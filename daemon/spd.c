@@ -2281,11 +2281,6 @@ int mm_spd_new(const struct mm_spd_config *cfg, struct mm_nl *nl, struct mm_xfrm
 	r = mm_spd_config_check(cfg, NULL);
 	if (r < 0)
 		return r;
-	/* Without CAP_NET_ADMIN every request would fail the same way:
-	 * say it once, here, at start-up. */
-	r = mm_nl_probe(nl);
-	if (r < 0)
-		return r;
 	spd = calloc(1, sizeof(*spd));
 	if (!spd)
 		return -ENOMEM;

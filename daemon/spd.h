@@ -43,7 +43,7 @@
  *
  * Reconciling.  mm_spd_sync() computes the desired set from the table,
  * dumps the kernel, and changes only the difference: a restart with an
- * unchanged table sends no request at all.  mm_spd_partner_changed()
+ * unchanged table sends no change request (only the dumps).  mm_spd_partner_changed()
  * applies one partner's change.  A removed or disabled partner loses its
  * policies and every SA carrying its reqid.  Events from the monitor
  * (mm_spd_process_events) mark our policies deleted or changed by someone
@@ -97,9 +97,6 @@
 /* Drift must be repaired within a second; this leaves room to coalesce a
  * burst of events (a deleteall) into one repair. */
 #define MM_SPD_REPAIR_DELAY_MS 100
-/* Suggested period of mm_spd_verify(), the safety net behind the events
- * (a full dump: about 0.1 s of CPU per 100k policies). */
-#define MM_SPD_VERIFY_INTERVAL_S 300
 #define MM_SPD_MSG_MAX 256
 
 struct mm_spd_local {
@@ -218,10 +215,9 @@ struct mm_spd;
  * and from now on the reconciler reads it: events caused by our own
  * requests are dropped (mm_xfrm_monitor_ignore_portid), the others are
  * handled and then passed to the event hook.  note (may be NULL) receives
- * the problems.  The kernel is asked once whether we may program it:
- * -EPERM means the process lacks CAP_NET_ADMIN (over its network
- * namespace); report that once and stop.  -EINVAL for a bad
- * configuration, -ENOMEM. */
+ * the problems.  The caller checks first whether it may program the
+ * kernel at all (mm_nl_probe(): -EPERM without CAP_NET_ADMIN) and says so
+ * once.  -EINVAL for a bad configuration, -ENOMEM. */
 int mm_spd_new(const struct mm_spd_config *cfg, struct mm_nl *nl, struct mm_xfrm_monitor *mon,
 	       mm_spd_note_fn note, void *userdata, struct mm_spd **ret);
 void mm_spd_free(struct mm_spd *spd);
@@ -233,7 +229,7 @@ void mm_spd_set_event_hook(struct mm_spd *spd, mm_xfrm_event_fn hook, void *user
 
 /* Make the kernel match the whole table: compute, dump, diff, apply the
  * difference, delete our stale policies and the SAs of reqids in our range
- * that no enabled partner uses.  Returns 0 (refusals of single requests are
+ * that no partner with a tunnel of ours (enabled, path tunnel) uses.  Returns 0 (refusals of single requests are
  * counted in report.failed and noted) or -errno when the kernel could not be
  * read or the exchange failed (then a full comparison is scheduled). */
 int mm_spd_sync(struct mm_spd *spd, const struct mm_partner *const *partners, size_t n,
