@@ -43,12 +43,7 @@ vm_step "partner A with agreement, tunnel up"
 expect_exit 0 "partner add $A" ctl partner add $A --kind ims --agreement yes \
 	--range $NET_A --gateway $GW_A --ca "$PKI/partner-ca.pem"
 RA=$(mm_reqid $A)
-if ! wait_for 60 mm_tunnel_up $A; then
-	fail "tunnel to $A not up within 60 s: $(cat "$MM_TMP/status.json")"
-	summary mmtrust_query
-	exit 1
-fi
-pass "tunnel to $A up"
+require "tunnel to $A up within 60 s" wait_for 60 mm_tunnel_up $A
 in_a=$(sa_spis "$MM" $GW_A $TUN "$RA")
 out_a=$(sa_spis "$MM" $TUN $GW_A "$RA")
 
@@ -106,4 +101,4 @@ check "subscriber saw sa-down $A" grep -q "\"sa-down\", \"partner\": \"$A\"" "$M
 check "subscriber saw partner-added $A" grep -q "\"partner-added\", \"partner\": \"$A\"" "$MM_TMP/events.out"
 vm_stop "$WATCH"
 
-summary mmtrust_query
+vm_finish

@@ -87,6 +87,7 @@ vm_step "C (certificate for $ROGUE): add"
 expect_exit 0 "partner add $C" ctl partner add $C --kind ims --agreement yes \
 	--range $NET_C --gateway $GW_C --ca "$PKI/other-ca.pem"
 RC=$(mm_reqid $C)
+check "$C has a reqid ($RC)" grep -qE "^[0-9]+$" <<<"$RC"
 check "our charon tried C" wait_for 20 ike_log $C "initiating IKE_SA"
 check "C presented the certificate of $ROGUE" wait_for $REFUSE_BOUND \
 	ike_log $C "received end entity cert \"CN=$(re $ROGUE)\""
@@ -109,6 +110,7 @@ vm_step "D (certificate from the second CA): add"
 expect_exit 0 "partner add $D" ctl partner add $D --kind ims --agreement yes \
 	--range $NET_D --gateway $GW_D --ca "$PKI/partner-ca.pem"
 RD=$(mm_reqid $D)
+check "$D has a reqid ($RD)" grep -qE "^[0-9]+$" <<<"$RD"
 check "our charon tried D" wait_for 20 ike_log $D "initiating IKE_SA"
 check "D presented its certificate" wait_for $REFUSE_BOUND \
 	ike_log $D "received end entity cert \"CN=$(re $D)\""
@@ -170,8 +172,11 @@ if [ $up_a = 1 ]; then part_rogue; else fail "identity mismatch part skipped: no
 # --- an SA under A's reqid between addresses that are not A's gateway and ours:
 # added by hand, behind charon's back; the XFRM monitor must catch it.
 vm_step "an SA with A's reqid from a stranger's address"
-ip -n "$MM" xfrm state add src 198.51.100.99 dst $TUN proto esp spi 0x00c0ffee reqid "$RA" \
-	mode tunnel aead 'rfc4106(gcm(aes))' 0x0102030405060708091011121314151617181920 128
+stranger_sa() {
+	ip -n "$MM" xfrm state add src 198.51.100.99 dst $TUN proto esp spi 0x00c0ffee reqid "$RA" \
+		mode tunnel aead 'rfc4106(gcm(aes))' 0x0102030405060708091011121314151617181920 128
+}
+require "a stranger's SA under A's reqid is added" stranger_sa
 stranger_gone() { ! ip -n "$MM" xfrm state list spi 0x00c0ffee | grep -q .; }
 check "mmtrustd deleted the stranger's SA" wait_for 5 stranger_gone
 check "logged as an identity mismatch" mm_log_has "identity mismatch: SA spi 0x00c0ffee 198.51.100.99 -> $TUN"

@@ -167,8 +167,6 @@ part_del() {
 	else
 		fail "$A's SAs or policies remain: $(ip -n "$MM" xfrm state list reqid "$RA") $(ip -n "$MM" xfrm policy | grep -B3 "reqid $RA")"
 	fi
-	check "no SA with reqid $RA in ip xfrm state" no_sa "$MM" "$RA"
-	check "no policy with reqid $RA in ip xfrm policy" no_pol "$MM" "$RA"
 	conn_gone() { ! swan "$MM" --list-conns 2>/dev/null | grep -q "^$A:"; }
 	check "$A's connection unloaded from our charon" wait_for 10 conn_gone
 	check "the IKE_SA with $A is gone from our charon" vm_not grep -q "^$A:" <(swan "$MM" --list-sas 2>/dev/null)
