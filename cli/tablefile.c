@@ -514,6 +514,24 @@ out:
 	return r;
 }
 
+/* The next key of a mapping: 1 with the key's scalar event current and
+ * *ret_mark set, 0 at the end of the mapping, or a negative error. */
+static int next_key(struct pctx *c, yaml_mark_t *ret_mark)
+{
+	int r = next(c);
+
+	if (r < 0)
+		return r;
+	if (c->ev.type == YAML_MAPPING_END_EVENT)
+		return 0;
+	*ret_mark = c->ev.start_mark;
+	if (c->ev.type != YAML_SCALAR_EVENT)
+		return perr(c, ret_mark, -EINVAL, "keys must be strings, found %s",
+			    ev_what(&c->ev));
+	r = check_tag(c, TAG_STR);
+	return r < 0 ? r : 1;
+}
+
 static int parse_partner(struct pctx *c, json_t **ret)
 {
 	yaml_mark_t first[N_FIELDS] = { { 0 } };
@@ -536,20 +554,11 @@ static int parse_partner(struct pctx *c, json_t **ret)
 		yaml_mark_t km;
 		size_t i, klen;
 
-		r = next(c);
+		r = next_key(c, &km);
 		if (r < 0)
 			goto out;
-		if (c->ev.type == YAML_MAPPING_END_EVENT)
+		if (r == 0)
 			break;
-		km = c->ev.start_mark;
-		if (c->ev.type != YAML_SCALAR_EVENT) {
-			r = perr(c, &km, -EINVAL, "keys must be strings, found %s",
-				 ev_what(&c->ev));
-			goto out;
-		}
-		r = check_tag(c, TAG_STR);
-		if (r < 0)
-			goto out;
 		k = (const char *)c->ev.data.scalar.value;
 		klen = c->ev.data.scalar.length;
 		for (i = 0; i < N_FIELDS; i++) {
@@ -648,20 +657,11 @@ static int parse_top(struct pctx *c, json_t **ret)
 	for (;;) {
 		yaml_mark_t km;
 
-		r = next(c);
+		r = next_key(c, &km);
 		if (r < 0)
 			goto out;
-		if (c->ev.type == YAML_MAPPING_END_EVENT)
+		if (r == 0)
 			break;
-		km = c->ev.start_mark;
-		if (c->ev.type != YAML_SCALAR_EVENT) {
-			r = perr(c, &km, -EINVAL, "keys must be strings, found %s",
-				 ev_what(&c->ev));
-			goto out;
-		}
-		r = check_tag(c, TAG_STR);
-		if (r < 0)
-			goto out;
 		if (c->ev.data.scalar.length != 8 ||
 		    memcmp(c->ev.data.scalar.value, "partners", 8) != 0) {
 			char k[48];
