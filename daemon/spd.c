@@ -603,21 +603,18 @@ static uint32_t entry_find(const struct mm_spd *spd, uint8_t dir, const struct m
 	return NONE;
 }
 
-static void eh_insert(uint32_t *tab, size_t mask, const struct entry *e, uint32_t x)
-{
-	size_t i = sel_hash(e->dir, &e->src, &e->dst) & mask;
+static size_t entry_home(const struct mm_spd *spd, uint32_t x);
+static size_t prec_home(const struct mm_spd *spd, uint32_t x);
 
-	while (tab[i])
-		i = (i + 1) & mask;
-	tab[i] = x + 1;
-}
-
-static int eh_reserve(struct mm_spd *spd, size_t live)
+/* Grow an open-addressing table of (slot + 1) values to hold `live` at a
+ * load factor of at most 1/2 (keeps linear probing short), rehashing with
+ * home().  Serves both indexes: entries by selector, partners by domain. */
+static int hash_reserve(struct mm_spd *spd, uint32_t **tabp, size_t *maskp, size_t live,
+			size_t (*home)(const struct mm_spd *, uint32_t))
 {
-	size_t cap = spd->eh ? spd->eh_mask + 1 : 0, ncap = 64;
+	size_t cap = *tabp ? *maskp + 1 : 0, ncap = 64;
 	uint32_t *tab;
 
-	/* Load factor at most 1/2 keeps linear probing short. */
 	if (live * 2 <= cap)
 		return 0;
 	while (ncap < live * 2)
@@ -626,13 +623,25 @@ static int eh_reserve(struct mm_spd *spd, size_t live)
 	if (!tab)
 		return -ENOMEM;
 	prefault(tab, ncap * sizeof(*tab));
-	for (size_t i = 0; i < cap; i++)
-		if (spd->eh[i])
-			eh_insert(tab, ncap - 1, &spd->e[spd->eh[i] - 1], spd->eh[i] - 1);
-	free(spd->eh);
-	spd->eh = tab;
-	spd->eh_mask = ncap - 1;
+	for (size_t i = 0; i < cap; i++) {
+		size_t j;
+
+		if (!(*tabp)[i])
+			continue;
+		j = home(spd, (*tabp)[i] - 1) & (ncap - 1);
+		while (tab[j])
+			j = (j + 1) & (ncap - 1);
+		tab[j] = (*tabp)[i];
+	}
+	free(*tabp);
+	*tabp = tab;
+	*maskp = ncap - 1;
 	return 0;
+}
+
+static int eh_reserve(struct mm_spd *spd, size_t live)
+{
+	return hash_reserve(spd, &spd->eh, &spd->eh_mask, live, entry_home);
 }
 
 /* Backward-shift deletion: no tombstones, so lookups stay short after
@@ -763,29 +772,7 @@ static uint32_t prec_find(const struct mm_spd *spd, const char *domain)
 
 static int ph_reserve(struct mm_spd *spd, size_t live)
 {
-	size_t cap = spd->ph ? spd->ph_mask + 1 : 0, ncap = 64;
-	uint32_t *tab;
-
-	if (live * 2 <= cap)
-		return 0;
-	while (ncap < live * 2)
-		ncap *= 2;
-	tab = calloc(ncap, sizeof(*tab));
-	if (!tab)
-		return -ENOMEM;
-	for (size_t i = 0; i < cap; i++) {
-		if (spd->ph[i]) {
-			size_t j = prec_home(spd, spd->ph[i] - 1) & (ncap - 1);
-
-			while (tab[j])
-				j = (j + 1) & (ncap - 1);
-			tab[j] = spd->ph[i];
-		}
-	}
-	free(spd->ph);
-	spd->ph = tab;
-	spd->ph_mask = ncap - 1;
-	return 0;
+	return hash_reserve(spd, &spd->ph, &spd->ph_mask, live, prec_home);
 }
 
 /* The partner record for domain, or a new one (*ret_created): one hash
