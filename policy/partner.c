@@ -570,3 +570,8 @@ bool mm_partner_config_equal(const struct mm_partner *a, const struct mm_partner
 			return false;
 	return strcmp(a->ca_pem ? a->ca_pem : "", b->ca_pem ? b->ca_pem : "") == 0;
 }
+
+bool mm_partner_has_tunnel(const struct mm_partner *p)
+{
+	return p && p->enabled && p->path == MM_PATH_TUNNEL;
+}

@@ -89,6 +89,11 @@ enum {
 /* The JSON form.  NULL on ENOMEM. */
 json_t *mm_partner_to_json(const struct mm_partner *p, int flags);
 
+/* True when the partner gets a tunnel of ours: enabled and on the tunnel
+ * path (SEG partners are protected by a security gateway, not by us).  The
+ * one test for policies, charon connections and SAs alike. */
+bool mm_partner_has_tunnel(const struct mm_partner *p);
+
 /* True when the user-settable fields (MM_JSON_CONFIG form) are equal. */
 bool mm_partner_config_equal(const struct mm_partner *a, const struct mm_partner *b);
 
