@@ -271,11 +271,17 @@ START_TEST(test_families_apart)
 	};
 	struct mm_lpm *lpm = build(e, 3);
 	struct mm_addr bad = A("10.0.0.1");
+	/* An IPv6 object with a mapped address, as the kernel may report
+	 * one: the index keeps it apart from IPv4 (the parser never makes
+	 * one, see the next line). */
+	struct mm_addr mapped6 = { .family = AF_INET6,
+				   .bytes = { [10] = 0xff, [11] = 0xff, 10, 0, 0, 1 } };
 
 	expect(lpm, "10.0.0.1", V(1), "10.0.0.0/8");
 	expect(lpm, "a00::1", V(2), "a00::/8");
 	expect(lpm, "::a00:1", V(3), "::/96");
-	expect(lpm, "::ffff:10.0.0.1", NULL, NULL);
+	expect(lpm, "::ffff:10.0.0.1", V(1), "10.0.0.0/8");
+	ck_assert_ptr_null(mm_lpm_lookup(lpm, &mapped6, NULL));
 	expect(lpm, "11.0.0.0", NULL, NULL);
 	expect(lpm, "0.0.0.0", NULL, NULL);
 	bad.family = AF_UNIX;
