@@ -56,6 +56,7 @@ int mm_prefix_parse(const char *s, struct mm_prefix *ret, const char *field,
 /* A special-purpose block (RFC 6890) that holds no peer's address. */
 struct mm_special {
 	struct mm_prefix prefix;
+	const char *text;  /* the block as RFCs write it ("::ffff:0:0/96") */
 	const char *name;  /* adjective: "loopback", "multicast", ... */
 	const char *why;   /* why no partner address is in it */
 };

@@ -176,7 +176,7 @@ static int range_check(const struct mm_partner *p, const struct mm_prefix *r,
 		       const char *field, struct mm_err *err)
 {
 	const struct mm_special *sp = mm_prefix_special(r);
-	char a[MM_ADDR_STRLEN], b[MM_ADDR_STRLEN];
+	char a[MM_ADDR_STRLEN];
 
 	if (r->len == 0)
 		return mm_err_set(err, MM_ERR_INVALID, field,
@@ -186,8 +186,7 @@ static int range_check(const struct mm_partner *p, const struct mm_prefix *r,
 	if (sp)
 		return mm_err_set(err, MM_ERR_INVALID, field,
 				  "%s of partner %s overlaps the %s block %s: %s",
-				  mm_prefix_str(r, a), p->domain, sp->name,
-				  mm_prefix_str(&sp->prefix, b), sp->why);
+				  mm_prefix_str(r, a), p->domain, sp->name, sp->text, sp->why);
 	return 0;
 }
 
@@ -197,12 +196,11 @@ static int gateway_check(const struct mm_partner *p, const struct mm_addr *g,
 			 const char *field, struct mm_err *err)
 {
 	const struct mm_special *sp = mm_addr_special(g);
-	char a[MM_ADDR_STRLEN], b[MM_ADDR_STRLEN];
+	char a[MM_ADDR_STRLEN];
 
 	if (sp)
 		return mm_err_set(err, MM_ERR_INVALID, field, "%s of partner %s is %s (%s): %s",
-				  mm_addr_str(g, a), p->domain, sp->name,
-				  mm_prefix_str(&sp->prefix, b), sp->why);
+				  mm_addr_str(g, a), p->domain, sp->name, sp->text, sp->why);
 	return 0;
 }
 

@@ -187,7 +187,7 @@ static const struct {
 
 START_TEST(test_special)
 {
-	struct mm_prefix p;
+	struct mm_prefix p, t;
 	const struct mm_special *sp;
 
 	if (mm_prefix_parse(specials[_i].prefix, &p, "t", NULL) < 0) {
@@ -202,6 +202,11 @@ START_TEST(test_special)
 	ck_assert_msg(sp != NULL, "%s: not special", specials[_i].prefix);
 	ck_assert_str_eq(sp->name, specials[_i].name);
 	ck_assert(sp->why && *sp->why);
+	/* The text the messages show is the block (the mapped block's text
+	 * parses, as every mapped prefix does, to IPv4). */
+	ck_assert_int_eq(mm_prefix_parse(sp->text, &t, "t", NULL), 0);
+	if (strcmp(sp->name, "IPv4-mapped") != 0)
+		ck_assert_int_eq(mm_prefix_cmp(&t, &sp->prefix), 0);
 	if (p.len == mm_addr_bits(p.addr.family))
 		ck_assert_ptr_eq(mm_addr_special(&p.addr), sp);
 }

@@ -157,7 +157,7 @@ static const struct bad_case bad[] = {
 	{ "range ::ffff:0:0/96 (all of IPv4)", "ranges", "[\"::ffff:0:0/96\"]", "ranges[0]",
 	  "0.0.0.0/0 of partner b.example covers every IPv4 address", MM_ERR_INVALID },
 	{ "range around the mapped block", "ranges", "[\"::/64\"]", "ranges[0]",
-	  "::/64 of partner b.example overlaps the IPv4-mapped block ::ffff:0.0.0.0/96",
+	  "::/64 of partner b.example overlaps the IPv4-mapped block ::ffff:0:0/96",
 	  MM_ERR_INVALID },
 	{ "range ::/8 holds the mapped block", "ranges", "[\"::/8\"]", "ranges[0]", "IPv4-mapped",
 	  MM_ERR_INVALID },
