@@ -3,9 +3,11 @@
  * strict, and the special-purpose blocks are named. */
 #include <check.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "policy/addr.h"
+#include "tests/unit/testaddr.h"
 #include "tests/unit/testmain.h"
 
 /* want: canonical text, or NULL when refused with msg_part in the message. */
@@ -74,61 +76,41 @@ static const struct parse_case prefixes[] = {
 	{ "", NULL, "empty" },
 };
 
-START_TEST(test_addr_parse)
+/* Parse c->in as an address or a prefix and check the outcome. */
+static void check_parse(const struct parse_case *c, bool prefix)
 {
-	const struct parse_case *c = &addrs[_i];
 	struct mm_err err = { 0 };
+	struct mm_prefix p;
 	struct mm_addr a;
 	char buf[MM_ADDR_STRLEN];
-	int r = mm_addr_parse(c->in, &a, "f", &err);
+	int r = prefix ? mm_prefix_parse(c->in, &p, "f", &err)
+		       : mm_addr_parse(c->in, &a, "f", &err);
 
 	if (c->want) {
 		ck_assert_msg(r == 0, "'%s' refused: %s", c->in, err.msg);
-		ck_assert_str_eq(mm_addr_str(&a, buf), c->want);
+		ck_assert_str_eq(prefix ? mm_prefix_str(&p, buf) : mm_addr_str(&a, buf), c->want);
 		return;
 	}
 	ck_assert_msg(r == -EINVAL, "'%s' accepted", c->in);
 	ck_assert_str_eq(err.field, "f");
 	ck_assert_msg(strstr(err.msg, c->msg_part), "'%s': '%s' lacks '%s'", c->in, err.msg,
 		      c->msg_part);
+}
+
+START_TEST(test_addr_parse)
+{
+	check_parse(&addrs[_i], false);
 }
 END_TEST
 
 START_TEST(test_prefix_parse)
 {
-	const struct parse_case *c = &prefixes[_i];
-	struct mm_err err = { 0 };
-	struct mm_prefix p;
-	char buf[MM_ADDR_STRLEN];
-	int r = mm_prefix_parse(c->in, &p, "f", &err);
-
-	if (c->want) {
-		ck_assert_msg(r == 0, "'%s' refused: %s", c->in, err.msg);
-		ck_assert_str_eq(mm_prefix_str(&p, buf), c->want);
-		return;
-	}
-	ck_assert_msg(r == -EINVAL, "'%s' accepted", c->in);
-	ck_assert_str_eq(err.field, "f");
-	ck_assert_msg(strstr(err.msg, c->msg_part), "'%s': '%s' lacks '%s'", c->in, err.msg,
-		      c->msg_part);
+	check_parse(&prefixes[_i], true);
 }
 END_TEST
 
-static struct mm_prefix P(const char *s)
-{
-	struct mm_prefix p;
-
-	ck_assert_msg(mm_prefix_parse(s, &p, "test", NULL) == 0, "bad prefix %s", s);
-	return p;
-}
-
-static struct mm_addr A(const char *s)
-{
-	struct mm_addr a;
-
-	ck_assert_msg(mm_addr_parse(s, &a, "test", NULL) == 0, "bad address %s", s);
-	return a;
-}
+#define P mm_test_prefix
+#define A mm_test_addr
 
 /* The two spellings compare, overlap and contain alike. */
 START_TEST(test_one_meaning)

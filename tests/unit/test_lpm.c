@@ -12,27 +12,15 @@
 
 #include "policy/addr.h"
 #include "policy/lpm.h"
+#include "tests/unit/testaddr.h"
 #include "tests/unit/testmain.h"
 
 #define V(n) ((void *)(uintptr_t)(n))
 
 static uint64_t seed = 20240601;
 
-static struct mm_prefix P(const char *s)
-{
-	struct mm_prefix p;
-
-	ck_assert_msg(mm_prefix_parse(s, &p, "test", NULL) == 0, "bad prefix %s", s);
-	return p;
-}
-
-static struct mm_addr A(const char *s)
-{
-	struct mm_addr a;
-
-	ck_assert_msg(mm_addr_parse(s, &a, "test", NULL) == 0, "bad address %s", s);
-	return a;
-}
+#define P mm_test_prefix
+#define A mm_test_addr
 
 static struct mm_lpm *build(const struct mm_lpm_entry *e, size_t n)
 {

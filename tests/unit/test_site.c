@@ -9,6 +9,7 @@
 
 #include "policy/site.h"
 #include "policy/table.h"
+#include "tests/unit/testaddr.h"
 #include "tests/unit/testmain.h"
 
 static struct mm_prefix locals[2];
@@ -29,10 +30,10 @@ static struct mm_partner *mk(const char *domain, const char *ranges, const char 
 	p->gateways = calloc(8, sizeof(*p->gateways));
 	snprintf(buf, sizeof(buf), "%s", ranges);
 	for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
-		ck_assert_int_eq(mm_prefix_parse(tok, &p->ranges[p->n_ranges++], "r", NULL), 0);
+		p->ranges[p->n_ranges++] = mm_test_prefix(tok);
 	snprintf(buf, sizeof(buf), "%s", gateways);
 	for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
-		ck_assert_int_eq(mm_addr_parse(tok, &p->gateways[p->n_gateways++], "g", NULL), 0);
+		p->gateways[p->n_gateways++] = mm_test_addr(tok);
 	return p;
 }
 
@@ -54,10 +55,10 @@ static struct mm_table *stored(struct mm_partner *a, struct mm_partner *b)
 
 static void setup(void)
 {
-	ck_assert_int_eq(mm_prefix_parse("10.10.0.0/24", &locals[0], "", NULL), 0);
-	ck_assert_int_eq(mm_prefix_parse("2001:db8:10::/64", &locals[1], "", NULL), 0);
-	ck_assert_int_eq(mm_addr_parse("198.51.100.1", &tunnel[0], "", NULL), 0);
-	ck_assert_int_eq(mm_addr_parse("2001:db8:ff::1", &tunnel[1], "", NULL), 0);
+	locals[0] = mm_test_prefix("10.10.0.0/24");
+	locals[1] = mm_test_prefix("2001:db8:10::/64");
+	tunnel[0] = mm_test_addr("198.51.100.1");
+	tunnel[1] = mm_test_addr("2001:db8:ff::1");
 }
 
 static void expect_err(int r, const struct mm_err *err, enum mm_err_code code,
@@ -189,11 +190,10 @@ START_TEST(test_site_replaced)
 {
 	struct mm_table *t = stored(mk("a.example", "192.0.2.0/24", "198.51.100.10"),
 				    mk("b.example", "198.18.0.0/24", "198.51.100.20"));
-	struct mm_prefix other = { 0 };
+	struct mm_prefix other = mm_test_prefix("198.18.0.0/25");
 	struct mm_site moved = { &other, 1, tunnel, 2 };
 	struct mm_err err = { 0 };
 
-	ck_assert_int_eq(mm_prefix_parse("198.18.0.0/25", &other, "", NULL), 0);
 	ck_assert_int_eq(mm_table_set_site(t, &site, &err), 0);
 	expect_err(mm_table_set_site(t, &moved, &err), &err, MM_ERR_CONFLICT, "ranges[0]",
 		   "198.18.0.0/24 of partner b.example overlaps our own [local] cscf prefix "
