@@ -192,32 +192,30 @@ bool mm_prefix_overlaps(const struct mm_prefix *a, const struct mm_prefix *b)
 				: mm_prefix_contains(b, &a->addr);
 }
 
-void mm_prefix_host(const struct mm_addr *a, struct mm_prefix *ret)
-{
-	ret->addr = *a;
-	ret->len = mm_addr_bits(a->family);
-}
-
 #define V4(l, ...) { .addr = { .family = AF_INET, .bytes = { __VA_ARGS__ } }, .len = (l) }
 #define V6(l, ...) { .addr = { .family = AF_INET6, .bytes = { __VA_ARGS__ } }, .len = (l) }
+#define LINK_LOCAL "link-local addresses are not routed beyond one link"
+#define LOOPBACK "loopback traffic never leaves a host"
+#define MULTICAST "a multicast group is not a peer: no SA or SIP dialog has it"
 
 /* Mapped first: for ::/64 that is the reason that matters (addr.h). */
 static const struct mm_special specials[] = {
 	{ V6(96, [10] = 0xff, [11] = 0xff), "::ffff:0:0/96", "IPv4-mapped",
-	  "IPv4 addresses are written in IPv4 form (::ffff:a.b.c.d means a.b.c.d), so an IPv6 "
-	  "range around this block would claim every IPv4 sender a second time" },
+	  "IPv4 addresses are written in IPv4 form (::ffff:a.b.c.d means a.b.c.d), so an "
+	  "IPv6 range around this block would claim every IPv4 sender a second time" },
 	{ V4(8, 0), "0.0.0.0/8", "unspecified",
 	  "0.0.0.0/8 means 'this host' (RFC 1122) and is never a peer's address" },
 	{ V6(128, 0), "::/128", "unspecified", ":: is no host's address" },
-	{ V4(8, 127), "127.0.0.0/8", "loopback", "loopback traffic never leaves a host" },
-	{ V6(128, [15] = 1), "::1/128", "loopback", "loopback traffic never leaves a host" },
+	{ V4(8, 127), "127.0.0.0/8", "loopback", LOOPBACK },
+	{ V6(128, [15] = 1), "::1/128", "loopback", LOOPBACK },
 	{ V6(96, 0), "::/96", "IPv4-compatible",
 	  "IPv4-compatible IPv6 addresses (::a.b.c.d) are deprecated (RFC 4291)" },
-	{ V4(16, 169, 254), "169.254.0.0/16", "link-local", "link-local addresses are not routed beyond one link" },
-	{ V6(10, 0xfe, 0x80), "fe80::/10", "link-local", "link-local addresses are not routed beyond one link" },
-	{ V4(4, 224), "224.0.0.0/4", "multicast", "a multicast group is not a peer: no SA or SIP dialog has it" },
-	{ V6(8, 0xff), "ff00::/8", "multicast", "a multicast group is not a peer: no SA or SIP dialog has it" },
-	{ V4(32, 255, 255, 255, 255), "255.255.255.255/32", "broadcast", "the limited broadcast address is not a peer" },
+	{ V4(16, 169, 254), "169.254.0.0/16", "link-local", LINK_LOCAL },
+	{ V6(10, 0xfe, 0x80), "fe80::/10", "link-local", LINK_LOCAL },
+	{ V4(4, 224), "224.0.0.0/4", "multicast", MULTICAST },
+	{ V6(8, 0xff), "ff00::/8", "multicast", MULTICAST },
+	{ V4(32, 255, 255, 255, 255), "255.255.255.255/32", "broadcast",
+	  "the limited broadcast address is not a peer" },
 };
 
 const struct mm_special *mm_prefix_special(const struct mm_prefix *p)
@@ -230,8 +228,7 @@ const struct mm_special *mm_prefix_special(const struct mm_prefix *p)
 
 const struct mm_special *mm_addr_special(const struct mm_addr *a)
 {
-	struct mm_prefix host;
+	struct mm_prefix host = { .addr = *a, .len = mm_addr_bits(a->family) };
 
-	mm_prefix_host(a, &host);
 	return mm_prefix_special(&host);
 }

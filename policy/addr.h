@@ -64,10 +64,8 @@ struct mm_special {
  * or NULL.  The IPv4-mapped block is listed first, then unspecified,
  * loopback, IPv4-compatible, link-local, multicast and broadcast. */
 const struct mm_special *mm_prefix_special(const struct mm_prefix *p);
-/* mm_prefix_special of the host prefix of a. */
+/* mm_prefix_special of the host prefix (/32, /128) of a. */
 const struct mm_special *mm_addr_special(const struct mm_addr *a);
-/* The host prefix (/32, /128) of a. */
-void mm_prefix_host(const struct mm_addr *a, struct mm_prefix *ret);
 
 /* Canonical text (inet_ntop form; prefixes always carry "/len"). */
 const char *mm_addr_str(const struct mm_addr *a, char buf[MM_ADDR_STRLEN]);

@@ -227,6 +227,7 @@ static int table_index(struct mm_table *t, const struct mm_change *c, size_t n_c
 static int check_gateways(const struct mm_table *t, const struct mm_change *c, size_t n_c,
 			  struct mm_err *err)
 {
+	static const char why[] = "a partner's gateway is never another partner's address";
 	char sg[MM_ADDR_STRLEN], sr[MM_ADDR_STRLEN], field[32];
 
 	for (size_t i = 0; i < t->n; i++) {
@@ -243,15 +244,14 @@ static int check_gateways(const struct mm_table *t, const struct mm_change *c, s
 			if (is_changed(o, c, n_c) && !is_changed(p, c, n_c)) {
 				snprintf(field, sizeof(field), "ranges[%zu]", range_index(o, r));
 				return mm_err_set(err, MM_ERR_CONFLICT, field,
-						  "%s of partner %s holds the gateway %s of partner "
-						  "%s: a partner's gateway is never another partner's "
-						  "address", sr, o->domain, sg, p->domain);
+						  "%s of partner %s holds the gateway %s of "
+						  "partner %s: %s", sr, o->domain, sg, p->domain,
+						  why);
 			}
 			snprintf(field, sizeof(field), "gateways[%zu]", j);
 			return mm_err_set(err, MM_ERR_CONFLICT, field,
-					  "%s of partner %s is inside %s of partner %s: a partner's "
-					  "gateway is never another partner's address", sg, p->domain,
-					  sr, o->domain);
+					  "%s of partner %s is inside %s of partner %s: %s", sg,
+					  p->domain, sr, o->domain, why);
 		}
 	}
 	return 0;
