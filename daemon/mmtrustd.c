@@ -68,6 +68,7 @@ static int load_state(struct mmtrustd *d, struct mm_config *cfg, struct mm_store
 		      struct mm_table **ret_table, struct mm_err *err)
 {
 	struct mm_store *store = NULL;
+	struct mm_table *table = NULL;
 	int r;
 
 	r = make_parent_dir(cfg->store, 0750);
@@ -77,11 +78,21 @@ static int load_state(struct mmtrustd *d, struct mm_config *cfg, struct mm_store
 	r = mm_store_open(cfg->store, &store, err);
 	if (r < 0)
 		return r;
-	r = mm_store_load(store, cfg->reqid_min, cfg->reqid_max, ret_table, err);
+	r = mm_store_load(store, cfg->reqid_min, cfg->reqid_max, &table, err);
+	if (r == 0) {
+		/* [local] against the stored table: a start or reload that
+		 * would let a partner claim our own addresses is refused. */
+		struct mm_site site = { cfg->cscf, cfg->n_cscf, cfg->tunnel, cfg->n_tunnel };
+
+		r = mm_table_set_site(table, &site, err);
+		if (r < 0)
+			mm_table_free(table);
+	}
 	if (r < 0) {
 		mm_store_close(store);
 		return r;
 	}
+	*ret_table = table;
 	for (size_t i = 0; i < (*ret_table)->n; i++) {
 		const struct mm_partner *p = (*ret_table)->partners[i];
 
