@@ -71,6 +71,13 @@ void mm_jsonl_client_subscribe(struct mm_jsonl_client *c);
  * it once) to every subscriber. */
 void mm_jsonl_server_broadcast(struct mm_jsonl_server *s, const char *line, size_t len);
 
+/* The peer's login name (into name, size bytes) and primary group
+ * (ret_gid may be NULL) from the user database; safe on any thread
+ * (getpwuid_r).  0, -ENOENT (no such user), -ERANGE (name longer than
+ * size), -ENOMEM, or another -errno of the lookup. */
+int mm_jsonl_peer_user(const struct mm_jsonl_peer *peer, char *name, size_t size,
+		       gid_t *ret_gid);
+
 /* Root, the daemon's own user, or a process in group gid (its primary
  * group, a supplementary group it holds (SO_PEERGROUPS), or one the user
  * is listed in; (gid_t)-1: no group) may use a socket. */
