@@ -175,6 +175,18 @@ row "require_dst: with dst still answered" \
 	"{\"op\":\"inbound\",\"src\":\"192.0.2.10\",\"dst\":\"$CSCF4\"}" '.result | .protected and .pai == "keep"'
 contains "$(q '{"op":"inbound","src":"192.0.2.10"}')" "require_dst" "the refusal names the setting"
 
+# --- the cscf prefixes the answers use follow a reload ---------------------------
+sed -i 's|^cscf = .*|cscf = 10.0.9.0/24|' "$MM_TMP/mmtrustd.conf"
+kill -HUP "$DPID"
+moved() { q '{"op":"inbound","src":"192.0.2.10","dst":"10.0.9.5"}' | jq -e '.result.protected' >/dev/null; }
+check "after a reload to cscf 10.0.9.0/24: 10.0.9.5 is protected" wait_for 10 moved
+row "after the reload: the old cscf address is outside" \
+	"{\"op\":\"inbound\",\"src\":\"192.0.2.10\",\"dst\":\"$CSCF4\"}" \
+	'.result | .protected == false and .reason == "dst-not-cscf"'
+row "after the reload: IPv6 cscf gone, no IPv6 dst is covered" \
+	'{"op":"inbound","src":"2001:db8:a::1","dst":"2001:db8:10::5"}' \
+	'.result | .protected == false and .reason == "dst-not-cscf"'
+
 kill -TERM "$DPID"
 wait "$DPID"
 rc=$?

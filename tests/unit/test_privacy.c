@@ -174,42 +174,42 @@ START_TEST(test_outbound)
 END_TEST
 
 /* The in-policy's dst rule: a local prefix of src's family holds dst. */
+static const struct {
+	const char *src, *dst;  /* dst NULL: not given */
+	enum mm_dst_cover want;
+} cover_rows[] = {
+	{ "192.0.2.10", NULL, MM_DST_NOT_GIVEN },
+	{ "192.0.2.10", "10.0.0.5", MM_DST_IN_CSCF },
+	{ "192.0.2.10", "10.0.0.0", MM_DST_IN_CSCF },        /* the prefix's edges */
+	{ "192.0.2.10", "10.0.0.255", MM_DST_IN_CSCF },
+	{ "192.0.2.10", "10.0.1.0", MM_DST_OUTSIDE_CSCF },
+	{ "192.0.2.10", "9.255.255.255", MM_DST_OUTSIDE_CSCF },
+	/* our tunnel address, a management address: cleartext is delivered */
+	{ "192.0.2.10", "198.51.100.1", MM_DST_OUTSIDE_CSCF },
+	{ "2001:db8:a::1", "2001:db8:10::5", MM_DST_IN_CSCF },
+	{ "2001:db8:a::1", "2001:db8:11::5", MM_DST_OUTSIDE_CSCF },
+	/* The SPD pairs a local prefix only with partner ranges of its
+	 * family: an IPv6 dst for an IPv4 src is in no in-policy, nor the
+	 * reverse. */
+	{ "192.0.2.10", "2001:db8:10::5", MM_DST_OUTSIDE_CSCF },
+	{ "2001:db8:a::1", "10.0.0.5", MM_DST_OUTSIDE_CSCF },
+};
+
 START_TEST(test_dst_cover)
 {
 	struct mm_prefix local[2];
-	struct mm_addr src4, src6, a;
+	struct mm_addr src, dst;
 
 	ck_assert_int_eq(mm_prefix_parse("10.0.0.0/24", &local[0], "cscf", NULL), 0);
 	ck_assert_int_eq(mm_prefix_parse("2001:db8:10::/64", &local[1], "cscf", NULL), 0);
-	ck_assert_int_eq(mm_addr_parse("192.0.2.10", &src4, "src", NULL), 0);
-	ck_assert_int_eq(mm_addr_parse("2001:db8:a::1", &src6, "src", NULL), 0);
-
-	ck_assert_int_eq(mm_dst_cover(local, 2, &src4, NULL), MM_DST_NOT_GIVEN);
-	ck_assert_int_eq(mm_addr_parse("10.0.0.5", &a, "dst", NULL), 0);
-	ck_assert_int_eq(mm_dst_cover(local, 2, &src4, &a), MM_DST_IN_CSCF);
-	ck_assert_int_eq(mm_dst_cover(local, 1, &src4, &a), MM_DST_IN_CSCF);
-	ck_assert_int_eq(mm_dst_cover(local + 1, 1, &src4, &a), MM_DST_OUTSIDE_CSCF);
-	ck_assert_int_eq(mm_dst_cover(NULL, 0, &src4, &a), MM_DST_OUTSIDE_CSCF);
-	/* the prefix's edges */
-	ck_assert_int_eq(mm_addr_parse("10.0.0.255", &a, "dst", NULL), 0);
-	ck_assert_int_eq(mm_dst_cover(local, 2, &src4, &a), MM_DST_IN_CSCF);
-	ck_assert_int_eq(mm_addr_parse("10.0.1.0", &a, "dst", NULL), 0);
-	ck_assert_int_eq(mm_dst_cover(local, 2, &src4, &a), MM_DST_OUTSIDE_CSCF);
-	ck_assert_int_eq(mm_addr_parse("9.255.255.255", &a, "dst", NULL), 0);
-	ck_assert_int_eq(mm_dst_cover(local, 2, &src4, &a), MM_DST_OUTSIDE_CSCF);
-	/* our tunnel address, a management address: delivered in cleartext */
-	ck_assert_int_eq(mm_addr_parse("198.51.100.1", &a, "dst", NULL), 0);
-	ck_assert_int_eq(mm_dst_cover(local, 2, &src4, &a), MM_DST_OUTSIDE_CSCF);
-	ck_assert_int_eq(mm_addr_parse("2001:db8:10::5", &a, "dst", NULL), 0);
-	ck_assert_int_eq(mm_dst_cover(local, 2, &src6, &a), MM_DST_IN_CSCF);
-	ck_assert_int_eq(mm_addr_parse("2001:db8:11::5", &a, "dst", NULL), 0);
-	ck_assert_int_eq(mm_dst_cover(local, 2, &src6, &a), MM_DST_OUTSIDE_CSCF);
-	/* The SPD pairs a local prefix only with partner ranges of its family:
-	 * an IPv6 dst for an IPv4 src is in no in-policy, nor the reverse. */
-	ck_assert_int_eq(mm_addr_parse("2001:db8:10::5", &a, "dst", NULL), 0);
-	ck_assert_int_eq(mm_dst_cover(local, 2, &src4, &a), MM_DST_OUTSIDE_CSCF);
-	ck_assert_int_eq(mm_addr_parse("10.0.0.5", &a, "dst", NULL), 0);
-	ck_assert_int_eq(mm_dst_cover(local, 2, &src6, &a), MM_DST_OUTSIDE_CSCF);
+	ck_assert_int_eq(mm_addr_parse(cover_rows[_i].src, &src, "src", NULL), 0);
+	ck_assert(!cover_rows[_i].dst || mm_addr_parse(cover_rows[_i].dst, &dst, "dst", NULL) == 0);
+	ck_assert_msg(mm_dst_cover(local, 2, &src, cover_rows[_i].dst ? &dst : NULL) ==
+			      cover_rows[_i].want,
+		      "%s -> %s", cover_rows[_i].src, cover_rows[_i].dst);
+	/* without local prefixes nothing is covered */
+	if (cover_rows[_i].dst)
+		ck_assert_int_eq(mm_dst_cover(NULL, 0, &src, &dst), MM_DST_OUTSIDE_CSCF);
 }
 END_TEST
 
@@ -233,7 +233,7 @@ static Suite *suite(void)
 
 	tcase_add_loop_test(tc, test_inbound, 0, sizeof(in_rows) / sizeof(in_rows[0]));
 	tcase_add_loop_test(tc, test_outbound, 0, sizeof(out_rows) / sizeof(out_rows[0]));
-	tcase_add_test(tc, test_dst_cover);
+	tcase_add_loop_test(tc, test_dst_cover, 0, sizeof(cover_rows) / sizeof(cover_rows[0]));
 	tcase_add_test(tc, test_zero_dst_never_protects);
 	suite_add_tcase(s, tc);
 	return s;
