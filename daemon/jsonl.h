@@ -1,6 +1,6 @@
 /* A non-blocking Unix-socket server speaking newline-delimited JSON, one
  * request object per line, one answer per request, in order.  Used for the
- * admin socket and (later) the CSCF query socket.
+ * admin socket (main loop) and the CSCF query socket (its own thread).
  *
  * Each client has bounded buffers: a request line longer than max_line is
  * answered with a "line-too-long" error and the rest of that line is
