@@ -114,6 +114,7 @@ DAEMON_LIBOBJ = $(call obj,$(filter-out daemon/mmtrustd.c,$(DAEMON_SRC)))
 EXTRA_test_tablefile = $(call obj,cli/tablefile.c)
 EXTRA_test_vici = $(LIBVICI)
 EXTRA_test_vici_charon = $(LIBVICI)
+EXTRA_test_jsonl_peer = $(call obj,daemon/jsonl.c daemon/log.c)
 TEST_LIBS = $(call pc_libs,check $(PKGS_DAEMON) $(PKGS_NETLINK) $(PKGS_POLICY) $(PKGS_CLI)) -lm
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(call obj,$(UNIT_HELP)) $$(EXTRA_$$*) $(LIBPOLICY)
 	@$(if $(Q),echo "  LD      $@")

@@ -1083,7 +1083,7 @@ static int cmd_query(struct args *a, int *rc)
 	if (query_connect(&m, rc) < 0)
 		return 0;
 	if (!strcmp(what, "inbound")) {
-		r = mmtrust_inbound(m, a->pos[1], a->spi, &ans);
+		r = mmtrust_inbound(m, a->pos[1], a->dst, a->spi, &ans);
 	} else if (!strcmp(what, "outbound")) {
 		r = mmtrust_outbound(m, a->dst ? NULL : a->pos[1], a->dst, a->privacy_id, &ans);
 	} else if (!strcmp(what, "spi")) {

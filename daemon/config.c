@@ -177,6 +177,8 @@ static int handler(void *user, const char *section, const char *name, const char
 				       "'%s' is not strip-always or strip-if-privacy-id", value);
 	} else if (KEY("query", "max_clients"))
 		r = set_u32(&c->query_max_clients, value, x);
+	else if (KEY("query", "require_dst"))
+		r = set_bool(&c->query_require_dst, value, x);
 	else if (KEY("ike", "enabled"))
 		r = set_bool(&c->ike_enabled, value, x);
 	else if (KEY("ike", "vici_socket"))
