@@ -55,9 +55,9 @@ check "protected: true over the authenticated SA" [ "$(jq -r .protected <<<"$out
 check "keep P-Asserted-Identity" [ "$(jq -r .pai <<<"$out")" = keep ]
 check "reason protected" [ "$(jq -r .reason <<<"$out")" = protected ]
 check "the answer names the partner" [ "$(jq -r .partner <<<"$out")" = $A ]
-check "the answer's remote identity is the partner's domain" [ "$(jq -r .remote_id <<<"$out")" = $A ]
-check "the answer's inbound SPI is the kernel's inbound SA" [ "$(jq -r .spi_in <<<"$out")" = "$in_a" ]
-check "the answer's outbound SPI is the kernel's outbound SA" [ "$(jq -r .spi_out <<<"$out")" = "$out_a" ]
+check "the answer's remote identity is the partner's domain" [ "$(jq -r .sa.remote_id <<<"$out")" = $A ]
+check "the answer's inbound SPI is the kernel's inbound SA" [ "$(jq -r .sa.spi_in <<<"$out")" = "$in_a" ]
+check "the answer's outbound SPI is the kernel's outbound SA" [ "$(jq -r .sa.spi_out <<<"$out")" = "$out_a" ]
 
 out=$(q inbound $SIP_A --dst $CSCF --spi "$in_a")
 check "with the SA's own SPI: keep" [ "$(jq -r .pai <<<"$out")" = keep ]
