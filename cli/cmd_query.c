@@ -74,7 +74,7 @@ static int cmd_outbound(struct ctl *ctl, const struct ctl_args *a)
 	const char *dst = ctl_arg(a, O_DST_OUT);
 
 	if (!dst == !a->n_pos)
-		return ctl_usage(a, "give a DOMAIN or --dst ADDRESS, not both");
+		return ctl_usage(a, "give either a DOMAIN or --dst ADDRESS");
 	return ctl_query_show(ctl, ctl_pack(a, "{s:s, s:s*, s:s*, s:o*}", "op", "outbound", "domain",
 				 a->n_pos ? a->pos[0] : NULL, "dst", dst, "privacy",
 				 ctl_flag(a, O_PRIVACY_ID) ? json_pack("[s]", "id") : NULL),

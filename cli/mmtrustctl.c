@@ -224,11 +224,21 @@ static void command_help(FILE *f, const struct command *c)
 	fprintf(f, "\n%s", exit_status_help);
 }
 
+static const char *group_summary(const char *name)
+{
+	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+		if (!strcmp(groups[i].name, name))
+			return groups[i].summary;
+	return NULL;
+}
+
 static void main_help(FILE *f, const char *group)
 {
-	fprintf(f, "Usage: mmtrustctl [OPTIONS] %s%sCOMMAND [ARGS] [COMMAND OPTIONS]\n\n",
-		group ? group : "", group ? " " : "");
-	if (!group)
+	fprintf(f, "Usage: mmtrustctl [OPTIONS] %s%s [ARGS] [COMMAND OPTIONS]\n\n",
+		group ? group : "COMMAND", group ? " SUBCOMMAND" : "");
+	if (group)
+		fprintf(f, "%s: %s.\n\n", group, group_summary(group));
+	else
 		fputs("Provision and inspect the mmtrust service partner table: the trusted SIP\n"
 		      "peering partners of the Mm interface, their address ranges, IKE gateways,\n"
 		      "CA and ESP settings.  Every change goes through mmtrustd's admin socket, is\n"
@@ -245,8 +255,8 @@ static void main_help(FILE *f, const char *group)
 		fprintf(f, "  %-18s", name);
 		print_wrapped(f, c->summary, 20, 20);
 	}
-	fprintf(f, "\n'mmtrustctl %s%sCOMMAND --help' describes a command and its options.\n\n",
-		group ? group : "", group ? " " : "");
+	fprintf(f, "\n'mmtrustctl %s%s --help' describes a command and its options.\n\n",
+		group ? group : "COMMAND", group ? " SUBCOMMAND" : "");
 	if (!group) {
 		print_options(f, "Options before the command (a command takes those that apply to it after it too)",
 			      OPT(O_SOCKET) | OPT(O_QUERY_SOCKET) | OPT(O_JSON) | OPT(O_HELP));
@@ -393,14 +403,6 @@ static const struct command *find_command(const char *group, const char *name)
 	return NULL;
 }
 
-static bool is_group(const char *name)
-{
-	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
-		if (!strcmp(groups[i].name, name))
-			return true;
-	return false;
-}
-
 static bool is_help(const char *arg)
 {
 	return !strcmp(arg, "--help") || !strcmp(arg, "-h");
@@ -452,7 +454,7 @@ int main(int argc, char **argv)
 		main_help(stderr, NULL);
 		return EXIT_USAGE;
 	}
-	if (is_group(argv[i])) {
+	if (group_summary(argv[i])) {
 		group = argv[i++];
 		if (i >= argc || is_help(argv[i])) {
 			main_help(i >= argc ? stderr : stdout, group);
