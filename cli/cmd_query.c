@@ -33,8 +33,12 @@ static bool print_partner(const char *subject, const json_t *r)
 static void print_inbound(const json_t *r)
 {
 	const json_t *sa = json_object_get(r, "sa");
+	char subject[128];
 
-	if (!print_partner(jstr(r, "src"), r))
+	snprintf(subject, sizeof(subject), "%s%s%s", jstr(r, "src"),
+		 json_is_string(json_object_get(r, "dst")) ? " to " : "",
+		 json_is_string(json_object_get(r, "dst")) ? jstr(r, "dst") : "");
+	if (!print_partner(subject, r))
 		return;
 	printf(", protected %s", jyesno(r, "protected"));
 	if (json_is_object(sa))
@@ -155,8 +159,10 @@ const struct command query_commands[] = {
 	  "ADDRESS (over the SA with SPI, to our local address --dst): which partner's\n"
 	  "range holds ADDRESS, is the message protected by that partner's\n"
 	  "authenticated SA, keep or strip P-Asserted-Identity, and why.  The decision\n"
-	  "table is in docs/privacy.md.  A daemon that does not know \"dst\" refuses it\n"
-	  "(exit 1).  Exit status 0 whatever the answer (keep or strip).\n",
+	  "table is in docs/privacy.md.  Without --dst the answer is never\n"
+	  "'protected' (reason dst-not-given), and a daemon with [query] require_dst\n"
+	  "refuses the question (exit 1).  Exit status 0 whatever the answer (keep or\n"
+	  "strip).\n",
 	  QUERY | OPT(O_SPI) | OPT(O_DST_IN), 1, 1, cmd_inbound },
 	{ "query", "outbound", "DOMAIN | --dst ADDRESS [--privacy-id]",
 	  "may PAI go to this next hop",

@@ -175,7 +175,10 @@ json_ok "query inbound --json: every member of the answer" \
 	q --json query inbound 192.0.2.1
 json_ok "query outbound --json" '.domain == "der.example" and has("tunnel")' q --json query outbound der.example
 json_ok "query outbound --dst --json" '.dst == "192.0.2.9"' q --json query outbound --dst 192.0.2.9
-json_ok "query spi --json" '.partner == null and (.spi | type == "string")' q --json query spi 1234
+json_ok "query spi --json" '.partner == null and .spi == "0x00001234"' q --json query spi 0x1234
+# the daemon parses SPIs (one rule, docs/protocol.md); the CLI has none of its own
+expect_exit 1 "query spi in a spelling the daemon refuses" q query spi 1234
+contains "$ERR" "spi: " "the daemon's refusal names spi"
 expect_exit 1 "a refusal with --json" ctl --json partner show nobody.example
 check "the refusal is JSON on stdout" jq_ok '.ok == false and .error.code == "not-found"' "$OUT"
 "$CTL" --json --query-socket "$QUERY" query watch >"$MM_TMP/watch.out" 2>/dev/null &
