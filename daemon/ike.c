@@ -169,6 +169,7 @@ static void terminate_ike(struct mm_ike *ike, uint32_t ike_id)
 static void sa_refused(struct mm_ike *ike, const struct mm_sa_judgement *j, uint32_t spi)
 {
 	struct ike_refusal plan;
+	const char *next = "";
 
 	if (!ike)
 		return;
@@ -179,11 +180,11 @@ static void sa_refused(struct mm_ike *ike, const struct mm_sa_judgement *j, uint
 	if (!vici_client_is_connected(ike->cmd))
 		return;  /* everything is re-read on reconnect */
 	terminate_ike(ike, plan.terminate_ike_id);
+	if (plan.initiate)
+		next = initiate(ike, plan.tunnel) ? "; initiating again" : "; initiated < 5 s ago";
 	log_notice("partner %s (reqid %" PRIu32 "): charon told to terminate IKE_SA %" PRIu32
 		   "%s",
-		   plan.tunnel->info.domain, plan.tunnel->info.reqid, plan.terminate_ike_id,
-		   !plan.initiate ? "" : initiate(ike, plan.tunnel) ? "; initiating again"
-								   : "; initiated < 5 s ago");
+		   plan.tunnel->info.domain, plan.tunnel->info.reqid, plan.terminate_ike_id, next);
 }
 
 struct spi_pair {
@@ -855,7 +856,7 @@ int ike_xfrm_event(const struct mm_xfrm_event *ev, void *userdata)
 	mm_sa_judge(d->table, d->cfg.tunnel, d->cfg.n_tunnel, &f, &j);
 	if (!mm_sa_must_delete(j.verdict))
 		return 0;
-	log_err("identity mismatch: SA spi 0x%08" PRIx32 " %s -> %s carries reqid %" PRIu32
+	log_err("refused SA: spi 0x%08" PRIx32 " %s -> %s carries reqid %" PRIu32
 		" (%s%s): %s (%s); deleted",
 		sa->spi, mm_addr_str(&sa->src, s), mm_addr_str(&sa->dst, t), sa->reqid,
 		j.partner ? "partner " : "no partner has it", j.partner ? j.partner->domain : "",
