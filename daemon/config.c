@@ -230,6 +230,12 @@ int mm_config_load(const char *path, struct mm_config *ret, struct mm_err *err)
 	if (c.ike_enabled && (!c.ike_certificate[0] || !c.ike_private_key[0]))
 		return mm_err_set(err, MM_ERR_INVALID, "ike.certificate",
 				  "%s: [ike] enabled needs certificate and private_key", path);
+	/* Without a tunnel address every SA charon installs would be judged
+	 * "wrong-ends" (policy/sa.h), deleted and initiated again, forever. */
+	if (c.ike_enabled && c.n_tunnel == 0)
+		return mm_err_set(err, MM_ERR_INVALID, "local.tunnel",
+				  "%s: [ike] enabled needs [local] tunnel (our IKE and ESP "
+				  "endpoint address)", path);
 	if (c.spd_tag == 0)
 		return mm_err_set(err, MM_ERR_INVALID, "spd.tag",
 				  "%s: the tag must not be 0 (0 is every other program's policies)",
