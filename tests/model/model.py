@@ -181,13 +181,21 @@ class Model:
         s = req.get("set", {})
         for k, val in s.items():
             if k == "domain":
-                return "invalid"
+                if canon_domain(val) != canon_domain(req.get("domain")):
+                    return "invalid"
+                continue
             q[k] = val
         if not self.fields_ok(q):
             return "invalid"
         for k in ("ranges", "gateways"):
             norm = norm_range if k == "ranges" else norm_addr
             for x in req.get("add", {}).get(k, []):
+                # Adding what is there already (in any spelling) changes nothing.
+                try:
+                    if any(norm(x) == norm(y) for y in q[k]):
+                        continue
+                except ValueError:
+                    pass
                 q[k] = q[k] + [x]
             for x in req.get("remove", {}).get(k, []):
                 try:
@@ -311,14 +319,25 @@ def reference_spd(table, cfg):
     return want, per
 
 
-def reference_inbound(table, src):
+def lpm(table, src):
+    """Longest prefix match of an address over the table: (range, domain)."""
     a = norm_addr(src)
     best = None
     for d, p in table.items():
         for r in p["ranges"]:
             n = norm_range(r)
-            if a.version == n.version and a in n and (best is None or n.prefixlen > best[0]):
-                best = (n.prefixlen, d)
+            if a.version == n.version and a in n and (best is None or n.prefixlen > best[0].prefixlen):
+                best = (n, d)
+    return best
+
+
+def reference_range(table, src):
+    best = lpm(table, src)
+    return str(best[0]) if best else None
+
+
+def reference_inbound(table, src):
+    best = lpm(table, src)
     if best is None:
         return {"partner": None, "reason": "unknown-source", "pai": "strip"}
     p = table[best[1]]
@@ -992,11 +1011,15 @@ class Runner:
         self.kernel = ours
         self.daemon_table = table
         if problems:
-            cat = problems[0][0]
-            text = "\n".join(f"  [{c}] {t}" for c, t in problems[:40])
-            if len(problems) > 40:
-                text += f"\n  ... {len(problems) - 40} more"
-            raise Failure(cat, f"after {SETTLE:.0f} s:\n{text}")
+            lines, shown = [], {}
+            for c, t in problems:
+                shown[c] = shown.get(c, 0) + 1
+                if shown[c] <= 8:
+                    lines.append(f"  [{c}] {t}")
+            for c, k in shown.items():
+                if k > 8:
+                    lines.append(f"  [{c}] ... {k - 8} more")
+            raise Failure(problems[0][0], f"after {SETTLE:.0f} s:\n" + "\n".join(lines))
 
     def check_table(self, table):
         out = []
@@ -1108,6 +1131,15 @@ class Runner:
                 q["dst"] = CSCF_HOST[norm_addr(s).version]
             reqs.append(q)
         out = []
+        lookups = self.env.admin.call_many([{"op": "lookup", "address": s} for s in srcs])
+        for s, a in zip(srcs, lookups):
+            ref = reference_inbound(table, s)
+            res = a.get("result") or {}
+            rng = reference_range(table, s)
+            if not a.get("ok") or res.get("partner") != ref["partner"] or \
+                    (rng and res.get("range") != rng):
+                out.append(("lookup", f"lookup {s}: got {a.get('result') or a.get('error')}, "
+                            f"want partner={ref['partner']} range={rng}"))
         for s, a in zip(srcs, self.env.query.call_many(reqs)):
             if not a.get("ok"):
                 out.append(("query", f"inbound {s}: error {a.get('error')}"))
@@ -1160,51 +1192,44 @@ def make_cas(d):
     return cas
 
 
-def run_ops(build, cfg, cas, ops, without, log=None):
-    """Replay ops on a fresh daemon; returns (index, Failure) or None."""
+def drive(build, cfg, cas, without, ops=None, seed=0, steps=0, seconds=0, log=None):
+    """Run on a fresh daemon: the given ops, or generated ones (seed; steps,
+    or seconds when steps is 0).  The daemon's answers are checked once
+    before the first step too.  Returns (ops run, (index, Failure) or None,
+    seconds taken); index -1: before any step."""
     run = Runner(build, cfg, cas)
     run.without = without
     for c in ("ca0.pem", "ca1.pem"):
         shutil.copy(os.path.join(cas["dir"], c), run.env.path(c))
+    gen = Gen(random.Random(seed), run.model, without) if ops is None else None
+    done, i, t0 = [], -1, time.time()
     try:
-        for i, op in enumerate(ops):
+        op = {"do": "start", "note": "before any step (empty table)"}
+        while True:
+            try:
+                run.step(i, op)
+            except Failure as f:
+                f.log = run.env.log_tail()
+                return done, (i, f), time.time() - t0
+            i += 1
+            if ops is not None:
+                if i >= len(ops):
+                    break
+                op = ops[i]
+            else:
+                if (steps and i >= steps) or (not steps and time.time() - t0 >= seconds):
+                    break
+                op = gen.op()
+            done.append(op)
             if log:
                 log(i, op)
-            try:
-                run.step(i, op)
-            except Failure as f:
-                f.log = run.env.log_tail()
-                return i, f
-        return None
+        return done, None, time.time() - t0
     finally:
         run.close()
 
 
-def generate_and_run(build, cfg, cas, seed, steps, seconds, without, verbose):
-    rng = random.Random(seed)
-    run = Runner(build, cfg, cas)
-    run.without = without
-    for c in ("ca0.pem", "ca1.pem"):
-        shutil.copy(os.path.join(cas["dir"], c), run.env.path(c))
-    gen = Gen(rng, run.model, without)
-    ops = []
-    t0 = time.time()
-    try:
-        i = 0
-        while (steps and i < steps) or (not steps and time.time() - t0 < seconds):
-            op = gen.op()
-            ops.append(op)
-            if verbose:
-                print(f"  step {i}: {op['note']}", flush=True)
-            try:
-                run.step(i, op)
-            except Failure as f:
-                f.log = run.env.log_tail()
-                return ops, (i, f), time.time() - t0
-            i += 1
-        return ops, None, time.time() - t0
-    finally:
-        run.close()
+def run_ops(build, cfg, cas, ops, without, log=None):
+    return drive(build, cfg, cas, without, ops=ops, log=log)[1]
 
 
 def shrink(build, cfg, cas, ops, fail, without, budget):
@@ -1300,7 +1325,8 @@ def read_replay(path):
 
 def report(title, cfg, seed, ops, fail):
     i, f = fail
-    print(f"FAIL: {title}: seed {seed}, step {i} of {len(ops)}: {ops[i]['note']}")
+    where = f"step {i} of {len(ops)}: {ops[i]['note']}" if i >= 0 else "before any step"
+    print(f"FAIL: {title}: seed {seed}, {where}")
     print(f"  config: {cfg}")
     print(f"  [{f.category}] {f.text}")
     if getattr(f, "log", ""):
@@ -1316,7 +1342,8 @@ def main():
     ap.add_argument("--replay")
     ap.add_argument("--without", default=os.environ.get("MODEL_WITHOUT", ""),
                     help="comma-separated: mapped, spelling, move, swap, invalid, tamper, sighup, restart, cli")
-    ap.add_argument("--shrink-seconds", type=float, default=120)
+    ap.add_argument("--shrink-seconds", type=float,
+                    default=float(os.environ.get("MODEL_SHRINK_SECONDS", 120)))
     ap.add_argument("--out", default=None, help="where to write the shrunk sequence")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
@@ -1342,12 +1369,15 @@ def main():
         cfg = {"forward": crng.random() < 0.5, "tunnel6": crng.random() < 0.8}
         print(f"model: seed {seed}, {'%d steps' % steps if steps else '%.0f s' % a.seconds}, "
               f"config {cfg}, without {list(without) or 'nothing'}", flush=True)
-        ops, fail, took = generate_and_run(build, cfg, cas, seed, steps, a.seconds, without,
-                                           a.verbose)
+        log = (lambda i, op: print(f"  step {i}: {op['note']}", flush=True)) if a.verbose else None
+        ops, fail, took = drive(build, cfg, cas, without, seed=seed, steps=steps,
+                                seconds=a.seconds, log=log)
         if not fail:
             print(f"model: seed {seed}: {len(ops)} steps passed in {took:.1f} s")
             return 0
         report("model", cfg, seed, ops, fail)
+        if fail[0] < 0:
+            return 1
         print(f"model: shrinking {fail[0] + 1} steps (up to {a.shrink_seconds:.0f} s) ...", flush=True)
         t0 = time.time()
         best, r, tries, finished = shrink(build, cfg, cas, ops[:fail[0] + 1], fail[1], without,
