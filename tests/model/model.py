@@ -128,6 +128,10 @@ class Model:
 
     # -- what an operation does: (verdict, new table); verdict is "valid",
     # "invalid" (the daemon must refuse) or "either" (rules undecided).
+    def bad(self, why):
+        self.why = why
+        return "invalid"
+
     def predict(self, req):
         op = req.get("op")
         t = copy.deepcopy(self.table)
@@ -137,12 +141,12 @@ class Model:
             if v == "invalid":
                 return v, None
             if d in t:
-                return "invalid", None
+                return self.bad(f"{d} exists already"), None
             t[d] = q
         elif op in ("partner.set", "partner.del"):
             d = canon_domain(req.get("domain"))
             if d not in t:
-                return "invalid", None
+                return self.bad(f"no partner {req.get('domain')!r}"), None
             if op == "partner.del":
                 del t[d]
             else:
@@ -153,11 +157,11 @@ class Model:
             t = {}
             ps = req.get("partners")
             if not isinstance(ps, list):
-                return "invalid", None
+                return self.bad("partners is not a list"), None
             for p in ps:
                 v, d, q = self.partner_in(p)
                 if v == "invalid" or d in t:
-                    return "invalid", None
+                    return self.bad(self.why if v == "invalid" else f"{d} twice"), None
                 t[d] = q
         else:
             return "either", None
@@ -165,16 +169,16 @@ class Model:
 
     def partner_in(self, p):
         if not isinstance(p, dict):
-            return "invalid", None, None
+            return self.bad("a partner is not an object"), None, None
         d = canon_domain(p.get("domain"))
         need = ("kind", "agreement", "ranges", "gateways", "ca")
         if d is None or any(k not in p for k in need):
-            return "invalid", None, None
+            return self.bad(f"bad domain or a member missing: {p.get('domain')!r}"), None, None
         q = {k: p[k] for k in ("kind", "agreement", "ranges", "gateways", "ca")}
         for k, dv in DEFAULTS.items():
             q[k] = p.get(k, dv)
         if not self.fields_ok(q):
-            return "invalid", None, None
+            return self.bad("a member has a bad value"), None, None
         return "valid", d, q
 
     def set_in(self, q, req):
@@ -182,11 +186,11 @@ class Model:
         for k, val in s.items():
             if k == "domain":
                 if canon_domain(val) != canon_domain(req.get("domain")):
-                    return "invalid"
+                    return self.bad("the domain cannot change")
                 continue
             q[k] = val
         if not self.fields_ok(q):
-            return "invalid"
+            return self.bad("a member has a bad value")
         for k in ("ranges", "gateways"):
             norm = norm_range if k == "ranges" else norm_addr
             for x in req.get("add", {}).get(k, []):
@@ -202,9 +206,9 @@ class Model:
                     nx = norm(x)
                     keep = [y for y in q[k] if norm(y) != nx]
                 except ValueError:
-                    return "invalid"
+                    return self.bad(f"{x!r} does not parse")
                 if len(keep) == len(q[k]):
-                    return "invalid"
+                    return self.bad(f"{x} is not in {k}")
                 q[k] = keep
         return "valid"
 
@@ -229,41 +233,44 @@ class Model:
         allr = []
         for d, p in t.items():
             if not p["ranges"] or not p["gateways"]:
-                return "invalid"
+                return self.bad(f"{d}: no ranges or no gateways")
             if p["path"] == "seg" and p["kind"] != "ims":
-                return "invalid"
+                return self.bad(f"{d}: path seg needs kind ims")
             for r in p["ranges"]:
                 try:
                     n = norm_range(r)
                 except ValueError:
-                    return "invalid"
+                    return self.bad(f"{d}: range {r!r} is not a CIDR with host bits zero")
                 if n.prefixlen == 0:
-                    return "invalid"
+                    return self.bad(f"{d}: range {r} is /0")
                 if n.version == 6 and n.prefixlen < 96 and MAPPED.subnet_of(n):
-                    return "invalid"
-                if any(overlaps(n, c) for c in cscf) or any(a in n for a in tun):
-                    return "invalid"
+                    return self.bad(f"{d}: range {r} holds the mapped block ::ffff:0:0/96")
+                if any(overlaps(n, c) for c in cscf):
+                    return self.bad(f"{d}: range {r} overlaps a [local] cscf prefix")
+                if any(a in n for a in tun):
+                    return self.bad(f"{d}: range {r} holds our tunnel address")
                 if not self.cfg["tunnel6"] and ipaddress.ip_address(TUN[6]) in n:
                     verdict = "either"
                 allr.append((n, d))
         for i, (a, da) in enumerate(allr):
             for b, db in allr[i + 1:]:
                 if overlaps(a, b):
-                    return "invalid"
+                    return self.bad(f"{a} ({da}) overlaps {b} ({db})")
         for d, p in t.items():
             seen = set()
             for g in p["gateways"]:
                 try:
                     a = norm_addr(g)
                 except ValueError:
-                    return "invalid"
+                    return self.bad(f"{d}: gateway {g!r} does not parse")
                 if (a.is_unspecified or a.is_multicast or a.is_loopback or a.is_link_local
                         or a == ipaddress.ip_address("255.255.255.255") or a in tun):
-                    return "invalid"
+                    return self.bad(f"{d}: gateway {g} is unspecified, multicast, loopback, "
+                                    "link-local, broadcast or our tunnel address")
                 for n, dn in allr:
                     if a in n:
                         if dn != d:
-                            return "invalid"
+                            return self.bad(f"{d}: gateway {g} is inside {dn}'s range {n}")
                         verdict = "either"
                 if a in seen or any(a in c for c in cscf) or str(a) == TUN[6]:
                     verdict = "either"
@@ -319,27 +326,26 @@ def reference_spd(table, cfg):
     return want, per
 
 
-def lpm(table, src):
-    """Longest prefix match of an address over the table: (range, domain)."""
+def table_nets(table):
+    """(range, domain) of every range of the table, normalized."""
+    return [(norm_range(r), d) for d, p in table.items() for r in p["ranges"]]
+
+
+def lpm(nets, src):
+    """Longest prefix match of an address over table_nets(): (range, domain)."""
     a = norm_addr(src)
     best = None
-    for d, p in table.items():
-        for r in p["ranges"]:
-            n = norm_range(r)
-            if a.version == n.version and a in n and (best is None or n.prefixlen > best[0].prefixlen):
-                best = (n, d)
+    for n, d in nets:
+        if a.version == n.version and a in n and (best is None or n.prefixlen > best[0].prefixlen):
+            best = (n, d)
     return best
 
 
-def reference_range(table, src):
-    best = lpm(table, src)
-    return str(best[0]) if best else None
-
-
-def reference_inbound(table, src):
-    best = lpm(table, src)
+def reference_inbound(table, nets, src):
+    """What `inbound` must answer (docs/privacy.md; no tunnels here)."""
+    best = lpm(nets, src)
     if best is None:
-        return {"partner": None, "reason": "unknown-source", "pai": "strip"}
+        return {"partner": None, "reason": "unknown-source", "pai": "strip"}, None
     p = table[best[1]]
     if not p["enabled"]:
         reason = "partner-disabled"
@@ -349,8 +355,8 @@ def reference_inbound(table, src):
         reason = "seg-trusted"
     else:
         reason = "unprotected"
-    return {"partner": best[1], "reason": reason,
-            "pai": "keep" if reason == "seg-trusted" else "strip"}
+    return ({"partner": best[1], "reason": reason,
+             "pai": "keep" if reason == "seg-trusted" else "strip"}, str(best[0]))
 
 
 # ------------------------------------------------------------ the kernel
@@ -949,8 +955,8 @@ class Runner:
                 accepted = r.returncode == 0
                 detail = r.stderr.strip()
             if verdict == "invalid" and accepted:
-                raise Failure("accepted-invalid", f"the daemon accepted an input the rules refuse: "
-                              f"{op['note']}")
+                raise Failure("accepted-invalid", f"the daemon accepted an input the rules refuse "
+                              f"({self.model.why}): {op['note']}")
             if verdict == "valid" and not accepted:
                 raise Failure("refused-valid", f"the daemon refused a valid input: {op['note']}: "
                               f"{detail}")
@@ -1124,34 +1130,34 @@ class Runner:
 
     def check_queries(self, table):
         srcs = self.addresses(table)
+        nets = table_nets(table)
+        refs = [reference_inbound(table, nets, x) for x in srcs]
         reqs = []
-        for s in srcs:
-            q = {"op": "inbound", "src": s}
+        for x in srcs:
+            q = {"op": "inbound", "src": x}
             if self.use_dst:
-                q["dst"] = CSCF_HOST[norm_addr(s).version]
+                q["dst"] = CSCF_HOST[norm_addr(x).version]
             reqs.append(q)
         out = []
-        lookups = self.env.admin.call_many([{"op": "lookup", "address": s} for s in srcs])
-        for s, a in zip(srcs, lookups):
-            ref = reference_inbound(table, s)
+        lookups = self.env.admin.call_many([{"op": "lookup", "address": x} for x in srcs])
+        for x, (ref, rng), a in zip(srcs, refs, lookups):
             res = a.get("result") or {}
-            rng = reference_range(table, s)
             if not a.get("ok") or res.get("partner") != ref["partner"] or \
                     (rng and res.get("range") != rng):
-                out.append(("lookup", f"lookup {s}: got {a.get('result') or a.get('error')}, "
+                out.append(("lookup", f"lookup {x}: got {a.get('result') or a.get('error')}, "
                             f"want partner={ref['partner']} range={rng}"))
-        for s, a in zip(srcs, self.env.query.call_many(reqs)):
+        for x, (ref, _), a in zip(srcs, refs, self.env.query.call_many(reqs)):
             if not a.get("ok"):
-                out.append(("query", f"inbound {s}: error {a.get('error')}"))
+                out.append(("query", f"inbound {x}: error {a.get('error')}"))
                 continue
-            res, ref = a["result"], reference_inbound(table, s)
+            res = a["result"]
             got = {k: res.get(k) for k in ref}
             if got != ref or res.get("protected") is not False or \
-                    res.get("src") != str(norm_addr(s)):
-                out.append(("query", f"inbound {s}: got partner={res.get('partner')} "
+                    res.get("src") != str(norm_addr(x)):
+                out.append(("query", f"inbound {x}: got partner={res.get('partner')} "
                             f"reason={res.get('reason')} pai={res.get('pai')} src={res.get('src')}"
                             f", want partner={ref['partner']} reason={ref['reason']} "
-                            f"pai={ref['pai']} src={norm_addr(s)}"))
+                            f"pai={ref['pai']} src={norm_addr(x)}"))
         return out
 
     def check_churn(self, before, ours, refused):
@@ -1284,6 +1290,28 @@ def shrink(build, cfg, cas, ops, fail, without, budget):
     return best, (r if ok else None), tries[0], time.time() < t_end
 
 
+def describe(op):
+    """One readable line for a step."""
+    if op.get("do") not in ("admin", "cli"):
+        return op["note"]
+    req = op["req"]
+
+    def partner(p):
+        if not isinstance(p, dict):
+            return repr(p)
+        d = p.get("domain", "?")
+        rest = " ".join(f"{k}={json.dumps(v) if isinstance(v, (list, dict)) else v}"
+                        for k, v in p.items() if k != "domain")
+        return f"{d} {rest}"
+    via = "mmtrustctl " + " ".join(op["args"]) + "  ==  " if op["do"] == "cli" else ""
+    if req.get("op") == "partner.add":
+        return f"{via}partner.add {partner(req.get('partner'))}"
+    if req.get("op") == "apply":
+        return f"{via}apply [" + "; ".join(partner(p) for p in req.get("partners", [])) + "]"
+    rest = " ".join(f"{k}={json.dumps(v)}" for k, v in req.items() if k not in ("op", "domain"))
+    return f"{via}{req.get('op')} {req.get('domain')} {rest}".rstrip()
+
+
 def smaller(op):
     """Versions of an admin step with one list element less, bigger cuts
     (shorter paths: whole partners) first."""
@@ -1392,8 +1420,7 @@ def main():
               f"{time.time() - t0:.0f} s{'' if finished else ', budget used up'}); "
               f"replay with --replay {out}:")
         for j, op in enumerate(best):
-            print(f"  {j}. {op['note']}")
-            print(f"     {json.dumps(op)[:600]}")
+            print(f"  {j}. {describe(op)}")
         report("shrunk", cfg, seed, best, r)
         return 1
     finally:
