@@ -1,27 +1,41 @@
 #!/usr/bin/env python3
 """Model test: random, seeded, reproducible table changes against the real
 mmtrustd in a network namespace, checked after every step against a
-reference the test computes itself.
+reference the test computes itself (never the daemon's own audit).
 
-After every step:
+Steps: partner add/set/del over the admin socket and mmtrustctl, enable and
+disable, path/esp/kind/ca changes, ranges and gateways added, removed and
+replaced, ranges moved and swapped between partners inside one `apply`,
+whole-table applys, IPv4, IPv6 and IPv4-mapped spellings, inputs the rules
+refuse, policies deleted by hand (by index, deleteall), SIGHUP, restarts.
+
+After every step (and once before the first), within SETTLE seconds:
   table   the daemon's table (partner.list) equals the test's model of it
-          (mapped IPv6 spellings of IPv4 stored as IPv4);
+          (mapped IPv6 spellings of IPv4 are IPv4);
   spd     our kernel policies (ip -s xfrm policy, parsed here) equal the
-          set computed from the exported table and [local] by the rules of
-          daemon/spd.h, written again here;
-  churn   a policy whose content did not change kept its kernel index;
-  query   `inbound` answers for random addresses equal a longest-prefix
-          match over the table (partner, reason, pai, protected);
-  status  every active partner is in sync, with the expected count.
-A refused input must change nothing (table and kernel, to the index); an
-input the rules refuse must be refused; a valid one accepted.
+          set computed from that table and [local] by the rules of
+          daemon/spd.h, written again here; a foreign policy is untouched;
+  churn   a policy whose content did not change kept its kernel index (so
+          a restart or SIGHUP with an unchanged table changes nothing);
+  query   `inbound` (with dst when the daemon takes it) and `lookup` for
+          every range's edges, inside and neighbours, in every spelling,
+          equal a longest-prefix match over the table;
+  status  every active partner in sync, with the expected count.
+The model classifies each input: "invalid" must be refused and then
+change nothing (table and kernel, to the index); "valid" must be accepted;
+"either" (no rule decided yet) is followed whichever way the daemon goes.
 
-Usage: model.py [--seed N] [--steps N] [--seconds S] [--replay FILE]
-       [--without mapped,spelling,move,invalid,tamper,restart,...] BUILD
-MODEL_SEED / MODEL_STEPS / MODEL_SECONDS are read when the options are
-absent.  On a failure the steps are shrunk (delta debugging, fresh daemon
-per attempt) and the shortest failing sequence is printed and written to
-a file for --replay.  Python 3 standard library only; run as root."""
+Usage: model.py [--seed N] [--steps N | --seconds S] [--replay FILE]
+                [--without LIST] [-v] BUILD
+LIST (comma-separated) leaves kinds of steps out, to explore past a known
+failure: mapped, spelling, move, swap, invalid, tamper, sighup, restart,
+cli, add, set, ranges, gateways, del, enable, apply.  MODEL_SEED,
+MODEL_STEPS, MODEL_SECONDS, MODEL_WITHOUT, MODEL_SHRINK_SECONDS stand in
+for absent options.  A failure prints the seed, the step and the diff, then
+shrinks (delta debugging over the steps, then over list elements inside
+each step, a fresh daemon per attempt, bounded time) and prints the
+shortest failing sequence, also written as JSON lines for --replay.
+Python 3 standard library only; run as root."""
 
 import argparse
 import copy
@@ -153,6 +167,9 @@ class Model:
                 v = self.set_in(t[d], req)
                 if v == "invalid":
                     return v, None
+                if v == "either":
+                    tv = self.check_table(t)
+                    return ("invalid" if tv == "invalid" else "either"), t
         elif op == "apply":
             t = {}
             ps = req.get("partners")
@@ -191,15 +208,22 @@ class Model:
             q[k] = val
         if not self.fields_ok(q):
             return self.bad("a member has a bad value")
+        # add/remove name list elements; the same value in the spelling the
+        # daemon shows (canonical) must work.  Another spelling of a value
+        # that is there (exploded IPv6, mapped IPv4, or the spelling the
+        # element was added with) is not decided: "either", by value.
+        verdict = "valid"
         for k in ("ranges", "gateways"):
             norm = norm_range if k == "ranges" else norm_addr
             for x in req.get("add", {}).get(k, []):
-                # Adding what is there already (in any spelling) changes nothing.
                 try:
-                    if any(norm(x) == norm(y) for y in q[k]):
-                        continue
+                    same = [y for y in q[k] if norm(x) == norm(y)]
                 except ValueError:
-                    pass
+                    same = []
+                if same:
+                    if x != str(norm(x)):
+                        verdict = "either"
+                    continue
                 q[k] = q[k] + [x]
             for x in req.get("remove", {}).get(k, []):
                 try:
@@ -209,8 +233,10 @@ class Model:
                     return self.bad(f"{x!r} does not parse")
                 if len(keep) == len(q[k]):
                     return self.bad(f"{x} is not in {k}")
+                if x != str(nx):
+                    verdict = "either"
                 q[k] = keep
-        return "valid"
+        return verdict
 
     @staticmethod
     def fields_ok(q):
@@ -1369,7 +1395,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=os.environ.get("MODEL_SECONDS"))
     ap.add_argument("--replay")
     ap.add_argument("--without", default=os.environ.get("MODEL_WITHOUT", ""),
-                    help="comma-separated: mapped, spelling, move, swap, invalid, tamper, sighup, restart, cli")
+                    help="kinds of steps to leave out (see the top of this file)")
     ap.add_argument("--shrink-seconds", type=float,
                     default=float(os.environ.get("MODEL_SHRINK_SECONDS", 120)))
     ap.add_argument("--out", default=None, help="where to write the shrunk sequence")
