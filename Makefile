@@ -161,7 +161,7 @@ check: unit integration netns check-vm
 # against the real daemon for MODEL_SECONDS (600); the seed is printed,
 # MODEL_SEED repeats a run.
 soak: all
-	$(Q)python3 tests/model/model.py --seconds $${MODEL_SECONDS:-600} $(BUILD)
+	$(Q)/usr/bin/python3 tests/model/model.py --seconds $${MODEL_SECONDS:-600} $(BUILD)
 
 bench: all $(BENCH_BINS)
 	$(Q)set -e; for b in $(BENCH_BINS); do echo "== $$b"; $$b; done

@@ -28,7 +28,7 @@ change nothing (table and kernel, to the index); "valid" must be accepted;
 Usage: model.py [--seed N] [--steps N | --seconds S] [--replay FILE]
                 [--without LIST] [-v] BUILD
 LIST (comma-separated) leaves kinds of steps out, to explore past a known
-failure: mapped, spelling, move, swap, invalid, tamper, sighup, restart,
+failure: mapped, spelling, move, move2, swap, invalid, tamper, sighup, restart,
 cli, add, set, ranges, gateways, del, enable, apply.  MODEL_SEED,
 MODEL_STEPS, MODEL_SECONDS, MODEL_WITHOUT, MODEL_SHRINK_SECONDS stand in
 for absent options.  A failure prints the seed, the step and the diff, then
@@ -578,6 +578,7 @@ class Conn:
 class Gen:
     def __init__(self, rng, model, without):
         self.rng, self.m, self.without = rng, model, without
+        self.pending = []   # the second half of a move done in two steps
         keep = (lambda v: "::ffff:" not in v) if "mapped" in without else (lambda v: True)
         self.bad_ranges = [v for v in BAD_RANGES if keep(v)]
         self.bad_gateways = [v for v in BAD_GATEWAYS if keep(v)]
@@ -661,14 +662,16 @@ class Gen:
 
     def op(self):
         """One operation: a dict with "do" (what to run) and "note"."""
+        if self.pending:
+            return self.pending.pop(0)
         r, m = self.rng, self.m
         names = list(m.table)
         choices = [("add", 14), ("set", 16), ("ranges", 14), ("gateways", 6), ("del", 5),
-                   ("enable", 8), ("move", 8), ("swap", 5), ("apply", 7), ("invalid", 10),
+                   ("enable", 8), ("move", 8), ("move2", 4), ("swap", 5), ("apply", 7), ("invalid", 10),
                    ("cli", 5), ("tamper", 4), ("sighup", 2), ("restart", 1)]
         choices = [(k, w) for k, w in choices if k not in self.without]
         if len(names) < 2:
-            choices = [(k, w) for k, w in choices if k not in ("move", "swap")]
+            choices = [(k, w) for k, w in choices if k not in ("move", "move2", "swap")]
         if not names:
             choices = [(k, w * (k in ("add", "apply", "invalid"))) for k, w in choices]
         k = r.choices([c[0] for c in choices], [c[1] for c in choices])[0]
@@ -767,6 +770,19 @@ class Gen:
         t[b]["ranges"].append(w)
         return self.admin({"op": "apply", "partners": self.table_list(t)},
                           f"apply: move range {v} from {a} to {b} (as {w})")
+
+    def op_move2(self, names):
+        """A range changes owner in two steps: removed, then added."""
+        r = self.rng
+        a, b = r.sample(names, 2)
+        if len(self.m.table[a]["ranges"]) < 2:
+            return self.op_ranges(names)
+        v = r.choice(self.m.table[a]["ranges"])
+        w = self.spell_range(norm_range(v))
+        self.pending.append(self.admin({"op": "partner.set", "domain": b, "add": {"ranges": [w]}},
+                                       f"move, second step: add {w} to {b}"))
+        return self.admin({"op": "partner.set", "domain": a, "remove": {"ranges": [v]}},
+                          f"move, first step: remove {v} from {a}")
 
     def op_swap(self, names):
         r = self.rng
