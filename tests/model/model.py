@@ -1255,7 +1255,13 @@ def drive(build, cfg, cas, without, ops=None, seed=0, steps=0, seconds=0, log=No
         op = {"do": "start", "note": "before any step (empty table)"}
         while True:
             try:
-                run.step(i, op)
+                try:
+                    run.step(i, op)
+                except (OSError, ValueError, KeyError, TypeError) as e:
+                    # The daemon died, hung or answered nonsense.
+                    rc = run.env.proc.poll() if run.env.proc else None
+                    raise Failure("daemon", f"{type(e).__name__}: {e}; the daemon "
+                                  + ("is still running" if rc is None else f"exited with {rc}"))
             except Failure as f:
                 f.log = run.env.log_tail()
                 return done, (i, f), time.time() - t0
@@ -1417,6 +1423,8 @@ def main():
     ap.add_argument("--out", default=None, help="where to write the shrunk sequence")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
+    # Cleanup (daemon, namespace) runs in finally blocks: make SIGTERM reach them.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     build = os.path.realpath(a.build)
     without = tuple(x for x in a.without.split(",") if x)
     tmp = tempfile.mkdtemp(prefix="mmtrust-model-ca-")
