@@ -446,7 +446,7 @@ class Env:
     """A namespace, a store and a daemon of our own."""
     counter = 0
 
-    def __init__(self, build, cfg, cas, verbose=False):
+    def __init__(self, build, cfg, cas):
         Env.counter += 1
         self.build, self.cfg, self.cas = build, cfg, cas
         self.dir = tempfile.mkdtemp(prefix="mmtrust-model-")
@@ -925,7 +925,9 @@ class Gen:
         """Delete one of our policies by hand; the daemon must restore it.
         Replayable: named by selector, the index is looked up at run time."""
         r = self.rng
-        want, _ = reference_spd(self.m_daemon_view(), self.m.cfg)
+        # The reqid does not matter for the choice of a selector.
+        view = {d: dict(p, reqid=REQID_MIN) for d, p in self.m.table.items()}
+        want, _ = reference_spd(view, self.m.cfg)
         if not want:
             return {"do": "sighup", "note": "SIGHUP"}
         pol = r.choice(sorted(want))
@@ -934,12 +936,6 @@ class Gen:
                     "note": f"ip xfrm policy del index (dir {pol[0]} {pol[1]} -> {pol[2]})"}
         return {"do": "deleteall", "src": pol[1], "dst": pol[2],
                 "note": f"ip xfrm policy deleteall src {pol[1]} dst {pol[2]}"}
-
-    def m_daemon_view(self):
-        t = {}
-        for i, (d, p) in enumerate(sorted(self.m.table.items())):
-            t[d] = dict(p, reqid=REQID_MIN)   # the reqid does not matter for the choice
-        return t
 
     def op_sighup(self, names):
         return {"do": "sighup", "note": "SIGHUP"}
@@ -951,8 +947,8 @@ class Gen:
 # ------------------------------------------------------------- the runner
 
 class Runner:
-    def __init__(self, build, cfg, cas, quiet=False):
-        self.build, self.cfg, self.cas, self.quiet = build, cfg, cas, quiet
+    def __init__(self, build, cfg, cas):
+        self.build, self.cfg, self.cas = build, cfg, cas
         self.env = Env(build, cfg, cas)
         self.model = Model(cfg)
         self.kernel = {}        # our policies -> index, after the last step
@@ -982,7 +978,6 @@ class Runner:
         before_kernel = dict(self.kernel)
         do = op["do"]
         verdict, new_table, accepted = "valid", None, None
-        touched = set()
         if do in ("admin", "cli"):
             verdict, new_table = self.model.predict(op["req"])
             if do == "admin":
@@ -1003,10 +998,7 @@ class Runner:
                 raise Failure("refused-valid", f"the daemon refused a valid input: {op['note']}: "
                               f"{detail}")
             if accepted:
-                old = self.model.table
                 self.model.table = new_table
-                touched = {d for d in set(old) | set(new_table)
-                           if old.get(d) != new_table.get(d)}
         elif do == "export-apply":
             f = self.env.path("export.yaml")
             r = self.env.ctl("export", "-o", f)
@@ -1025,23 +1017,30 @@ class Runner:
             self.env.stop()
             self.env.start()
             self.use_dst = self.probe_dst()
-        self.settle(i, op, before_kernel, touched, accepted is False)
+        self.settle(before_kernel, accepted is False)
 
     def tamper(self, op):
-        if op["do"] == "deleteall":
-            self.env.ip("xfrm", "policy", "deleteall", "src", op["src"], "dst", op["dst"], check=False)
-            return
+        """Delete our policies on a selector by hand (nothing when a replay
+        has none there); ip(8) must succeed."""
         for key, idx in self.kernel.items():
-            if key[:3] == (op["dir"], op["src"], op["dst"]):
-                self.env.ip("xfrm", "policy", "del", "index", str(idx), "dir", op["dir"], check=False)
-                return
+            if key[1:3] != (op["src"], op["dst"]) or key[0] != op.get("dir", key[0]):
+                continue
+            if op["do"] == "deleteall":
+                args = ["deleteall", "src", op["src"], "dst", op["dst"]]
+            else:
+                args = ["del", "index", str(idx), "dir", op["dir"]]
+            try:
+                self.env.ip("xfrm", "policy", *args)
+            except RuntimeError as e:
+                raise Failure("tamper", str(e))
+            return
 
     def observe(self):
         ans = self.env.admin.call_many([{"op": "partner.list"}, {"op": "status"}])
         table = table_from_daemon(ans[0]["result"]["partners"])
         return table, ans[1]["result"], self.env.policies()
 
-    def settle(self, i, op, before_kernel, touched, refused):
+    def settle(self, before_kernel, refused):
         deadline = time.time() + SETTLE
         while True:
             problems = []
