@@ -1385,9 +1385,9 @@ def smaller(op):
     return out
 
 
-def write_replay(path, cfg, ops):
+def write_replay(path, cfg, without, ops):
     with open(path, "w") as f:
-        f.write(json.dumps({"config": cfg}) + "\n")
+        f.write(json.dumps({"config": cfg, "without": list(without)}) + "\n")
         for op in ops:
             f.write(json.dumps(op) + "\n")
 
@@ -1395,12 +1395,12 @@ def write_replay(path, cfg, ops):
 def read_replay(path):
     with open(path) as f:
         lines = [json.loads(x) for x in f if x.strip()]
-    return lines[0]["config"], lines[1:]
+    return lines[0]["config"], tuple(lines[0].get("without", ())), lines[1:]
 
 
 def report(title, cfg, seed, ops, fail):
     i, f = fail
-    where = f"step {i} of {len(ops)}: {ops[i]['note']}" if i >= 0 else "before any step"
+    where = f"step {i} of {len(ops)}: {describe(ops[i])}" if i >= 0 else "before any step"
     print(f"FAIL: {title}: seed {seed}, {where}")
     print(f"  config: {cfg}")
     print(f"  [{f.category}] {f.text}")
@@ -1431,10 +1431,12 @@ def main():
     cas["dir"] = tmp
     try:
         if a.replay:
-            cfg, ops = read_replay(a.replay)
-            print(f"model: replaying {len(ops)} steps from {a.replay}, config {cfg}")
+            cfg, recorded, ops = read_replay(a.replay)
+            without = without or recorded
+            print(f"model: replaying {len(ops)} steps from {a.replay}, config {cfg}, "
+                  f"without {list(without) or 'nothing'}")
             r = run_ops(build, cfg, cas, ops, without,
-                        log=(lambda i, op: print(f"  step {i}: {op['note']}")) if a.verbose else None)
+                        log=(lambda i, op: print(f"  step {i}: {describe(op)}")) if a.verbose else None)
             if r:
                 report("replay", cfg, "-", ops, r)
                 return 1
@@ -1464,7 +1466,7 @@ def main():
                   f"full sequence kept")
             best, r = ops[:fail[0] + 1], fail
         out = a.out or os.path.join(tempfile.gettempdir(), f"mmtrust-model-{seed}.jsonl")
-        write_replay(out, cfg, best)
+        write_replay(out, cfg, without, best)
         print(f"model: shortest failing sequence ({len(best)} steps, {tries} runs, "
               f"{time.time() - t0:.0f} s{'' if finished else ', budget used up'}); "
               f"replay with --replay {out}:")
