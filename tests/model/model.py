@@ -167,9 +167,6 @@ class Model:
                 v = self.set_in(t[d], req)
                 if v == "invalid":
                     return v, None
-                if v == "either":
-                    tv = self.check_table(t)
-                    return ("invalid" if tv == "invalid" else "either"), t
         elif op == "apply":
             t = {}
             ps = req.get("partners")
@@ -208,11 +205,8 @@ class Model:
             q[k] = val
         if not self.fields_ok(q):
             return self.bad("a member has a bad value")
-        # add/remove name list elements; the same value in the spelling the
-        # daemon shows (canonical) must work.  Another spelling of a value
-        # that is there (exploded IPv6, mapped IPv4, or the spelling the
-        # element was added with) is not decided: "either", by value.
-        verdict = "valid"
+        # add/remove go by value: any spelling of an element names it, and
+        # adding one that is there changes nothing.
         for k in ("ranges", "gateways"):
             norm = norm_range if k == "ranges" else norm_addr
             for x in req.get("add", {}).get(k, []):
@@ -221,8 +215,6 @@ class Model:
                 except ValueError:
                     same = []
                 if same:
-                    if x != str(norm(x)):
-                        verdict = "either"
                     continue
                 q[k] = q[k] + [x]
             for x in req.get("remove", {}).get(k, []):
@@ -233,10 +225,8 @@ class Model:
                     return self.bad(f"{x!r} does not parse")
                 if len(keep) == len(q[k]):
                     return self.bad(f"{x} is not in {k}")
-                if x != str(nx):
-                    verdict = "either"
                 q[k] = keep
-        return verdict
+        return "valid"
 
     @staticmethod
     def fields_ok(q):
