@@ -1328,7 +1328,8 @@ def shrink(build, cfg, cas, ops, fail, without, budget):
 
 
 def describe(op):
-    """One readable line for a step."""
+    """One readable line for a step (members at their default not shown;
+    the replay file has the step exactly as sent)."""
     if op.get("do") not in ("admin", "cli"):
         return op["note"]
     req = op["req"]
@@ -1338,7 +1339,7 @@ def describe(op):
             return repr(p)
         d = p.get("domain", "?")
         rest = " ".join(f"{k}={json.dumps(v) if isinstance(v, (list, dict)) else v}"
-                        for k, v in p.items() if k != "domain")
+                        for k, v in p.items() if k != "domain" and DEFAULTS.get(k) != v)
         return f"{d} {rest}"
     via = "mmtrustctl " + " ".join(op["args"]) + "  ==  " if op["do"] == "cli" else ""
     if req.get("op") == "partner.add":
