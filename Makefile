@@ -6,6 +6,7 @@
 #   make check-vm   only the VM tier
 #   make demo       the main job on embedded defaults, in a throw-away namespace
 #   make bench      the benchmarks under bench/
+#   make soak       the model test for ten minutes (MODEL_SECONDS, MODEL_SEED)
 #   make asan       unit tests under AddressSanitizer + UBSan
 #   make V=1        show the full commands
 #
@@ -63,7 +64,7 @@ NETNS_BINS := $(patsubst tests/netns/%.c,$(BUILD)/tests/netns/%,$(NETNS_SRC))
 ALL_CFLAGS = $(WARN) $(CFLAGS) -I. \
 	$(call pc_cflags,$(PKGS_POLICY) $(PKGS_NETLINK) $(PKGS_DAEMON) $(PKGS_CLI) check)
 
-.PHONY: all check check-vm unit integration netns demo bench asan clean deps install
+.PHONY: all check check-vm unit integration netns demo bench asan clean deps install soak
 .DEFAULT_GOAL := all
 
 all: $(MMTRUSTD) $(MMTRUSTCTL) $(LIBCLIENT_A) $(LIBCLIENT_SO) $(BUILD)/mmtrust.pc
@@ -155,6 +156,12 @@ check-vm: all
 
 check: unit integration netns check-vm
 	@echo "make check: all tests passed"
+
+# The model test for long (tests/model/model.py): random table changes
+# against the real daemon for MODEL_SECONDS (600); the seed is printed,
+# MODEL_SEED repeats a run.
+soak: all
+	$(Q)/usr/bin/python3 tests/model/model.py --seconds $${MODEL_SECONDS:-600} $(BUILD)
 
 bench: all $(BENCH_BINS)
 	$(Q)set -e; for b in $(BENCH_BINS); do echo "== $$b"; $$b; done
