@@ -1275,6 +1275,177 @@ START_TEST(test_lost_events_hold_index_deletes)
 }
 END_TEST
 
+/* ---- defect 2: ranges that change owner inside one change set ---- */
+
+/* One change set, in the order mm_table_diff() gives it (by domain), as
+ * the daemon applies it: reports are summed. */
+static void apply_set(struct mm_partner **before, struct mm_partner **after, size_t n,
+		      struct mm_spd_report *ret)
+{
+	struct mm_spd_report sum = { 0 };
+
+	for (size_t i = 0; i < n; i++) {
+		struct mm_spd_report rep;
+
+		ck_assert_int_eq(mm_spd_partner_changed(spd, before[i], after[i], &rep), 0);
+		sum.added += rep.added;
+		sum.updated += rep.updated;
+		sum.deleted += rep.deleted;
+		sum.failed += rep.failed;
+		mm_spd_report_done(&rep);
+	}
+	*ret = sum;
+}
+
+/* What partners[0..n) need, written out as ip prints it (IPv4 ranges, the
+ * first local only, which is forwarded). */
+static int expect_partners(struct mm_partner **p, size_t n, char **w)
+{
+	int k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char gw[MM_ADDR_STRLEN], rng[MM_ADDR_STRLEN];
+		const char *tun;
+
+		if (!p[i]->enabled)
+			continue;
+		mm_addr_str(&p[i]->gateways[0], gw);
+		tun = p[i]->gateways[0].family == AF_INET ? "192.0.2.1" : "2001:db8:ffff::1";
+		for (size_t r = 0; r < p[i]->n_ranges; r++)
+			expect_pair(w, &k, "198.51.100.0", 24, mm_addr_str(&p[i]->ranges[r].addr, rng),
+				    p[i]->ranges[r].len, tun, gw, p[i]->reqid, true);
+	}
+	return k;
+}
+
+/* After a change set: the kernel holds exactly what the new table needs,
+ * every partner's status agrees, and a full verify finds nothing to do. */
+static void check_owners(struct mm_partner **p, size_t n)
+{
+	struct mm_spd_report rep;
+	char *w[128];
+	int k = expect_partners(p, n, w);
+
+	check_kernel_has(w, k);
+	free_lines(w, k);
+	for (size_t i = 0; i < n; i++) {
+		struct mm_spd_status st;
+
+		ck_assert_int_eq(mm_spd_status(spd, p[i]->domain, false, &st), 0);
+		ck_assert_uint_eq(st.expected, p[i]->enabled ? 3 * p[i]->n_ranges : 0);
+		ck_assert_msg(st.in_sync == st.expected, "%s: in sync %zu of %zu", p[i]->domain,
+			      st.in_sync, st.expected);
+	}
+	ck_assert_int_eq(mm_spd_verify(spd, &rep), 0);
+	ck_assert_msg(rep.added + rep.updated + rep.deleted == 0,
+		      "verify changed %zu/%zu/%zu", rep.added, rep.updated, rep.deleted);
+	mm_spd_report_done(&rep);
+}
+
+/* Replace the table cur[0..2) by next[0..2) in one change set; checks
+ * that each moved selector was updated in place (same kernel index: no
+ * moment without a policy, never a delete after an add). */
+static void owner_step(struct mm_partner **cur, struct mm_partner **next, const char *moved,
+		       size_t want_updated, size_t want_deleted)
+{
+	unsigned before = ip_index_of("out", "198.51.100.0/24", moved, TAG), after;
+	struct mm_spd_report rep;
+
+	ck_assert_uint_ne(before, 0);
+	apply_set(cur, next, 2, &rep);
+	ck_assert_uint_eq(rep.failed, 0);
+	ck_assert_uint_eq(rep.added, 0);
+	ck_assert_uint_eq(rep.updated, want_updated);
+	ck_assert_uint_eq(rep.deleted, want_deleted);
+	after = ip_index_of("out", "198.51.100.0/24", moved, TAG);
+	ck_assert_msg(after == before, "%s: index %u became %u (deleted and re-added)", moved,
+		      before, after);
+	check_owners(next, 2);
+	for (int i = 0; i < 2; i++) {
+		partner_free(cur[i]);
+		cur[i] = next[i];
+	}
+}
+
+START_TEST(test_range_changes_owner)
+{
+	struct mm_partner *cur[2], *next[2];
+	struct mm_spd_report rep;
+
+	cur[0] = partner("alpha.example.net", RQ(1), "10.1.0.0/24 10.1.1.0/24", "100.64.0.1");
+	cur[1] = partner("beta.example.org", RQ(2), "10.2.0.0/24", "100.64.0.2");
+	ck_assert_int_eq(mm_spd_sync(spd, TABLE(cur), 2, &rep), 0);
+	mm_spd_report_done(&rep);
+	check_owners(cur, 2);
+
+	/* beta's range moves to alpha (alpha's change comes first). */
+	next[0] = partner("alpha.example.net", RQ(1), "10.1.0.0/24 10.1.1.0/24 10.2.0.0/24",
+			  "100.64.0.1");
+	next[1] = partner("beta.example.org", RQ(2), "10.3.0.0/24", "100.64.0.2");
+	/* beta gains 10.3/24 (added), so count its adds apart. */
+	{
+		unsigned before = ip_index_of("out", "198.51.100.0/24", "10.2.0.0/24", TAG);
+
+		apply_set(cur, next, 2, &rep);
+		ck_assert_uint_eq(rep.failed, 0);
+		ck_assert_uint_eq(rep.added, 3);
+		ck_assert_uint_eq(rep.updated, 3);
+		ck_assert_uint_eq(rep.deleted, 0);
+		ck_assert_uint_eq(ip_index_of("out", "198.51.100.0/24", "10.2.0.0/24", TAG), before);
+		check_owners(next, 2);
+		for (int i = 0; i < 2; i++) {
+			partner_free(cur[i]);
+			cur[i] = next[i];
+		}
+	}
+
+	/* ... and back from alpha to beta (beta's change comes second). */
+	next[0] = partner("alpha.example.net", RQ(1), "10.1.0.0/24 10.1.1.0/24", "100.64.0.1");
+	next[1] = partner("beta.example.org", RQ(2), "10.3.0.0/24 10.2.0.0/24", "100.64.0.2");
+	owner_step(cur, next, "10.2.0.0/24", 3, 0);
+
+	/* The two swap ranges. */
+	next[0] = partner("alpha.example.net", RQ(1), "10.3.0.0/24 10.2.0.0/24", "100.64.0.1");
+	next[1] = partner("beta.example.org", RQ(2), "10.1.0.0/24 10.1.1.0/24", "100.64.0.2");
+	owner_step(cur, next, "10.1.0.0/24", 12, 0);
+
+	/* alpha disabled, one of its ranges moves to beta in the same set. */
+	next[0] = partner("alpha.example.net", RQ(1), "10.3.0.0/24 10.2.0.0/24", "100.64.0.1");
+	next[0]->enabled = false;
+	next[1] = partner("beta.example.org", RQ(2), "10.1.0.0/24 10.1.1.0/24 10.3.0.0/24",
+			  "100.64.0.2");
+	owner_step(cur, next, "10.3.0.0/24", 3, 3);
+
+	/* alpha enabled again, taking a range of beta's in the same set. */
+	next[0] = partner("alpha.example.net", RQ(1), "10.2.0.0/24 10.1.1.0/24", "100.64.0.1");
+	next[1] = partner("beta.example.org", RQ(2), "10.1.0.0/24 10.3.0.0/24", "100.64.0.2");
+	{
+		unsigned before = ip_index_of("out", "198.51.100.0/24", "10.1.1.0/24", TAG);
+
+		apply_set(cur, next, 2, &rep);
+		ck_assert_uint_eq(rep.failed, 0);
+		ck_assert_uint_eq(rep.added, 3);    /* 10.2/24 comes back */
+		ck_assert_uint_eq(rep.updated, 3);  /* 10.1.1/24 changes owner */
+		ck_assert_uint_eq(rep.deleted, 0);
+		ck_assert_uint_eq(ip_index_of("out", "198.51.100.0/24", "10.1.1.0/24", TAG), before);
+		check_owners(next, 2);
+		for (int i = 0; i < 2; i++) {
+			partner_free(cur[i]);
+			cur[i] = next[i];
+		}
+	}
+
+	/* A range moves and the new owner's path (gateway, here of the
+	 * other family) changes in the same set: all of it updated. */
+	next[0] = partner("alpha.example.net", RQ(1), "10.2.0.0/24 10.1.1.0/24 10.3.0.0/24",
+			  "2001:db8:ff01::1");
+	next[1] = partner("beta.example.org", RQ(2), "10.1.0.0/24", "100.64.0.2");
+	owner_step(cur, next, "10.3.0.0/24", 9, 0);
+	partner_free(cur[0]);
+	partner_free(cur[1]);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("spd");
@@ -1299,6 +1470,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_foreign_survives_removal_no_monitor);
 	tcase_add_test(tc, test_stale_index_changes_hands);
 	tcase_add_test(tc, test_lost_events_hold_index_deletes);
+	tcase_add_test(tc, test_range_changes_owner);
 	suite_add_tcase(s, tc);
 	return s;
 }
