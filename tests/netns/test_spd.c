@@ -76,11 +76,30 @@ static void config_default(void)
 	ck_assert_int_eq(mm_addr_parse("2001:db8:ffff::1", &cfg.tunnel6, "", NULL), 0);
 }
 
+/* The daemon core's part: read the monitor for the engine. */
+static int drain(void *ud)
+{
+	(void)ud;
+	return mon ? mm_spd_read_monitor(spd, mon) : 0;
+}
+
 static void open_spd(void)
 {
 	ck_assert_int_eq(mm_nl_open(&nl), 0);
 	ck_assert_int_eq(mm_xfrm_monitor_open(&mon), 0);
-	ck_assert_int_eq(mm_spd_new(&cfg, nl, mon, on_note, NULL, &spd), 0);
+	mm_xfrm_monitor_ignore_portid(mon, mm_nl_portid(nl));
+	ck_assert_int_eq(mm_spd_new(&cfg, nl, drain, NULL, on_note, NULL, &spd), 0);
+}
+
+/* One partner's change, as a change set of one. */
+static int change1(const struct mm_partner *before, const struct mm_partner *after,
+		   struct mm_spd_report *ret)
+{
+	struct mm_change c = { .op = !before ? MM_CHANGE_ADD : !after ? MM_CHANGE_DEL : MM_CHANGE_SET,
+			       .before = (struct mm_partner *)before,
+			       .after = (struct mm_partner *)after };
+
+	return mm_spd_change(spd, &c, 1, ret);
 }
 
 static void close_spd(void)
@@ -350,7 +369,7 @@ static double pump(bool (*cond)(void *), void *arg, double limit, char *drifted,
 		struct pollfd pfd = { .fd = mm_xfrm_monitor_fd(mon), .events = POLLIN };
 
 		(void)poll(&pfd, 1, 20);
-		ck_assert_int_ge(mm_spd_process_events(spd), 0);
+		ck_assert_int_ge(drain(NULL), 0);
 		if (mm_spd_repair_pending(spd)) {
 			struct mm_spd_report rep;
 
@@ -405,17 +424,16 @@ START_TEST(test_program_three)
 	free_lines(w, n);
 	mm_spd_report_done(&rep);
 
-	ck_assert_int_eq(mm_spd_status(spd, "alpha.example.net", true, &st), 0);
+	ck_assert_int_eq(mm_spd_status(spd, "alpha.example.net", &st), 0);
 	ck_assert_uint_eq(st.expected, 6);
 	ck_assert_uint_eq(st.present, 6);
 	ck_assert_uint_eq(st.in_sync, 6);
 	ck_assert_uint_eq(st.missing, 0);
-	ck_assert_int_eq(st.sas, 0);
 	ck_assert(st.active);
-	ck_assert_int_eq(mm_spd_status(spd, "off.example.net", false, &st), 0);
+	ck_assert_int_eq(mm_spd_status(spd, "off.example.net", &st), 0);
 	ck_assert(!st.active);
 	ck_assert_uint_eq(st.expected, 0);
-	ck_assert_int_eq(mm_spd_status(spd, "nobody.example.net", false, &st), -ENOENT);
+	ck_assert_int_eq(mm_spd_status(spd, "nobody.example.net", &st), -ENOENT);
 	free_three();
 }
 END_TEST
@@ -563,7 +581,7 @@ START_TEST(test_foreign_untouched_and_conflict)
 	ck_assert_uint_eq(rep.deleted, 0);
 	mm_spd_report_done(&rep);
 	ck_assert_int_eq(count_notes(MM_SPD_NOTE_CONFLICT, "alpha.example.net"), 1);
-	ck_assert_int_eq(mm_spd_status(spd, "alpha.example.net", false, &st), 0);
+	ck_assert_int_eq(mm_spd_status(spd, "alpha.example.net", &st), 0);
 	ck_assert_uint_eq(st.conflicts, 1);
 	ck_assert_uint_eq(st.present, st.expected);
 
@@ -590,7 +608,7 @@ START_TEST(test_foreign_untouched_and_conflict)
 			    "priority 20 tmpl src 192.0.2.12 dst 192.0.2.1 proto esp reqid 9 "
 			    "mode tunnel"), 0);
 	usleep(50 * 1000);
-	ck_assert_int_ge(mm_spd_process_events(spd), 1);
+	ck_assert_int_ge(drain(NULL), 1);
 	ck_assert_int_eq(count_notes(MM_SPD_NOTE_CONFLICT, "gamma.example.com"), 1);
 	ck_assert(!mm_spd_repair_pending(spd));
 	/* A periodic verify neither repeats the notes nor touches them. */
@@ -600,7 +618,7 @@ START_TEST(test_foreign_untouched_and_conflict)
 	mm_spd_report_done(&rep);
 	ck_assert_int_eq(count_notes(MM_SPD_NOTE_CONFLICT, NULL), 2);
 	/* alpha goes: its conflict goes with it, the foreign policy stays. */
-	ck_assert_int_eq(mm_spd_partner_changed(spd, three[0], NULL, &rep), 0);
+	ck_assert_int_eq(change1(three[0], NULL, &rep), 0);
 	ck_assert_uint_eq(rep.deleted, 6);
 	ck_assert_uint_eq(rep.conflicts, 1);
 	mm_spd_report_done(&rep);
@@ -653,7 +671,7 @@ START_TEST(test_tag_squatter_and_stale)
 	mm_spd_report_done(&rep);
 	ck_assert_int_eq(count_notes(MM_SPD_NOTE_STALE, NULL), 1);
 	ck_assert_int_eq(count_notes(MM_SPD_NOTE_CONFLICT, "alpha.example.net"), 1);
-	ck_assert_int_eq(mm_spd_status(spd, "alpha.example.net", false, &st), 0);
+	ck_assert_int_eq(mm_spd_status(spd, "alpha.example.net", &st), 0);
 	ck_assert_uint_eq(st.missing, 1);
 	n = ip_policies(&v);
 	for (int i = 0; i < n; i++) {
@@ -682,7 +700,7 @@ START_TEST(test_partner_changes)
 
 	/* gamma gains a range: only its new policies are added. */
 	changed = partner("gamma.example.com", RQ(3), "10.3.3.0/24 10.3.4.0/24", "2001:db8:ff03::3");
-	ck_assert_int_eq(mm_spd_partner_changed(spd, three[2], changed, &rep), 0);
+	ck_assert_int_eq(change1(three[2], changed, &rep), 0);
 	ck_assert_uint_eq(rep.added, 3);
 	ck_assert_uint_eq(rep.updated + rep.deleted, 0);
 	ck_assert_uint_eq(rep.unchanged, 3);
@@ -701,10 +719,9 @@ START_TEST(test_partner_changes)
 	three[2] = changed;
 
 	/* alpha removed: its six policies go, nobody else's. */
-	ck_assert_int_eq(mm_spd_partner_changed(spd, three[0], NULL, &rep), 0);
+	ck_assert_int_eq(change1(three[0], NULL, &rep), 0);
 	ck_assert_uint_eq(rep.deleted, 6);
 	ck_assert_uint_eq(rep.added + rep.updated, 0);
-	ck_assert_uint_eq(rep.sa_deleted, 0);  /* no ESP here: no SA to delete */
 	mm_spd_report_done(&rep);
 	na = ip_policies(&after);
 	ck_assert_int_eq(na, nb + 3 - 6);
@@ -714,14 +731,14 @@ START_TEST(test_partner_changes)
 	{
 		struct mm_spd_status st;
 
-		ck_assert_int_eq(mm_spd_status(spd, "alpha.example.net", false, &st), -ENOENT);
+		ck_assert_int_eq(mm_spd_status(spd, "alpha.example.net", &st), -ENOENT);
 	}
 
 	/* beta disabled: its policies go too. */
 	changed = partner("beta.example.org", RQ(2), "10.2.0.0/16 2001:db8:20::/48",
 			  "2001:db8:ff02::2 100.64.0.2");
 	changed->enabled = false;
-	ck_assert_int_eq(mm_spd_partner_changed(spd, three[1], changed, &rep), 0);
+	ck_assert_int_eq(change1(three[1], changed, &rep), 0);
 	ck_assert_uint_eq(rep.deleted, 5);
 	mm_spd_report_done(&rep);
 	na = ip_policies(&after);
@@ -785,11 +802,11 @@ START_TEST(test_partner_problems)
 	mm_spd_report_done(&rep);
 	ck_assert_int_eq(count_notes(MM_SPD_NOTE_PARTNER_ERROR, "v6gw.example.net"), 1);
 	ck_assert_int_eq(count_notes(MM_SPD_NOTE_PARTNER_ERROR, "badreqid.example.net"), 1);
-	ck_assert_int_eq(mm_spd_status(spd, "v6gw.example.net", false, &st), 0);
+	ck_assert_int_eq(mm_spd_status(spd, "v6gw.example.net", &st), 0);
 	ck_assert_int_eq(st.error, -ENOENT);
 	ck_assert(strstr(st.message, "gateway"));
 	ck_assert_uint_eq(st.expected, 0);
-	ck_assert_int_eq(mm_spd_status(spd, "badreqid.example.net", false, &st), 0);
+	ck_assert_int_eq(mm_spd_status(spd, "badreqid.example.net", &st), 0);
 	ck_assert_int_eq(st.error, -ERANGE);
 	/* ok: skipped its IPv6 gateway for the IPv4 one. */
 	{
@@ -819,7 +836,7 @@ START_TEST(test_flush_and_overflow_resync)
 	/* A flush by someone else: everything of ours back, named as drift. */
 	ck_assert_int_eq(sh("ip xfrm policy flush"), 0);
 	usleep(50 * 1000);
-	(void)mm_spd_process_events(spd);
+	(void)drain(NULL);
 	ck_assert(mm_spd_repair_pending(spd));
 	ck_assert_int_eq(count_notes(MM_SPD_NOTE_RESYNC, NULL), 1);
 	ck_assert_int_eq(mm_spd_repair(spd, &rep), 0);
@@ -834,7 +851,7 @@ START_TEST(test_flush_and_overflow_resync)
 			    "dst 172.21.0.0/16 dir out priority 900; done | ip -batch -"), 0);
 	ck_assert_int_eq(sh("ip xfrm policy del index %u dir out",
 			    ip_index_of("out", "198.51.100.0/24", "10.1.0.0/24", TAG)), 0);
-	ck_assert_int_ge(mm_spd_process_events(spd), 0);
+	ck_assert_int_ge(drain(NULL), 0);
 	ck_assert_int_eq(count_notes(MM_SPD_NOTE_RESYNC, NULL), 2);
 	ck_assert(mm_spd_repair_pending(spd));
 	ck_assert_int_eq(mm_spd_repair(spd, &rep), 0);
@@ -923,7 +940,7 @@ START_TEST(test_ten_thousand)
 	/* The kernel's own count, through iproute2. */
 	ip_count(line, sizeof(line));
 	ck_assert_msg(strstr(line, "SPD IN  20000 OUT 20000 FWD 0"), "ip says: %s", line);
-	ck_assert_int_eq(mm_spd_status(spd, "p4711.example.net", false, &st), 0);
+	ck_assert_int_eq(mm_spd_status(spd, "p4711.example.net", &st), 0);
 	ck_assert_uint_eq(st.in_sync, 4);
 	/* Converged: a second pass has nothing to do. */
 	ck_assert_int_eq(mm_spd_verify(spd, &rep), 0);
@@ -1023,7 +1040,7 @@ static void foreign_between_dump_and_delete(bool with_monitor)
 	if (!with_monitor) {
 		close_spd();
 		ck_assert_int_eq(mm_nl_open(&nl), 0);
-		ck_assert_int_eq(mm_spd_new(&cfg, nl, NULL, on_note, NULL, &spd), 0);
+		ck_assert_int_eq(mm_spd_new(&cfg, nl, NULL, NULL, on_note, NULL, &spd), 0);
 	}
 	make_three();
 	ck_assert_int_eq(mm_spd_sync(spd, TABLE(three), 5, &rep), 0);
@@ -1053,7 +1070,7 @@ static void foreign_between_dump_and_delete(bool with_monitor)
 	ck_assert_uint_ne(fidx, 0);
 
 	/* No event handled since the dump: alpha leaves. */
-	ck_assert_int_eq(mm_spd_partner_changed(spd, three[0], NULL, &rep), 0);
+	ck_assert_int_eq(change1(three[0], NULL, &rep), 0);
 	ck_assert_uint_eq(rep.deleted, 6);  /* the one already gone counts as deleted */
 	ck_assert_uint_eq(rep.failed, 0);
 	mm_spd_report_done(&rep);
@@ -1135,7 +1152,7 @@ START_TEST(test_stale_index_changes_hands)
 	i3 = ip_index_of("in", src[2], "198.51.100.0/24", TAG);
 	ck_assert(i1 && i2 && i3);
 	usleep(50 * 1000);
-	ck_assert_int_eq(mm_spd_process_events(spd), 3);
+	ck_assert_int_eq(drain(NULL), 3);
 	ck_assert(mm_spd_repair_pending(spd));
 
 	/* 1: updated in place, priority out of our band: not ours now. */
@@ -1151,7 +1168,7 @@ START_TEST(test_stale_index_changes_hands)
 	ck_assert_uint_eq(ip_index_of("in", "172.16.0.0/16", "172.17.0.0/16", 0), i2);
 	mm_nl_free(other);
 	usleep(50 * 1000);
-	ck_assert_int_ge(mm_spd_process_events(spd), 3);
+	ck_assert_int_ge(drain(NULL), 3);
 	ck_assert_int_eq(count_notes(MM_SPD_NOTE_CONFLICT, NULL), 1);  /* the first */
 
 	/* 3, untouched, goes; the other two stay. */
@@ -1247,10 +1264,10 @@ START_TEST(test_lost_events_hold_index_deletes)
 				    sizeof(sz)), 0);
 	ck_assert_int_eq(sh("for i in $(seq 1 64); do echo xfrm policy add src 172.20.$i.0/24 "
 			    "dst 172.21.0.0/16 dir out priority 900; done | ip -batch -"), 0);
-	ck_assert_int_ge(mm_spd_process_events(spd), 0);
+	ck_assert_int_ge(drain(NULL), 0);
 	ck_assert_int_eq(count_notes(MM_SPD_NOTE_RESYNC, NULL), 1);
 
-	ck_assert_int_eq(mm_spd_partner_changed(spd, three[0], NULL, &rep), 0);
+	ck_assert_int_eq(change1(three[0], NULL, &rep), 0);
 	ck_assert_uint_eq(rep.deleted + rep.failed, 0);
 	mm_spd_report_done(&rep);
 	n = ip_policies(&v);
@@ -1278,23 +1295,17 @@ END_TEST
 /* ---- defect 2: ranges that change owner inside one change set ---- */
 
 /* One change set, in the order mm_table_diff() gives it (by domain), as
- * the daemon applies it: reports are summed. */
+ * the daemon applies it. */
 static void apply_set(struct mm_partner **before, struct mm_partner **after, size_t n,
 		      struct mm_spd_report *ret)
 {
-	struct mm_spd_report sum = { 0 };
+	struct mm_change c[8];
 
-	for (size_t i = 0; i < n; i++) {
-		struct mm_spd_report rep;
-
-		ck_assert_int_eq(mm_spd_partner_changed(spd, before[i], after[i], &rep), 0);
-		sum.added += rep.added;
-		sum.updated += rep.updated;
-		sum.deleted += rep.deleted;
-		sum.failed += rep.failed;
-		mm_spd_report_done(&rep);
-	}
-	*ret = sum;
+	ck_assert_uint_le(n, 8);
+	for (size_t i = 0; i < n; i++)
+		c[i] = (struct mm_change){ .op = MM_CHANGE_SET, .before = before[i],
+					   .after = after[i] };
+	ck_assert_int_eq(mm_spd_change(spd, c, n, ret), 0);
 }
 
 /* What partners[0..n) need, written out as ip prints it (IPv4 ranges, the
@@ -1331,7 +1342,7 @@ static void check_owners(struct mm_partner **p, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		struct mm_spd_status st;
 
-		ck_assert_int_eq(mm_spd_status(spd, p[i]->domain, false, &st), 0);
+		ck_assert_int_eq(mm_spd_status(spd, p[i]->domain, &st), 0);
 		ck_assert_uint_eq(st.expected, p[i]->enabled ? 3 * p[i]->n_ranges : 0);
 		ck_assert_msg(st.in_sync == st.expected, "%s: in sync %zu of %zu", p[i]->domain,
 			      st.in_sync, st.expected);
