@@ -1186,66 +1186,6 @@ START_TEST(test_stale_index_changes_hands)
 END_TEST
 
 /* The pure part: no kernel involved. */
-START_TEST(test_compute_desired)
-{
-	struct mm_spd_desired *d;
-	struct mm_xfrm_policy pol;
-	char a[MM_ADDR_STRLEN];
-
-	make_three();
-	ck_assert_int_eq(mm_spd_compute(&cfg, TABLE(three), 5, &d), 0);
-	ck_assert_uint_eq(d->n_want, 14);
-	ck_assert_uint_eq(d->n_problems, 0);
-	for (size_t i = 1; i < d->n_want; i++) {
-		const struct mm_spd_want *p = &d->want[i - 1], *q = &d->want[i];
-
-		ck_assert_uint_le(p->dir, q->dir);
-		ck_assert(p->dir != q->dir || p->src.addr.family <= q->src.addr.family);
-	}
-	/* in < out < fwd by value: the first want is an "in" one. */
-	ck_assert_uint_eq(d->want[0].dir, XFRM_POLICY_IN);
-	mm_spd_want_policy(&cfg, &d->want[0], &pol);
-	ck_assert_uint_eq(pol.sel.user, TAG);
-	ck_assert_uint_eq(pol.n_tmpl, 1);
-	ck_assert_uint_eq(pol.tmpl[0].proto, IPPROTO_ESP);
-	ck_assert_uint_eq(pol.tmpl[0].mode, XFRM_MODE_TUNNEL);
-	ck_assert(!pol.tmpl[0].optional);
-	ck_assert(mm_spd_is_ours(&cfg, &pol));
-	/* Outer endpoints turn round with the direction. */
-	for (size_t i = 0; i < d->n_want; i++) {
-		const struct mm_spd_want *w = &d->want[i];
-
-		if (w->partner != 2)
-			continue;
-		ck_assert_str_eq(mm_addr_str(w->dir == XFRM_POLICY_OUT ? &w->tdst : &w->tsrc, a),
-				 "2001:db8:ff03::3");
-	}
-	mm_spd_desired_free(d);
-
-	/* Two partners claiming one range: the later one loses it, noted. */
-	partner_free(three[3]);
-	three[3] = partner("dup.example.net", RQ(9), "10.1.0.0/24", "100.64.0.9");
-	ck_assert_int_eq(mm_spd_compute(&cfg, TABLE(three), 5, &d), 0);
-	ck_assert_uint_eq(d->n_want, 14);
-	ck_assert_uint_ge(d->n_problems, 1);
-	ck_assert_uint_eq(d->problems[0].partner, 3);
-	ck_assert_int_eq(d->problems[0].error, -EEXIST);
-	mm_spd_desired_free(d);
-
-	/* Priority: more specific selectors get smaller numbers. */
-	{
-		struct mm_prefix h32, n24, n16;
-
-		ck_assert_int_eq(mm_prefix_parse("198.51.100.10/32", &h32, "", NULL), 0);
-		ck_assert_int_eq(mm_prefix_parse("10.0.0.0/24", &n24, "", NULL), 0);
-		ck_assert_int_eq(mm_prefix_parse("10.0.0.0/16", &n16, "", NULL), 0);
-		ck_assert_uint_lt(mm_spd_priority(&cfg, &h32, &n24), mm_spd_priority(&cfg, &h32, &n16));
-		ck_assert_uint_eq(mm_spd_priority(&cfg, &h32, &n24), BASE + 256 - 56);
-	}
-	free_three();
-}
-END_TEST
-
 /* Events were lost: an index read before may have changed hands unseen,
  * so deletes by index wait for the full comparison the loss scheduled,
  * which reads the indexes again and deletes then. */
@@ -1464,7 +1404,6 @@ static Suite *suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_compute_desired);
 	tcase_add_test(tc, test_program_three);
 	tcase_add_test(tc, test_restart_unchanged);
 	tcase_add_test(tc, test_drift_deleted_by_index);
