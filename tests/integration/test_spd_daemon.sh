@@ -3,8 +3,9 @@
 # namespace this test creates and deletes: three partners (IPv4 and IPv6,
 # several ranges) checked against ip(8)'s own listing, drift repaired
 # within a second, a foreign policy left alone, a restart that changes
-# nothing in the kernel, removal and disabling clean up, 10,000 partners
-# converge.
+# nothing in the kernel, removal and disabling clean up, ranges that
+# change owner inside one apply (defect 2), 10,000 partners converge, the
+# SPD side switched off leaves the kernel side running.
 set -u
 BUILD=$(realpath "${1:-build}")
 . "$(dirname "$0")/../lib/common.sh"
@@ -291,6 +292,21 @@ check "status says the kernel is not programmed, and why" sh -c \
 	"'$CTL' --json status | jq -e '.kernel.programmed == false and (.kernel.error | contains(\"CAP_NET_ADMIN\"))' >/dev/null"
 check "provisioning still works" "$CTL" partner set p1.bulk.example --agreement yes
 check "still said only once" test "$(grep -c "CAP_NET_ADMIN" "$MM_TMP/daemon.log")" -eq 1
+stop_daemon
+
+# --- [spd] enabled = no: nothing programmed or removed, but the kernel
+# side still runs for the rest of the daemon (monitor, SA checks, audit)
+sed -i 's/^\[spd\]$/[spd]\nenabled = no/' "$MM_TMP/mmtrustd.conf"
+n_before=$(xp xfrm policy | grep -c '^src')
+: >"$MM_TMP/daemon.log"
+start_daemon
+check "SPD off: status says not programmed, because disabled" sh -c \
+	"'$CTL' --json status | jq -e '.kernel.programmed == false and (.kernel.error | contains(\"disabled\"))' >/dev/null"
+check "SPD off: audit still reads the kernel" sh -c \
+	"'$CTL' --json audit | jq -e '(.policies | length) == $n_before' >/dev/null"
+check "SPD off: no policy touched" test "$(xp xfrm policy | grep -c '^src')" -eq "$n_before"
+check "SPD off: said so once, no kernel error" sh -c \
+	"grep -c 'not programmed (.spd. enabled = no)' '$MM_TMP/daemon.log' | grep -qx 1 && ! grep -q 'policies are NOT programmed' '$MM_TMP/daemon.log'"
 stop_daemon
 
 summary "test_spd_daemon"

@@ -24,6 +24,7 @@
 
 #include "daemon/spd.h"
 #include "netlink/xfrm_state.h"
+#include "tests/unit/mkpartner.h"
 
 #define TAG MM_SPD_TAG_DEFAULT
 #define BASE MM_SPD_PRIO_BASE_DEFAULT
@@ -129,39 +130,6 @@ static void teardown(void)
 
 /* ---- partners, built by hand ---- */
 
-static struct mm_partner *partner(const char *domain, uint32_t reqid, const char *ranges,
-				  const char *gateways)
-{
-	struct mm_partner *p = calloc(1, sizeof(*p));
-	char buf[512], *tok, *save;
-
-	ck_assert_ptr_nonnull(p);
-	p->refs = 1;
-	snprintf(p->domain, sizeof(p->domain), "%s", domain);
-	p->kind = MM_KIND_IMS;
-	p->enabled = true;
-	p->path = MM_PATH_TUNNEL;
-	p->reqid = reqid;
-	p->ranges = calloc(16, sizeof(*p->ranges));
-	p->gateways = calloc(16, sizeof(*p->gateways));
-	snprintf(buf, sizeof(buf), "%s", ranges);
-	for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
-		ck_assert_int_eq(mm_prefix_parse(tok, &p->ranges[p->n_ranges++], "", NULL), 0);
-	snprintf(buf, sizeof(buf), "%s", gateways);
-	for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
-		ck_assert_int_eq(mm_addr_parse(tok, &p->gateways[p->n_gateways++], "", NULL), 0);
-	return p;
-}
-
-static void partner_free(struct mm_partner *p)
-{
-	if (!p)
-		return;
-	free(p->ranges);
-	free(p->gateways);
-	free(p);
-}
-
 /* Three partners: IPv4 with two ranges; mixed ranges with an IPv6 gateway
  * listed first; IPv4 ranges reached through an IPv6-only gateway.  Plus a
  * disabled one and one on the SEG path, which must get nothing. */
@@ -169,20 +137,20 @@ static struct mm_partner *three[5];
 
 static void make_three(void)
 {
-	three[0] = partner("alpha.example.net", RQ(1), "10.1.0.0/24 10.1.1.0/25", "100.64.0.1");
-	three[1] = partner("beta.example.org", RQ(2), "10.2.0.0/16 2001:db8:20::/48",
+	three[0] = mm_test_partner("alpha.example.net", RQ(1), "10.1.0.0/24 10.1.1.0/25", "100.64.0.1");
+	three[1] = mm_test_partner("beta.example.org", RQ(2), "10.2.0.0/16 2001:db8:20::/48",
 			   "2001:db8:ff02::2 100.64.0.2");
-	three[2] = partner("gamma.example.com", RQ(3), "10.3.3.0/24", "2001:db8:ff03::3");
-	three[3] = partner("off.example.net", RQ(4), "10.4.0.0/24", "100.64.0.4");
+	three[2] = mm_test_partner("gamma.example.com", RQ(3), "10.3.3.0/24", "2001:db8:ff03::3");
+	three[3] = mm_test_partner("off.example.net", RQ(4), "10.4.0.0/24", "100.64.0.4");
 	three[3]->enabled = false;
-	three[4] = partner("seg.example.net", RQ(5), "10.5.0.0/24", "100.64.0.5");
+	three[4] = mm_test_partner("seg.example.net", RQ(5), "10.5.0.0/24", "100.64.0.5");
 	three[4]->path = MM_PATH_SEG;
 }
 
 static void free_three(void)
 {
 	for (int i = 0; i < 5; i++) {
-		partner_free(three[i]);
+		mm_partner_unref(three[i]);
 		three[i] = NULL;
 	}
 }
@@ -699,7 +667,7 @@ START_TEST(test_partner_changes)
 	nb = ip_policies(&before);
 
 	/* gamma gains a range: only its new policies are added. */
-	changed = partner("gamma.example.com", RQ(3), "10.3.3.0/24 10.3.4.0/24", "2001:db8:ff03::3");
+	changed = mm_test_partner("gamma.example.com", RQ(3), "10.3.3.0/24 10.3.4.0/24", "2001:db8:ff03::3");
 	ck_assert_int_eq(change1(three[2], changed, &rep), 0);
 	ck_assert_uint_eq(rep.added, 3);
 	ck_assert_uint_eq(rep.updated + rep.deleted, 0);
@@ -715,7 +683,7 @@ START_TEST(test_partner_changes)
 		ck_assert_msg(same, "policy index %u was touched", before[i].index);
 	}
 	free(after);
-	partner_free(three[2]);
+	mm_partner_unref(three[2]);
 	three[2] = changed;
 
 	/* alpha removed: its six policies go, nobody else's. */
@@ -735,7 +703,7 @@ START_TEST(test_partner_changes)
 	}
 
 	/* beta disabled: its policies go too. */
-	changed = partner("beta.example.org", RQ(2), "10.2.0.0/16 2001:db8:20::/48",
+	changed = mm_test_partner("beta.example.org", RQ(2), "10.2.0.0/16 2001:db8:20::/48",
 			  "2001:db8:ff02::2 100.64.0.2");
 	changed->enabled = false;
 	ck_assert_int_eq(change1(three[1], changed, &rep), 0);
@@ -746,7 +714,7 @@ START_TEST(test_partner_changes)
 		ck_assert_uint_eq(after[j].reqid, RQ(3));
 	ck_assert_int_eq(na, 6);
 	free(after);
-	partner_free(changed);
+	mm_partner_unref(changed);
 	free(before);
 
 	/* A full sync of the resulting table agrees: nothing to do. */
@@ -791,11 +759,11 @@ START_TEST(test_partner_problems)
 	close_spd();
 	memset(&cfg.tunnel6, 0, sizeof(cfg.tunnel6));
 	open_spd();
-	p[0] = partner("v6gw.example.net", RQ(1), "10.8.0.0/24", "2001:db8:ff08::8");
-	p[1] = partner("badreqid.example.net", 42, "10.9.0.0/24", "100.64.0.9");
-	p[2] = partner("ok.example.net", RQ(3), "10.10.0.0/24", "2001:db8::a 100.64.0.10");
+	p[0] = mm_test_partner("v6gw.example.net", RQ(1), "10.8.0.0/24", "2001:db8:ff08::8");
+	p[1] = mm_test_partner("badreqid.example.net", 42, "10.9.0.0/24", "100.64.0.9");
+	p[2] = mm_test_partner("ok.example.net", RQ(3), "10.10.0.0/24", "2001:db8::a 100.64.0.10");
 	/* IPv6 traffic inside an IPv4 tunnel. */
-	p[3] = partner("v6in4.example.net", RQ(4), "2001:db8:44::/48", "100.64.0.44");
+	p[3] = mm_test_partner("v6in4.example.net", RQ(4), "2001:db8:44::/48", "100.64.0.44");
 	ck_assert_int_eq(mm_spd_sync(spd, TABLE(p), 4, &rep), 0);
 	ck_assert_uint_eq(rep.added, 5);
 	ck_assert_uint_eq(rep.failed, 0);
@@ -821,7 +789,7 @@ START_TEST(test_partner_problems)
 		free_lines(w, n);
 	}
 	for (int i = 0; i < 4; i++)
-		partner_free(p[i]);
+		mm_partner_unref(p[i]);
 }
 END_TEST
 
@@ -886,7 +854,7 @@ static struct mm_partner **many(size_t n)
 		snprintf(r, sizeof(r), "10.%zu.%zu.0/25 10.%zu.%zu.128/25", 100 + i / 256, i % 256,
 			 100 + i / 256, i % 256);
 		snprintf(g, sizeof(g), "100.%zu.%zu.%zu", 64 + i / 65536, (i / 256) % 256, i % 256);
-		t[i] = partner(d, RQ(1 + i), r, g);
+		t[i] = mm_test_partner(d, RQ(1 + i), r, g);
 	}
 	return t;
 }
@@ -894,7 +862,7 @@ static struct mm_partner **many(size_t n)
 static void many_free(struct mm_partner **t, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		partner_free(t[i]);
+		mm_partner_unref(t[i]);
 	free(t);
 }
 
@@ -1313,7 +1281,7 @@ static void owner_step(struct mm_partner **cur, struct mm_partner **next, const 
 		      before, after);
 	check_owners(next, 2);
 	for (int i = 0; i < 2; i++) {
-		partner_free(cur[i]);
+		mm_partner_unref(cur[i]);
 		cur[i] = next[i];
 	}
 }
@@ -1323,16 +1291,16 @@ START_TEST(test_range_changes_owner)
 	struct mm_partner *cur[2], *next[2];
 	struct mm_spd_report rep;
 
-	cur[0] = partner("alpha.example.net", RQ(1), "10.1.0.0/24 10.1.1.0/24", "100.64.0.1");
-	cur[1] = partner("beta.example.org", RQ(2), "10.2.0.0/24", "100.64.0.2");
+	cur[0] = mm_test_partner("alpha.example.net", RQ(1), "10.1.0.0/24 10.1.1.0/24", "100.64.0.1");
+	cur[1] = mm_test_partner("beta.example.org", RQ(2), "10.2.0.0/24", "100.64.0.2");
 	ck_assert_int_eq(mm_spd_sync(spd, TABLE(cur), 2, &rep), 0);
 	mm_spd_report_done(&rep);
 	check_owners(cur, 2);
 
 	/* beta's range moves to alpha (alpha's change comes first). */
-	next[0] = partner("alpha.example.net", RQ(1), "10.1.0.0/24 10.1.1.0/24 10.2.0.0/24",
+	next[0] = mm_test_partner("alpha.example.net", RQ(1), "10.1.0.0/24 10.1.1.0/24 10.2.0.0/24",
 			  "100.64.0.1");
-	next[1] = partner("beta.example.org", RQ(2), "10.3.0.0/24", "100.64.0.2");
+	next[1] = mm_test_partner("beta.example.org", RQ(2), "10.3.0.0/24", "100.64.0.2");
 	/* beta gains 10.3/24 (added), so count its adds apart. */
 	{
 		unsigned before = ip_index_of("out", "198.51.100.0/24", "10.2.0.0/24", TAG);
@@ -1345,31 +1313,31 @@ START_TEST(test_range_changes_owner)
 		ck_assert_uint_eq(ip_index_of("out", "198.51.100.0/24", "10.2.0.0/24", TAG), before);
 		check_owners(next, 2);
 		for (int i = 0; i < 2; i++) {
-			partner_free(cur[i]);
+			mm_partner_unref(cur[i]);
 			cur[i] = next[i];
 		}
 	}
 
 	/* ... and back from alpha to beta (beta's change comes second). */
-	next[0] = partner("alpha.example.net", RQ(1), "10.1.0.0/24 10.1.1.0/24", "100.64.0.1");
-	next[1] = partner("beta.example.org", RQ(2), "10.3.0.0/24 10.2.0.0/24", "100.64.0.2");
+	next[0] = mm_test_partner("alpha.example.net", RQ(1), "10.1.0.0/24 10.1.1.0/24", "100.64.0.1");
+	next[1] = mm_test_partner("beta.example.org", RQ(2), "10.3.0.0/24 10.2.0.0/24", "100.64.0.2");
 	owner_step(cur, next, "10.2.0.0/24", 3, 0);
 
 	/* The two swap ranges. */
-	next[0] = partner("alpha.example.net", RQ(1), "10.3.0.0/24 10.2.0.0/24", "100.64.0.1");
-	next[1] = partner("beta.example.org", RQ(2), "10.1.0.0/24 10.1.1.0/24", "100.64.0.2");
+	next[0] = mm_test_partner("alpha.example.net", RQ(1), "10.3.0.0/24 10.2.0.0/24", "100.64.0.1");
+	next[1] = mm_test_partner("beta.example.org", RQ(2), "10.1.0.0/24 10.1.1.0/24", "100.64.0.2");
 	owner_step(cur, next, "10.1.0.0/24", 12, 0);
 
 	/* alpha disabled, one of its ranges moves to beta in the same set. */
-	next[0] = partner("alpha.example.net", RQ(1), "10.3.0.0/24 10.2.0.0/24", "100.64.0.1");
+	next[0] = mm_test_partner("alpha.example.net", RQ(1), "10.3.0.0/24 10.2.0.0/24", "100.64.0.1");
 	next[0]->enabled = false;
-	next[1] = partner("beta.example.org", RQ(2), "10.1.0.0/24 10.1.1.0/24 10.3.0.0/24",
+	next[1] = mm_test_partner("beta.example.org", RQ(2), "10.1.0.0/24 10.1.1.0/24 10.3.0.0/24",
 			  "100.64.0.2");
 	owner_step(cur, next, "10.3.0.0/24", 3, 3);
 
 	/* alpha enabled again, taking a range of beta's in the same set. */
-	next[0] = partner("alpha.example.net", RQ(1), "10.2.0.0/24 10.1.1.0/24", "100.64.0.1");
-	next[1] = partner("beta.example.org", RQ(2), "10.1.0.0/24 10.3.0.0/24", "100.64.0.2");
+	next[0] = mm_test_partner("alpha.example.net", RQ(1), "10.2.0.0/24 10.1.1.0/24", "100.64.0.1");
+	next[1] = mm_test_partner("beta.example.org", RQ(2), "10.1.0.0/24 10.3.0.0/24", "100.64.0.2");
 	{
 		unsigned before = ip_index_of("out", "198.51.100.0/24", "10.1.1.0/24", TAG);
 
@@ -1381,19 +1349,19 @@ START_TEST(test_range_changes_owner)
 		ck_assert_uint_eq(ip_index_of("out", "198.51.100.0/24", "10.1.1.0/24", TAG), before);
 		check_owners(next, 2);
 		for (int i = 0; i < 2; i++) {
-			partner_free(cur[i]);
+			mm_partner_unref(cur[i]);
 			cur[i] = next[i];
 		}
 	}
 
 	/* A range moves and the new owner's path (gateway, here of the
 	 * other family) changes in the same set: all of it updated. */
-	next[0] = partner("alpha.example.net", RQ(1), "10.2.0.0/24 10.1.1.0/24 10.3.0.0/24",
+	next[0] = mm_test_partner("alpha.example.net", RQ(1), "10.2.0.0/24 10.1.1.0/24 10.3.0.0/24",
 			  "2001:db8:ff01::1");
-	next[1] = partner("beta.example.org", RQ(2), "10.1.0.0/24", "100.64.0.2");
+	next[1] = mm_test_partner("beta.example.org", RQ(2), "10.1.0.0/24", "100.64.0.2");
 	owner_step(cur, next, "10.3.0.0/24", 9, 0);
-	partner_free(cur[0]);
-	partner_free(cur[1]);
+	mm_partner_unref(cur[0]);
+	mm_partner_unref(cur[1]);
 }
 END_TEST
 

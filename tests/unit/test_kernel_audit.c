@@ -14,6 +14,7 @@
 
 #include "daemon/mmtrustd.h"
 #include "policy/sa.h"
+#include "tests/unit/mkpartner.h"
 #include "tests/unit/testmain.h"
 
 /* ---- the scripted kernel ---- */
@@ -94,16 +95,9 @@ static struct mm_prefix P(const char *s)
 
 static struct mm_partner *mk(const char *domain, uint32_t reqid, const char *gw, bool enabled)
 {
-	struct mm_partner *p = mm_partner_new();
+	struct mm_partner *p = mm_test_partner(domain, reqid, "", gw);
 
-	ck_assert_ptr_nonnull(p);
-	strcpy(p->domain, domain);
-	p->reqid = reqid;
 	p->enabled = enabled;
-	p->path = MM_PATH_TUNNEL;
-	p->gateways = calloc(1, sizeof(*p->gateways));
-	p->gateways[0] = A(gw);
-	p->n_gateways = 1;
 	return p;
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "daemon/spd_desired.h"
+#include "tests/unit/mkpartner.h"
 #include "tests/unit/testmain.h"
 
 #define RQ(n) (MM_SPD_REQID_MIN_DEFAULT + (n))
@@ -30,28 +31,6 @@ static void setup(void)
 	cfg.n_locals = 2;
 	ck_assert_int_eq(mm_addr_parse("192.0.2.1", &cfg.tunnel4, "", NULL), 0);
 	ck_assert_int_eq(mm_addr_parse("2001:db8:ffff::1", &cfg.tunnel6, "", NULL), 0);
-}
-
-static struct mm_partner *partner(const char *domain, uint32_t reqid, const char *ranges,
-				  const char *gateways)
-{
-	struct mm_partner *p = mm_partner_new();
-	char buf[512], *tok, *save;
-
-	ck_assert_ptr_nonnull(p);
-	snprintf(p->domain, sizeof(p->domain), "%s", domain);
-	p->enabled = true;
-	p->path = MM_PATH_TUNNEL;
-	p->reqid = reqid;
-	p->ranges = calloc(16, sizeof(*p->ranges));
-	p->gateways = calloc(16, sizeof(*p->gateways));
-	snprintf(buf, sizeof(buf), "%s", ranges);
-	for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
-		ck_assert_int_eq(mm_prefix_parse(tok, &p->ranges[p->n_ranges++], "", NULL), 0);
-	snprintf(buf, sizeof(buf), "%s", gateways);
-	for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
-		ck_assert_int_eq(mm_addr_parse(tok, &p->gateways[p->n_gateways++], "", NULL), 0);
-	return p;
 }
 
 #define TABLE(a) ((const struct mm_partner *const *)(a))
@@ -103,13 +82,13 @@ static struct mm_partner *three[5];
 
 static void make_three(void)
 {
-	three[0] = partner("alpha.example.net", RQ(1), "10.1.0.0/24 10.1.1.0/25", "100.64.0.1");
-	three[1] = partner("beta.example.org", RQ(2), "10.2.0.0/16 2001:db8:20::/48",
+	three[0] = mm_test_partner("alpha.example.net", RQ(1), "10.1.0.0/24 10.1.1.0/25", "100.64.0.1");
+	three[1] = mm_test_partner("beta.example.org", RQ(2), "10.2.0.0/16 2001:db8:20::/48",
 			   "2001:db8:ff02::2 100.64.0.2");
-	three[2] = partner("gamma.example.com", RQ(3), "10.3.3.0/24", "2001:db8:ff03::3");
-	three[3] = partner("off.example.net", RQ(4), "10.4.0.0/24", "100.64.0.4");
+	three[2] = mm_test_partner("gamma.example.com", RQ(3), "10.3.3.0/24", "2001:db8:ff03::3");
+	three[3] = mm_test_partner("off.example.net", RQ(4), "10.4.0.0/24", "100.64.0.4");
 	three[3]->enabled = false;
-	three[4] = partner("seg.example.net", RQ(5), "10.5.0.0/24", "100.64.0.5");
+	three[4] = mm_test_partner("seg.example.net", RQ(5), "10.5.0.0/24", "100.64.0.5");
 	three[4]->path = MM_PATH_SEG;
 }
 
@@ -184,10 +163,10 @@ START_TEST(test_problems)
 	struct mm_spd_desired *d;
 
 	memset(&cfg.tunnel6, 0, sizeof(cfg.tunnel6));
-	p[0] = partner("v6gw.example.net", RQ(1), "10.8.0.0/24", "2001:db8:ff08::8");
-	p[1] = partner("badreqid.example.net", 42, "10.9.0.0/24", "100.64.0.9");
-	p[2] = partner("nofamily.example.net", RQ(3), "2001:db8:9::/48", "100.64.0.10");
-	p[3] = partner("ok.example.net", RQ(4), "10.10.0.0/24", "2001:db8::a 100.64.0.10");
+	p[0] = mm_test_partner("v6gw.example.net", RQ(1), "10.8.0.0/24", "2001:db8:ff08::8");
+	p[1] = mm_test_partner("badreqid.example.net", 42, "10.9.0.0/24", "100.64.0.9");
+	p[2] = mm_test_partner("nofamily.example.net", RQ(3), "2001:db8:9::/48", "100.64.0.10");
+	p[3] = mm_test_partner("ok.example.net", RQ(4), "10.10.0.0/24", "2001:db8::a 100.64.0.10");
 	locals[1].prefix.addr.family = AF_INET;  /* no IPv6 local now */
 	ck_assert_int_eq(mm_prefix_parse("198.51.101.0/24", &locals[1].prefix, "", NULL), 0);
 	ck_assert_int_eq(mm_spd_compute(&cfg, TABLE(p), 4, &d), 0);
@@ -211,7 +190,7 @@ END_TEST
 
 START_TEST(test_template)
 {
-	struct mm_partner *p = partner("t.example", RQ(1), "10.0.0.0/8", "2001:db8::1 100.64.0.1");
+	struct mm_partner *p = mm_test_partner("t.example", RQ(1), "10.0.0.0/8", "2001:db8::1 100.64.0.1");
 	struct mm_addr tun, gw;
 	char a[MM_ADDR_STRLEN];
 
@@ -233,8 +212,8 @@ END_TEST
 START_TEST(test_one_owner)
 {
 	struct mm_partner *p[2] = {
-		partner("a.example", RQ(1), "10.1.0.0/24", "100.64.0.1"),
-		partner("b.example", RQ(2), "10.1.0.0/24 10.2.0.0/24", "100.64.0.2"),
+		mm_test_partner("a.example", RQ(1), "10.1.0.0/24", "100.64.0.1"),
+		mm_test_partner("b.example", RQ(2), "10.1.0.0/24 10.2.0.0/24", "100.64.0.2"),
 	};
 	struct mm_spd_desired *d;
 
@@ -266,9 +245,9 @@ START_TEST(test_moved_ranges_any_order)
 	struct mm_partner *p[3] = {
 		/* alpha took beta's 10.2/24 and gamma's 10.3/24; gamma took
 		 * alpha's 10.1/24 (a swap) and changed its gateway. */
-		partner("alpha.example", RQ(1), "10.2.0.0/24 10.3.0.0/24", "100.64.0.1"),
-		partner("beta.example", RQ(2), "10.4.0.0/24", "100.64.0.2"),
-		partner("gamma.example", RQ(3), "10.1.0.0/24", "2001:db8:ff03::3"),
+		mm_test_partner("alpha.example", RQ(1), "10.2.0.0/24 10.3.0.0/24", "100.64.0.1"),
+		mm_test_partner("beta.example", RQ(2), "10.4.0.0/24", "100.64.0.2"),
+		mm_test_partner("gamma.example", RQ(3), "10.1.0.0/24", "2001:db8:ff03::3"),
 	};
 	const int perms[6][3] = { { 0, 1, 2 }, { 0, 2, 1 }, { 1, 0, 2 },
 				  { 1, 2, 0 }, { 2, 0, 1 }, { 2, 1, 0 } };
