@@ -167,8 +167,8 @@ static int full_pass(struct mm_spd *spd, bool drift, struct mm_spd_report *rep)
 	if (r < 0) {
 		spd->need_full = true;
 		spd_note(spd, MM_SPD_NOTE_KERNEL_ERROR, NONE, NULL, r,
-		     "reading the SPD failed: %s%s%s", strerror(-r), res.extack[0] ? ": " : "",
-		     res.extack);
+			 "reading the SPD failed: %s%s%s", strerror(-r), res.extack[0] ? ": " : "",
+			 res.extack);
 		return r;
 	}
 	spd->ops.n = spd->dels.n = 0;
@@ -203,8 +203,8 @@ static int full_pass(struct mm_spd *spd, bool drift, struct mm_spd_report *rep)
 			continue;
 		spd_entry_policy(spd, pr->drift_x, &want);
 		spd_note(spd, MM_SPD_NOTE_DRIFT, (uint32_t)i, &want, 0,
-		     "%u of its policies (this one among them) were deleted or changed outside "
-		     "mmtrustd: restoring", pr->drift_n);
+			 "%u of its policies (this one among them) were deleted or changed outside "
+			 "mmtrustd: restoring", pr->drift_n);
 		pr->drift_n = 0;
 	}
 	r = spd_queue_stale(spd);
@@ -315,7 +315,7 @@ static int sync_step(struct mm_spd *spd, struct mm_spd_report *rep, void *data)
 			goto out;
 		if (!created) {
 			spd_note(spd, MM_SPD_NOTE_PARTNER_ERROR, x, NULL, -EEXIST,
-			     "the table names this domain twice: the second entry is ignored");
+				 "the table names this domain twice: the second entry is ignored");
 			continue;
 		}
 		spd_prec_fill(spd, x, p);

@@ -132,8 +132,8 @@ void spd_index_event(struct mm_spd *spd, const struct mm_xfrm_policy *p, bool go
 	 * policies; only a creator asking for that very index can do this. */
 	if (n && why == DEL_FOREIGN)
 		spd_note(spd, MM_SPD_NOTE_CONFLICT, NONE, p, 0,
-		     "index %u, which named a stale policy of ours, now names a foreign policy "
-		     "(priority %u, uid %u): not deleted", p->index, p->priority, p->sel.user);
+			 "index %u, which named a stale policy of ours, now names a foreign policy "
+			 "(priority %u, uid %u): not deleted", p->index, p->priority, p->sel.user);
 }
 
 static int op_encode(void *buf, size_t i, void *data)
@@ -193,8 +193,8 @@ static void op_done(size_t i, const struct mm_nl_result *res, void *data)
 		rep->failed++;
 		del_policy(d, &p);
 		spd_note(spd, MM_SPD_NOTE_KERNEL_ERROR, d->partner, &p, res->error,
-		     "delete refused: %s%s%s", strerror(-res->error),
-		     res->extack[0] ? ": " : "", res->extack);
+			 "delete refused: %s%s%s", strerror(-res->error),
+			 res->extack[0] ? ": " : "", res->extack);
 		return;
 	}
 	if (res->error == 0) {
@@ -220,8 +220,8 @@ static void op_done(size_t i, const struct mm_nl_result *res, void *data)
 	}
 	spd_entry_policy(spd, o->ref, &p);
 	spd_note(spd, MM_SPD_NOTE_KERNEL_ERROR, spd->e[o->ref].partner, &p, res->error,
-	     "%s refused: %s%s%s", o->kind == OP_NEW ? "add" : "update", strerror(-res->error),
-	     res->extack[0] ? ": " : "", res->extack);
+		 "%s refused: %s%s%s", o->kind == OP_NEW ? "add" : "update", strerror(-res->error),
+		 res->extack[0] ? ": " : "", res->extack);
 }
 
 static void op_pause(void *data)
@@ -307,8 +307,8 @@ int spd_queue_stale(struct mm_spd *spd)
 
 			del_policy(&spd->stale.v[first], &p);
 			spd_note(spd, MM_SPD_NOTE_STALE, NONE, &p, 0,
-			     "%zu of our policies with reqid %u (this one among them) belong to no "
-			     "partner: deleting", i + 1 - first, spd->stale.v[i].reqid);
+				 "%zu of our policies with reqid %u (this one among them) belong to no "
+				 "partner: deleting", i + 1 - first, spd->stale.v[i].reqid);
 			first = i + 1;
 		}
 		r = spd_push_del(spd, &spd->stale.v[i]);
