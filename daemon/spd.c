@@ -223,12 +223,12 @@ static int run(struct mm_spd *spd, int (*step)(struct mm_spd *, struct mm_spd_re
 	struct mm_spd_report rep;
 	int r;
 
-	if (spd->busy)
+	if (spd->phase != PH_IDLE)
 		return -EBUSY;
-	spd->busy = true;
+	spd->phase = PH_STEP;
 	report_reset(&rep);
 	r = step(spd, &rep, arg);
-	spd->busy = false;
+	spd->phase = PH_IDLE;
 	if (r < 0) {
 		mm_spd_report_done(&rep);
 		return r;

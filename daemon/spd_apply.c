@@ -126,7 +126,7 @@ void spd_index_event(struct mm_spd *spd, const struct mm_xfrm_policy *p, bool go
 			i++;
 		}
 	}
-	if (spd->applying)
+	if (spd->phase == PH_APPLY)
 		n += cancel_pending(spd, p->index, why);
 	/* The kernel does not hand out an index twice, short of 2^29 new
 	 * policies; only a creator asking for that very index can do this. */
@@ -256,14 +256,14 @@ int spd_apply(struct mm_spd *spd, struct mm_spd_report *rep)
 	for (size_t i = 0; i < spd->dels.n && !by_index; i++)
 		by_index = spd->dels.v[i].index != 0;
 	spd->rep = rep;
-	spd->applying = true;
+	spd->phase = PH_APPLY;
 	spd->pend_built = false;
 	/* Deletes by index are about to go out: bring the index map up to
 	 * date with what others changed since it was read. */
 	if (by_index)
 		spd_drain(spd);
 	r = mm_nl_batch(spd->nl, spd->ops.n, op_encode, op_done, spd->drain ? op_pause : NULL, spd);
-	spd->applying = false;
+	spd->phase = PH_STEP;
 	spd->pend.n = 0;
 	spd->rep = NULL;
 	spd->ops.n = 0;

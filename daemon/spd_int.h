@@ -147,17 +147,18 @@ struct mm_spd {
 	VEC(uint32_t) repair;
 	VEC(struct del) stale;     /* ours, no partner: to delete */
 	VEC(struct conflict) conf;
-	bool need_full;
+	bool need_full;            /* a full comparison is due */
 
-	/* One apply at a time. */
+	/* One step at a time (a note or drain callback calling back in is
+	 * refused). */
+	enum { PH_IDLE, PH_STEP, PH_APPLY } phase;  /* PH_APPLY: requests in flight */
+
 	VEC(struct op) ops;
 	VEC(struct del) dels;
 	VEC(struct pend) pend;     /* by-index dels sorted by index, built on demand */
 	bool pend_built;
-	bool applying;
 	bool index_lost;           /* events lost since the indexes were read */
 	struct mm_spd_report *rep;
-	bool busy;
 	bool draining;             /* inside drain */
 };
 
