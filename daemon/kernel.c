@@ -180,7 +180,8 @@ static int on_verify(sd_event_source *s, uint64_t usec, void *userdata)
 	int r;
 
 	if (d->spd) {
-		r = mm_spd_verify(d->spd, &rep);
+		r = mm_spd_verify(d->spd, (const struct mm_partner *const *)d->table->partners,
+				  d->table->n, &rep);
 		if (r < 0)
 			log_err("spd periodic check: %s", strerror(-r));
 		log_report("periodic check", &rep);

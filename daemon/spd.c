@@ -561,15 +561,55 @@ int mm_spd_repair(struct mm_spd *spd, struct mm_spd_report *ret)
 	return run(spd, repair_step, NULL, ret);
 }
 
+/* Does the mirror want exactly what the table wants: the same selectors,
+ * each with the owner and template computed afresh?  1 yes, 0 no. */
+static int mirror_agrees(const struct mm_spd *spd, const struct sync_arg *a)
+{
+	struct mm_spd_desired *d = NULL;
+	int r = mm_spd_compute(&spd->cfg, a->partners, a->n, &d);
+
+	if (r < 0)
+		return r;
+	r = d->n_want == spd->live_e;
+	for (size_t k = 0; r && k < d->n_want; k++) {
+		const struct mm_spd_want *w = &d->want[k];
+		uint32_t x = spd_entry_find(spd, w->dir, &w->src, &w->dst);
+		const struct prec *pr = x != NONE ? &spd->p[spd->e[x].partner] : NULL;
+		bool out = w->dir == XFRM_POLICY_OUT;
+
+		r = pr && strcmp(pr->domain, a->partners[w->partner]->domain) == 0 &&
+		    pr->reqid == w->reqid && !mm_addr_cmp(&pr->tun, out ? &w->tsrc : &w->tdst) &&
+		    !mm_addr_cmp(&pr->gw, out ? &w->tdst : &w->tsrc);
+	}
+	mm_spd_desired_free(d);
+	return r;
+}
+
 static int verify_step(struct mm_spd *spd, struct mm_spd_report *rep, void *data)
 {
-	(void)data;
+	const struct sync_arg *a = data;
+	int r;
+
+	if (a->partners) {
+		r = mirror_agrees(spd, a);
+		if (r < 0)
+			return r;
+		if (r == 0) {
+			spd_note(spd, MM_SPD_NOTE_RESYNC, NONE, NULL, 0,
+				 "the engine's view of what is wanted disagreed with the table: "
+				 "rebuilt from the table");
+			return sync_step(spd, rep, data);
+		}
+	}
 	return full_pass(spd, true, rep);
 }
 
-int mm_spd_verify(struct mm_spd *spd, struct mm_spd_report *ret)
+int mm_spd_verify(struct mm_spd *spd, const struct mm_partner *const *partners, size_t n,
+		  struct mm_spd_report *ret)
 {
-	return run(spd, verify_step, NULL, ret);
+	struct sync_arg a = { partners, n };
+
+	return run(spd, verify_step, &a, ret);
 }
 
 /* ---- status ---- */

@@ -428,7 +428,7 @@ START_TEST(test_restart_unchanged)
 	ck_assert_uint_eq(rep.unchanged, (size_t)nb);
 	mm_spd_report_done(&rep);
 	/* And a periodic verify changes nothing either. */
-	ck_assert_int_eq(mm_spd_verify(spd, &rep), 0);
+	ck_assert_int_eq(mm_spd_verify(spd, NULL, 0, &rep), 0);
 	ck_assert_uint_eq(rep.added + rep.updated + rep.deleted, 0);
 	mm_spd_report_done(&rep);
 	na = ip_policies(&after);
@@ -580,7 +580,7 @@ START_TEST(test_foreign_untouched_and_conflict)
 	ck_assert_int_eq(count_notes(MM_SPD_NOTE_CONFLICT, "gamma.example.com"), 1);
 	ck_assert(!mm_spd_repair_pending(spd));
 	/* A periodic verify neither repeats the notes nor touches them. */
-	ck_assert_int_eq(mm_spd_verify(spd, &rep), 0);
+	ck_assert_int_eq(mm_spd_verify(spd, NULL, 0, &rep), 0);
 	ck_assert_uint_eq(rep.conflicts, 2);
 	ck_assert_uint_eq(rep.added + rep.updated + rep.deleted, 0);
 	mm_spd_report_done(&rep);
@@ -592,7 +592,7 @@ START_TEST(test_foreign_untouched_and_conflict)
 	mm_spd_report_done(&rep);
 	ck_assert_uint_eq(ip_index_of("out", "198.51.100.0/24", "10.1.0.0/24", 0), cidx);
 	ck_assert_uint_eq(ip_index_of("out", "198.51.100.0/24", "10.1.0.0/24", TAG), 0);
-	ck_assert_int_eq(mm_spd_verify(spd, &rep), 0);
+	ck_assert_int_eq(mm_spd_verify(spd, NULL, 0, &rep), 0);
 	ck_assert_uint_eq(rep.conflicts, 1);
 	ck_assert_uint_eq(rep.added + rep.updated + rep.deleted, 0);
 	mm_spd_report_done(&rep);
@@ -910,8 +910,13 @@ START_TEST(test_ten_thousand)
 	ck_assert_msg(strstr(line, "SPD IN  20000 OUT 20000 FWD 0"), "ip says: %s", line);
 	ck_assert_int_eq(mm_spd_status(spd, "p4711.example.net", &st), 0);
 	ck_assert_uint_eq(st.in_sync, 4);
-	/* Converged: a second pass has nothing to do. */
-	ck_assert_int_eq(mm_spd_verify(spd, &rep), 0);
+	/* Converged: a second pass, the desired state computed afresh from
+	 * the table, has nothing to do. */
+	t0 = now();
+	ck_assert_int_eq(mm_spd_verify(spd, TABLE(t), N, &rep), 0);
+	fprintf(stderr, "test_ten_thousand: verify of %zu policies against the table in %.3f s\n",
+		rep.unchanged, now() - t0);
+	ck_assert_int_eq(count_notes(MM_SPD_NOTE_RESYNC, NULL), 0);
 	ck_assert_uint_eq(rep.unchanged, 4 * N);
 	ck_assert_uint_eq(rep.added + rep.updated + rep.deleted, 0);
 	mm_spd_report_done(&rep);
@@ -968,7 +973,7 @@ START_TEST(test_bulk_removal_by_index)
 		ck_assert_msg(per[i] == 4, "partner %d has %u policies", i, per[i]);
 	free(per);
 	free(v);
-	ck_assert_int_eq(mm_spd_verify(spd, &rep), 0);
+	ck_assert_int_eq(mm_spd_verify(spd, NULL, 0, &rep), 0);
 	ck_assert_uint_eq(rep.added + rep.updated + rep.deleted, 0);
 	mm_spd_report_done(&rep);
 	many_free(t, N);
@@ -1014,7 +1019,7 @@ static void foreign_between_dump_and_delete(bool with_monitor)
 	ck_assert_int_eq(mm_spd_sync(spd, TABLE(three), 5, &rep), 0);
 	mm_spd_report_done(&rep);
 	/* The dump that learns the indexes of what the sync added. */
-	ck_assert_int_eq(mm_spd_verify(spd, &rep), 0);
+	ck_assert_int_eq(mm_spd_verify(spd, NULL, 0, &rep), 0);
 	ck_assert_uint_eq(rep.unchanged, 14);
 	mm_spd_report_done(&rep);
 	old_idx = ip_index_of("in", "10.1.0.0/24", "198.51.100.0/24", TAG);
@@ -1059,7 +1064,7 @@ static void foreign_between_dump_and_delete(bool with_monitor)
 		ck_assert_uint_eq(rep.added + rep.updated + rep.deleted + rep.failed, 0);
 		mm_spd_report_done(&rep);
 	}
-	ck_assert_int_eq(mm_spd_verify(spd, &rep), 0);
+	ck_assert_int_eq(mm_spd_verify(spd, NULL, 0, &rep), 0);
 	ck_assert_uint_eq(rep.added + rep.updated + rep.deleted + rep.failed, 0);
 	mm_spd_report_done(&rep);
 	ck_assert_uint_eq(ip_index_of("in", "10.1.0.0/24", "198.51.100.0/24", TAG), new_idx);
@@ -1166,7 +1171,7 @@ START_TEST(test_lost_events_hold_index_deletes)
 	make_three();
 	ck_assert_int_eq(mm_spd_sync(spd, TABLE(three), 5, &rep), 0);
 	mm_spd_report_done(&rep);
-	ck_assert_int_eq(mm_spd_verify(spd, &rep), 0);  /* indexes known */
+	ck_assert_int_eq(mm_spd_verify(spd, NULL, 0, &rep), 0);  /* indexes known */
 	mm_spd_report_done(&rep);
 	ck_assert_int_eq(setsockopt(mm_xfrm_monitor_fd(mon), SOL_SOCKET, SO_RCVBUFFORCE, &sz,
 				    sizeof(sz)), 0);
@@ -1255,7 +1260,10 @@ static void check_owners(struct mm_partner **p, size_t n)
 		ck_assert_msg(st.in_sync == st.expected, "%s: in sync %zu of %zu", p[i]->domain,
 			      st.in_sync, st.expected);
 	}
-	ck_assert_int_eq(mm_spd_verify(spd, &rep), 0);
+	/* With the table: the desired state computed afresh agrees with
+	 * the engine's view (no rebuild noted). */
+	ck_assert_int_eq(mm_spd_verify(spd, TABLE(p), n, &rep), 0);
+	ck_assert_int_eq(count_notes(MM_SPD_NOTE_RESYNC, NULL), 0);
 	ck_assert_msg(rep.added + rep.updated + rep.deleted == 0,
 		      "verify changed %zu/%zu/%zu", rep.added, rep.updated, rep.deleted);
 	mm_spd_report_done(&rep);
@@ -1365,6 +1373,44 @@ START_TEST(test_range_changes_owner)
 }
 END_TEST
 
+/* The periodic verify computes the desired state from the table afresh:
+ * should the engine's view ever disagree, it is rebuilt from the table
+ * and the kernel follows.  Provoked with a table the table layer would
+ * refuse (two partners, one range), where a change set leaves the
+ * selector with its current owner but the table's order gives it to the
+ * earlier partner. */
+START_TEST(test_verify_rebuilds_from_table)
+{
+	struct mm_partner *t[2], *alpha2;
+	struct mm_spd_report rep;
+
+	t[0] = mm_test_partner("alpha.example.net", RQ(1), "10.1.0.0/24", "100.64.0.1");
+	t[1] = mm_test_partner("beta.example.org", RQ(2), "10.2.0.0/24", "100.64.0.2");
+	ck_assert_int_eq(mm_spd_sync(spd, TABLE(t), 2, &rep), 0);
+	mm_spd_report_done(&rep);
+	alpha2 = mm_test_partner("alpha.example.net", RQ(1), "10.1.0.0/24 10.2.0.0/24",
+				 "100.64.0.1");
+	ck_assert_int_eq(change1(t[0], alpha2, &rep), 0);
+	mm_spd_report_done(&rep);
+	ck_assert_int_eq(count_notes(MM_SPD_NOTE_PARTNER_ERROR, "alpha.example.net"), 3);
+	mm_partner_unref(t[0]);
+	t[0] = alpha2;
+	ck_assert(policy_back(&(struct look){ "out", "198.51.100.0/24", "10.2.0.0/24", RQ(2) }));
+
+	ck_assert_int_eq(mm_spd_verify(spd, TABLE(t), 2, &rep), 0);
+	ck_assert_int_eq(count_notes(MM_SPD_NOTE_RESYNC, NULL), 1);
+	ck_assert_uint_eq(rep.updated, 3);
+	mm_spd_report_done(&rep);
+	ck_assert(policy_back(&(struct look){ "out", "198.51.100.0/24", "10.2.0.0/24", RQ(1) }));
+	ck_assert_int_eq(mm_spd_verify(spd, TABLE(t), 2, &rep), 0);
+	ck_assert_int_eq(count_notes(MM_SPD_NOTE_RESYNC, NULL), 1);
+	ck_assert_uint_eq(rep.added + rep.updated + rep.deleted, 0);
+	mm_spd_report_done(&rep);
+	mm_partner_unref(t[0]);
+	mm_partner_unref(t[1]);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("spd");
@@ -1389,6 +1435,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_stale_index_changes_hands);
 	tcase_add_test(tc, test_lost_events_hold_index_deletes);
 	tcase_add_test(tc, test_range_changes_owner);
+	tcase_add_test(tc, test_verify_rebuilds_from_table);
 	suite_add_tcase(s, tc);
 	return s;
 }
