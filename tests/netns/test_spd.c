@@ -25,6 +25,7 @@
 #include "daemon/spd.h"
 #include "netlink/xfrm_state.h"
 #include "tests/unit/mkpartner.h"
+#include "tests/unit/spdconfig.h"
 
 #define TAG MM_SPD_TAG_DEFAULT
 #define BASE MM_SPD_PRIO_BASE_DEFAULT
@@ -66,15 +67,7 @@ static int count_notes(enum mm_spd_note_kind kind, const char *domain)
 
 static void config_default(void)
 {
-	memset(locals, 0, sizeof(locals));
-	ck_assert_int_eq(mm_prefix_parse("198.51.100.0/24", &locals[0].prefix, "", NULL), 0);
-	locals[0].forward = true;
-	ck_assert_int_eq(mm_prefix_parse("2001:db8:1::/64", &locals[1].prefix, "", NULL), 0);
-	mm_spd_config_init(&cfg);
-	cfg.locals = locals;
-	cfg.n_locals = 2;
-	ck_assert_int_eq(mm_addr_parse("192.0.2.1", &cfg.tunnel4, "", NULL), 0);
-	ck_assert_int_eq(mm_addr_parse("2001:db8:ffff::1", &cfg.tunnel6, "", NULL), 0);
+	mm_test_spd_config(&cfg, locals);
 }
 
 /* The daemon core's part: read the monitor for the engine. */
@@ -137,22 +130,12 @@ static struct mm_partner *three[5];
 
 static void make_three(void)
 {
-	three[0] = mm_test_partner("alpha.example.net", RQ(1), "10.1.0.0/24 10.1.1.0/25", "100.64.0.1");
-	three[1] = mm_test_partner("beta.example.org", RQ(2), "10.2.0.0/16 2001:db8:20::/48",
-			   "2001:db8:ff02::2 100.64.0.2");
-	three[2] = mm_test_partner("gamma.example.com", RQ(3), "10.3.3.0/24", "2001:db8:ff03::3");
-	three[3] = mm_test_partner("off.example.net", RQ(4), "10.4.0.0/24", "100.64.0.4");
-	three[3]->enabled = false;
-	three[4] = mm_test_partner("seg.example.net", RQ(5), "10.5.0.0/24", "100.64.0.5");
-	three[4]->path = MM_PATH_SEG;
+	mm_test_three(MM_SPD_REQID_MIN_DEFAULT, three);
 }
 
 static void free_three(void)
 {
-	for (int i = 0; i < 5; i++) {
-		mm_partner_unref(three[i]);
-		three[i] = NULL;
-	}
+	mm_test_partners_free(three, 5);
 }
 
 #define TABLE(a) ((const struct mm_partner *const *)(a))
@@ -667,7 +650,8 @@ START_TEST(test_partner_changes)
 	nb = ip_policies(&before);
 
 	/* gamma gains a range: only its new policies are added. */
-	changed = mm_test_partner("gamma.example.com", RQ(3), "10.3.3.0/24 10.3.4.0/24", "2001:db8:ff03::3");
+	changed = mm_test_partner("gamma.example.com", RQ(3), "10.3.3.0/24 10.3.4.0/24",
+				  "2001:db8:ff03::3");
 	ck_assert_int_eq(change1(three[2], changed, &rep), 0);
 	ck_assert_uint_eq(rep.added, 3);
 	ck_assert_uint_eq(rep.updated + rep.deleted, 0);
@@ -704,7 +688,7 @@ START_TEST(test_partner_changes)
 
 	/* beta disabled: its policies go too. */
 	changed = mm_test_partner("beta.example.org", RQ(2), "10.2.0.0/16 2001:db8:20::/48",
-			  "2001:db8:ff02::2 100.64.0.2");
+				  "2001:db8:ff02::2 100.64.0.2");
 	changed->enabled = false;
 	ck_assert_int_eq(change1(three[1], changed, &rep), 0);
 	ck_assert_uint_eq(rep.deleted, 5);
@@ -1307,7 +1291,7 @@ START_TEST(test_range_changes_owner)
 
 	/* beta's range moves to alpha (alpha's change comes first). */
 	next[0] = mm_test_partner("alpha.example.net", RQ(1), "10.1.0.0/24 10.1.1.0/24 10.2.0.0/24",
-			  "100.64.0.1");
+				  "100.64.0.1");
 	next[1] = mm_test_partner("beta.example.org", RQ(2), "10.3.0.0/24", "100.64.0.2");
 	/* beta gains 10.3/24 (added), so count its adds apart. */
 	{
@@ -1340,7 +1324,7 @@ START_TEST(test_range_changes_owner)
 	next[0] = mm_test_partner("alpha.example.net", RQ(1), "10.3.0.0/24 10.2.0.0/24", "100.64.0.1");
 	next[0]->enabled = false;
 	next[1] = mm_test_partner("beta.example.org", RQ(2), "10.1.0.0/24 10.1.1.0/24 10.3.0.0/24",
-			  "100.64.0.2");
+				  "100.64.0.2");
 	owner_step(cur, next, "10.3.0.0/24", 3, 3);
 
 	/* alpha enabled again, taking a range of beta's in the same set. */
@@ -1365,7 +1349,7 @@ START_TEST(test_range_changes_owner)
 	/* A range moves and the new owner's path (gateway, here of the
 	 * other family) changes in the same set: all of it updated. */
 	next[0] = mm_test_partner("alpha.example.net", RQ(1), "10.2.0.0/24 10.1.1.0/24 10.3.0.0/24",
-			  "2001:db8:ff01::1");
+				  "2001:db8:ff01::1");
 	next[1] = mm_test_partner("beta.example.org", RQ(2), "10.1.0.0/24", "100.64.0.2");
 	owner_step(cur, next, "10.3.0.0/24", 9, 0);
 	mm_partner_unref(cur[0]);

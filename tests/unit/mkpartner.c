@@ -33,3 +33,25 @@ struct mm_partner *mm_test_partner(const char *domain, uint32_t reqid, const cha
 	}
 	return p;
 }
+
+void mm_test_three(uint32_t reqid_base, struct mm_partner *ret[5])
+{
+	ret[0] = mm_test_partner("alpha.example.net", reqid_base + 1, "10.1.0.0/24 10.1.1.0/25",
+				 "100.64.0.1");
+	ret[1] = mm_test_partner("beta.example.org", reqid_base + 2,
+				 "10.2.0.0/16 2001:db8:20::/48", "2001:db8:ff02::2 100.64.0.2");
+	ret[2] = mm_test_partner("gamma.example.com", reqid_base + 3, "10.3.3.0/24",
+				 "2001:db8:ff03::3");
+	ret[3] = mm_test_partner("off.example.net", reqid_base + 4, "10.4.0.0/24", "100.64.0.4");
+	ret[3]->enabled = false;
+	ret[4] = mm_test_partner("seg.example.net", reqid_base + 5, "10.5.0.0/24", "100.64.0.5");
+	ret[4]->path = MM_PATH_SEG;
+}
+
+void mm_test_partners_free(struct mm_partner **t, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		mm_partner_unref(t[i]);
+		t[i] = NULL;
+	}
+}

@@ -13,6 +13,7 @@
 
 #include "daemon/spd_desired.h"
 #include "tests/unit/mkpartner.h"
+#include "tests/unit/spdconfig.h"
 #include "tests/unit/testmain.h"
 
 #define RQ(n) (MM_SPD_REQID_MIN_DEFAULT + (n))
@@ -22,15 +23,7 @@ static struct mm_spd_config cfg;
 
 static void setup(void)
 {
-	memset(locals, 0, sizeof(locals));
-	ck_assert_int_eq(mm_prefix_parse("198.51.100.0/24", &locals[0].prefix, "", NULL), 0);
-	locals[0].forward = true;
-	ck_assert_int_eq(mm_prefix_parse("2001:db8:1::/64", &locals[1].prefix, "", NULL), 0);
-	mm_spd_config_init(&cfg);
-	cfg.locals = locals;
-	cfg.n_locals = 2;
-	ck_assert_int_eq(mm_addr_parse("192.0.2.1", &cfg.tunnel4, "", NULL), 0);
-	ck_assert_int_eq(mm_addr_parse("2001:db8:ffff::1", &cfg.tunnel6, "", NULL), 0);
+	mm_test_spd_config(&cfg, locals);
 }
 
 #define TABLE(a) ((const struct mm_partner *const *)(a))
@@ -82,22 +75,12 @@ static struct mm_partner *three[5];
 
 static void make_three(void)
 {
-	three[0] = mm_test_partner("alpha.example.net", RQ(1), "10.1.0.0/24 10.1.1.0/25", "100.64.0.1");
-	three[1] = mm_test_partner("beta.example.org", RQ(2), "10.2.0.0/16 2001:db8:20::/48",
-			   "2001:db8:ff02::2 100.64.0.2");
-	three[2] = mm_test_partner("gamma.example.com", RQ(3), "10.3.3.0/24", "2001:db8:ff03::3");
-	three[3] = mm_test_partner("off.example.net", RQ(4), "10.4.0.0/24", "100.64.0.4");
-	three[3]->enabled = false;
-	three[4] = mm_test_partner("seg.example.net", RQ(5), "10.5.0.0/24", "100.64.0.5");
-	three[4]->path = MM_PATH_SEG;
+	mm_test_three(MM_SPD_REQID_MIN_DEFAULT, three);
 }
 
 static void free_three(void)
 {
-	for (int i = 0; i < 5; i++) {
-		mm_partner_unref(three[i]);
-		three[i] = NULL;
-	}
+	mm_test_partners_free(three, 5);
 }
 
 START_TEST(test_compute_three)
