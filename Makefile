@@ -119,6 +119,8 @@ EXTRA_test_spd_desired = $(call obj,daemon/spd_desired.c) $(LIBNETLINK)
 EXTRA_test_kernel_audit = $(DAEMON_LIBOBJ) $(LIBVICI) $(LIBNETLINK)
 $(BUILD)/tests/unit/test_kernel_audit: TEST_LIBS += -Wl,--wrap=mm_xfrm_policy_dump \
 	-Wl,--wrap=mm_xfrm_sa_dump
+EXTRA_test_jsonl_peer = $(call obj,daemon/jsonl.c daemon/log.c)
+EXTRA_test_ike_tunnels = $(call obj,daemon/ike_tunnels.c)
 TEST_LIBS = $(call pc_libs,check $(PKGS_DAEMON) $(PKGS_NETLINK) $(PKGS_POLICY) $(PKGS_CLI)) -lm
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(call obj,$(UNIT_HELP)) $$(EXTRA_$$*) $(LIBPOLICY)
 	@$(if $(Q),echo "  LD      $@")
@@ -139,7 +141,14 @@ $(BUILD)/tests/netns/%: $(BUILD)/tests/netns/%.o $$(EXTRA_$$*) $(LIBNETLINK) $(L
 unit: $(UNIT_BINS)
 	$(Q)set -e; for t in $(UNIT_BINS); do echo "== $$t"; CK_FORK=yes $$t; done
 
-integration: all
+# vici-plugins against a real charon (root, strongswan-charon): an
+# integration test, run by tests/integration/test_vici_charon.sh.
+VICI_CHARON := $(BUILD)/tests/integration/vici_charon
+$(VICI_CHARON): $(call obj,tests/integration/vici_charon.c) $(call obj,$(UNIT_HELP)) $(LIBVICI) $(LIBPOLICY)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(TEST_LIBS)
+
+integration: all $(VICI_CHARON)
 	$(Q)bash tests/integration/run.sh $(BUILD)
 
 netns: all $(NETNS_BINS)

@@ -77,10 +77,16 @@
 #define TARGET_RATIO 1.5
 #define TARGET_QPS 300000.0
 #define SEED UINT64_C(0x71756572792d6263)
+/* Our CSCF prefixes, outside every partner's range, and the addresses the
+ * requests arrive on. */
+#define CSCF_PREFIXES "10.0.0.0/24, fd00:10::/64"
+#define CSCF_V4_ADDR "10.0.0.5"
+#define CSCF_V6_ADDR "fd00:10::5"
 
 /* What the echo server answers: the size of a real inbound answer. */
 static const char echo_answer[] =
-	"{\"ok\":true,\"result\":{\"src\":\"20.17.42.9\",\"partner\":\"p04242.bench.example\","
+	"{\"ok\":true,\"result\":{\"src\":\"20.17.42.9\",\"dst\":\"10.0.0.5\","
+	"\"partner\":\"p04242.bench.example\","
 	"\"kind\":\"ims\",\"agreement\":true,\"path\":\"seg\",\"enabled\":true,\"protected\":false,"
 	"\"sa\":null,\"pai\":\"keep\",\"reason\":\"seg-trusted\"},\"id\":123456}\n";
 
@@ -549,10 +555,11 @@ struct reqs {
 	size_t n;
 };
 
-/* n inbound requests with ids, half inside a random partner's range. */
+/* n inbound requests with ids, half inside a random partner's range, each
+ * arriving on a CSCF address ([local] cscf, CSCF_V4/CSCF_V6) of its family. */
 static int make_reqs(struct reqs *r, size_t n, size_t partners)
 {
-	size_t cap = n * 72 + 1, len = 0;
+	size_t cap = n * 100 + 1, len = 0;
 
 	r->data = malloc(cap);
 	r->off = malloc((n + 1) * sizeof(*r->off));
@@ -594,8 +601,9 @@ static int make_reqs(struct reqs *r, size_t n, size_t partners)
 		}
 		r->off[i] = len;
 		len += (size_t)snprintf(r->data + len, cap - len,
-					"{\"op\":\"inbound\",\"src\":\"%s\",\"id\":%zu}\n",
-					mm_addr_str(&a, src), i);
+					"{\"op\":\"inbound\",\"src\":\"%s\",\"dst\":\"%s\","
+					"\"id\":%zu}\n",
+					mm_addr_str(&a, src), v6 ? CSCF_V6_ADDR : CSCF_V4_ADDR, i);
 	}
 	r->off[n] = len;
 	return 0;
@@ -939,8 +947,9 @@ int main(int argc, char **argv)
 	if (!f)
 		return 1;
 	fprintf(f, "[daemon]\nstore = %s\nadmin_socket = %s\nquery_socket = %s\n"
-		"[reqid]\nmin = %u\nmax = %u\n[spd]\nenabled = no\n[ike]\nenabled = no\n",
-		store, asock, qsock, REQID_MIN, REQID_MIN + 99999);
+		"[reqid]\nmin = %u\nmax = %u\n[local]\ncscf = %s\n[spd]\nenabled = no\n"
+		"[ike]\nenabled = no\n",
+		store, asock, qsock, REQID_MIN, REQID_MIN + 99999, CSCF_PREFIXES);
 	fclose(f);
 	t = now();
 	daemon_pid = start_daemon(exe, conf, log);

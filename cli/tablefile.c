@@ -172,6 +172,115 @@ static int read_path(const char *path, size_t max, char **ret_buf, size_t *ret_l
 	return r;
 }
 
+/* ---- CA certificate files ---------------------------------------------- */
+
+/* One DER encoding spanning the whole file: an ASN.1 SEQUENCE (0x30) with
+ * a definite length that ends exactly at the end.  Only the framing: the
+ * daemon judges the certificate. */
+static bool der_framed(const unsigned char *b, size_t len)
+{
+	size_t hdr = 2, body = 0;
+
+	if (len < 2 || b[0] != 0x30)
+		return false;
+	if (b[1] < 0x80) {
+		body = b[1];
+	} else {
+		size_t n = b[1] & 0x7f;
+
+		if (n == 0 || n > 4 || len < 2 + n)
+			return false;
+		for (size_t i = 0; i < n; i++)
+			body = body << 8 | b[2 + i];
+		hdr += n;
+	}
+	return hdr + body == len;
+}
+
+/* DER as PEM, the way OpenSSL writes it: base64 in lines of 64. */
+static char *der_to_pem(const unsigned char *der, size_t len)
+{
+	static const char b64[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char head[] = "-----BEGIN CERTIFICATE-----\n";
+	static const char tail[] = "-----END CERTIFICATE-----\n";
+	size_t chars = (len + 2) / 3 * 4, col = 0;
+	char *pem = malloc(sizeof(head) + chars + chars / 64 + 1 + sizeof(tail));
+	char *o = pem;
+
+	if (!pem)
+		return NULL;
+	o = stpcpy(o, head);
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)der[i] << 16;
+
+		if (i + 1 < len)
+			v |= (uint32_t)der[i + 1] << 8;
+		if (i + 2 < len)
+			v |= der[i + 2];
+		*o++ = b64[v >> 18 & 63];
+		*o++ = b64[v >> 12 & 63];
+		*o++ = i + 1 < len ? b64[v >> 6 & 63] : '=';
+		*o++ = i + 2 < len ? b64[v & 63] : '=';
+		if ((col += 4) == 64 || i + 3 >= len) {
+			*o++ = '\n';
+			col = 0;
+		}
+	}
+	stpcpy(o, tail);
+	return pem;
+}
+
+int tablefile_ca_read(const char *path, const char *base_dir, json_t **ret_value, char *errbuf,
+		      size_t errlen)
+{
+	char *full = NULL, *buf = NULL, *pem = NULL, shown[256];
+	size_t len = 0;
+	json_t *v = NULL;
+	int r = 0;
+
+	if (path[0] != '/' && base_dir && base_dir[0])
+		r = asprintf(&full, "%s/%s", base_dir, path) < 0 ? -ENOMEM : 0;
+	else if (!(full = strdup(path)))
+		r = -ENOMEM;
+	if (r < 0) {
+		full = NULL;
+		snprintf(shown, sizeof(shown), "%s", "(path)");
+		goto out;
+	}
+	sanitize(shown, sizeof(shown), full, strlen(full));
+	r = read_path(full, TABLEFILE_CA_MAX, &buf, &len);
+	if (r < 0)
+		goto out;
+	if (der_framed((const unsigned char *)buf, len)) {
+		pem = der_to_pem((const unsigned char *)buf, len);
+		v = pem ? json_string(pem) : NULL;
+		r = 1;
+	} else if (memchr(buf, '\0', len) || !utf8_valid((const unsigned char *)buf, len)) {
+		r = -EINVAL;
+		goto out;
+	} else {
+		v = json_stringn(buf, len);
+	}
+	if (!v) {
+		r = -ENOMEM;
+		goto out;
+	}
+	*ret_value = v;
+out:
+	if (r == -EFBIG && errbuf && errlen)
+		snprintf(errbuf, errlen, "%s: larger than %u bytes; a CA certificate is a few kilobytes",
+			 shown, TABLEFILE_CA_MAX);
+	else if (r < 0 && errbuf && errlen)
+		snprintf(errbuf, errlen, "%s: %s", shown,
+			 r == -EINVAL ? "binary data that is not one DER-encoded certificate (a CA file is PEM text or DER)"
+				      : strerror(-r));
+	free(pem);
+	free(buf);
+	free(full);
+	return r;
+}
+
 /* ---- parsing ---------------------------------------------------------- */
 
 struct pctx {
@@ -462,56 +571,17 @@ static int parse_list(struct pctx *c, json_t **ret)
 static int parse_ca_file(struct pctx *c, json_t **ret)
 {
 	const char *name = NULL;
-	char *full = NULL, *buf = NULL, shown[256];
-	size_t n = 0, len = 0;
-	json_t *s;
+	char msg[512];
+	size_t n = 0;
 	int r;
 
 	r = want_string(c, &name, &n);
 	if (r < 0)
 		return r;
-	if (name[0] != '/' && c->base_dir && c->base_dir[0]) {
-		if (asprintf(&full, "%s/%s", c->base_dir, name) < 0) {
-			full = NULL;
-			r = perr(c, &c->ev.start_mark, -ENOMEM, "out of memory");
-			goto out;
-		}
-	} else {
-		full = strdup(name);
-		if (!full) {
-			r = perr(c, &c->ev.start_mark, -ENOMEM, "out of memory");
-			goto out;
-		}
-	}
-	sanitize(shown, sizeof(shown), full, strlen(full));
-	r = read_path(full, TABLEFILE_CA_MAX, &buf, &len);
-	if (r == -EFBIG) {
-		r = perr(c, &c->ev.start_mark, r, "%s: larger than %u bytes", shown,
-			 TABLEFILE_CA_MAX);
-		goto out;
-	}
-	if (r < 0) {
-		r = perr(c, &c->ev.start_mark, r, "%s: %s", shown, strerror(-r));
-		goto out;
-	}
-	/* a DER certificate is the likely mistake; say so rather than let
-	 * jansson refuse it as "invalid UTF-8" */
-	if (memchr(buf, '\0', len) || !utf8_valid((const unsigned char *)buf, len)) {
-		r = perr(c, &c->ev.start_mark, -EINVAL,
-			 "%s: not a text file (ca_file must be PEM, not DER)", shown);
-		goto out;
-	}
-	s = json_stringn(buf, len);
-	if (!s) {
-		r = perr(c, &c->ev.start_mark, -ENOMEM, "out of memory");
-		goto out;
-	}
-	*ret = s;
-	r = 0;
-out:
-	free(buf);
-	free(full);
-	return r;
+	r = tablefile_ca_read(name, c->base_dir, ret, msg, sizeof(msg));
+	if (r < 0)
+		return perr(c, &c->ev.start_mark, r, "%s", msg);
+	return 0;
 }
 
 /* The next key of a mapping: 1 with the key's scalar event current and
@@ -784,9 +854,12 @@ int tablefile_read(const char *path, json_t **ret_partners, char *errbuf, size_t
 		r = read_path(path, TABLEFILE_MAX, &text, &len);
 	}
 	if (r < 0) {
-		if (errbuf && errlen)
-			snprintf(errbuf, errlen, "%s: %s", path,
-				 r == -EFBIG ? "file too large" : strerror(-r));
+		if (r == -EFBIG && errbuf && errlen)
+			snprintf(errbuf, errlen,
+				 "%s: larger than %u bytes, the table file limit (ca_file: keeps the certificates out of the file)",
+				 path, TABLEFILE_MAX);
+		else if (errbuf && errlen)
+			snprintf(errbuf, errlen, "%s: %s", path, strerror(-r));
 		goto out;
 	}
 	slash = strcmp(path, "<stdin>") ? strrchr(path, '/') : NULL;

@@ -36,8 +36,8 @@
  *   - anchors, aliases, and tags other than the standard !!str, !!bool,
  *     !!seq, !!map of the expected type; more than one YAML document.
  *
- * ca_file: PATH reads the file (relative PATH: against base_dir) into "ca";
- * the file must be UTF-8 text without NUL bytes, at most 1 MiB.
+ * ca_file: PATH reads the file (relative PATH: against base_dir) into "ca"
+ * with tablefile_ca_read() below, the same rule as mmtrustctl's --ca.
  *
  * libyaml 0.2.5 parses colons inside plain flow scalars ([2001:db8::1]) but
  * refuses a flow scalar that starts with a colon ([::1]): quote IPv6
@@ -49,7 +49,10 @@
 #include <stddef.h>
 #include <stdio.h>
 
-/* Largest table file and largest ca_file accepted. */
+/* Largest table file and largest ca_file (or --ca file) accepted.  A table
+ * file over TABLEFILE_MAX is refused before anything is parsed or sent
+ * (-EFBIG); the daemon's own bound is its admin request line (256 MiB of
+ * JSON, docs/admin-protocol.md). */
 #define TABLEFILE_MAX    (16u << 20)
 #define TABLEFILE_CA_MAX (1u << 20)
 
@@ -97,5 +100,23 @@ int tablefile_read(const char *path, json_t **ret_partners, char *errbuf, size_t
  * member of the wrong type or a string holding NUL; -ENOMEM; the -errno of
  * writing or flushing out. */
 int tablefile_write(FILE *out, const json_t *partners, char *errbuf, size_t errlen);
+
+/* Read the CA certificate file at path (relative: against base_dir; NULL or
+ * "": the current directory) as bytes and make the partner's "ca" value, a
+ * new JSON string in *ret_value:
+ *   - one DER encoding spanning the whole file (an ASN.1 SEQUENCE: only its
+ *     framing is looked at) becomes PEM, byte for byte what
+ *     `openssl x509 -inform DER -outform PEM` writes; returns 1;
+ *   - otherwise UTF-8 text without NUL bytes is the value as it is, every
+ *     byte; returns 0;
+ *   - anything else is refused with -EINVAL ("binary data that is not one
+ *     DER-encoded certificate").
+ * This is the only place a file becomes a "ca" value; whether the value is
+ * an acceptable certificate is the daemon's decision (policy/ca.h), never
+ * this function's.  Other errors: -EFBIG over TABLEFILE_CA_MAX, -ENOMEM, the
+ * -errno of reading.  On failure errbuf holds "PATH: reason" (the path
+ * sanitised for a terminal) and *ret_value is untouched. */
+int tablefile_ca_read(const char *path, const char *base_dir, json_t **ret_value, char *errbuf,
+		      size_t errlen);
 
 #endif

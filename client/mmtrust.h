@@ -60,18 +60,27 @@ struct mmtrust_answer {
 	uint32_t spi_in, spi_out;
 	char remote_id[256];     /* the SA's authenticated remote identity */
 	char direction[4];       /* spi: "in" or "out" */
+	char dst[46];            /* the dst asked about (inbound: our local address; outbound:
+				  * the next hop), canonical; "" when not given */
 };
 
-/* A message received from the previous hop at address src (IPv4/IPv6
- * text); spi: the SA it arrived on, 0 when unknown.  Returns 0 and fills
- * *ret, -EPROTO when the daemon refused the request (see
- * mmtrust_last_error), or a transport error as mmtrust_call(). */
-int mmtrust_inbound(struct mmtrust *m, const char *src, uint32_t spi, struct mmtrust_answer *ret);
+/* A message received from the previous hop at address src, on our local
+ * address dst (both IPv4/IPv6 text; dst is what Kamailio calls $Ri);
+ * spi: the SA it arrived on, 0 when unknown.  Only with dst can the answer
+ * say protected: the kernel enforces a partner's SA only towards our CSCF
+ * prefixes, so dst NULL answers protected 0 and, for a tunnel partner
+ * whose SA is up, reason "dst-not-given" with PAI stripped (or is refused
+ * when the daemon has [query] require_dst = yes).  docs/privacy.md.
+ * Returns 0 and fills *ret, -EPROTO when the daemon refused the request
+ * (see mmtrust_last_error), or a transport error as mmtrust_call(). */
+int mmtrust_inbound(struct mmtrust *m, const char *src, const char *dst, uint32_t spi,
+		    struct mmtrust_answer *ret);
 /* Before forwarding to the next hop: give its domain (or NULL and dst, an
  * address); privacy_id: the message carries "Privacy: id". */
 int mmtrust_outbound(struct mmtrust *m, const char *domain, const char *dst, int privacy_id,
 		     struct mmtrust_answer *ret);
-/* Which partner's SA has this SPI. */
+/* Which partner's SA has this SPI (0 is no SPI: the daemon refuses it,
+ * -EPROTO). */
 int mmtrust_spi(struct mmtrust *m, uint32_t spi, struct mmtrust_answer *ret);
 
 /* The daemon's message for the last -EPROTO ("invalid: src: ..."), or "". */

@@ -34,6 +34,7 @@ static void fill(const json_t *r, struct mmtrust_answer *a)
 	copy_str(a->path, sizeof(a->path), json_object_get(r, "path"));
 	copy_str(a->tunnel, sizeof(a->tunnel), json_object_get(r, "tunnel"));
 	copy_str(a->direction, sizeof(a->direction), json_object_get(r, "direction"));
+	copy_str(a->dst, sizeof(a->dst), json_object_get(r, "dst"));
 	a->agreement = json_is_true(json_object_get(r, "agreement"));
 	a->enabled = json_is_true(json_object_get(r, "enabled"));
 	a->protected_ = json_is_true(json_object_get(r, "protected"));
@@ -103,20 +104,16 @@ static int ask_fill(struct mmtrust *m, json_t *req, struct mmtrust_answer *ret)
 	return 0;
 }
 
-static json_t *spi_str(uint32_t spi)
-{
-	char buf[16];
-
-	snprintf(buf, sizeof(buf), "0x%08x", spi);
-	return json_string(buf);
-}
-
-int mmtrust_inbound(struct mmtrust *m, const char *src, uint32_t spi, struct mmtrust_answer *ret)
+/* SPIs go out as JSON numbers (docs/protocol.md): no text form to agree on. */
+int mmtrust_inbound(struct mmtrust *m, const char *src, const char *dst, uint32_t spi,
+		    struct mmtrust_answer *ret)
 {
 	json_t *req = json_pack("{s:s, s:s}", "op", "inbound", "src", src ? src : "");
 
+	if (req && dst)
+		json_object_set_new(req, "dst", json_string(dst));
 	if (req && spi)
-		json_object_set_new(req, "spi", spi_str(spi));
+		json_object_set_new(req, "spi", json_integer(spi));
 	return ask_fill(m, req, ret);
 }
 
@@ -138,7 +135,7 @@ int mmtrust_outbound(struct mmtrust *m, const char *domain, const char *dst, int
 
 int mmtrust_spi(struct mmtrust *m, uint32_t spi, struct mmtrust_answer *ret)
 {
-	json_t *req = json_pack("{s:s, s:o}", "op", "spi", "spi", spi_str(spi));
+	json_t *req = json_pack("{s:s, s:I}", "op", "spi", "spi", (json_int_t)spi);
 
 	return ask_fill(m, req, ret);
 }

@@ -3,7 +3,6 @@
  * Protocol: docs/admin-protocol.md. */
 #include <errno.h>
 #include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,13 +18,9 @@ static json_t *err_answer(const struct mm_err *e)
 
 static void actor_fill(struct mm_actor *a, const struct mm_jsonl_peer *peer, const char *op)
 {
-	struct passwd *pw = getpwuid(peer->uid);
-
 	a->uid = peer->uid;
 	a->pid = peer->pid;
-	if (pw)
-		snprintf(a->user, sizeof(a->user), "%s", pw->pw_name);
-	else
+	if (mm_jsonl_peer_user(peer, a->user, sizeof(a->user), NULL) < 0)
 		snprintf(a->user, sizeof(a->user), "%u", (unsigned)peer->uid);
 	snprintf(a->request, sizeof(a->request), "%s", op);
 }

@@ -177,6 +177,8 @@ static int handler(void *user, const char *section, const char *name, const char
 				       "'%s' is not strip-always or strip-if-privacy-id", value);
 	} else if (KEY("query", "max_clients"))
 		r = set_u32(&c->query_max_clients, value, x);
+	else if (KEY("query", "require_dst"))
+		r = set_bool(&c->query_require_dst, value, x);
 	else if (KEY("ike", "enabled"))
 		r = set_bool(&c->ike_enabled, value, x);
 	else if (KEY("ike", "vici_socket"))
@@ -228,6 +230,12 @@ int mm_config_load(const char *path, struct mm_config *ret, struct mm_err *err)
 	if (c.ike_enabled && (!c.ike_certificate[0] || !c.ike_private_key[0]))
 		return mm_err_set(err, MM_ERR_INVALID, "ike.certificate",
 				  "%s: [ike] enabled needs certificate and private_key", path);
+	/* Without a tunnel address every SA charon installs would be judged
+	 * "wrong-ends" (policy/sa.h), deleted and initiated again, forever. */
+	if (c.ike_enabled && c.n_tunnel == 0)
+		return mm_err_set(err, MM_ERR_INVALID, "local.tunnel",
+				  "%s: [ike] enabled needs [local] tunnel (our IKE and ESP "
+				  "endpoint address)", path);
 	if (c.spd_tag == 0)
 		return mm_err_set(err, MM_ERR_INVALID, "spd.tag",
 				  "%s: the tag must not be 0 (0 is every other program's policies)",

@@ -21,6 +21,7 @@
  *   [query]
  *   untrusted = strip-always                ; or strip-if-privacy-id (RFC 3325 minimum)
  *   max_clients = 1024
+ *   require_dst = no                        ; yes: inbound without dst is refused
  *   [ike]
  *   enabled = no                            ; drive strongSwan's charon
  *   vici_socket = /var/run/charon.vici      ; charon's VICI socket
@@ -65,6 +66,7 @@ struct mm_config {
 	uint32_t spd_verify_interval;  /* seconds; 0: no periodic check */
 	int query_untrusted;             /* enum mm_untrusted_mode */
 	uint32_t query_max_clients;
+	bool query_require_dst;          /* inbound must name dst (docs/privacy.md) */
 	bool ike_enabled;
 	char ike_vici_socket[108];
 	char ike_certificate[4096];

@@ -1,8 +1,12 @@
 /* The strongSwan side of mmtrustd: charon negotiates IKEv2 and installs
  * SAs under each partner's reqid; we load the connections, keep the SA
- * table from its events, and police it: a CHILD_SA whose authenticated
- * remote identity is not the partner's domain, or whose reqid is not the
- * partner's, is terminated and its SAs deleted.  Two VICI connections:
+ * table (ike_tunnels.h) from its events, and police it with the one verdict
+ * of policy/sa.h: a CHILD_SA whose authenticated remote identity is not the
+ * partner's domain, whose reqid is not the partner's, or whose SAs are not
+ * between the partner's gateway and our tunnel address is terminated and
+ * its SAs deleted; so is every kernel SA in our reqid range the verdict
+ * condemns (XFRM monitor, sweep after list-sas).  A refused SA that carried
+ * a tunnel takes it down at once and charon is told.  Two VICI connections:
  * commands, and events (so a long list-sas never delays an event). */
 #include <errno.h>
 #include <inttypes.h>
@@ -17,27 +21,14 @@
 #include "policy/jsonfmt.h"
 #include "vici-plugins/vici.h"
 
-/* What we know of one partner's tunnel. */
-struct tunnel {
-	char domain[MM_DOMAIN_MAX + 1];
-	uint32_t reqid;
-	bool up;                 /* an installed CHILD_SA of ours */
-	char ike_state[24];
-	char remote_id[256];
-	char remote_host[64];
-	uint32_t ike_id;
-	uint32_t spi_in, spi_out;
-	time_t since;            /* when the current CHILD_SA came up */
-	uint64_t last_initiate;  /* CLOCK_MONOTONIC usec of our last initiate on acquire */
-};
-
 struct mm_ike {
 	struct mmtrustd *d;
+	struct ike_ops ops;
+	void *ops_userdata;
 	struct vici_client *cmd, *evt;
 	char *cert, *key;        /* PEM data of ours */
 	size_t cert_len, key_len;
-	struct tunnel *t;        /* sorted by domain */
-	size_t n_t, cap_t;
+	struct ike_tunnels tunnels;
 	unsigned loads_pending;
 	bool loaded;             /* every connection loaded since the last connect */
 	time_t listed_at;        /* when the last list-sas was sent */
@@ -71,70 +62,57 @@ static char *read_pem(const char *path, size_t *ret_len)
 	return buf;
 }
 
+static void free_key(char *key, size_t len)
+{
+	if (key)
+		explicit_bzero(key, len);
+	free(key);
+}
+
+/* Our certificate and key as the configuration names them; both or
+ * neither (nothing changes on failure, which is logged). */
+static int read_credentials(const struct mm_config *cfg, char **ret_cert, size_t *ret_cert_len,
+			    char **ret_key, size_t *ret_key_len)
+{
+	size_t cert_len = 0, key_len = 0;
+	char *cert = read_pem(cfg->ike_certificate, &cert_len), *key = NULL;
+	int r = 0;
+
+	if (!cert) {
+		r = -errno;
+		log_err("[ike] certificate %s: %s", cfg->ike_certificate, strerror(errno));
+		goto out;
+	}
+	key = read_pem(cfg->ike_private_key, &key_len);
+	if (!key) {
+		r = -errno;
+		log_err("[ike] private_key %s: %s", cfg->ike_private_key, strerror(errno));
+		free(cert);
+		goto out;
+	}
+	*ret_cert = cert;
+	*ret_cert_len = cert_len;
+	*ret_key = key;
+	*ret_key_len = key_len;
+out:
+	return r;
+}
+
 /* ---- the SA table ---- */
 
-static struct tunnel *tunnel_find(struct mm_ike *ike, const char *domain)
+static void tell(struct mm_ike *ike, const struct ike_tunnel *t, const char *event)
 {
-	size_t lo = 0, hi = ike->n_t;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(ike->t[mid].domain, domain);
-
-		if (!c)
-			return &ike->t[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	if (ike->ops.tunnel_changed)
+		ike->ops.tunnel_changed(ike->ops_userdata, &t->info, event);
 }
 
-static int tunnel_cmp(const void *a, const void *b)
+static void tunnel_down(struct mm_ike *ike, struct ike_tunnel *t, const char *why)
 {
-	return strcmp(((const struct tunnel *)a)->domain, ((const struct tunnel *)b)->domain);
-}
-
-/* Rebuild the table's rows from the partner table, keeping what we know
- * of partners that stay. */
-static int tunnels_sync(struct mm_ike *ike)
-{
-	const struct mm_table *tb = ike->d->table;
-	struct tunnel *n = calloc(tb->n ? tb->n : 1, sizeof(*n));
-	size_t k = 0;
-
-	if (!n)
-		return -ENOMEM;
-	for (size_t i = 0; i < tb->n; i++) {
-		const struct mm_partner *p = tb->partners[i];
-		struct tunnel *old = tunnel_find(ike, p->domain);
-
-		if (old && old->reqid == p->reqid)
-			n[k] = *old;
-		else
-			snprintf(n[k].domain, sizeof(n[k].domain), "%s", p->domain);
-		n[k++].reqid = p->reqid;
-	}
-	qsort(n, k, sizeof(*n), tunnel_cmp);
-	free(ike->t);
-	ike->t = n;
-	ike->n_t = k;
-	ike->cap_t = tb->n;
-	return 0;
-}
-
-static void tunnel_down(struct mmtrustd *d, struct tunnel *t, const char *why)
-{
-	if (t->up) {
-		log_notice("tunnel down: partner %s (reqid %" PRIu32 "): %s", t->domain, t->reqid,
-			   why);
-		query_notify(d, "sa-down", t->domain, NULL);
-	}
-	t->up = false;
-	t->spi_in = t->spi_out = 0;
-	t->since = 0;
-	query_publish(d);
+	if (!ike_tunnel_set_down(t))
+		return;
+	log_notice("tunnel down: partner %s (reqid %" PRIu32 "): %s", t->info.domain,
+		   t->info.reqid, why);
+	tell(ike, t, "sa-down");
 }
 
 /* ---- policing ---- */
@@ -144,8 +122,69 @@ static void on_terminated(struct vici_client *c, int error, const char *errmsg, 
 	(void)c;
 	(void)userdata;
 	if (error < 0)
-		log_warn("terminate after identity mismatch: %s%s%s", strerror(-error),
+		log_warn("charon: terminate of a refused SA: %s%s%s", strerror(-error),
 			 errmsg ? ": " : "", errmsg ? errmsg : "");
+}
+
+static void on_initiated(struct vici_client *c, int error, const char *errmsg, void *userdata)
+{
+	(void)c;
+	(void)userdata;
+	if (error < 0)
+		log_info("charon: initiate: %s%s%s", strerror(-error), errmsg ? ": " : "",
+			 errmsg ? errmsg : "");
+}
+
+/* Ask charon for the partner's tunnel, at most every 5 s per partner: a
+ * peer refused on every attempt must not make a loop of it (traffic brings
+ * later attempts, see on_acquire). */
+static bool initiate(struct mm_ike *ike, struct ike_tunnel *t)
+{
+	struct vici_initiate_args args = { .child = t->info.domain, .ike = t->info.domain,
+					   .timeout_ms = -1 };
+	uint64_t now;
+
+	sd_event_now(ike->d->ev, CLOCK_MONOTONIC, &now);
+	if (t->last_initiate && now - t->last_initiate < 5000000)
+		return false;
+	t->last_initiate = now;
+	if (vici_initiate(ike->cmd, &args, on_initiated, ike) < 0)
+		log_warn("partner %s: cannot ask charon to initiate", t->info.domain);
+	return true;
+}
+
+/* charon forgets the IKE_SA at once: its peer may not be where charon
+ * thinks it is, and a DELETE retransmitted for minutes would keep the
+ * CHILD_SA "installed" in charon's eyes all that time. */
+static void terminate_ike(struct mm_ike *ike, uint32_t ike_id)
+{
+	struct vici_terminate_args args = { .ike_id = ike_id, .force = true, .timeout_ms = -1 };
+
+	if (ike_id && vici_terminate(ike->cmd, &args, on_terminated, ike) < 0)
+		log_warn("cannot ask charon to terminate IKE_SA %" PRIu32, ike_id);
+}
+
+/* mmtrustd deleted (or is deleting) an SA: if it carried the partner's
+ * tunnel, the answers, charon and the tunnel follow at once. */
+static void sa_refused(struct mm_ike *ike, const struct mm_sa_judgement *j, uint32_t spi)
+{
+	struct ike_refusal plan;
+	const char *next = "";
+
+	if (!ike)
+		return;
+	ike_refusal_plan(&ike->tunnels, j, spi, &plan);
+	if (!plan.down)
+		return;
+	tunnel_down(ike, plan.tunnel, mm_sa_verdict_reason(j->verdict));
+	if (!vici_client_is_connected(ike->cmd))
+		return;  /* everything is re-read on reconnect */
+	terminate_ike(ike, plan.terminate_ike_id);
+	if (plan.initiate)
+		next = initiate(ike, plan.tunnel) ? "; initiating again" : "; initiated < 5 s ago";
+	log_notice("partner %s (reqid %" PRIu32 "): charon told to terminate IKE_SA %" PRIu32
+		   "%s",
+		   plan.tunnel->info.domain, plan.tunnel->info.reqid, plan.terminate_ike_id, next);
 }
 
 struct spi_pair {
@@ -159,21 +198,22 @@ static bool sa_matches_spis(const struct mm_xfrm_sa *sa, void *userdata)
 	return sa->reqid == p->reqid && (sa->spi == p->spi_in || sa->spi == p->spi_out);
 }
 
-/* A wrong identity condemns the whole IKE_SA; a right identity with a
- * wrong reqid only the CHILD_SA (the partner's own tunnel stays up). */
+/* whole_ike: the IKE_SA is condemned (wrong identity, wrong addresses);
+ * else only the CHILD_SA (the partner's own tunnel stays up). */
 static void kill_child(struct mm_ike *ike, const struct vici_ike_sa *sa,
 		       const struct vici_child_sa *child, bool whole_ike)
 {
 	struct vici_terminate_args args = {
-		.ike_id = whole_ike ? sa->uniqueid : 0,
-		.child_id = whole_ike ? 0 : child->uniqueid,
+		.child_id = child->uniqueid,
 		.timeout_ms = -1,
 	};
 	struct spi_pair spis = { child->reqid, child->spi_in, child->spi_out };
 	size_t deleted = 0;
 
-	if (vici_terminate(ike->cmd, &args, on_terminated, ike) < 0)
-		log_warn("cannot ask charon to terminate IKE_SA %" PRIu32, sa->uniqueid);
+	if (whole_ike)
+		terminate_ike(ike, sa->uniqueid);
+	else if (vici_terminate(ike->cmd, &args, on_terminated, ike) < 0)
+		log_warn("cannot ask charon to terminate CHILD_SA %" PRIu32, child->uniqueid);
 	if (ike->d->nl &&
 	    mm_xfrm_sa_delete_if(ike->d->nl, sa_matches_spis, &spis, &deleted, NULL) == 0)
 		log_notice("deleted %zu SAs of the refused CHILD_SA (spi 0x%08" PRIx32
@@ -181,66 +221,89 @@ static void kill_child(struct mm_ike *ike, const struct vici_ike_sa *sa,
 			   deleted, child->spi_in, child->spi_out);
 }
 
-/* A CHILD_SA is ours when its IKE config is a partner's; it is right when
- * the authenticated identity is that partner's domain and the reqid is the
- * partner's.  An SA in our reqid range under any other name is wrong too. */
+/* The verdict of policy/sa.h on a CHILD_SA charon reports installed, as the
+ * kernel will have it: the IKE_SA's addresses are the SAs' ends. */
+static void judge_child_sas(struct mmtrustd *d, const struct vici_ike_sa *sa,
+			    const struct vici_child_sa *child, struct mm_sa_judgement *ret)
+{
+	struct mm_sa_facts f = { .reqid = child->reqid, .charon = MM_SA_CHARON_KNOWS };
+
+	/* A missing or unreadable host leaves the address zero: wrong ends. */
+	if (sa->remote_host)
+		mm_addr_parse(sa->remote_host, &f.src, "remote-host", NULL);
+	if (sa->local_host)
+		mm_addr_parse(sa->local_host, &f.dst, "local-host", NULL);
+	mm_sa_judge(d->table, d->cfg.tunnel, d->cfg.n_tunnel, &f, ret);
+}
+
+/* A CHILD_SA charon reports: judged on the IKE level (connection, identity,
+ * reqid) and on the SA level (the partner still wants a tunnel, the SAs are
+ * between its gateway and our tunnel address). */
 static void child_check(struct mm_ike *ike, const struct vici_ike_sa *sa,
 			const struct vici_child_sa *child, bool up)
 {
 	struct mmtrustd *d = ike->d;
-	const struct mm_partner *p = mm_table_find(d->table, sa->name ? sa->name : "");
-	bool in_range = child->reqid >= d->cfg.reqid_min && child->reqid <= d->cfg.reqid_max;
-	struct tunnel *t;
+	struct mm_child_judgement cj;
+	struct mm_sa_judgement sj;
+	struct ike_tunnel *t;
 
-	if (!p && !in_range)
+	mm_child_judge(d->table, sa->name, sa->remote_id, child->reqid, &cj);
+	if (cj.verdict == MM_CHILD_NOT_OURS)
 		return;  /* another connection of this charon: not ours to judge */
-	if (!p || !sa->remote_id || strcasecmp(sa->remote_id, p->domain) != 0 ||
-	    child->reqid != p->reqid) {
+	if (cj.verdict != MM_CHILD_OK) {
 		if (!up)
 			return;
 		log_err("identity mismatch: CHILD_SA %s of IKE_SA %s (remote id '%s', host %s) "
-			"has reqid %" PRIu32 "; %s: terminated and its SAs deleted",
+			"has reqid %" PRIu32 "; %s (%s): terminated and its SAs deleted",
 			child->name ? child->name : "?", sa->name ? sa->name : "?",
 			sa->remote_id ? sa->remote_id : "", sa->remote_host ? sa->remote_host : "?",
-			child->reqid,
-			!p ? "no partner has this connection" :
-			child->reqid != p->reqid ? "the partner's reqid differs" :
-			"the partner's domain differs");
-		kill_child(ike, sa, child,
-			   !p || !sa->remote_id || strcasecmp(sa->remote_id, p->domain) != 0);
+			child->reqid, mm_child_verdict_reason(cj.verdict),
+			mm_child_verdict_name(cj.verdict));
+		kill_child(ike, sa, child, cj.verdict != MM_CHILD_WRONG_REQID);
 		return;
 	}
-	t = tunnel_find(ike, p->domain);
+	t = ike_tunnels_find(&ike->tunnels, cj.partner->domain);
 	if (!t)
 		return;
 	if (!up) {
-		if (t->spi_in == child->spi_in || !t->spi_in)
-			tunnel_down(d, t, "CHILD_SA closed");
+		if (t->info.spi_in == child->spi_in || !t->info.spi_in)
+			tunnel_down(ike, t, "CHILD_SA closed");
 		return;
 	}
-	if (!t->up || t->spi_in != child->spi_in)
+	judge_child_sas(d, sa, child, &sj);
+	if (mm_sa_must_delete(sj.verdict)) {
+		log_err("refused CHILD_SA %s of partner %s (reqid %" PRIu32 ", %s -> %s, spi in "
+			"0x%08" PRIx32 " out 0x%08" PRIx32 "): %s (%s); terminated and its SAs deleted",
+			child->name ? child->name : "?", cj.partner->domain, child->reqid,
+			sa->remote_host ? sa->remote_host : "?", sa->local_host ? sa->local_host : "?",
+			child->spi_in, child->spi_out, mm_sa_verdict_reason(sj.verdict),
+			mm_sa_verdict_name(sj.verdict));
+		kill_child(ike, sa, child, true);
+		if (t->info.up && t->ike_id != sa->uniqueid)
+			return;  /* the partner's tunnel lives in another IKE_SA */
+		tunnel_down(ike, t, mm_sa_verdict_reason(sj.verdict));
+		if (mm_partner_has_tunnel(cj.partner) && initiate(ike, t))
+			log_notice("partner %s (reqid %" PRIu32 "): initiating again",
+				   cj.partner->domain, cj.partner->reqid);
+		return;
+	}
+	t->listed = true;
+	if (ike_tunnel_set_up(t, &(struct ike_child_up){
+					 .spi_in = child->spi_in,
+					 .spi_out = child->spi_out,
+					 .ike_id = sa->uniqueid,
+					 .since = time(NULL) - (time_t)child->install_time,
+					 .remote_id = sa->remote_id,
+					 .remote_host = sa->remote_host,
+					 .ike_state = sa->state,
+				 })) {
 		log_notice("tunnel up: partner %s (reqid %" PRIu32 "): remote %s id %s, "
 			   "spi in 0x%08" PRIx32 " out 0x%08" PRIx32,
-			   p->domain, p->reqid, sa->remote_host ? sa->remote_host : "?",
-			   sa->remote_id, child->spi_in, child->spi_out);
-	bool changed = !t->up || t->spi_in != child->spi_in;
-
-	t->up = true;
-	t->spi_in = child->spi_in;
-	t->spi_out = child->spi_out;
-	t->ike_id = sa->uniqueid;
-	t->since = time(NULL) - (time_t)child->install_time;
-	snprintf(t->ike_state, sizeof(t->ike_state), "%s", sa->state ? sa->state : "");
-	snprintf(t->remote_id, sizeof(t->remote_id), "%s", sa->remote_id);
-	snprintf(t->remote_host, sizeof(t->remote_host), "%s",
-		 sa->remote_host ? sa->remote_host : "");
-	if (changed) {
-		struct mm_tunnel_info info = { .up = true, .spi_in = t->spi_in,
-					       .spi_out = t->spi_out };
-
-		query_notify(d, "sa-up", t->domain, &info);
+			   cj.partner->domain, cj.partner->reqid,
+			   sa->remote_host ? sa->remote_host : "?", sa->remote_id, child->spi_in,
+			   child->spi_out);
+		tell(ike, t, "sa-up");
 	}
-	query_publish(d);
 }
 
 static bool child_installed(const struct vici_child_sa *c)
@@ -284,19 +347,21 @@ static void on_ike_updown(struct vici_client *c, int error, const char *event,
 {
 	struct mm_ike *ike = userdata;
 	struct vici_ike_updown *e;
-	struct tunnel *t;
+	struct ike_tunnel *t;
 
 	(void)c;
 	(void)event;
 	if (error < 0 || vici_ike_updown_decode(msg, &e) < 0)
 		return;
-	t = e->ike.name ? tunnel_find(ike, e->ike.name) : NULL;
-	if (t) {
+	t = ike_tunnels_find(&ike->tunnels, e->ike.name);
+	/* Another IKE_SA of the partner's (a duplicate, the one a refused
+	 * tunnel left) going away does not take the tunnel with it. */
+	if (t && (e->up || !t->info.up || t->ike_id == e->ike.uniqueid)) {
 		snprintf(t->ike_state, sizeof(t->ike_state), "%s",
 			 e->up ? (e->ike.state ? e->ike.state : "ESTABLISHED") : "DESTROYING");
 		if (!e->up)
-			tunnel_down(ike->d, t, "IKE_SA closed");
-		else
+			tunnel_down(ike, t, "IKE_SA closed");
+		else if (!t->info.up)
 			t->ike_id = e->ike.uniqueid;
 	}
 	vici_ike_updown_free(e);
@@ -307,14 +372,14 @@ static void on_ike_rekey(struct vici_client *c, int error, const char *event,
 {
 	struct mm_ike *ike = userdata;
 	struct vici_ike_rekey *e;
-	struct tunnel *t;
+	struct ike_tunnel *t;
 
 	(void)c;
 	(void)event;
 	if (error < 0 || vici_ike_rekey_decode(msg, &e) < 0)
 		return;
-	t = e->new_sa.name ? tunnel_find(ike, e->new_sa.name) : NULL;
-	if (t)
+	t = ike_tunnels_find(&ike->tunnels, e->new_sa.name);
+	if (t && (!t->info.up || t->ike_id == e->old_sa.uniqueid))
 		t->ike_id = e->new_sa.uniqueid;
 	vici_ike_rekey_free(e);
 }
@@ -330,34 +395,46 @@ static void list_sas(struct mm_ike *ike)
 	vici_list_sas(ike->cmd, NULL, on_list_sas, ike);
 }
 
-/* SAs in our reqid range that charon does not know (a charon that died
- * left them in the kernel) are ours to clean up.  Only SAs older than the
- * listing are judged, so one charon installs while we list is never hit. */
-struct orphan_ctx {
-	struct mmtrustd *d;
+/* The kernel's SAs in our reqid range judged with what charon listed
+ * (policy/sa.h): an SA charon does not know (a charon that died left it),
+ * of a partner without a tunnel, or between other addresses is deleted.
+ * Only SAs older than the listing are judged, so one charon installs while
+ * we list is never hit. */
+struct sweep_ctx {
+	struct mm_ike *ike;
 	uint32_t *spis;
 	size_t n;
 	uint64_t listed_at;  /* wall-clock seconds, as the kernel's add_time */
 };
 
-static bool is_orphan(const struct mm_xfrm_sa *sa, void *userdata)
+static bool sweep_match(const struct mm_xfrm_sa *sa, void *userdata)
 {
-	const struct orphan_ctx *o = userdata;
+	const struct sweep_ctx *o = userdata;
+	const struct mmtrustd *d = o->ike->d;
+	struct mm_sa_facts f = { .reqid = sa->reqid, .src = sa->src, .dst = sa->dst,
+				 .charon = MM_SA_CHARON_UNKNOWN };
+	struct mm_sa_judgement j;
+	char s[MM_ADDR_STRLEN], t[MM_ADDR_STRLEN];
 
-	if (sa->reqid < o->d->cfg.reqid_min || sa->reqid > o->d->cfg.reqid_max)
-		return false;
-	if (!sa->add_time || sa->add_time + 2 > o->listed_at)
+	if (!mm_reqid_ours(d->table, sa->reqid) || !sa->add_time || sa->add_time + 2 > o->listed_at)
 		return false;
 	for (size_t i = 0; i < o->n; i++)
 		if (o->spis[i] == sa->spi)
-			return false;
+			f.charon = MM_SA_CHARON_KNOWS;
+	mm_sa_judge(d->table, d->cfg.tunnel, d->cfg.n_tunnel, &f, &j);
+	if (!mm_sa_must_delete(j.verdict))
+		return false;
+	log_notice("charon sweep: deleting SA spi 0x%08" PRIx32 " %s -> %s reqid %" PRIu32
+		   ": %s (%s)",
+		   sa->spi, mm_addr_str(&sa->src, s), mm_addr_str(&sa->dst, t), sa->reqid,
+		   mm_sa_verdict_reason(j.verdict), mm_sa_verdict_name(j.verdict));
+	sa_refused(o->ike, &j, sa->spi);
 	return true;
 }
 
-static void delete_orphans(struct mm_ike *ike, struct vici_ike_sa *const *sas, size_t n,
-			   time_t listed_at)
+static void sweep(struct mm_ike *ike, struct vici_ike_sa *const *sas, size_t n, time_t listed_at)
 {
-	struct orphan_ctx o = { .d = ike->d, .listed_at = listed_at };
+	struct sweep_ctx o = { .ike = ike, .listed_at = listed_at };
 	size_t cap = 0, deleted = 0;
 
 	if (!ike->d->nl)
@@ -372,9 +449,8 @@ static void delete_orphans(struct mm_ike *ike, struct vici_ike_sa *const *sas, s
 			o.spis[o.n++] = sas[i]->children[j].spi_in;
 			o.spis[o.n++] = sas[i]->children[j].spi_out;
 		}
-	if (mm_xfrm_sa_delete_if(ike->d->nl, is_orphan, &o, &deleted, NULL) == 0 && deleted)
-		log_notice("charon: deleted %zu SAs in our reqid range that charon does not know "
-			   "(left by a charon that went away)", deleted);
+	if (mm_xfrm_sa_delete_if(ike->d->nl, sweep_match, &o, &deleted, NULL) == 0 && deleted)
+		log_notice("charon sweep: deleted %zu SAs in our reqid range", deleted);
 	free(o.spis);
 }
 
@@ -390,13 +466,12 @@ static void on_list_sas(struct vici_client *c, int error, struct vici_ike_sa *co
 		return;
 	}
 	/* The table is rebuilt from charon's view: what it does not list is down. */
-	for (size_t i = 0; i < ike->n_t; i++) {
-		ike->t[i].up = false;
-		ike->t[i].spi_in = ike->t[i].spi_out = 0;
-		ike->t[i].ike_state[0] = '\0';
+	for (size_t i = 0; i < ike->tunnels.n; i++) {
+		ike->tunnels.t[i].listed = false;
+		ike->tunnels.t[i].ike_state[0] = '\0';
 	}
 	for (size_t i = 0; i < n; i++) {
-		struct tunnel *t = sas[i]->name ? tunnel_find(ike, sas[i]->name) : NULL;
+		struct ike_tunnel *t = ike_tunnels_find(&ike->tunnels, sas[i]->name);
 
 		if (t)
 			snprintf(t->ike_state, sizeof(t->ike_state), "%s",
@@ -405,12 +480,14 @@ static void on_list_sas(struct vici_client *c, int error, struct vici_ike_sa *co
 			if (child_installed(&sas[i]->children[j]))
 				child_check(ike, sas[i], &sas[i]->children[j], true);
 	}
-	for (size_t i = 0; i < ike->n_t; i++)
-		up += ike->t[i].up;
+	for (size_t i = 0; i < ike->tunnels.n; i++) {
+		if (!ike->tunnels.t[i].listed)
+			tunnel_down(ike, &ike->tunnels.t[i], "charon does not list it");
+		up += ike->tunnels.t[i].info.up;
+	}
 	log_info("charon: SA table rebuilt from list-sas: %zu IKE_SAs, %zu partner tunnels up",
 		 n, up);
-	query_publish(ike->d);
-	delete_orphans(ike, sas, n, ike->listed_at);
+	sweep(ike, sas, n, ike->listed_at);
 }
 
 static void on_loaded(struct vici_client *c, int error, const char *errmsg, void *userdata)
@@ -444,11 +521,6 @@ static int strv_of(char ***ret, size_t n, const void *items, bool prefixes)
 	}
 	*ret = v;
 	return 0;
-}
-
-static bool partner_has_tunnel(const struct mm_partner *p)
-{
-	return p->enabled && p->path == MM_PATH_TUNNEL;
 }
 
 static int load_partner(struct mm_ike *ike, const struct mm_partner *p)
@@ -539,7 +611,7 @@ static void on_get_conns(struct vici_client *c, int error, char *const *conns, v
 		const struct mm_partner *p = mm_table_find(d->table, conns[i]);
 		json_t *entries = NULL;
 
-		if (p && partner_has_tunnel(p))
+		if (p && mm_partner_has_tunnel(p))
 			continue;
 		if (!p && (mm_store_audit(d->store, conns[i], 1, &entries, NULL) < 0 ||
 			   json_array_size(entries) == 0)) {
@@ -571,7 +643,7 @@ static void load_all(struct mm_ike *ike)
 		ike->loads_pending++;
 	vici_get_conns(ike->cmd, on_get_conns, ike);
 	for (size_t i = 0; i < d->table->n; i++)
-		if (partner_has_tunnel(d->table->partners[i]) &&
+		if (mm_partner_has_tunnel(d->table->partners[i]) &&
 		    load_partner(ike, d->table->partners[i]) == 0)
 			n++;
 	log_notice("charon connected (%s): loading %zu partner connections",
@@ -592,9 +664,9 @@ static void on_disconnected(struct vici_client *c, int error, void *userdata)
 		return;
 	log_warn("charon disconnected (%s): %s; reconnecting", ike->d->cfg.ike_vici_socket,
 		 strerror(-error));
-	for (size_t i = 0; i < ike->n_t; i++) {
-		ike->t[i].ike_state[0] = '\0';
-		tunnel_down(ike->d, &ike->t[i], "charon went away");
+	for (size_t i = 0; i < ike->tunnels.n; i++) {
+		ike->tunnels.t[i].ike_state[0] = '\0';
+		tunnel_down(ike, &ike->tunnels.t[i], "charon went away");
 	}
 }
 
@@ -608,7 +680,7 @@ static void on_evt_connected(struct vici_client *c, void *userdata)
 		list_sas(ike);
 }
 
-int ike_start(struct mmtrustd *d)
+int ike_start(struct mmtrustd *d, const struct ike_ops *ops, void *userdata)
 {
 	static const struct vici_client_callbacks cmd_cbs = {
 		.connected = on_cmd_connected,
@@ -619,7 +691,7 @@ int ike_start(struct mmtrustd *d)
 		.disconnected = on_disconnected,
 	};
 	struct mm_ike *ike;
-	int r = -ENOMEM;
+	int r;
 
 	if (!d->cfg.ike_enabled)
 		return 0;
@@ -627,20 +699,14 @@ int ike_start(struct mmtrustd *d)
 	if (!ike)
 		return -ENOMEM;
 	ike->d = d;
-	ike->cert = read_pem(d->cfg.ike_certificate, &ike->cert_len);
-	if (!ike->cert) {
-		r = -errno;
-		log_err("[ike] certificate %s: %s", d->cfg.ike_certificate, strerror(errno));
+	if (ops)
+		ike->ops = *ops;
+	ike->ops_userdata = userdata;
+	r = read_credentials(&d->cfg, &ike->cert, &ike->cert_len, &ike->key, &ike->key_len);
+	if (r < 0)
 		goto fail;
-	}
-	ike->key = read_pem(d->cfg.ike_private_key, &ike->key_len);
-	if (!ike->key) {
-		r = -errno;
-		log_err("[ike] private_key %s: %s", d->cfg.ike_private_key, strerror(errno));
-		goto fail;
-	}
 	d->ike = ike;
-	if (tunnels_sync(ike) < 0 ||
+	if (ike_tunnels_sync(&ike->tunnels, d->table) < 0 ||
 	    vici_client_new(d->ev, d->cfg.ike_vici_socket, &cmd_cbs, ike, &ike->cmd) < 0 ||
 	    vici_client_new(d->ev, d->cfg.ike_vici_socket, &evt_cbs, ike, &ike->evt) < 0 ||
 	    vici_client_subscribe(ike->evt, VICI_EVT_CHILD_UPDOWN, on_child_updown, NULL, ike) < 0 ||
@@ -658,10 +724,8 @@ fail:
 	vici_client_free(ike->cmd);
 	vici_client_free(ike->evt);
 	free(ike->cert);
-	if (ike->key)
-		explicit_bzero(ike->key, ike->key_len);
-	free(ike->key);
-	free(ike->t);
+	free_key(ike->key, ike->key_len);
+	ike_tunnels_clear(&ike->tunnels);
 	free(ike);
 	return r;
 }
@@ -676,11 +740,41 @@ void ike_stop(struct mmtrustd *d)
 	vici_client_free(ike->cmd);
 	vici_client_free(ike->evt);
 	free(ike->cert);
-	explicit_bzero(ike->key, ike->key_len);
-	free(ike->key);
-	free(ike->t);
+	free_key(ike->key, ike->key_len);
+	ike_tunnels_clear(&ike->tunnels);
 	free(ike);
 	d->ike = NULL;
+}
+
+int ike_reload_credentials(struct mmtrustd *d)
+{
+	struct mm_ike *ike = d->ike;
+	char *cert = NULL, *key = NULL;
+	size_t cert_len = 0, key_len = 0;
+	int r;
+
+	if (!ike)
+		return 0;
+	r = read_credentials(&d->cfg, &cert, &cert_len, &key, &key_len);
+	if (r < 0) {
+		log_err("reload: keeping the certificate and key read before");
+		return r;
+	}
+	if (cert_len == ike->cert_len && key_len == ike->key_len &&
+	    !memcmp(cert, ike->cert, cert_len) && !memcmp(key, ike->key, key_len)) {
+		free(cert);
+		free_key(key, key_len);
+		return 0;
+	}
+	free(ike->cert);
+	free_key(ike->key, ike->key_len);
+	ike->cert = cert;
+	ike->cert_len = cert_len;
+	ike->key = key;
+	ike->key_len = key_len;
+	log_notice("reload: [ike] certificate or private key changed on disk (%s, %s)",
+		   d->cfg.ike_certificate, d->cfg.ike_private_key);
+	return 1;
 }
 
 void ike_table_changed(struct mmtrustd *d, const struct mm_change *changes, size_t n)
@@ -691,13 +785,24 @@ void ike_table_changed(struct mmtrustd *d, const struct mm_change *changes, size
 		return;
 	for (size_t i = 0; i < n; i++) {
 		const struct mm_partner *a = changes[i].after, *b = changes[i].before;
-		struct tunnel *t = b ? tunnel_find(ike, b->domain) : NULL;
+		struct ike_tunnel *t = b ? ike_tunnels_find(&ike->tunnels, b->domain) : NULL;
 
-		if (t && (!a || !partner_has_tunnel(a)))
-			tunnel_down(d, t, !a ? "partner removed" : !a->enabled ? "partner disabled"
+		if (t && (!a || !mm_partner_has_tunnel(a)))
+			tunnel_down(ike, t, !a ? "partner removed" : !a->enabled ? "partner disabled"
 										 : "partner moved to seg");
 	}
-	if (tunnels_sync(ike) < 0)
+	if (!changes) {
+		/* A whole new table (reload): a partner whose reqid changed or who
+		 * went away leaves its row, and with it its tunnel. */
+		for (size_t i = 0; i < ike->tunnels.n; i++) {
+			struct ike_tunnel *t = &ike->tunnels.t[i];
+			const struct mm_partner *p = mm_table_find(d->table, t->info.domain);
+
+			if (!p || p->reqid != t->info.reqid || !mm_partner_has_tunnel(p))
+				tunnel_down(ike, t, "gone from the reloaded table");
+		}
+	}
+	if (ike_tunnels_sync(&ike->tunnels, d->table) < 0)
 		log_err("charon: out of memory for the SA table");
 	if (!vici_client_is_connected(ike->cmd))
 		return;  /* everything is loaded on (re)connect */
@@ -708,20 +813,11 @@ void ike_table_changed(struct mmtrustd *d, const struct mm_change *changes, size
 	for (size_t i = 0; i < n; i++) {
 		const struct mm_partner *a = changes[i].after, *b = changes[i].before;
 
-		if (a && partner_has_tunnel(a))
+		if (a && mm_partner_has_tunnel(a))
 			load_partner(ike, a);  /* charon replaces a changed connection */
-		else if (b && partner_has_tunnel(b))
+		else if (b && mm_partner_has_tunnel(b))
 			unload_partner(ike, b->domain);
 	}
-}
-
-static void on_initiated(struct vici_client *c, int error, const char *errmsg, void *userdata)
-{
-	(void)c;
-	(void)userdata;
-	if (error < 0)
-		log_info("charon: initiate on acquire: %s%s%s", strerror(-error), errmsg ? ": " : "",
-			 errmsg ? errmsg : "");
 }
 
 /* Traffic hit one of our policies and found no SA: the tunnel is down and
@@ -729,31 +825,26 @@ static void on_initiated(struct vici_client *c, int error, const char *errmsg, v
  * cases charon sees).  Ask charon to bring it up, at most every 5 s. */
 static void on_acquire(struct mmtrustd *d, const struct mm_xfrm_acquire *aq)
 {
-	struct vici_initiate_args args = { .timeout_ms = -1 };
 	const struct mm_partner *p = mm_table_find_reqid(d->table, aq->reqid);
-	struct tunnel *t;
-	uint64_t now;
+	struct ike_tunnel *t;
 
-	if (!p || !partner_has_tunnel(p) || !d->ike || !vici_client_is_connected(d->ike->cmd))
+	if (!p || !mm_partner_has_tunnel(p) || !d->ike || !vici_client_is_connected(d->ike->cmd))
 		return;
-	t = tunnel_find(d->ike, p->domain);
-	sd_event_now(d->ev, CLOCK_MONOTONIC, &now);
-	if (!t || t->up || (t->last_initiate && now - t->last_initiate < 5000000))
+	t = ike_tunnels_find(&d->ike->tunnels, p->domain);
+	if (!t || t->info.up)
 		return;
-	t->last_initiate = now;
-	args.child = p->domain;
-	args.ike = p->domain;
-	log_notice("acquire: traffic for partner %s (reqid %" PRIu32 ") has no SA; initiating",
-		   p->domain, p->reqid);
-	vici_initiate(d->ike->cmd, &args, on_initiated, d->ike);
+	if (initiate(d->ike, t))
+		log_notice("acquire: traffic for partner %s (reqid %" PRIu32 ") has no SA; "
+			   "initiating",
+			   p->domain, p->reqid);
 }
 
 int ike_xfrm_event(const struct mm_xfrm_event *ev, void *userdata)
 {
 	struct mmtrustd *d = userdata;
 	const struct mm_xfrm_sa *sa = &ev->sa;
-	const struct mm_partner *p;
-	bool ends_ok = false;
+	struct mm_sa_facts f = { .reqid = sa->reqid, .src = sa->src, .dst = sa->dst };
+	struct mm_sa_judgement j;
 	char s[MM_ADDR_STRLEN], t[MM_ADDR_STRLEN];
 
 	if (ev->type == MM_XFRM_EV_ACQUIRE) {
@@ -762,27 +853,17 @@ int ike_xfrm_event(const struct mm_xfrm_event *ev, void *userdata)
 	}
 	if (ev->type != MM_XFRM_EV_SA_NEW && ev->type != MM_XFRM_EV_SA_UPD)
 		return 0;
-	if (sa->reqid < d->cfg.reqid_min || sa->reqid > d->cfg.reqid_max)
+	mm_sa_judge(d->table, d->cfg.tunnel, d->cfg.n_tunnel, &f, &j);
+	if (!mm_sa_must_delete(j.verdict))
 		return 0;
-	p = mm_table_find_reqid(d->table, sa->reqid);
-	/* One end must be the partner's gateway, the other our tunnel address. */
-	for (size_t i = 0; p && i < p->n_gateways; i++) {
-		for (size_t j = 0; j < d->cfg.n_tunnel; j++) {
-			if ((!mm_addr_cmp(&p->gateways[i], &sa->src) &&
-			     !mm_addr_cmp(&d->cfg.tunnel[j], &sa->dst)) ||
-			    (!mm_addr_cmp(&p->gateways[i], &sa->dst) &&
-			     !mm_addr_cmp(&d->cfg.tunnel[j], &sa->src)))
-				ends_ok = true;
-		}
-	}
-	if (p && partner_has_tunnel(p) && ends_ok)
-		return 0;
-	log_err("identity mismatch: SA spi 0x%08" PRIx32 " %s -> %s carries reqid %" PRIu32
-		" (%s%s); deleted",
+	log_err("refused SA: spi 0x%08" PRIx32 " %s -> %s carries reqid %" PRIu32
+		" (%s%s): %s (%s); deleted",
 		sa->spi, mm_addr_str(&sa->src, s), mm_addr_str(&sa->dst, t), sa->reqid,
-		p ? "partner " : "no partner has it", p ? p->domain : "");
+		j.partner ? "partner " : "no partner has it", j.partner ? j.partner->domain : "",
+		mm_sa_verdict_reason(j.verdict), mm_sa_verdict_name(j.verdict));
 	if (d->nl)
 		mm_xfrm_sa_del(d->nl, sa, NULL);
+	sa_refused(d->ike, &j, sa->spi);
 	return 0;
 }
 
@@ -800,19 +881,22 @@ void ike_status(struct mmtrustd *d, json_t *status)
 	if (!ike)
 		return;
 	json_array_foreach(partners, i, o) {
-		struct tunnel *t = tunnel_find(ike, json_string_value(json_object_get(o, "domain")));
+		const struct ike_tunnel *t = ike_tunnels_find(
+			&ike->tunnels, json_string_value(json_object_get(o, "domain")));
 
 		if (!t)
 			continue;
 		json_object_set_new(
 			o, "tunnel",
 			json_pack("{s:s, s:o, s:o, s:o, s:I, s:o, s:o, s:o}", "state",
-				  t->up ? "up" : "down", "ike_state",
+				  t->info.up ? "up" : "down", "ike_state",
 				  t->ike_state[0] ? json_string(t->ike_state) : json_null(),
-				  "remote_id", t->up ? json_string(t->remote_id) : json_null(),
-				  "remote_host", t->up ? json_string(t->remote_host) : json_null(),
-				  "reqid", (json_int_t)t->reqid, "spi_in", mm_json_spi(t->spi_in),
-				  "spi_out", mm_json_spi(t->spi_out), "since", mm_json_time(t->since)));
+				  "remote_id", t->info.up ? json_string(t->info.remote_id) : json_null(),
+				  "remote_host",
+				  t->info.up ? json_string(t->info.remote_host) : json_null(), "reqid",
+				  (json_int_t)t->info.reqid, "spi_in", mm_json_spi(t->info.spi_in),
+				  "spi_out", mm_json_spi(t->info.spi_out), "since",
+				  mm_json_time(t->info.since)));
 	}
 }
 
@@ -822,26 +906,15 @@ int ike_tunnels_up(struct mmtrustd *d, struct mm_tunnel_info **ret, size_t *ret_
 	struct mm_tunnel_info *v;
 	size_t n = 0;
 
-	for (size_t i = 0; ike && i < ike->n_t; i++)
-		n += ike->t[i].up;
+	for (size_t i = 0; ike && i < ike->tunnels.n; i++)
+		n += ike->tunnels.t[i].info.up;
 	v = calloc(n ? n : 1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
 	n = 0;
-	for (size_t i = 0; ike && i < ike->n_t; i++) {
-		const struct tunnel *t = &ike->t[i];
-
-		if (!t->up)
-			continue;
-		v[n] = (struct mm_tunnel_info){
-			.up = true, .reqid = t->reqid, .spi_in = t->spi_in, .spi_out = t->spi_out,
-			.since = t->since,
-		};
-		snprintf(v[n].domain, sizeof(v[n].domain), "%s", t->domain);
-		snprintf(v[n].remote_id, sizeof(v[n].remote_id), "%s", t->remote_id);
-		snprintf(v[n].remote_host, sizeof(v[n].remote_host), "%s", t->remote_host);
-		n++;
-	}
+	for (size_t i = 0; ike && i < ike->tunnels.n; i++)
+		if (ike->tunnels.t[i].info.up)
+			v[n++] = ike->tunnels.t[i].info;
 	*ret = v;
 	*ret_n = n;
 	return 0;

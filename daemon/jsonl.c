@@ -67,10 +67,41 @@ static int buf_append(struct buf *b, const char *data, size_t len)
 	return 0;
 }
 
+int mm_jsonl_peer_user(const struct mm_jsonl_peer *peer, char *name, size_t size,
+		       gid_t *ret_gid)
+{
+	/* getpwuid() returns a static buffer shared by every thread: the
+	 * query thread and the main loop both ask, so only the _r form. */
+	struct passwd pw, *found = NULL;
+	size_t len = 1024;
+	char *buf = NULL;
+	int r;
+
+	do {
+		char *b = len <= (1u << 20) ? realloc(buf, len *= 2) : NULL;
+
+		if (!b) {
+			r = -ENOMEM;
+			goto out;
+		}
+		buf = b;
+		r = -getpwuid_r(peer->uid, &pw, buf, len, &found);
+	} while (r == -ERANGE);
+	if (r == 0 && !found)
+		r = -ENOENT;
+	if (r == 0 && snprintf(name, size, "%s", pw.pw_name) >= (int)size)
+		r = -ERANGE;
+	if (r == 0 && ret_gid)
+		*ret_gid = pw.pw_gid;
+out:
+	free(buf);
+	return r;
+}
+
 bool mm_jsonl_peer_allowed(const struct mm_jsonl_peer *peer, gid_t gid)
 {
-	struct passwd *pw;
-	gid_t groups[256];
+	char name[256];
+	gid_t groups[256], pgid;
 	int n = 256;
 
 	if (peer->uid == 0 || peer->uid == geteuid())
@@ -82,8 +113,8 @@ bool mm_jsonl_peer_allowed(const struct mm_jsonl_peer *peer, gid_t gid)
 	for (int i = 0; i < peer->n_groups; i++)
 		if (peer->groups[i] == gid)
 			return true;
-	pw = getpwuid(peer->uid);
-	if (pw && getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) >= 0)
+	if (mm_jsonl_peer_user(peer, name, sizeof(name), &pgid) == 0 &&
+	    getgrouplist(name, pgid, groups, &n) >= 0)
 		for (int i = 0; i < n; i++)
 			if (groups[i] == gid)
 				return true;

@@ -1,6 +1,6 @@
 /* A non-blocking Unix-socket server speaking newline-delimited JSON, one
  * request object per line, one answer per request, in order.  Used for the
- * admin socket and (later) the CSCF query socket.
+ * admin socket (main loop) and the CSCF query socket (its own thread).
  *
  * Each client has bounded buffers: a request line longer than max_line is
  * answered with a "line-too-long" error and the rest of that line is
@@ -70,6 +70,13 @@ void mm_jsonl_client_subscribe(struct mm_jsonl_client *c);
 /* Queue one line of JSON text (len bytes, no newline; the caller encoded
  * it once) to every subscriber. */
 void mm_jsonl_server_broadcast(struct mm_jsonl_server *s, const char *line, size_t len);
+
+/* The peer's login name (into name, size bytes) and primary group
+ * (ret_gid may be NULL) from the user database; safe on any thread
+ * (getpwuid_r).  0, -ENOENT (no such user), -ERANGE (name longer than
+ * size), -ENOMEM, or another -errno of the lookup. */
+int mm_jsonl_peer_user(const struct mm_jsonl_peer *peer, char *name, size_t size,
+		       gid_t *ret_gid);
 
 /* Root, the daemon's own user, or a process in group gid (its primary
  * group, a supplementary group it holds (SO_PEERGROUPS), or one the user

@@ -68,6 +68,7 @@ static int load_state(struct mmtrustd *d, struct mm_config *cfg, struct mm_store
 		      struct mm_table **ret_table, struct mm_err *err)
 {
 	struct mm_store *store = NULL;
+	struct mm_table *table = NULL;
 	int r;
 
 	r = make_parent_dir(cfg->store, 0750);
@@ -77,11 +78,21 @@ static int load_state(struct mmtrustd *d, struct mm_config *cfg, struct mm_store
 	r = mm_store_open(cfg->store, &store, err);
 	if (r < 0)
 		return r;
-	r = mm_store_load(store, cfg->reqid_min, cfg->reqid_max, ret_table, err);
+	r = mm_store_load(store, cfg->reqid_min, cfg->reqid_max, &table, err);
+	if (r == 0) {
+		/* [local] against the stored table: a start or reload that
+		 * would let a partner claim our own addresses is refused. */
+		struct mm_site site = { cfg->cscf, cfg->n_cscf, cfg->tunnel, cfg->n_tunnel };
+
+		r = mm_table_set_site(table, &site, err);
+		if (r < 0)
+			mm_table_free(table);
+	}
 	if (r < 0) {
 		mm_store_close(store);
 		return r;
 	}
+	*ret_table = table;
 	for (size_t i = 0; i < (*ret_table)->n; i++) {
 		const struct mm_partner *p = (*ret_table)->partners[i];
 
@@ -118,6 +129,18 @@ void mmtrustd_table_changed(struct mmtrustd *d, struct mm_table *newt,
 	if (!changes)
 		query_notify(d, "table-reloaded", "*", NULL);
 }
+
+/* The IKE side reports tunnel changes here; the query side gets them as
+ * events and a new view (the IKE side knows nothing of it). */
+static void on_tunnel_changed(void *userdata, const struct mm_tunnel_info *t, const char *event)
+{
+	struct mmtrustd *d = userdata;
+
+	query_notify(d, event, t->domain, t);
+	query_publish(d);
+}
+
+static const struct ike_ops ike_ops = { .tunnel_changed = on_tunnel_changed };
 
 static bool ike_settings_differ(const struct mm_config *a, const struct mm_config *b)
 {
@@ -173,6 +196,7 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 	struct mm_store *store = NULL;
 	struct mm_table *table = NULL;
 	struct mm_err err = { 0 };
+	bool spd_changed, ike_changed;
 
 	(void)s;
 	(void)si;
@@ -195,19 +219,28 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 	d->store = store;
 	snprintf(cfg.admin_socket, sizeof(cfg.admin_socket), "%s", d->cfg.admin_socket);
 	cfg.admin_gid = d->cfg.admin_gid;
-	if (spd_settings_differ(&cfg, &d->cfg)) {
+	/* What changed is read before the new settings replace the old ones. */
+	spd_changed = spd_settings_differ(&cfg, &d->cfg);
+	ike_changed = ike_settings_differ(&cfg, &d->cfg);
+	if (spd_changed) {
 		log_notice("reload: kernel policy settings changed; restarting the SPD engine");
 		kernel_stop(d);
-		d->cfg = cfg;
-		kernel_start(d);
 	}
-	if (ike_settings_differ(&cfg, &d->cfg) || spd_settings_differ(&cfg, &d->cfg)) {
-		/* Certificates may have been renewed in place too: reread. */
+	if (ike_changed) {
+		log_notice("reload: [ike] settings changed; restarting the IKE side");
 		ike_stop(d);
-		d->cfg = cfg;
-		ike_start(d);
 	}
 	d->cfg = cfg;
+	if (spd_changed)
+		kernel_start(d);
+	/* The IKE side restarts with the files read anew; else certificates
+	 * renewed in place under the same paths are reread here. */
+	if (ike_changed)
+		ike_start(d, &ike_ops, d);
+	else
+		ike_reload_credentials(d);
+	/* Every connection (with our certificate) and the key are loaded again
+	 * with the whole table. */
 	mmtrustd_table_changed(d, table, NULL, 0);
 	log_notice("reloaded: %zu partners", d->table->n);
 out:
@@ -336,7 +369,7 @@ int main(int argc, char **argv)
 	/* Read the kernel, then write only the difference. */
 	kernel_start(&d);
 	kernel_table_changed(&d, NULL, 0);
-	ike_start(&d);
+	ike_start(&d, &ike_ops, &d);
 	r = make_parent_dir(d.cfg.query_socket, 0755);
 	if (r == 0)
 		r = query_start(&d);

@@ -5,6 +5,7 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "ike_tunnels.h"
 #include "jsonl.h"
 #include "netlink/nl.h"
 #include "netlink/xfrm_monitor.h"
@@ -57,28 +58,36 @@ json_t *kernel_status(struct mmtrustd *d, const char *domain);
 json_t *kernel_audit(struct mmtrustd *d);
 
 /* ike.c: charon over VICI.  One connection per enabled tunnel partner,
- * named after its domain; the SA table from charon's events, checked
- * against the partner table (identity and reqid). */
+ * named after its domain; the SA table (ike_tunnels.h) from charon's
+ * events, every CHILD_SA and every SA in our reqid range judged by
+ * policy/sa.h.  Whenever an SA is refused and it carried a partner's
+ * tunnel, the tunnel is down at once (tunnel_changed), charon is told to
+ * terminate its IKE_SA and, when the partner still wants a tunnel, to
+ * initiate again. */
 struct mm_ike;
-int ike_start(struct mmtrustd *d);
+/* How the IKE side reports to the daemon core (it calls nothing else of
+ * the core's): a partner's tunnel came up or got new SAs (event "sa-up"),
+ * or went down ("sa-down").  t is borrowed for the call. */
+struct ike_ops {
+	void (*tunnel_changed)(void *userdata, const struct mm_tunnel_info *t, const char *event);
+};
+/* 0 when [ike] is off or the clients are set up (charon is connected in the
+ * loop, retried for ever); -errno when our certificate or key cannot be
+ * read (logged) or the clients cannot be made. */
+int ike_start(struct mmtrustd *d, const struct ike_ops *ops, void *userdata);
 void ike_stop(struct mmtrustd *d);
+/* Reread our certificate and key (renewed in place under the same paths):
+ * 1 when they changed, 0 when not, -errno when they cannot be read (the
+ * ones read before stay; logged).  The next whole-table change
+ * (ike_table_changed with changes NULL, as on every reload) loads them and
+ * every connection into charon. */
+int ike_reload_credentials(struct mmtrustd *d);
 void ike_table_changed(struct mmtrustd *d, const struct mm_change *changes, size_t n);
-/* An event from the XFRM monitor (kernel.c delivers every one). */
+/* An SA event from the XFRM monitor (the daemon core delivers them whether
+ * the SPD side runs or not; userdata is the struct mmtrustd). */
 int ike_xfrm_event(const struct mm_xfrm_event *ev, void *userdata);
 /* Add "ike" and each partner's "tunnel" to a status answer. */
 void ike_status(struct mmtrustd *d, json_t *status);
-
-/* A partner's tunnel as the SA table knows it.  `up` means an installed
- * CHILD_SA whose authenticated remote identity is the partner's domain
- * and whose reqid is the partner's (anything else is refused on sight). */
-struct mm_tunnel_info {
-	char domain[MM_DOMAIN_MAX + 1];
-	bool up;
-	uint32_t reqid, spi_in, spi_out;
-	char remote_id[256];
-	char remote_host[64];
-	time_t since;
-};
 /* A copy of the tunnels that are up, sorted by domain (*ret_n may be 0;
  * free *ret).  -ENOMEM. */
 int ike_tunnels_up(struct mmtrustd *d, struct mm_tunnel_info **ret, size_t *ret_n);

@@ -7,8 +7,10 @@
  * long admin request (an apply of a large table) in the main loop never
  * delays an answer.  The main thread publishes an immutable view (a
  * reference to the current table, a copy of the tunnels that are up, the
- * untrusted-next-hop mode); the query thread takes a reference to the
- * current view per request under a mutex held only for that pointer copy.
+ * untrusted-next-hop mode, our [local] cscf prefixes and whether inbound
+ * must name dst); the query thread takes a reference to the current view
+ * per request under a mutex held only for that pointer copy: it never
+ * reads the main thread's state.
  * Events for subscribers cross over through a queue and an eventfd. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,6 +30,7 @@
 #include "mmtrustd.h"
 #include "policy/jsonfmt.h"
 #include "policy/privacy.h"
+#include "policy/spi.h"
 
 struct view {
 	unsigned refs;                /* atomic */
@@ -36,6 +39,9 @@ struct view {
 	size_t n_up;
 	int untrusted;                /* enum mm_untrusted_mode */
 	size_t n_partners;
+	struct mm_prefix cscf[MM_CONFIG_MAX_LOCAL];  /* the in-policy's dst side */
+	size_t n_cscf;
+	bool require_dst;
 };
 
 struct mm_query {
@@ -99,28 +105,35 @@ static json_t *invalid(const char *field, const char *msg)
 	return mm_jsonl_error("invalid", field, "%s", msg);
 }
 
-/* "0xc1a2b3c4", "c1a2b3c4" or a JSON number. */
-static int parse_spi(const json_t *v, uint32_t *ret)
+/* The member `field` as an SPI (policy/spi.h); 0 when absent or null. */
+static json_t *spi_member(const json_t *req, const char *field, bool required, uint32_t *ret)
 {
-	unsigned long long x;
-	const char *s;
-	char *end;
+	const json_t *v = json_object_get(req, field);
+	struct mm_err err = { 0 };
 
-	if (json_is_integer(v)) {
-		if (json_integer_value(v) < 0 || json_integer_value(v) > UINT32_MAX)
-			return -EINVAL;
-		*ret = json_integer_value(v);
-		return 0;
-	}
-	s = json_string_value(v);
-	if (!s || !*s)
-		return -EINVAL;
-	errno = 0;
-	x = strtoull(s, &end, 16);
-	if (*end || errno || x > UINT32_MAX || *s == '-')
-		return -EINVAL;
-	*ret = x;
-	return 0;
+	*ret = 0;
+	if (!required && (!v || json_is_null(v)))
+		return NULL;
+	if (mm_spi_from_json(v, ret, field, &err) < 0)
+		return invalid(field, err.msg);
+	return NULL;
+}
+
+/* An address member; NULL when absent (allowed unless required). */
+static json_t *addr_member(const json_t *req, const char *field, bool required,
+			   struct mm_addr *ret, bool *ret_given)
+{
+	const json_t *v = json_object_get(req, field);
+
+	*ret_given = v && !json_is_null(v);
+	if (!*ret_given && !required)
+		return NULL;
+	if (!*ret_given)
+		return invalid(field, "is required ([query] require_dst = yes): the local address "
+			       "the message arrived on");
+	if (mm_addr_parse(json_string_value(v), ret, field, NULL) < 0)
+		return invalid(field, "must be an IPv4 or IPv6 address string");
+	return NULL;
 }
 
 static void partner_facts(json_t *o, const struct mm_partner *p)
@@ -200,62 +213,80 @@ static const char *safe(const char *s)
 static void sb_sa(struct sb *b, const struct mm_tunnel_info *t)
 {
 	char v[64];
-	struct tm tm;
-	time_t since = t->since;
 
 	sb_lit(b, ",\"sa\":{");
 	snprintf(v, sizeof(v), "\"reqid\":%" PRIu32, t->reqid);
 	sb_lit(b, v);
-	snprintf(v, sizeof(v), "0x%08" PRIx32, t->spi_in);
-	sb_str(b, "spi_in", v);
-	snprintf(v, sizeof(v), "0x%08" PRIx32, t->spi_out);
-	sb_str(b, "spi_out", v);
+	sb_str(b, "spi_in", mm_spi_str(t->spi_in, v));
+	sb_str(b, "spi_out", mm_spi_str(t->spi_out, v));
 	sb_str(b, "remote_id", safe(t->remote_id));
 	sb_str(b, "remote_host", safe(t->remote_host));
-	if (since && gmtime_r(&since, &tm)) {
-		strftime(v, sizeof(v), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		sb_str(b, "established", v);
-	} else {
-		sb_str(b, "established", NULL);
-	}
+	sb_str(b, "established", mm_time_str(t->since, v));
 	sb_lit(b, "}");
+}
+
+/* Every fact of an inbound decision, here and nowhere else: the partner
+ * holding src, its tunnel from the view, the SPI, and dst against the
+ * view's cscf prefixes (the in-policy's rule, policy/privacy.h). */
+static void inbound_facts(const struct view *v, const struct mm_addr *src,
+			  const struct mm_addr *dst, bool spi_given, uint32_t spi,
+			  struct mm_inbound_facts *ret, const struct mm_tunnel_info **ret_tunnel)
+{
+	struct mm_inbound_facts f = { .spi_given = spi_given };
+	const struct mm_tunnel_info *tp = NULL;
+
+	f.partner = mm_table_lookup(v->table, src, NULL);
+	if (f.partner && (tp = view_tunnel(v, f.partner->domain))) {
+		f.sa_up = true;
+		f.sa_identity_ok = true;
+		f.spi_matches = spi == tp->spi_in;
+	}
+	f.dst = mm_dst_cover(v->cscf, v->n_cscf, src, dst);
+	*ret = f;
+	*ret_tunnel = tp;
+}
+
+/* inet_pton accepts only the canonical dotted quad, so an IPv4 address is
+ * echoed as given; IPv6 (and a mapped IPv4, when mm_addr_parse turns it
+ * into IPv4) is written canonically. */
+static const char *addr_text(const json_t *given, const struct mm_addr *a,
+			     char buf[MM_ADDR_STRLEN])
+{
+	const char *s = json_string_value(given);
+
+	return a->family == AF_INET && strchr(s, ':') == NULL ? s : mm_addr_str(a, buf);
 }
 
 static json_t *op_inbound(const struct view *v, struct mm_jsonl_client *c, const json_t *req)
 {
-	const json_t *spi = json_object_get(req, "spi"), *srcv = json_object_get(req, "src");
-	struct mm_inbound_facts f = { 0 };
-	const struct mm_tunnel_info *tp = NULL;
+	const json_t *srcv = json_object_get(req, "src"), *dstv = json_object_get(req, "dst");
+	struct mm_inbound_facts f;
+	const struct mm_tunnel_info *tp;
 	struct mm_decision dec;
-	struct mm_addr src;
-	char abuf[MM_ADDR_STRLEN];
-	const char *src_text;
-	uint32_t spi_v = 0;
+	struct mm_addr src, dst;
+	char sbuf[MM_ADDR_STRLEN], dbuf[MM_ADDR_STRLEN];
+	bool dst_given;
+	uint32_t spi_v;
 	struct sb b = { .len = 0 };
+	json_t *err;
 
 	if (mm_addr_parse(json_string_value(srcv), &src, "src", NULL) < 0)
 		return invalid("src", "must be an IPv4 or IPv6 address string");
-	if (spi && !json_is_null(spi)) {
-		if (parse_spi(spi, &spi_v) < 0)
-			return invalid("spi", "must be a 32-bit SPI, hex string or number");
-		f.spi_given = true;
-	}
-	f.partner = mm_table_lookup(v->table, &src, NULL);
-	if (f.partner && (tp = view_tunnel(v, f.partner->domain))) {
-		f.sa_up = true;
-		f.sa_identity_ok = true;
-		f.spi_matches = spi_v == tp->spi_in;
-	}
+	if ((err = addr_member(req, "dst", v->require_dst, &dst, &dst_given)) ||
+	    (err = spi_member(req, "spi", false, &spi_v)))
+		return err;
+	/* One IP header carries both: a mixed pair is the caller's mistake. */
+	if (dst_given && dst.family != src.family)
+		return invalid("dst", "must be of the same address family as src");
+	inbound_facts(v, &src, dst_given ? &dst : NULL, spi_v != 0, spi_v, &f, &tp);
 	mm_decide_inbound(&f, &dec);
-	/* inet_pton accepts only the canonical dotted quad, so an IPv4 source
-	 * is echoed as given; IPv6 is canonicalised. */
-	src_text = src.family == AF_INET ? json_string_value(srcv) : mm_addr_str(&src, abuf);
 	sb_lit(&b, "{\"src\":\"");
-	sb_lit(&b, src_text);
+	sb_lit(&b, addr_text(srcv, &src, sbuf));
 	sb_lit(&b, "\"");
+	sb_str(&b, "dst", dst_given ? addr_text(dstv, &dst, dbuf) : NULL);
 	sb_partner(&b, f.partner);
 	sb_bool(&b, "protected", dec.protected_);
-	if (f.sa_up)
+	if (tp)
 		sb_sa(&b, tp);
 	else
 		sb_lit(&b, ",\"sa\":null");
@@ -350,9 +381,9 @@ static json_t *op_spi(const struct view *v, const json_t *req)
 	uint32_t spi;
 	json_t *o;
 
-	if (parse_spi(json_object_get(req, "spi"), &spi) < 0)
-		return invalid("spi", "must be a 32-bit SPI, hex string or number");
-	for (size_t i = 0; spi && i < v->n_up && !t; i++)
+	if ((o = spi_member(req, "spi", true, &spi)))
+		return o;
+	for (size_t i = 0; i < v->n_up && !t; i++)
 		if (v->up[i].spi_in == spi || v->up[i].spi_out == spi)
 			t = &v->up[i];
 	o = json_pack("{s:o, s:o}", "spi", mm_json_spi(spi), "partner",
@@ -428,6 +459,9 @@ static int publish_now(sd_event_source *s, void *userdata)
 	v->table = mm_table_ref(d->table);
 	v->n_partners = d->table->n;
 	v->untrusted = d->cfg.query_untrusted;
+	v->n_cscf = d->cfg.n_cscf;
+	memcpy(v->cscf, d->cfg.cscf, sizeof(v->cscf[0]) * v->n_cscf);
+	v->require_dst = d->cfg.query_require_dst;
 	pthread_mutex_lock(&q->lock);
 	old = q->view;
 	q->view = v;

@@ -11,21 +11,66 @@ static size_t addr_len(int family)
 	return family == AF_INET ? 4 : 16;
 }
 
-int mm_addr_parse(const char *s, struct mm_addr *ret, const char *field,
-		  struct mm_err *err)
+static const uint8_t mapped_head[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+static bool is_mapped(const struct mm_addr *a)
+{
+	return a->family == AF_INET6 && memcmp(a->bytes, mapped_head, sizeof(mapped_head)) == 0;
+}
+
+/* ::ffff:a.b.c.d -> a.b.c.d: one meaning per address (addr.h). */
+static void unmap(struct mm_addr *a)
+{
+	struct mm_addr v4 = { .family = AF_INET };
+
+	memcpy(v4.bytes, a->bytes + 12, 4);
+	*a = v4;
+}
+
+/* The address as written (a mapped one still IPv6). */
+static int addr_pton(const char *s, struct mm_addr *ret)
 {
 	struct mm_addr a = { 0 };
 
-	if (!s || !*s)
-		return mm_err_set(err, MM_ERR_INVALID, field, "empty address");
 	if (inet_pton(AF_INET, s, a.bytes) == 1)
 		a.family = AF_INET;
 	else if (inet_pton(AF_INET6, s, a.bytes) == 1)
 		a.family = AF_INET6;
 	else
+		return -EINVAL;
+	*ret = a;
+	return 0;
+}
+
+int mm_addr_parse(const char *s, struct mm_addr *ret, const char *field,
+		  struct mm_err *err)
+{
+	struct mm_addr a;
+
+	if (!s || !*s)
+		return mm_err_set(err, MM_ERR_INVALID, field, "empty address");
+	if (addr_pton(s, &a) < 0)
 		return mm_err_set(err, MM_ERR_INVALID, field,
 				  "'%s' is not an IPv4 or IPv6 address", s);
+	if (is_mapped(&a))
+		unmap(&a);
 	*ret = a;
+	return 0;
+}
+
+/* The prefix length: decimal digits, no sign, space or leading zero. */
+static int parse_len(const char *s, unsigned max, unsigned *ret)
+{
+	unsigned v = 0;
+	size_t i;
+
+	for (i = 0; s[i] >= '0' && s[i] <= '9' && i < 4; i++)
+		v = v * 10 + (s[i] - '0');
+	if (i == 0 || s[i] || v > max)
+		return -EINVAL;
+	if (s[0] == '0' && i > 1)
+		return -ERANGE;
+	*ret = v;
 	return 0;
 }
 
@@ -35,8 +80,8 @@ int mm_prefix_parse(const char *s, struct mm_prefix *ret, const char *field,
 	char buf[MM_ADDR_STRLEN + 8];
 	struct mm_prefix p = { 0 };
 	const char *slash;
-	unsigned long len;
-	char *end;
+	unsigned len, max;
+	size_t alen;
 	int r;
 
 	if (!s || !*s)
@@ -45,28 +90,32 @@ int mm_prefix_parse(const char *s, struct mm_prefix *ret, const char *field,
 		return mm_err_set(err, MM_ERR_INVALID, field,
 				  "'%.60s...' is too long for a CIDR prefix", s);
 	slash = strchr(s, '/');
-	if (!slash) {
-		r = mm_addr_parse(s, &p.addr, field, NULL);
-		if (r < 0)
+	alen = slash ? (size_t)(slash - s) : strlen(s);
+	memcpy(buf, s, alen);
+	buf[alen] = '\0';
+	/* Mapping is undone once the length is known: it is checked against
+	 * the family as written (::ffff:0:0/120 is an IPv6 prefix). */
+	if (addr_pton(buf, &p.addr) < 0) {
+		if (!slash)
 			return mm_err_set(err, MM_ERR_INVALID, field,
 					  "'%s' is not a CIDR prefix (address/length)", s);
-		p.len = mm_addr_bits(p.addr.family);
-		*ret = p;
-		return 0;
-	}
-	memcpy(buf, s, slash - s);
-	buf[slash - s] = '\0';
-	if (mm_addr_parse(buf, &p.addr, field, NULL) < 0)
 		return mm_err_set(err, MM_ERR_INVALID, field,
 				  "'%s' is not a CIDR prefix: '%s' is not an address", s, buf);
-	errno = 0;
-	len = strtoul(slash + 1, &end, 10);
-	if (!slash[1] || *end || errno || slash[1] == '-' || slash[1] == '+' ||
-	    len > mm_addr_bits(p.addr.family))
+	}
+	max = mm_addr_bits(p.addr.family);
+	len = max;
+	r = slash ? parse_len(slash + 1, max, &len) : 0;
+	if (r == -ERANGE)
 		return mm_err_set(err, MM_ERR_INVALID, field,
-				  "'%s' is not a CIDR prefix: length must be 0-%u", s,
-				  mm_addr_bits(p.addr.family));
+				  "'%s' is not a CIDR prefix: the length has a leading zero", s);
+	if (r < 0)
+		return mm_err_set(err, MM_ERR_INVALID, field,
+				  "'%s' is not a CIDR prefix: length must be 0-%u", s, max);
 	p.len = len;
+	if (is_mapped(&p.addr) && p.len >= 96) {
+		unmap(&p.addr);
+		p.len -= 96;
+	}
 	for (unsigned bit = p.len; bit < mm_addr_bits(p.addr.family); bit++) {
 		if (p.addr.bytes[bit / 8] & (0x80 >> (bit % 8))) {
 			struct mm_prefix net = p;
@@ -141,4 +190,45 @@ bool mm_prefix_overlaps(const struct mm_prefix *a, const struct mm_prefix *b)
 	/* Two prefixes overlap iff the shorter one contains the other's network. */
 	return a->len <= b->len ? mm_prefix_contains(a, &b->addr)
 				: mm_prefix_contains(b, &a->addr);
+}
+
+#define V4(l, ...) { .addr = { .family = AF_INET, .bytes = { __VA_ARGS__ } }, .len = (l) }
+#define V6(l, ...) { .addr = { .family = AF_INET6, .bytes = { __VA_ARGS__ } }, .len = (l) }
+#define LINK_LOCAL "link-local addresses are not routed beyond one link"
+#define LOOPBACK "loopback traffic never leaves a host"
+#define MULTICAST "a multicast group is not a peer: no SA or SIP dialog has it"
+
+/* Mapped first: for ::/64 that is the reason that matters (addr.h). */
+static const struct mm_special specials[] = {
+	{ V6(96, [10] = 0xff, [11] = 0xff), "::ffff:0:0/96", "IPv4-mapped",
+	  "IPv4 addresses are written in IPv4 form (::ffff:a.b.c.d means a.b.c.d), so an "
+	  "IPv6 range around this block would claim every IPv4 sender a second time" },
+	{ V4(8, 0), "0.0.0.0/8", "unspecified",
+	  "0.0.0.0/8 means 'this host' (RFC 1122) and is never a peer's address" },
+	{ V6(128, 0), "::/128", "unspecified", ":: is no host's address" },
+	{ V4(8, 127), "127.0.0.0/8", "loopback", LOOPBACK },
+	{ V6(128, [15] = 1), "::1/128", "loopback", LOOPBACK },
+	{ V6(96, 0), "::/96", "IPv4-compatible",
+	  "IPv4-compatible IPv6 addresses (::a.b.c.d) are deprecated (RFC 4291)" },
+	{ V4(16, 169, 254), "169.254.0.0/16", "link-local", LINK_LOCAL },
+	{ V6(10, 0xfe, 0x80), "fe80::/10", "link-local", LINK_LOCAL },
+	{ V4(4, 224), "224.0.0.0/4", "multicast", MULTICAST },
+	{ V6(8, 0xff), "ff00::/8", "multicast", MULTICAST },
+	{ V4(32, 255, 255, 255, 255), "255.255.255.255/32", "broadcast",
+	  "the limited broadcast address is not a peer" },
+};
+
+const struct mm_special *mm_prefix_special(const struct mm_prefix *p)
+{
+	for (size_t i = 0; i < sizeof(specials) / sizeof(specials[0]); i++)
+		if (mm_prefix_overlaps(p, &specials[i].prefix))
+			return &specials[i];
+	return NULL;
+}
+
+const struct mm_special *mm_addr_special(const struct mm_addr *a)
+{
+	struct mm_prefix host = { .addr = *a, .len = mm_addr_bits(a->family) };
+
+	return mm_prefix_special(&host);
 }

@@ -1,8 +1,21 @@
 /* Addresses and CIDR prefixes, IPv4 and IPv6, in network byte order.
  *
- * Parsers are strict: a prefix's host bits must be zero ("10.0.0.1/24" is
- * refused, not masked) because a silently widened or narrowed partner range
- * is exactly the kind of mistake an operator must see. */
+ * Every address and prefix that comes from outside (admin requests, CSCF
+ * queries, the configuration, the store) goes through mm_addr_parse or
+ * mm_prefix_parse, so that an address has one meaning whatever its
+ * spelling (docs/admin-protocol.md, "Addresses"):
+ * - IPv4-mapped IPv6 (::ffff:a.b.c.d, how a dual-stack socket reports an
+ *   IPv4 sender) is the IPv4 address: family AF_INET.  A prefix inside
+ *   ::ffff:0:0/96 (length >= 96) is the IPv4 prefix of length - 96.  So a
+ *   parsed value never holds a mapped address, and mm_addr_cmp, overlaps
+ *   and lookups need no second spelling.
+ * - Addresses the kernel reports (netlink) are kept as the kernel has
+ *   them: an XFRM object of family AF_INET6 is an IPv6 object even with a
+ *   mapped address, and matches no IPv4 packet.
+ * - Parsers are strict: a prefix's host bits must be zero ("10.0.0.1/24" is
+ *   refused, not masked) because a silently widened or narrowed partner
+ *   range is exactly the kind of mistake an operator must see; the length
+ *   is decimal digits without a leading zero ("/024" is refused). */
 #ifndef MM_ADDR_H
 #define MM_ADDR_H
 
@@ -30,12 +43,29 @@ static inline unsigned mm_addr_bits(int family)
 	return family == AF_INET ? 32 : 128;
 }
 
-/* Parse a literal address.  Returns 0, or -EINVAL (filling err for field). */
+/* Parse a literal address (inet_pton forms; IPv4-mapped becomes IPv4).
+ * Returns 0, or -EINVAL (filling err for field). */
 int mm_addr_parse(const char *s, struct mm_addr *ret, const char *field,
 		  struct mm_err *err);
-/* Parse "addr/len"; a bare address means a host prefix (/32, /128). */
+/* Parse "addr/len"; a bare address means a host prefix (/32, /128).  A
+ * prefix inside ::ffff:0:0/96 becomes IPv4; one that strictly contains it
+ * (e.g. ::/64) stays IPv6: mm_prefix_special() names it. */
 int mm_prefix_parse(const char *s, struct mm_prefix *ret, const char *field,
 		    struct mm_err *err);
+
+/* A special-purpose block (RFC 6890) that holds no peer's address. */
+struct mm_special {
+	struct mm_prefix prefix;
+	const char *text;  /* the block as RFCs write it ("::ffff:0:0/96") */
+	const char *name;  /* adjective: "loopback", "multicast", ... */
+	const char *why;   /* why no partner address is in it */
+};
+/* The first special-purpose block p overlaps (inside, equal or around),
+ * or NULL.  The IPv4-mapped block is listed first, then unspecified,
+ * loopback, IPv4-compatible, link-local, multicast and broadcast. */
+const struct mm_special *mm_prefix_special(const struct mm_prefix *p);
+/* mm_prefix_special of the host prefix (/32, /128) of a. */
+const struct mm_special *mm_addr_special(const struct mm_addr *a);
 
 /* Canonical text (inet_ntop form; prefixes always carry "/len"). */
 const char *mm_addr_str(const struct mm_addr *a, char buf[MM_ADDR_STRLEN]);

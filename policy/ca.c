@@ -38,10 +38,47 @@ static void label_copy(char *dst, size_t size, const char *src)
 	dst[i] = '\0';
 }
 
+/* Control characters other than line ends and tabs appear in no text
+ * file but in every DER encoding (its tags and lengths). */
+static bool binary_byte(unsigned char ch)
+{
+	return (ch < 0x20 && ch != '\n' && ch != '\r' && ch != '\t') || ch == 0x7f;
+}
+
+static bool blank(unsigned char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
+}
+
+/* The value must be the block and nothing else: text around it would be
+ * stored, exported and handed to charon as if it were part of the
+ * certificate.  Blank lines and indentation around the block are fine.
+ * Called once the walk found exactly one block, so the first non-blank
+ * byte starts its BEGIN line and the first END line after it is the one
+ * OpenSSL read. */
+static int check_nothing_around(const char *pem, size_t len, const char *field,
+				struct mm_err *err)
+{
+	const char *begin = pem, *end = pem + len, *p;
+
+	while (begin < end && blank(*begin))
+		begin++;
+	if ((size_t)(end - begin) < 11 || memcmp(begin, "-----BEGIN ", 11) != 0)
+		return mm_err_set(err, MM_ERR_INVALID, field,
+				  "has text before the '-----BEGIN CERTIFICATE-----' line; give only the PEM block (`openssl x509 -in FILE` prints it)");
+	p = memmem(begin, (size_t)(end - begin), "\n-----END ", 10);
+	p = p ? memchr(p + 1, '\n', (size_t)(end - p - 1)) : NULL;
+	for (p = p ? p : end; p < end && blank(*p); p++)
+		;
+	if (p < end)
+		return mm_err_set(err, MM_ERR_INVALID, field,
+				  "has text after the '-----END CERTIFICATE-----' line; give only the PEM block (`openssl x509 -in FILE` prints it)");
+	return 0;
+}
+
 /* Walk every PEM block rather than calling PEM_read_bio_X509(): that one
  * silently skips blocks of other types, so a private key pasted next to
- * the certificate, or a second certificate, would go unnoticed.  Text
- * outside the blocks (as `openssl x509 -text` prints) is ignored. */
+ * the certificate, or a second certificate, would go unnoticed. */
 static int pem_read_one_cert(const char *pem, size_t len, X509 **ret_x509, const char *field,
 			     struct mm_err *err)
 {
@@ -84,6 +121,9 @@ static int pem_read_one_cert(const char *pem, size_t len, X509 **ret_x509, const
 				r = mm_err_set(err, MM_ERR_INVALID, field,
 					       "holds a PEM '%s' block, not a certificate", label);
 			}
+		} else if (header && *header) {
+			r = mm_err_set(err, MM_ERR_INVALID, field,
+				       "the CERTIFICATE block has PEM headers (such as Proc-Type); a certificate has none");
 		} else if (++ncert == 1) {
 			der = data;
 			der_len = data_len;
@@ -102,7 +142,8 @@ static int pem_read_one_cert(const char *pem, size_t len, X509 **ret_x509, const
 	}
 	if (ncert > 1) {
 		r = mm_err_set(err, MM_ERR_INVALID, field,
-			       "holds %d certificates; expected exactly one CA certificate", ncert);
+			       "holds %d certificates; expected exactly one, the CA that issues the partner's certificates (no bundles)",
+			       ncert);
 		goto out;
 	}
 
@@ -300,7 +341,17 @@ int mm_ca_check(const char *pem, time_t now, struct mm_ca_info *ret, const char 
 			       CA_PEM_MAX);
 		goto out;
 	}
+	for (size_t i = 0; i < len; i++) {
+		if (binary_byte((unsigned char)pem[i])) {
+			r = mm_err_set(err, MM_ERR_INVALID, field,
+				       "is binary data, not PEM text (a DER certificate? `openssl x509 -inform DER -in FILE` prints its PEM; mmtrustctl converts DER files itself)");
+			goto out;
+		}
+	}
 	r = pem_read_one_cert(pem, len, &x, field, err);
+	if (r < 0)
+		goto out;
+	r = check_nothing_around(pem, len, field, err);
 	if (r < 0)
 		goto out;
 	r = check_is_ca(x, field, err);

@@ -14,11 +14,24 @@ struct mm_ca_info {
 	int64_t not_after;
 };
 
-/* Check that pem holds exactly one X.509 certificate that is a CA
- * (basicConstraints CA:TRUE) and is valid at `now` (not expired, not yet
+/* The one judge of a partner's `ca` value (the admin protocol's member,
+ * the table file's ca:, mmtrustctl's --ca after it read the file).
+ *
+ * pem must be the PEM text of exactly one X.509 certificate: one
+ * "-----BEGIN CERTIFICATE-----" block without PEM headers, with nothing
+ * but blanks (space, tab, CR, LF) before or after it.  Refused, each with
+ * its reason: empty; over 1 MiB; binary data (control characters other
+ * than tab, CR, LF: a DER file sent as text); no CERTIFICATE block; a
+ * malformed block; text before or after the block; a private key or any
+ * other block beside it; two or more certificates (no bundles); DER inside
+ * the block that is not one X.509 certificate.  DER is not accepted here:
+ * turning a DER file into this text is the job of whoever reads the file
+ * (mmtrustctl does, cli/tablefile.h).
+ *
+ * The certificate must be a CA (basicConstraints CA:TRUE; a keyUsage
+ * without keyCertSign is refused) and valid at `now` (not expired, not yet
  * valid is refused too).  Fills *ret on success; on failure returns
- * -EINVAL and names `field` in err with the reason (garbage PEM, not a CA,
- * expired on <date>, ...). */
+ * -EINVAL and names `field` in err with the reason. */
 int mm_ca_check(const char *pem, time_t now, struct mm_ca_info *ret, const char *field,
 		struct mm_err *err);
 

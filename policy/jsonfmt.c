@@ -1,27 +1,31 @@
 #include "jsonfmt.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <time.h>
 
-json_t *mm_json_time(int64_t t)
+#include "spi.h"
+
+const char *mm_time_str(int64_t t, char buf[MM_TIME_STRLEN])
 {
-	char buf[32];
 	time_t tt = t;
 	struct tm tm;
 
-	if (!t || !gmtime_r(&tt, &tm))
-		return json_null();
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return json_string(buf);
+	if (!t || !gmtime_r(&tt, &tm) ||
+	    strftime(buf, MM_TIME_STRLEN, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		return NULL;
+	return buf;
+}
+
+json_t *mm_json_time(int64_t t)
+{
+	char buf[MM_TIME_STRLEN];
+	const char *s = mm_time_str(t, buf);
+
+	return s ? json_string(s) : json_null();
 }
 
 json_t *mm_json_spi(uint32_t spi)
 {
-	char buf[16];
+	char buf[MM_SPI_STRLEN];
 
-	if (!spi)
-		return json_null();
-	snprintf(buf, sizeof(buf), "0x%08" PRIx32, spi);
-	return json_string(buf);
+	return spi ? json_string(mm_spi_str(spi, buf)) : json_null();
 }

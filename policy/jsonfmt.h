@@ -5,9 +5,15 @@
 #include <jansson.h>
 #include <stdint.h>
 
-/* ISO 8601 UTC ("2026-11-28T14:05:04Z"); JSON null for 0. */
+/* "YYYY-MM-DDTHH:MM:SSZ" and the NUL */
+#define MM_TIME_STRLEN 21
+
+/* ISO 8601 UTC ("2026-11-28T14:05:04Z") into buf; NULL for 0 or a time
+ * gmtime cannot represent. */
+const char *mm_time_str(int64_t t, char buf[MM_TIME_STRLEN]);
+/* mm_time_str() as a JSON string; JSON null for 0. */
 json_t *mm_json_time(int64_t t);
-/* "0x1234abcd"; JSON null for 0 (no SPI). */
+/* mm_spi_str()'s "0x1234abcd" (policy/spi.h); JSON null for 0 (no SPI). */
 json_t *mm_json_spi(uint32_t spi);
 
 #endif

@@ -169,6 +169,57 @@ static int prefix_qsort_cmp(const void *a, const void *b)
 	return mm_prefix_cmp(a, b);
 }
 
+/* What a partner's range may not be, alone (docs/admin-protocol.md):
+ * all addresses of a family (every CSCF packet would need this one
+ * partner's ESP), or anything overlapping a special-purpose block. */
+static int range_check(const struct mm_partner *p, const struct mm_prefix *r,
+		       const char *field, struct mm_err *err)
+{
+	const struct mm_special *sp = mm_prefix_special(r);
+	char a[MM_ADDR_STRLEN];
+
+	if (r->len == 0)
+		return mm_err_set(err, MM_ERR_INVALID, field,
+				  "%s of partner %s covers every %s address: all our traffic "
+				  "would then need this one partner's ESP", mm_prefix_str(r, a),
+				  p->domain, r->addr.family == AF_INET ? "IPv4" : "IPv6");
+	if (sp)
+		return mm_err_set(err, MM_ERR_INVALID, field,
+				  "%s of partner %s overlaps the %s block %s: %s",
+				  mm_prefix_str(r, a), p->domain, sp->name, sp->text, sp->why);
+	return 0;
+}
+
+/* What a partner's gateway may not be, alone.  It may lie inside the
+ * partner's own ranges (a host that is its own IKE endpoint). */
+static int gateway_check(const struct mm_partner *p, const struct mm_addr *g,
+			 const char *field, struct mm_err *err)
+{
+	const struct mm_special *sp = mm_addr_special(g);
+	char a[MM_ADDR_STRLEN];
+
+	if (sp)
+		return mm_err_set(err, MM_ERR_INVALID, field, "%s of partner %s is %s (%s): %s",
+				  mm_addr_str(g, a), p->domain, sp->name, sp->text, sp->why);
+	return 0;
+}
+
+int mm_partner_check_addresses(const struct mm_partner *p, struct mm_err *err)
+{
+	char field[32];
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < p->n_ranges; i++) {
+		snprintf(field, sizeof(field), "ranges[%zu]", i);
+		r = range_check(p, &p->ranges[i], field, err);
+	}
+	for (size_t i = 0; r == 0 && i < p->n_gateways; i++) {
+		snprintf(field, sizeof(field), "gateways[%zu]", i);
+		r = gateway_check(p, &p->gateways[i], field, err);
+	}
+	return r;
+}
+
 /* Ranges are kept sorted so that equality, export and diff are stable; two
  * ranges of the same partner that overlap are refused like any overlap. */
 static int ranges_set(struct mm_partner *p, const json_t *arr, struct mm_err *err)
@@ -196,6 +247,8 @@ static int ranges_set(struct mm_partner *p, const json_t *arr, struct mm_err *er
 			return mm_err_set(err, MM_ERR_INVALID, field, "must be a string");
 		}
 		ret = mm_prefix_parse(json_string_value(v), &r[i], field, err);
+		if (ret == 0)
+			ret = range_check(p, &r[i], field, err);
 		if (ret < 0) {
 			free(r);
 			return ret;
@@ -243,6 +296,8 @@ static int gateways_set(struct mm_partner *p, const json_t *arr, struct mm_err *
 			return mm_err_set(err, MM_ERR_INVALID, field, "must be a string");
 		}
 		ret = mm_addr_parse(json_string_value(v), &g[i], field, err);
+		if (ret == 0)
+			ret = gateway_check(p, &g[i], field, err);
 		if (ret < 0) {
 			free(g);
 			return ret;
@@ -414,7 +469,25 @@ fail:
 	return r;
 }
 
-/* Merge the string list `arr` into/out of the list member `key` of cur. */
+/* The canonical text of a range or gateway, so that list edits match
+ * whatever the spelling; text that does not parse is kept for
+ * mm_partner_from_json to refuse with its index. */
+static json_t *canon_item(const char *key, const json_t *v)
+{
+	char buf[MM_ADDR_STRLEN];
+	struct mm_prefix pfx;
+	struct mm_addr a;
+	const char *s = json_string_value(v);
+
+	if (strcmp(key, "ranges") == 0 && mm_prefix_parse(s, &pfx, key, NULL) == 0)
+		return json_string(mm_prefix_str(&pfx, buf));
+	if (strcmp(key, "gateways") == 0 && mm_addr_parse(s, &a, key, NULL) == 0)
+		return json_string(mm_addr_str(&a, buf));
+	return json_string(s);
+}
+
+/* Merge the string list `arr` into/out of the list member `key` of cur
+ * (whose items are canonical: mm_partner_to_json). */
 static int list_edit(json_t *cur, const char *key, const json_t *arr, bool add,
 		     struct mm_err *err)
 {
@@ -425,13 +498,16 @@ static int list_edit(json_t *cur, const char *key, const json_t *arr, bool add,
 		return mm_err_set(err, MM_ERR_INVALID, key, "must be a list");
 	json_array_foreach(arr, i, v) {
 		size_t j;
-		json_t *w;
+		json_t *w, *c;
 		bool found = false;
 
 		if (!json_is_string(v))
 			return mm_err_set(err, MM_ERR_INVALID, key, "must be a list of strings");
+		c = canon_item(key, v);
+		if (!c)
+			return mm_err_set(err, MM_ERR_INTERNAL, key, "out of memory");
 		json_array_foreach(list, j, w) {
-			if (json_equal(v, w)) {
+			if (json_equal(c, w)) {
 				found = true;
 				if (!add)
 					json_array_remove(list, j);
@@ -439,7 +515,8 @@ static int list_edit(json_t *cur, const char *key, const json_t *arr, bool add,
 			}
 		}
 		if (add && !found)
-			json_array_append(list, v);
+			json_array_append(list, c);
+		json_decref(c);
 		if (!add && !found)
 			return mm_err_set(err, MM_ERR_NOT_FOUND, key,
 					  "%s is not in the partner's %s", json_string_value(v),

@@ -57,6 +57,15 @@ int mm_path_parse(const char *s, enum mm_path *ret);
 int mm_domain_canon(const char *in, char out[MM_DOMAIN_MAX + 1], const char *field,
 		    struct mm_err *err);
 
+/* The rules each range and gateway obeys alone (docs/admin-protocol.md,
+ * "Addresses"): no range of length 0, none overlapping a special-purpose
+ * block (mm_prefix_special: IPv4-mapped, unspecified, loopback,
+ * link-local, multicast, ...), no gateway inside one.  mm_partner_from_json
+ * applies them to every member it parses; this is for partners built
+ * otherwise (the store).  -EINVAL with err naming ranges[i]/gateways[i] and
+ * the partner. */
+int mm_partner_check_addresses(const struct mm_partner *p, struct mm_err *err);
+
 /* Allocate an empty partner with defaults (esp encrypt, path tunnel,
  * enabled, kind unset -> must be given).  NULL on ENOMEM. */
 struct mm_partner *mm_partner_new(void);

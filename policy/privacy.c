@@ -32,9 +32,37 @@ static const char *trust(const struct mm_partner *p, bool sa_up, bool identity_o
 	return "protected";
 }
 
+enum mm_dst_cover mm_dst_cover(const struct mm_prefix *local, size_t n_local,
+			       const struct mm_addr *src, const struct mm_addr *dst)
+{
+	if (!dst)
+		return MM_DST_NOT_GIVEN;
+	for (size_t i = 0; i < n_local; i++)
+		if (local[i].addr.family == src->family && mm_prefix_contains(&local[i], dst))
+			return MM_DST_IN_CSCF;
+	return MM_DST_OUTSIDE_CSCF;
+}
+
+/* Why a message from a tunnel partner whose SA is up may still not have
+ * come over it (NULL: it did).  seg partners never get here: the
+ * operator's security gateway, not our in-policy, protects them. */
+static const char *not_over_sa(const struct mm_inbound_facts *f)
+{
+	if (f->dst == MM_DST_NOT_GIVEN)
+		return "dst-not-given";
+	if (f->dst != MM_DST_IN_CSCF)
+		return "dst-not-cscf";
+	/* A named SPI that is not the partner's SA: the message did not come
+	 * over the SA we vouch for, whatever the source address says. */
+	if (f->spi_given && !f->spi_matches)
+		return "spi-mismatch";
+	return NULL;
+}
+
 void mm_decide_inbound(const struct mm_inbound_facts *f, struct mm_decision *ret)
 {
 	struct mm_decision d = { .pai = MM_PAI_STRIP };
+	const char *why_not;
 
 	if (!f->partner) {
 		d.reason = "unknown-source";
@@ -42,13 +70,11 @@ void mm_decide_inbound(const struct mm_inbound_facts *f, struct mm_decision *ret
 		return;
 	}
 	d.reason = trust(f->partner, f->sa_up, f->sa_identity_ok, &d);
-	/* A named SPI that is not the partner's SA: the message did not come
-	 * over the SA we vouch for, whatever the source address says. */
-	if (f->partner->path == MM_PATH_TUNNEL && f->spi_given && !f->spi_matches) {
+	if (d.protected_ && (why_not = not_over_sa(f))) {
 		d.protected_ = false;
 		if (d.trusted) {
 			d.trusted = false;
-			d.reason = "spi-mismatch";
+			d.reason = why_not;
 		}
 	}
 	d.pai = d.trusted ? MM_PAI_KEEP : MM_PAI_STRIP;

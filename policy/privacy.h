@@ -1,14 +1,16 @@
 /* RFC 3325 privacy decisions: keep or strip P-Asserted-Identity.
  *
  * Pure functions of facts the daemon already holds (the partner, whether
- * an authenticated SA of that partner is up).  docs/privacy.md has the
- * table these implement; tests/unit/test_privacy.c checks every row. */
+ * an authenticated SA of that partner is up, where the message arrived).
+ * docs/privacy.md has the table these implement; tests/unit/test_privacy.c
+ * checks every row. */
 #ifndef MM_PRIVACY_H
 #define MM_PRIVACY_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "addr.h"
 #include "partner.h"
 
 enum mm_pai { MM_PAI_STRIP, MM_PAI_KEEP };
@@ -18,12 +20,30 @@ enum mm_pai { MM_PAI_STRIP, MM_PAI_KEEP };
  * asks for privacy with "Privacy: id" (the RFC 3325 minimum). */
 enum mm_untrusted_mode { MM_UNTRUSTED_STRIP_ALWAYS, MM_UNTRUSTED_STRIP_PRIVACY_ID };
 
+/* Where an inbound message arrived, measured against the in-policy of a
+ * tunnel partner (daemon/spd.h "What is programmed": src in a partner
+ * range, dst in one of our [local] cscf prefixes of the same family).
+ * The kernel drops a partner's cleartext only towards those prefixes, so
+ * only a message that arrived there can have come over the partner's SA.
+ * The zero value is "not given": facts nobody filled in never protect. */
+enum mm_dst_cover {
+	MM_DST_NOT_GIVEN = 0,  /* the CSCF did not say */
+	MM_DST_IN_CSCF,        /* the (src, dst) pair is one the in-policy covers */
+	MM_DST_OUTSIDE_CSCF,   /* any other local address: cleartext is delivered there */
+};
+
+/* The rule above: dst (NULL: not given) inside one of local[0..n_local)
+ * whose family is src's.  The same pairing of families as the SPD's. */
+enum mm_dst_cover mm_dst_cover(const struct mm_prefix *local, size_t n_local,
+			       const struct mm_addr *src, const struct mm_addr *dst);
+
 struct mm_inbound_facts {
 	const struct mm_partner *partner;  /* NULL: the source is in no partner's range */
 	bool sa_up;          /* an installed CHILD_SA under the partner's reqid ... */
 	bool sa_identity_ok; /* ... whose authenticated remote id is the partner's domain */
 	bool spi_given;      /* the CSCF named the SPI the message came on */
 	bool spi_matches;    /* that SPI is the partner's SA's inbound SPI */
+	enum mm_dst_cover dst;
 };
 
 struct mm_outbound_facts {
@@ -36,7 +56,9 @@ struct mm_outbound_facts {
 
 struct mm_decision {
 	enum mm_pai pai;
-	bool protected_;     /* over an authenticated SA of the partner */
+	bool protected_;     /* inbound: over an authenticated SA of the partner, i.e. the
+			      * SA is up and the message is one the in-policy forces
+			      * through it (dst in cscf, the SPI, when given, the SA's) */
 	bool trusted;        /* the peer is inside our trust domain */
 	const char *reason;  /* static string, see docs/privacy.md */
 };

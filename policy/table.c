@@ -65,6 +65,7 @@ void mm_table_free(struct mm_table *t)
 	free(t->partners);
 	free(t->by_reqid);
 	mm_lpm_free(t->lpm);
+	free(t->site);
 	free(t);
 }
 
@@ -219,6 +220,43 @@ static int table_index(struct mm_table *t, const struct mm_change *c, size_t n_c
 	return r;
 }
 
+/* A gateway is its partner's tunnel endpoint: inside another partner's
+ * range, traffic to it would need that partner's ESP and messages from it
+ * would be that partner's.  Worded from the side of a partner being
+ * changed, like an overlap. */
+static int check_gateways(const struct mm_table *t, const struct mm_change *c, size_t n_c,
+			  struct mm_err *err)
+{
+	static const char why[] = "a partner's gateway is never another partner's address";
+	char sg[MM_ADDR_STRLEN], sr[MM_ADDR_STRLEN], field[32];
+
+	for (size_t i = 0; i < t->n; i++) {
+		const struct mm_partner *p = t->partners[i];
+
+		for (size_t j = 0; j < p->n_gateways; j++) {
+			const struct mm_prefix *r;
+			const struct mm_partner *o = mm_lpm_lookup(t->lpm, &p->gateways[j], &r);
+
+			if (!o || o == p)
+				continue;
+			mm_addr_str(&p->gateways[j], sg);
+			mm_prefix_str(r, sr);
+			if (is_changed(o, c, n_c) && !is_changed(p, c, n_c)) {
+				snprintf(field, sizeof(field), "ranges[%zu]", range_index(o, r));
+				return mm_err_set(err, MM_ERR_CONFLICT, field,
+						  "%s of partner %s holds the gateway %s of "
+						  "partner %s: %s", sr, o->domain, sg, p->domain,
+						  why);
+			}
+			snprintf(field, sizeof(field), "gateways[%zu]", j);
+			return mm_err_set(err, MM_ERR_CONFLICT, field,
+					  "%s of partner %s is inside %s of partner %s: %s", sg,
+					  p->domain, sr, o->domain, why);
+		}
+	}
+	return 0;
+}
+
 static int partner_reqid_cmp(const void *a, const void *b)
 {
 	uint32_t x = (*(struct mm_partner *const *)a)->reqid;
@@ -334,6 +372,8 @@ static int table_build(struct mm_partner **partners, size_t n, uint32_t reqid_mi
 	if (r < 0)
 		goto fail;
 	r = table_index(t, c, n_c, err);
+	if (r == 0)
+		r = check_gateways(t, c, n_c, err);
 	if (r < 0)
 		goto fail;
 	*ret = t;
@@ -347,13 +387,54 @@ int mm_table_build(struct mm_partner **partners, size_t n, uint32_t reqid_min,
 		   uint32_t reqid_max, uint32_t reqid_next, struct mm_table **ret,
 		   struct mm_err *err)
 {
+	for (size_t i = 0; i < n; i++) {
+		int r = mm_partner_check_addresses(partners[i], err);
+
+		if (r < 0)
+			return r;
+	}
 	return table_build(partners, n, reqid_min, reqid_max, reqid_next, NULL, 0, ret, err);
+}
+
+int mm_table_set_site(struct mm_table *t, const struct mm_site *s, struct mm_err *err)
+{
+	struct mm_site *copy;
+
+	for (size_t i = 0; i < t->n; i++) {
+		int r = mm_site_check_partner(s, t->partners[i], err);
+
+		if (r < 0)
+			return r;
+	}
+	copy = mm_site_dup(s);
+	if (!copy)
+		return mm_err_set(err, MM_ERR_INTERNAL, "", "out of memory");
+	free(t->site);
+	t->site = copy;
+	return 0;
+}
+
+/* The partners a change brings in, against the site old was checked
+ * against (the others passed when they came in); the new table keeps it. */
+static int apply_site(const struct mm_table *old, const struct mm_change *c, size_t n,
+		      struct mm_table *t, struct mm_err *err)
+{
+	for (size_t i = 0; old->site && i < n; i++) {
+		int r = c[i].after ? mm_site_check_partner(old->site, c[i].after, err) : 0;
+
+		if (r < 0)
+			return r;
+	}
+	if (old->site && !(t->site = mm_site_dup(old->site)))
+		return mm_err_set(err, MM_ERR_INTERNAL, "", "out of memory");
+	return 0;
 }
 
 int mm_table_apply(const struct mm_table *old, struct mm_change *changes, size_t n,
 		   time_t now, struct mm_table **ret, struct mm_err *err)
 {
 	struct mm_partner **list;
+	struct mm_table *t = NULL;
 	size_t cap = old->n + n + 1, k = 0;
 	bool *gone;
 	int r;
@@ -404,7 +485,13 @@ int mm_table_apply(const struct mm_table *old, struct mm_change *changes, size_t
 		if (!gone[i])
 			list[k++] = old->partners[i];
 	r = table_build(list, k, old->reqid_min, old->reqid_max, old->reqid_next, changes, n,
-			ret, err);
+			&t, err);
+	if (r == 0)
+		r = apply_site(old, changes, n, t, err);
+	if (r == 0)
+		*ret = t;
+	else
+		mm_table_free(t);
 out:
 	free(list);
 	free(gone);

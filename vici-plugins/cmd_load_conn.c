@@ -76,6 +76,14 @@ int vici_load_conn_build(const struct vici_conn_conf *conf, struct vici_builder 
 	opt_list(b, "proposals", conf->proposals);
 	if (conf->dpd_delay)
 		vici_builder_kv_fmt(b, "dpd_delay", "%us", conf->dpd_delay);
+	/* A partner's gateways are fixed addresses (remote_addrs), and an SA of
+	 * the partner's reqid between any other addresses is deleted on sight.
+	 * MOBIKE would let the peer move the IKE_SA and its CHILD_SAs to an
+	 * address of its choice: charon would follow, the SAs be refused, and
+	 * the tunnel be lost until the next rekey.  Without MOBIKE a peer that
+	 * changes address must come back to its gateway address or
+	 * re-establish from one. */
+	vici_builder_kv_str(b, "mobike", "no");
 
 	vici_builder_section_start(b, "local");
 	vici_builder_kv_str(b, "auth", "pubkey");

@@ -27,6 +27,8 @@ int vici_terminate_build(const struct vici_terminate_args *args, struct vici_bui
 		vici_builder_kv_fmt(b, "child-id", "%u", args->child_id);
 	if (args->ike_id)
 		vici_builder_kv_fmt(b, "ike-id", "%u", args->ike_id);
+	if (args->force)
+		vici_builder_kv_str(b, "force", "yes");
 	vici_builder_kv_fmt(b, "timeout", "%d", args->timeout_ms);
 	return vici_cmd_finish(b, ret);
 }

@@ -157,6 +157,10 @@ struct vici_terminate_args {
 	const char *ike;
 	uint32_t child_id; /* charon's terminate "child-id": the CHILD_SA unique id */
 	uint32_t ike_id;   /* IKE_SA unique id (list-sas "uniqueid") */
+	/* charon destroys the IKE_SA at once (sends DELETE without waiting
+	 * for the answer): for an SA already refused, whose peer may not be
+	 * reachable where charon thinks it is. */
+	bool force;
 	int timeout_ms;
 };
 int vici_terminate_build(const struct vici_terminate_args *args, struct vici_builder **ret);

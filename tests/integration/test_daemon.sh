@@ -43,6 +43,9 @@ expect_exit 0 "mmtrustd --check-config" ip netns exec "$NS" "$BUILD/mmtrustd" --
 printf '[daemon]\nstroe = /x\n' >"$MM_TMP/bad.conf"
 expect_exit 1 "misspelt config key refused" ip netns exec "$NS" "$BUILD/mmtrustd" --check-config -c "$MM_TMP/bad.conf"
 contains "$ERR" "daemon.stroe" "config error names the key"
+printf '[ike]\nenabled = yes\ncertificate = /x.pem\nprivate_key = /x.key\n' >"$MM_TMP/notunnel.conf"
+expect_exit 1 "[ike] without a tunnel address refused" ip netns exec "$NS" "$BUILD/mmtrustd" --check-config -c "$MM_TMP/notunnel.conf"
+contains "$ERR" "local.tunnel" "the refusal names [local] tunnel"
 
 start_daemon
 

@@ -1,7 +1,8 @@
 #!/bin/bash
 # The CSCF query socket (docs/protocol.md) of the real daemon: every row of
-# the inbound and outbound decision tables that needs no tunnel (the
-# `protected: true` rows need a real SA: tests/vm), canonical spellings,
+# the inbound and outbound decision tables that needs no tunnel (the rows
+# with a tunnel up, and dst, are test_query_dst.sh's, with a stand-in for
+# charon; a real SA is tests/vm's), canonical spellings,
 # wrong types, pipelining with ids, events for subscribers, and hostile
 # clients (invalid JSON, 1 MB lines, half lines, 500 idle connections, a
 # subscriber that never reads, more clients than max_clients) while a
@@ -203,7 +204,7 @@ row "outbound untrusted without Privacy (strip-always, the default): strip" \
 	'{"op":"outbound","domain":"other.example","privacy":["none"]}' '.result.pai == "strip" and .result.reason == "not-a-partner"'
 
 # --- spi, ids on errors, wrong types, unknown op ------------------------------
-row "spi of no SA: partner null, canonical hex" '{"op":"spi","spi":"C1A2B3C4"}' \
+row "spi of no SA: partner null, canonical hex" '{"op":"spi","spi":"0xC1A2B3C4"}' \
 	'.ok and .result.spi == "0xc1a2b3c4" and .result.partner == null'
 row "spi as a number" '{"op":"spi","spi":255}' '.result.spi == "0x000000ff"'
 row "an error answer echoes the id" '{"op":"inbound","src":5,"id":"e1"}' '.ok == false and .id == "e1"'

@@ -139,18 +139,103 @@ START_TEST(test_valid_ca)
 }
 END_TEST
 
-START_TEST(test_text_around_block)
+START_TEST(test_blanks_around_block)
 {
 	struct mm_ca_info info;
-	char *pem, *with_text;
+	char *pem, *padded, *crlf;
 
-	/* What `openssl x509 -text` or a pasted bundle puts around the block. */
-	pem = certgen_ca_pem("text CA", -60, DAY);
+	pem = certgen_ca_pem("blank CA", -60, DAY);
 	ck_assert_ptr_nonnull(pem);
+	padded = concat("\n  \t\r\n", pem);
+	free(pem);
+	pem = concat(padded, "\n\n  \r\n");
+	check_ok(pem, time(NULL), &info);
+	ck_assert_str_eq(info.subject, "CN=blank CA");
+	/* a file written on Windows */
+	crlf = replace(pem, "-----\n", "-----\r\n");
+	check_ok(crlf, time(NULL), &info);
+	free(crlf);
+	free(padded);
+	free(pem);
+}
+END_TEST
+
+/* Whatever surrounds the block would be stored, exported and sent to
+ * charon with it: refused, before and after alike. */
+START_TEST(test_text_around_block_refused)
+{
+	char *pem = certgen_ca_pem("text CA", -60, DAY), *with_text;
+
+	ck_assert_ptr_nonnull(pem);
+	/* what `openssl x509 -subject -issuer` prints before the block */
 	with_text = concat("subject=CN = text CA\nissuer=CN = text CA\n", pem);
-	check_ok(with_text, time(NULL), &info);
-	ck_assert_str_eq(info.subject, "CN=text CA");
+	assert_refused(with_text, time(NULL), "text before the '-----BEGIN CERTIFICATE-----' line");
 	free(with_text);
+	with_text = concat(pem, "this line was pasted too\n");
+	assert_refused(with_text, time(NULL), "text after the '-----END CERTIFICATE-----' line");
+	free(with_text);
+	with_text = concat(pem, "\n\n   x");
+	assert_refused(with_text, time(NULL), "text after");
+	free(with_text);
+	/* on the END line itself */
+	with_text = replace(pem, "-----END CERTIFICATE-----", "-----END CERTIFICATE----- x");
+	assert_refused(with_text, time(NULL), "not a PEM certificate");
+	free(with_text);
+	free(pem);
+}
+END_TEST
+
+START_TEST(test_pem_headers_refused)
+{
+	char *pem = certgen_ca_pem("header CA", -60, DAY), *with_header;
+
+	ck_assert_ptr_nonnull(pem);
+	with_header = replace(pem, "-----BEGIN CERTIFICATE-----\n",
+			      "-----BEGIN CERTIFICATE-----\nComment: hello\n\n");
+	assert_refused(with_header, time(NULL), "PEM headers");
+	free(with_header);
+	free(pem);
+}
+END_TEST
+
+/* The certificate's DER bytes (NUL-terminated for the call; DER holds
+ * control bytes long before any NUL, so the prefix is already binary). */
+static unsigned char *der_of(const char *pem, int *ret_len)
+{
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+	unsigned char *der, *p;
+	int n;
+
+	ck_assert_ptr_nonnull(x);
+	n = i2d_X509(x, NULL);
+	ck_assert_int_gt(n, 0);
+	der = calloc(1, (size_t)n + 1);
+	ck_assert_ptr_nonnull(der);
+	p = der;
+	ck_assert_int_eq(i2d_X509(x, &p), n);
+	X509_free(x);
+	BIO_free(bio);
+	*ret_len = n;
+	return der;
+}
+
+START_TEST(test_binary_refused)
+{
+	char *pem = certgen_ca_pem("DER CA", -60, DAY), *garbage;
+	unsigned char *der;
+	int n;
+
+	ck_assert_ptr_nonnull(pem);
+	der = der_of(pem, &n);
+	assert_refused((const char *)der, time(NULL), "is binary data, not PEM text");
+	assert_refused((const char *)der, time(NULL), "DER");
+	assert_refused("\x01\x02\x03\xff\xfe garbage", time(NULL), "is binary data");
+	/* a control byte inside an otherwise good block */
+	garbage = replace(pem, "-----\n", "-----\n\x1b");
+	assert_refused(garbage, time(NULL), "is binary data");
+	free(garbage);
+	free(der);
 	free(pem);
 }
 END_TEST
@@ -279,6 +364,7 @@ START_TEST(test_not_pem_refused)
 		       time(NULL), "not a PEM certificate");
 	assert_refused("-----BEGIN CERTIFICATE-----\nMIIB\n", time(NULL),
 		       "not a PEM certificate");
+	assert_refused(" \n\t\r\n", time(NULL), "no '-----BEGIN CERTIFICATE-----' block found");
 	/* err is optional on refusal too */
 	ck_assert_int_eq(mm_ca_check("garbage", time(NULL), NULL, FIELD, NULL), -EINVAL);
 }
@@ -366,7 +452,10 @@ static Suite *ca_suite(void)
 	/* EC key generation under valgrind is slow */
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_valid_ca);
-	tcase_add_test(tc, test_text_around_block);
+	tcase_add_test(tc, test_blanks_around_block);
+	tcase_add_test(tc, test_text_around_block_refused);
+	tcase_add_test(tc, test_pem_headers_refused);
+	tcase_add_test(tc, test_binary_refused);
 	tcase_add_test(tc, test_subject_escaped);
 	tcase_add_test(tc, test_subject_truncated);
 	tcase_add_test(tc, test_validity_bounds);

@@ -12,27 +12,15 @@
 
 #include "policy/addr.h"
 #include "policy/lpm.h"
+#include "tests/unit/testaddr.h"
 #include "tests/unit/testmain.h"
 
 #define V(n) ((void *)(uintptr_t)(n))
 
 static uint64_t seed = 20240601;
 
-static struct mm_prefix P(const char *s)
-{
-	struct mm_prefix p;
-
-	ck_assert_msg(mm_prefix_parse(s, &p, "test", NULL) == 0, "bad prefix %s", s);
-	return p;
-}
-
-static struct mm_addr A(const char *s)
-{
-	struct mm_addr a;
-
-	ck_assert_msg(mm_addr_parse(s, &a, "test", NULL) == 0, "bad address %s", s);
-	return a;
-}
+#define P mm_test_prefix
+#define A mm_test_addr
 
 static struct mm_lpm *build(const struct mm_lpm_entry *e, size_t n)
 {
@@ -271,11 +259,17 @@ START_TEST(test_families_apart)
 	};
 	struct mm_lpm *lpm = build(e, 3);
 	struct mm_addr bad = A("10.0.0.1");
+	/* An IPv6 object with a mapped address, as the kernel may report
+	 * one: the index keeps it apart from IPv4 (the parser never makes
+	 * one, see the next line). */
+	struct mm_addr mapped6 = { .family = AF_INET6,
+				   .bytes = { [10] = 0xff, [11] = 0xff, 10, 0, 0, 1 } };
 
 	expect(lpm, "10.0.0.1", V(1), "10.0.0.0/8");
 	expect(lpm, "a00::1", V(2), "a00::/8");
 	expect(lpm, "::a00:1", V(3), "::/96");
-	expect(lpm, "::ffff:10.0.0.1", NULL, NULL);
+	expect(lpm, "::ffff:10.0.0.1", V(1), "10.0.0.0/8");
+	ck_assert_ptr_null(mm_lpm_lookup(lpm, &mapped6, NULL));
 	expect(lpm, "11.0.0.0", NULL, NULL);
 	expect(lpm, "0.0.0.0", NULL, NULL);
 	bad.family = AF_UNIX;

@@ -141,6 +141,82 @@ static const struct bad_case bad[] = {
 	  "10.0.0.0/8 and 10.1.0.0/16 overlap", MM_ERR_CONFLICT },
 	{ "overlap same partner v6", "ranges", "[\"2001:db8:c::/48\", \"2001:db8:c::/48\"]",
 	  "ranges", "overlap", MM_ERR_CONFLICT },
+	/* Addresses (docs/admin-protocol.md): one meaning per spelling... */
+	{ "mapped range overlapping another partner's", "ranges", "[\"::ffff:192.0.2.0/120\"]",
+	  "ranges[0]", "192.0.2.0/24 of partner b.example overlaps 192.0.2.0/24 of partner a.example",
+	  MM_ERR_CONFLICT },
+	{ "mapped host inside another partner's range", "ranges", "[\"::ffff:192.0.2.9\"]",
+	  "ranges[0]", "192.0.2.9/32 of partner b.example overlaps 192.0.2.0/24", MM_ERR_CONFLICT },
+	{ "length with a leading zero", "ranges", "[\"198.18.0.0/024\"]", "ranges[0]",
+	  "leading zero", MM_ERR_INVALID },
+	/* ... and no range or gateway that is no peer's */
+	{ "range 0.0.0.0/0", "ranges", "[\"0.0.0.0/0\"]", "ranges[0]",
+	  "0.0.0.0/0 of partner b.example covers every IPv4 address", MM_ERR_INVALID },
+	{ "range ::/0", "ranges", "[\"2001:db8:b::/48\", \"::/0\"]", "ranges[1]",
+	  "::/0 of partner b.example covers every IPv6 address", MM_ERR_INVALID },
+	{ "range ::ffff:0:0/96 (all of IPv4)", "ranges", "[\"::ffff:0:0/96\"]", "ranges[0]",
+	  "0.0.0.0/0 of partner b.example covers every IPv4 address", MM_ERR_INVALID },
+	{ "range around the mapped block", "ranges", "[\"::/64\"]", "ranges[0]",
+	  "::/64 of partner b.example overlaps the IPv4-mapped block ::ffff:0:0/96",
+	  MM_ERR_INVALID },
+	{ "range ::/8 holds the mapped block", "ranges", "[\"::/8\"]", "ranges[0]", "IPv4-mapped",
+	  MM_ERR_INVALID },
+	{ "range 0.0.0.0/8", "ranges", "[\"0.0.0.0/8\"]", "ranges[0]", "the unspecified block",
+	  MM_ERR_INVALID },
+	{ "range :: alone", "ranges", "[\"::/128\"]", "ranges[0]", "the unspecified block ::/128",
+	  MM_ERR_INVALID },
+	{ "range loopback", "ranges", "[\"127.0.0.0/8\"]", "ranges[0]", "the loopback block",
+	  MM_ERR_INVALID },
+	{ "range inside loopback", "ranges", "[\"127.1.0.0/16\"]", "ranges[0]",
+	  "the loopback block 127.0.0.0/8", MM_ERR_INVALID },
+	{ "range ::1", "ranges", "[\"::1\"]", "ranges[0]", "the loopback block ::1/128",
+	  MM_ERR_INVALID },
+	{ "range around loopback", "ranges", "[\"64.0.0.0/2\"]", "ranges[0]", "loopback",
+	  MM_ERR_INVALID },
+	{ "range link-local v4", "ranges", "[\"169.254.0.0/16\"]", "ranges[0]", "link-local",
+	  MM_ERR_INVALID },
+	{ "range link-local v6", "ranges", "[\"fe80::/64\"]", "ranges[0]",
+	  "the link-local block fe80::/10", MM_ERR_INVALID },
+	{ "range multicast v4", "ranges", "[\"239.1.0.0/16\"]", "ranges[0]",
+	  "the multicast block 224.0.0.0/4", MM_ERR_INVALID },
+	{ "range multicast v6", "ranges", "[\"ff02::/16\"]", "ranges[0]",
+	  "the multicast block ff00::/8", MM_ERR_INVALID },
+	{ "range broadcast", "ranges", "[\"255.255.255.255\"]", "ranges[0]", "broadcast",
+	  MM_ERR_INVALID },
+	{ "range around broadcast", "ranges", "[\"255.255.255.0/24\"]", "ranges[0]", "broadcast",
+	  MM_ERR_INVALID },
+	{ "gateway 0.0.0.0", "gateways", "[\"0.0.0.0\"]", "gateways[0]",
+	  "0.0.0.0 of partner b.example is unspecified", MM_ERR_INVALID },
+	{ "gateway ::", "gateways", "[\"::\"]", "gateways[0]", ":: of partner b.example is unspecified",
+	  MM_ERR_INVALID },
+	{ "gateway multicast v4", "gateways", "[\"198.51.100.1\", \"224.0.0.1\"]", "gateways[1]",
+	  "is multicast", MM_ERR_INVALID },
+	{ "gateway multicast v6", "gateways", "[\"ff02::1\"]", "gateways[0]", "is multicast",
+	  MM_ERR_INVALID },
+	{ "gateway broadcast", "gateways", "[\"255.255.255.255\"]", "gateways[0]", "is broadcast",
+	  MM_ERR_INVALID },
+	{ "gateway loopback v4", "gateways", "[\"127.0.0.1\"]", "gateways[0]", "is loopback",
+	  MM_ERR_INVALID },
+	{ "gateway loopback v6", "gateways", "[\"::1\"]", "gateways[0]", "is loopback",
+	  MM_ERR_INVALID },
+	{ "gateway loopback, mapped", "gateways", "[\"::ffff:127.0.0.1\"]", "gateways[0]",
+	  "127.0.0.1 of partner b.example is loopback", MM_ERR_INVALID },
+	{ "gateway link-local v4", "gateways", "[\"169.254.10.1\"]", "gateways[0]",
+	  "is link-local", MM_ERR_INVALID },
+	{ "gateway link-local v6", "gateways", "[\"fe80::1\"]", "gateways[0]", "is link-local",
+	  MM_ERR_INVALID },
+	{ "gateway IPv4-compatible", "gateways", "[\"::198.51.100.1\"]", "gateways[0]",
+	  "is IPv4-compatible", MM_ERR_INVALID },
+	{ "gateway in another partner's range", "gateways", "[\"192.0.2.1\"]", "gateways[0]",
+	  "192.0.2.1 of partner b.example is inside 192.0.2.0/24 of partner a.example",
+	  MM_ERR_CONFLICT },
+	{ "gateway in another partner's range, mapped", "gateways", "[\"::ffff:192.0.2.1\"]",
+	  "gateways[0]", "is inside 192.0.2.0/24 of partner a.example", MM_ERR_CONFLICT },
+	{ "range holding another partner's gateway", "ranges", "[\"198.51.100.0/24\"]",
+	  "ranges[0]", "198.51.100.0/24 of partner b.example holds the gateway 198.51.100.1 of "
+	  "partner a.example", MM_ERR_CONFLICT },
+	{ "mapped gateway listed twice", "gateways", "[\"198.51.100.1\", \"::ffff:198.51.100.1\"]",
+	  "gateways[1]", "listed twice", MM_ERR_INVALID },
 	{ "gateway not an address", "gateways", "[\"gw.b.example\"]", "gateways[0]",
 	  "not an IPv4 or IPv6 address", MM_ERR_INVALID },
 	{ "gateway cidr", "gateways", "[\"198.51.100.0/24\"]", "gateways[0]",
@@ -322,6 +398,43 @@ START_TEST(test_update)
 }
 END_TEST
 
+/* The spellings that are accepted mean what their canonical form means. */
+START_TEST(test_address_spellings)
+{
+	struct mm_err err = { 0 };
+	struct mm_partner *b, *n = NULL;
+	json_t *obj = base_partner("b.example", "::ffff:198.18.0.0/120", "2001:db8:b::/48");
+	json_t *rm = json_pack("{s:[s], s:[s]}", "ranges", "::ffff:198.18.0.0/120", "gateways",
+			       "::ffff:198.51.100.1");
+	json_t *add = json_pack("{s:[s,s], s:[s]}", "ranges", "198.19.0.7", "2001:db8:b::/48",
+				"gateways", "198.19.0.7");
+	char buf[MM_ADDR_STRLEN];
+
+	/* The gateway inside the partner's own range: a host that is its own
+	 * IKE endpoint. */
+	json_array_append_new(json_object_get(obj, "gateways"), json_string("::ffff:198.18.0.1"));
+	ck_assert_int_eq(provision(obj, &err), 0);
+	b = mm_table_find(table, "b.example");
+	ck_assert_ptr_nonnull(b);
+	ck_assert_str_eq(mm_prefix_str(&b->ranges[0], buf), "198.18.0.0/24");
+	ck_assert_str_eq(mm_addr_str(&b->gateways[1], buf), "198.18.0.1");
+	ck_assert_ptr_eq(mm_table_lookup(table, &b->gateways[1], NULL), b);
+	/* Adding what is there in another spelling changes nothing; a bare
+	 * address is a host range. */
+	ck_assert_int_eq(mm_partner_update(b, NULL, add, rm, time(NULL), &n, &err), 0);
+	ck_assert_uint_eq(n->n_ranges, 2);
+	ck_assert_str_eq(mm_prefix_str(&n->ranges[0], buf), "198.19.0.7/32");
+	ck_assert_str_eq(mm_prefix_str(&n->ranges[1], buf), "2001:db8:b::/48");
+	ck_assert_uint_eq(n->n_gateways, 2);
+	ck_assert_str_eq(mm_addr_str(&n->gateways[0], buf), "198.18.0.1");
+	ck_assert_str_eq(mm_addr_str(&n->gateways[1], buf), "198.19.0.7");
+	mm_partner_unref(n);
+	json_decref(obj);
+	json_decref(rm);
+	json_decref(add);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("partner");
@@ -334,6 +447,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_canonical_domain);
 	tcase_add_test(tc, test_defaults_and_roundtrip);
 	tcase_add_test(tc, test_update);
+	tcase_add_test(tc, test_address_spellings);
 	suite_add_tcase(s, tc);
 	return s;
 }

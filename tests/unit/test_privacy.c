@@ -20,30 +20,79 @@ struct in_row {
 	int partner;            /* 0 none, 1 tunnel+agreement, 2 tunnel no agreement, 3 seg+agreement,
 				 * 4 disabled, 5 seg no agreement */
 	bool sa_up, id_ok, spi_given, spi_matches;
+	enum mm_dst_cover dst;
 	enum mm_pai pai;
 	bool protected_;
 	const char *reason;
 };
 
+#define IN MM_DST_IN_CSCF
+#define NO MM_DST_NOT_GIVEN
+#define OUT MM_DST_OUTSIDE_CSCF
+#define KEEP MM_PAI_KEEP
+#define STRIP MM_PAI_STRIP
+
+/* Every row of docs/privacy.md's inbound table, each with dst in cscf,
+ * not given and outside cscf.  Only a tunnel partner's SA, a dst our
+ * in-policy covers and (when named) the SA's SPI make `protected`. */
 static const struct in_row in_rows[] = {
-	{ "unknown source", 0, false, false, false, false, MM_PAI_STRIP, false, "unknown-source" },
-	{ "unknown source, SA facts ignored", 0, true, true, false, false, MM_PAI_STRIP, false,
+	{ "unknown source", 0, false, false, false, false, IN, STRIP, false, "unknown-source" },
+	{ "unknown source, no dst", 0, false, false, false, false, NO, STRIP, false, "unknown-source" },
+	{ "unknown source, dst outside", 0, false, false, false, false, OUT, STRIP, false,
 	  "unknown-source" },
-	{ "no agreement, no SA", 2, false, false, false, false, MM_PAI_STRIP, false, "no-agreement" },
-	{ "no agreement over its SA", 2, true, true, false, false, MM_PAI_STRIP, true,
+	{ "unknown source, SA facts ignored", 0, true, true, false, false, IN, STRIP, false,
+	  "unknown-source" },
+
+	{ "disabled partner", 4, true, true, false, false, IN, STRIP, false, "partner-disabled" },
+	{ "disabled partner, no dst", 4, true, true, false, false, NO, STRIP, false,
+	  "partner-disabled" },
+	{ "disabled partner, dst outside", 4, true, true, false, false, OUT, STRIP, false,
+	  "partner-disabled" },
+
+	{ "no agreement, no SA", 2, false, false, false, false, IN, STRIP, false, "no-agreement" },
+	{ "no agreement over its SA", 2, true, true, false, false, IN, STRIP, true, "no-agreement" },
+	{ "no agreement over its SA, no dst", 2, true, true, false, false, NO, STRIP, false,
 	  "no-agreement" },
-	{ "agreement, no SA", 1, false, false, false, false, MM_PAI_STRIP, false, "unprotected" },
-	{ "agreement, SA of another identity", 1, true, false, false, false, MM_PAI_STRIP, false,
+	{ "no agreement over its SA, dst outside", 2, true, true, false, false, OUT, STRIP, false,
+	  "no-agreement" },
+	{ "no agreement over its SA, SPI of another SA", 2, true, true, true, false, IN, STRIP,
+	  false, "no-agreement" },
+
+	{ "seg with agreement", 3, false, false, false, false, IN, KEEP, false, "seg-trusted" },
+	{ "seg with agreement, no dst", 3, false, false, false, false, NO, KEEP, false,
+	  "seg-trusted" },
+	{ "seg with agreement, dst outside", 3, false, false, false, false, OUT, KEEP, false,
+	  "seg-trusted" },
+	{ "seg with agreement, SA facts (not ours to have)", 3, true, true, true, true, IN, KEEP,
+	  false, "seg-trusted" },
+	{ "seg without agreement", 5, false, false, false, false, IN, STRIP, false, "no-agreement" },
+	{ "seg without agreement, no dst", 5, false, false, false, false, NO, STRIP, false,
+	  "no-agreement" },
+
+	{ "agreement, no SA", 1, false, false, false, false, IN, STRIP, false, "unprotected" },
+	{ "agreement, no SA, no dst", 1, false, false, false, false, NO, STRIP, false,
+	  "unprotected" },
+	{ "agreement, no SA, dst outside", 1, false, false, false, false, OUT, STRIP, false,
+	  "unprotected" },
+	{ "agreement, SA of another identity", 1, true, false, false, false, IN, STRIP, false,
 	  "identity-mismatch" },
-	{ "agreement over its SA", 1, true, true, false, false, MM_PAI_KEEP, true, "protected" },
-	{ "agreement over its SA, SPI matches", 1, true, true, true, true, MM_PAI_KEEP, true,
+	{ "agreement, SA of another identity, no dst", 1, true, false, false, false, NO, STRIP,
+	  false, "identity-mismatch" },
+	{ "agreement over its SA", 1, true, true, false, false, IN, KEEP, true, "protected" },
+	{ "agreement over its SA, SPI matches", 1, true, true, true, true, IN, KEEP, true,
 	  "protected" },
-	{ "agreement, SPI of another SA", 1, true, true, true, false, MM_PAI_STRIP, false,
+	{ "agreement over its SA, no dst", 1, true, true, false, false, NO, STRIP, false,
+	  "dst-not-given" },
+	{ "agreement over its SA, SPI matches, no dst", 1, true, true, true, true, NO, STRIP, false,
+	  "dst-not-given" },
+	{ "agreement over its SA, dst outside cscf", 1, true, true, false, false, OUT, STRIP, false,
+	  "dst-not-cscf" },
+	{ "agreement over its SA, SPI matches, dst outside cscf", 1, true, true, true, true, OUT,
+	  STRIP, false, "dst-not-cscf" },
+	{ "agreement, SPI of another SA", 1, true, true, true, false, IN, STRIP, false,
 	  "spi-mismatch" },
-	{ "seg with agreement", 3, false, false, false, false, MM_PAI_KEEP, false, "seg-trusted" },
-	{ "seg without agreement", 5, false, false, false, false, MM_PAI_STRIP, false,
-	  "no-agreement" },
-	{ "disabled partner", 4, true, true, false, false, MM_PAI_STRIP, false, "partner-disabled" },
+	{ "agreement, SPI of another SA, no dst", 1, true, true, true, false, NO, STRIP, false,
+	  "dst-not-given" },
 };
 
 static struct mm_partner partner_of(int which)
@@ -63,7 +112,7 @@ START_TEST(test_inbound)
 	struct mm_partner p = partner_of(r->partner);
 	struct mm_inbound_facts f = {
 		.partner = r->partner ? &p : NULL, .sa_up = r->sa_up, .sa_identity_ok = r->id_ok,
-		.spi_given = r->spi_given, .spi_matches = r->spi_matches,
+		.spi_given = r->spi_given, .spi_matches = r->spi_matches, .dst = r->dst,
 	};
 	struct mm_decision d;
 
@@ -124,6 +173,59 @@ START_TEST(test_outbound)
 }
 END_TEST
 
+/* The in-policy's dst rule: a local prefix of src's family holds dst. */
+static const struct {
+	const char *src, *dst;  /* dst NULL: not given */
+	enum mm_dst_cover want;
+} cover_rows[] = {
+	{ "192.0.2.10", NULL, MM_DST_NOT_GIVEN },
+	{ "192.0.2.10", "10.0.0.5", MM_DST_IN_CSCF },
+	{ "192.0.2.10", "10.0.0.0", MM_DST_IN_CSCF },        /* the prefix's edges */
+	{ "192.0.2.10", "10.0.0.255", MM_DST_IN_CSCF },
+	{ "192.0.2.10", "10.0.1.0", MM_DST_OUTSIDE_CSCF },
+	{ "192.0.2.10", "9.255.255.255", MM_DST_OUTSIDE_CSCF },
+	/* our tunnel address, a management address: cleartext is delivered */
+	{ "192.0.2.10", "198.51.100.1", MM_DST_OUTSIDE_CSCF },
+	{ "2001:db8:a::1", "2001:db8:10::5", MM_DST_IN_CSCF },
+	{ "2001:db8:a::1", "2001:db8:11::5", MM_DST_OUTSIDE_CSCF },
+	/* The SPD pairs a local prefix only with partner ranges of its
+	 * family: an IPv6 dst for an IPv4 src is in no in-policy, nor the
+	 * reverse. */
+	{ "192.0.2.10", "2001:db8:10::5", MM_DST_OUTSIDE_CSCF },
+	{ "2001:db8:a::1", "10.0.0.5", MM_DST_OUTSIDE_CSCF },
+};
+
+START_TEST(test_dst_cover)
+{
+	struct mm_prefix local[2];
+	struct mm_addr src, dst;
+
+	ck_assert_int_eq(mm_prefix_parse("10.0.0.0/24", &local[0], "cscf", NULL), 0);
+	ck_assert_int_eq(mm_prefix_parse("2001:db8:10::/64", &local[1], "cscf", NULL), 0);
+	ck_assert_int_eq(mm_addr_parse(cover_rows[_i].src, &src, "src", NULL), 0);
+	ck_assert(!cover_rows[_i].dst || mm_addr_parse(cover_rows[_i].dst, &dst, "dst", NULL) == 0);
+	ck_assert_msg(mm_dst_cover(local, 2, &src, cover_rows[_i].dst ? &dst : NULL) ==
+			      cover_rows[_i].want,
+		      "%s -> %s", cover_rows[_i].src, cover_rows[_i].dst);
+	/* without local prefixes nothing is covered */
+	if (cover_rows[_i].dst)
+		ck_assert_int_eq(mm_dst_cover(NULL, 0, &src, &dst), MM_DST_OUTSIDE_CSCF);
+}
+END_TEST
+
+/* A facts struct nobody filled in beyond the SA never says protected. */
+START_TEST(test_zero_dst_never_protects)
+{
+	struct mm_partner p = partner_of(1);
+	struct mm_inbound_facts f = { .partner = &p, .sa_up = true, .sa_identity_ok = true };
+	struct mm_decision d;
+
+	mm_decide_inbound(&f, &d);
+	ck_assert(!d.protected_);
+	ck_assert_int_eq(d.pai, MM_PAI_STRIP);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("privacy");
@@ -131,6 +233,8 @@ static Suite *suite(void)
 
 	tcase_add_loop_test(tc, test_inbound, 0, sizeof(in_rows) / sizeof(in_rows[0]));
 	tcase_add_loop_test(tc, test_outbound, 0, sizeof(out_rows) / sizeof(out_rows[0]));
+	tcase_add_loop_test(tc, test_dst_cover, 0, sizeof(cover_rows) / sizeof(cover_rows[0]));
+	tcase_add_test(tc, test_zero_dst_never_protects);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -11,6 +11,9 @@
 
 #include <jansson.h>
 
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+
 #include "cli/tablefile.h"
 #include "tests/unit/testmain.h"
 
@@ -438,7 +441,8 @@ START_TEST(ca_file_errors)
 	rc = tablefile_parse(text, strlen(text), "t.yaml", tmpdir, &got, err, sizeof(err));
 	ck_assert_int_eq(rc, -EINVAL);
 	ck_assert_msg(strstr(err, "t.yaml:2:14: partners[0].ca_file: ") &&
-		      strstr(err, "/ca.der: not a text file (ca_file must be PEM, not DER)"), "%s", err);
+		      strstr(err, "/ca.der: binary data that is not one DER-encoded certificate"),
+		      "%s", err);
 
 	put_file("big.pem", "", 0);
 	snprintf(text, sizeof(text), "%s/big.pem", tmpdir);
@@ -610,6 +614,136 @@ START_TEST(example_file)
 }
 END_TEST
 
+/* The table file limit: TABLEFILE_MAX bytes are read, one more is refused
+ * before anything is parsed, with a message that gives the limit. */
+START_TEST(table_size_limit)
+{
+	char path[256], err[512] = "";
+	json_t *got = NULL;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/big.yaml", tmpdir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, TABLEFILE_MAX), 0);
+	close(fd);
+	/* read in full: refused by the parser for its content, not its size */
+	ck_assert_int_eq(tablefile_read(path, &got, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_null(strstr(err, "limit"));
+
+	fd = open(path, O_WRONLY);
+	ck_assert_int_eq(ftruncate(fd, TABLEFILE_MAX + 1), 0);
+	close(fd);
+	ck_assert_int_eq(tablefile_read(path, &got, err, sizeof(err)), -EFBIG);
+	ck_assert_msg(strstr(err, "/big.yaml: larger than 16777216 bytes, the table file limit"),
+		      "%s", err);
+	ck_assert_ptr_null(got);
+}
+END_TEST
+
+/* tablefile_ca_read(): the file's value for "ca", or the file refused. */
+static int ca_read(const char *name, const void *data, size_t len, json_t **ret, char *err,
+		   size_t errlen)
+{
+	put_file(name, data, len);
+	return tablefile_ca_read(name, tmpdir, ret, err, errlen);
+}
+
+/* What OpenSSL writes for these bytes as a CERTIFICATE block. */
+static char *openssl_pem(const unsigned char *der, size_t len)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *data, *out;
+	long n;
+
+	ck_assert_ptr_nonnull(bio);
+	ck_assert_int_gt(PEM_write_bio(bio, "CERTIFICATE", "", der, (long)len), 0);
+	n = BIO_get_mem_data(bio, &data);
+	out = strndup(data, (size_t)n);
+	BIO_free(bio);
+	return out;
+}
+
+/* A DER file becomes the PEM OpenSSL would write, at and around the line
+ * breaks (48 bytes a line) and the length forms (short, 0x81, 0x82); the
+ * framing must span the file. */
+START_TEST(ca_read_der)
+{
+	static const size_t bodies[] = { 0, 1, 2, 3, 44, 45, 46, 47, 94, 95, 96, 97,
+					 125, 126, 127, 128, 129, 253, 254, 255, 256, 257, 559 };
+	unsigned char der[600];
+	char err[512], *want;
+	json_t *v;
+
+	for (size_t k = 0; k < sizeof(bodies) / sizeof(bodies[0]); k++) {
+		size_t body = bodies[k], hdr = body < 0x80 ? 2 : body < 0x100 ? 3 : 4;
+
+		memset(der, 0, sizeof(der));
+		der[0] = 0x30;
+		if (hdr == 2) {
+			der[1] = (unsigned char)body;
+		} else if (hdr == 3) {
+			der[1] = 0x81;
+			der[2] = (unsigned char)body;
+		} else {
+			der[1] = 0x82;
+			der[2] = (unsigned char)(body >> 8);
+			der[3] = (unsigned char)body;
+		}
+		for (size_t i = 0; i < body; i++)
+			der[hdr + i] = (unsigned char)(i * 37 + body);
+		if (body)
+			der[hdr] = 0xff;  /* never UTF-8: the cut files below are binary */
+		v = NULL;
+		ck_assert_int_eq(ca_read("c.der", der, hdr + body, &v, err, sizeof(err)), 1);
+		want = openssl_pem(der, hdr + body);
+		ck_assert_str_eq(json_string_value(v), want);
+		free(want);
+		json_decref(v);
+
+		/* one byte more or less than the framing says: binary, refused */
+		if (body > 1) {
+			v = NULL;
+			ck_assert_int_eq(ca_read("c.der", der, hdr + body - 1, &v, err, sizeof(err)),
+					 -EINVAL);
+			ck_assert_int_eq(ca_read("c.der", der, hdr + body + 1, &v, err, sizeof(err)),
+					 -EINVAL);
+			ck_assert_ptr_null(v);
+		}
+	}
+}
+END_TEST
+
+/* Text is sent as it is, every byte: judging it is the daemon's job. */
+START_TEST(ca_read_text)
+{
+	static const char junk[] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\nand more\n";
+	static const char nul[] = "-----BEGIN CERTIFICATE-----\n\0\n";
+	static const char latin1[] = "caf\xe9\n";
+	char err[512] = "";
+	json_t *v = NULL;
+
+	ck_assert_int_eq(ca_read("t.pem", junk, strlen(junk), &v, err, sizeof(err)), 0);
+	ck_assert_str_eq(json_string_value(v), junk);
+	json_decref(v);
+	v = NULL;
+	ck_assert_int_eq(ca_read("e.pem", "", 0, &v, err, sizeof(err)), 0);
+	ck_assert_str_eq(json_string_value(v), "");
+	json_decref(v);
+
+	v = NULL;
+	ck_assert_int_eq(ca_read("n.pem", nul, sizeof(nul) - 1, &v, err, sizeof(err)), -EINVAL);
+	ck_assert_msg(strstr(err, "/n.pem: binary data that is not one DER-encoded certificate"),
+		      "%s", err);
+	ck_assert_int_eq(ca_read("l.pem", latin1, strlen(latin1), &v, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_null(v);
+	ck_assert_int_eq(tablefile_ca_read("/nonexistent.d/x.pem", tmpdir, &v, err, sizeof(err)),
+			 -ENOENT);
+	ck_assert_str_eq(err, "/nonexistent.d/x.pem: No such file or directory");
+	ck_assert_ptr_null(v);
+}
+END_TEST
+
 static Suite *tablefile_suite(void)
 {
 	Suite *s = suite_create("tablefile");
@@ -630,6 +764,9 @@ static Suite *tablefile_suite(void)
 	tcase_add_unchecked_fixture(tf, tmpdir_setup, tmpdir_teardown);
 	tcase_add_test(tf, ca_file);
 	tcase_add_test(tf, ca_file_errors);
+	tcase_add_test(tf, ca_read_der);
+	tcase_add_test(tf, table_size_limit);
+	tcase_add_test(tf, ca_read_text);
 	tcase_add_test(tf, read_errors_and_stdin);
 	tcase_add_test(tf, example_file);
 	suite_add_tcase(s, tf);

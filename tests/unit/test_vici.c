@@ -691,6 +691,8 @@ START_TEST(test_load_conn_build)
 	ck_assert_str_eq(vici_node_str(vici_node_child(conn, "remote_port")), "4500");
 	ck_assert_str_eq(list_item(vici_node_child(conn, "proposals"), 0), "aes256-sha256-ecp256");
 	ck_assert_str_eq(vici_node_str(vici_node_child(conn, "dpd_delay")), "30s");
+	/* Partners' gateways are fixed: no MOBIKE (charon's default is yes). */
+	ck_assert_str_eq(vici_node_str(vici_node_child(conn, "mobike")), "no");
 
 	ck_assert_str_eq(vici_node_str(vici_node_find(conn, "local/auth")), "pubkey");
 	ck_assert_str_eq(vici_node_str(vici_node_find(conn, "local/id")), "sbc.operator.example");
@@ -823,6 +825,18 @@ START_TEST(test_small_builders)
 	ck_assert_str_eq(vici_msg_get_str(m, "ike-id"), "7");
 	ck_assert_str_eq(vici_msg_get_str(m, "timeout"), "500");
 	ck_assert_ptr_null(vici_msg_get_str(m, "child"));
+	ck_assert_ptr_null(vici_msg_get_str(m, "force"));
+	vici_msg_free(m);
+	vici_builder_free(b);
+	b = NULL;
+	ck_assert_int_eq(vici_terminate_build(&(struct vici_terminate_args){ .ike_id = 7,
+									    .force = true,
+									    .timeout_ms = -1 },
+					      &b),
+			 0);
+	m = reparse(b, NULL);
+	ck_assert_str_eq(vici_msg_get_str(m, "force"), "yes");
+	ck_assert_str_eq(vici_msg_get_str(m, "timeout"), "-1");
 	vici_msg_free(m);
 	vici_builder_free(b);
 	b = NULL;

@@ -292,6 +292,27 @@ mm_peer_prepare() {
 	vm_keep "$MM_TMP/peer-swanctl.conf"
 }
 
+# mm_one_partner: the set-up of the tests with one partner $A (gateway
+# $GW_A, range $NET_A, SIP address $SIP_A): the home and partner CAs, our
+# certificate and A's, both namespaces with A's network, the partner's
+# charon with one connection for A (reqid 101, AES-GCM), our charon, and
+# mmtrustd connected to it.  A failed step ends the test.
+mm_one_partner() {
+	vm_step "certificates"
+	require "CAs and certificates made with pki" mm_pki "ca|home-ca|mmtrust VM home CA" \
+		"ca|partner-ca|mmtrust VM partner CA" "cert|home|home-ca|$HOME_ID" \
+		"cert|peer-a|partner-ca|$A"
+	vm_step "namespaces, charons, mmtrustd"
+	require "namespaces $MM and $PEER joined by veth" mm_topology "$GW_A"
+	check "partner A's network" mm_partner_net "$NET_A" "$GW_A" "$SIP_A"
+	mm_peer_conn partner-a "$GW_A" "$A" peer-a "$NET_A" 101 aes128gcm16
+	require "the partner's charon configuration" mm_peer_prepare peer-a
+	require "our charon's configuration" mm_strongswan_conf "$MM"
+	require "both charons answer, the partner's swanctl.conf loaded" mm_charons_start
+	require "mmtrustd answers on its admin socket" mm_daemon_start
+	require "mmtrustd connected to our charon" wait_for 20 mm_ike_connected
+}
+
 # --- mmtrustd ----------------------------------------------------------------
 
 ctl() { "$MMTRUSTCTL" "$@"; }

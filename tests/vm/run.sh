@@ -11,7 +11,7 @@
 # when the VM did not boot or finish within MMTRUST_VM_TIMEOUT seconds.
 #
 # Environment: MMTRUST_VM_CACHE (default <repo>/build/vm-cache),
-# MMTRUST_VM_TIMEOUT (whole boot, default 420), MMTRUST_VM_TEST_TIMEOUT (each
+# MMTRUST_VM_TIMEOUT (whole boot, default 720), MMTRUST_VM_TEST_TIMEOUT (each
 # test, default 180), MMTRUST_VM_ACCEL (kvm or tcg; default: kvm only when
 # /dev/kvm is writable and the CPU shows vmx/svm), MMTRUST_VM_MEM (512M),
 # MMTRUST_VM_SMP (2), MMTRUST_VM_KERNEL (a cached kernel version to use
@@ -23,7 +23,7 @@ VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$VM_DIR/../.." && pwd)
 CACHE=${MMTRUST_VM_CACHE:-$REPO/build/vm-cache}
 RESULTS=$REPO/build/vm-results
-TIMEOUT=${MMTRUST_VM_TIMEOUT:-420}
+TIMEOUT=${MMTRUST_VM_TIMEOUT:-720}
 TEST_TIMEOUT=${MMTRUST_VM_TEST_TIMEOUT:-180}
 MEM=${MMTRUST_VM_MEM:-512M}
 SMP=${MMTRUST_VM_SMP:-2}

@@ -1,7 +1,9 @@
 #!/bin/bash
 # The CSCF's question over a real tunnel: with partner A's authenticated
-# CHILD_SA up, `inbound` from A's range answers protected: true and keeps
-# P-Asserted-Identity, with the kernel's SPIs; a foreign SPI strips; the
+# CHILD_SA up, `inbound` from A's range to our CSCF address answers
+# protected: true and keeps P-Asserted-Identity, with the kernel's SPIs;
+# without dst, or to a local address outside [local] cscf (our tunnel
+# address: the kernel delivers cleartext there), it strips; a foreign SPI strips; the
 # tunnel closed by the partner strips (unprotected) until charon brings it
 # back; subscribers see sa-down and sa-up.  Asked through mmtrustctl query,
 # which uses libmmtrust.
@@ -30,7 +32,7 @@ require "mmtrustd answers on its admin socket" mm_daemon_start
 require "mmtrustd connected to our charon" wait_for 20 mm_ike_connected
 
 vm_step "before the partner exists"
-out=$(q inbound $SIP_A)
+out=$(q inbound $SIP_A --dst $CSCF)
 check "unknown source: strip" [ "$(jq -r .pai <<<"$out")" = strip ]
 check "unknown source: reason" [ "$(jq -r .reason <<<"$out")" = unknown-source ]
 
@@ -47,23 +49,33 @@ require "tunnel to $A up within 60 s" wait_for 60 mm_tunnel_up $A
 in_a=$(sa_spis "$MM" $GW_A $TUN "$RA")
 out_a=$(sa_spis "$MM" $TUN $GW_A "$RA")
 
-out=$(q inbound $SIP_A)
+out=$(q inbound $SIP_A --dst $CSCF)
 echo "inbound $SIP_A: $out"
 check "protected: true over the authenticated SA" [ "$(jq -r .protected <<<"$out")" = true ]
 check "keep P-Asserted-Identity" [ "$(jq -r .pai <<<"$out")" = keep ]
 check "reason protected" [ "$(jq -r .reason <<<"$out")" = protected ]
 check "the answer names the partner" [ "$(jq -r .partner <<<"$out")" = $A ]
-check "the answer's remote identity is the partner's domain" [ "$(jq -r .remote_id <<<"$out")" = $A ]
-check "the answer's inbound SPI is the kernel's inbound SA" [ "$(jq -r .spi_in <<<"$out")" = "$in_a" ]
-check "the answer's outbound SPI is the kernel's outbound SA" [ "$(jq -r .spi_out <<<"$out")" = "$out_a" ]
+check "the answer's remote identity is the partner's domain" [ "$(jq -r .sa.remote_id <<<"$out")" = $A ]
+check "the answer's inbound SPI is the kernel's inbound SA" [ "$(jq -r .sa.spi_in <<<"$out")" = "$in_a" ]
+check "the answer's outbound SPI is the kernel's outbound SA" [ "$(jq -r .sa.spi_out <<<"$out")" = "$out_a" ]
 
-out=$(q inbound $SIP_A --spi "${in_a#0x}")
+out=$(q inbound $SIP_A --dst $CSCF --spi "$in_a")
 check "with the SA's own SPI: keep" [ "$(jq -r .pai <<<"$out")" = keep ]
-out=$(q inbound $SIP_A --spi 0badc0de)
+out=$(q inbound $SIP_A --dst $CSCF --spi 0x0badc0de)
 check "with another SPI: strip" [ "$(jq -r .pai <<<"$out")" = strip ]
 check "with another SPI: reason spi-mismatch" [ "$(jq -r .reason <<<"$out")" = spi-mismatch ]
+out=$(q inbound $SIP_A)
+check "without dst: not protected" [ "$(jq -r .protected <<<"$out")" = false ]
+check "without dst: strip, reason dst-not-given" \
+	[ "$(jq -r '.pai + " " + .reason' <<<"$out")" = "strip dst-not-given" ]
+# Our tunnel address is local but outside [local] cscf: the in-policy does
+# not cover it, and cleartext from A's range is delivered there.
+out=$(q inbound $SIP_A --dst $TUN)
+check "dst outside [local] cscf: not protected" [ "$(jq -r .protected <<<"$out")" = false ]
+check "dst outside [local] cscf: strip, reason dst-not-cscf" \
+	[ "$(jq -r '.pai + " " + .reason' <<<"$out")" = "strip dst-not-cscf" ]
 
-out=$(ctl query spi "${in_a#0x}")
+out=$(ctl query spi "$in_a")
 contains "$out" "in SA of partner $A" "spi names the partner and direction"
 
 out=$(q outbound $A)
@@ -75,11 +87,11 @@ vm_step "the partner drops its connection and closes the tunnel"
 # stays down until the partner loads it again.
 vici_call "$MM_TMP/$PEER.vici" unload-conn '{"name": "partner-a"}' >/dev/null 2>&1
 swan "$PEER" --terminate --ike partner-a >/dev/null 2>&1
-stripped() { [ "$(q inbound $SIP_A | jq -r .reason)" = unprotected ]; }
+stripped() { [ "$(q inbound $SIP_A --dst $CSCF | jq -r .reason)" = unprotected ]; }
 if wait_for 30 stripped; then
 	pass "tunnel closed: inbound answers strip (unprotected)"
 else
-	fail "inbound still '$(q inbound $SIP_A | jq -c '{pai,reason}')' after the partner closed the tunnel"
+	fail "inbound still '$(q inbound $SIP_A --dst $CSCF | jq -c '{pai,reason}')' after the partner closed the tunnel"
 fi
 out=$(q outbound $A)
 check "outbound to $A while down: not trusted, strip" [ "$(jq -r .pai <<<"$out")" = strip ]
@@ -90,7 +102,7 @@ ip netns exec "$PEER" swanctl --load-all --noprompt --uri "$(uri "$PEER")" >/dev
 # mmtrustd ask charon to initiate.
 kept() {
 	ip netns exec "$MM" ping -c 1 -W 1 -I $CSCF $SIP_A >/dev/null 2>&1
-	[ "$(q inbound $SIP_A | jq -r .pai)" = keep ]
+	[ "$(q inbound $SIP_A --dst $CSCF | jq -r .pai)" = keep ]
 }
 check "tunnel back after traffic (acquire -> initiate): keep again" wait_for 60 kept
 check "the acquire was logged" mm_log_has "acquire: traffic for partner $A"

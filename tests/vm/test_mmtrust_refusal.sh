@@ -179,7 +179,11 @@ stranger_sa() {
 require "a stranger's SA under A's reqid is added" stranger_sa
 stranger_gone() { ! ip -n "$MM" xfrm state list spi 0x00c0ffee | grep -q .; }
 check "mmtrustd deleted the stranger's SA" wait_for 5 stranger_gone
-check "logged as an identity mismatch" mm_log_has "identity mismatch: SA spi 0x00c0ffee 198.51.100.99 -> $TUN"
+check "logged as refused, with the verdict" \
+	mm_log_has "refused SA: spi 0x00c0ffee 198.51.100.99 -> $TUN carries reqid $RA .*\(wrong-ends\)"
+mm_tunnel $A
+check "status: A's tunnel still up with its own SPIs (a stranger's SA is not A's)" \
+	[ "$T_STATE $(spi_hex "$T_SPI_IN")" = "up $a_in" ]
 check "A's own SAs are untouched" [ -n "$(sa_spis "$MM" $GW_A $TUN "$RA")" ]
 
 # --- the end: nothing of C or D ever reached the kernel ----------------------------------

@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "certgen.h"
+#include "tests/unit/certgen.h"
 #include "tests/unit/testmain.h"
 #include "vici-plugins/vici.h"
 #include "vici-plugins/vici_client.h"
