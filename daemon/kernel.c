@@ -223,7 +223,7 @@ static void kernel_off(struct mmtrustd *d, const char *what, const char *detail)
 	log_err("kernel policies are NOT programmed: %s", d->kernel_error);
 }
 
-/* The kernel cannot be reached: with the SPD side on, nothing is
+/* The kernel cannot be reached or used: with the SPD side on, nothing is
  * programmed (said once, here: every later request would fail the same
  * way); with it off, only SA checks and events are lost. */
 static void kernel_unreachable(struct mmtrustd *d, const char *what, const char *detail)
@@ -231,23 +231,17 @@ static void kernel_unreachable(struct mmtrustd *d, const char *what, const char 
 	if (d->cfg.spd_enabled)
 		kernel_off(d, what, detail);
 	else
-		log_warn("XFRM is not reachable, so SAs are not checked: %s%s%s", what,
+		log_warn("XFRM is not used, so SAs are not checked: %s%s%s", what,
 			 detail ? ": " : "", detail ? detail : "");
 }
 
 /* The SPD engine, when the configuration asks for it. */
 static void spd_start(struct mmtrustd *d)
 {
-	struct mm_err err = { 0 };
 	int r;
 
 	if (!d->cfg.spd_enabled) {
-		snprintf(d->kernel_error, sizeof(d->kernel_error), "disabled in the configuration");
 		log_notice("kernel policies are not programmed ([spd] enabled = no)");
-		return;
-	}
-	if (mm_spd_config_check(&d->spd_cfg, &err) < 0) {
-		kernel_off(d, "configuration", err.msg);
 		return;
 	}
 	r = mm_spd_new(&d->spd_cfg, d->nl, kernel_drain, d, on_note, d, &d->spd);
@@ -267,10 +261,19 @@ static void spd_start(struct mmtrustd *d)
 
 int kernel_start(struct mmtrustd *d)
 {
+	struct mm_err err = { 0 };
 	int r;
 
 	d->kernel_error[0] = '\0';
+	if (!d->cfg.spd_enabled)
+		snprintf(d->kernel_error, sizeof(d->kernel_error), "disabled in the configuration");
 	spd_config_from(d);
+	/* Without a usable [local] (no tunnel address) neither policies nor
+	 * SA verdicts mean anything: every SA would be judged wrong-ends. */
+	if (mm_spd_config_check(&d->spd_cfg, &err) < 0) {
+		kernel_unreachable(d, "configuration", err.msg);
+		return 0;
+	}
 	r = mm_nl_open(&d->nl);
 	if (r < 0) {
 		kernel_unreachable(d, "no XFRM netlink", strerror(-r));
