@@ -207,14 +207,44 @@ struct rec_arg {
 	size_t partners;
 };
 
+/* The engine as the daemon runs it: its own echoes dropped in the kernel,
+ * the monitor read for it between batches. */
+struct engine {
+	struct mm_nl *nl;
+	struct mm_xfrm_monitor *mon;
+	struct mm_spd *spd;
+};
+
+static int engine_drain(void *data)
+{
+	struct engine *e = data;
+
+	return mm_spd_read_monitor(e->spd, e->mon);
+}
+
+static int engine_open(struct engine *e, const struct mm_spd_config *cfg)
+{
+	int r;
+
+	if ((r = mm_nl_open(&e->nl)) < 0 || (r = mm_xfrm_monitor_open(&e->mon)) < 0)
+		return r;
+	mm_xfrm_monitor_ignore_portid(e->mon, mm_nl_portid(e->nl));
+	return mm_spd_new(cfg, e->nl, engine_drain, e, NULL, NULL, &e->spd);
+}
+
+static void engine_close(struct engine *e)
+{
+	mm_spd_free(e->spd);
+	mm_xfrm_monitor_free(e->mon);
+	mm_nl_free(e->nl);
+}
+
 static int run_reconciler(void *data, struct result *res)
 {
 	const struct rec_arg *a = data;
 	struct mm_partner **table = make_table(a->partners);
-	struct mm_xfrm_monitor *mon = NULL;
+	struct engine eng = { 0 };
 	struct mm_spd_report rep = { 0 };
-	struct mm_spd *spd = NULL;
-	struct mm_nl *nl = NULL;
 	struct mm_spd_config cfg;
 	double t0, c0;
 	int r;
@@ -224,19 +254,18 @@ static int run_reconciler(void *data, struct result *res)
 	config(&cfg);
 	c0 = cpu_of(RUSAGE_SELF);
 	t0 = now();
-	if ((r = mm_nl_open(&nl)) < 0 || (r = mm_xfrm_monitor_open(&mon)) < 0 ||
-	    (r = mm_spd_new(&cfg, nl, mon, NULL, NULL, &spd)) < 0)
+	if ((r = engine_open(&eng, &cfg)) < 0)
 		goto out;
-	r = mm_spd_sync(spd, (const struct mm_partner *const *)table, a->partners, &rep);
+	r = mm_spd_sync(eng.spd, (const struct mm_partner *const *)table, a->partners, &rep);
 	if (r < 0)
 		goto out;
 	/* Converged: every request acknowledged; drain what the monitor
 	 * still holds, as the daemon's loop would. */
-	(void)mm_spd_process_events(spd);
+	(void)engine_drain(&eng);
 	res->seconds = now() - t0;
 	res->cpu = cpu_of(RUSAGE_SELF) - c0;
 	res->vmhwm_kb = vmhwm_kb();
-	res->index_bytes = mm_spd_memory(spd);
+	res->index_bytes = mm_spd_memory(eng.spd);
 	if (rep.failed) {
 		snprintf(res->what, sizeof(res->what), "%zu requests failed", rep.failed);
 		r = -EIO;
@@ -245,9 +274,7 @@ static int run_reconciler(void *data, struct result *res)
 	r = kernel_count(&res->policies);
 out:
 	mm_spd_report_done(&rep);
-	mm_spd_free(spd);
-	mm_xfrm_monitor_free(mon);
-	mm_nl_free(nl);
+	engine_close(&eng);
 	free_table(table, a->partners);
 	return r;
 }
@@ -441,10 +468,8 @@ struct half_arg {
 static int half_reconciler(const struct half_arg *a, struct result *res)
 {
 	struct mm_partner **table = make_table(a->partners);
-	struct mm_xfrm_monitor *mon = NULL;
+	struct engine eng = { 0 };
 	struct mm_spd_report rep = { 0 };
-	struct mm_spd *spd = NULL;
-	struct mm_nl *nl = NULL;
 	struct mm_spd_config cfg;
 	size_t keep = a->partners / 2;
 	double t0, c0;
@@ -453,21 +478,20 @@ static int half_reconciler(const struct half_arg *a, struct result *res)
 	if (!table)
 		return -ENOMEM;
 	config(&cfg);
-	if ((r = mm_nl_open(&nl)) < 0 || (r = mm_xfrm_monitor_open(&mon)) < 0 ||
-	    (r = mm_spd_new(&cfg, nl, mon, NULL, NULL, &spd)) < 0)
+	if ((r = engine_open(&eng, &cfg)) < 0)
 		goto out;
-	r = mm_spd_sync(spd, (const struct mm_partner *const *)table, a->partners, &rep);
+	r = mm_spd_sync(eng.spd, (const struct mm_partner *const *)table, a->partners, &rep);
 	mm_spd_report_done(&rep);
 	if (r < 0)
 		goto out;
-	(void)mm_spd_process_events(spd);
+	(void)engine_drain(&eng);
 	/* A reload with a table that lost its second half. */
 	c0 = cpu_of(RUSAGE_SELF);
 	t0 = now();
-	r = mm_spd_sync(spd, (const struct mm_partner *const *)table, keep, &rep);
+	r = mm_spd_sync(eng.spd, (const struct mm_partner *const *)table, keep, &rep);
 	if (r < 0)
 		goto out;
-	(void)mm_spd_process_events(spd);
+	(void)engine_drain(&eng);
 	res->seconds = now() - t0;
 	res->cpu = cpu_of(RUSAGE_SELF) - c0;
 	if (rep.failed || rep.deleted != a->d->n_want - a->d->n_want * keep / a->partners) {
@@ -479,9 +503,7 @@ static int half_reconciler(const struct half_arg *a, struct result *res)
 	r = kernel_count(&res->policies);
 out:
 	mm_spd_report_done(&rep);
-	mm_spd_free(spd);
-	mm_xfrm_monitor_free(mon);
-	mm_nl_free(nl);
+	engine_close(&eng);
 	free_table(table, a->partners);
 	return r;
 }

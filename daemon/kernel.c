@@ -1,7 +1,12 @@
-/* The kernel side of mmtrustd: the SPD reconciler (spd.c) driven from the
- * event loop.  Start-up reads the kernel before writing it; table changes
- * are applied per partner; monitor events mark drift, repaired after a
- * short coalescing delay; a periodic full comparison is the safety net. */
+/* The kernel side of mmtrustd, inside the event loop.  It owns the XFRM
+ * request socket and the one XFRM monitor: every event read is delivered
+ * to the SPD engine (spd.h, when it runs) and to the IKE side
+ * (ike_xfrm_event), also when [spd] enabled = no, so IKE policing does not
+ * depend on the SPD side.  Start-up reads the kernel before writing it; a
+ * table change set is applied to the SPD as one step; monitor events mark
+ * drift, repaired after a short coalescing delay; a periodic full
+ * comparison is the safety net.  After each table change and periodic
+ * check the SAs are swept by the one verdict (sad.h). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -13,6 +18,7 @@
 
 #include "log.h"
 #include "mmtrustd.h"
+#include "sad.h"
 
 static void on_note(const struct mm_spd_note *n, void *userdata)
 {
@@ -37,11 +43,11 @@ static void log_report(const char *what, const struct mm_spd_report *r)
 	for (size_t i = 0; i < r->n_drifted; i++)
 		log_warn("drift: policies of partner %s were changed outside mmtrust; restored",
 			 r->drifted[i]);
-	if (r->added || r->updated || r->deleted || r->failed || r->sa_deleted)
+	if (r->added || r->updated || r->deleted || r->failed)
 		log_notice("spd %s: %zu added, %zu updated, %zu deleted, %zu unchanged, "
-			   "%zu refused, %zu conflicts, %zu SAs deleted",
+			   "%zu refused, %zu conflicts",
 			   what, r->added, r->updated, r->deleted, r->unchanged, r->failed,
-			   r->conflicts, r->sa_deleted);
+			   r->conflicts);
 	else
 		log_debug("spd %s: %zu unchanged", what, r->unchanged);
 }
@@ -69,7 +75,7 @@ static void arm_repair(struct mmtrustd *d)
 	uint64_t now;
 	int enabled = SD_EVENT_OFF;
 
-	if (!mm_spd_repair_pending(d->spd))
+	if (!d->spd || !mm_spd_repair_pending(d->spd))
 		return;
 	sd_event_source_get_enabled(d->repair_timer, &enabled);
 	if (enabled != SD_EVENT_OFF)
@@ -77,6 +83,41 @@ static void arm_repair(struct mmtrustd *d)
 	sd_event_now(d->ev, CLOCK_MONOTONIC, &now);
 	sd_event_source_set_time(d->repair_timer, now + MM_SPD_REPAIR_DELAY_MS * 1000ULL);
 	sd_event_source_set_enabled(d->repair_timer, SD_EVENT_ONESHOT);
+}
+
+static int deliver(const struct mm_xfrm_event *ev, void *userdata)
+{
+	struct mmtrustd *d = userdata;
+
+	if (d->spd)
+		mm_spd_handle_event(d->spd, ev);
+	(void)ike_xfrm_event(ev, d);
+	return 0;
+}
+
+/* Read what the monitor has pending and hand it to every consumer.  Also
+ * the SPD engine's drain callback.  Not re-entered: the monitor's buffers
+ * are in use while it delivers. */
+static int kernel_drain(void *userdata)
+{
+	struct mmtrustd *d = userdata;
+	int r;
+
+	if (!d->mon || d->mon_reading)
+		return 0;
+	d->mon_reading = true;
+	r = mm_xfrm_monitor_read(d->mon, deliver, d);
+	if (r == -ENOBUFS) {
+		/* The engine re-reads the SPD; the IKE side's SA table is
+		 * rebuilt from charon's own list, not from these events. */
+		if (d->spd)
+			mm_spd_events_lost(d->spd);
+		r = mm_xfrm_monitor_read(d->mon, deliver, d);
+		if (r == -ENOBUFS)
+			r = 0;
+	}
+	d->mon_reading = false;
+	return r;
 }
 
 static int on_monitor(sd_event_source *s, int fd, uint32_t revents, void *userdata)
@@ -87,11 +128,49 @@ static int on_monitor(sd_event_source *s, int fd, uint32_t revents, void *userda
 	(void)s;
 	(void)fd;
 	(void)revents;
-	r = mm_spd_process_events(d->spd);
+	r = kernel_drain(d);
 	if (r < 0)
 		log_err("xfrm monitor: %s", strerror(-r));
 	arm_repair(d);
 	return 0;
+}
+
+static void log_sa_deleted(const struct mm_xfrm_sa *sa, const struct mm_sa_judgement *j,
+			   void *userdata)
+{
+	char s[MM_ADDR_STRLEN], t[MM_ADDR_STRLEN];
+
+	(void)userdata;
+	log_notice("SA spi 0x%08" PRIx32 " %s -> %s reqid %" PRIu32 "%s%s: %s; deleted", sa->spi,
+		   mm_addr_str(&sa->src, s), mm_addr_str(&sa->dst, t), sa->reqid,
+		   j->partner ? " partner " : "", j->partner ? j->partner->domain : "",
+		   mm_sa_verdict_reason(j->verdict));
+}
+
+static void sad_view(struct mmtrustd *d, struct mm_sad_view *v)
+{
+	*v = (struct mm_sad_view){ .table = d->table, .tunnel = d->cfg.tunnel,
+				   .n_tunnel = d->cfg.n_tunnel };
+}
+
+/* Delete the SAs the verdict says must go (removed or disabled partners,
+ * reqids no partner uses, wrong ends). */
+static void sweep_sas(struct mmtrustd *d, const char *what)
+{
+	struct mm_nl_result res = { 0 };
+	struct mm_sad_view v;
+	size_t n = 0;
+	int r;
+
+	if (!d->nl)
+		return;
+	sad_view(d, &v);
+	r = mm_sad_sweep(d->nl, &v, log_sa_deleted, d, &n, &res);
+	if (r < 0)
+		log_err("SA sweep after %s: %s%s%s", what, strerror(-r), res.extack[0] ? ": " : "",
+			res.extack);
+	else if (n)
+		log_notice("SA sweep after %s: %zu SAs deleted", what, n);
 }
 
 static int on_verify(sd_event_source *s, uint64_t usec, void *userdata)
@@ -100,12 +179,16 @@ static int on_verify(sd_event_source *s, uint64_t usec, void *userdata)
 	struct mm_spd_report rep = { 0 };
 	int r;
 
-	r = mm_spd_verify(d->spd, &rep);
-	if (r < 0)
-		log_err("spd periodic check: %s", strerror(-r));
-	log_report("periodic check", &rep);
-	mm_spd_report_done(&rep);
-	arm_repair(d);
+	if (d->spd) {
+		r = mm_spd_verify(d->spd, (const struct mm_partner *const *)d->table->partners,
+				  d->table->n, &rep);
+		if (r < 0)
+			log_err("spd periodic check: %s", strerror(-r));
+		log_report("periodic check", &rep);
+		mm_spd_report_done(&rep);
+		arm_repair(d);
+	}
+	sweep_sas(d, "the periodic check");
 	sd_event_source_set_time(s, usec + d->cfg.spd_verify_interval * 1000000ULL);
 	sd_event_source_set_enabled(s, SD_EVENT_ON);
 	return 0;
@@ -140,58 +223,85 @@ static void kernel_off(struct mmtrustd *d, const char *what, const char *detail)
 	log_err("kernel policies are NOT programmed: %s", d->kernel_error);
 }
 
+/* The kernel cannot be reached or used: with the SPD side on, nothing is
+ * programmed (said once, here: every later request would fail the same
+ * way); with it off, only SA checks and events are lost. */
+static void kernel_unreachable(struct mmtrustd *d, const char *what, const char *detail)
+{
+	if (d->cfg.spd_enabled)
+		kernel_off(d, what, detail);
+	else
+		log_warn("XFRM is not used, so SAs are not checked: %s%s%s", what,
+			 detail ? ": " : "", detail ? detail : "");
+}
+
+/* The SPD engine, when the configuration asks for it. */
+static void spd_start(struct mmtrustd *d)
+{
+	int r;
+
+	if (!d->cfg.spd_enabled) {
+		log_notice("kernel policies are not programmed ([spd] enabled = no)");
+		return;
+	}
+	r = mm_spd_new(&d->spd_cfg, d->nl, kernel_drain, d, on_note, d, &d->spd);
+	if (r < 0) {
+		kernel_off(d, "reconciler", strerror(-r));
+		return;
+	}
+	if (sd_event_add_time(d->ev, &d->repair_timer, CLOCK_MONOTONIC, UINT64_MAX, 1000,
+			      on_repair, d) < 0) {
+		kernel_off(d, "event loop: cannot arm the repair timer", NULL);
+		mm_spd_free(d->spd);
+		d->spd = NULL;
+		return;
+	}
+	sd_event_source_set_enabled(d->repair_timer, SD_EVENT_OFF);
+}
+
 int kernel_start(struct mmtrustd *d)
 {
 	struct mm_err err = { 0 };
 	int r;
 
 	d->kernel_error[0] = '\0';
-	if (!d->cfg.spd_enabled) {
+	if (!d->cfg.spd_enabled)
 		snprintf(d->kernel_error, sizeof(d->kernel_error), "disabled in the configuration");
-		log_notice("kernel policies are not programmed ([spd] enabled = no)");
-		return 0;
-	}
 	spd_config_from(d);
+	/* Without a usable [local] (no tunnel address) neither policies nor
+	 * SA verdicts mean anything: every SA would be judged wrong-ends. */
 	if (mm_spd_config_check(&d->spd_cfg, &err) < 0) {
-		kernel_off(d, "configuration", err.msg);
+		kernel_unreachable(d, "configuration", err.msg);
 		return 0;
 	}
 	r = mm_nl_open(&d->nl);
 	if (r < 0) {
-		kernel_off(d, "no XFRM netlink", strerror(-r));
+		kernel_unreachable(d, "no XFRM netlink", strerror(-r));
 		return 0;
 	}
 	r = mm_nl_probe(d->nl);
 	if (r == -EPERM) {
-		/* Said once, here: every later request would fail the same way. */
-		kernel_off(d, "mmtrustd lacks CAP_NET_ADMIN in this network namespace "
-			      "(run it as root or grant the capability)", NULL);
+		kernel_unreachable(d, "mmtrustd lacks CAP_NET_ADMIN in this network namespace "
+				      "(run it as root or grant the capability)", NULL);
 		goto fail;
 	}
 	if (r < 0) {
-		kernel_off(d, "XFRM probe failed", strerror(-r));
+		kernel_unreachable(d, "XFRM probe failed", strerror(-r));
 		goto fail;
 	}
 	r = mm_xfrm_monitor_open(&d->mon);
 	if (r < 0) {
-		kernel_off(d, "XFRM monitor", strerror(-r));
+		kernel_unreachable(d, "XFRM monitor", strerror(-r));
 		goto fail;
 	}
-	r = mm_spd_new(&d->spd_cfg, d->nl, d->mon, on_note, d, &d->spd);
-	if (r < 0) {
-		kernel_off(d, "reconciler", strerror(-r));
-		goto fail;
-	}
-	/* SA events reach the IKE side too (addresses checked per partner). */
-	mm_spd_set_event_hook(d->spd, ike_xfrm_event, d);
+	/* Our own requests' echoes are no news to any consumer: dropped in
+	 * the kernel, so a bulk load cannot overflow the monitor. */
+	mm_xfrm_monitor_ignore_portid(d->mon, mm_nl_portid(d->nl));
 	if (sd_event_add_io(d->ev, &d->mon_src, mm_xfrm_monitor_fd(d->mon), EPOLLIN, on_monitor,
-			    d) < 0 ||
-	    sd_event_add_time(d->ev, &d->repair_timer, CLOCK_MONOTONIC, UINT64_MAX, 1000,
-			      on_repair, d) < 0) {
-		kernel_off(d, "event loop: cannot watch the monitor", NULL);
+			    d) < 0) {
+		kernel_unreachable(d, "event loop: cannot watch the monitor", NULL);
 		goto fail;
 	}
-	sd_event_source_set_enabled(d->repair_timer, SD_EVENT_OFF);
 	if (d->cfg.spd_verify_interval) {
 		uint64_t now;
 
@@ -199,10 +309,11 @@ int kernel_start(struct mmtrustd *d)
 		if (sd_event_add_time(d->ev, &d->verify_timer, CLOCK_MONOTONIC,
 				      now + d->cfg.spd_verify_interval * 1000000ULL, 100000,
 				      on_verify, d) < 0) {
-			kernel_off(d, "event loop: cannot arm the periodic check", NULL);
+			kernel_unreachable(d, "event loop: cannot arm the periodic check", NULL);
 			goto fail;
 		}
 	}
+	spd_start(d);
 	return 0;
 fail:
 	kernel_stop(d);
@@ -220,6 +331,7 @@ void kernel_stop(struct mmtrustd *d)
 	d->spd = NULL;
 	mm_xfrm_monitor_free(d->mon);
 	d->mon = NULL;
+	d->mon_reading = false;
 	mm_nl_free(d->nl);
 	d->nl = NULL;
 }
@@ -227,33 +339,27 @@ void kernel_stop(struct mmtrustd *d)
 void kernel_table_changed(struct mmtrustd *d, const struct mm_change *changes, size_t n)
 {
 	struct mm_spd_report rep = { 0 };
+	char what[64];
 	int r;
 
-	if (!d->spd)
-		return;
-	if (!changes) {
+	if (d->spd && !changes) {
 		r = mm_spd_sync(d->spd, (const struct mm_partner *const *)d->table->partners,
 				d->table->n, &rep);
 		if (r < 0)
 			log_err("spd sync: %s; retried by the next check", strerror(-r));
 		log_report("sync", &rep);
-		mm_spd_report_done(&rep);
-		arm_repair(d);
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		const struct mm_partner *p = changes[i].after ? changes[i].after : changes[i].before;
-		char what[MM_DOMAIN_MAX + 16];
-
-		r = mm_spd_partner_changed(d->spd, changes[i].before, changes[i].after, &rep);
+	} else if (d->spd) {
+		/* The whole change set in one step: a range that moves between
+		 * partners is one update, whatever the order of the changes. */
+		r = mm_spd_change(d->spd, changes, n, &rep);
+		snprintf(what, sizeof(what), "change of %zu partner(s)", n);
 		if (r < 0)
-			log_err("spd: partner %s (reqid %u): %s; a full comparison follows",
-				p->domain, p->reqid, strerror(-r));
-		snprintf(what, sizeof(what), "%s", p->domain);
+			log_err("spd %s: %s; a full comparison follows", what, strerror(-r));
 		log_report(what, &rep);
-		mm_spd_report_done(&rep);
 	}
+	mm_spd_report_done(&rep);
 	arm_repair(d);
+	sweep_sas(d, changes ? "a table change" : "loading the table");
 }
 
 static const char *status_state(const struct mm_partner *p, const struct mm_spd_status *st)
@@ -274,16 +380,24 @@ static const char *status_state(const struct mm_partner *p, const struct mm_spd_
 json_t *kernel_status(struct mmtrustd *d, const char *domain)
 {
 	json_t *list = json_array(), *o;
-	size_t expected = 0, present = 0, in_sync = 0;
+	size_t expected = 0, present = 0, in_sync = 0, *sas = NULL;
+	struct mm_sad_view v;
 
+	/* One SAD dump counts the legitimate SAs of every partner. */
+	sad_view(d, &v);
+	if (d->nl && (sas = calloc(d->table->n ? d->table->n : 1, sizeof(*sas))) &&
+	    mm_sad_count(d->nl, &v, sas, NULL) < 0) {
+		free(sas);
+		sas = NULL;
+	}
 	for (size_t i = 0; i < d->table->n; i++) {
 		const struct mm_partner *p = d->table->partners[i];
-		struct mm_spd_status st = { .sas = -1 };
+		struct mm_spd_status st = { 0 };
 
 		if (domain && strcmp(domain, p->domain))
 			continue;
-		if (d->spd && mm_spd_status(d->spd, p->domain, true, &st) < 0)
-			st.sas = -1;
+		if (d->spd)
+			(void)mm_spd_status(d->spd, p->domain, &st);
 		o = json_pack("{s:s, s:I, s:b, s:s, s:s}", "domain", p->domain, "reqid",
 			      (json_int_t)p->reqid, "enabled", p->enabled, "path",
 			      mm_path_name(p->path), "state",
@@ -296,12 +410,13 @@ json_t *kernel_status(struct mmtrustd *d, const char *domain)
 						      (json_int_t)st.in_sync, "missing",
 						      (json_int_t)st.missing, "foreign_conflicts",
 						      (json_int_t)st.conflicts));
-			json_object_set_new(o, "sas", st.sas >= 0 ? json_integer(st.sas) : json_null());
 			if (st.error)
 				json_object_set_new(o, "error", json_string(st.message));
 		}
+		json_object_set_new(o, "sas", sas ? json_integer((json_int_t)sas[i]) : json_null());
 		json_array_append_new(list, o);
 	}
+	free(sas);
 	if (d->spd)
 		mm_spd_counts(d->spd, &expected, &present, &in_sync);
 	return json_pack("{s:{s:b, s:s?, s:I, s:I, s:I, s:I, s:I}, s:o}", "kernel", "programmed",
@@ -313,10 +428,17 @@ json_t *kernel_status(struct mmtrustd *d, const char *domain)
 
 /* ---- audit: the kernel's view, annotated ---- */
 
-struct audit_ctx {
+/* One list per dump: a dump that restarts (mm_nl_dump calls its reset)
+ * clears its own list and nothing else. */
+struct audit_list {
 	struct mmtrustd *d;
-	json_t *policies, *sas;
+	json_t *items;
 };
+
+static void audit_list_reset(void *userdata)
+{
+	json_array_clear(((struct audit_list *)userdata)->items);
+}
 
 static const char *proto_name(uint8_t proto)
 {
@@ -336,21 +458,24 @@ static bool reqid_in_range(struct mmtrustd *d, uint32_t reqid)
 	return reqid >= d->cfg.reqid_min && reqid <= d->cfg.reqid_max;
 }
 
-static void audit_reset(void *userdata)
-{
-	struct audit_ctx *a = userdata;
-
-	json_array_clear(a->policies);
-	json_array_clear(a->sas);
-}
+/* What the one classification says, for an operator. */
+static const char *const class_notes[MM_SPD_CLASS__MAX] = {
+	[MM_SPD_CONFLICT] = "not mmtrust's, on the selector of one of mmtrust's policies: "
+			    "left alone",
+	[MM_SPD_COLLISION] = "carries mmtrust's tag outside its band or reqid range: holds the "
+			     "place of one of mmtrust's policies",
+	[MM_SPD_STALE] = "mmtrust's, but no partner wants it (stale): deleted by the next repair",
+	[MM_SPD_DRIFTED] = "mmtrust's, but not what the partner needs: restored by the next repair",
+};
 
 static int audit_policy(const struct mm_xfrm_policy *p, void *userdata)
 {
-	struct audit_ctx *a = userdata;
+	struct audit_list *a = userdata;
 	struct mmtrustd *d = a->d;
 	char s[MM_ADDR_STRLEN], t[MM_ADDR_STRLEN];
 	const struct mm_partner *partner = NULL;
-	bool ours = mm_spd_is_ours(&d->spd_cfg, p), marked = false;
+	enum mm_spd_class c = mm_spd_classify(&d->spd_cfg, d->spd, p);
+	bool ours = mm_spd_class_ours(c), marked = false;
 	json_t *tmpls = json_array(), *o;
 	const char *note = NULL;
 
@@ -374,83 +499,77 @@ static int audit_policy(const struct mm_xfrm_policy *p, void *userdata)
 	    (p->priority >= d->cfg.spd_prio_base &&
 	     p->priority - d->cfg.spd_prio_base < MM_SPD_PRIO_SPAN))
 		marked = true;
-	if (ours && !partner)
+	if (class_notes[c])
+		note = class_notes[c];
+	else if (ours && !partner)
 		note = "ours, but no partner has this reqid (stale)";
-	else if (ours && (!partner->enabled || partner->path == MM_PATH_SEG))
+	else if (ours && !mm_partner_has_tunnel(partner))
 		note = "ours, but the partner gets no policies (disabled or seg)";
 	else if (!ours && marked)
 		note = "in mmtrust's reqid range, band or tag, but not installed by mmtrust";
-	o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:o, s:s, s:o}", "dir",
+	o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:o, s:s, s:s, s:o}", "dir",
 		      mm_xfrm_dir_name(p->dir), "src", mm_prefix_str(&p->sel.src, s), "dst",
 		      mm_prefix_str(&p->sel.dst, t), "uid", (json_int_t)p->sel.user, "priority",
 		      (json_int_t)p->priority, "index", (json_int_t)p->index, "action",
 		      p->action == XFRM_POLICY_ALLOW ? "allow" : "block", "tmpl", tmpls, "owner",
-		      ours ? "mmtrust" : "other", "partner",
+		      ours ? "mmtrust" : "other", "class", mm_spd_class_name(c), "partner",
 		      partner ? json_string(partner->domain) : json_null());
 	if (note)
 		json_object_set_new(o, "note", json_string(note));
-	json_array_append_new(a->policies, o);
+	json_array_append_new(a->items, o);
 	return 0;
 }
 
 static int audit_sa(const struct mm_xfrm_sa *sa, void *userdata)
 {
-	struct audit_ctx *a = userdata;
+	struct audit_list *a = userdata;
 	struct mmtrustd *d = a->d;
 	char s[MM_ADDR_STRLEN], t[MM_ADDR_STRLEN], spi[16];
-	const struct mm_partner *p = reqid_in_range(d, sa->reqid)
-					     ? mm_table_find_reqid(d->table, sa->reqid) : NULL;
-	const char *note = NULL;
+	struct mm_sad_view v;
+	struct mm_sa_judgement j;
+	const struct mm_partner *p;
 	json_t *o;
 
+	/* The verdict the SA sweep deletes by, and its words. */
+	sad_view(d, &v);
+	mm_sad_judge(&v, sa, &j);
+	p = j.partner;
 	snprintf(spi, sizeof(spi), "0x%08" PRIx32, sa->spi);
-	if (reqid_in_range(d, sa->reqid) && !p)
-		note = "in mmtrust's reqid range, but no partner has this reqid";
-	else if (p) {
-		bool gw = false;
-
-		for (size_t i = 0; i < p->n_gateways; i++)
-			if (!mm_addr_cmp(&p->gateways[i], &sa->src) ||
-			    !mm_addr_cmp(&p->gateways[i], &sa->dst))
-				gw = true;
-		if (!gw)
-			note = "carries the partner's reqid, but neither end is its gateway";
-	}
-	o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:I, s:o}", "src",
+	o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:I, s:s, s:o}", "src",
 		      mm_addr_str(&sa->src, s), "dst", mm_addr_str(&sa->dst, t), "proto",
 		      proto_name(sa->proto), "spi", spi, "reqid", (json_int_t)sa->reqid, "mode",
 		      mode_name(sa->mode), "bytes", (json_int_t)sa->bytes, "packets",
-		      (json_int_t)sa->packets, "partner",
+		      (json_int_t)sa->packets, "verdict", mm_sa_verdict_name(j.verdict), "partner",
 		      p ? json_string(p->domain) : json_null());
-	if (note)
-		json_object_set_new(o, "note", json_string(note));
-	json_array_append_new(a->sas, o);
+	if (j.verdict != MM_SA_LEGIT && j.verdict != MM_SA_FOREIGN)
+		json_object_set_new(o, "note", json_string(mm_sa_verdict_reason(j.verdict)));
+	json_array_append_new(a->items, o);
 	return 0;
 }
 
 json_t *kernel_audit(struct mmtrustd *d)
 {
-	struct audit_ctx a = { .d = d, .policies = json_array(), .sas = json_array() };
+	struct audit_list pol = { d, json_array() }, sas = { d, json_array() };
 	struct mm_nl_result res = { 0 };
 	int r;
 
 	if (!d->nl) {
-		json_decref(a.policies);
-		json_decref(a.sas);
+		json_decref(pol.items);
+		json_decref(sas.items);
 		return mm_jsonl_error("unavailable", NULL, "the kernel is not reachable: %s",
 				      d->kernel_error);
 	}
-	r = mm_xfrm_policy_dump(d->nl, audit_policy, audit_reset, &a, NULL, &res);
+	r = mm_xfrm_policy_dump(d->nl, audit_policy, audit_list_reset, &pol, NULL, &res);
 	if (r == 0)
-		r = mm_xfrm_sa_dump(d->nl, audit_sa, audit_reset, &a, NULL, &res);
+		r = mm_xfrm_sa_dump(d->nl, audit_sa, audit_list_reset, &sas, NULL, &res);
 	if (r < 0) {
-		json_decref(a.policies);
-		json_decref(a.sas);
+		json_decref(pol.items);
+		json_decref(sas.items);
 		return mm_jsonl_error("internal", NULL, "cannot read the kernel's XFRM state: %s%s%s",
 				      strerror(-r), res.extack[0] ? ": " : "", res.extack);
 	}
-	return mm_jsonl_ok(json_pack("{s:o, s:o, s:{s:I, s:I, s:I, s:I}}", "policies", a.policies,
-				     "sas", a.sas, "ownership", "tag", (json_int_t)d->cfg.spd_tag,
+	return mm_jsonl_ok(json_pack("{s:o, s:o, s:{s:I, s:I, s:I, s:I}}", "policies", pol.items,
+				     "sas", sas.items, "ownership", "tag", (json_int_t)d->cfg.spd_tag,
 				     "priority_base", (json_int_t)d->cfg.spd_prio_base,
 				     "reqid_min", (json_int_t)d->cfg.reqid_min, "reqid_max",
 				     (json_int_t)d->cfg.reqid_max));

@@ -24,14 +24,17 @@ struct mmtrustd {
 	struct mm_jsonl_server *admin;
 	time_t started;
 
-	/* The kernel side (kernel.c).  spd is NULL when the SPD is not
-	 * programmed; kernel_error then says why. */
+	/* The kernel side (kernel.c).  nl and mon are open whenever XFRM is
+	 * reachable, also with the SPD side off: the monitor's events go to
+	 * the SPD engine and to the IKE side.  spd is NULL when the SPD is
+	 * not programmed; kernel_error then says why. */
 	struct mm_spd_config spd_cfg;
 	struct mm_spd_local spd_locals[MM_CONFIG_MAX_LOCAL];
 	struct mm_nl *nl;
 	struct mm_xfrm_monitor *mon;
 	struct mm_spd *spd;
 	sd_event_source *mon_src, *repair_timer, *verify_timer;
+	bool mon_reading;          /* inside the monitor's read (not re-entered) */
 	char kernel_error[640];
 
 	/* The strongSwan side (ike.c); NULL clients when [ike] is off. */
@@ -41,11 +44,13 @@ struct mmtrustd {
 	struct mm_query *query;
 };
 
-/* kernel.c: the SPD engine inside the loop. */
+/* kernel.c: XFRM inside the loop -- the SPD engine, the SA sweep by the
+ * one verdict (sad.h), the monitor read once for every consumer. */
 int kernel_start(struct mmtrustd *d);
 void kernel_stop(struct mmtrustd *d);
-/* Bring the kernel in line with a table change (changes NULL: the whole
- * table, after start-up or reload). */
+/* Bring the kernel in line with a table change set, applied as one step
+ * (changes NULL: the whole table, after start-up or reload); then delete
+ * the SAs the verdict condemns. */
 void kernel_table_changed(struct mmtrustd *d, const struct mm_change *changes, size_t n);
 /* Admin answers: per-partner status, and the kernel's XFRM state annotated
  * with the partner each entry belongs to. */

@@ -1,18 +1,6 @@
-/* The SPD reconciler: makes the kernel's XFRM policies enforce the partner
- * table, and keeps them so.
- *
- * What is programmed.  For every enabled partner whose path is the tunnel
- * (MM_PATH_SEG partners get nothing from us), for every pair (local
- * prefix, partner range) of the same family:
- *   out  src local, dst range, tmpl ESP tunnel  our tunnel -> gateway
- *   in   src range, dst local, tmpl ESP tunnel  gateway -> our tunnel
- *   fwd  as in, when the local prefix is a network behind this host
- * with the partner's reqid, level required (the template is not optional),
- * action allow.  The template's endpoints are the partner's first gateway
- * (in the partner's order) of a family for which we have a tunnel address,
- * and our tunnel address of that family; the inner selector's family may
- * differ (XFRM allows IPv6 in IPv4 and the reverse).  A partner without
- * such a gateway gets no policies and an error in the computed result.
+/* The SPD engine: makes the kernel's XFRM policies enforce the partner
+ * table, and keeps them so.  What is wanted is spd_desired.h (pure); this
+ * is the part that reads and writes the kernel.
  *
  * Ownership: a policy is ours when all three hold
  *   - its selector's user field (ip -s xfrm policy shows it as "uid") is
@@ -20,21 +8,15 @@
  *   - its priority is inside our band [prio_base, prio_base + 256],
  *   - it has templates and every template's reqid is in our reqid range.
  * Nothing that is not ours is ever modified or deleted, and nothing is
- * ever flushed.  A policy of someone else with the same direction and
- * selector as one of ours (user field aside) is a conflict: reported
- * (note, status), left alone; ours is installed beside it, since the
- * kernel tells the two apart by the user field.  A policy that carries
- * our tag but fails the band or reqid test occupies our policy's kernel
- * identity: reported, not overwritten, and ours stays missing.
- *
- * Priority inside the band: prio_base + 256 - (src_len + dst_len), so a
- * more specific selector always gets a smaller number, i.e. wins (the
- * kernel prefers lower priority values).  IPv4 policies use
- * [base + 192, base + 256], IPv6 [base, base + 256].  The default base,
- * MM_SPD_PRIO_BASE_DEFAULT (100000), puts our policies ahead of the
- * priorities strongSwan computes for policies it installs itself (several
- * hundred thousand) and behind the small numbers operators hand-set for
- * bypass rules.
+ * ever flushed.  Every policy the engine reads, from a dump or from an
+ * event, is put in one class by one function (mm_spd_classify): ours and
+ * right, ours and drifted, ours and stale (no partner wants it), a
+ * conflict (someone else's policy with the direction and selector of one
+ * of ours, user field aside: reported, left alone, ours installed beside
+ * it since the kernel tells them apart by the user field), a collision (a
+ * policy with our tag that fails the band or reqid test and so occupies
+ * our policy's kernel identity: reported, not overwritten, ours stays
+ * missing), or foreign.
  *
  * Operators: ip(8) cannot name a policy with a non-zero user field by its
  * selector ("ip xfrm policy del src .. dst .. dir out" answers ENOENT);
@@ -43,34 +25,44 @@
  *
  * Reconciling.  mm_spd_sync() computes the desired set from the table,
  * dumps the kernel, and changes only the difference: a restart with an
- * unchanged table sends no change request (only the dumps).  mm_spd_partner_changed()
- * applies one partner's change.  A removed or disabled partner loses its
- * policies and every SA carrying its reqid.  Events from the monitor
- * (mm_spd_process_events) mark our policies deleted or changed by someone
- * else as drift; mm_spd_repair() restores them and names the partners.
- * A lost event (ENOBUFS) or a flush schedules a full comparison, and
- * mm_spd_verify() runs one as a periodic safety net.
+ * unchanged table sends no change request (only the dumps).
+ * mm_spd_change() applies a whole change set as one step: the desired
+ * policies of all changed partners are computed together and compared
+ * with the mirror selector by selector, so a selector that changes owner
+ * (a range moved or swapped between partners in one apply) is updated in
+ * place to the new owner's reqid and template -- never deleted after an
+ * add, whatever the order of the changes.  Events (mm_spd_handle_event)
+ * mark our policies deleted or changed by someone else as drift;
+ * mm_spd_repair() restores them and names the partners.  A lost event
+ * (ENOBUFS) or a flush schedules a full comparison, and mm_spd_verify()
+ * runs one as a periodic safety net.  SAs are not the engine's business:
+ * daemon/sad.h deletes and counts them by policy/sa.h's verdict.
  *
  * Costs (kernel 6.18, 2 shared CPUs, bench/reconcile): a cold start of
  * 40k policies into a fresh namespace takes about 0.08-0.1 s, faster than
  * a minimal libmnl loader and within about 1.2-1.5x of a tuned one; a
- * full comparison of 100k policies with nothing to change 0.08 s.
- * Deletes go by the kernel's policy index whenever the reconciler read it
+ * full comparison of 100k policies with nothing to change 0.08 s; the
+ * periodic verify of 40k, the desired state recomputed from the table
+ * first, 0.05-0.1 s (netns test_ten_thousand).
+ * Deletes go by the kernel's policy index whenever the engine read it
  * (from a dump or an event) for a policy it classified as ours, and by
  * selector otherwise.  By index a delete is O(1) in the kernel: a sync
  * that drops half of 40k policies takes about 0.06 s (ip -batch deleting
  * them by selector: 12 s).  By selector the kernel walks the policy's
  * inexact bin after each delete (see mm_xfrm_policy_encode_del), a few ms
  * per policy at 100k policies; that is left for our own policies added
- * since the last dump (an ack does not carry the new index), deleted a
- * partner at a time.  Why deleting by index is safe: see struct del in
- * spd.c.
+ * since the last dump (an ack does not carry the new index).  Why deleting
+ * by index is safe: see struct del in spd_int.h.
  *
- * The caller owns the event loop: it polls mm_xfrm_monitor_fd() of the
- * monitor it gave us, calls mm_spd_process_events() when readable, and
- * calls mm_spd_repair() within MM_SPD_REPAIR_DELAY_MS when
- * mm_spd_repair_pending() says so.  Nothing here prints: problems reach the
- * caller through the note callback and the returned report.
+ * Events.  The engine does not read the XFRM monitor: the daemon core
+ * does (one reader, several consumers) and hands each event to
+ * mm_spd_handle_event().  The engine asks for pending events through the
+ * drain callback before it relies on its kernel indexes and between
+ * batches of requests (so the monitor cannot overflow during a bulk
+ * load).  Events caused by the engine's own request socket are ignored.
+ * The caller calls mm_spd_repair() within MM_SPD_REPAIR_DELAY_MS when
+ * mm_spd_repair_pending() says so.  Nothing here prints: problems reach
+ * the caller through the note callback and the returned report.
  *
  * Errors: -errno; ret_ outputs set only on success; destructors accept
  * NULL.  Not thread-safe. */
@@ -85,90 +77,38 @@
 #include "netlink/nl.h"
 #include "netlink/xfrm_monitor.h"
 #include "netlink/xfrm_policy.h"
-#include "policy/addr.h"
-#include "policy/partner.h"
+#include "policy/table.h"
+#include "spd_desired.h"
 
-#define MM_SPD_TAG_DEFAULT 0x6d6d7472u   /* "mmtr": shown as uid 1835889778 */
-#define MM_SPD_PRIO_BASE_DEFAULT 100000u
-#define MM_SPD_PRIO_SPAN 257u            /* band: [base, base + 256] */
-/* The same defaults as mmtrustd's configuration ([reqid] min, max). */
-#define MM_SPD_REQID_MIN_DEFAULT 1000000u
-#define MM_SPD_REQID_MAX_DEFAULT 1099999u
 /* Drift must be repaired within a second; this leaves room to coalesce a
  * burst of events (a deleteall) into one repair. */
 #define MM_SPD_REPAIR_DELAY_MS 100
-#define MM_SPD_MSG_MAX 256
 
-struct mm_spd_local {
-	struct mm_prefix prefix;  /* a CSCF address (/32, /128) or network */
-	bool forward;             /* a network behind this host: also dir fwd */
-};
-
-struct mm_spd_config {
-	const struct mm_spd_local *locals;  /* copied by mm_spd_new() */
-	size_t n_locals;
-	struct mm_addr tunnel4;   /* our IPv4 tunnel address; family 0: none */
-	struct mm_addr tunnel6;   /* our IPv6 tunnel address; family 0: none */
-	uint32_t prio_base;       /* band [prio_base, prio_base + 256] */
-	uint32_t tag;             /* selector user field; never 0 */
-	uint32_t reqid_min;       /* the reserved reqid range, inclusive */
-	uint32_t reqid_max;
-};
-
-/* Defaults: no locals, no tunnel addresses, the default band, tag and
- * reqid range. */
-void mm_spd_config_init(struct mm_spd_config *cfg);
-/* -EINVAL with a reason in err (may be NULL) when the configuration is
- * unusable: tag 0, empty or inverted reqid range, a band that wraps, no
- * tunnel address, a tunnel address or local prefix of the wrong family. */
-int mm_spd_config_check(const struct mm_spd_config *cfg, struct mm_err *err);
-
-/* The priority of our policy with these selector prefixes. */
-uint32_t mm_spd_priority(const struct mm_spd_config *cfg, const struct mm_prefix *src,
-			 const struct mm_prefix *dst);
 /* True when the policy is ours (tag, band, reqid range; see above). */
 bool mm_spd_is_ours(const struct mm_spd_config *cfg, const struct mm_xfrm_policy *p);
 
-/* ---- The desired state, computed without touching the kernel ---- */
-
-struct mm_spd_want {
-	uint8_t dir;                /* XFRM_POLICY_OUT, _IN, _FWD */
-	struct mm_prefix src, dst;  /* the selector */
-	struct mm_addr tsrc, tdst;  /* the template's tunnel endpoints */
-	uint32_t reqid;
-	uint32_t priority;
-	size_t partner;             /* index into the partner array given */
+enum mm_spd_class {
+	MM_SPD_FOREIGN,     /* not ours, on no selector of ours */
+	MM_SPD_CONFLICT,    /* not ours, on the selector of one of ours (user field aside) */
+	MM_SPD_COLLISION,   /* our tag, not ours, holds the kernel identity of one of ours */
+	MM_SPD_STALE,       /* ours, wanted by no partner */
+	MM_SPD_INSYNC,      /* ours, wanted, exactly as wanted */
+	MM_SPD_DRIFTED,     /* ours, wanted, with other content */
+	MM_SPD_OURS,        /* ours; whether wanted is unknown (no engine running) */
+	MM_SPD_CLASS__MAX
 };
-
-/* A partner that cannot be programmed (no usable gateway, reqid outside
- * the range, no range sharing a family with a local prefix, a selector
- * another partner already has).  Its policies are left out. */
-struct mm_spd_problem {
-	size_t partner;
-	int error;                  /* -EINVAL, -ERANGE, -EEXIST, -ENOENT */
-	char message[MM_SPD_MSG_MAX];
-};
-
-struct mm_spd_desired {
-	struct mm_spd_want *want;   /* sorted by (dir, family, src, dst); unique */
-	size_t n_want;
-	struct mm_spd_problem *problems;
-	size_t n_problems;
-};
-
-/* Compute the desired policies of partners[0..n).  Partners that are
- * disabled or use the SEG path contribute nothing and are no problem.
- * Returns 0 with *ret set (free with mm_spd_desired_free), -EINVAL for a
- * bad configuration, -ENOMEM. */
-int mm_spd_compute(const struct mm_spd_config *cfg, const struct mm_partner *const *partners,
-		   size_t n, struct mm_spd_desired **ret);
-void mm_spd_desired_free(struct mm_spd_desired *d);
-
-/* The kernel policy a want stands for. */
-void mm_spd_want_policy(const struct mm_spd_config *cfg, const struct mm_spd_want *w,
-			struct mm_xfrm_policy *ret);
-
-/* ---- The reconciler ---- */
+struct mm_spd;
+/* The one classification of a kernel policy (dump, events, audit).  spd
+ * may be NULL (the engine does not run): then only ours/foreign by cfg. */
+enum mm_spd_class mm_spd_classify(const struct mm_spd_config *cfg, const struct mm_spd *spd,
+				  const struct mm_xfrm_policy *p);
+/* "foreign", "conflict", "collision", "stale", "in-sync", "drifted", "ours". */
+const char *mm_spd_class_name(enum mm_spd_class c);
+/* The classes whose policies are ours. */
+static inline bool mm_spd_class_ours(enum mm_spd_class c)
+{
+	return c == MM_SPD_STALE || c == MM_SPD_INSYNC || c == MM_SPD_DRIFTED || c == MM_SPD_OURS;
+}
 
 enum mm_spd_note_kind {
 	MM_SPD_NOTE_KERNEL_ERROR,   /* the kernel refused a request: error, message = extack */
@@ -180,9 +120,10 @@ enum mm_spd_note_kind {
 	MM_SPD_NOTE__MAX
 };
 
-/* Borrowed for the duration of the callback.  Callbacks (notes, the event
- * hook) run in the middle of the reconciler's work: they must not call
- * back into it (such calls answer -EBUSY). */
+/* Borrowed for the duration of the callback.  Callbacks (notes, drain)
+ * run in the middle of the engine's work: they must not call back into it
+ * other than mm_spd_handle_event / mm_spd_events_lost from drain (other
+ * calls answer -EBUSY). */
 struct mm_spd_note {
 	enum mm_spd_note_kind kind;
 	const char *domain;     /* the partner concerned, NULL when unknown */
@@ -192,6 +133,9 @@ struct mm_spd_note {
 	const char *message;    /* the kernel's extack or our explanation; never NULL */
 };
 typedef void (*mm_spd_note_fn)(const struct mm_spd_note *note, void *userdata);
+/* Deliver the monitor's pending events (mm_spd_handle_event, and to any
+ * other consumer); on ENOBUFS call mm_spd_events_lost.  Return ignored. */
+typedef int (*mm_spd_drain_fn)(void *userdata);
 
 const char *mm_spd_note_kind_name(enum mm_spd_note_kind kind);
 
@@ -201,56 +145,49 @@ struct mm_spd_report {
 	size_t unchanged;                /* our policies already right */
 	size_t failed;                   /* requests the kernel refused */
 	size_t conflicts;                /* foreign policies on our selectors */
-	size_t sa_deleted;
 	char **drifted;                  /* domains repaired after drift, sorted, unique */
 	size_t n_drifted;
 };
 /* Free what a report owns (the drifted list) and zero it; accepts NULL. */
 void mm_spd_report_done(struct mm_spd_report *r);
 
-struct mm_spd;
-
-/* Create a reconciler.  nl is borrowed (the request socket) and must
- * outlive the reconciler; mon (may be NULL: no drift detection) likewise,
- * and from now on the reconciler reads it: events caused by our own
- * requests are dropped (mm_xfrm_monitor_ignore_portid), the others are
- * handled and then passed to the event hook.  note (may be NULL) receives
- * the problems.  The caller checks first whether it may program the
- * kernel at all (mm_nl_probe(): -EPERM without CAP_NET_ADMIN) and says so
- * once.  -EINVAL for a bad configuration, -ENOMEM. */
-int mm_spd_new(const struct mm_spd_config *cfg, struct mm_nl *nl, struct mm_xfrm_monitor *mon,
-	       mm_spd_note_fn note, void *userdata, struct mm_spd **ret);
+/* Create an engine.  nl is borrowed (the request socket) and must outlive
+ * it.  drain (may be NULL: no drift detection) delivers the monitor's
+ * events, see above; the caller should also make the monitor drop the
+ * events of nl's port id in the kernel (mm_xfrm_monitor_ignore_portid), so
+ * that a bulk load does not flood it with its own echoes.  note (may be
+ * NULL) receives the problems.  The caller checks first whether it may
+ * program the kernel at all (mm_nl_probe(): -EPERM without CAP_NET_ADMIN)
+ * and says so once.  -EINVAL for a bad configuration, -ENOMEM. */
+int mm_spd_new(const struct mm_spd_config *cfg, struct mm_nl *nl, mm_spd_drain_fn drain,
+	       void *drain_ud, mm_spd_note_fn note, void *userdata, struct mm_spd **ret);
 void mm_spd_free(struct mm_spd *spd);
 
-/* Other consumers of XFRM events (the SA -> partner map) get every event
- * the reconciler reads, after it handled it, because only one reader may
- * drain the socket.  The hook's return value is ignored. */
-void mm_spd_set_event_hook(struct mm_spd *spd, mm_xfrm_event_fn hook, void *userdata);
-
 /* Make the kernel match the whole table: compute, dump, diff, apply the
- * difference, delete our stale policies and the SAs of reqids in our range
- * that no partner with a tunnel of ours (enabled, path tunnel) uses.  Returns 0 (refusals of single requests are
- * counted in report.failed and noted) or -errno when the kernel could not be
- * read or the exchange failed (then a full comparison is scheduled). */
+ * difference, delete our stale policies.  Returns 0 (refusals of single
+ * requests are counted in report.failed and noted) or -errno when the
+ * kernel could not be read or the exchange failed (then a full comparison
+ * is scheduled). */
 int mm_spd_sync(struct mm_spd *spd, const struct mm_partner *const *partners, size_t n,
 		struct mm_spd_report *ret);
 
-/* Apply one partner's change: old NULL = added, new NULL = removed, both =
- * changed (same domain).  Only that partner's policies are touched; when it
- * was removed or disabled, its policies and the SAs with its reqid are
- * deleted.  Errors as mm_spd_sync(); -EINVAL when old and new name
- * different domains. */
-int mm_spd_partner_changed(struct mm_spd *spd, const struct mm_partner *old,
-			   const struct mm_partner *new, struct mm_spd_report *ret);
+/* Apply a change set (mm_table_apply's: before NULL = added, after NULL =
+ * removed, both = changed, same domain) as one step, see above.  Only the
+ * changed partners' policies are touched; a removed or disabled partner's
+ * go, after the adds and updates.  Errors as mm_spd_sync(); -EINVAL when
+ * a change names no partner or two different domains. */
+int mm_spd_change(struct mm_spd *spd, const struct mm_change *changes, size_t n,
+		  struct mm_spd_report *ret);
 
-/* Read and handle what the monitor has pending (call when its fd is
- * readable).  Returns the number of events handled; a lost-event overflow
- * is handled here (a full comparison is scheduled and noted), not returned. */
-int mm_spd_process_events(struct mm_spd *spd);
-/* Handle one event read elsewhere (tests, or a caller that reads itself). */
+/* Handle one event from the monitor (policy events; SA and acquire events
+ * are ignored here). */
 void mm_spd_handle_event(struct mm_spd *spd, const struct mm_xfrm_event *ev);
-/* Tell the reconciler that events were lost (the caller read ENOBUFS). */
+/* Tell the engine that events were lost (the reader saw ENOBUFS). */
 void mm_spd_events_lost(struct mm_spd *spd);
+/* A reader for callers whose only consumer of events is the engine
+ * (tests, benchmarks): mon's pending events to mm_spd_handle_event, a lost
+ * event to mm_spd_events_lost.  Returns the events read or -errno. */
+int mm_spd_read_monitor(struct mm_spd *spd, struct mm_xfrm_monitor *mon);
 
 /* True when drift, stale policies or a pending full comparison wait for
  * mm_spd_repair(). */
@@ -259,9 +196,15 @@ bool mm_spd_repair_pending(const struct mm_spd *spd);
  * full comparison.  report.drifted names the partners whose policies were
  * restored (log them).  Errors as mm_spd_sync(). */
 int mm_spd_repair(struct mm_spd *spd, struct mm_spd_report *ret);
-/* Full comparison with the kernel against the current desired state
- * (periodic safety net); drift found is reported like mm_spd_repair(). */
-int mm_spd_verify(struct mm_spd *spd, struct mm_spd_report *ret);
+/* Full comparison with the kernel (the periodic safety net); drift found
+ * is reported like mm_spd_repair().  partners[0..n) is the current table:
+ * the desired state is computed from it afresh, and when the engine's own
+ * view disagrees (which the change-set construction should make
+ * impossible) that is noted (RESYNC) and the view rebuilt from the table
+ * first, so a check never confirms a wrong desired state.  partners NULL:
+ * compare with the engine's view only. */
+int mm_spd_verify(struct mm_spd *spd, const struct mm_partner *const *partners, size_t n,
+		  struct mm_spd_report *ret);
 
 struct mm_spd_status {
 	uint32_t reqid;
@@ -271,18 +214,12 @@ struct mm_spd_status {
 	size_t in_sync;     /* of those, with exactly the wanted content */
 	size_t missing;     /* expected - present */
 	size_t conflicts;   /* foreign policies on its selectors */
-	ssize_t sas;        /* SAs in the SAD with its reqid; -1: not counted */
 	int error;          /* why it cannot be programmed, 0 if it can */
 	char message[MM_SPD_MSG_MAX];
 };
-/* Status of one partner from the reconciler's view of the kernel (kept
- * current by events).  With count_sas, SAs are counted too: the SAD is
- * dumped once and counted for every partner at once, and the counts are
- * reused until an SA event arrives or a second has passed, so a status
- * loop over the whole table costs one dump.  -ENOENT for a domain the
- * reconciler does not know; a failed SAD dump is its -errno. */
-int mm_spd_status(struct mm_spd *spd, const char *domain, bool count_sas,
-		  struct mm_spd_status *ret);
+/* Status of one partner from the engine's mirror of the kernel (kept
+ * current by events).  -ENOENT for a domain the engine does not know. */
+int mm_spd_status(const struct mm_spd *spd, const char *domain, struct mm_spd_status *ret);
 
 /* Totals: policies wanted and present (for status pages and tests). */
 void mm_spd_counts(const struct mm_spd *spd, size_t *ret_expected, size_t *ret_present,

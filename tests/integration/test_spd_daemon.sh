@@ -3,8 +3,9 @@
 # namespace this test creates and deletes: three partners (IPv4 and IPv6,
 # several ranges) checked against ip(8)'s own listing, drift repaired
 # within a second, a foreign policy left alone, a restart that changes
-# nothing in the kernel, removal and disabling clean up, 10,000 partners
-# converge.
+# nothing in the kernel, removal and disabling clean up, ranges that
+# change owner inside one apply (defect 2), 10,000 partners converge, the
+# SPD side switched off leaves the kernel side running.
 set -u
 BUILD=$(realpath "${1:-build}")
 . "$(dirname "$0")/../lib/common.sh"
@@ -167,6 +168,94 @@ check "removed partner's policies gone" sh -c "! ip netns exec $NS ip xfrm polic
 check "others remain" sh -c "ip netns exec $NS ip xfrm policy | grep -qw 'reqid $ra'"
 check "foreign policy still untouched" sh -c "ip netns exec $NS ip xfrm policy | grep -q 'dst 100.64.0.0/10'"
 
+# --- defect 2: ranges that change owner inside one apply.  Each step is
+# one whole-table apply; afterwards the kernel must hold exactly the
+# policies computed here from the file (every moved range under its new
+# owner's reqid and template), status must say in-sync with the right
+# counts, and the periodic verify (1 s here) must agree and change nothing.
+stop_daemon
+sed -i 's/^\[spd\]$/[spd]\nverify_interval = 1/' "$MM_TMP/mmtrustd.conf"
+start_daemon
+# owners SPEC...: SPEC is "domain enabled gateway range..."; writes the file
+owners() {
+	local spec
+	echo "partners:" >"$MM_TMP/owners.yaml"
+	for spec in "$@"; do
+		set -- $spec
+		local dom=$1 en=$2 gw=$3
+		shift 3
+		local ranges
+		ranges=$(printf '%s, ' "$@")
+		printf '  - domain: %s\n    kind: ims\n    agreement: true\n    enabled: %s\n    ranges: [%s]\n    gateways: [%s]\n    ca_file: ca-a.pem\n' \
+			"$dom" "$en" "${ranges%, }" "$gw" >>"$MM_TMP/owners.yaml"
+	done
+}
+# owners_expected SPEC...: the policies those partners need, from the file's
+# view and the reqids the daemon gave (written independently of its code)
+owners_expected() {
+	local spec r l
+	for spec in "$@"; do
+		set -- $spec
+		local dom=$1 en=$2 gw=$3 tun=198.51.100.1 reqid
+		shift 3
+		[ "$en" = true ] || continue
+		case "$gw" in *:*) tun=2001:db8:ff::1 ;; esac
+		reqid=$("$CTL" --json partner show "$dom" | jq .reqid)
+		for r in "$@"; do
+			for l in 10.10.0.0/24 10.20.0.0/24 2001:db8:10::/64; do
+				case "$r$l" in *:*.*|*.*:*) continue ;; esac
+				local prio=$((200000 + 256 - ${r#*/} - ${l#*/}))
+				echo "out $l $r uid=$TAG prio=$prio $tun->$gw reqid=$reqid required"
+				echo "in $r $l uid=$TAG prio=$prio $gw->$tun reqid=$reqid required"
+				echo "fwd $r $l uid=$TAG prio=$prio $gw->$tun reqid=$reqid required"
+			done
+		done
+	done | sort
+}
+# owners_step NAME SPEC...: apply, then check kernel, status and verify
+owners_step() {
+	local name=$1
+	shift
+	owners "$@"
+	"$CTL" apply "$MM_TMP/owners.yaml" >/dev/null || { fail "$name: apply refused"; return; }
+	owners_expected "$@" >"$MM_TMP/owners-want"
+	policies | grep -v " reqid=[0-9]\{1,3\} \| uid=0 " >"$MM_TMP/owners-got"
+	if diff -u "$MM_TMP/owners-want" "$MM_TMP/owners-got" >"$MM_TMP/diff"; then
+		pass "$name: kernel holds exactly the new owners' policies ($(wc -l <"$MM_TMP/owners-want"))"
+	else
+		fail "$name: kernel policies differ:"; cat "$MM_TMP/diff" >&2
+	fi
+	check "$name: status in-sync for every enabled partner, counts right" sh -c \
+		"'$CTL' --json status | jq -e '[.partners[] | select(.enabled) |
+			.state == \"in-sync\" and .policies.in_sync == .policies.expected] | all' >/dev/null &&
+		 test \"\$('$CTL' --json status | jq .kernel.in_sync)\" -eq $(wc -l <"$MM_TMP/owners-want")"
+	local n
+	n=$(grep -c 'spd periodic check' "$MM_TMP/daemon.log")
+	sleep 2.2
+	policies | grep -v " reqid=[0-9]\{1,3\} \| uid=0 " >"$MM_TMP/owners-got"
+	check "$name: after the periodic verify the kernel is still right" cmp -s "$MM_TMP/owners-want" "$MM_TMP/owners-got"
+	check "$name: the periodic verify changed nothing" test "$(grep -c 'spd periodic check' "$MM_TMP/daemon.log")" -eq "$n"
+}
+A=ims.a.example B=sip.b.example C=ims.c.example
+owners_step "start" "$A true 198.51.100.10 192.0.2.0/25 192.0.2.128/26" \
+	"$B true 2001:db8:ffb::20 203.0.113.0/24 2001:db8:b::/48" "$C true 198.51.100.30 198.18.0.0/16"
+owners_step "range moved B->A" "$A true 198.51.100.10 192.0.2.0/25 192.0.2.128/26 203.0.113.0/24" \
+	"$B true 2001:db8:ffb::20 2001:db8:b::/48" "$C true 198.51.100.30 198.18.0.0/16"
+owners_step "range moved A->B" "$A true 198.51.100.10 192.0.2.0/25 192.0.2.128/26" \
+	"$B true 2001:db8:ffb::20 203.0.113.0/24 2001:db8:b::/48" "$C true 198.51.100.30 198.18.0.0/16"
+owners_step "two partners swap ranges" "$A true 198.51.100.10 198.18.0.0/16" \
+	"$B true 2001:db8:ffb::20 203.0.113.0/24 2001:db8:b::/48" "$C true 198.51.100.30 192.0.2.0/25 192.0.2.128/26"
+owners_step "range moved off a partner disabled in the same apply" \
+	"$A true 198.51.100.10 198.18.0.0/16 192.0.2.0/25" \
+	"$B true 2001:db8:ffb::20 203.0.113.0/24 2001:db8:b::/48" "$C false 198.51.100.30 192.0.2.128/26"
+owners_step "range moved onto a partner enabled in the same apply" \
+	"$A true 198.51.100.10 198.18.0.0/16" \
+	"$B true 2001:db8:ffb::20 203.0.113.0/24 2001:db8:b::/48" "$C true 198.51.100.30 192.0.2.128/26 192.0.2.0/25"
+owners_step "range moved and the new owner's gateway (path) changed" \
+	"$A true 2001:db8:ffa::10 198.18.0.0/16 203.0.113.0/24" \
+	"$B true 2001:db8:ffb::20 2001:db8:b::/48" "$C true 198.51.100.30 192.0.2.128/26 192.0.2.0/25"
+sed -i '/^verify_interval = 1$/d' "$MM_TMP/mmtrustd.conf"
+
 # --- 10,000 partners load and converge
 stop_daemon
 python3 - "$MM_TMP" <<'PY'
@@ -203,6 +292,21 @@ check "status says the kernel is not programmed, and why" sh -c \
 	"'$CTL' --json status | jq -e '.kernel.programmed == false and (.kernel.error | contains(\"CAP_NET_ADMIN\"))' >/dev/null"
 check "provisioning still works" "$CTL" partner set p1.bulk.example --agreement yes
 check "still said only once" test "$(grep -c "CAP_NET_ADMIN" "$MM_TMP/daemon.log")" -eq 1
+stop_daemon
+
+# --- [spd] enabled = no: nothing programmed or removed, but the kernel
+# side still runs for the rest of the daemon (monitor, SA checks, audit)
+sed -i 's/^\[spd\]$/[spd]\nenabled = no/' "$MM_TMP/mmtrustd.conf"
+n_before=$(xp xfrm policy | grep -c '^src')
+: >"$MM_TMP/daemon.log"
+start_daemon
+check "SPD off: status says not programmed, because disabled" sh -c \
+	"'$CTL' --json status | jq -e '.kernel.programmed == false and (.kernel.error | contains(\"disabled\"))' >/dev/null"
+check "SPD off: audit still reads the kernel" sh -c \
+	"'$CTL' --json audit | jq -e '(.policies | length) == $n_before' >/dev/null"
+check "SPD off: no policy touched" test "$(xp xfrm policy | grep -c '^src')" -eq "$n_before"
+check "SPD off: said so once, no kernel error" sh -c \
+	"grep -c 'not programmed (.spd. enabled = no)' '$MM_TMP/daemon.log' | grep -qx 1 && ! grep -q 'policies are NOT programmed' '$MM_TMP/daemon.log'"
 stop_daemon
 
 summary "test_spd_daemon"

@@ -24,6 +24,8 @@
 
 #include "daemon/spd.h"
 #include "netlink/xfrm_state.h"
+#include "tests/unit/mkpartner.h"
+#include "tests/unit/spdconfig.h"
 
 #define TAG MM_SPD_TAG_DEFAULT
 #define BASE MM_SPD_PRIO_BASE_DEFAULT
@@ -65,22 +67,33 @@ static int count_notes(enum mm_spd_note_kind kind, const char *domain)
 
 static void config_default(void)
 {
-	memset(locals, 0, sizeof(locals));
-	ck_assert_int_eq(mm_prefix_parse("198.51.100.0/24", &locals[0].prefix, "", NULL), 0);
-	locals[0].forward = true;
-	ck_assert_int_eq(mm_prefix_parse("2001:db8:1::/64", &locals[1].prefix, "", NULL), 0);
-	mm_spd_config_init(&cfg);
-	cfg.locals = locals;
-	cfg.n_locals = 2;
-	ck_assert_int_eq(mm_addr_parse("192.0.2.1", &cfg.tunnel4, "", NULL), 0);
-	ck_assert_int_eq(mm_addr_parse("2001:db8:ffff::1", &cfg.tunnel6, "", NULL), 0);
+	mm_test_spd_config(&cfg, locals);
+}
+
+/* The daemon core's part: read the monitor for the engine. */
+static int drain(void *ud)
+{
+	(void)ud;
+	return mon ? mm_spd_read_monitor(spd, mon) : 0;
 }
 
 static void open_spd(void)
 {
 	ck_assert_int_eq(mm_nl_open(&nl), 0);
 	ck_assert_int_eq(mm_xfrm_monitor_open(&mon), 0);
-	ck_assert_int_eq(mm_spd_new(&cfg, nl, mon, on_note, NULL, &spd), 0);
+	mm_xfrm_monitor_ignore_portid(mon, mm_nl_portid(nl));
+	ck_assert_int_eq(mm_spd_new(&cfg, nl, drain, NULL, on_note, NULL, &spd), 0);
+}
+
+/* One partner's change, as a change set of one. */
+static int change1(const struct mm_partner *before, const struct mm_partner *after,
+		   struct mm_spd_report *ret)
+{
+	struct mm_change c = { .op = !before ? MM_CHANGE_ADD : !after ? MM_CHANGE_DEL : MM_CHANGE_SET,
+			       .before = (struct mm_partner *)before,
+			       .after = (struct mm_partner *)after };
+
+	return mm_spd_change(spd, &c, 1, ret);
 }
 
 static void close_spd(void)
@@ -110,39 +123,6 @@ static void teardown(void)
 
 /* ---- partners, built by hand ---- */
 
-static struct mm_partner *partner(const char *domain, uint32_t reqid, const char *ranges,
-				  const char *gateways)
-{
-	struct mm_partner *p = calloc(1, sizeof(*p));
-	char buf[512], *tok, *save;
-
-	ck_assert_ptr_nonnull(p);
-	p->refs = 1;
-	snprintf(p->domain, sizeof(p->domain), "%s", domain);
-	p->kind = MM_KIND_IMS;
-	p->enabled = true;
-	p->path = MM_PATH_TUNNEL;
-	p->reqid = reqid;
-	p->ranges = calloc(16, sizeof(*p->ranges));
-	p->gateways = calloc(16, sizeof(*p->gateways));
-	snprintf(buf, sizeof(buf), "%s", ranges);
-	for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
-		ck_assert_int_eq(mm_prefix_parse(tok, &p->ranges[p->n_ranges++], "", NULL), 0);
-	snprintf(buf, sizeof(buf), "%s", gateways);
-	for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
-		ck_assert_int_eq(mm_addr_parse(tok, &p->gateways[p->n_gateways++], "", NULL), 0);
-	return p;
-}
-
-static void partner_free(struct mm_partner *p)
-{
-	if (!p)
-		return;
-	free(p->ranges);
-	free(p->gateways);
-	free(p);
-}
-
 /* Three partners: IPv4 with two ranges; mixed ranges with an IPv6 gateway
  * listed first; IPv4 ranges reached through an IPv6-only gateway.  Plus a
  * disabled one and one on the SEG path, which must get nothing. */
@@ -150,22 +130,12 @@ static struct mm_partner *three[5];
 
 static void make_three(void)
 {
-	three[0] = partner("alpha.example.net", RQ(1), "10.1.0.0/24 10.1.1.0/25", "100.64.0.1");
-	three[1] = partner("beta.example.org", RQ(2), "10.2.0.0/16 2001:db8:20::/48",
-			   "2001:db8:ff02::2 100.64.0.2");
-	three[2] = partner("gamma.example.com", RQ(3), "10.3.3.0/24", "2001:db8:ff03::3");
-	three[3] = partner("off.example.net", RQ(4), "10.4.0.0/24", "100.64.0.4");
-	three[3]->enabled = false;
-	three[4] = partner("seg.example.net", RQ(5), "10.5.0.0/24", "100.64.0.5");
-	three[4]->path = MM_PATH_SEG;
+	mm_test_three(MM_SPD_REQID_MIN_DEFAULT, three);
 }
 
 static void free_three(void)
 {
-	for (int i = 0; i < 5; i++) {
-		partner_free(three[i]);
-		three[i] = NULL;
-	}
+	mm_test_partners_free(three, 5);
 }
 
 #define TABLE(a) ((const struct mm_partner *const *)(a))
@@ -350,7 +320,7 @@ static double pump(bool (*cond)(void *), void *arg, double limit, char *drifted,
 		struct pollfd pfd = { .fd = mm_xfrm_monitor_fd(mon), .events = POLLIN };
 
 		(void)poll(&pfd, 1, 20);
-		ck_assert_int_ge(mm_spd_process_events(spd), 0);
+		ck_assert_int_ge(drain(NULL), 0);
 		if (mm_spd_repair_pending(spd)) {
 			struct mm_spd_report rep;
 
@@ -405,17 +375,16 @@ START_TEST(test_program_three)
 	free_lines(w, n);
 	mm_spd_report_done(&rep);
 
-	ck_assert_int_eq(mm_spd_status(spd, "alpha.example.net", true, &st), 0);
+	ck_assert_int_eq(mm_spd_status(spd, "alpha.example.net", &st), 0);
 	ck_assert_uint_eq(st.expected, 6);
 	ck_assert_uint_eq(st.present, 6);
 	ck_assert_uint_eq(st.in_sync, 6);
 	ck_assert_uint_eq(st.missing, 0);
-	ck_assert_int_eq(st.sas, 0);
 	ck_assert(st.active);
-	ck_assert_int_eq(mm_spd_status(spd, "off.example.net", false, &st), 0);
+	ck_assert_int_eq(mm_spd_status(spd, "off.example.net", &st), 0);
 	ck_assert(!st.active);
 	ck_assert_uint_eq(st.expected, 0);
-	ck_assert_int_eq(mm_spd_status(spd, "nobody.example.net", false, &st), -ENOENT);
+	ck_assert_int_eq(mm_spd_status(spd, "nobody.example.net", &st), -ENOENT);
 	free_three();
 }
 END_TEST
@@ -442,7 +411,7 @@ START_TEST(test_restart_unchanged)
 	ck_assert_uint_eq(rep.unchanged, (size_t)nb);
 	mm_spd_report_done(&rep);
 	/* And a periodic verify changes nothing either. */
-	ck_assert_int_eq(mm_spd_verify(spd, &rep), 0);
+	ck_assert_int_eq(mm_spd_verify(spd, NULL, 0, &rep), 0);
 	ck_assert_uint_eq(rep.added + rep.updated + rep.deleted, 0);
 	mm_spd_report_done(&rep);
 	na = ip_policies(&after);
@@ -563,7 +532,7 @@ START_TEST(test_foreign_untouched_and_conflict)
 	ck_assert_uint_eq(rep.deleted, 0);
 	mm_spd_report_done(&rep);
 	ck_assert_int_eq(count_notes(MM_SPD_NOTE_CONFLICT, "alpha.example.net"), 1);
-	ck_assert_int_eq(mm_spd_status(spd, "alpha.example.net", false, &st), 0);
+	ck_assert_int_eq(mm_spd_status(spd, "alpha.example.net", &st), 0);
 	ck_assert_uint_eq(st.conflicts, 1);
 	ck_assert_uint_eq(st.present, st.expected);
 
@@ -590,23 +559,23 @@ START_TEST(test_foreign_untouched_and_conflict)
 			    "priority 20 tmpl src 192.0.2.12 dst 192.0.2.1 proto esp reqid 9 "
 			    "mode tunnel"), 0);
 	usleep(50 * 1000);
-	ck_assert_int_ge(mm_spd_process_events(spd), 1);
+	ck_assert_int_ge(drain(NULL), 1);
 	ck_assert_int_eq(count_notes(MM_SPD_NOTE_CONFLICT, "gamma.example.com"), 1);
 	ck_assert(!mm_spd_repair_pending(spd));
 	/* A periodic verify neither repeats the notes nor touches them. */
-	ck_assert_int_eq(mm_spd_verify(spd, &rep), 0);
+	ck_assert_int_eq(mm_spd_verify(spd, NULL, 0, &rep), 0);
 	ck_assert_uint_eq(rep.conflicts, 2);
 	ck_assert_uint_eq(rep.added + rep.updated + rep.deleted, 0);
 	mm_spd_report_done(&rep);
 	ck_assert_int_eq(count_notes(MM_SPD_NOTE_CONFLICT, NULL), 2);
 	/* alpha goes: its conflict goes with it, the foreign policy stays. */
-	ck_assert_int_eq(mm_spd_partner_changed(spd, three[0], NULL, &rep), 0);
+	ck_assert_int_eq(change1(three[0], NULL, &rep), 0);
 	ck_assert_uint_eq(rep.deleted, 6);
 	ck_assert_uint_eq(rep.conflicts, 1);
 	mm_spd_report_done(&rep);
 	ck_assert_uint_eq(ip_index_of("out", "198.51.100.0/24", "10.1.0.0/24", 0), cidx);
 	ck_assert_uint_eq(ip_index_of("out", "198.51.100.0/24", "10.1.0.0/24", TAG), 0);
-	ck_assert_int_eq(mm_spd_verify(spd, &rep), 0);
+	ck_assert_int_eq(mm_spd_verify(spd, NULL, 0, &rep), 0);
 	ck_assert_uint_eq(rep.conflicts, 1);
 	ck_assert_uint_eq(rep.added + rep.updated + rep.deleted, 0);
 	mm_spd_report_done(&rep);
@@ -653,7 +622,7 @@ START_TEST(test_tag_squatter_and_stale)
 	mm_spd_report_done(&rep);
 	ck_assert_int_eq(count_notes(MM_SPD_NOTE_STALE, NULL), 1);
 	ck_assert_int_eq(count_notes(MM_SPD_NOTE_CONFLICT, "alpha.example.net"), 1);
-	ck_assert_int_eq(mm_spd_status(spd, "alpha.example.net", false, &st), 0);
+	ck_assert_int_eq(mm_spd_status(spd, "alpha.example.net", &st), 0);
 	ck_assert_uint_eq(st.missing, 1);
 	n = ip_policies(&v);
 	for (int i = 0; i < n; i++) {
@@ -681,8 +650,9 @@ START_TEST(test_partner_changes)
 	nb = ip_policies(&before);
 
 	/* gamma gains a range: only its new policies are added. */
-	changed = partner("gamma.example.com", RQ(3), "10.3.3.0/24 10.3.4.0/24", "2001:db8:ff03::3");
-	ck_assert_int_eq(mm_spd_partner_changed(spd, three[2], changed, &rep), 0);
+	changed = mm_test_partner("gamma.example.com", RQ(3), "10.3.3.0/24 10.3.4.0/24",
+				  "2001:db8:ff03::3");
+	ck_assert_int_eq(change1(three[2], changed, &rep), 0);
 	ck_assert_uint_eq(rep.added, 3);
 	ck_assert_uint_eq(rep.updated + rep.deleted, 0);
 	ck_assert_uint_eq(rep.unchanged, 3);
@@ -697,14 +667,13 @@ START_TEST(test_partner_changes)
 		ck_assert_msg(same, "policy index %u was touched", before[i].index);
 	}
 	free(after);
-	partner_free(three[2]);
+	mm_partner_unref(three[2]);
 	three[2] = changed;
 
 	/* alpha removed: its six policies go, nobody else's. */
-	ck_assert_int_eq(mm_spd_partner_changed(spd, three[0], NULL, &rep), 0);
+	ck_assert_int_eq(change1(three[0], NULL, &rep), 0);
 	ck_assert_uint_eq(rep.deleted, 6);
 	ck_assert_uint_eq(rep.added + rep.updated, 0);
-	ck_assert_uint_eq(rep.sa_deleted, 0);  /* no ESP here: no SA to delete */
 	mm_spd_report_done(&rep);
 	na = ip_policies(&after);
 	ck_assert_int_eq(na, nb + 3 - 6);
@@ -714,14 +683,14 @@ START_TEST(test_partner_changes)
 	{
 		struct mm_spd_status st;
 
-		ck_assert_int_eq(mm_spd_status(spd, "alpha.example.net", false, &st), -ENOENT);
+		ck_assert_int_eq(mm_spd_status(spd, "alpha.example.net", &st), -ENOENT);
 	}
 
 	/* beta disabled: its policies go too. */
-	changed = partner("beta.example.org", RQ(2), "10.2.0.0/16 2001:db8:20::/48",
-			  "2001:db8:ff02::2 100.64.0.2");
+	changed = mm_test_partner("beta.example.org", RQ(2), "10.2.0.0/16 2001:db8:20::/48",
+				  "2001:db8:ff02::2 100.64.0.2");
 	changed->enabled = false;
-	ck_assert_int_eq(mm_spd_partner_changed(spd, three[1], changed, &rep), 0);
+	ck_assert_int_eq(change1(three[1], changed, &rep), 0);
 	ck_assert_uint_eq(rep.deleted, 5);
 	mm_spd_report_done(&rep);
 	na = ip_policies(&after);
@@ -729,7 +698,7 @@ START_TEST(test_partner_changes)
 		ck_assert_uint_eq(after[j].reqid, RQ(3));
 	ck_assert_int_eq(na, 6);
 	free(after);
-	partner_free(changed);
+	mm_partner_unref(changed);
 	free(before);
 
 	/* A full sync of the resulting table agrees: nothing to do. */
@@ -774,22 +743,22 @@ START_TEST(test_partner_problems)
 	close_spd();
 	memset(&cfg.tunnel6, 0, sizeof(cfg.tunnel6));
 	open_spd();
-	p[0] = partner("v6gw.example.net", RQ(1), "10.8.0.0/24", "2001:db8:ff08::8");
-	p[1] = partner("badreqid.example.net", 42, "10.9.0.0/24", "100.64.0.9");
-	p[2] = partner("ok.example.net", RQ(3), "10.10.0.0/24", "2001:db8::a 100.64.0.10");
+	p[0] = mm_test_partner("v6gw.example.net", RQ(1), "10.8.0.0/24", "2001:db8:ff08::8");
+	p[1] = mm_test_partner("badreqid.example.net", 42, "10.9.0.0/24", "100.64.0.9");
+	p[2] = mm_test_partner("ok.example.net", RQ(3), "10.10.0.0/24", "2001:db8::a 100.64.0.10");
 	/* IPv6 traffic inside an IPv4 tunnel. */
-	p[3] = partner("v6in4.example.net", RQ(4), "2001:db8:44::/48", "100.64.0.44");
+	p[3] = mm_test_partner("v6in4.example.net", RQ(4), "2001:db8:44::/48", "100.64.0.44");
 	ck_assert_int_eq(mm_spd_sync(spd, TABLE(p), 4, &rep), 0);
 	ck_assert_uint_eq(rep.added, 5);
 	ck_assert_uint_eq(rep.failed, 0);
 	mm_spd_report_done(&rep);
 	ck_assert_int_eq(count_notes(MM_SPD_NOTE_PARTNER_ERROR, "v6gw.example.net"), 1);
 	ck_assert_int_eq(count_notes(MM_SPD_NOTE_PARTNER_ERROR, "badreqid.example.net"), 1);
-	ck_assert_int_eq(mm_spd_status(spd, "v6gw.example.net", false, &st), 0);
+	ck_assert_int_eq(mm_spd_status(spd, "v6gw.example.net", &st), 0);
 	ck_assert_int_eq(st.error, -ENOENT);
 	ck_assert(strstr(st.message, "gateway"));
 	ck_assert_uint_eq(st.expected, 0);
-	ck_assert_int_eq(mm_spd_status(spd, "badreqid.example.net", false, &st), 0);
+	ck_assert_int_eq(mm_spd_status(spd, "badreqid.example.net", &st), 0);
 	ck_assert_int_eq(st.error, -ERANGE);
 	/* ok: skipped its IPv6 gateway for the IPv4 one. */
 	{
@@ -804,7 +773,7 @@ START_TEST(test_partner_problems)
 		free_lines(w, n);
 	}
 	for (int i = 0; i < 4; i++)
-		partner_free(p[i]);
+		mm_partner_unref(p[i]);
 }
 END_TEST
 
@@ -819,7 +788,7 @@ START_TEST(test_flush_and_overflow_resync)
 	/* A flush by someone else: everything of ours back, named as drift. */
 	ck_assert_int_eq(sh("ip xfrm policy flush"), 0);
 	usleep(50 * 1000);
-	(void)mm_spd_process_events(spd);
+	(void)drain(NULL);
 	ck_assert(mm_spd_repair_pending(spd));
 	ck_assert_int_eq(count_notes(MM_SPD_NOTE_RESYNC, NULL), 1);
 	ck_assert_int_eq(mm_spd_repair(spd, &rep), 0);
@@ -834,7 +803,7 @@ START_TEST(test_flush_and_overflow_resync)
 			    "dst 172.21.0.0/16 dir out priority 900; done | ip -batch -"), 0);
 	ck_assert_int_eq(sh("ip xfrm policy del index %u dir out",
 			    ip_index_of("out", "198.51.100.0/24", "10.1.0.0/24", TAG)), 0);
-	ck_assert_int_ge(mm_spd_process_events(spd), 0);
+	ck_assert_int_ge(drain(NULL), 0);
 	ck_assert_int_eq(count_notes(MM_SPD_NOTE_RESYNC, NULL), 2);
 	ck_assert(mm_spd_repair_pending(spd));
 	ck_assert_int_eq(mm_spd_repair(spd, &rep), 0);
@@ -869,7 +838,7 @@ static struct mm_partner **many(size_t n)
 		snprintf(r, sizeof(r), "10.%zu.%zu.0/25 10.%zu.%zu.128/25", 100 + i / 256, i % 256,
 			 100 + i / 256, i % 256);
 		snprintf(g, sizeof(g), "100.%zu.%zu.%zu", 64 + i / 65536, (i / 256) % 256, i % 256);
-		t[i] = partner(d, RQ(1 + i), r, g);
+		t[i] = mm_test_partner(d, RQ(1 + i), r, g);
 	}
 	return t;
 }
@@ -877,7 +846,7 @@ static struct mm_partner **many(size_t n)
 static void many_free(struct mm_partner **t, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		partner_free(t[i]);
+		mm_partner_unref(t[i]);
 	free(t);
 }
 
@@ -923,10 +892,15 @@ START_TEST(test_ten_thousand)
 	/* The kernel's own count, through iproute2. */
 	ip_count(line, sizeof(line));
 	ck_assert_msg(strstr(line, "SPD IN  20000 OUT 20000 FWD 0"), "ip says: %s", line);
-	ck_assert_int_eq(mm_spd_status(spd, "p4711.example.net", false, &st), 0);
+	ck_assert_int_eq(mm_spd_status(spd, "p4711.example.net", &st), 0);
 	ck_assert_uint_eq(st.in_sync, 4);
-	/* Converged: a second pass has nothing to do. */
-	ck_assert_int_eq(mm_spd_verify(spd, &rep), 0);
+	/* Converged: a second pass, the desired state computed afresh from
+	 * the table, has nothing to do. */
+	t0 = now();
+	ck_assert_int_eq(mm_spd_verify(spd, TABLE(t), N, &rep), 0);
+	fprintf(stderr, "test_ten_thousand: verify of %zu policies against the table in %.3f s\n",
+		rep.unchanged, now() - t0);
+	ck_assert_int_eq(count_notes(MM_SPD_NOTE_RESYNC, NULL), 0);
 	ck_assert_uint_eq(rep.unchanged, 4 * N);
 	ck_assert_uint_eq(rep.added + rep.updated + rep.deleted, 0);
 	mm_spd_report_done(&rep);
@@ -983,7 +957,7 @@ START_TEST(test_bulk_removal_by_index)
 		ck_assert_msg(per[i] == 4, "partner %d has %u policies", i, per[i]);
 	free(per);
 	free(v);
-	ck_assert_int_eq(mm_spd_verify(spd, &rep), 0);
+	ck_assert_int_eq(mm_spd_verify(spd, NULL, 0, &rep), 0);
 	ck_assert_uint_eq(rep.added + rep.updated + rep.deleted, 0);
 	mm_spd_report_done(&rep);
 	many_free(t, N);
@@ -1023,13 +997,13 @@ static void foreign_between_dump_and_delete(bool with_monitor)
 	if (!with_monitor) {
 		close_spd();
 		ck_assert_int_eq(mm_nl_open(&nl), 0);
-		ck_assert_int_eq(mm_spd_new(&cfg, nl, NULL, on_note, NULL, &spd), 0);
+		ck_assert_int_eq(mm_spd_new(&cfg, nl, NULL, NULL, on_note, NULL, &spd), 0);
 	}
 	make_three();
 	ck_assert_int_eq(mm_spd_sync(spd, TABLE(three), 5, &rep), 0);
 	mm_spd_report_done(&rep);
 	/* The dump that learns the indexes of what the sync added. */
-	ck_assert_int_eq(mm_spd_verify(spd, &rep), 0);
+	ck_assert_int_eq(mm_spd_verify(spd, NULL, 0, &rep), 0);
 	ck_assert_uint_eq(rep.unchanged, 14);
 	mm_spd_report_done(&rep);
 	old_idx = ip_index_of("in", "10.1.0.0/24", "198.51.100.0/24", TAG);
@@ -1053,7 +1027,7 @@ static void foreign_between_dump_and_delete(bool with_monitor)
 	ck_assert_uint_ne(fidx, 0);
 
 	/* No event handled since the dump: alpha leaves. */
-	ck_assert_int_eq(mm_spd_partner_changed(spd, three[0], NULL, &rep), 0);
+	ck_assert_int_eq(change1(three[0], NULL, &rep), 0);
 	ck_assert_uint_eq(rep.deleted, 6);  /* the one already gone counts as deleted */
 	ck_assert_uint_eq(rep.failed, 0);
 	mm_spd_report_done(&rep);
@@ -1074,7 +1048,7 @@ static void foreign_between_dump_and_delete(bool with_monitor)
 		ck_assert_uint_eq(rep.added + rep.updated + rep.deleted + rep.failed, 0);
 		mm_spd_report_done(&rep);
 	}
-	ck_assert_int_eq(mm_spd_verify(spd, &rep), 0);
+	ck_assert_int_eq(mm_spd_verify(spd, NULL, 0, &rep), 0);
 	ck_assert_uint_eq(rep.added + rep.updated + rep.deleted + rep.failed, 0);
 	mm_spd_report_done(&rep);
 	ck_assert_uint_eq(ip_index_of("in", "10.1.0.0/24", "198.51.100.0/24", TAG), new_idx);
@@ -1135,7 +1109,7 @@ START_TEST(test_stale_index_changes_hands)
 	i3 = ip_index_of("in", src[2], "198.51.100.0/24", TAG);
 	ck_assert(i1 && i2 && i3);
 	usleep(50 * 1000);
-	ck_assert_int_eq(mm_spd_process_events(spd), 3);
+	ck_assert_int_eq(drain(NULL), 3);
 	ck_assert(mm_spd_repair_pending(spd));
 
 	/* 1: updated in place, priority out of our band: not ours now. */
@@ -1151,7 +1125,7 @@ START_TEST(test_stale_index_changes_hands)
 	ck_assert_uint_eq(ip_index_of("in", "172.16.0.0/16", "172.17.0.0/16", 0), i2);
 	mm_nl_free(other);
 	usleep(50 * 1000);
-	ck_assert_int_ge(mm_spd_process_events(spd), 3);
+	ck_assert_int_ge(drain(NULL), 3);
 	ck_assert_int_eq(count_notes(MM_SPD_NOTE_CONFLICT, NULL), 1);  /* the first */
 
 	/* 3, untouched, goes; the other two stay. */
@@ -1169,66 +1143,6 @@ START_TEST(test_stale_index_changes_hands)
 END_TEST
 
 /* The pure part: no kernel involved. */
-START_TEST(test_compute_desired)
-{
-	struct mm_spd_desired *d;
-	struct mm_xfrm_policy pol;
-	char a[MM_ADDR_STRLEN];
-
-	make_three();
-	ck_assert_int_eq(mm_spd_compute(&cfg, TABLE(three), 5, &d), 0);
-	ck_assert_uint_eq(d->n_want, 14);
-	ck_assert_uint_eq(d->n_problems, 0);
-	for (size_t i = 1; i < d->n_want; i++) {
-		const struct mm_spd_want *p = &d->want[i - 1], *q = &d->want[i];
-
-		ck_assert_uint_le(p->dir, q->dir);
-		ck_assert(p->dir != q->dir || p->src.addr.family <= q->src.addr.family);
-	}
-	/* in < out < fwd by value: the first want is an "in" one. */
-	ck_assert_uint_eq(d->want[0].dir, XFRM_POLICY_IN);
-	mm_spd_want_policy(&cfg, &d->want[0], &pol);
-	ck_assert_uint_eq(pol.sel.user, TAG);
-	ck_assert_uint_eq(pol.n_tmpl, 1);
-	ck_assert_uint_eq(pol.tmpl[0].proto, IPPROTO_ESP);
-	ck_assert_uint_eq(pol.tmpl[0].mode, XFRM_MODE_TUNNEL);
-	ck_assert(!pol.tmpl[0].optional);
-	ck_assert(mm_spd_is_ours(&cfg, &pol));
-	/* Outer endpoints turn round with the direction. */
-	for (size_t i = 0; i < d->n_want; i++) {
-		const struct mm_spd_want *w = &d->want[i];
-
-		if (w->partner != 2)
-			continue;
-		ck_assert_str_eq(mm_addr_str(w->dir == XFRM_POLICY_OUT ? &w->tdst : &w->tsrc, a),
-				 "2001:db8:ff03::3");
-	}
-	mm_spd_desired_free(d);
-
-	/* Two partners claiming one range: the later one loses it, noted. */
-	partner_free(three[3]);
-	three[3] = partner("dup.example.net", RQ(9), "10.1.0.0/24", "100.64.0.9");
-	ck_assert_int_eq(mm_spd_compute(&cfg, TABLE(three), 5, &d), 0);
-	ck_assert_uint_eq(d->n_want, 14);
-	ck_assert_uint_ge(d->n_problems, 1);
-	ck_assert_uint_eq(d->problems[0].partner, 3);
-	ck_assert_int_eq(d->problems[0].error, -EEXIST);
-	mm_spd_desired_free(d);
-
-	/* Priority: more specific selectors get smaller numbers. */
-	{
-		struct mm_prefix h32, n24, n16;
-
-		ck_assert_int_eq(mm_prefix_parse("198.51.100.10/32", &h32, "", NULL), 0);
-		ck_assert_int_eq(mm_prefix_parse("10.0.0.0/24", &n24, "", NULL), 0);
-		ck_assert_int_eq(mm_prefix_parse("10.0.0.0/16", &n16, "", NULL), 0);
-		ck_assert_uint_lt(mm_spd_priority(&cfg, &h32, &n24), mm_spd_priority(&cfg, &h32, &n16));
-		ck_assert_uint_eq(mm_spd_priority(&cfg, &h32, &n24), BASE + 256 - 56);
-	}
-	free_three();
-}
-END_TEST
-
 /* Events were lost: an index read before may have changed hands unseen,
  * so deletes by index wait for the full comparison the loss scheduled,
  * which reads the indexes again and deletes then. */
@@ -1241,16 +1155,16 @@ START_TEST(test_lost_events_hold_index_deletes)
 	make_three();
 	ck_assert_int_eq(mm_spd_sync(spd, TABLE(three), 5, &rep), 0);
 	mm_spd_report_done(&rep);
-	ck_assert_int_eq(mm_spd_verify(spd, &rep), 0);  /* indexes known */
+	ck_assert_int_eq(mm_spd_verify(spd, NULL, 0, &rep), 0);  /* indexes known */
 	mm_spd_report_done(&rep);
 	ck_assert_int_eq(setsockopt(mm_xfrm_monitor_fd(mon), SOL_SOCKET, SO_RCVBUFFORCE, &sz,
 				    sizeof(sz)), 0);
 	ck_assert_int_eq(sh("for i in $(seq 1 64); do echo xfrm policy add src 172.20.$i.0/24 "
 			    "dst 172.21.0.0/16 dir out priority 900; done | ip -batch -"), 0);
-	ck_assert_int_ge(mm_spd_process_events(spd), 0);
+	ck_assert_int_ge(drain(NULL), 0);
 	ck_assert_int_eq(count_notes(MM_SPD_NOTE_RESYNC, NULL), 1);
 
-	ck_assert_int_eq(mm_spd_partner_changed(spd, three[0], NULL, &rep), 0);
+	ck_assert_int_eq(change1(three[0], NULL, &rep), 0);
 	ck_assert_uint_eq(rep.deleted + rep.failed, 0);
 	mm_spd_report_done(&rep);
 	n = ip_policies(&v);
@@ -1275,6 +1189,212 @@ START_TEST(test_lost_events_hold_index_deletes)
 }
 END_TEST
 
+/* ---- defect 2: ranges that change owner inside one change set ---- */
+
+/* One change set, in the order mm_table_diff() gives it (by domain), as
+ * the daemon applies it. */
+static void apply_set(struct mm_partner **before, struct mm_partner **after, size_t n,
+		      struct mm_spd_report *ret)
+{
+	struct mm_change c[8];
+
+	ck_assert_uint_le(n, 8);
+	for (size_t i = 0; i < n; i++)
+		c[i] = (struct mm_change){ .op = MM_CHANGE_SET, .before = before[i],
+					   .after = after[i] };
+	ck_assert_int_eq(mm_spd_change(spd, c, n, ret), 0);
+}
+
+/* What partners[0..n) need, written out as ip prints it (IPv4 ranges, the
+ * first local only, which is forwarded). */
+static int expect_partners(struct mm_partner **p, size_t n, char **w)
+{
+	int k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char gw[MM_ADDR_STRLEN], rng[MM_ADDR_STRLEN];
+		const char *tun;
+
+		if (!p[i]->enabled)
+			continue;
+		mm_addr_str(&p[i]->gateways[0], gw);
+		tun = p[i]->gateways[0].family == AF_INET ? "192.0.2.1" : "2001:db8:ffff::1";
+		for (size_t r = 0; r < p[i]->n_ranges; r++)
+			expect_pair(w, &k, "198.51.100.0", 24, mm_addr_str(&p[i]->ranges[r].addr, rng),
+				    p[i]->ranges[r].len, tun, gw, p[i]->reqid, true);
+	}
+	return k;
+}
+
+/* After a change set: the kernel holds exactly what the new table needs,
+ * every partner's status agrees, and a full verify finds nothing to do. */
+static void check_owners(struct mm_partner **p, size_t n)
+{
+	struct mm_spd_report rep;
+	char *w[128];
+	int k = expect_partners(p, n, w);
+
+	check_kernel_has(w, k);
+	free_lines(w, k);
+	for (size_t i = 0; i < n; i++) {
+		struct mm_spd_status st;
+
+		ck_assert_int_eq(mm_spd_status(spd, p[i]->domain, &st), 0);
+		ck_assert_uint_eq(st.expected, p[i]->enabled ? 3 * p[i]->n_ranges : 0);
+		ck_assert_msg(st.in_sync == st.expected, "%s: in sync %zu of %zu", p[i]->domain,
+			      st.in_sync, st.expected);
+	}
+	/* With the table: the desired state computed afresh agrees with
+	 * the engine's view (no rebuild noted). */
+	ck_assert_int_eq(mm_spd_verify(spd, TABLE(p), n, &rep), 0);
+	ck_assert_int_eq(count_notes(MM_SPD_NOTE_RESYNC, NULL), 0);
+	ck_assert_msg(rep.added + rep.updated + rep.deleted == 0,
+		      "verify changed %zu/%zu/%zu", rep.added, rep.updated, rep.deleted);
+	mm_spd_report_done(&rep);
+}
+
+/* Replace the table cur[0..2) by next[0..2) in one change set; checks
+ * that each moved selector was updated in place (same kernel index: no
+ * moment without a policy, never a delete after an add). */
+static void owner_step(struct mm_partner **cur, struct mm_partner **next, const char *moved,
+		       size_t want_updated, size_t want_deleted)
+{
+	unsigned before = ip_index_of("out", "198.51.100.0/24", moved, TAG), after;
+	struct mm_spd_report rep;
+
+	ck_assert_uint_ne(before, 0);
+	apply_set(cur, next, 2, &rep);
+	ck_assert_uint_eq(rep.failed, 0);
+	ck_assert_uint_eq(rep.added, 0);
+	ck_assert_uint_eq(rep.updated, want_updated);
+	ck_assert_uint_eq(rep.deleted, want_deleted);
+	after = ip_index_of("out", "198.51.100.0/24", moved, TAG);
+	ck_assert_msg(after == before, "%s: index %u became %u (deleted and re-added)", moved,
+		      before, after);
+	check_owners(next, 2);
+	for (int i = 0; i < 2; i++) {
+		mm_partner_unref(cur[i]);
+		cur[i] = next[i];
+	}
+}
+
+START_TEST(test_range_changes_owner)
+{
+	struct mm_partner *cur[2], *next[2];
+	struct mm_spd_report rep;
+
+	cur[0] = mm_test_partner("alpha.example.net", RQ(1), "10.1.0.0/24 10.1.1.0/24", "100.64.0.1");
+	cur[1] = mm_test_partner("beta.example.org", RQ(2), "10.2.0.0/24", "100.64.0.2");
+	ck_assert_int_eq(mm_spd_sync(spd, TABLE(cur), 2, &rep), 0);
+	mm_spd_report_done(&rep);
+	check_owners(cur, 2);
+
+	/* beta's range moves to alpha (alpha's change comes first). */
+	next[0] = mm_test_partner("alpha.example.net", RQ(1), "10.1.0.0/24 10.1.1.0/24 10.2.0.0/24",
+				  "100.64.0.1");
+	next[1] = mm_test_partner("beta.example.org", RQ(2), "10.3.0.0/24", "100.64.0.2");
+	/* beta gains 10.3/24 (added), so count its adds apart. */
+	{
+		unsigned before = ip_index_of("out", "198.51.100.0/24", "10.2.0.0/24", TAG);
+
+		apply_set(cur, next, 2, &rep);
+		ck_assert_uint_eq(rep.failed, 0);
+		ck_assert_uint_eq(rep.added, 3);
+		ck_assert_uint_eq(rep.updated, 3);
+		ck_assert_uint_eq(rep.deleted, 0);
+		ck_assert_uint_eq(ip_index_of("out", "198.51.100.0/24", "10.2.0.0/24", TAG), before);
+		check_owners(next, 2);
+		for (int i = 0; i < 2; i++) {
+			mm_partner_unref(cur[i]);
+			cur[i] = next[i];
+		}
+	}
+
+	/* ... and back from alpha to beta (beta's change comes second). */
+	next[0] = mm_test_partner("alpha.example.net", RQ(1), "10.1.0.0/24 10.1.1.0/24", "100.64.0.1");
+	next[1] = mm_test_partner("beta.example.org", RQ(2), "10.3.0.0/24 10.2.0.0/24", "100.64.0.2");
+	owner_step(cur, next, "10.2.0.0/24", 3, 0);
+
+	/* The two swap ranges. */
+	next[0] = mm_test_partner("alpha.example.net", RQ(1), "10.3.0.0/24 10.2.0.0/24", "100.64.0.1");
+	next[1] = mm_test_partner("beta.example.org", RQ(2), "10.1.0.0/24 10.1.1.0/24", "100.64.0.2");
+	owner_step(cur, next, "10.1.0.0/24", 12, 0);
+
+	/* alpha disabled, one of its ranges moves to beta in the same set. */
+	next[0] = mm_test_partner("alpha.example.net", RQ(1), "10.3.0.0/24 10.2.0.0/24", "100.64.0.1");
+	next[0]->enabled = false;
+	next[1] = mm_test_partner("beta.example.org", RQ(2), "10.1.0.0/24 10.1.1.0/24 10.3.0.0/24",
+				  "100.64.0.2");
+	owner_step(cur, next, "10.3.0.0/24", 3, 3);
+
+	/* alpha enabled again, taking a range of beta's in the same set. */
+	next[0] = mm_test_partner("alpha.example.net", RQ(1), "10.2.0.0/24 10.1.1.0/24", "100.64.0.1");
+	next[1] = mm_test_partner("beta.example.org", RQ(2), "10.1.0.0/24 10.3.0.0/24", "100.64.0.2");
+	{
+		unsigned before = ip_index_of("out", "198.51.100.0/24", "10.1.1.0/24", TAG);
+
+		apply_set(cur, next, 2, &rep);
+		ck_assert_uint_eq(rep.failed, 0);
+		ck_assert_uint_eq(rep.added, 3);    /* 10.2/24 comes back */
+		ck_assert_uint_eq(rep.updated, 3);  /* 10.1.1/24 changes owner */
+		ck_assert_uint_eq(rep.deleted, 0);
+		ck_assert_uint_eq(ip_index_of("out", "198.51.100.0/24", "10.1.1.0/24", TAG), before);
+		check_owners(next, 2);
+		for (int i = 0; i < 2; i++) {
+			mm_partner_unref(cur[i]);
+			cur[i] = next[i];
+		}
+	}
+
+	/* A range moves and the new owner's path (gateway, here of the
+	 * other family) changes in the same set: all of it updated. */
+	next[0] = mm_test_partner("alpha.example.net", RQ(1), "10.2.0.0/24 10.1.1.0/24 10.3.0.0/24",
+				  "2001:db8:ff01::1");
+	next[1] = mm_test_partner("beta.example.org", RQ(2), "10.1.0.0/24", "100.64.0.2");
+	owner_step(cur, next, "10.3.0.0/24", 9, 0);
+	mm_partner_unref(cur[0]);
+	mm_partner_unref(cur[1]);
+}
+END_TEST
+
+/* The periodic verify computes the desired state from the table afresh:
+ * should the engine's view ever disagree, it is rebuilt from the table
+ * and the kernel follows.  Provoked with a table the table layer would
+ * refuse (two partners, one range), where a change set leaves the
+ * selector with its current owner but the table's order gives it to the
+ * earlier partner. */
+START_TEST(test_verify_rebuilds_from_table)
+{
+	struct mm_partner *t[2], *alpha2;
+	struct mm_spd_report rep;
+
+	t[0] = mm_test_partner("alpha.example.net", RQ(1), "10.1.0.0/24", "100.64.0.1");
+	t[1] = mm_test_partner("beta.example.org", RQ(2), "10.2.0.0/24", "100.64.0.2");
+	ck_assert_int_eq(mm_spd_sync(spd, TABLE(t), 2, &rep), 0);
+	mm_spd_report_done(&rep);
+	alpha2 = mm_test_partner("alpha.example.net", RQ(1), "10.1.0.0/24 10.2.0.0/24",
+				 "100.64.0.1");
+	ck_assert_int_eq(change1(t[0], alpha2, &rep), 0);
+	mm_spd_report_done(&rep);
+	ck_assert_int_eq(count_notes(MM_SPD_NOTE_PARTNER_ERROR, "alpha.example.net"), 3);
+	mm_partner_unref(t[0]);
+	t[0] = alpha2;
+	ck_assert(policy_back(&(struct look){ "out", "198.51.100.0/24", "10.2.0.0/24", RQ(2) }));
+
+	ck_assert_int_eq(mm_spd_verify(spd, TABLE(t), 2, &rep), 0);
+	ck_assert_int_eq(count_notes(MM_SPD_NOTE_RESYNC, NULL), 1);
+	ck_assert_uint_eq(rep.updated, 3);
+	mm_spd_report_done(&rep);
+	ck_assert(policy_back(&(struct look){ "out", "198.51.100.0/24", "10.2.0.0/24", RQ(1) }));
+	ck_assert_int_eq(mm_spd_verify(spd, TABLE(t), 2, &rep), 0);
+	ck_assert_int_eq(count_notes(MM_SPD_NOTE_RESYNC, NULL), 1);
+	ck_assert_uint_eq(rep.added + rep.updated + rep.deleted, 0);
+	mm_spd_report_done(&rep);
+	mm_partner_unref(t[0]);
+	mm_partner_unref(t[1]);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("spd");
@@ -1282,7 +1402,6 @@ static Suite *suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_compute_desired);
 	tcase_add_test(tc, test_program_three);
 	tcase_add_test(tc, test_restart_unchanged);
 	tcase_add_test(tc, test_drift_deleted_by_index);
@@ -1299,6 +1418,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_foreign_survives_removal_no_monitor);
 	tcase_add_test(tc, test_stale_index_changes_hands);
 	tcase_add_test(tc, test_lost_events_hold_index_deletes);
+	tcase_add_test(tc, test_range_changes_owner);
+	tcase_add_test(tc, test_verify_rebuilds_from_table);
 	suite_add_tcase(s, tc);
 	return s;
 }
