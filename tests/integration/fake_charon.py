@@ -8,7 +8,8 @@ ESP (the real tunnel is the VM tier's).
 Speaks the VICI wire protocol (strongSwan's src/libcharon/plugins/vici/
 README.md): answers every command with success, confirms every event
 registration, and behaves like a charon whose peers all answer at once:
-every connection loaded (load-conn) comes up -- a child-updown event with
+every connection loaded (load-conn) comes up between its first local and
+remote address (REMOTE_HOST when it names none) -- a child-updown event with
 an INSTALLED CHILD_SA under the connection's reqid, authenticated as the
 connection's remote id (the partner's domain) -- and list-sas lists it.
 unload-conn takes it down again.  SPIs are derived from the reqid:
@@ -102,7 +103,8 @@ def ike_sa(name, c, remote_host):
     return {name: {
         "uniqueid": str(c["reqid"] % 100000),
         "state": "ESTABLISHED",
-        "remote-host": remote_host,
+        "local-host": c.get("local_host", ""),
+        "remote-host": c.get("remote_host") or remote_host,
         "remote-id": c["remote_id"],
         "established": "5",
         "child-sas": {"%s-1" % name: {
@@ -150,7 +152,13 @@ class Client:
                         reqid = int(child.get("reqid", "0"))
                     remote = next((v for k, v in sec.items()
                                    if k.startswith("remote") and isinstance(v, dict)), {})
-                    conns[cname] = {"reqid": reqid, "remote_id": remote.get("id", cname)}
+                    # Like charon: the IKE_SA runs between the first
+                    # local and remote address of the connection.
+                    local_addrs = sec.get("local_addrs") or [""]
+                    remote_addrs = sec.get("remote_addrs") or [""]
+                    conns[cname] = {"reqid": reqid, "remote_id": remote.get("id", cname),
+                                    "local_host": local_addrs[0],
+                                    "remote_host": remote_addrs[0]}
                     up = (cname, dict(conns[cname]))
             elif name == "unload-conn":
                 conns.pop(msg.get("name", ""), None)
