@@ -56,6 +56,10 @@ static const char *not_over_sa(const struct mm_inbound_facts *f)
 	 * over the SA we vouch for, whatever the source address says. */
 	if (f->spi_given && !f->spi_matches)
 		return "spi-mismatch";
+	/* Our in-policies are not (all) in the kernel: it delivers the
+	 * partner's cleartext, so an up SA proves nothing about this message. */
+	if (!f->enforced)
+		return "not-enforced";
 	return NULL;
 }
 

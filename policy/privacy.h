@@ -44,6 +44,13 @@ struct mm_inbound_facts {
 	bool spi_given;      /* the CSCF named the SPI the message came on */
 	bool spi_matches;    /* that SPI is the partner's SA's inbound SPI */
 	enum mm_dst_cover dst;
+	/* The kernel drops the partner's cleartext: every in and fwd policy
+	 * we want for it is in the kernel, ours, exactly as wanted, and no
+	 * other policy sits on its selectors (the daemon core asks the SPD
+	 * engine).  False whenever the SPD is off, not reachable, cannot
+	 * program the partner, or one of those policies is missing or drifted;
+	 * the zero value, so facts nobody filled in never protect. */
+	bool enforced;
 };
 
 struct mm_outbound_facts {
@@ -58,7 +65,8 @@ struct mm_decision {
 	enum mm_pai pai;
 	bool protected_;     /* inbound: over an authenticated SA of the partner, i.e. the
 			      * SA is up and the message is one the in-policy forces
-			      * through it (dst in cscf, the SPI, when given, the SA's) */
+			      * through it (dst in cscf, the SPI, when given, the SA's)
+			      * and the kernel enforces that in-policy right now */
 	bool trusted;        /* the peer is inside our trust domain */
 	const char *reason;  /* static string, see docs/privacy.md */
 };

@@ -95,6 +95,26 @@ static const struct in_row in_rows[] = {
 	  "dst-not-given" },
 };
 
+/* The kernel does not drop the partner's cleartext (SPD off, the partner
+ * not programmable, an in-policy missing or drifted): never protected,
+ * whatever else holds.  The rows above all have the kernel enforcing. */
+static const struct in_row unenforced_rows[] = {
+	{ "agreement over its SA, not enforced", 1, true, true, false, false, IN, STRIP, false,
+	  "not-enforced" },
+	{ "agreement over its SA, SPI matches, not enforced", 1, true, true, true, true, IN, STRIP,
+	  false, "not-enforced" },
+	{ "no agreement over its SA, not enforced", 2, true, true, false, false, IN, STRIP, false,
+	  "no-agreement" },
+	{ "agreement over its SA, no dst, not enforced", 1, true, true, false, false, NO, STRIP,
+	  false, "dst-not-given" },
+	{ "agreement, no SA, not enforced", 1, false, false, false, false, IN, STRIP, false,
+	  "unprotected" },
+	{ "seg with agreement, not enforced (no policies of ours)", 3, false, false, false, false,
+	  IN, KEEP, false, "seg-trusted" },
+	{ "disabled partner, not enforced", 4, true, true, false, false, IN, STRIP, false,
+	  "partner-disabled" },
+};
+
 static struct mm_partner partner_of(int which)
 {
 	switch (which) {
@@ -106,13 +126,13 @@ static struct mm_partner partner_of(int which)
 	}
 }
 
-START_TEST(test_inbound)
+static void check_inbound(const struct in_row *r, bool enforced)
 {
-	const struct in_row *r = &in_rows[_i];
 	struct mm_partner p = partner_of(r->partner);
 	struct mm_inbound_facts f = {
 		.partner = r->partner ? &p : NULL, .sa_up = r->sa_up, .sa_identity_ok = r->id_ok,
 		.spi_given = r->spi_given, .spi_matches = r->spi_matches, .dst = r->dst,
+		.enforced = enforced,
 	};
 	struct mm_decision d;
 
@@ -121,6 +141,17 @@ START_TEST(test_inbound)
 	ck_assert_msg(d.protected_ == r->protected_, "%s: protected %d", r->what, d.protected_);
 	ck_assert_msg(!strcmp(d.reason, r->reason), "%s: reason %s, want %s", r->what, d.reason,
 		      r->reason);
+}
+
+START_TEST(test_inbound)
+{
+	check_inbound(&in_rows[_i], true);
+}
+END_TEST
+
+START_TEST(test_inbound_unenforced)
+{
+	check_inbound(&unenforced_rows[_i], false);
 }
 END_TEST
 
@@ -232,6 +263,8 @@ static Suite *suite(void)
 	TCase *tc = tcase_create("decisions");
 
 	tcase_add_loop_test(tc, test_inbound, 0, sizeof(in_rows) / sizeof(in_rows[0]));
+	tcase_add_loop_test(tc, test_inbound_unenforced, 0,
+			    sizeof(unenforced_rows) / sizeof(unenforced_rows[0]));
 	tcase_add_loop_test(tc, test_outbound, 0, sizeof(out_rows) / sizeof(out_rows[0]));
 	tcase_add_loop_test(tc, test_dst_cover, 0, sizeof(cover_rows) / sizeof(cover_rows[0]));
 	tcase_add_test(tc, test_zero_dst_never_protects);
