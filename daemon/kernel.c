@@ -65,6 +65,7 @@ static int on_repair(sd_event_source *s, uint64_t usec, void *userdata)
 		log_err("spd repair: %s; a full comparison follows", strerror(-r));
 	log_report("repair", &rep);
 	mm_spd_report_done(&rep);
+	mmtrustd_view_changed(d);  /* repaired: the partners enforced again */
 	if (mm_spd_repair_pending(d->spd))
 		sd_event_source_set_enabled(d->repair_timer, SD_EVENT_ONESHOT);
 	return 0;
@@ -89,8 +90,14 @@ static int deliver(const struct mm_xfrm_event *ev, void *userdata)
 {
 	struct mmtrustd *d = userdata;
 
-	if (d->spd)
+	if (d->spd) {
 		mm_spd_handle_event(d->spd, ev);
+		/* One of ours deleted, a squatter, a flush: which partners the
+		 * kernel enforces may have changed; the view follows at once,
+		 * before the repair (coalesced, SA events do not count). */
+		if (ev->type <= MM_XFRM_EV_POLICY_FLUSH)
+			mmtrustd_view_changed(d);
+	}
 	(void)ike_xfrm_event(ev, d);
 	return 0;
 }
@@ -110,8 +117,10 @@ static int kernel_drain(void *userdata)
 	if (r == -ENOBUFS) {
 		/* The engine re-reads the SPD; the IKE side's SA table is
 		 * rebuilt from charon's own list, not from these events. */
-		if (d->spd)
+		if (d->spd) {
 			mm_spd_events_lost(d->spd);
+			mmtrustd_view_changed(d);
+		}
 		r = mm_xfrm_monitor_read(d->mon, deliver, d);
 		if (r == -ENOBUFS)
 			r = 0;
@@ -187,6 +196,7 @@ static int on_verify(sd_event_source *s, uint64_t usec, void *userdata)
 		log_report("periodic check", &rep);
 		mm_spd_report_done(&rep);
 		arm_repair(d);
+		mmtrustd_view_changed(d);
 	}
 	sweep_sas(d, "the periodic check");
 	sd_event_source_set_time(s, usec + d->cfg.spd_verify_interval * 1000000ULL);
@@ -334,6 +344,11 @@ void kernel_stop(struct mmtrustd *d)
 	d->mon_reading = false;
 	mm_nl_free(d->nl);
 	d->nl = NULL;
+}
+
+bool kernel_inbound_enforced(struct mmtrustd *d, const char *domain)
+{
+	return d->spd && mm_spd_inbound_enforced(d->spd, domain);
 }
 
 void kernel_table_changed(struct mmtrustd *d, const struct mm_change *changes, size_t n)

@@ -108,6 +108,60 @@ static int load_state(struct mmtrustd *d, struct mm_config *cfg, struct mm_store
 	return 0;
 }
 
+/* The view the query side answers from, built from the parts' facts:
+ * the query side is handed it and never reaches back. */
+static int publish_view(struct mmtrustd *d)
+{
+	struct query_view_input in = {
+		.table = d->table,
+		.cscf = d->cfg.cscf,
+		.n_cscf = d->cfg.n_cscf,
+		.untrusted = d->cfg.query_untrusted,
+		.require_dst = d->cfg.query_require_dst,
+	};
+	struct mm_tunnel_info *up = NULL;
+	bool *enforced = NULL;
+	size_t n = 0;
+	int r;
+
+	if (!d->query)
+		return 0;
+	r = ike_tunnels_up(d, &up, &n);
+	if (r == 0 && !(enforced = calloc(n ? n : 1, sizeof(*enforced))))
+		r = -ENOMEM;
+	if (r == 0) {
+		/* Only partners whose tunnel is up can be protected, so only
+		 * theirs are asked: a publish costs their policies, never a
+		 * status of the whole table. */
+		for (size_t i = 0; i < n; i++)
+			enforced[i] = kernel_inbound_enforced(d, up[i].domain);
+		in.up = up;
+		in.n_up = n;
+		in.enforced = enforced;
+		r = query_publish(d->query, &in);
+	}
+	if (r < 0)
+		log_err("query: cannot publish a new view (%s); answers stay on the old one",
+			strerror(-r));
+	free(up);
+	free(enforced);
+	return r;
+}
+
+static int on_publish(sd_event_source *s, void *userdata)
+{
+	(void)s;
+	(void)publish_view(userdata);
+	return 0;
+}
+
+void mmtrustd_view_changed(struct mmtrustd *d)
+{
+	/* Coalesced: many changes in one loop iteration publish once. */
+	if (d->publish_src)
+		sd_event_source_set_enabled(d->publish_src, SD_EVENT_ONESHOT);
+}
+
 void mmtrustd_table_changed(struct mmtrustd *d, struct mm_table *newt,
 			    const struct mm_change *changes, size_t n)
 {
@@ -115,7 +169,7 @@ void mmtrustd_table_changed(struct mmtrustd *d, struct mm_table *newt,
 	d->table = newt;
 	kernel_table_changed(d, changes, n);
 	ike_table_changed(d, changes, n);
-	query_publish(d);
+	mmtrustd_view_changed(d);
 	for (size_t i = 0; i < n; i++) {
 		static const char *const names[MM_CHANGE__MAX] = {
 			[MM_CHANGE_ADD] = "partner-added",
@@ -124,10 +178,10 @@ void mmtrustd_table_changed(struct mmtrustd *d, struct mm_table *newt,
 		};
 		const struct mm_partner *p = changes[i].after ? changes[i].after : changes[i].before;
 
-		query_notify(d, names[changes[i].op], p->domain, NULL);
+		query_notify(d->query, names[changes[i].op], p->domain, NULL);
 	}
 	if (!changes)
-		query_notify(d, "table-reloaded", "*", NULL);
+		query_notify(d->query, "table-reloaded", "*", NULL);
 }
 
 /* The IKE side reports tunnel changes here; the query side gets them as
@@ -136,11 +190,31 @@ static void on_tunnel_changed(void *userdata, const struct mm_tunnel_info *t, co
 {
 	struct mmtrustd *d = userdata;
 
-	query_notify(d, event, t->domain, t);
-	query_publish(d);
+	query_notify(d->query, event, t->domain, t);
+	mmtrustd_view_changed(d);
 }
 
 static const struct ike_ops ike_ops = { .tunnel_changed = on_tunnel_changed };
+
+/* Stop the IKE side; its tunnels leave the view, and subscribers hear
+ * "sa-down" for each one that was up (charon's SAs may live on, but
+ * nothing vouches for them any more). */
+static void stop_ike(struct mmtrustd *d)
+{
+	struct mm_tunnel_info *up = NULL;
+	size_t n = 0;
+
+	if (ike_tunnels_up(d, &up, &n) < 0)
+		log_err("reload: out of memory; subscribers miss the sa-down events of the "
+			"stopped IKE side");
+	ike_stop(d);
+	for (size_t i = 0; i < n; i++) {
+		up[i].up = false;
+		query_notify(d->query, "sa-down", up[i].domain, &up[i]);
+	}
+	free(up);
+	mmtrustd_view_changed(d);
+}
 
 static bool ike_settings_differ(const struct mm_config *a, const struct mm_config *b)
 {
@@ -228,7 +302,7 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 	}
 	if (ike_changed) {
 		log_notice("reload: [ike] settings changed; restarting the IKE side");
-		ike_stop(d);
+		stop_ike(d);
 	}
 	d->cfg = cfg;
 	if (spd_changed)
@@ -372,7 +446,13 @@ int main(int argc, char **argv)
 	ike_start(&d, &ike_ops, &d);
 	r = make_parent_dir(d.cfg.query_socket, 0755);
 	if (r == 0)
-		r = query_start(&d);
+		r = query_start(&d.cfg, &d.query);
+	if (r == 0)
+		r = sd_event_add_defer(d.ev, &d.publish_src, on_publish, &d);
+	if (r == 0) {
+		sd_event_source_set_enabled(d.publish_src, SD_EVENT_OFF);
+		r = publish_view(&d);  /* a view before the first client */
+	}
 	if (r < 0) {
 		log_err("query socket %s: %s", d.cfg.query_socket, strerror(-r));
 		goto out;
@@ -398,7 +478,9 @@ int main(int argc, char **argv)
 	rc = 0;
 out:
 	mm_jsonl_server_free(d.admin);
-	query_stop(&d);
+	d.publish_src = sd_event_source_disable_unref(d.publish_src);
+	query_stop(d.query);
+	d.query = NULL;
 	ike_stop(&d);
 	kernel_stop(&d);
 	mm_table_free(d.table);

@@ -9,11 +9,11 @@
 #include "jsonl.h"
 #include "netlink/nl.h"
 #include "netlink/xfrm_monitor.h"
+#include "query.h"
 #include "spd.h"
+#include "version.h"
 #include "policy/store.h"
 #include "policy/table.h"
-
-#define MMTRUST_VERSION "0.1.0"
 
 struct mmtrustd {
 	sd_event *ev;
@@ -40,8 +40,11 @@ struct mmtrustd {
 	/* The strongSwan side (ike.c); NULL clients when [ike] is off. */
 	struct mm_ike *ike;
 
-	/* The CSCF query socket (query.c). */
+	/* The CSCF query socket (query.c), NULL when none; the core builds
+	 * its views (a deferred source coalesces them, one per loop
+	 * iteration). */
 	struct mm_query *query;
+	sd_event_source *publish_src;
 };
 
 /* kernel.c: XFRM inside the loop -- the SPD engine, the SA sweep by the
@@ -52,6 +55,10 @@ void kernel_stop(struct mmtrustd *d);
  * (changes NULL: the whole table, after start-up or reload); then delete
  * the SAs the verdict condemns. */
 void kernel_table_changed(struct mmtrustd *d, const struct mm_change *changes, size_t n);
+/* Whether the kernel drops the partner's cleartext towards our CSCFs now
+ * (spd.h mm_spd_inbound_enforced): false whenever the SPD engine does not
+ * run.  Cheap: the partner's own policies. */
+bool kernel_inbound_enforced(struct mmtrustd *d, const char *domain);
 /* Admin answers: per-partner status, and the kernel's XFRM state annotated
  * with the partner each entry belongs to. */
 json_t *kernel_status(struct mmtrustd *d, const char *domain);
@@ -92,18 +99,14 @@ void ike_status(struct mmtrustd *d, json_t *status);
  * free *ret).  -ENOMEM. */
 int ike_tunnels_up(struct mmtrustd *d, struct mm_tunnel_info **ret, size_t *ret_n);
 
-/* query.c: the CSCF query socket, served by a thread of its own from a
- * published snapshot (table + tunnels that are up), so that no query
- * waits for the main loop's admin, store, netlink or VICI work. */
-struct mm_query;
-int query_start(struct mmtrustd *d);
-void query_stop(struct mmtrustd *d);
-/* Publish the current table and tunnel state to the query thread (call
- * after any change of either). */
-void query_publish(struct mmtrustd *d);
-/* Tell subscribers: event is "sa-up", "sa-down", "partner-added", ... */
-void query_notify(struct mmtrustd *d, const char *event, const char *domain,
-		  const struct mm_tunnel_info *t);
+/* query.h: the CSCF query socket; it is handed views, it reads nothing
+ * here.  The core publishes a new view (table, tunnels that are up, which
+ * of their partners the kernel enforces, settings) after anything in it
+ * changed: a table change, a tunnel change, a reload, and whatever the
+ * kernel side reports through mmtrustd_view_changed. */
+/* Something a view holds may have changed: a new view is published once,
+ * at the end of this loop iteration (mmtrustd.c). */
+void mmtrustd_view_changed(struct mmtrustd *d);
 
 /* The admin socket's request handler and access check (admin.c). */
 json_t *admin_handle(void *userdata, struct mm_jsonl_client *client,

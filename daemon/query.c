@@ -5,12 +5,14 @@
  *
  * Threads: the socket is served by a thread with its own event loop, so a
  * long admin request (an apply of a large table) in the main loop never
- * delays an answer.  The main thread publishes an immutable view (a
- * reference to the current table, a copy of the tunnels that are up, the
- * untrusted-next-hop mode, our [local] cscf prefixes and whether inbound
- * must name dst); the query thread takes a reference to the current view
- * per request under a mutex held only for that pointer copy: it never
- * reads the main thread's state.
+ * delays an answer.  The daemon core builds each view's input (query.h)
+ * and publishes it here; the view is immutable (a reference to the
+ * table, copies of the tunnels that are up with whether the kernel
+ * enforces each partner's in-policies, the untrusted-next-hop mode, our
+ * [local] cscf prefixes and whether inbound must name dst); the query
+ * thread takes a reference to the current view per request under a mutex
+ * held only for that pointer copy: it never reads the main thread's
+ * state, and this file reads no other part of the daemon.
  * Events for subscribers cross over through a queue and an eventfd. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,7 +29,9 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "mmtrustd.h"
+#include "jsonl.h"
+#include "query.h"
+#include "version.h"
 #include "policy/jsonfmt.h"
 #include "policy/privacy.h"
 #include "policy/spi.h"
@@ -36,6 +40,7 @@ struct view {
 	unsigned refs;                /* atomic */
 	struct mm_table *table;       /* one reference */
 	struct mm_tunnel_info *up;    /* tunnels that are up, sorted by domain */
+	bool *enforced;               /* per up[i]: query_view_input.enforced */
 	size_t n_up;
 	int untrusted;                /* enum mm_untrusted_mode */
 	size_t n_partners;
@@ -45,7 +50,6 @@ struct view {
 };
 
 struct mm_query {
-	struct mmtrustd *d;           /* main thread only */
 	pthread_t thread;
 	bool running;
 	sd_event *ev;                 /* the query thread's loop */
@@ -53,7 +57,6 @@ struct mm_query {
 	sd_event_source *wake_src;
 	int wake_fd;
 	gid_t gid;
-	sd_event_source *publish_src; /* main loop: deferred publish */
 	pthread_mutex_t lock;         /* guards: view, events, stop */
 	struct view *view;
 	char **events;
@@ -67,6 +70,7 @@ static void view_unref(struct view *v)
 		return;
 	mm_table_free(v->table);
 	free(v->up);
+	free(v->enforced);
 	free(v);
 }
 
@@ -82,7 +86,8 @@ static struct view *view_get(struct mm_query *q)
 	return v;
 }
 
-static const struct mm_tunnel_info *view_tunnel(const struct view *v, const char *domain)
+/* The partner's up tunnel's place in v->up, or v->n_up. */
+static size_t view_find(const struct view *v, const char *domain)
 {
 	size_t lo = 0, hi = v->n_up;
 
@@ -91,13 +96,20 @@ static const struct mm_tunnel_info *view_tunnel(const struct view *v, const char
 		int c = strcmp(v->up[mid].domain, domain);
 
 		if (!c)
-			return &v->up[mid];
+			return mid;
 		if (c < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return NULL;
+	return v->n_up;
+}
+
+static const struct mm_tunnel_info *view_tunnel(const struct view *v, const char *domain)
+{
+	size_t i = view_find(v, domain);
+
+	return i < v->n_up ? &v->up[i] : NULL;
 }
 
 static json_t *invalid(const char *field, const char *msg)
@@ -226,8 +238,9 @@ static void sb_sa(struct sb *b, const struct mm_tunnel_info *t)
 }
 
 /* Every fact of an inbound decision, here and nowhere else: the partner
- * holding src, its tunnel from the view, the SPI, and dst against the
- * view's cscf prefixes (the in-policy's rule, policy/privacy.h). */
+ * holding src, its tunnel from the view and whether the kernel enforces
+ * its in-policies, the SPI, and dst against the view's cscf prefixes (the
+ * in-policy's rule, policy/privacy.h). */
 static void inbound_facts(const struct view *v, const struct mm_addr *src,
 			  const struct mm_addr *dst, bool spi_given, uint32_t spi,
 			  struct mm_inbound_facts *ret, const struct mm_tunnel_info **ret_tunnel)
@@ -236,10 +249,16 @@ static void inbound_facts(const struct view *v, const struct mm_addr *src,
 	const struct mm_tunnel_info *tp = NULL;
 
 	f.partner = mm_table_lookup(v->table, src, NULL);
-	if (f.partner && (tp = view_tunnel(v, f.partner->domain))) {
-		f.sa_up = true;
-		f.sa_identity_ok = true;
-		f.spi_matches = spi == tp->spi_in;
+	if (f.partner) {
+		size_t i = view_find(v, f.partner->domain);
+
+		if (i < v->n_up) {
+			tp = &v->up[i];
+			f.sa_up = true;
+			f.sa_identity_ok = true;
+			f.spi_matches = spi == tp->spi_in;
+			f.enforced = v->enforced[i];
+		}
 	}
 	f.dst = mm_dst_cover(v->cscf, v->n_cscf, src, dst);
 	*ret = f;
@@ -442,39 +461,42 @@ static int query_authorize(void *userdata, const struct mm_jsonl_peer *peer)
 
 /* ---- the main thread's side ---- */
 
-static int publish_now(sd_event_source *s, void *userdata)
+int query_publish(struct mm_query *q, const struct query_view_input *in)
 {
-	struct mm_query *q = userdata;
-	struct mmtrustd *d = q->d;
-	struct view *v = calloc(1, sizeof(*v)), *old;
+	struct view *v, *old;
+	size_t n = in->n_up ? in->n_up : 1;
 
-	(void)s;
-	sd_event_source_set_enabled(q->publish_src, SD_EVENT_OFF);
-	if (!v || ike_tunnels_up(d, &v->up, &v->n_up) < 0) {
-		free(v);
-		log_err("query: out of memory publishing the table; answers stay on the old one");
+	if (!q)
 		return 0;
+	v = calloc(1, sizeof(*v));
+	if (v) {
+		v->up = malloc(n * sizeof(*v->up));
+		v->enforced = malloc(n * sizeof(*v->enforced));
 	}
+	if (!v || !v->up || !v->enforced) {
+		if (v) {
+			free(v->up);
+			free(v->enforced);
+		}
+		free(v);
+		return -ENOMEM;
+	}
+	memcpy(v->up, in->up, in->n_up * sizeof(*v->up));
+	memcpy(v->enforced, in->enforced, in->n_up * sizeof(*v->enforced));
+	v->n_up = in->n_up;
 	v->refs = 1;
-	v->table = mm_table_ref(d->table);
-	v->n_partners = d->table->n;
-	v->untrusted = d->cfg.query_untrusted;
-	v->n_cscf = d->cfg.n_cscf;
-	memcpy(v->cscf, d->cfg.cscf, sizeof(v->cscf[0]) * v->n_cscf);
-	v->require_dst = d->cfg.query_require_dst;
+	v->table = mm_table_ref(in->table);
+	v->n_partners = in->table->n;
+	v->untrusted = in->untrusted;
+	v->n_cscf = in->n_cscf < MM_CONFIG_MAX_LOCAL ? in->n_cscf : MM_CONFIG_MAX_LOCAL;
+	memcpy(v->cscf, in->cscf, sizeof(v->cscf[0]) * v->n_cscf);
+	v->require_dst = in->require_dst;
 	pthread_mutex_lock(&q->lock);
 	old = q->view;
 	q->view = v;
 	pthread_mutex_unlock(&q->lock);
 	view_unref(old);
 	return 0;
-}
-
-void query_publish(struct mmtrustd *d)
-{
-	/* Coalesced: many tunnel changes in one loop iteration publish once. */
-	if (d->query && d->query->publish_src)
-		sd_event_source_set_enabled(d->query->publish_src, SD_EVENT_ONESHOT);
 }
 
 static void wake(struct mm_query *q)
@@ -485,10 +507,9 @@ static void wake(struct mm_query *q)
 		log_warn("query: cannot wake the query thread: %s", strerror(errno));
 }
 
-void query_notify(struct mmtrustd *d, const char *event, const char *domain,
+void query_notify(struct mm_query *q, const char *event, const char *domain,
 		  const struct mm_tunnel_info *t)
 {
-	struct mm_query *q = d->query;
 	json_t *e;
 	char *text;
 
@@ -571,7 +592,6 @@ static void query_free(struct mm_query *q)
 		return;
 	mm_jsonl_server_free(q->srv);
 	sd_event_source_disable_unref(q->wake_src);
-	sd_event_source_disable_unref(q->publish_src);
 	sd_event_unref(q->ev);
 	if (q->wake_fd >= 0)
 		close(q->wake_fd);
@@ -583,24 +603,24 @@ static void query_free(struct mm_query *q)
 	free(q);
 }
 
-int query_start(struct mmtrustd *d)
+int query_start(const struct mm_config *cfg, struct mm_query **ret)
 {
 	struct mm_jsonl_limits lim = {
 		.max_line = 4096,
 		.max_out = 1u << 20,
-		.max_clients = d->cfg.query_max_clients,
+		.max_clients = cfg->query_max_clients,
 	};
-	mode_t mode = d->cfg.query_gid == (gid_t)-1 ? 0600 : 0660;
+	mode_t mode = cfg->query_gid == (gid_t)-1 ? 0600 : 0660;
 	struct mm_query *q;
 	int r;
 
-	if (!d->cfg.query_socket[0])
+	*ret = NULL;
+	if (!cfg->query_socket[0])
 		return 0;
 	q = calloc(1, sizeof(*q));
 	if (!q)
 		return -ENOMEM;
-	q->d = d;
-	q->gid = d->cfg.query_gid;
+	q->gid = cfg->query_gid;
 	q->wake_fd = -1;
 	pthread_mutex_init(&q->lock, NULL);
 	q->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -611,36 +631,28 @@ int query_start(struct mmtrustd *d)
 	r = sd_event_new(&q->ev);
 	if (r < 0)
 		goto fail;
-	r = mm_jsonl_server_new(q->ev, d->cfg.query_socket, mode, d->cfg.query_gid, &lim,
+	r = mm_jsonl_server_new(q->ev, cfg->query_socket, mode, cfg->query_gid, &lim,
 				query_handle, query_authorize, q, &q->srv);
 	if (r < 0)
 		goto fail;
 	r = sd_event_add_io(q->ev, &q->wake_src, q->wake_fd, EPOLLIN, on_wake, q);
 	if (r < 0)
 		goto fail;
-	r = sd_event_add_defer(d->ev, &q->publish_src, publish_now, q);
-	if (r < 0)
-		goto fail;
-	d->query = q;
-	publish_now(q->publish_src, q);  /* a view before the first client */
 	/* The thread inherits the main thread's blocked signals: signals stay
 	 * with the main loop. */
 	r = -pthread_create(&q->thread, NULL, query_thread, q);
-	if (r < 0) {
-		d->query = NULL;
+	if (r < 0)
 		goto fail;
-	}
 	q->running = true;
+	*ret = q;
 	return 0;
 fail:
 	query_free(q);
 	return r;
 }
 
-void query_stop(struct mmtrustd *d)
+void query_stop(struct mm_query *q)
 {
-	struct mm_query *q = d->query;
-
 	if (!q)
 		return;
 	if (q->running) {
@@ -650,6 +662,5 @@ void query_stop(struct mmtrustd *d)
 		wake(q);
 		pthread_join(q->thread, NULL);
 	}
-	d->query = NULL;
 	query_free(q);
 }

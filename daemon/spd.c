@@ -643,6 +643,28 @@ int mm_spd_status(const struct mm_spd *spd, const char *domain, struct mm_spd_st
 	return 0;
 }
 
+bool mm_spd_inbound_enforced(const struct mm_spd *spd, const char *domain)
+{
+	uint32_t x = spd ? spd_prec_find(spd, domain) : NONE;
+	size_t n_in = 0;
+	bool ok;
+
+	/* Events lost, a flush, a failed exchange: the mirror may be wrong
+	 * until the full comparison, and "enforced" is never a guess. */
+	if (x == NONE || spd->need_full)
+		return false;
+	ok = spd->p[x].active && !spd->p[x].error;
+	for (uint32_t e = spd->p[x].head; ok && e != NONE; e = spd->e[e].next) {
+		const struct entry *en = &spd->e[e];
+
+		if (en->dir == XFRM_POLICY_OUT)
+			continue;
+		n_in += en->dir == XFRM_POLICY_IN;
+		ok = en->state == ENT_INSYNC && !en->conflicts;
+	}
+	return ok && n_in > 0;
+}
+
 void mm_spd_counts(const struct mm_spd *spd, size_t *ret_expected, size_t *ret_present,
 		   size_t *ret_in_sync)
 {

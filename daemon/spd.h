@@ -221,6 +221,20 @@ struct mm_spd_status {
  * current by events).  -ENOENT for a domain the engine does not know. */
 int mm_spd_status(const struct mm_spd *spd, const char *domain, struct mm_spd_status *ret);
 
+/* True when the kernel drops the partner's cleartext towards our CSCFs:
+ * the partner is programmable (active, no problem), it has at least one
+ * wanted in policy, and every wanted in and fwd policy is ours and in
+ * sync in the mirror, with no foreign policy on its selector (which might
+ * take precedence) -- read from the mirror, kept current by events, so a
+ * policy deleted by someone else reads false at once, before the repair.
+ * out policies do not matter: they protect what we send, not what we
+ * accept.  False for a domain the engine does not know, and for every
+ * partner while a full comparison is due (events lost, a flush, a failed
+ * exchange: the mirror may be wrong until then).  Cost: the
+ * partner's policies (about ranges x cscf prefixes x 2), no status of the
+ * whole table. */
+bool mm_spd_inbound_enforced(const struct mm_spd *spd, const char *domain);
+
 /* Totals: policies wanted and present (for status pages and tests). */
 void mm_spd_counts(const struct mm_spd *spd, size_t *ret_expected, size_t *ret_present,
 		   size_t *ret_in_sync);
