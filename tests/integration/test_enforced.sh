@@ -1,0 +1,191 @@
+#!/bin/bash
+# `protected` only while the kernel enforces the partner's in-policies
+# (docs/privacy.md, "not-enforced"): with [spd] enabled = no never; with
+# the SPD on, not while one of the partner's in-policies is missing (a
+# deleteall by hand: the answers follow the monitor event at once, before
+# the repair, and come back after it) or shadowed by a foreign policy on
+# its selector; never for a partner the engine cannot program.  Turning
+# [ike] off on reload tells subscribers sa-down.  The tunnel is charon's
+# word: fake_charon.py stands in for charon (this kernel has no ESP); the
+# daemon runs in a namespace this test creates and deletes.
+set -u
+BUILD=$(realpath "${1:-build}")
+. "$(dirname "$0")/../lib/common.sh"
+FAKE=$(realpath "$(dirname "$0")/fake_charon.py")
+QC=$(realpath "$(dirname "$0")/query_clients.py")
+PY=$(command -v python3)
+
+mm_setup enforced
+CHARON= SUB=
+mm_cleanup_hook() { mm_kill "$SUB"; mm_kill "$CHARON"; }
+
+CTL="$BUILD/mmtrustctl"
+SOCK=$MM_TMP/query.sock
+export MMTRUST_ADMIN_SOCKET=$MM_TMP/admin.sock
+export MMTRUST_QUERY_SOCKET=$SOCK
+CSCF4=10.0.0.5
+A=ims.partner-a.example R=ims.partner-r.example
+make_ca "$MM_TMP" ca-a
+make_leaf "$MM_TMP" home
+conf() {  # conf SPD_ENABLED IKE_ENABLED REQID_MAX
+	cat >"$MM_TMP/mmtrustd.conf" <<CONF
+[daemon]
+store = $MM_TMP/store.db
+admin_socket = $MM_TMP/admin.sock
+query_socket = $SOCK
+[reqid]
+min = 2000
+max = $3
+[local]
+cscf = 10.0.0.0/24
+tunnel = 198.51.100.1
+[spd]
+enabled = $1
+[ike]
+enabled = $2
+vici_socket = $MM_TMP/charon.vici
+certificate = $MM_TMP/home.pem
+private_key = $MM_TMP/home.key
+CONF
+}
+conf no yes 2999
+
+"$PY" "$FAKE" "$MM_TMP/charon.vici" "$MM_TMP/charon.ready" &
+CHARON=$!
+wait_for 5 test -e "$MM_TMP/charon.ready" || fail "the fake charon did not start"
+mm_start_daemon 5 "$SOCK" answer
+
+expect_exit 0 "add tunnel partner A" "$CTL" partner add $A --kind ims --agreement yes \
+	--range 192.0.2.0/24 --gateway 198.51.100.10 --ca "$MM_TMP/ca-a.pem"
+expect_exit 0 "add tunnel partner R" "$CTL" partner add $R --kind ims --agreement yes \
+	--range 203.0.113.0/24 --gateway 198.51.100.20 --ca "$MM_TMP/ca-a.pem"
+RR=$("$CTL" --json partner list | jq -r ".partners[] | select(.domain == \"$R\") | .reqid")
+
+ask() { "$PY" "$QC" ask "$SOCK" "{\"op\":\"inbound\",\"src\":\"$1\",\"dst\":\"$CSCF4\"}"; }
+row() {
+	local a
+	a=$(ask "$2" 2>&1)
+	if jq -e "$3" <<<"$a" >/dev/null 2>&1; then pass "$1"; else fail "$1: $2 -> $a"; fi
+}
+up() { ask "$1" | jq -e '.result.sa != null' >/dev/null; }
+protected() { ask "$1" | jq -e '.result.protected' >/dev/null; }
+wait_for 10 up 192.0.2.10 || fail "A's tunnel did not come up (fake charon)"
+wait_for 10 up 203.0.113.10 || fail "R's tunnel did not come up (fake charon)"
+
+# --- [spd] enabled = no: the kernel drops nothing ------------------------------
+row "SPD off: A over its SA to the CSCF is not protected (not-enforced), strip" 192.0.2.10 \
+	'.result | .sa != null and .protected == false and .pai == "strip" and .reason == "not-enforced"'
+sleep 0.3
+row "SPD off: still not protected a moment later" 192.0.2.10 \
+	'.result | .protected == false and .reason == "not-enforced"'
+
+# --- the SPD on: protected -----------------------------------------------------------
+conf yes yes 2999
+kill -HUP "$DPID"
+check "SPD on after a reload: A protected" wait_for 10 protected 192.0.2.10
+row "SPD on: A protected, keep" 192.0.2.10 \
+	'.result | .protected and .pai == "keep" and .reason == "protected"'
+xin() { ip -n "$NS" xfrm policy list dir in src 192.0.2.0/24 dst 10.0.0.0/24; }
+check "A's in-policy is in the kernel" sh -c "ip -n $NS xfrm policy list dir in src 192.0.2.0/24 dst 10.0.0.0/24 | grep -q 'reqid'"
+
+# --- an in-policy deleted by hand: not protected until the repair --------------
+# One client asks as fast as it can from just before the deleteall until
+# the answers say protected again after it; the answers after the first
+# "not protected" must stay so until the repair, and then stay protected.
+cat >"$MM_TMP/window.py" <<'PY'
+import json, socket, subprocess, sys, time
+sock, ns, src, dst = sys.argv[1:5]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sock)
+f = s.makefile("rwb", buffering=0)
+req = (json.dumps({"op": "inbound", "src": src, "dst": dst}) + "\n").encode()
+def ask():
+    f.write(req)
+    return json.loads(f.readline())["result"]
+before = ask()
+subprocess.run(["ip", "-n", ns, "xfrm", "policy", "deleteall", "dir", "in", "src",
+                "192.0.2.0/24", "dst", "10.0.0.0/24"], check=True)
+t0 = time.monotonic()
+seq = []
+while time.monotonic() - t0 < 5:
+    a = ask()
+    seq.append("P" if a["protected"] else "N:" + a["reason"])
+    if len(seq) > 1 and seq[-1] == "P" and any(x != "P" for x in seq):
+        break
+for _ in range(50):  # after the repair: protected, every time
+    a = ask()
+    seq.append("P" if a["protected"] else "N:" + a["reason"])
+print(json.dumps({"before": before["protected"], "seq": seq}))
+PY
+W=$("$PY" "$MM_TMP/window.py" "$SOCK" "$NS" 192.0.2.10 "$CSCF4")
+echo "    window: $(jq -r '.seq | join(" ")' <<<"$W" | sed -E 's/(N:not-enforced ?)+/N:not-enforced... /; s/(P ?){5,}/P... /g')"
+jw() { jq -e "$1" <<<"$W" >/dev/null; }
+check "deleteall: A protected just before" jw '.before'
+check "deleteall: the answers say not protected (not-enforced) before the repair" \
+	jw '.seq | index("N:not-enforced") != null'
+# P* N+ P+: after the first "not protected", no "protected" until the
+# repair, and after it only "protected" (the leading P are answers the
+# daemon gave before it read the monitor's event).
+check "deleteall: once not protected, protected only after the repair, and then for good" \
+	jw '.seq | map(if . == "P" then "P" else "N" end) | join("") | test("^P*N+P+$")'
+check "the repair restored A's in-policy" sh -c "ip -n $NS xfrm policy list dir in src 192.0.2.0/24 dst 10.0.0.0/24 | grep -q 'reqid'"
+contains "$(cat "$MM_TMP/daemon.log")" "partner $A" "the daemon logged the drift of A"
+row "after the repair: A protected again" 192.0.2.10 '.result | .protected and .reason == "protected"'
+
+# --- a foreign policy on A's in selector, better priority, lets cleartext in ----
+ip -n "$NS" xfrm policy add dir in src 192.0.2.0/24 dst 10.0.0.0/24 priority 1 action allow ||
+	fail "cannot add the foreign policy"
+shadowed() { ! protected 192.0.2.10; }
+check "a foreign allow policy on A's in selector: not protected" wait_for 5 shadowed
+row "shadowed: reason not-enforced, strip" 192.0.2.10 \
+	'.result | .protected == false and .pai == "strip" and .reason == "not-enforced"'
+ip -n "$NS" xfrm policy del dir in src 192.0.2.0/24 dst 10.0.0.0/24 ||
+	fail "cannot delete the foreign policy"
+check "the foreign policy gone: A protected again" wait_for 5 protected 192.0.2.10
+
+# --- a partner the engine cannot program ---------------------------------------
+# R keeps its reqid when the reserved range shrinks below it: the SPD
+# engine refuses to program it (a problem), charon's tunnel stays up.
+row "before: R protected" 203.0.113.10 '.result | .protected'
+conf yes yes $((RR - 1))
+kill -HUP "$DPID"
+problem() { "$CTL" --json status 2>/dev/null | jq -e ".partners[] | select(.domain == \"$R\") | .error != null and .error != 0" >/dev/null; }
+wait_for 10 problem || "$CTL" --json status | jq -c ".partners[] | select(.domain == \"$R\")"
+r_unprotected() { ! protected 203.0.113.10; }
+check "R not programmable (reqid outside the range): not protected" wait_for 10 r_unprotected
+row "R: its SA up, not-enforced" 203.0.113.10 \
+	'.result | .sa != null and .protected == false and .reason == "not-enforced"'
+row "A (reqid inside the range) still protected" 192.0.2.10 '.result | .protected'
+
+# --- [ike] off on reload: the tunnels leave the view, subscribers hear sa-down -----
+cat >"$MM_TMP/sub.py" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+f = s.makefile("rwb", buffering=0)
+f.write(b'{"op":"subscribe"}\n')
+f.readline()
+open(sys.argv[2], "w").close()
+with open(sys.argv[3], "a") as out:
+    for line in f:
+        out.write(line.decode())
+        out.flush()
+PY
+"$PY" "$MM_TMP/sub.py" "$SOCK" "$MM_TMP/sub.ready" "$MM_TMP/events" &
+SUB=$!
+wait_for 5 test -e "$MM_TMP/sub.ready" || fail "the subscriber did not start"
+conf yes no $((RR - 1))
+kill -HUP "$DPID"
+down() { ! up 192.0.2.10; }
+check "[ike] off: A's tunnel left the view" wait_for 10 down
+sadown() { grep -q "\"sa-down\".*\"$1\"\|\"$1\".*\"sa-down\"" "$MM_TMP/events"; }
+check "[ike] off: subscribers heard sa-down for A" wait_for 5 sadown $A
+check "[ike] off: subscribers heard sa-down for R" wait_for 5 sadown $R
+row "[ike] off: A not protected" 192.0.2.10 '.result | .protected == false'
+
+kill -TERM "$DPID"
+wait "$DPID"
+rc=$?
+DPID=
+check "daemon stops cleanly on SIGTERM (exit $rc)" test $rc -eq 0
+summary "test_enforced"
