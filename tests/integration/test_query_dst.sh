@@ -7,7 +7,9 @@
 # protected, nor without dst; [query] require_dst = yes refuses a query
 # without dst.  The tunnel is charon's word: fake_charon.py stands in for
 # charon on the VICI socket (this kernel has no ESP; tests/vm has the real
-# one), and every connection mmtrustd loads comes up at once.
+# one), and every connection mmtrustd loads comes up at once.  The SPD
+# is on: without our in-policies in the kernel nothing is protected
+# (test_enforced.sh).
 set -u
 BUILD=$(realpath "${1:-build}")
 . "$(dirname "$0")/../lib/common.sh"
@@ -38,7 +40,7 @@ query_socket = $SOCK
 cscf = 10.0.0.0/24, 2001:db8:10::/64
 tunnel = $TUN
 [spd]
-enabled = no
+enabled = yes
 [ike]
 enabled = yes
 vici_socket = $MM_TMP/charon.vici
