@@ -108,6 +108,26 @@ static int load_state(struct mmtrustd *d, struct mm_config *cfg, struct mm_store
 	return 0;
 }
 
+/* Subscribers hear when the kernel starts or stops enforcing the
+ * in-policies of a partner whose tunnel stays up (a tunnel coming up or
+ * going has its own sa-up / sa-down): a CSCF that cached "protected"
+ * must drop it.  Both lists sorted by domain. */
+static void notify_enforcement(struct mmtrustd *d, const struct mm_tunnel_info *up,
+			       const bool *enforced, size_t n)
+{
+	size_t i = 0, j = 0;
+
+	while (i < d->pub_n && j < n) {
+		int c = strcmp(d->pub_up[i].domain, up[j].domain);
+
+		if (c == 0 && d->pub_enforced[i] != enforced[j])
+			query_notify(d->query, enforced[j] ? "enforced" : "not-enforced",
+				     up[j].domain, NULL);
+		i += c <= 0;
+		j += c >= 0;
+	}
+}
+
 /* The view the query side answers from, built from the parts' facts:
  * the query side is handed it and never reaches back. */
 static int publish_view(struct mmtrustd *d)
@@ -140,11 +160,19 @@ static int publish_view(struct mmtrustd *d)
 		in.enforced = enforced;
 		r = query_publish(d->query, &in);
 	}
-	if (r < 0)
+	if (r < 0) {
 		log_err("query: cannot publish a new view (%s); answers stay on the old one",
 			strerror(-r));
-	free(up);
-	free(enforced);
+		free(up);
+		free(enforced);
+	} else {
+		notify_enforcement(d, up, enforced, n);
+		free(d->pub_up);
+		free(d->pub_enforced);
+		d->pub_up = up;
+		d->pub_enforced = enforced;
+		d->pub_n = n;
+	}
 	return r;
 }
 
@@ -481,6 +509,8 @@ out:
 	d.publish_src = sd_event_source_disable_unref(d.publish_src);
 	query_stop(d.query);
 	d.query = NULL;
+	free(d.pub_up);
+	free(d.pub_enforced);
 	ike_stop(&d);
 	kernel_stop(&d);
 	mm_table_free(d.table);

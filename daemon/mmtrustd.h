@@ -45,6 +45,11 @@ struct mmtrustd {
 	 * iteration). */
 	struct mm_query *query;
 	sd_event_source *publish_src;
+	/* The last view's tunnels and their enforcement (sorted by domain),
+	 * to tell subscribers when a partner's enforcement changes. */
+	struct mm_tunnel_info *pub_up;
+	bool *pub_enforced;
+	size_t pub_n;
 };
 
 /* kernel.c: XFRM inside the loop -- the SPD engine, the SA sweep by the
