@@ -183,13 +183,6 @@ static int on_publish(sd_event_source *s, void *userdata)
 	return 0;
 }
 
-void mmtrustd_view_changed(struct mmtrustd *d)
-{
-	/* Coalesced: many changes in one loop iteration publish once. */
-	if (d->publish_src)
-		sd_event_source_set_enabled(d->publish_src, SD_EVENT_ONESHOT);
-}
-
 void mmtrustd_table_changed(struct mmtrustd *d, struct mm_table *newt,
 			    const struct mm_change *changes, size_t n)
 {

@@ -110,8 +110,12 @@ int ike_tunnels_up(struct mmtrustd *d, struct mm_tunnel_info **ret, size_t *ret_
  * changed: a table change, a tunnel change, a reload, and whatever the
  * kernel side reports through mmtrustd_view_changed. */
 /* Something a view holds may have changed: a new view is published once,
- * at the end of this loop iteration (mmtrustd.c). */
-void mmtrustd_view_changed(struct mmtrustd *d);
+ * at the end of this loop iteration (publish_src, mmtrustd.c). */
+static inline void mmtrustd_view_changed(struct mmtrustd *d)
+{
+	if (d->publish_src)
+		sd_event_source_set_enabled(d->publish_src, SD_EVENT_ONESHOT);
+}
 
 /* The admin socket's request handler and access check (admin.c). */
 json_t *admin_handle(void *userdata, struct mm_jsonl_client *client,
