@@ -38,6 +38,20 @@ static const char *str_member(const json_t *req, const char *key)
 	return json_string_value(json_object_get(req, key));
 }
 
+/* An optional boolean member (false when absent).  Anything else is
+ * refused: "dry_run": "yes" read as false would commit the change.
+ * Returns NULL, or the error answer. */
+static json_t *flag_member(const json_t *req, const char *key, bool *ret)
+{
+	json_error_t jerr;
+	int b = 0;
+
+	if (json_unpack_ex((json_t *)req, &jerr, 0, "{s?b}", key, &b) < 0)
+		return mm_jsonl_error("invalid", key, "must be true or false");
+	*ret = b;
+	return NULL;
+}
+
 /* A partner in a change report: everything but the PEM, whose fingerprint
  * says which CA it is (an apply of a large table would otherwise answer
  * with every certificate again). */
@@ -126,13 +140,16 @@ static json_t *op_partner_add(struct mmtrustd *d, const struct mm_jsonl_peer *pe
 	struct mm_change c = { .op = MM_CHANGE_ADD };
 	struct mm_err err = { 0 };
 	json_t *answer;
+	bool dry_run = false;
 
+	answer = flag_member(req, "dry_run", &dry_run);
+	if (answer)
+		return answer;
 	if (mm_partner_from_json(json_object_get(req, "partner"), time(NULL), &c.after, &err) < 0) {
 		mm_err_prefix(&err, "partner");
 		return err_answer(&err);
 	}
-	answer = commit_changes(d, peer, "partner.add", &c, 1,
-				json_is_true(json_object_get(req, "dry_run")));
+	answer = commit_changes(d, peer, "partner.add", &c, 1, dry_run);
 	mm_partner_unref(c.after);
 	return answer;
 }
@@ -160,7 +177,11 @@ static json_t *op_partner_set(struct mmtrustd *d, const struct mm_jsonl_peer *pe
 	struct mm_change c = { .op = MM_CHANGE_SET };
 	struct mm_err err = { 0 };
 	json_t *answer;
+	bool dry_run = false;
 
+	answer = flag_member(req, "dry_run", &dry_run);
+	if (answer)
+		return answer;
 	c.before = find_named(d, req, &err);
 	if (!c.before)
 		return err_answer(&err);
@@ -172,8 +193,7 @@ static json_t *op_partner_set(struct mmtrustd *d, const struct mm_jsonl_peer *pe
 		return mm_jsonl_ok(json_pack("{s:[], s:b}", "changes", "applied", 0));
 	}
 	mm_partner_ref(c.before);
-	answer = commit_changes(d, peer, "partner.set", &c, 1,
-				json_is_true(json_object_get(req, "dry_run")));
+	answer = commit_changes(d, peer, "partner.set", &c, 1, dry_run);
 	mm_partner_unref(c.before);
 	mm_partner_unref(c.after);
 	return answer;
@@ -185,13 +205,16 @@ static json_t *op_partner_del(struct mmtrustd *d, const struct mm_jsonl_peer *pe
 	struct mm_change c = { .op = MM_CHANGE_DEL };
 	struct mm_err err = { 0 };
 	json_t *answer;
+	bool dry_run = false;
 
+	answer = flag_member(req, "dry_run", &dry_run);
+	if (answer)
+		return answer;
 	c.before = find_named(d, req, &err);
 	if (!c.before)
 		return err_answer(&err);
 	mm_partner_ref(c.before);
-	answer = commit_changes(d, peer, "partner.del", &c, 1,
-				json_is_true(json_object_get(req, "dry_run")));
+	answer = commit_changes(d, peer, "partner.del", &c, 1, dry_run);
 	mm_partner_unref(c.before);
 	return answer;
 }
@@ -211,12 +234,17 @@ static json_t *op_partner_show(struct mmtrustd *d, const struct mm_jsonl_peer *p
 static json_t *op_partner_list(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
 			       const json_t *req)
 {
-	int flags = json_is_true(json_object_get(req, "config")) ? MM_JSON_CONFIG : MM_JSON_FULL;
-	json_t *list = json_array();
+	json_t *list, *bad;
+	bool config = false;
 
 	(void)peer;
+	bad = flag_member(req, "config", &config);
+	if (bad)
+		return bad;
+	list = json_array();
 	for (size_t i = 0; list && i < d->table->n; i++)
-		json_array_append_new(list, mm_partner_to_json(d->table->partners[i], flags));
+		json_array_append_new(list, mm_partner_to_json(d->table->partners[i],
+							       config ? MM_JSON_CONFIG : MM_JSON_FULL));
 	return mm_jsonl_ok(json_pack("{s:o, s:{s:I, s:I, s:I}}", "partners", list, "reqid_range",
 				     "min", (json_int_t)d->table->reqid_min, "max",
 				     (json_int_t)d->table->reqid_max, "next",
@@ -232,7 +260,11 @@ static json_t *op_apply(struct mmtrustd *d, const struct mm_jsonl_peer *peer, co
 	struct mm_err err = { 0 };
 	time_t now = time(NULL);
 	json_t *answer = NULL;
+	bool dry_run = false;
 
+	answer = flag_member(req, "dry_run", &dry_run);
+	if (answer)
+		return answer;
 	if (!json_is_array(arr))
 		return mm_jsonl_error("invalid", "partners", "must be a list of partners");
 	want = calloc(json_array_size(arr) + 1, sizeof(*want));
@@ -257,8 +289,7 @@ static json_t *op_apply(struct mmtrustd *d, const struct mm_jsonl_peer *peer, co
 		answer = err_answer(&err);
 		goto out;
 	}
-	answer = commit_changes(d, peer, "apply", changes, n_changes,
-				json_is_true(json_object_get(req, "dry_run")));
+	answer = commit_changes(d, peer, "apply", changes, n_changes, dry_run);
 out:
 	mm_changes_free(changes, n_changes);
 	for (i = 0; i < n; i++)
