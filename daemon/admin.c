@@ -38,18 +38,29 @@ static const char *str_member(const json_t *req, const char *key)
 	return json_string_value(json_object_get(req, key));
 }
 
-/* An optional boolean member (false when absent).  Anything else is
- * refused: "dry_run": "yes" read as false would commit the change.
- * Returns NULL, or the error answer. */
+/* An optional member of JSON type 'b' (int *ret) or 's' (const char
+ * **ret), left as it is when absent.  Any other type is refused, never
+ * taken for "absent": "dry_run": "yes" read as false would commit the
+ * change, "domain": 5 would log every partner.  Returns NULL, or the
+ * error answer. */
+static json_t *opt_member(const json_t *req, const char *key, char type, void *ret)
+{
+	const char fmt[] = { '{', 's', '?', type, '}', '\0' };
+	json_error_t jerr;
+
+	if (json_unpack_ex((json_t *)req, &jerr, 0, fmt, key, ret) < 0)
+		return mm_jsonl_error("invalid", key, "must be %s",
+				      type == 'b' ? "true or false" : "a string");
+	return NULL;
+}
+
 static json_t *flag_member(const json_t *req, const char *key, bool *ret)
 {
-	json_error_t jerr;
 	int b = 0;
+	json_t *bad = opt_member(req, key, 'b', &b);
 
-	if (json_unpack_ex((json_t *)req, &jerr, 0, "{s?b}", key, &b) < 0)
-		return mm_jsonl_error("invalid", key, "must be true or false");
 	*ret = b;
-	return NULL;
+	return bad;
 }
 
 /* A partner in a change report: everything but the PEM, whose fingerprint
@@ -331,11 +342,14 @@ static json_t *op_log(struct mmtrustd *d, const struct mm_jsonl_peer *peer, cons
 {
 	const json_t *lim = json_object_get(req, "limit");
 	char domain[MM_DOMAIN_MAX + 1];
-	const char *dom = str_member(req, "domain");
+	const char *dom = NULL;
 	struct mm_err err = { 0 };
 	json_t *entries;
 
 	(void)peer;
+	entries = opt_member(req, "domain", 's', &dom);
+	if (entries)
+		return entries;
 	if (lim && (!json_is_integer(lim) || json_integer_value(lim) < 0))
 		return mm_jsonl_error("invalid", "limit", "must be a non-negative integer");
 	if (dom && mm_domain_canon(dom, domain, "domain", &err) < 0)
@@ -360,10 +374,14 @@ static json_t *op_status(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
 			 const json_t *req)
 {
 	char domain[MM_DOMAIN_MAX + 1];
-	const char *dom = str_member(req, "domain");
+	const char *dom = NULL;
 	struct mm_err err = { 0 };
+	json_t *bad;
 
 	(void)peer;
+	bad = opt_member(req, "domain", 's', &dom);
+	if (bad)
+		return bad;
 	if (dom) {
 		if (mm_domain_canon(dom, domain, "domain", &err) < 0)
 			return err_answer(&err);

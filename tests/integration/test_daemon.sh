@@ -112,6 +112,12 @@ OUT=$(raw_admin '{"op": "apply", "partners": [], "dry_run": 1}')
 check "apply with dry_run 1 refused" test "$(jq -r .error.field <<<"$OUT")" = dry_run
 OUT=$(raw_admin '{"op": "partner.list", "config": "yes"}')
 check "partner.list config \"yes\" refused" test "$(jq -r .error.field <<<"$OUT")" = config
+OUT=$(raw_admin '{"op": "log", "domain": 5}')
+check "log with a domain that is not a string refused" \
+	test "$(jq -r .error.field <<<"$OUT")" = domain
+OUT=$(raw_admin '{"op": "status", "domain": ["x"]}')
+check "status with a domain that is not a string refused" \
+	test "$(jq -r .error.field <<<"$OUT")" = domain
 "$CTL" export >"$MM_TMP/after.yaml"
 sqlite3 "$MM_TMP/store.db" 'SELECT * FROM partners ORDER BY domain' >"$MM_TMP/after.rows"
 check "refusals left the table unchanged" cmp -s "$MM_TMP/before.yaml" "$MM_TMP/after.yaml"
