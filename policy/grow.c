@@ -19,9 +19,10 @@ int mm_grow_max(void **v, size_t *cap, size_t need, size_t elem_size, size_t max
 		ncap = MM_GROW_FIRST < max ? MM_GROW_FIRST : max;
 	if (ncap < need)
 		ncap = need;
-	/* Doubling may ask for more than size_t holds where need alone fits. */
-	if (ncap > SIZE_MAX / elem_size)
-		ncap = SIZE_MAX / elem_size;
+	/* No object may exceed PTRDIFF_MAX bytes (pointer differences in
+	 * it would overflow); doubling may cross that where need alone fits. */
+	if (ncap > PTRDIFF_MAX / elem_size)
+		ncap = PTRDIFF_MAX / elem_size;
 	if (ncap < need)
 		return -ENOMEM;
 	n = realloc(*v, ncap * elem_size);

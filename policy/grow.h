@@ -6,10 +6,11 @@
  *   - otherwise the capacity becomes the largest of need, twice *cap and
  *     MM_GROW_FIRST (geometric: n appends cost O(n) copying), but never
  *     more than `max` elements; the contents are kept (realloc).
- * Neither need * elem_size nor the doubling may wrap: a size that does not
- * fit in size_t is refused, never rounded down to a small buffer.
- * Returns 0; -E2BIG if need > max; -ENOMEM if the allocation fails or the
- * byte size does not fit in size_t; -EINVAL if elem_size is 0.  On error
+ * Neither need * elem_size nor the doubling may wrap: a byte size over
+ * PTRDIFF_MAX (the largest object C allows) is refused before any
+ * allocation, never rounded down to a small buffer.
+ * Returns 0; -E2BIG if need > max; -ENOMEM if the allocation fails or
+ * need elements exceed PTRDIFF_MAX bytes; -EINVAL if elem_size is 0.  On error
  * *v and *cap are unchanged (the caller still owns and frees *v).
  *
  * Not for buffers that may hold key material: realloc does not wipe the

@@ -74,13 +74,15 @@ START_TEST(test_size_overflow)
 	ck_assert_int_eq(mm_grow((void **)&v, &cap, SIZE_MAX, 2), -ENOMEM);
 	ck_assert_int_eq(mm_grow((void **)&v, &cap, 4, 8), 0);
 	ck_assert_int_eq(mm_grow((void **)&v, &cap, SIZE_MAX / 3, 16), -ENOMEM);
+	/* fits in size_t, but no object may be that large */
+	ck_assert_int_eq(mm_grow((void **)&v, &cap, PTRDIFF_MAX / 4 + 1, 4), -ENOMEM);
 	ck_assert_uint_eq(cap, MM_GROW_FIRST);
 	free(v);
 }
 END_TEST
 
 /* Doubling a capacity past half of SIZE_MAX must not wrap to 0 (the
- * array is never touched: the allocation is refused first). */
+ * array is never touched: the size is refused before any allocation). */
 START_TEST(test_doubling_overflow)
 {
 	size_t cap = SIZE_MAX / 2 + 1;
