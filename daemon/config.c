@@ -1,4 +1,5 @@
 #include "config.h"
+#include "spd_desired.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -12,11 +13,11 @@ void mm_config_defaults(struct mm_config *c)
 	*c = (struct mm_config){
 		.admin_gid = (gid_t)-1,
 		.query_gid = (gid_t)-1,
-		.reqid_min = 1000000,
-		.reqid_max = 1099999,
+		.reqid_min = MM_SPD_REQID_MIN_DEFAULT,
+		.reqid_max = MM_SPD_REQID_MAX_DEFAULT,
 		.spd_enabled = true,
-		.spd_prio_base = 100000,
-		.spd_tag = 0x6d6d7472,  /* "mmtr" */
+		.spd_prio_base = MM_SPD_PRIO_BASE_DEFAULT,
+		.spd_tag = MM_SPD_TAG_DEFAULT,
 		.spd_verify_interval = 60,
 		.ike_dpd_delay = 30,
 		.query_max_clients = 1024,

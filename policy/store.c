@@ -1,4 +1,5 @@
 #include "store.h"
+#include "grow.h"
 #include "jsonfmt.h"
 
 #include <errno.h>
@@ -256,7 +257,7 @@ fail:
 int mm_store_load(struct mm_store *s, uint32_t reqid_min, uint32_t reqid_max,
 		  struct mm_table **ret, struct mm_err *err)
 {
-	struct mm_partner **list = NULL, **grown;
+	struct mm_partner **list = NULL;
 	size_t n = 0, cap = 0;
 	uint32_t next = reqid_min;
 	sqlite3_stmt *st;
@@ -266,14 +267,9 @@ int mm_store_load(struct mm_store *s, uint32_t reqid_min, uint32_t reqid_max,
 			       -1, &st, NULL) != SQLITE_OK)
 		return db_fail(s, err, "cannot read partners");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap ? cap * 2 : 64;
-			grown = realloc(list, cap * sizeof(*list));
-			if (!grown) {
-				r = mm_err_set(err, MM_ERR_INTERNAL, "store", "out of memory");
-				goto out;
-			}
-			list = grown;
+		if (mm_grow((void **)&list, &cap, n + 1, sizeof(*list)) < 0) {
+			r = mm_err_set(err, MM_ERR_INTERNAL, "store", "out of memory");
+			goto out;
 		}
 		r = row_to_partner(st, &list[n]);
 		if (r < 0) {

@@ -97,6 +97,27 @@ refuse "duplicate" "domain" partner add IMS.partner-a.example --kind ims --agree
 	--range 198.18.0.0/24 --gateway 198.51.100.30 --ca "$MM_TMP/ca-a.pem"
 refuse "set unknown partner" "domain" partner set nobody.example --agreement yes
 refuse "set overlap" "ranges" partner set sip.provider-b.example --add-range 192.0.2.0/28
+# A flag that is not a JSON boolean is refused, never read as false
+# ("dry_run": "yes" once deleted for real).
+raw_admin() {
+	python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(10); s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode() + b"\n"); print(s.makefile().readline(), end="")' \
+		"$MM_TMP/admin.sock" "$1"
+}
+OUT=$(raw_admin '{"op": "partner.del", "domain": "sip.provider-b.example", "dry_run": "yes"}')
+check "dry_run \"yes\" refused, naming dry_run" \
+	test "$(jq -r '.ok, .error.field' <<<"$OUT" | tr '\n' ' ')" = "false dry_run "
+OUT=$(raw_admin '{"op": "apply", "partners": [], "dry_run": 1}')
+check "apply with dry_run 1 refused" test "$(jq -r .error.field <<<"$OUT")" = dry_run
+OUT=$(raw_admin '{"op": "partner.list", "config": "yes"}')
+check "partner.list config \"yes\" refused" test "$(jq -r .error.field <<<"$OUT")" = config
+OUT=$(raw_admin '{"op": "log", "domain": 5}')
+check "log with a domain that is not a string refused" \
+	test "$(jq -r .error.field <<<"$OUT")" = domain
+OUT=$(raw_admin '{"op": "status", "domain": ["x"]}')
+check "status with a domain that is not a string refused" \
+	test "$(jq -r .error.field <<<"$OUT")" = domain
 "$CTL" export >"$MM_TMP/after.yaml"
 sqlite3 "$MM_TMP/store.db" 'SELECT * FROM partners ORDER BY domain' >"$MM_TMP/after.rows"
 check "refusals left the table unchanged" cmp -s "$MM_TMP/before.yaml" "$MM_TMP/after.yaml"
