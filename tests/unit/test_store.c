@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "policy/store.h"
@@ -275,6 +276,148 @@ START_TEST(test_wal_mode)
 }
 END_TEST
 
+
+static void write_file(const char *file, const void *data, size_t len)
+{
+	FILE *f = fopen(file, "wb");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+	fclose(f);
+}
+
+static char *read_file(const char *file, size_t *ret_len)
+{
+	FILE *f = fopen(file, "rb");
+	char *buf = malloc(1 << 20);
+	size_t n;
+
+	ck_assert_ptr_nonnull(f);
+	n = fread(buf, 1, 1 << 20, f);
+	fclose(f);
+	*ret_len = n;
+	return buf;
+}
+
+static void sql(const char *file, const char *statements)
+{
+	sqlite3 *db;
+
+	ck_assert_int_eq(sqlite3_open(file, &db), SQLITE_OK);
+	ck_assert_msg(sqlite3_exec(db, statements, NULL, NULL, NULL) == SQLITE_OK, "%s",
+		      sqlite3_errmsg(db));
+	sqlite3_close(db);
+}
+
+/* What a store file may not be: each is refused with the path and the
+ * reason, and the file is left exactly as it was. */
+enum { NOT_EMPTY, NOT_GARBAGE, NOT_FOREIGN, NOT_BARE_SQLITE, NOT_CORRUPT, NOT_DIR, NOT__N };
+
+START_TEST(test_refuses_what_is_not_a_store)
+{
+	static const char *const reason[NOT__N] = { "empty", "not an mmtrust store",
+						    "not an mmtrust store", "not an mmtrust store",
+						    "integrity check", "not a regular file" };
+	char other[400], *before = NULL, *after;
+	size_t n_before = 0, n_after;
+	struct mm_err err = { 0 };
+	struct mm_store *s2 = NULL;
+
+	snprintf(other, sizeof(other), "%s/other.db", dir);
+	switch (_i) {
+	case NOT_EMPTY:
+		write_file(other, "", 0);
+		break;
+	case NOT_GARBAGE:
+		write_file(other, "this is not a database, just some text\n\x01\x02\xff", 42);
+		break;
+	case NOT_FOREIGN:
+		sql(other, "CREATE TABLE t (x); INSERT INTO t VALUES (1); PRAGMA user_version = 3");
+		break;
+	case NOT_BARE_SQLITE:
+		/* A database someone made with sqlite3(1): no tables, no version. */
+		sql(other, "CREATE TABLE t (x); DROP TABLE t; VACUUM");
+		break;
+	case NOT_CORRUPT: {
+		char *img;
+		size_t len;
+
+		for (int i = 0; i < 4; i++) {
+			char d[40];
+			struct mm_err e = { 0 };
+
+			snprintf(d, sizeof(d), "p%d.example", i);
+			ck_assert_int_eq(run(MM_CHANGE_ADD, d, i, &e), 0);
+		}
+		mm_table_free(table);
+		table = NULL;
+		mm_store_close(store);
+		store = NULL;
+		sql(path, "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode = DELETE");
+		img = read_file(path, &len);
+		ck_assert_uint_ge(len, 4 * 4096);
+		/* The b-tree header of the third page. */
+		memset(img + 2 * 4096, 0xa5, 16);
+		write_file(other, img, len);
+		free(img);
+		break;
+	}
+	case NOT_DIR:
+		ck_assert_int_eq(mkdir(other, 0700), 0);
+		break;
+	}
+	if (_i != NOT_DIR)
+		before = read_file(other, &n_before);
+	ck_assert_int_lt(mm_store_open(other, &s2, &err), 0);
+	ck_assert_ptr_null(s2);
+	ck_assert_msg(strstr(err.msg, other), "no path in: %s", err.msg);
+	ck_assert_msg(strstr(err.msg, reason[_i]), "case %d: no '%s' in: %s", _i, reason[_i],
+		      err.msg);
+	if (_i != NOT_DIR) {
+		after = read_file(other, &n_after);
+		ck_assert_uint_eq(n_after, n_before);
+		ck_assert_msg(!memcmp(before, after, n_after), "case %d: the file was changed", _i);
+		free(after);
+	}
+	free(before);
+}
+END_TEST
+
+static int app_id(const char *file)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int v;
+
+	ck_assert_int_eq(sqlite3_open(file, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA application_id", -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* A new store carries our application_id; a store written before the id
+ * existed (our tables, a schema version) is still ours and gets it. */
+START_TEST(test_application_id)
+{
+	struct mm_err err = { 0 };
+
+	ck_assert_int_eq(run(MM_CHANGE_ADD, "kept.example", 1, &err), 0);
+	ck_assert_int_eq(app_id(path), MM_STORE_APPLICATION_ID);
+	mm_table_free(table);
+	table = NULL;
+	mm_store_close(store);
+	store = NULL;
+	sql(path, "PRAGMA application_id = 0");
+	ck_assert_int_eq(app_id(path), 0);
+	reopen();
+	ck_assert_ptr_nonnull(mm_table_find(table, "kept.example"));
+	ck_assert_int_eq(app_id(path), MM_STORE_APPLICATION_ID);
+}
+END_TEST
+
 START_TEST(test_diff)
 {
 	struct mm_err err = { 0 };
@@ -317,6 +460,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_schema_version);
 	tcase_add_test(tc, test_wal_mode);
 	tcase_add_test(tc, test_diff);
+	tcase_add_loop_test(tc, test_refuses_what_is_not_a_store, 0, NOT__N);
+	tcase_add_test(tc, test_application_id);
 	suite_add_tcase(s, tc);
 	return s;
 }
