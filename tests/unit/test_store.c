@@ -418,6 +418,99 @@ START_TEST(test_application_id)
 }
 END_TEST
 
+
+static void unref_all(struct mm_change *c, int n)
+{
+	for (int i = 0; i < n; i++)
+		mm_partner_unref(c[i].after);
+}
+
+/* Reqid allocation against a reference: random held sets (adds and
+ * deletes move the cursor around the range), then one change set adding
+ * many partners at once.  Every reqid stays unique and in the range; the
+ * change is refused as exhausted exactly when it asks for more than are
+ * free. */
+START_TEST(test_reqid_allocation_model)
+{
+	unsigned seed = 4242;
+
+	for (int round = 0; round < 60; round++) {
+		uint32_t lo = 1000, span = 5 + (uint32_t)(rand_r(&seed) % 100), hi = lo + span - 1;
+		struct mm_table *t, *nt;
+		struct mm_err err = { 0 };
+		struct mm_change c[240];
+		int next_id = 0, n_new, held;
+
+		ck_assert_int_eq(mm_table_new(lo, hi, &t), 0);
+		/* A held set: add some, delete some, one change at a time. */
+		for (int step = 0; step < 60; step++) {
+			struct mm_change one = { 0 };
+
+			if (t->n && rand_r(&seed) % 3 == 0) {
+				one.op = MM_CHANGE_DEL;
+				one.before = mm_partner_ref(t->partners[rand_r(&seed) % t->n]);
+			} else if (t->n < span) {
+				char d[32];
+
+				snprintf(d, sizeof(d), "h%d.example", next_id);
+				one.op = MM_CHANGE_ADD;
+				one.after = make(d, next_id++ % 250);
+			} else {
+				continue;
+			}
+			if (mm_table_apply(t, &one, 1, time(NULL), &nt, &err) == 0) {
+				mm_table_free(t);
+				t = nt;
+			}
+			mm_partner_unref(one.before);
+			mm_partner_unref(one.after);
+			if (next_id >= 100)
+				break;
+		}
+		held = (int)t->n;
+		n_new = 1 + (int)(rand_r(&seed) % (span + 3));
+		if (n_new > 240 - next_id)
+			n_new = 240 - next_id;
+		for (int i = 0; i < n_new; i++) {
+			char d[32];
+
+			snprintf(d, sizeof(d), "new%d.example", i);
+			c[i] = (struct mm_change){ .op = MM_CHANGE_ADD,
+						   .after = make(d, (next_id + i) % 250) };
+		}
+		/* Ranges must not overlap: keep the held ones' numbers apart. */
+		int r = mm_table_apply(t, c, (size_t)n_new, time(NULL), &nt, &err);
+
+		if (r < 0 && err.code == MM_ERR_CONFLICT) {
+			/* make() reused a range number: not what this test is about. */
+			unref_all(c, n_new);
+			mm_table_free(t);
+			continue;
+		}
+		if ((uint32_t)(held + n_new) > span) {
+			ck_assert_msg(r < 0 && err.code == MM_ERR_EXHAUSTED,
+				      "round %d: %d held + %d new in %u: %s", round, held, n_new, span,
+				      err.msg);
+		} else {
+			ck_assert_msg(r == 0, "round %d: %d held + %d new in %u refused: %s", round,
+				      held, n_new, span, err.msg);
+			for (size_t i = 0; i < nt->n; i++) {
+				ck_assert_uint_ge(nt->by_reqid[i]->reqid, lo);
+				ck_assert_uint_le(nt->by_reqid[i]->reqid, hi);
+				if (i)
+					ck_assert_msg(nt->by_reqid[i]->reqid !=
+							      nt->by_reqid[i - 1]->reqid,
+						      "round %d: reqid %u twice", round,
+						      nt->by_reqid[i]->reqid);
+			}
+			mm_table_free(nt);
+		}
+		unref_all(c, n_new);
+		mm_table_free(t);
+	}
+}
+END_TEST
+
 START_TEST(test_diff)
 {
 	struct mm_err err = { 0 };
@@ -460,6 +553,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_schema_version);
 	tcase_add_test(tc, test_wal_mode);
 	tcase_add_test(tc, test_diff);
+	tcase_add_test(tc, test_reqid_allocation_model);
 	tcase_add_loop_test(tc, test_refuses_what_is_not_a_store, 0, NOT__N);
 	tcase_add_test(tc, test_application_id);
 	suite_add_tcase(s, tc);
