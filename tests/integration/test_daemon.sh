@@ -46,6 +46,18 @@ contains "$ERR" "daemon.stroe" "config error names the key"
 printf '[ike]\nenabled = yes\ncertificate = /x.pem\nprivate_key = /x.key\n' >"$MM_TMP/notunnel.conf"
 expect_exit 1 "[ike] without a tunnel address refused" ip netns exec "$NS" "$BUILD/mmtrustd" --check-config -c "$MM_TMP/notunnel.conf"
 contains "$ERR" "local.tunnel" "the refusal names [local] tunnel"
+printf '[local]\ncscf = 10.0.0.0/24\ncscf = 10.1.0.0/24\n' >"$MM_TMP/dup.conf"
+expect_exit 1 "a key given twice refused" ip netns exec "$NS" "$BUILD/mmtrustd" --check-config -c "$MM_TMP/dup.conf"
+contains "$ERR" "local.cscf: set twice, on lines 2 and 3" "the refusal names the key and both lines"
+printf '[local]\ncscf = 10.0.0.0/24,\n  10.1.0.0/24\n' >"$MM_TMP/cont.conf"
+expect_exit 1 "a value continued on an indented line refused" ip netns exec "$NS" "$BUILD/mmtrustd" --check-config -c "$MM_TMP/cont.conf"
+contains "$ERR" "line 3" "the refusal names the continued line"
+printf '[spd]\npriority_base = 4294967100\n' >"$MM_TMP/wrap.conf"
+expect_exit 1 "a priority band that wraps refused by --check-config" ip netns exec "$NS" "$BUILD/mmtrustd" --check-config -c "$MM_TMP/wrap.conf"
+contains "$ERR" "spd.priority_base" "the refusal names priority_base"
+printf '[query]\nmax_clients = 0\n' >"$MM_TMP/maxc.conf"
+expect_exit 1 "max_clients = 0 refused by --check-config" ip netns exec "$NS" "$BUILD/mmtrustd" --check-config -c "$MM_TMP/maxc.conf"
+contains "$ERR" "query.max_clients" "the refusal names max_clients"
 
 start_daemon
 
