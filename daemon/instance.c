@@ -72,7 +72,11 @@ static int lock_beside(struct instance *inst, const char *path, const char *what
 	if (r < 0)
 		return mm_err_set(err, MM_ERR_INTERNAL, what, "cannot create the directory of %s: %s",
 				  lock, strerror(-r));
-	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	/* A lock file left by another user (a root run before a service user)
+	 * still locks when opened read-only: flock(2) needs no write access. */
+	if (fd < 0 && (errno == EACCES || errno == EROFS))
+		fd = open(lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return mm_err_set(err, MM_ERR_INTERNAL, what, "cannot open the lock %s: %s", lock,
 				  strerror(errno));
