@@ -102,7 +102,8 @@ $(MMTRUSTD): $(call obj,$(DAEMON_SRC)) $(DAEMON_LIBS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(call pc_libs,$(PKGS_DAEMON) $(PKGS_NETLINK) $(PKGS_POLICY))
 
-$(MMTRUSTCTL): $(call obj,$(CLI_SRC)) $(LIBCLIENT_A)
+# libmmpolicy only for what cli/ may use of it (policy/grow.h).
+$(MMTRUSTCTL): $(call obj,$(CLI_SRC)) $(LIBCLIENT_A) $(LIBPOLICY)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(call pc_libs,$(PKGS_CLI))
 

@@ -14,6 +14,7 @@
 #include <yaml.h>
 
 #include "tablefile.h"
+#include "policy/grow.h"
 
 #define TAG_STR  "tag:yaml.org,2002:str"
 #define TAG_BOOL "tag:yaml.org,2002:bool"
@@ -122,23 +123,15 @@ static int read_fd(int fd, size_t max, char **ret_buf, size_t *ret_len)
 		ssize_t n;
 
 		if (len == cap) {
-			size_t ncap = cap ? cap * 2 : 4096;
-			char *nbuf;
-
 			/* one byte over max tells "too large" from "exactly max" */
-			if (ncap > max + 1)
-				ncap = max + 1;
-			if (ncap <= len) {
+			if (len > max) {
 				r = -EFBIG;
 				goto out;
 			}
-			nbuf = realloc(buf, ncap);
-			if (!nbuf) {
-				r = -ENOMEM;
+			r = mm_grow_max((void **)&buf, &cap, len + 4096 < max + 1 ? len + 4096 : max + 1,
+					1, max + 1);
+			if (r < 0)
 				goto out;
-			}
-			buf = nbuf;
-			cap = ncap;
 		}
 		n = read(fd, buf + len, cap - len);
 		if (n < 0) {
@@ -906,19 +899,9 @@ static int werr(struct wctx *w, int rc, const char *fmt, ...)
 
 static int buf_put(struct wctx *w, const void *data, size_t n)
 {
-	if (w->cap - w->len < n) {
-		size_t ncap = w->cap ? w->cap : 4096;
-		char *nbuf;
-
-		while (ncap - w->len < n)
-			ncap *= 2;
-		nbuf = realloc(w->buf, ncap);
-		if (!nbuf) {
-			w->oom = true;
-			return -ENOMEM;
-		}
-		w->buf = nbuf;
-		w->cap = ncap;
+	if (n > SIZE_MAX - w->len || mm_grow((void **)&w->buf, &w->cap, w->len + n, 1) < 0) {
+		w->oom = true;
+		return -ENOMEM;
 	}
 	memcpy(w->buf + w->len, data, n);
 	w->len += n;

@@ -38,6 +38,31 @@ static const char *str_member(const json_t *req, const char *key)
 	return json_string_value(json_object_get(req, key));
 }
 
+/* An optional member of JSON type 'b' (int *ret) or 's' (const char
+ * **ret), left as it is when absent.  Any other type is refused, never
+ * taken for "absent": "dry_run": "yes" read as false would commit the
+ * change, "domain": 5 would log every partner.  Returns NULL, or the
+ * error answer. */
+static json_t *opt_member(const json_t *req, const char *key, char type, void *ret)
+{
+	const char fmt[] = { '{', 's', '?', type, '}', '\0' };
+	json_error_t jerr;
+
+	if (json_unpack_ex((json_t *)req, &jerr, 0, fmt, key, ret) < 0)
+		return mm_jsonl_error("invalid", key, "must be %s",
+				      type == 'b' ? "true or false" : "a string");
+	return NULL;
+}
+
+static json_t *flag_member(const json_t *req, const char *key, bool *ret)
+{
+	int b = 0;
+	json_t *bad = opt_member(req, key, 'b', &b);
+
+	*ret = b;
+	return bad;
+}
+
 /* A partner in a change report: everything but the PEM, whose fingerprint
  * says which CA it is (an apply of a large table would otherwise answer
  * with every certificate again). */
@@ -126,13 +151,16 @@ static json_t *op_partner_add(struct mmtrustd *d, const struct mm_jsonl_peer *pe
 	struct mm_change c = { .op = MM_CHANGE_ADD };
 	struct mm_err err = { 0 };
 	json_t *answer;
+	bool dry_run = false;
 
+	answer = flag_member(req, "dry_run", &dry_run);
+	if (answer)
+		return answer;
 	if (mm_partner_from_json(json_object_get(req, "partner"), time(NULL), &c.after, &err) < 0) {
 		mm_err_prefix(&err, "partner");
 		return err_answer(&err);
 	}
-	answer = commit_changes(d, peer, "partner.add", &c, 1,
-				json_is_true(json_object_get(req, "dry_run")));
+	answer = commit_changes(d, peer, "partner.add", &c, 1, dry_run);
 	mm_partner_unref(c.after);
 	return answer;
 }
@@ -160,7 +188,11 @@ static json_t *op_partner_set(struct mmtrustd *d, const struct mm_jsonl_peer *pe
 	struct mm_change c = { .op = MM_CHANGE_SET };
 	struct mm_err err = { 0 };
 	json_t *answer;
+	bool dry_run = false;
 
+	answer = flag_member(req, "dry_run", &dry_run);
+	if (answer)
+		return answer;
 	c.before = find_named(d, req, &err);
 	if (!c.before)
 		return err_answer(&err);
@@ -172,8 +204,7 @@ static json_t *op_partner_set(struct mmtrustd *d, const struct mm_jsonl_peer *pe
 		return mm_jsonl_ok(json_pack("{s:[], s:b}", "changes", "applied", 0));
 	}
 	mm_partner_ref(c.before);
-	answer = commit_changes(d, peer, "partner.set", &c, 1,
-				json_is_true(json_object_get(req, "dry_run")));
+	answer = commit_changes(d, peer, "partner.set", &c, 1, dry_run);
 	mm_partner_unref(c.before);
 	mm_partner_unref(c.after);
 	return answer;
@@ -185,13 +216,16 @@ static json_t *op_partner_del(struct mmtrustd *d, const struct mm_jsonl_peer *pe
 	struct mm_change c = { .op = MM_CHANGE_DEL };
 	struct mm_err err = { 0 };
 	json_t *answer;
+	bool dry_run = false;
 
+	answer = flag_member(req, "dry_run", &dry_run);
+	if (answer)
+		return answer;
 	c.before = find_named(d, req, &err);
 	if (!c.before)
 		return err_answer(&err);
 	mm_partner_ref(c.before);
-	answer = commit_changes(d, peer, "partner.del", &c, 1,
-				json_is_true(json_object_get(req, "dry_run")));
+	answer = commit_changes(d, peer, "partner.del", &c, 1, dry_run);
 	mm_partner_unref(c.before);
 	return answer;
 }
@@ -211,12 +245,17 @@ static json_t *op_partner_show(struct mmtrustd *d, const struct mm_jsonl_peer *p
 static json_t *op_partner_list(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
 			       const json_t *req)
 {
-	int flags = json_is_true(json_object_get(req, "config")) ? MM_JSON_CONFIG : MM_JSON_FULL;
-	json_t *list = json_array();
+	json_t *list, *bad;
+	bool config = false;
 
 	(void)peer;
+	bad = flag_member(req, "config", &config);
+	if (bad)
+		return bad;
+	list = json_array();
 	for (size_t i = 0; list && i < d->table->n; i++)
-		json_array_append_new(list, mm_partner_to_json(d->table->partners[i], flags));
+		json_array_append_new(list, mm_partner_to_json(d->table->partners[i],
+							       config ? MM_JSON_CONFIG : MM_JSON_FULL));
 	return mm_jsonl_ok(json_pack("{s:o, s:{s:I, s:I, s:I}}", "partners", list, "reqid_range",
 				     "min", (json_int_t)d->table->reqid_min, "max",
 				     (json_int_t)d->table->reqid_max, "next",
@@ -232,7 +271,11 @@ static json_t *op_apply(struct mmtrustd *d, const struct mm_jsonl_peer *peer, co
 	struct mm_err err = { 0 };
 	time_t now = time(NULL);
 	json_t *answer = NULL;
+	bool dry_run = false;
 
+	answer = flag_member(req, "dry_run", &dry_run);
+	if (answer)
+		return answer;
 	if (!json_is_array(arr))
 		return mm_jsonl_error("invalid", "partners", "must be a list of partners");
 	want = calloc(json_array_size(arr) + 1, sizeof(*want));
@@ -257,8 +300,7 @@ static json_t *op_apply(struct mmtrustd *d, const struct mm_jsonl_peer *peer, co
 		answer = err_answer(&err);
 		goto out;
 	}
-	answer = commit_changes(d, peer, "apply", changes, n_changes,
-				json_is_true(json_object_get(req, "dry_run")));
+	answer = commit_changes(d, peer, "apply", changes, n_changes, dry_run);
 out:
 	mm_changes_free(changes, n_changes);
 	for (i = 0; i < n; i++)
@@ -300,11 +342,14 @@ static json_t *op_log(struct mmtrustd *d, const struct mm_jsonl_peer *peer, cons
 {
 	const json_t *lim = json_object_get(req, "limit");
 	char domain[MM_DOMAIN_MAX + 1];
-	const char *dom = str_member(req, "domain");
+	const char *dom = NULL;
 	struct mm_err err = { 0 };
 	json_t *entries;
 
 	(void)peer;
+	entries = opt_member(req, "domain", 's', &dom);
+	if (entries)
+		return entries;
 	if (lim && (!json_is_integer(lim) || json_integer_value(lim) < 0))
 		return mm_jsonl_error("invalid", "limit", "must be a non-negative integer");
 	if (dom && mm_domain_canon(dom, domain, "domain", &err) < 0)
@@ -329,10 +374,14 @@ static json_t *op_status(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
 			 const json_t *req)
 {
 	char domain[MM_DOMAIN_MAX + 1];
-	const char *dom = str_member(req, "domain");
+	const char *dom = NULL;
 	struct mm_err err = { 0 };
+	json_t *bad;
 
 	(void)peer;
+	bad = opt_member(req, "domain", 's', &dom);
+	if (bad)
+		return bad;
 	if (dom) {
 		if (mm_domain_canon(dom, domain, "domain", &err) < 0)
 			return err_answer(&err);

@@ -1,8 +1,11 @@
 #include "config.h"
+#include "spd_desired.h"
 
 #include <errno.h>
 #include <grp.h>
 #include <ini.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,11 +15,11 @@ void mm_config_defaults(struct mm_config *c)
 	*c = (struct mm_config){
 		.admin_gid = (gid_t)-1,
 		.query_gid = (gid_t)-1,
-		.reqid_min = 1000000,
-		.reqid_max = 1099999,
+		.reqid_min = MM_SPD_REQID_MIN_DEFAULT,
+		.reqid_max = MM_SPD_REQID_MAX_DEFAULT,
 		.spd_enabled = true,
-		.spd_prio_base = 100000,
-		.spd_tag = 0x6d6d7472,  /* "mmtr" */
+		.spd_prio_base = MM_SPD_PRIO_BASE_DEFAULT,
+		.spd_tag = MM_SPD_TAG_DEFAULT,
 		.spd_verify_interval = 60,
 		.ike_dpd_delay = 30,
 		.query_max_clients = 1024,
@@ -27,12 +30,52 @@ void mm_config_defaults(struct mm_config *c)
 	snprintf(c->query_socket, sizeof(c->query_socket), "/run/mmtrust/query.sock");
 }
 
+#define MAX_SEEN 64
+
 struct parse_ctx {
 	struct mm_config *c;
 	struct mm_err *err;
-	int line;
+	FILE *f;
+	int line;               /* the line the reader returned last */
+	bool continuation;      /* it began with blanks: inih's multi-line value */
 	char field[160];
+	struct { char field[160]; int line; } seen[MAX_SEEN];
+	size_t n_seen;
 };
+
+/* inih's reader, counting lines so that errors can name them. */
+static char *read_line(char *str, int num, void *stream)
+{
+	struct parse_ctx *x = stream;
+	char *r = fgets(str, num, x->f);
+
+	if (r) {
+		x->line++;
+		x->continuation = str[0] == ' ' || str[0] == '\t';
+	}
+	return r;
+}
+
+/* A key given twice is an error naming both lines: taking the later value
+ * silently hides a mistake (two cscf lines, one meant to be the other). */
+static int check_once(struct parse_ctx *x)
+{
+	if (x->continuation)
+		return mm_err_set(x->err, MM_ERR_INVALID, x->field,
+				  "line %d: a value continued on an indented line; write the whole "
+				  "value (a list separated by commas) on one line",
+				  x->line);
+	for (size_t i = 0; i < x->n_seen; i++)
+		if (!strcmp(x->seen[i].field, x->field))
+			return mm_err_set(x->err, MM_ERR_INVALID, x->field,
+					  "set twice, on lines %d and %d; give it once",
+					  x->seen[i].line, x->line);
+	if (x->n_seen < MAX_SEEN) {
+		snprintf(x->seen[x->n_seen].field, sizeof(x->seen[0].field), "%s", x->field);
+		x->seen[x->n_seen++].line = x->line;
+	}
+	return 0;
+}
 
 static int set_string(char *dst, size_t size, const char *value, struct parse_ctx *x)
 {
@@ -137,6 +180,8 @@ static int handler(void *user, const char *section, const char *name, const char
 	int r;
 
 	snprintf(x->field, sizeof(x->field), "%.60s.%.60s", section, name);
+	if (check_once(x) < 0)
+		return 0;
 #define KEY(s, k) (strcmp(section, s) == 0 && strcmp(name, k) == 0)
 	if (KEY("daemon", "store"))
 		r = set_string(c->store, sizeof(c->store), value, x);
@@ -209,7 +254,8 @@ int mm_config_load(const char *path, struct mm_config *ret, struct mm_err *err)
 	f = fopen(path, "re");
 	if (!f)
 		return mm_err_set(err, MM_ERR_INVALID, path, "cannot read: %s", strerror(errno));
-	r = ini_parse_file(f, handler, &x);
+	x.f = f;
+	r = ini_parse_stream(read_line, &x, handler, &x);
 	fclose(f);
 	if (r > 0) {
 		/* inih returns the first refused line; a syntax error calls no handler. */
@@ -236,6 +282,17 @@ int mm_config_load(const char *path, struct mm_config *ret, struct mm_err *err)
 		return mm_err_set(err, MM_ERR_INVALID, "local.tunnel",
 				  "%s: [ike] enabled needs [local] tunnel (our IKE and ESP "
 				  "endpoint address)", path);
+	/* The checks the daemon would otherwise only meet at start (the SPD
+	 * engine, the query socket): --check-config, start and reload share
+	 * this one validation. */
+	if ((uint64_t)c.spd_prio_base + MM_SPD_PRIO_SPAN - 1 > UINT32_MAX)
+		return mm_err_set(err, MM_ERR_INVALID, "spd.priority_base",
+				  "%s: the band %u..%u+256 wraps past 4294967295; at most %u", path,
+				  c.spd_prio_base, c.spd_prio_base,
+				  (unsigned)(UINT32_MAX - (MM_SPD_PRIO_SPAN - 1)));
+	if (c.query_max_clients == 0)
+		return mm_err_set(err, MM_ERR_INVALID, "query.max_clients",
+				  "%s: 0 would refuse every CSCF; at least 1", path);
 	if (c.spd_tag == 0)
 		return mm_err_set(err, MM_ERR_INVALID, "spd.tag",
 				  "%s: the tag must not be 0 (0 is every other program's policies)",

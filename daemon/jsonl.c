@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "policy/grow.h"
 
 struct buf {
 	char *data;
@@ -50,18 +51,9 @@ struct mm_jsonl_server {
 
 static int buf_append(struct buf *b, const char *data, size_t len)
 {
-	if (b->len + len > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		char *d;
-
-		while (cap < b->len + len)
-			cap *= 2;
-		d = realloc(b->data, cap);
-		if (!d)
-			return -ENOMEM;
-		b->data = d;
-		b->cap = cap;
-	}
+	if (len > SIZE_MAX - b->len ||
+	    mm_grow((void **)&b->data, &b->cap, b->len + len, 1) < 0)
+		return -ENOMEM;
 	memcpy(b->data + b->len, data, len);
 	b->len += len;
 	return 0;

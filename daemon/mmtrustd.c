@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "instance.h"
 #include "mmtrustd.h"
 
 static const char usage[] =
@@ -49,21 +50,6 @@ static const char usage[] =
 	"\n"
 	"Exit status: 0 clean stop, 1 configuration or store error, 2 usage error.\n";
 
-/* mkdir -p for the directory holding path (the store, the sockets). */
-static int make_parent_dir(const char *path, mode_t mode)
-{
-	char dir[4096];
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	for (char *s = strchr(dir + 1, '/'); s; s = strchr(s + 1, '/')) {
-		*s = '\0';
-		if (mkdir(dir, mode) < 0 && errno != EEXIST)
-			return -errno;
-		*s = '/';
-	}
-	return 0;
-}
-
 static int load_state(struct mmtrustd *d, struct mm_config *cfg, struct mm_store **ret_store,
 		      struct mm_table **ret_table, struct mm_err *err)
 {
@@ -71,7 +57,14 @@ static int load_state(struct mmtrustd *d, struct mm_config *cfg, struct mm_store
 	struct mm_table *table = NULL;
 	int r;
 
-	r = make_parent_dir(cfg->store, 0750);
+	/* One mmtrustd per store: a reload that names another store claims
+	 * it before reading it. */
+	if (d->inst) {
+		r = instance_claim_store(d->inst, cfg->store, err);
+		if (r < 0)
+			return r;
+	}
+	r = instance_mkdir_parent(cfg->store, 0750);
 	if (r < 0)
 		return mm_err_set(err, MM_ERR_INTERNAL, "store", "cannot create the directory of %s: %s",
 				  cfg->store, strerror(-r));
@@ -276,7 +269,7 @@ static int open_admin(struct mmtrustd *d)
 		.max_clients = 64,
 	};
 	mode_t mode = d->cfg.admin_gid == (gid_t)-1 ? 0600 : 0660;
-	int r = make_parent_dir(d->cfg.admin_socket, 0755);
+	int r = instance_mkdir_parent(d->cfg.admin_socket, 0755);
 
 	if (r < 0)
 		return r;
@@ -387,6 +380,15 @@ int main(int argc, char **argv)
 	int verbose = 0, c, r, rc = 1;
 	sigset_t mask;
 
+	/* Before anything else: a SIGHUP or SIGTERM that arrives while the
+	 * store loads (seconds with a large table) waits for the event loop
+	 * instead of killing the daemon with the default action. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
 	while ((c = getopt_long(argc, argv, "c:ftvVh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
@@ -430,6 +432,13 @@ int main(int argc, char **argv)
 		rc = 0;
 		goto out;
 	}
+	/* One instance: claimed before the store is read or the kernel
+	 * touched (--check-config only reads, and claims nothing). */
+	if (!check && instance_claim(d.cfg.store, d.cfg.admin_socket, d.cfg.query_socket,
+				     d.cfg.spd_tag, &d.inst, &err) < 0) {
+		log_err("refusing to start: %s%s%s", err.field, err.field[0] ? ": " : "", err.msg);
+		goto out;
+	}
 	if (load_state(&d, &d.cfg, &d.store, &d.table, &err) < 0) {
 		log_err("%s%s%s", err.field, err.field[0] ? ": " : "", err.msg);
 		goto out;
@@ -447,12 +456,7 @@ int main(int argc, char **argv)
 		log_err("cannot detach: %s", strerror(errno));
 		goto out;
 	}
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	instance_note_pid(d.inst);
 	r = sd_event_default(&d.ev);
 	if (r < 0 ||
 	    (r = sd_event_add_signal(d.ev, NULL, SIGTERM, NULL, NULL)) < 0 ||
@@ -465,7 +469,7 @@ int main(int argc, char **argv)
 	kernel_start(&d);
 	kernel_table_changed(&d, NULL, 0);
 	ike_start(&d, &ike_ops, &d);
-	r = make_parent_dir(d.cfg.query_socket, 0755);
+	r = instance_mkdir_parent(d.cfg.query_socket, 0755);
 	if (r == 0)
 		r = query_start(&d.cfg, &d.query);
 	if (r == 0)
@@ -509,5 +513,6 @@ out:
 	mm_table_free(d.table);
 	mm_store_close(d.store);
 	sd_event_unref(d.ev);
+	instance_release(d.inst);
 	return rc;
 }

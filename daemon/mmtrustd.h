@@ -19,6 +19,7 @@ struct mmtrustd {
 	sd_event *ev;
 	struct mm_config cfg;
 	char config_path[4096];    /* "" when running on built-in defaults */
+	struct instance *inst;     /* our claim on store, sockets, namespace */
 	struct mm_store *store;
 	struct mm_table *table;    /* the live table; replaced, never edited */
 	struct mm_jsonl_server *admin;

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy/grow.h"
+
 /* ---- configuration ---- */
 
 void mm_spd_config_init(struct mm_spd_config *cfg)
@@ -142,15 +144,8 @@ static int add_problem(struct mm_spd_desired *d, size_t partner, int error, cons
 	struct mm_spd_problem *pr;
 	va_list ap;
 
-	if (d->n_problems == d->cap_problems) {
-		size_t cap = d->cap_problems ? d->cap_problems * 2 : 8;
-		void *v = realloc(d->problems, cap * sizeof(*pr));
-
-		if (!v)
-			return -ENOMEM;
-		d->problems = v;
-		d->cap_problems = cap;
-	}
+	if (mm_grow((void **)&d->problems, &d->cap_problems, d->n_problems + 1, sizeof(*pr)) < 0)
+		return -ENOMEM;
 	pr = &d->problems[d->n_problems++];
 	pr->partner = partner;
 	pr->error = error;
@@ -162,15 +157,8 @@ static int add_problem(struct mm_spd_desired *d, size_t partner, int error, cons
 
 static int add_want(struct mm_spd_desired *d, const struct mm_spd_want *w)
 {
-	if (d->n_want == d->cap_want) {
-		size_t cap = d->cap_want ? d->cap_want * 2 : 64;
-		void *v = realloc(d->want, cap * sizeof(*w));
-
-		if (!v)
-			return -ENOMEM;
-		d->want = v;
-		d->cap_want = cap;
-	}
+	if (mm_grow((void **)&d->want, &d->cap_want, d->n_want + 1, sizeof(*w)) < 0)
+		return -ENOMEM;
 	d->want[d->n_want++] = *w;
 	return 0;
 }

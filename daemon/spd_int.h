@@ -11,6 +11,7 @@
 #define MM_SPD_INT_H
 
 #include "spd.h"
+#include "policy/grow.h"
 
 #define NONE UINT32_MAX
 
@@ -163,12 +164,16 @@ struct mm_spd {
 };
 
 #define VEC_PUSH(vec, val) \
-	(spd_grow((void **)&(vec).v, &(vec).cap, (vec).n + 1, sizeof(*(vec).v)) < 0 ? -ENOMEM : \
+	(mm_grow((void **)&(vec).v, &(vec).cap, (vec).n + 1, sizeof(*(vec).v)) < 0 ? -ENOMEM : \
 	 ((vec).v[(vec).n++] = (val), 0))
 
 /* spd_mirror.c */
 void spd_prefault(void *p, size_t len);
-int spd_grow(void **v, size_t *cap, size_t need, size_t size);
+/* The old name of mm_grow(), still used by spd.c. */
+static inline int spd_grow(void **v, size_t *cap, size_t need, size_t size)
+{
+	return mm_grow(v, cap, need, size);
+}
 int spd_index_reserve(struct mm_spd *spd, size_t entries, size_t partners);
 uint32_t spd_entry_find(const struct mm_spd *spd, uint8_t dir, const struct mm_prefix *src,
 			const struct mm_prefix *dst);

@@ -24,24 +24,6 @@ void spd_prefault(void *p, size_t len)
 	(void)madvise((void *)a, end - a, MADV_POPULATE_WRITE);
 }
 
-int spd_grow(void **v, size_t *cap, size_t need, size_t size)
-{
-	size_t cap2;
-	void *n;
-
-	if (need <= *cap)
-		return 0;
-	cap2 = *cap ? *cap : 16;
-	while (cap2 < need)
-		cap2 *= 2;
-	n = realloc(*v, cap2 * size);
-	if (!n)
-		return -ENOMEM;
-	*v = n;
-	*cap = cap2;
-	return 0;
-}
-
 static uint64_t fnv(uint64_t h, const void *data, size_t len)
 {
 	const unsigned char *c = data;
@@ -210,7 +192,7 @@ uint32_t spd_entry_get(struct mm_spd *spd, uint8_t dir, const struct mm_prefix *
 		x = spd->free_e;
 		spd->free_e = spd->e[x].next;
 	} else {
-		if (spd_grow((void **)&spd->e, &spd->cap_e, spd->n_e + 1, sizeof(*spd->e)) < 0)
+		if (mm_grow((void **)&spd->e, &spd->cap_e, spd->n_e + 1, sizeof(*spd->e)) < 0)
 			return NONE;
 		x = (uint32_t)spd->n_e++;
 	}
@@ -318,7 +300,7 @@ uint32_t spd_prec_get(struct mm_spd *spd, const char *domain, bool *ret_created)
 		x = spd->free_p;
 		spd->free_p = spd->p[x].next_free;
 	} else {
-		if (spd_grow((void **)&spd->p, &spd->cap_p, spd->n_p + 1, sizeof(*spd->p)) < 0) {
+		if (mm_grow((void **)&spd->p, &spd->cap_p, spd->n_p + 1, sizeof(*spd->p)) < 0) {
 			free(d);
 			return NONE;
 		}
@@ -351,9 +333,9 @@ void spd_prec_remove(struct mm_spd *spd, uint32_t x)
 /* Room for this many entries and partners (a cold start reserves once). */
 int spd_index_reserve(struct mm_spd *spd, size_t entries, size_t partners)
 {
-	if (spd_grow((void **)&spd->e, &spd->cap_e, entries, sizeof(*spd->e)) < 0 ||
+	if (mm_grow((void **)&spd->e, &spd->cap_e, entries, sizeof(*spd->e)) < 0 ||
 	    eh_reserve(spd, entries) < 0 || ph_reserve(spd, partners) < 0 ||
-	    spd_grow((void **)&spd->p, &spd->cap_p, partners, sizeof(*spd->p)) < 0)
+	    mm_grow((void **)&spd->p, &spd->cap_p, partners, sizeof(*spd->p)) < 0)
 		return -ENOMEM;
 	spd_prefault(spd->e, entries * sizeof(*spd->e));
 	spd_prefault(spd->p, partners * sizeof(*spd->p));

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "xfrm_attr.h"
+#include "policy/grow.h"
 
 static const struct mm_xfrm_obj_msgs sa_msgs = {
 	.new_type = XFRM_MSG_NEWSA,
@@ -137,15 +138,8 @@ static int collect_one(const struct mm_xfrm_sa *sa, void *data)
 
 	if (!c->match(sa, c->userdata))
 		return 0;
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 16;
-		struct mm_xfrm_sa *v = realloc(c->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		c->v = v;
-		c->cap = cap;
-	}
+	if (mm_grow((void **)&c->v, &c->cap, c->n + 1, sizeof(*c->v)) < 0)
+		return -ENOMEM;
 	c->v[c->n++] = *sa;
 	return 0;
 }

@@ -1,4 +1,5 @@
 #include "store.h"
+#include "grow.h"
 #include "jsonfmt.h"
 
 #include <errno.h>
@@ -7,7 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+
+#define MM_STR_(x) #x
+#define MM_STR(x) MM_STR_(x)
 
 struct mm_store {
 	sqlite3 *db;
@@ -114,25 +119,110 @@ static int migrate(struct mm_store *s, struct mm_err *err)
 	return 0;
 }
 
+static int pragma_int(struct mm_store *s, const char *sql, int *ret)
+{
+	sqlite3_stmt *st;
+	int r = -EIO;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*ret = sqlite3_column_int(st, 0);
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* An existing file is our store only when SQLite can read it, its pages
+ * pass quick_check, and it says it is ours: our application_id, or (a
+ * store written before the id) a schema version with our three tables.
+ * Anything else -- an empty file, another program's database, garbage --
+ * is refused: taking it for a new, empty store would make the daemon
+ * delete every policy it programmed. */
+static int check_existing(struct mm_store *s, const char *path, struct mm_err *err)
+{
+	sqlite3_stmt *st;
+	int app = 0, version = 0, tables = 0;
+	const char *qc = NULL;
+	int r;
+
+	if (pragma_int(s, "PRAGMA application_id", &app) < 0 ||
+	    pragma_int(s, "PRAGMA user_version", &version) < 0)
+		return mm_err_set(err, MM_ERR_INTERNAL, "store",
+				  "%s is not an mmtrust store: %s", path, sqlite3_errmsg(s->db));
+	if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK)
+		return mm_err_set(err, MM_ERR_INTERNAL, "store", "%s: cannot check it: %s", path,
+				  sqlite3_errmsg(s->db));
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW)
+		qc = (const char *)sqlite3_column_text(st, 0);
+	if (r != SQLITE_ROW || !qc || strcmp(qc, "ok") != 0) {
+		r = mm_err_set(err, MM_ERR_INTERNAL, "store",
+			       "%s fails SQLite's integrity check (%s); restore it from a "
+			       "backup or from `mmtrustctl export`",
+			       path, qc ? qc : sqlite3_errmsg(s->db));
+		sqlite3_finalize(st);
+		return r;
+	}
+	sqlite3_finalize(st);
+	if (app == (int)MM_STORE_APPLICATION_ID)
+		return 0;
+	if (app == 0 && version >= 1 &&
+	    pragma_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+			  "name IN ('meta', 'partners', 'audit')", &tables) == 0 && tables == 3)
+		return 0;
+	return mm_err_set(err, MM_ERR_INTERNAL, "store",
+			  "%s is not an mmtrust store (application_id %d, schema version %d); "
+			  "only a missing file becomes a new store", path, app, version);
+}
+
 int mm_store_open(const char *path, struct mm_store **ret, struct mm_err *err)
 {
 	struct mm_store *s = calloc(1, sizeof(*s));
+	struct stat sb;
+	bool exists;
 	int r;
 
 	if (!s)
 		return mm_err_set(err, MM_ERR_INTERNAL, "store", "out of memory");
-	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	exists = stat(path, &sb) == 0;
+	if (!exists && errno != ENOENT) {
+		r = mm_err_set(err, MM_ERR_INTERNAL, "store", "cannot read %s: %s", path,
+			       strerror(errno));
+		goto fail;
+	}
+	if (exists && !S_ISREG(sb.st_mode)) {
+		r = mm_err_set(err, MM_ERR_INTERNAL, "store", "%s is not a regular file", path);
+		goto fail;
+	}
+	if (exists && sb.st_size == 0) {
+		r = mm_err_set(err, MM_ERR_INTERNAL, "store",
+			       "%s exists but is empty (0 bytes), so it is not an mmtrust store; "
+			       "only a missing file becomes a new store (remove it to start "
+			       "with an empty table)", path);
+		goto fail;
+	}
+	if (sqlite3_open_v2(path, &s->db,
+			    SQLITE_OPEN_READWRITE | (exists ? 0 : SQLITE_OPEN_CREATE), NULL) !=
 	    SQLITE_OK) {
 		r = mm_err_set(err, MM_ERR_INTERNAL, "store", "cannot open %s: %s", path,
 			       s->db ? sqlite3_errmsg(s->db) : "out of memory");
 		goto fail;
 	}
 	sqlite3_busy_timeout(s->db, 5000);
+	if (exists) {
+		r = check_existing(s, path, err);
+		if (r < 0)
+			goto fail;
+	}
 	r = exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
 		    "PRAGMA foreign_keys = ON;", err);
 	if (r < 0)
 		goto fail;
 	r = migrate(s, err);
+	if (r == 0)
+		r = exec(s, "PRAGMA application_id = " MM_STR(MM_STORE_APPLICATION_ID), err);
 	if (r < 0)
 		goto fail;
 	*ret = s;
@@ -256,7 +346,7 @@ fail:
 int mm_store_load(struct mm_store *s, uint32_t reqid_min, uint32_t reqid_max,
 		  struct mm_table **ret, struct mm_err *err)
 {
-	struct mm_partner **list = NULL, **grown;
+	struct mm_partner **list = NULL;
 	size_t n = 0, cap = 0;
 	uint32_t next = reqid_min;
 	sqlite3_stmt *st;
@@ -266,14 +356,9 @@ int mm_store_load(struct mm_store *s, uint32_t reqid_min, uint32_t reqid_max,
 			       -1, &st, NULL) != SQLITE_OK)
 		return db_fail(s, err, "cannot read partners");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap ? cap * 2 : 64;
-			grown = realloc(list, cap * sizeof(*list));
-			if (!grown) {
-				r = mm_err_set(err, MM_ERR_INTERNAL, "store", "out of memory");
-				goto out;
-			}
-			list = grown;
+		if (mm_grow((void **)&list, &cap, n + 1, sizeof(*list)) < 0) {
+			r = mm_err_set(err, MM_ERR_INTERNAL, "store", "out of memory");
+			goto out;
 		}
 		r = row_to_partner(st, &list[n]);
 		if (r < 0) {

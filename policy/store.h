@@ -17,6 +17,9 @@
 #include "table.h"
 
 #define MM_STORE_SCHEMA_VERSION 1
+/* PRAGMA application_id of an mmtrust store ("mmtr"; `file(1)` and
+ * `sqlite3 STORE 'PRAGMA application_id'` show it). */
+#define MM_STORE_APPLICATION_ID 1835889778
 
 struct mm_store;
 
@@ -28,7 +31,11 @@ struct mm_actor {
 	char request[32];  /* the admin operation: "partner.add", "apply", ... */
 };
 
-/* Open (creating and migrating as needed).  -errno with err filled. */
+/* Open the store at path, migrating it forward as needed.  Only a missing
+ * file becomes a new, empty store; an existing file that is empty, is not
+ * an mmtrust store (application_id, schema) or fails PRAGMA quick_check is
+ * refused with the path and the reason, and left untouched.  -errno with
+ * err filled. */
 int mm_store_open(const char *path, struct mm_store **ret, struct mm_err *err);
 void mm_store_close(struct mm_store *s);  /* accepts NULL */
 int mm_store_schema_version(struct mm_store *s);

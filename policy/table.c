@@ -265,9 +265,9 @@ static int partner_reqid_cmp(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static bool reqid_used(const struct mm_table *t, size_t n, uint32_t reqid)
+/* Is reqid held by one of by_reqid[lo, hi) (sorted by reqid)? */
+static bool reqid_used(const struct mm_table *t, size_t lo, size_t hi, uint32_t reqid)
 {
-	size_t lo = 0, hi = n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -314,7 +314,9 @@ static int allocate_reqids(struct mm_table *t, struct mm_err *err)
 
 		if (p->reqid)
 			continue;
-		while (tried < span && reqid_used(t, t->n, next)) {
+		/* Only the held partners are searched: the ones before `first`
+		 * get their reqids in this loop, which unsorts that part. */
+		while (tried < span && reqid_used(t, first, t->n, next)) {
 			next = next == t->reqid_max ? t->reqid_min : next + 1;
 			tried++;
 		}

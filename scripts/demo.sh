@@ -111,14 +111,17 @@ echo "..."
 step "A CSCF asks (query socket, libmmtrust): keep or strip P-Asserted-Identity?"
 export MMTRUST_QUERY_SOCKET=$TMP/query.sock
 echo "# no charon runs in this demo, so no tunnel is up: a tunnel partner's"
-echo "# messages are 'unprotected' (the VM tier shows the protected case)"
-run "$CTL" query inbound 192.0.2.10
-run "$CTL" query inbound 203.0.113.7
-run "$CTL" query inbound 198.18.0.20
-run "$CTL" query inbound 100.64.1.1
+echo "# messages are 'unprotected' (the VM tier shows the protected case)."
+echo "# --dst is the local address the message arrived on (Kamailio's \$Ri):"
+echo "# protected is only ever said for a pair the kernel's in-policy covers"
+run "$CTL" query inbound 192.0.2.10 --dst 10.10.0.5
+run "$CTL" query inbound 203.0.113.7 --dst 10.10.0.5
+run "$CTL" query inbound 198.18.0.20 --dst 10.10.0.5
+run "$CTL" query inbound 100.64.1.1 --dst 10.10.0.5
+run "$CTL" query inbound ::ffff:192.0.2.10 --dst 198.51.100.1
 run "$CTL" query outbound ims.partner-c.example
 run "$CTL" query outbound sip.provider-b.example
-run "$CTL" --json query inbound 198.18.0.20
+run "$CTL" --json query inbound 198.18.0.20 --dst 10.10.0.5
 
 step "The audit trail"
 run "$CTL" log

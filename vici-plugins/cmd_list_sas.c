@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "policy/grow.h"
 #include "vici-plugins/vici_cmd.h"
 #include "vici-plugins/vici_sa.h"
 
@@ -73,16 +74,9 @@ static void on_event(struct vici_client *c, int error, const char *event,
 		ctx->error = -E2BIG;
 		return;
 	}
-	if (ctx->n == ctx->cap) {
-		size_t cap = ctx->cap ? ctx->cap * 2 : 16;
-		struct vici_ike_sa **p = reallocarray(ctx->sas, cap, sizeof(*p));
-
-		if (!p) {
-			ctx->error = -ENOMEM;
-			return;
-		}
-		ctx->sas = p;
-		ctx->cap = cap;
+	if (mm_grow((void **)&ctx->sas, &ctx->cap, ctx->n + 1, sizeof(*ctx->sas)) < 0) {
+		ctx->error = -ENOMEM;
+		return;
 	}
 	r = vici_list_sa_decode(msg, &sa);
 	if (r < 0) {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "vici-plugins/vici_client.h"
+#include "policy/grow.h"
 
 enum op_kind {
 	OP_REQUEST,
@@ -417,24 +418,12 @@ static int dispatch(struct vici_client *c, const uint8_t *payload, size_t len)
 	}
 }
 
+/* Room for need bytes, but never more than one whole frame. */
 static int rx_reserve(struct vici_client *c, size_t need)
 {
-	size_t cap;
-	uint8_t *p;
+	const size_t max = VICI_FRAME_HDR + VICI_PACKET_MAX;
 
-	if (need <= c->rx_cap)
-		return 0;
-	cap = c->rx_cap ? c->rx_cap : 4096;
-	while (cap < need)
-		cap *= 2;
-	if (cap > VICI_FRAME_HDR + VICI_PACKET_MAX)
-		cap = VICI_FRAME_HDR + VICI_PACKET_MAX;
-	p = realloc(c->rx, cap);
-	if (!p)
-		return -ENOMEM;
-	c->rx = p;
-	c->rx_cap = cap;
-	return 0;
+	return mm_grow_max((void **)&c->rx, &c->rx_cap, need < max ? need : max, 1, max);
 }
 
 /* Dispatches every complete frame in rx.  Returns 0, or the error that

@@ -46,6 +46,18 @@ contains "$ERR" "daemon.stroe" "config error names the key"
 printf '[ike]\nenabled = yes\ncertificate = /x.pem\nprivate_key = /x.key\n' >"$MM_TMP/notunnel.conf"
 expect_exit 1 "[ike] without a tunnel address refused" ip netns exec "$NS" "$BUILD/mmtrustd" --check-config -c "$MM_TMP/notunnel.conf"
 contains "$ERR" "local.tunnel" "the refusal names [local] tunnel"
+printf '[local]\ncscf = 10.0.0.0/24\ncscf = 10.1.0.0/24\n' >"$MM_TMP/dup.conf"
+expect_exit 1 "a key given twice refused" ip netns exec "$NS" "$BUILD/mmtrustd" --check-config -c "$MM_TMP/dup.conf"
+contains "$ERR" "local.cscf: set twice, on lines 2 and 3" "the refusal names the key and both lines"
+printf '[local]\ncscf = 10.0.0.0/24,\n  10.1.0.0/24\n' >"$MM_TMP/cont.conf"
+expect_exit 1 "a value continued on an indented line refused" ip netns exec "$NS" "$BUILD/mmtrustd" --check-config -c "$MM_TMP/cont.conf"
+contains "$ERR" "line 3" "the refusal names the continued line"
+printf '[spd]\npriority_base = 4294967100\n' >"$MM_TMP/wrap.conf"
+expect_exit 1 "a priority band that wraps refused by --check-config" ip netns exec "$NS" "$BUILD/mmtrustd" --check-config -c "$MM_TMP/wrap.conf"
+contains "$ERR" "spd.priority_base" "the refusal names priority_base"
+printf '[query]\nmax_clients = 0\n' >"$MM_TMP/maxc.conf"
+expect_exit 1 "max_clients = 0 refused by --check-config" ip netns exec "$NS" "$BUILD/mmtrustd" --check-config -c "$MM_TMP/maxc.conf"
+contains "$ERR" "query.max_clients" "the refusal names max_clients"
 
 start_daemon
 
@@ -97,6 +109,27 @@ refuse "duplicate" "domain" partner add IMS.partner-a.example --kind ims --agree
 	--range 198.18.0.0/24 --gateway 198.51.100.30 --ca "$MM_TMP/ca-a.pem"
 refuse "set unknown partner" "domain" partner set nobody.example --agreement yes
 refuse "set overlap" "ranges" partner set sip.provider-b.example --add-range 192.0.2.0/28
+# A flag that is not a JSON boolean is refused, never read as false
+# ("dry_run": "yes" once deleted for real).
+raw_admin() {
+	python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(10); s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode() + b"\n"); print(s.makefile().readline(), end="")' \
+		"$MM_TMP/admin.sock" "$1"
+}
+OUT=$(raw_admin '{"op": "partner.del", "domain": "sip.provider-b.example", "dry_run": "yes"}')
+check "dry_run \"yes\" refused, naming dry_run" \
+	test "$(jq -r '.ok, .error.field' <<<"$OUT" | tr '\n' ' ')" = "false dry_run "
+OUT=$(raw_admin '{"op": "apply", "partners": [], "dry_run": 1}')
+check "apply with dry_run 1 refused" test "$(jq -r .error.field <<<"$OUT")" = dry_run
+OUT=$(raw_admin '{"op": "partner.list", "config": "yes"}')
+check "partner.list config \"yes\" refused" test "$(jq -r .error.field <<<"$OUT")" = config
+OUT=$(raw_admin '{"op": "log", "domain": 5}')
+check "log with a domain that is not a string refused" \
+	test "$(jq -r .error.field <<<"$OUT")" = domain
+OUT=$(raw_admin '{"op": "status", "domain": ["x"]}')
+check "status with a domain that is not a string refused" \
+	test "$(jq -r .error.field <<<"$OUT")" = domain
 "$CTL" export >"$MM_TMP/after.yaml"
 sqlite3 "$MM_TMP/store.db" 'SELECT * FROM partners ORDER BY domain' >"$MM_TMP/after.rows"
 check "refusals left the table unchanged" cmp -s "$MM_TMP/before.yaml" "$MM_TMP/after.yaml"

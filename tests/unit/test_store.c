@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "policy/store.h"
@@ -275,6 +276,241 @@ START_TEST(test_wal_mode)
 }
 END_TEST
 
+
+static void write_file(const char *file, const void *data, size_t len)
+{
+	FILE *f = fopen(file, "wb");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+	fclose(f);
+}
+
+static char *read_file(const char *file, size_t *ret_len)
+{
+	FILE *f = fopen(file, "rb");
+	char *buf = malloc(1 << 20);
+	size_t n;
+
+	ck_assert_ptr_nonnull(f);
+	n = fread(buf, 1, 1 << 20, f);
+	fclose(f);
+	*ret_len = n;
+	return buf;
+}
+
+static void sql(const char *file, const char *statements)
+{
+	sqlite3 *db;
+
+	ck_assert_int_eq(sqlite3_open(file, &db), SQLITE_OK);
+	ck_assert_msg(sqlite3_exec(db, statements, NULL, NULL, NULL) == SQLITE_OK, "%s",
+		      sqlite3_errmsg(db));
+	sqlite3_close(db);
+}
+
+/* What a store file may not be: each is refused with the path and the
+ * reason, and the file is left exactly as it was. */
+enum { NOT_EMPTY, NOT_GARBAGE, NOT_FOREIGN, NOT_BARE_SQLITE, NOT_CORRUPT, NOT_DIR, NOT__N };
+
+START_TEST(test_refuses_what_is_not_a_store)
+{
+	static const char *const reason[NOT__N] = { "empty", "not an mmtrust store",
+						    "not an mmtrust store", "not an mmtrust store",
+						    "integrity check", "not a regular file" };
+	char other[400], *before = NULL, *after;
+	size_t n_before = 0, n_after;
+	struct mm_err err = { 0 };
+	struct mm_store *s2 = NULL;
+
+	snprintf(other, sizeof(other), "%s/other.db", dir);
+	switch (_i) {
+	case NOT_EMPTY:
+		write_file(other, "", 0);
+		break;
+	case NOT_GARBAGE:
+		write_file(other, "this is not a database, just some text\n\x01\x02\xff", 42);
+		break;
+	case NOT_FOREIGN:
+		sql(other, "CREATE TABLE t (x); INSERT INTO t VALUES (1); PRAGMA user_version = 3");
+		break;
+	case NOT_BARE_SQLITE:
+		/* A database someone made with sqlite3(1): no tables, no version. */
+		sql(other, "CREATE TABLE t (x); DROP TABLE t; VACUUM");
+		break;
+	case NOT_CORRUPT: {
+		char *img;
+		size_t len;
+
+		for (int i = 0; i < 4; i++) {
+			char d[40];
+			struct mm_err e = { 0 };
+
+			snprintf(d, sizeof(d), "p%d.example", i);
+			ck_assert_int_eq(run(MM_CHANGE_ADD, d, i, &e), 0);
+		}
+		mm_table_free(table);
+		table = NULL;
+		mm_store_close(store);
+		store = NULL;
+		sql(path, "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode = DELETE");
+		img = read_file(path, &len);
+		ck_assert_uint_ge(len, 4 * 4096);
+		/* The b-tree header of the third page. */
+		memset(img + 2 * 4096, 0xa5, 16);
+		write_file(other, img, len);
+		free(img);
+		break;
+	}
+	case NOT_DIR:
+		ck_assert_int_eq(mkdir(other, 0700), 0);
+		break;
+	}
+	if (_i != NOT_DIR)
+		before = read_file(other, &n_before);
+	ck_assert_int_lt(mm_store_open(other, &s2, &err), 0);
+	ck_assert_ptr_null(s2);
+	ck_assert_msg(strstr(err.msg, other), "no path in: %s", err.msg);
+	ck_assert_msg(strstr(err.msg, reason[_i]), "case %d: no '%s' in: %s", _i, reason[_i],
+		      err.msg);
+	if (_i != NOT_DIR) {
+		after = read_file(other, &n_after);
+		ck_assert_uint_eq(n_after, n_before);
+		ck_assert_msg(!memcmp(before, after, n_after), "case %d: the file was changed", _i);
+		free(after);
+	}
+	free(before);
+}
+END_TEST
+
+static int app_id(const char *file)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int v;
+
+	ck_assert_int_eq(sqlite3_open(file, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA application_id", -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* A new store carries our application_id; a store written before the id
+ * existed (our tables, a schema version) is still ours and gets it. */
+START_TEST(test_application_id)
+{
+	struct mm_err err = { 0 };
+
+	ck_assert_int_eq(run(MM_CHANGE_ADD, "kept.example", 1, &err), 0);
+	ck_assert_int_eq(app_id(path), MM_STORE_APPLICATION_ID);
+	mm_table_free(table);
+	table = NULL;
+	mm_store_close(store);
+	store = NULL;
+	sql(path, "PRAGMA application_id = 0");
+	ck_assert_int_eq(app_id(path), 0);
+	reopen();
+	ck_assert_ptr_nonnull(mm_table_find(table, "kept.example"));
+	ck_assert_int_eq(app_id(path), MM_STORE_APPLICATION_ID);
+}
+END_TEST
+
+
+static void unref_all(struct mm_change *c, int n)
+{
+	for (int i = 0; i < n; i++)
+		mm_partner_unref(c[i].after);
+}
+
+/* Reqid allocation against a reference: random held sets (adds and
+ * deletes move the cursor around the range), then one change set adding
+ * many partners at once.  Every reqid stays unique and in the range; the
+ * change is refused as exhausted exactly when it asks for more than are
+ * free. */
+START_TEST(test_reqid_allocation_model)
+{
+	unsigned seed = 4242;
+
+	for (int round = 0; round < 60; round++) {
+		uint32_t lo = 1000, span = 5 + (uint32_t)(rand_r(&seed) % 100), hi = lo + span - 1;
+		struct mm_table *t, *nt;
+		struct mm_err err = { 0 };
+		struct mm_change c[240];
+		int next_id = 0, n_new, held;
+
+		ck_assert_int_eq(mm_table_new(lo, hi, &t), 0);
+		/* A held set: add some, delete some, one change at a time. */
+		for (int step = 0; step < 60; step++) {
+			struct mm_change one = { 0 };
+
+			if (t->n && rand_r(&seed) % 3 == 0) {
+				one.op = MM_CHANGE_DEL;
+				one.before = mm_partner_ref(t->partners[rand_r(&seed) % t->n]);
+			} else if (t->n < span) {
+				char d[32];
+
+				snprintf(d, sizeof(d), "h%d.example", next_id);
+				one.op = MM_CHANGE_ADD;
+				one.after = make(d, next_id++ % 250);
+			} else {
+				continue;
+			}
+			if (mm_table_apply(t, &one, 1, time(NULL), &nt, &err) == 0) {
+				mm_table_free(t);
+				t = nt;
+			}
+			mm_partner_unref(one.before);
+			mm_partner_unref(one.after);
+			if (next_id >= 100)
+				break;
+		}
+		held = (int)t->n;
+		n_new = 1 + (int)(rand_r(&seed) % (span + 3));
+		if (n_new > 240 - next_id)
+			n_new = 240 - next_id;
+		for (int i = 0; i < n_new; i++) {
+			char d[32];
+
+			snprintf(d, sizeof(d), "new%d.example", i);
+			c[i] = (struct mm_change){ .op = MM_CHANGE_ADD,
+						   .after = make(d, (next_id + i) % 250) };
+		}
+		/* Ranges must not overlap: keep the held ones' numbers apart. */
+		int r = mm_table_apply(t, c, (size_t)n_new, time(NULL), &nt, &err);
+
+		if (r < 0 && err.code == MM_ERR_CONFLICT) {
+			/* make() reused a range number: not what this test is about. */
+			unref_all(c, n_new);
+			mm_table_free(t);
+			continue;
+		}
+		if ((uint32_t)(held + n_new) > span) {
+			ck_assert_msg(r < 0 && err.code == MM_ERR_EXHAUSTED,
+				      "round %d: %d held + %d new in %u: %s", round, held, n_new, span,
+				      err.msg);
+		} else {
+			ck_assert_msg(r == 0, "round %d: %d held + %d new in %u refused: %s", round,
+				      held, n_new, span, err.msg);
+			for (size_t i = 0; i < nt->n; i++) {
+				ck_assert_uint_ge(nt->by_reqid[i]->reqid, lo);
+				ck_assert_uint_le(nt->by_reqid[i]->reqid, hi);
+				if (i)
+					ck_assert_msg(nt->by_reqid[i]->reqid !=
+							      nt->by_reqid[i - 1]->reqid,
+						      "round %d: reqid %u twice", round,
+						      nt->by_reqid[i]->reqid);
+			}
+			mm_table_free(nt);
+		}
+		unref_all(c, n_new);
+		mm_table_free(t);
+	}
+}
+END_TEST
+
 START_TEST(test_diff)
 {
 	struct mm_err err = { 0 };
@@ -317,6 +553,9 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_schema_version);
 	tcase_add_test(tc, test_wal_mode);
 	tcase_add_test(tc, test_diff);
+	tcase_add_test(tc, test_reqid_allocation_model);
+	tcase_add_loop_test(tc, test_refuses_what_is_not_a_store, 0, NOT__N);
+	tcase_add_test(tc, test_application_id);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,222 @@
+#include "instance.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define MAX_LOCKS 8
+
+struct instance {
+	int fd[MAX_LOCKS];       /* flock'ed lock files */
+	char *what[MAX_LOCKS];   /* their paths */
+	size_t n;
+	int ns_fd;               /* the abstract socket claiming the namespace's tag */
+};
+
+int instance_mkdir_parent(const char *path, mode_t mode)
+{
+	char dir[4096];
+
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+		return -ENAMETOOLONG;
+	for (char *s = strchr(dir + 1, '/'); s; s = strchr(s + 1, '/')) {
+		*s = '\0';
+		if (mkdir(dir, mode) < 0 && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	return 0;
+}
+
+static void write_pid(int fd)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+
+	if (ftruncate(fd, 0) == 0 && pwrite(fd, buf, (size_t)n, 0) != n)
+		return;  /* the pid is a courtesy to the operator; the lock is what counts */
+}
+
+static long holder_pid(int fd)
+{
+	char buf[32] = "";
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return strtol(buf, NULL, 10);
+}
+
+/* flock LOCKFILE (beside path); what says what it protects, for errors. */
+static int lock_beside(struct instance *inst, const char *path, const char *what,
+		       struct mm_err *err)
+{
+	char lock[4200];
+	int fd, r;
+	long pid;
+
+	if (inst->n == MAX_LOCKS)
+		return mm_err_set(err, MM_ERR_INTERNAL, what, "too many locks");
+	snprintf(lock, sizeof(lock), "%s.lock", path);
+	r = instance_mkdir_parent(lock, 0755);
+	if (r < 0)
+		return mm_err_set(err, MM_ERR_INTERNAL, what, "cannot create the directory of %s: %s",
+				  lock, strerror(-r));
+	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	/* A lock file left by another user (a root run before a service user)
+	 * still locks when opened read-only: flock(2) needs no write access. */
+	if (fd < 0 && (errno == EACCES || errno == EROFS))
+		fd = open(lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return mm_err_set(err, MM_ERR_INTERNAL, what, "cannot open the lock %s: %s", lock,
+				  strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		r = -errno;
+		pid = holder_pid(fd);
+		close(fd);
+		if (r == -EWOULDBLOCK) {
+			char by[48] = "";
+
+			if (pid > 0)
+				snprintf(by, sizeof(by), " (pid %ld)", pid);
+			mm_err_set(err, MM_ERR_CONFLICT, what,
+				   "%s is in use by another mmtrustd%s: %s is locked; one "
+				   "mmtrustd per store and per socket",
+				   path, by, lock);
+			return -EBUSY;
+		}
+		return mm_err_set(err, MM_ERR_INTERNAL, what, "cannot lock %s: %s", lock,
+				  strerror(-r));
+	}
+	write_pid(fd);
+	inst->fd[inst->n] = fd;
+	inst->what[inst->n] = strdup(path);
+	inst->n++;
+	return 0;
+}
+
+/* A socket file that answers is a live daemon's; one that refuses is dead
+ * and may be replaced; no file is fine. */
+static int socket_dead_or_absent(const char *path, const char *what, struct mm_err *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd, r;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : mm_err_set(err, MM_ERR_INTERNAL, what, "%s: %s", path,
+							 strerror(errno));
+	if (!S_ISSOCK(st.st_mode))
+		return mm_err_set(err, MM_ERR_CONFLICT, what,
+				  "%s exists and is not a socket; not replacing it", path);
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return mm_err_set(err, MM_ERR_INVALID, what, "%s: path too long", path);
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return mm_err_set(err, MM_ERR_INTERNAL, what, "socket: %s", strerror(errno));
+	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+	if (r == 0) {
+		mm_err_set(err, MM_ERR_CONFLICT, what,
+			   "%s answers: another mmtrustd is serving it; not replacing a live "
+			   "socket",
+			   path);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+static int claim_namespace(struct instance *inst, uint32_t tag, struct mm_err *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, n;
+
+	n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "mmtrustd-xfrm-%u", tag);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return mm_err_set(err, MM_ERR_INTERNAL, "spd.tag", "socket: %s", strerror(errno));
+	if (bind(fd, (struct sockaddr *)&sa,
+		 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) < 0) {
+		int r = -errno;
+
+		close(fd);
+		if (r == -EADDRINUSE) {
+			mm_err_set(err, MM_ERR_CONFLICT, "spd.tag",
+				   "another mmtrustd programs this network namespace's XFRM "
+				   "policies with tag %u (it holds the abstract socket "
+				   "@mmtrustd-xfrm-%u, see `ss -xl`); one mmtrustd per namespace "
+				   "and tag",
+				   tag, tag);
+			return -EBUSY;
+		}
+		return mm_err_set(err, MM_ERR_INTERNAL, "spd.tag", "bind: %s", strerror(-r));
+	}
+	inst->ns_fd = fd;
+	return 0;
+}
+
+int instance_claim_store(struct instance *inst, const char *store, struct mm_err *err)
+{
+	for (size_t i = 0; i < inst->n; i++)
+		if (!strcmp(inst->what[i], store))
+			return 0;
+	return lock_beside(inst, store, "daemon.store", err);
+}
+
+int instance_claim(const char *store, const char *admin_socket, const char *query_socket,
+		   uint32_t spd_tag, struct instance **ret, struct mm_err *err)
+{
+	struct instance *inst = calloc(1, sizeof(*inst));
+	int r;
+
+	if (!inst)
+		return mm_err_set(err, MM_ERR_INTERNAL, "", "out of memory");
+	inst->ns_fd = -1;
+	r = lock_beside(inst, store, "daemon.store", err);
+	if (r == 0)
+		r = lock_beside(inst, admin_socket, "daemon.admin_socket", err);
+	if (r == 0)
+		r = socket_dead_or_absent(admin_socket, "daemon.admin_socket", err);
+	if (r == 0)
+		r = lock_beside(inst, query_socket, "daemon.query_socket", err);
+	if (r == 0)
+		r = socket_dead_or_absent(query_socket, "daemon.query_socket", err);
+	if (r == 0)
+		r = claim_namespace(inst, spd_tag, err);
+	if (r < 0) {
+		instance_release(inst);
+		return r;
+	}
+	*ret = inst;
+	return 0;
+}
+
+void instance_note_pid(struct instance *inst)
+{
+	for (size_t i = 0; inst && i < inst->n; i++)
+		write_pid(inst->fd[i]);
+}
+
+void instance_release(struct instance *inst)
+{
+	if (!inst)
+		return;
+	for (size_t i = 0; i < inst->n; i++) {
+		close(inst->fd[i]);
+		free(inst->what[i]);
+	}
+	if (inst->ns_fd >= 0)
+		close(inst->ns_fd);
+	free(inst);
+}
