@@ -123,17 +123,7 @@ done
 contains "$ERR" "not an mmtrust store" "a foreign database: says it is not an mmtrust store"
 
 # --- SIGHUP while the store loads: blocked from the first instruction
-python3 - "$MM_TMP" <<'PY'
-import sys
-d = sys.argv[1]
-with open(f"{d}/big.yaml", "w") as f:
-    f.write("partners:\n")
-    for i in range(3000):
-        a, b = divmod(i, 250)
-        f.write(f"  - domain: p{i}.bulk.example\n    kind: non-ims\n    agreement: false\n"
-                f"    ranges: [100.{64 + a // 256}.{a % 256}.{b}/32]\n"
-                f"    gateways: [203.0.113.{1 + i % 250}]\n    ca_file: ca.pem\n")
-PY
+bulk_table "$MM_TMP/big.yaml" 3000 ca.pem
 sed -i "s/^max = .*/max = 10999/" "$MM_TMP/a.conf"
 cp "$MM_TMP/a.conf" "$MM_TMP/mmtrustd.conf"
 mm_start_daemon 5 "$MM_TMP/run-a/admin.sock" answer

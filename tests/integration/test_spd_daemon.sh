@@ -258,17 +258,7 @@ sed -i '/^verify_interval = 1$/d' "$MM_TMP/mmtrustd.conf"
 
 # --- 10,000 partners load and converge
 stop_daemon
-python3 - "$MM_TMP" <<'PY'
-import sys
-d = sys.argv[1]
-with open(f"{d}/big.yaml", "w") as f:
-    f.write("partners:\n")
-    for i in range(10000):
-        a, b = divmod(i, 250)
-        f.write(f"  - domain: p{i}.bulk.example\n    kind: non-ims\n    agreement: false\n"
-                f"    ranges: [100.{64 + a // 256}.{a % 256}.{b}/32, 100.{96 + a // 256}.{a % 256}.{b}/32]\n"
-                f"    gateways: [203.0.113.{1 + i % 250}]\n    ca_file: ca-a.pem\n")
-PY
+bulk_table "$MM_TMP/big.yaml" 10000 ca-a.pem 2
 sed -i 's/^cscf = .*/cscf = 10.10.0.0\/24/; s/^forward = yes/forward = no/' "$MM_TMP/mmtrustd.conf"
 start_daemon
 t0=$(date +%s%N)

@@ -111,3 +111,22 @@ summary() {
 	echo "$1: $MM_CHECKS checks passed, $MM_FAILS failed"
 	[ "$MM_FAILS" -eq 0 ]
 }
+
+# bulk_table FILE COUNT CA_FILE [RANGES]: a table file of COUNT non-IMS
+# partners p0.bulk.example ... with one /32 range each from 100.64.0.0/11
+# (two with RANGES=2: the second from 100.96.0.0/11), gateways in
+# 203.0.113.0/24, all signed by CA_FILE (relative to FILE's directory).
+bulk_table() {
+	python3 - "$1" "$2" "$3" "${4:-1}" <<'PY'
+import sys
+path, count, ca, per = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+with open(path, "w") as f:
+    f.write("partners:\n")
+    for i in range(count):
+        a, b = divmod(i, 250)
+        ranges = [f"100.{64 + a // 256}.{a % 256}.{b}/32", f"100.{96 + a // 256}.{a % 256}.{b}/32"]
+        f.write(f"  - domain: p{i}.bulk.example\n    kind: non-ims\n    agreement: false\n"
+                f"    ranges: [{', '.join(ranges[:per])}]\n"
+                f"    gateways: [203.0.113.{1 + i % 250}]\n    ca_file: {ca}\n")
+PY
+}
