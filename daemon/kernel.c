@@ -351,6 +351,11 @@ bool kernel_inbound_enforced(struct mmtrustd *d, const char *domain)
 	return d->spd && mm_spd_inbound_enforced(d->spd, domain);
 }
 
+bool kernel_outbound_enforced(struct mmtrustd *d, const char *domain)
+{
+	return d->spd && mm_spd_outbound_enforced(d->spd, domain);
+}
+
 void kernel_table_changed(struct mmtrustd *d, const struct mm_change *changes, size_t n)
 {
 	struct mm_spd_report rep = { 0 };

@@ -133,26 +133,31 @@ static int publish_view(struct mmtrustd *d)
 		.require_dst = d->cfg.query_require_dst,
 	};
 	struct mm_tunnel_info *up = NULL;
-	bool *enforced = NULL;
+	bool *enforced = NULL, *out_enforced = NULL;
 	size_t n = 0;
 	int r;
 
 	if (!d->query)
 		return 0;
 	r = ike_tunnels_up(d, &up, &n);
-	if (r == 0 && !(enforced = calloc(n ? n : 1, sizeof(*enforced))))
+	if (r == 0 && (!(enforced = calloc(n ? n : 1, sizeof(*enforced))) ||
+		       !(out_enforced = calloc(n ? n : 1, sizeof(*out_enforced)))))
 		r = -ENOMEM;
 	if (r == 0) {
 		/* Only partners whose tunnel is up can be protected, so only
 		 * theirs are asked: a publish costs their policies, never a
 		 * status of the whole table. */
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < n; i++) {
 			enforced[i] = kernel_inbound_enforced(d, up[i].domain);
+			out_enforced[i] = kernel_outbound_enforced(d, up[i].domain);
+		}
 		in.up = up;
 		in.n_up = n;
 		in.enforced = enforced;
+		in.out_enforced = out_enforced;
 		r = query_publish(d->query, &in);
 	}
+	free(out_enforced);
 	if (r < 0) {
 		log_err("query: cannot publish a new view (%s); answers stay on the old one",
 			strerror(-r));

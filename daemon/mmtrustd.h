@@ -65,6 +65,8 @@ void kernel_table_changed(struct mmtrustd *d, const struct mm_change *changes, s
  * (spd.h mm_spd_inbound_enforced): false whenever the SPD engine does not
  * run.  Cheap: the partner's own policies. */
 bool kernel_inbound_enforced(struct mmtrustd *d, const char *domain);
+/* The same for its out policies (spd.h mm_spd_outbound_enforced). */
+bool kernel_outbound_enforced(struct mmtrustd *d, const char *domain);
 /* Admin answers: per-partner status, and the kernel's XFRM state annotated
  * with the partner each entry belongs to. */
 json_t *kernel_status(struct mmtrustd *d, const char *domain);

@@ -41,6 +41,7 @@ struct view {
 	struct mm_table *table;       /* one reference */
 	struct mm_tunnel_info *up;    /* tunnels that are up, sorted by domain */
 	bool *enforced;               /* per up[i]: query_view_input.enforced */
+	bool *out_enforced;           /* per up[i]: query_view_input.out_enforced */
 	size_t n_up;
 	int untrusted;                /* enum mm_untrusted_mode */
 	size_t n_partners;
@@ -71,6 +72,7 @@ static void view_unref(struct view *v)
 	mm_table_free(v->table);
 	free(v->up);
 	free(v->enforced);
+	free(v->out_enforced);
 	free(v);
 }
 
@@ -103,13 +105,6 @@ static size_t view_find(const struct view *v, const char *domain)
 			hi = mid;
 	}
 	return v->n_up;
-}
-
-static const struct mm_tunnel_info *view_tunnel(const struct view *v, const char *domain)
-{
-	size_t i = view_find(v, domain);
-
-	return i < v->n_up ? &v->up[i] : NULL;
 }
 
 static json_t *invalid(const char *field, const char *msg)
@@ -381,8 +376,14 @@ static json_t *op_outbound(const struct view *v, const json_t *req)
 		f.partner = mm_table_lookup(v->table, &a, NULL);
 		o = json_pack("{s:s}", "dst", mm_addr_str(&a, buf));
 	}
-	if (f.partner && view_tunnel(v, f.partner->domain))
-		f.sa_up = f.sa_identity_ok = true;
+	if (f.partner) {
+		size_t i = view_find(v, f.partner->domain);
+
+		if (i < v->n_up) {
+			f.sa_up = f.sa_identity_ok = true;
+			f.enforced = v->out_enforced[i];
+		}
+	}
 	mm_decide_outbound(&f, &dec);
 	partner_facts(o, f.partner);
 	json_object_set_new(o, "trusted", json_boolean(dec.trusted));
@@ -472,17 +473,20 @@ int query_publish(struct mm_query *q, const struct query_view_input *in)
 	if (v) {
 		v->up = malloc(n * sizeof(*v->up));
 		v->enforced = malloc(n * sizeof(*v->enforced));
+		v->out_enforced = malloc(n * sizeof(*v->out_enforced));
 	}
-	if (!v || !v->up || !v->enforced) {
+	if (!v || !v->up || !v->enforced || !v->out_enforced) {
 		if (v) {
 			free(v->up);
 			free(v->enforced);
+			free(v->out_enforced);
 		}
 		free(v);
 		return -ENOMEM;
 	}
 	memcpy(v->up, in->up, in->n_up * sizeof(*v->up));
 	memcpy(v->enforced, in->enforced, in->n_up * sizeof(*v->enforced));
+	memcpy(v->out_enforced, in->out_enforced, in->n_up * sizeof(*v->out_enforced));
 	v->n_up = in->n_up;
 	v->refs = 1;
 	v->table = mm_table_ref(in->table);

@@ -24,6 +24,9 @@ struct query_view_input {
 	/* enforced[i]: the kernel enforces up[i]'s partner's in-policies
 	 * (policy/privacy.h mm_inbound_facts.enforced); n_up entries */
 	const bool *enforced;
+	/* out_enforced[i]: the same for its out policies
+	 * (mm_outbound_facts.enforced); n_up entries */
+	const bool *out_enforced;
 	const struct mm_prefix *cscf;        /* [local] cscf: the in-policy's dst side */
 	size_t n_cscf;
 	int untrusted;                       /* enum mm_untrusted_mode */

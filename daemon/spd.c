@@ -643,10 +643,10 @@ int mm_spd_status(const struct mm_spd *spd, const char *domain, struct mm_spd_st
 	return 0;
 }
 
-bool mm_spd_inbound_enforced(const struct mm_spd *spd, const char *domain)
+static bool enforced(const struct mm_spd *spd, const char *domain, bool outbound)
 {
 	uint32_t x = spd ? spd_prec_find(spd, domain) : NONE;
-	size_t n_in = 0;
+	size_t n_dir = 0;
 	bool ok;
 
 	/* Events lost, a flush, a failed exchange: the mirror may be wrong
@@ -657,12 +657,22 @@ bool mm_spd_inbound_enforced(const struct mm_spd *spd, const char *domain)
 	for (uint32_t e = spd->p[x].head; ok && e != NONE; e = spd->e[e].next) {
 		const struct entry *en = &spd->e[e];
 
-		if (en->dir == XFRM_POLICY_OUT)
+		if ((en->dir == XFRM_POLICY_OUT) != outbound)
 			continue;
-		n_in += en->dir == XFRM_POLICY_IN;
+		n_dir++;
 		ok = en->state == ENT_INSYNC && !en->conflicts;
 	}
-	return ok && n_in > 0;
+	return ok && n_dir > 0;
+}
+
+bool mm_spd_inbound_enforced(const struct mm_spd *spd, const char *domain)
+{
+	return enforced(spd, domain, false);
+}
+
+bool mm_spd_outbound_enforced(const struct mm_spd *spd, const char *domain)
+{
+	return enforced(spd, domain, true);
 }
 
 void mm_spd_counts(const struct mm_spd *spd, size_t *ret_expected, size_t *ret_present,

@@ -234,6 +234,10 @@ int mm_spd_status(const struct mm_spd *spd, const char *domain, struct mm_spd_st
  * partner's policies (about ranges x cscf prefixes x 2), no status of the
  * whole table. */
 bool mm_spd_inbound_enforced(const struct mm_spd *spd, const char *domain);
+/* The same for the partner's out policies: the kernel sends what our CSCF
+ * prefixes address to the partner's ranges through its SA only (else in
+ * clear text). */
+bool mm_spd_outbound_enforced(const struct mm_spd *spd, const char *domain);
 
 /* Totals: policies wanted and present (for status pages and tests). */
 void mm_spd_counts(const struct mm_spd *spd, size_t *ret_expected, size_t *ret_present,

@@ -91,6 +91,12 @@ void mm_decide_outbound(const struct mm_outbound_facts *f, struct mm_decision *r
 
 	d.reason = f->partner ? trust(f->partner, f->sa_up, f->sa_identity_ok, &d)
 			      : "not-a-partner";
+	if (d.trusted && f->partner->path == MM_PATH_TUNNEL && !f->enforced) {
+		/* Our out policies are not (all) in the kernel: the message
+		 * may leave in clear text, PAI with it. */
+		d.trusted = false;
+		d.reason = "not-enforced";
+	}
 	if (d.trusted) {
 		/* Inside the trust domain: the next hop honours Privacy: id itself. */
 		d.pai = MM_PAI_KEEP;

@@ -59,6 +59,13 @@ struct mm_outbound_facts {
 	bool sa_identity_ok;
 	bool privacy_id;     /* the message carries Privacy: id */
 	enum mm_untrusted_mode mode;
+	/* The kernel sends our CSCFs' messages to the partner's ranges only
+	 * through its SA: every out policy we want for it is in the kernel,
+	 * ours, exactly as wanted.  Else a message we forward may leave in
+	 * clear text, and a trusted tunnel partner's PAI with it.  Not asked
+	 * for seg partners (the security gateway protects them); the zero
+	 * value, so facts nobody filled in never keep a tunnel partner's PAI. */
+	bool enforced;
 };
 
 struct mm_decision {

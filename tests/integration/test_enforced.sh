@@ -69,6 +69,13 @@ row() {
 	if jq -e "$3" <<<"$a" >/dev/null 2>&1; then pass "$1"; else fail "$1: $2 -> $a"; fi
 }
 up() { ask "$1" | jq -e '.result.sa != null' >/dev/null; }
+askout() { "$PY" "$QC" ask "$SOCK" "{\"op\":\"outbound\",\"domain\":\"$1\"}"; }
+orow() {
+	local a
+	a=$(askout "$2" 2>&1)
+	if jq -e "$3" <<<"$a" >/dev/null 2>&1; then pass "$1"; else fail "$1: $2 -> $a"; fi
+}
+out_keep() { askout "$1" | jq -e '.result.pai == "keep"' >/dev/null; }
 protected() { ask "$1" | jq -e '.result.protected' >/dev/null; }
 wait_for 10 up 192.0.2.10 || fail "A's tunnel did not come up (fake charon)"
 wait_for 10 up 203.0.113.10 || fail "R's tunnel did not come up (fake charon)"
@@ -79,6 +86,8 @@ row "SPD off: A over its SA to the CSCF is not protected (not-enforced), strip" 
 sleep 0.3
 row "SPD off: still not protected a moment later" 192.0.2.10 \
 	'.result | .protected == false and .reason == "not-enforced"'
+orow "SPD off: outbound to A (tunnel up) strips, not-enforced (our CSCFs' messages may leave in clear)" $A \
+	'.result | .tunnel == "up" and .trusted == false and .pai == "strip" and .reason == "not-enforced"'
 
 # --- the SPD on: protected -----------------------------------------------------------
 conf yes yes 2999
@@ -86,6 +95,9 @@ kill -HUP "$DPID"
 check "SPD on after a reload: A protected" wait_for 10 protected 192.0.2.10
 row "SPD on: A protected, keep" 192.0.2.10 \
 	'.result | .protected and .pai == "keep" and .reason == "protected"'
+check "SPD on: outbound to A keeps PAI" wait_for 5 out_keep $A
+orow "SPD on: outbound to A trusted, protected" $A \
+	'.result | .trusted and .pai == "keep" and .reason == "protected"'
 xin() { ip -n "$NS" xfrm policy list dir in src 192.0.2.0/24 dst 10.0.0.0/24; }
 check "A's in-policy is in the kernel" sh -c "ip -n $NS xfrm policy list dir in src 192.0.2.0/24 dst 10.0.0.0/24 | grep -q 'reqid'"
 
@@ -164,6 +176,19 @@ row "shadowed: reason not-enforced, strip" 192.0.2.10 \
 ip -n "$NS" xfrm policy del dir in src 192.0.2.0/24 dst 10.0.0.0/24 ||
 	fail "cannot delete the foreign policy"
 check "the foreign policy gone: A protected again" wait_for 5 protected 192.0.2.10
+
+# --- the same on A's out selector: what our CSCFs send may leave in clear ------
+ip -n "$NS" xfrm policy add dir out src 10.0.0.0/24 dst 192.0.2.0/24 priority 1 action allow ||
+	fail "cannot add the foreign out policy"
+out_strip() { ! out_keep $A; }
+check "a foreign allow policy on A's out selector: outbound strips" wait_for 5 out_strip
+orow "out shadowed: reason not-enforced" $A \
+	'.result | .trusted == false and .pai == "strip" and .reason == "not-enforced"'
+row "out shadowed: inbound from A still protected (its in policies are whole)" 192.0.2.10 \
+	'.result | .protected and .reason == "protected"'
+ip -n "$NS" xfrm policy del dir out src 10.0.0.0/24 dst 192.0.2.0/24 ||
+	fail "cannot delete the foreign out policy"
+check "the foreign out policy gone: outbound keeps again" wait_for 5 out_keep $A
 
 # --- a partner the engine cannot program ---------------------------------------
 # R keeps its reqid when the reserved range shrinks below it: the SPD

@@ -163,6 +163,7 @@ struct out_row {
 	enum mm_pai pai;
 	bool trusted;
 	const char *reason;
+	bool unenforced;     /* our out policies are not all in the kernel */
 };
 
 static const struct out_row out_rows[] = {
@@ -184,6 +185,19 @@ static const struct out_row out_rows[] = {
 	  "seg-trusted" },
 	{ "disabled", 4, true, false, MM_UNTRUSTED_STRIP_ALWAYS, MM_PAI_STRIP, false,
 	  "partner-disabled" },
+	/* Our out policies not (all) in the kernel: a forwarded message may
+	 * leave in clear text, so a tunnel partner's trust does not hold. */
+	{ "trusted over its SA, out policies missing", 1, true, false, MM_UNTRUSTED_STRIP_ALWAYS,
+	  MM_PAI_STRIP, false, "not-enforced", true },
+	{ "out policies missing, Privacy: id", 1, true, true, MM_UNTRUSTED_STRIP_ALWAYS,
+	  MM_PAI_STRIP, false, "not-enforced", true },
+	{ "out policies missing, RFC minimum, no Privacy: id", 1, true, false,
+	  MM_UNTRUSTED_STRIP_PRIVACY_ID, MM_PAI_KEEP, false, "untrusted-no-privacy-requested",
+	  true },
+	{ "seg with agreement: our out policies do not matter", 3, false, false,
+	  MM_UNTRUSTED_STRIP_ALWAYS, MM_PAI_KEEP, true, "seg-trusted", true },
+	{ "no agreement, out policies missing", 2, true, false, MM_UNTRUSTED_STRIP_ALWAYS,
+	  MM_PAI_STRIP, false, "no-agreement", true },
 };
 
 START_TEST(test_outbound)
@@ -192,7 +206,7 @@ START_TEST(test_outbound)
 	struct mm_partner p = partner_of(r->partner);
 	struct mm_outbound_facts f = {
 		.partner = r->partner ? &p : NULL, .sa_up = r->sa_up, .sa_identity_ok = r->sa_up,
-		.privacy_id = r->privacy_id, .mode = r->mode,
+		.privacy_id = r->privacy_id, .mode = r->mode, .enforced = !r->unenforced,
 	};
 	struct mm_decision d;
 
