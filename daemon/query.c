@@ -350,6 +350,8 @@ static json_t *op_outbound(const struct view *v, const json_t *req)
 	const json_t *dv = json_object_get(req, "domain"), *tv = json_object_get(req, "dst");
 	const char *domain = json_string_value(dv), *dst = json_string_value(tv);
 	struct mm_outbound_facts f = { .mode = v->untrusted };
+	struct mm_addr next_hop;
+	bool have_next_hop = false;
 	char canon[MM_DOMAIN_MAX + 1], buf[MM_ADDR_STRLEN];
 	struct mm_decision dec;
 	json_t *o, *err;
@@ -374,6 +376,8 @@ static json_t *op_outbound(const struct view *v, const json_t *req)
 		if (mm_addr_parse(dst, &a, "dst", NULL) < 0)
 			return invalid("dst", "must be an IPv4 or IPv6 address string");
 		f.partner = mm_table_lookup(v->table, &a, NULL);
+		next_hop = a;
+		have_next_hop = true;
 		o = json_pack("{s:s}", "dst", mm_addr_str(&a, buf));
 	}
 	if (f.partner) {
@@ -381,7 +385,9 @@ static json_t *op_outbound(const struct view *v, const json_t *req)
 
 		if (i < v->n_up) {
 			f.sa_up = f.sa_identity_ok = true;
-			f.enforced = v->out_enforced[i];
+			f.enforced = v->out_enforced[i] &&
+				     mm_out_cover(v->cscf, v->n_cscf, f.partner,
+						  have_next_hop ? &next_hop : NULL);
 		}
 	}
 	mm_decide_outbound(&f, &dec);

@@ -43,6 +43,25 @@ enum mm_dst_cover mm_dst_cover(const struct mm_prefix *local, size_t n_local,
 	return MM_DST_OUTSIDE_CSCF;
 }
 
+static bool family_covered(const struct mm_prefix *local, size_t n_local, int family)
+{
+	for (size_t i = 0; i < n_local; i++)
+		if (local[i].addr.family == family)
+			return true;
+	return false;
+}
+
+bool mm_out_cover(const struct mm_prefix *local, size_t n_local, const struct mm_partner *p,
+		  const struct mm_addr *dst)
+{
+	if (dst)
+		return family_covered(local, n_local, dst->family);
+	for (size_t i = 0; i < p->n_ranges; i++)
+		if (!family_covered(local, n_local, p->ranges[i].addr.family))
+			return false;
+	return p->n_ranges > 0;
+}
+
 /* Why a message from a tunnel partner whose SA is up may still not have
  * come over it (NULL: it did).  seg partners never get here: the
  * operator's security gateway, not our in-policy, protects them. */

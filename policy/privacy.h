@@ -36,6 +36,14 @@ enum mm_dst_cover {
  * whose family is src's.  The same pairing of families as the SPD's. */
 enum mm_dst_cover mm_dst_cover(const struct mm_prefix *local, size_t n_local,
 			       const struct mm_addr *src, const struct mm_addr *dst);
+/* Whether we program out policies for where the message goes: our out
+ * policies pair a cscf prefix with a partner range of the same family, so
+ * a next hop (dst given) is covered only when a cscf prefix of its family
+ * exists, and a next hop named by domain only when every range of the
+ * partner has one (else part of the partner gets no out policy at all and
+ * a message to it leaves in clear text). */
+bool mm_out_cover(const struct mm_prefix *local, size_t n_local, const struct mm_partner *p,
+		  const struct mm_addr *dst);
 
 struct mm_inbound_facts {
 	const struct mm_partner *partner;  /* NULL: the source is in no partner's range */

@@ -188,6 +188,17 @@ row "after the reload: the old cscf address is outside" \
 row "after the reload: IPv6 cscf gone, no IPv6 dst is covered" \
 	'{"op":"inbound","src":"2001:db8:a::1","dst":"2001:db8:10::5"}' \
 	'.result | .protected == false and .reason == "dst-not-cscf"'
+# Outbound with only an IPv4 cscf: A's IPv6 range has no out policy at all
+# (the SPD pairs cscf prefixes and ranges of one family), so a message to
+# it leaves in clear text: never keep.
+row "outbound to A's IPv4 next hop: out policies cover it, keep" \
+	'{"op":"outbound","dst":"192.0.2.10"}' '.result | .pai == "keep" and .reason == "protected"'
+row "outbound to A's IPv6 next hop without an IPv6 cscf: strip, not-enforced" \
+	'{"op":"outbound","dst":"2001:db8:a::1"}' \
+	'.result | .pai == "strip" and .trusted == false and .reason == "not-enforced"'
+row "outbound to A by domain, part of it uncovered: strip, not-enforced" \
+	"{\"op\":\"outbound\",\"domain\":\"$A\"}" \
+	'.result | .pai == "strip" and .reason == "not-enforced"'
 
 kill -TERM "$DPID"
 wait "$DPID"

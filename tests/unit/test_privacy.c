@@ -168,23 +168,23 @@ struct out_row {
 
 static const struct out_row out_rows[] = {
 	{ "not a partner", 0, false, false, MM_UNTRUSTED_STRIP_ALWAYS, MM_PAI_STRIP, false,
-	  "not-a-partner" },
+	  "not-a-partner", false },
 	{ "not a partner, RFC minimum, no Privacy: id", 0, false, false,
-	  MM_UNTRUSTED_STRIP_PRIVACY_ID, MM_PAI_KEEP, false, "untrusted-no-privacy-requested" },
+	  MM_UNTRUSTED_STRIP_PRIVACY_ID, MM_PAI_KEEP, false, "untrusted-no-privacy-requested", false },
 	{ "not a partner, RFC minimum, Privacy: id", 0, false, true, MM_UNTRUSTED_STRIP_PRIVACY_ID,
-	  MM_PAI_STRIP, false, "not-a-partner" },
+	  MM_PAI_STRIP, false, "not-a-partner", false },
 	{ "trusted over its SA", 1, true, false, MM_UNTRUSTED_STRIP_ALWAYS, MM_PAI_KEEP, true,
-	  "protected" },
+	  "protected", false },
 	{ "trusted over its SA, Privacy: id (next hop honours it)", 1, true, true,
-	  MM_UNTRUSTED_STRIP_ALWAYS, MM_PAI_KEEP, true, "protected" },
+	  MM_UNTRUSTED_STRIP_ALWAYS, MM_PAI_KEEP, true, "protected", false },
 	{ "agreement, tunnel down", 1, false, false, MM_UNTRUSTED_STRIP_ALWAYS, MM_PAI_STRIP, false,
-	  "unprotected" },
+	  "unprotected", false },
 	{ "no agreement", 2, true, false, MM_UNTRUSTED_STRIP_ALWAYS, MM_PAI_STRIP, false,
-	  "no-agreement" },
+	  "no-agreement", false },
 	{ "seg with agreement", 3, false, false, MM_UNTRUSTED_STRIP_ALWAYS, MM_PAI_KEEP, true,
-	  "seg-trusted" },
+	  "seg-trusted", false },
 	{ "disabled", 4, true, false, MM_UNTRUSTED_STRIP_ALWAYS, MM_PAI_STRIP, false,
-	  "partner-disabled" },
+	  "partner-disabled", false },
 	/* Our out policies not (all) in the kernel: a forwarded message may
 	 * leave in clear text, so a tunnel partner's trust does not hold. */
 	{ "trusted over its SA, out policies missing", 1, true, false, MM_UNTRUSTED_STRIP_ALWAYS,
@@ -199,6 +199,35 @@ static const struct out_row out_rows[] = {
 	{ "no agreement, out policies missing", 2, true, false, MM_UNTRUSTED_STRIP_ALWAYS,
 	  MM_PAI_STRIP, false, "no-agreement", true },
 };
+
+/* Out policies pair cscf prefixes and partner ranges of one family. */
+START_TEST(test_out_cover)
+{
+	struct mm_prefix v4only[1], both[2], ranges[2];
+	struct mm_partner p = partner_of(1);
+	struct mm_addr a4, a6;
+
+	ck_assert_int_eq(mm_prefix_parse("10.0.0.0/24", &v4only[0], "t", NULL), 0);
+	both[0] = v4only[0];
+	ck_assert_int_eq(mm_prefix_parse("2001:db8:10::/64", &both[1], "t", NULL), 0);
+	ck_assert_int_eq(mm_prefix_parse("192.0.2.0/24", &ranges[0], "t", NULL), 0);
+	ck_assert_int_eq(mm_prefix_parse("2001:db8:a::/48", &ranges[1], "t", NULL), 0);
+	ck_assert_int_eq(mm_addr_parse("192.0.2.10", &a4, "t", NULL), 0);
+	ck_assert_int_eq(mm_addr_parse("2001:db8:a::1", &a6, "t", NULL), 0);
+	p.ranges = ranges;
+	p.n_ranges = 2;
+	ck_assert(mm_out_cover(v4only, 1, &p, &a4));
+	ck_assert(!mm_out_cover(v4only, 1, &p, &a6));
+	ck_assert(!mm_out_cover(v4only, 1, &p, NULL));
+	ck_assert(mm_out_cover(both, 2, &p, NULL));
+	ck_assert(mm_out_cover(both, 2, &p, &a6));
+	ck_assert(!mm_out_cover(NULL, 0, &p, &a4));
+	p.n_ranges = 1;
+	ck_assert(mm_out_cover(v4only, 1, &p, NULL));
+	p.n_ranges = 0;
+	ck_assert(!mm_out_cover(both, 2, &p, NULL));
+}
+END_TEST
 
 START_TEST(test_outbound)
 {
@@ -279,6 +308,7 @@ static Suite *suite(void)
 	tcase_add_loop_test(tc, test_inbound, 0, sizeof(in_rows) / sizeof(in_rows[0]));
 	tcase_add_loop_test(tc, test_inbound_unenforced, 0,
 			    sizeof(unenforced_rows) / sizeof(unenforced_rows[0]));
+	tcase_add_test(tc, test_out_cover);
 	tcase_add_loop_test(tc, test_outbound, 0, sizeof(out_rows) / sizeof(out_rows[0]));
 	tcase_add_loop_test(tc, test_dst_cover, 0, sizeof(cover_rows) / sizeof(cover_rows[0]));
 	tcase_add_test(tc, test_zero_dst_never_protects);
