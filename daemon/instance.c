@@ -20,6 +20,7 @@ struct instance {
 	char *what[MAX_LOCKS];   /* their paths */
 	size_t n;
 	int ns_fd;               /* the abstract socket claiming the namespace's tag */
+	char squatter[256];      /* why the namespace claim was skipped; "" if it was not */
 };
 
 int instance_mkdir_parent(const char *path, mode_t mode)
@@ -72,9 +73,11 @@ static int lock_beside(struct instance *inst, const char *path, const char *what
 	if (r < 0)
 		return mm_err_set(err, MM_ERR_INTERNAL, what, "cannot create the directory of %s: %s",
 				  lock, strerror(-r));
-	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-	/* A lock file left by another user (a root run before a service user)
-	 * still locks when opened read-only: flock(2) needs no write access. */
+	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	/* A lock file we may read but not write (left by an earlier run as
+	 * another user) still locks when opened read-only: flock(2) needs no
+	 * write access.  Lock files are 0600, so no other user can take them
+	 * and keep mmtrustd from starting. */
 	if (fd < 0 && (errno == EACCES || errno == EROFS))
 		fd = open(lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
@@ -137,33 +140,56 @@ static int socket_dead_or_absent(const char *path, const char *what, struct mm_e
 	return 0;
 }
 
+/* The namespace's claim is an abstract socket, and abstract names carry no
+ * permissions: any local user could bind ours first.  So a name held by a
+ * process of another user (neither root nor us) is not taken for another
+ * mmtrustd: it is logged by the caller and the claim goes on without it
+ * (the store and socket locks still hold). */
 static int claim_namespace(struct instance *inst, uint32_t tag, struct mm_err *err)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, n;
+	struct ucred cred = { 0 };
+	socklen_t len, cl = sizeof(cred);
+	int fd, n, r;
 
 	n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "mmtrustd-xfrm-%u", tag);
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return mm_err_set(err, MM_ERR_INTERNAL, "spd.tag", "socket: %s", strerror(errno));
-	if (bind(fd, (struct sockaddr *)&sa,
-		 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) < 0) {
-		int r = -errno;
-
-		close(fd);
-		if (r == -EADDRINUSE) {
-			mm_err_set(err, MM_ERR_CONFLICT, "spd.tag",
-				   "another mmtrustd programs this network namespace's XFRM "
-				   "policies with tag %u (it holds the abstract socket "
-				   "@mmtrustd-xfrm-%u, see `ss -xl`); one mmtrustd per namespace "
-				   "and tag",
-				   tag, tag);
-			return -EBUSY;
-		}
-		return mm_err_set(err, MM_ERR_INTERNAL, "spd.tag", "bind: %s", strerror(-r));
+	if (bind(fd, (struct sockaddr *)&sa, len) == 0 && listen(fd, 1) == 0) {
+		inst->ns_fd = fd;
+		return 0;
 	}
-	inst->ns_fd = fd;
-	return 0;
+	r = -errno;
+	close(fd);
+	if (r != -EADDRINUSE)
+		return mm_err_set(err, MM_ERR_INTERNAL, "spd.tag", "bind: %s", strerror(-r));
+	/* Who holds it? */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, len) == 0 &&
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0 && cred.uid != 0 &&
+	    cred.uid != geteuid()) {
+		close(fd);
+		snprintf(inst->squatter, sizeof(inst->squatter),
+			 "the abstract socket @mmtrustd-xfrm-%u is held by uid %u (pid %d), not by "
+			 "root or our user; the namespace claim is skipped (the store and socket "
+			 "locks still hold)",
+			 tag, (unsigned)cred.uid, (int)cred.pid);
+		return 0;
+	}
+	if (fd >= 0)
+		close(fd);
+	char by[32] = "";
+
+	if (cred.pid > 0)
+		snprintf(by, sizeof(by), ", pid %d", (int)cred.pid);
+	mm_err_set(err, MM_ERR_CONFLICT, "spd.tag",
+		   "another mmtrustd programs this network namespace's XFRM policies with tag %u "
+		   "(it holds the abstract socket @mmtrustd-xfrm-%u%s, see `ss -xlp`); one "
+		   "mmtrustd per namespace and tag",
+		   tag, tag, by);
+	return -EBUSY;
 }
 
 int instance_claim_store(struct instance *inst, const char *store, struct mm_err *err)
@@ -200,6 +226,11 @@ int instance_claim(const char *store, const char *admin_socket, const char *quer
 	}
 	*ret = inst;
 	return 0;
+}
+
+const char *instance_warning(const struct instance *inst)
+{
+	return inst && inst->squatter[0] ? inst->squatter : NULL;
 }
 
 void instance_note_pid(struct instance *inst)

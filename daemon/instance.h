@@ -36,6 +36,9 @@ int instance_claim(const char *store, const char *admin_socket, const char *quer
 /* A reload that names another store claims it too (the old claim is kept
  * until exit).  0 when already held by us. */
 int instance_claim_store(struct instance *inst, const char *store, struct mm_err *err);
+/* Why a claim was skipped (a process of another user holds the
+ * namespace's abstract name), to be logged; NULL when all is claimed. */
+const char *instance_warning(const struct instance *inst);
 /* Write our pid into the lock files again (after daemonizing). */
 void instance_note_pid(struct instance *inst);
 void instance_release(struct instance *inst);  /* accepts NULL */

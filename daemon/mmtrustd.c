@@ -444,6 +444,8 @@ int main(int argc, char **argv)
 		log_err("refusing to start: %s%s%s", err.field, err.field[0] ? ": " : "", err.msg);
 		goto out;
 	}
+	if (instance_warning(d.inst))
+		log_warn("%s", instance_warning(d.inst));
 	if (load_state(&d, &d.cfg, &d.store, &d.table, &err) < 0) {
 		log_err("%s%s%s", err.field, err.field[0] ? ": " : "", err.msg);
 		goto out;

@@ -81,6 +81,27 @@ wait_for 5 test -S "$MM_TMP/run-b/admin.sock" && pass "a daemon of its own in an
 mm_kill "$D2"
 D2=
 
+# --- abstract names carry no permissions: a squatter of another user must
+# not keep mmtrustd from starting (logged, the claim goes on without it)
+ip netns exec "$NS2" setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/bin/python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind("\0mmtrustd-xfrm-1835889778"); s.listen(1)
+time.sleep(30)' &
+SQ=$!
+squatting() { ip netns exec "$NS2" ss -xl | grep -q mmtrustd-xfrm; }
+wait_for 5 squatting || fail "the squatter did not start"
+: >"$MM_TMP/daemon2.log"
+ip netns exec "$NS2" "$BUILD/mmtrustd" --foreground --config "$MM_TMP/other.conf" \
+	2>>"$MM_TMP/daemon2.log" &
+D2=$!
+wait_for 5 test -S "$MM_TMP/run-b/admin.sock" && pass "a squatter of another user does not stop mmtrustd" ||
+	fail "a squatter of uid nobody kept mmtrustd from starting: $(cat "$MM_TMP/daemon2.log")"
+contains "$(cat "$MM_TMP/daemon2.log")" "held by uid 65534" "the squatter is logged"
+mm_kill "$D2"
+D2=
+kill "$SQ"; wait "$SQ" 2>/dev/null
+check "lock files are the owner's only (0600)" test "$(stat -c %a "$MM_TMP/a/store.db.lock")" = 600
+
 # --- a live socket without a lock (a daemon of another version, any
 # program): never unlinked
 python3 -c '
