@@ -68,11 +68,25 @@ static int lock_beside(struct instance *inst, const char *path, const char *what
 
 	if (inst->n == MAX_LOCKS)
 		return mm_err_set(err, MM_ERR_INTERNAL, what, "too many locks");
-	snprintf(lock, sizeof(lock), "%s.lock", path);
-	r = instance_mkdir_parent(lock, 0755);
+	r = instance_mkdir_parent(path, 0755);
 	if (r < 0)
 		return mm_err_set(err, MM_ERR_INTERNAL, what, "cannot create the directory of %s: %s",
-				  lock, strerror(-r));
+				  path, strerror(-r));
+	/* Beside the file as the directory really is: two spellings of one
+	 * path (a symlink, "..") must meet on one lock. */
+	const char *base = strrchr(path, '/');
+	char dir[4096], *real;
+
+	snprintf(dir, sizeof(dir), "%.*s", base ? (int)(base - path) : 1, base ? path : ".");
+	if (base && base == path)
+		snprintf(dir, sizeof(dir), "/");
+	real = realpath(dir, NULL);
+	if (!real)
+		return mm_err_set(err, MM_ERR_INTERNAL, what, "cannot resolve the directory of %s: %s",
+				  path, strerror(errno));
+	snprintf(lock, sizeof(lock), "%s/%s.lock", strcmp(real, "/") ? real : "",
+		 base ? base + 1 : path);
+	free(real);
 	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	/* A lock file we may read but not write (left by an earlier run as
 	 * another user) still locks when opened read-only: flock(2) needs no

@@ -71,6 +71,13 @@ second other "$NS"
 contains "$ERR" "network namespace" "same namespace and tag: says so"
 contains "$ERR" "1835889778" "same namespace and tag: names the tag"
 check "nothing of the refused daemons was left in run-b" test ! -e "$MM_TMP/run-b/admin.sock"
+# The same store spelt through a symlink, from another namespace with
+# sockets of its own: still the same store, still refused.
+ln -s "$MM_TMP/a" "$MM_TMP/alias"
+conf alias "$MM_TMP/alias/store.db" "$MM_TMP/run-c"
+expect_exit 1 "the same store through a symlink, another namespace: refused" \
+	timeout 10 ip netns exec "$NS2" "$BUILD/mmtrustd" --foreground --config "$MM_TMP/alias.conf"
+contains "$ERR" "in use by another mmtrustd" "the symlinked store: says it is in use"
 
 # --- another namespace, another store and sockets: allowed
 ip netns exec "$NS2" "$BUILD/mmtrustd" --foreground --config "$MM_TMP/other.conf" \
