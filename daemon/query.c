@@ -48,6 +48,10 @@ struct view {
 	struct mm_prefix cscf[MM_CONFIG_MAX_LOCAL];  /* the in-policy's dst side */
 	size_t n_cscf;
 	bool require_dst;
+	/* Atomic.  Set when a newer view could not be built (no memory): the
+	 * facts this view holds may be stale, so it no longer vouches that
+	 * the kernel enforces anything (fail closed until the next view). */
+	bool withdrawn;
 };
 
 struct mm_query {
@@ -252,7 +256,8 @@ static void inbound_facts(const struct view *v, const struct mm_addr *src,
 			f.sa_up = true;
 			f.sa_identity_ok = true;
 			f.spi_matches = spi == tp->spi_in;
-			f.enforced = v->enforced[i];
+			f.enforced = v->enforced[i] &&
+				     !__atomic_load_n(&v->withdrawn, __ATOMIC_ACQUIRE);
 		}
 	}
 	f.dst = mm_dst_cover(v->cscf, v->n_cscf, src, dst);
@@ -386,6 +391,7 @@ static json_t *op_outbound(const struct view *v, const json_t *req)
 		if (i < v->n_up) {
 			f.sa_up = f.sa_identity_ok = true;
 			f.enforced = v->out_enforced[i] &&
+				     !__atomic_load_n(&v->withdrawn, __ATOMIC_ACQUIRE) &&
 				     mm_out_cover(v->cscf, v->n_cscf, f.partner,
 						  have_next_hop ? &next_hop : NULL);
 		}
@@ -488,6 +494,10 @@ int query_publish(struct mm_query *q, const struct query_view_input *in)
 			free(v->out_enforced);
 		}
 		free(v);
+		pthread_mutex_lock(&q->lock);
+		if (q->view)
+			__atomic_store_n(&q->view->withdrawn, true, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&q->lock);
 		return -ENOMEM;
 	}
 	memcpy(v->up, in->up, in->n_up * sizeof(*v->up));
