@@ -136,8 +136,10 @@ json_t *admin_handle(void *userdata, struct mm_jsonl_client *client,
 		     const struct mm_jsonl_peer *peer, const json_t *req);
 int admin_authorize(void *userdata, const struct mm_jsonl_peer *peer);
 
-/* Swap in a new table after the store committed it (mmtrustd.c): later
- * parts (SPD, VICI) hook in here. */
+/* Swap in a new table after the store committed it (mmtrustd.c): a view
+ * with the change set's partners withdrawn is published at once, then
+ * charon (ike_table_changed) and the kernel (kernel_table_changed) follow,
+ * then a normal view (coalesced). */
 void mmtrustd_table_changed(struct mmtrustd *d, struct mm_table *newt,
 			    const struct mm_change *changes, size_t n);
 
