@@ -295,6 +295,7 @@ static void child_check(struct mm_ike *ike, const struct vici_ike_sa *sa,
 					 .since = time(NULL) - (time_t)child->install_time,
 					 .remote_id = sa->remote_id,
 					 .remote_host = sa->remote_host,
+					 .local_host = sa->local_host,
 					 .ike_state = sa->state,
 				 })) {
 		log_notice("tunnel up: partner %s (reqid %" PRIu32 "): remote %s id %s, "
@@ -777,6 +778,35 @@ int ike_reload_credentials(struct mmtrustd *d)
 	return 1;
 }
 
+/* The table or [local] changed under tunnels that are up (a gateway moved,
+ * our tunnel address changed on reload): their SAs are judged by the new
+ * ones at once, as the kernel's sweep judges them, and refused alike --
+ * after the connections were loaded anew, so charon initiates on them. */
+static void rejudge_tunnels(struct mm_ike *ike)
+{
+	const struct mmtrustd *d = ike->d;
+
+	for (size_t i = 0; i < ike->tunnels.n; i++) {
+		struct ike_tunnel *t = &ike->tunnels.t[i];
+		struct mm_sa_facts f = { .reqid = t->info.reqid, .charon = MM_SA_CHARON_KNOWS };
+		struct mm_sa_judgement j;
+
+		if (!t->info.up)
+			continue;
+		/* An unreadable host leaves the address zero: wrong ends. */
+		mm_addr_parse(t->info.remote_host, &f.src, "remote-host", NULL);
+		mm_addr_parse(t->local_host, &f.dst, "local-host", NULL);
+		mm_sa_judge(d->table, d->cfg.tunnel, d->cfg.n_tunnel, &f, &j);
+		if (!mm_sa_must_delete(j.verdict))
+			continue;
+		log_err("partner %s: its tunnel's SAs (%s -> %s, spi in 0x%08" PRIx32 ") are now %s "
+			"(%s)",
+			t->info.domain, t->info.remote_host, t->local_host, t->info.spi_in,
+			mm_sa_verdict_reason(j.verdict), mm_sa_verdict_name(j.verdict));
+		sa_refused(ike, &j, t->info.spi_in);
+	}
+}
+
 void ike_table_changed(struct mmtrustd *d, const struct mm_change *changes, size_t n)
 {
 	struct mm_ike *ike = d->ike;
@@ -804,13 +834,10 @@ void ike_table_changed(struct mmtrustd *d, const struct mm_change *changes, size
 	}
 	if (ike_tunnels_sync(&ike->tunnels, d->table) < 0)
 		log_err("charon: out of memory for the SA table");
-	if (!vici_client_is_connected(ike->cmd))
-		return;  /* everything is loaded on (re)connect */
-	if (!changes) {
+	/* Unconnected: everything is loaded on (re)connect. */
+	if (vici_client_is_connected(ike->cmd) && !changes)
 		load_all(ike);
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; vici_client_is_connected(ike->cmd) && i < n; i++) {
 		const struct mm_partner *a = changes[i].after, *b = changes[i].before;
 
 		if (a && mm_partner_has_tunnel(a))
@@ -818,6 +845,7 @@ void ike_table_changed(struct mmtrustd *d, const struct mm_change *changes, size
 		else if (b && mm_partner_has_tunnel(b))
 			unload_partner(ike, b->domain);
 	}
+	rejudge_tunnels(ike);
 }
 
 /* Traffic hit one of our policies and found no SA: the tunnel is down and
@@ -865,6 +893,11 @@ int ike_xfrm_event(const struct mm_xfrm_event *ev, void *userdata)
 		mm_xfrm_sa_del(d->nl, sa, NULL);
 	sa_refused(d->ike, &j, sa->spi);
 	return 0;
+}
+
+void ike_sa_deleted(struct mmtrustd *d, const struct mm_sa_judgement *j, uint32_t spi)
+{
+	sa_refused(d->ike, j, spi);
 }
 
 void ike_status(struct mmtrustd *d, json_t *status)

@@ -70,6 +70,7 @@ bool ike_tunnel_set_up(struct ike_tunnel *t, const struct ike_child_up *c)
 		 c->remote_id ? c->remote_id : "");
 	snprintf(t->info.remote_host, sizeof(t->info.remote_host), "%s",
 		 c->remote_host ? c->remote_host : "");
+	snprintf(t->local_host, sizeof(t->local_host), "%s", c->local_host ? c->local_host : "");
 	return changed;
 }
 

@@ -39,6 +39,7 @@ struct ike_tunnel {
 	uint32_t ike_id;         /* charon's IKE_SA unique id; 0 when none */
 	uint64_t last_initiate;  /* CLOCK_MONOTONIC usec of our last initiate on acquire */
 	bool listed;             /* seen in the list-sas being collected */
+	char local_host[64];     /* our end of the SAs, as charon reports it */
 };
 
 /* One row per partner of the table, sorted by domain. */
@@ -58,7 +59,7 @@ struct ike_tunnel *ike_tunnels_find(const struct ike_tunnels *ts, const char *do
 struct ike_child_up {
 	uint32_t spi_in, spi_out, ike_id;
 	time_t since;
-	const char *remote_id, *remote_host, *ike_state;  /* NULL: "" */
+	const char *remote_id, *remote_host, *local_host, *ike_state;  /* NULL: "" */
 };
 /* Record the CHILD_SA.  True when the answers change: the tunnel was down
  * or carried other SPIs (tell subscribers "sa-up"). */

@@ -149,11 +149,11 @@ static void log_sa_deleted(const struct mm_xfrm_sa *sa, const struct mm_sa_judge
 {
 	char s[MM_ADDR_STRLEN], t[MM_ADDR_STRLEN];
 
-	(void)userdata;
 	log_notice("SA spi 0x%08" PRIx32 " %s -> %s reqid %" PRIu32 "%s%s: %s; deleted", sa->spi,
 		   mm_addr_str(&sa->src, s), mm_addr_str(&sa->dst, t), sa->reqid,
 		   j->partner ? " partner " : "", j->partner ? j->partner->domain : "",
 		   mm_sa_verdict_reason(j->verdict));
+	ike_sa_deleted(userdata, j, sa->spi);  /* the tunnel and charon follow */
 }
 
 static void sad_view(struct mmtrustd *d, struct mm_sad_view *v)

@@ -121,6 +121,19 @@ static void notify_enforcement(struct mmtrustd *d, const struct mm_tunnel_info *
 	}
 }
 
+static bool withdrawn(const struct mmtrustd *d, const char *domain)
+{
+	const struct mm_change *c = d->withdrawn;
+
+	for (size_t i = 0; i < d->n_withdrawn; i++) {
+		const struct mm_partner *p = c[i].after ? c[i].after : c[i].before;
+
+		if (strcmp(p->domain, domain) == 0)
+			return true;
+	}
+	return d->withdraw_all;
+}
+
 /* The view the query side answers from, built from the parts' facts:
  * the query side is handed it and never reaches back. */
 static int publish_view(struct mmtrustd *d)
@@ -148,6 +161,8 @@ static int publish_view(struct mmtrustd *d)
 		 * theirs are asked: a publish costs their policies, never a
 		 * status of the whole table. */
 		for (size_t i = 0; i < n; i++) {
+			if (withdrawn(d, up[i].domain))
+				continue;
 			enforced[i] = kernel_inbound_enforced(d, up[i].domain);
 			out_enforced[i] = kernel_outbound_enforced(d, up[i].domain);
 		}
@@ -186,8 +201,20 @@ void mmtrustd_table_changed(struct mmtrustd *d, struct mm_table *newt,
 {
 	mm_table_free(d->table);
 	d->table = newt;
-	kernel_table_changed(d, changes, n);
+	/* The kernel step deletes policies before a coalesced view would
+	 * follow: the partners it touches leave the answers first, at once,
+	 * and come back with the view after it. */
+	d->withdrawn = changes;
+	d->n_withdrawn = n;
+	d->withdraw_all = !changes;
+	(void)publish_view(d);
+	/* charon gets the new connections first: a tunnel whose SAs the
+	 * kernel step condemns (a moved gateway) is initiated again on them. */
 	ike_table_changed(d, changes, n);
+	kernel_table_changed(d, changes, n);
+	d->withdrawn = NULL;
+	d->n_withdrawn = 0;
+	d->withdraw_all = false;
 	mmtrustd_view_changed(d);
 	for (size_t i = 0; i < n; i++) {
 		static const char *const names[MM_CHANGE__MAX] = {

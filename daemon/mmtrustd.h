@@ -51,6 +51,13 @@ struct mmtrustd {
 	struct mm_tunnel_info *pub_up;
 	bool *pub_enforced;
 	size_t pub_n;
+	/* While a change set is carried into the kernel and charon, the
+	 * partners it touches are withdrawn: published as not enforced (both
+	 * directions), since their policies may be gone before the step ends.
+	 * withdraw_all: a whole new table (reload), every partner. */
+	const struct mm_change *withdrawn;
+	size_t n_withdrawn;
+	bool withdraw_all;
 };
 
 /* kernel.c: XFRM inside the loop -- the SPD engine, the SA sweep by the
@@ -101,6 +108,10 @@ void ike_table_changed(struct mmtrustd *d, const struct mm_change *changes, size
 /* An SA event from the XFRM monitor (the daemon core delivers them whether
  * the SPD side runs or not; userdata is the struct mmtrustd). */
 int ike_xfrm_event(const struct mm_xfrm_event *ev, void *userdata);
+/* The kernel side deleted an SA the verdict condemns (the SA sweep): the
+ * same refusal as an XFRM event's -- if it carried a tunnel, the tunnel is
+ * down at once and charon terminates (and initiates again). */
+void ike_sa_deleted(struct mmtrustd *d, const struct mm_sa_judgement *j, uint32_t spi);
 /* Add "ike" and each partner's "tunnel" to a status answer. */
 void ike_status(struct mmtrustd *d, json_t *status);
 /* A copy of the tunnels that are up, sorted by domain (*ret_n may be 0;
@@ -125,8 +136,10 @@ json_t *admin_handle(void *userdata, struct mm_jsonl_client *client,
 		     const struct mm_jsonl_peer *peer, const json_t *req);
 int admin_authorize(void *userdata, const struct mm_jsonl_peer *peer);
 
-/* Swap in a new table after the store committed it (mmtrustd.c): later
- * parts (SPD, VICI) hook in here. */
+/* Swap in a new table after the store committed it (mmtrustd.c): a view
+ * with the change set's partners withdrawn is published at once, then
+ * charon (ike_table_changed) and the kernel (kernel_table_changed) follow,
+ * then a normal view (coalesced). */
 void mmtrustd_table_changed(struct mmtrustd *d, struct mm_table *newt,
 			    const struct mm_change *changes, size_t n);
 
