@@ -92,7 +92,8 @@ static int deliver(const struct mm_xfrm_event *ev, void *userdata)
 
 	if (d->spd) {
 		mm_spd_handle_event(d->spd, ev);
-		/* One of ours deleted, a squatter, a flush: which partners the
+		/* One of ours deleted, a squatter, a foreign policy that may
+		 * shadow ours (any policy event), a flush: which partners the
 		 * kernel enforces may have changed; the view follows at once,
 		 * before the repair (coalesced, SA events do not count). */
 		if (ev->type <= MM_XFRM_EV_POLICY_FLUSH)

@@ -660,7 +660,7 @@ static bool enforced(const struct mm_spd *spd, const char *domain, bool outbound
 		if ((en->dir == XFRM_POLICY_OUT) != outbound)
 			continue;
 		n_dir++;
-		ok = en->state == ENT_INSYNC && !en->conflicts;
+		ok = en->state == ENT_INSYNC && !en->conflicts && !spd_shadowed(spd, e);
 	}
 	return ok && n_dir > 0;
 }
@@ -705,6 +705,7 @@ size_t mm_spd_memory(const struct mm_spd *spd)
 			m += strlen(spd->p[i].domain) + 1;
 	m += spd->repair.cap * sizeof(*spd->repair.v) + spd->stale.cap * sizeof(*spd->stale.v);
 	m += spd->conf.cap * sizeof(*spd->conf.v) + spd->ops.cap * sizeof(*spd->ops.v);
+	m += spd->shadow.cap * sizeof(*spd->shadow.v);
 	m += spd->dels.cap * sizeof(*spd->dels.v) + spd->pend.cap * sizeof(*spd->pend.v);
 	return m;
 }
@@ -787,6 +788,7 @@ void mm_spd_free(struct mm_spd *spd)
 	free(spd->repair.v);
 	free(spd->stale.v);
 	free(spd->conf.v);
+	free(spd->shadow.v);
 	free(spd->ops.v);
 	free(spd->dels.v);
 	free(spd->pend.v);

@@ -225,7 +225,10 @@ int mm_spd_status(const struct mm_spd *spd, const char *domain, struct mm_spd_st
  * the partner is programmable (active, no problem), it has at least one
  * wanted in policy, and every wanted in and fwd policy is ours and in
  * sync in the mirror, with no foreign policy on its selector (which might
- * take precedence) -- read from the mirror, kept current by events, so a
+ * take precedence) and none shadowing it: a foreign allow policy whose
+ * selector overlaps it (narrower, wider, port-specific) with a priority
+ * value <= its own (spd_classify.c, "shadows", says which count) -- read
+ * from the mirror, kept current by events, so a
  * policy deleted by someone else reads false at once, before the repair.
  * out policies do not matter: they protect what we send, not what we
  * accept.  False for a domain the engine does not know, and for every

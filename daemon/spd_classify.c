@@ -151,6 +151,86 @@ static int add_conflict(struct mm_spd *spd, uint32_t x, const struct mm_xfrm_pol
 	return 0;
 }
 
+/* ---- shadows ----
+ *
+ * A foreign policy shadows one of ours when the kernel could pick it
+ * instead of ours for traffic ours covers: same direction, both selector
+ * prefixes overlapping (narrower, wider or partly; ports and protocol only
+ * narrow it, so they are ignored) and a priority value <= ours.  Kept
+ * here: every policy that is not ours (another tag or uid, outside our band
+ * or reqid range), dir in, fwd or out, action allow (a block lets nothing
+ * through in clear), with a priority value <= the highest of our band
+ * (nothing worse can ever beat one of ours).  Counted whatever its type,
+ * mark or security context, since the traffic may carry a matching mark or
+ * label (fail closed); not with an if_id, since the kernel compares if_id
+ * exactly and ours, with none, only decide traffic that carries none.
+ * Conflicts (foreign policies on exactly our selector) are counted on the
+ * entry as before, whatever their priority. */
+
+static bool shadow_kind(const struct mm_spd *spd, const struct mm_xfrm_policy *p)
+{
+	return (p->dir == XFRM_POLICY_IN || p->dir == XFRM_POLICY_FWD ||
+		p->dir == XFRM_POLICY_OUT) &&
+	       (p->sel.family == AF_INET || p->sel.family == AF_INET6) &&
+	       p->action == XFRM_POLICY_ALLOW && !p->if_id &&
+	       p->priority <= spd->cfg.prio_base + (MM_SPD_PRIO_SPAN - 1) &&
+	       !mm_spd_is_ours(&spd->cfg, p);
+}
+
+static struct shadow *shadow_find(struct mm_spd *spd, uint8_t dir, uint32_t index)
+{
+	for (size_t i = 0; i < spd->shadow.n; i++)
+		if (spd->shadow.v[i].dir == dir && spd->shadow.v[i].index == index)
+			return &spd->shadow.v[i];
+	return NULL;
+}
+
+/* A policy added or changed (event or dump): keep, update or drop it.
+ * -ENOMEM when it cannot be kept (the caller fails closed). */
+int spd_shadow_seen(struct mm_spd *spd, const struct mm_xfrm_policy *p)
+{
+	struct shadow *s = shadow_find(spd, p->dir, p->index);
+	struct shadow n;
+
+	if (!shadow_kind(spd, p)) {
+		if (s)
+			*s = spd->shadow.v[--spd->shadow.n];
+		return 0;
+	}
+	n = (struct shadow){ .src = mm_spd_clean_prefix(&p->sel.src),
+			     .dst = mm_spd_clean_prefix(&p->sel.dst), .index = p->index,
+			     .priority = p->priority, .dir = p->dir };
+	if (s) {
+		*s = n;
+		return 0;
+	}
+	return VEC_PUSH(spd->shadow, n);
+}
+
+void spd_shadow_gone(struct mm_spd *spd, const struct mm_xfrm_policy *p)
+{
+	struct shadow *s = shadow_find(spd, p->dir, p->index);
+
+	if (s)
+		*s = spd->shadow.v[--spd->shadow.n];
+}
+
+/* True when a kept foreign policy shadows entry x (see above). */
+bool spd_shadowed(const struct mm_spd *spd, uint32_t x)
+{
+	const struct entry *e = &spd->e[x];
+	uint32_t prio = spd->shadow.n ? mm_spd_priority(&spd->cfg, &e->src, &e->dst) : 0;
+
+	for (size_t i = 0; i < spd->shadow.n; i++) {
+		const struct shadow *s = &spd->shadow.v[i];
+
+		if (s->dir == e->dir && s->priority <= prio &&
+		    mm_prefix_overlaps(&s->src, &e->src) && mm_prefix_overlaps(&s->dst, &e->dst))
+			return true;
+	}
+	return false;
+}
+
 /* ---- the event path ---- */
 
 static void policy_seen(struct mm_spd *spd, const struct mm_xfrm_policy *p)
@@ -160,6 +240,9 @@ static void policy_seen(struct mm_spd *spd, const struct mm_xfrm_policy *p)
 	struct entry *e = x != NONE ? &spd->e[x] : NULL;
 	struct mm_xfrm_policy want;
 
+	/* Not kept: enforced() could miss a shadow until a full comparison. */
+	if (spd_shadow_seen(spd, p) < 0)
+		spd->need_full = true;
 	switch (c) {
 	case MM_SPD_COLLISION:
 		if (e->state != ENT_COLLIDED)
@@ -202,6 +285,7 @@ static void policy_gone(struct mm_spd *spd, const struct mm_xfrm_policy *p)
 	struct mm_xfrm_policy want;
 	struct conflict *cf;
 
+	spd_shadow_gone(spd, p);
 	switch (c) {
 	case MM_SPD_COLLISION:
 		if (e->state == ENT_COLLIDED) {
@@ -272,6 +356,7 @@ void mm_spd_handle_event(struct mm_spd *spd, const struct mm_xfrm_event *ev)
 			spd_note(spd, MM_SPD_NOTE_RESYNC, NONE, NULL, 0,
 				 "the SPD was flushed by someone else: comparing with the kernel");
 		spd->need_full = true;
+		spd->shadow.n = 0;  /* the comparison reads them again */
 		break;
 	default:
 		break;  /* SAs and acquires are the core's and the IKE side's */
@@ -303,6 +388,7 @@ void spd_scan_reset(void *data)
 	}
 	spd->conf.n = 0;
 	spd->stale.n = 0;
+	spd->shadow.n = 0;
 }
 
 int spd_scan_one(const struct mm_xfrm_policy *p, void *data)
@@ -314,6 +400,8 @@ int spd_scan_one(const struct mm_xfrm_policy *p, void *data)
 	struct entry *e = x != NONE ? &spd->e[x] : NULL;
 	struct conflict key = { .index = p->index, .dir = p->dir };
 
+	if (spd_shadow_seen(spd, p) < 0)
+		return -ENOMEM;
 	switch (c) {
 	case MM_SPD_COLLISION:
 		if (e->prev != ENT_COLLIDED)

@@ -112,6 +112,17 @@ struct conflict {
 	uint8_t dir;
 };
 
+/* A foreign policy that may shadow ours (spd_shadow_seen() says which):
+ * the kernel takes the matching policy with the lowest priority value
+ * whatever its selector's shape, so one that overlaps ours with a value <=
+ * ours decides instead of ours for the traffic in the overlap. */
+struct shadow {
+	struct mm_prefix src, dst;  /* cleaned; ports and protocol ignored */
+	uint32_t index;             /* the kernel's index: the key */
+	uint32_t priority;
+	uint8_t dir;
+};
+
 enum { OP_NEW, OP_UPD, OP_DEL };
 
 struct op {
@@ -148,6 +159,7 @@ struct mm_spd {
 	VEC(uint32_t) repair;
 	VEC(struct del) stale;     /* ours, no partner: to delete */
 	VEC(struct conflict) conf;
+	VEC(struct shadow) shadow; /* foreign policies that may shadow ours */
 	bool need_full;            /* a full comparison is due */
 
 	/* One step at a time (a note or drain callback calling back in is
@@ -194,6 +206,9 @@ enum mm_spd_class spd_classify(const struct mm_spd *spd, const struct mm_xfrm_po
 			       uint32_t *ret_entry);
 void spd_queue_repair(struct mm_spd *spd, uint32_t x, bool drift);
 int spd_conflict_order(const void *x, const void *y);
+int spd_shadow_seen(struct mm_spd *spd, const struct mm_xfrm_policy *p);
+void spd_shadow_gone(struct mm_spd *spd, const struct mm_xfrm_policy *p);
+bool spd_shadowed(const struct mm_spd *spd, uint32_t x);
 struct scan {
 	struct mm_spd *spd;
 	struct conflict *old;  /* conflicts known before, sorted by (dir, index) */

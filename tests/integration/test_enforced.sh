@@ -3,8 +3,9 @@
 # (docs/privacy.md, "not-enforced"): with [spd] enabled = no never; with
 # the SPD on, not while one of the partner's in-policies is missing (a
 # deleteall by hand: the answers follow the monitor event at once, before
-# the repair, and come back after it) or shadowed by a foreign policy on
-# its selector; never for a partner the engine cannot program.
+# the repair, and come back after it) or shadowed by a foreign allow
+# policy on its selector or overlapping it (narrower, wider, port-specific)
+# with a priority value <= ours; never for a partner the engine cannot program.
 # Subscribers hear when a partner's enforcement changes, and sa-down for
 # every tunnel when a reload turns [ike] off.  The tunnel is charon's
 # word: fake_charon.py stands in for charon (this kernel has no ESP); the
@@ -189,6 +190,51 @@ row "out shadowed: inbound from A still protected (its in policies are whole)" 1
 ip -n "$NS" xfrm policy del dir out src 10.0.0.0/24 dst 192.0.2.0/24 ||
 	fail "cannot delete the foreign out policy"
 check "the foreign out policy gone: outbound keeps again" wait_for 5 out_keep $A
+
+# --- foreign policies that overlap A's selectors (not equal to them) -------------
+# The kernel takes the matching policy with the lowest priority value
+# whatever its shape: narrower, wider or port-specific, an allow with a
+# value <= ours lets cleartext in (or out); a worse value does not.
+shape() {  # shape DESC DIR SELECTOR...: add, not enforced, delete, enforced again
+	local d=$1 dir=$2
+	shift 2
+	ip -n "$NS" xfrm policy add dir "$dir" "$@" priority 1 action allow ||
+		{ fail "cannot add the foreign policy ($d)"; return; }
+	if [ "$dir" = out ]; then
+		check "$d: outbound strips" wait_for 5 out_strip
+		orow "$d: reason not-enforced" $A \
+			'.result | .trusted == false and .pai == "strip" and .reason == "not-enforced"'
+	else
+		check "$d: not protected" wait_for 5 shadowed
+		row "$d: reason not-enforced, strip" 192.0.2.10 \
+			'.result | .protected == false and .pai == "strip" and .reason == "not-enforced"'
+	fi
+	ip -n "$NS" xfrm policy del dir "$dir" "$@" || fail "cannot delete the foreign policy ($d)"
+	if [ "$dir" = out ]; then
+		check "$d gone: outbound keeps again" wait_for 5 out_keep $A
+	else
+		check "$d gone: A protected again" wait_for 5 protected 192.0.2.10
+	fi
+}
+shape "a narrower foreign allow in (/32 -> /32)" in src 192.0.2.10/32 dst 10.0.0.5/32
+shape "a wider foreign allow in (0/0 -> the CSCF net)" in src 0.0.0.0/0 dst 10.0.0.0/24
+shape "a port-specific foreign allow in (udp 5060)" in src 192.0.2.0/24 dst 10.0.0.0/24 \
+	proto udp dport 5060
+shape "a narrower foreign allow out (/32 -> /32)" out src 10.0.0.5/32 dst 192.0.2.10/32
+# Worse than our whole band (default base 100000 + 256): ours decides.
+ip -n "$NS" xfrm policy add dir in src 192.0.2.10/32 dst 10.0.0.5/32 priority 100257 \
+	action allow || fail "cannot add the worse foreign policy"
+ip -n "$NS" xfrm policy add dir out src 10.0.0.5/32 dst 192.0.2.10/32 priority 100257 \
+	action allow || fail "cannot add the worse foreign out policy"
+sleep 1
+row "a narrower foreign allow with a worse priority: A still protected" 192.0.2.10 \
+	'.result | .protected and .reason == "protected"'
+orow "a narrower foreign out allow with a worse priority: outbound keeps" $A \
+	'.result | .trusted and .pai == "keep"'
+ip -n "$NS" xfrm policy del dir in src 192.0.2.10/32 dst 10.0.0.5/32 ||
+	fail "cannot delete the worse foreign policy"
+ip -n "$NS" xfrm policy del dir out src 10.0.0.5/32 dst 192.0.2.10/32 ||
+	fail "cannot delete the worse foreign out policy"
 
 # --- a partner the engine cannot program ---------------------------------------
 # R keeps its reqid when the reserved range shrinks below it: the SPD

@@ -1395,6 +1395,67 @@ START_TEST(test_verify_rebuilds_from_table)
 }
 END_TEST
 
+/* A foreign allow policy that overlaps one of alpha's selectors (not equal
+ * to it) with a priority value <= ours shadows it: alpha is not enforced in
+ * that direction, read from the dump and from events; a worse value, a
+ * block, another partner's selectors: no effect. */
+static bool shadow_event(const char *cmd)
+{
+	ck_assert_int_eq(sh("%s", cmd), 0);
+	usleep(50 * 1000);
+	ck_assert_int_ge(drain(NULL), 1);
+	return mm_spd_inbound_enforced(spd, "alpha.example.net");
+}
+
+START_TEST(test_foreign_shadow)
+{
+	const char *a = "alpha.example.net", *b = "beta.example.org";
+	struct mm_spd_report rep;
+
+	/* There before the engine starts: learnt from the dump. */
+	ck_assert_int_eq(sh("ip xfrm policy add src 10.1.0.7/32 dst 198.51.100.5/32 dir in "
+			    "priority 1 action allow"), 0);
+	make_three();
+	ck_assert_int_eq(mm_spd_sync(spd, TABLE(three), 5, &rep), 0);
+	mm_spd_report_done(&rep);
+	ck_assert(!mm_spd_inbound_enforced(spd, a));
+	ck_assert(mm_spd_outbound_enforced(spd, a));
+	ck_assert(mm_spd_inbound_enforced(spd, b));
+	ck_assert(shadow_event("ip xfrm policy del src 10.1.0.7/32 dst 198.51.100.5/32 dir in"));
+	/* Wider and port-specific, from an event; then made worse than our
+	 * band by an update, then gone. */
+	ck_assert(!shadow_event("ip xfrm policy add src 0.0.0.0/0 dst 198.51.100.0/24 proto udp "
+				"dport 5060 dir in priority 1 action allow"));
+	ck_assert(!mm_spd_inbound_enforced(spd, b));
+	ck_assert(shadow_event("ip xfrm policy update src 0.0.0.0/0 dst 198.51.100.0/24 proto udp "
+			       "dport 5060 dir in priority 100257 action allow"));
+	ck_assert(mm_spd_inbound_enforced(spd, b));
+	/* Equal to beta's /16 -> /24 (base + 256 - 40): may win; worse than
+	 * alpha's /24 -> /24 (base + 256 - 48). */
+	ck_assert(shadow_event("ip xfrm policy update src 0.0.0.0/0 dst 198.51.100.0/24 proto udp "
+			       "dport 5060 dir in priority 100216 action allow"));
+	ck_assert(!mm_spd_inbound_enforced(spd, b));
+	ck_assert(shadow_event("ip xfrm policy del src 0.0.0.0/0 dst 198.51.100.0/24 proto udp "
+			       "dport 5060 dir in"));
+	/* A block lets nothing through in clear. */
+	ck_assert(shadow_event("ip xfrm policy add src 10.1.0.7/32 dst 198.51.100.5/32 dir in "
+			       "priority 1 action block"));
+	ck_assert(shadow_event("ip xfrm policy del src 10.1.0.7/32 dst 198.51.100.5/32 dir in"));
+	/* Out: what our CSCFs send to alpha; inbound stays enforced. */
+	ck_assert(shadow_event("ip xfrm policy add src 198.51.100.5/32 dst 10.1.0.7/32 dir out "
+			       "priority 1 action allow"));
+	ck_assert(!mm_spd_outbound_enforced(spd, a));
+	ck_assert(mm_spd_outbound_enforced(spd, b));
+	/* A verify reads it again from the dump. */
+	ck_assert_int_eq(mm_spd_verify(spd, NULL, 0, &rep), 0);
+	mm_spd_report_done(&rep);
+	ck_assert(!mm_spd_outbound_enforced(spd, a));
+	ck_assert(shadow_event("ip xfrm policy del src 198.51.100.5/32 dst 10.1.0.7/32 dir out"));
+	ck_assert(mm_spd_outbound_enforced(spd, a));
+	free_three();
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("spd");
@@ -1407,6 +1468,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_drift_deleted_by_index);
 	tcase_add_test(tc, test_drift_deleteall_and_changed);
 	tcase_add_test(tc, test_foreign_untouched_and_conflict);
+	tcase_add_test(tc, test_foreign_shadow);
 	tcase_add_test(tc, test_tag_squatter_and_stale);
 	tcase_add_test(tc, test_partner_changes);
 	tcase_add_test(tc, test_table_shrinks_on_sync);
