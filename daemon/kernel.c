@@ -18,6 +18,7 @@
 
 #include "log.h"
 #include "mmtrustd.h"
+#include "policy/sa.h"
 #include "sad.h"
 
 static void on_note(const struct mm_spd_note *n, void *userdata)
@@ -474,11 +475,6 @@ static const char *mode_name(uint8_t mode)
 	return mode < sizeof(names) / sizeof(names[0]) ? names[mode] : "?";
 }
 
-static bool reqid_in_range(struct mmtrustd *d, uint32_t reqid)
-{
-	return reqid >= d->cfg.reqid_min && reqid <= d->cfg.reqid_max;
-}
-
 /* What the one classification says, for an operator. */
 static const char *const class_notes[MM_SPD_CLASS__MAX] = {
 	[MM_SPD_CONFLICT] = "not mmtrust's, on the selector of one of mmtrust's policies: "
@@ -503,7 +499,7 @@ static int audit_policy(const struct mm_xfrm_policy *p, void *userdata)
 	for (uint8_t i = 0; i < p->n_tmpl; i++) {
 		const struct mm_xfrm_tmpl *tp = &p->tmpl[i];
 
-		if (reqid_in_range(d, tp->reqid)) {
+		if (mm_reqid_ours(d->table, tp->reqid)) {
 			marked = true;
 			if (!partner)
 				partner = mm_table_find_reqid(d->table, tp->reqid);

@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "instance.h"
+#include "policy/sa.h"
 #include "mmtrustd.h"
 
 static const char usage[] =
@@ -89,7 +90,7 @@ static int load_state(struct mmtrustd *d, struct mm_config *cfg, struct mm_store
 	for (size_t i = 0; i < (*ret_table)->n; i++) {
 		const struct mm_partner *p = (*ret_table)->partners[i];
 
-		if (p->reqid < cfg->reqid_min || p->reqid > cfg->reqid_max)
+		if (!mm_reqid_ours(table, p->reqid))
 			log_warn("partner %s keeps reqid %u, outside the configured range %u-%u",
 				 p->domain, p->reqid, cfg->reqid_min, cfg->reqid_max);
 		if (p->ca.not_after < time(NULL))
