@@ -13,45 +13,14 @@
 set -u
 BUILD=$(realpath "${1:-build}")
 . "$(dirname "$0")/../lib/common.sh"
-QC=$(realpath "$(dirname "$0")/query_clients.py")
-FAKE=$(realpath "$(dirname "$0")/fake_charon.py")
-PY=$(command -v python3)
+. "$(dirname "$0")/../lib/fake_charon.sh"
 
-mm_setup query-dst
-CHARON=
-mm_cleanup_hook() { mm_kill "$CHARON"; }
-
-CTL="$BUILD/mmtrustctl"
-SOCK=$MM_TMP/query.sock
-export MMTRUST_ADMIN_SOCKET=$MM_TMP/admin.sock
-export MMTRUST_QUERY_SOCKET=$SOCK
-TUN=198.51.100.1         # [local] tunnel: local, outside cscf
+fc_setup query-dst
 CSCF4=10.0.0.5 CSCF6=2001:db8:10::5
-MGMT=192.168.77.1        # some other local address
+MGMT=192.168.77.1        # some other local address ($TUN: our tunnel, outside cscf)
 A=ims.partner-a.example N=sip.provider-n.example S=ims.partner-s.example
-make_ca "$MM_TMP" ca-a
-make_leaf "$MM_TMP" home
-cat >"$MM_TMP/mmtrustd.conf" <<CONF
-[daemon]
-store = $MM_TMP/store.db
-admin_socket = $MM_TMP/admin.sock
-query_socket = $SOCK
-[local]
-cscf = 10.0.0.0/24, 2001:db8:10::/64
-tunnel = $TUN
-[spd]
-enabled = yes
-[ike]
-enabled = yes
-vici_socket = $MM_TMP/charon.vici
-certificate = $MM_TMP/home.pem
-private_key = $MM_TMP/home.key
-CONF
-
-"$PY" "$FAKE" "$MM_TMP/charon.vici" "$MM_TMP/charon.ready" &
-CHARON=$!
-wait_for 5 test -e "$MM_TMP/charon.ready" || fail "the fake charon did not start"
-mm_start_daemon 5 "$SOCK" answer
+fc_conf yes yes 2999 "10.0.0.0/24, 2001:db8:10::/64"
+fc_start
 
 expect_exit 0 "add tunnel partner A (agreement)" "$CTL" partner add $A --kind ims \
 	--agreement yes --range 192.0.2.0/24 --range 2001:db8:a::/48 --gateway 198.51.100.10 \

@@ -11,46 +11,13 @@
 set -u
 BUILD=$(realpath "${1:-build}")
 . "$(dirname "$0")/../lib/common.sh"
-FAKE=$(realpath "$(dirname "$0")/fake_charon.py")
-QC=$(realpath "$(dirname "$0")/query_clients.py")
-PY=$(command -v python3)
+. "$(dirname "$0")/../lib/fake_charon.sh"
 
-mm_setup window
-CHARON= SUB=
-mm_cleanup_hook() { mm_kill "$SUB"; mm_kill "$CHARON"; }
-
-CTL="$BUILD/mmtrustctl"
-SOCK=$MM_TMP/query.sock
-export MMTRUST_ADMIN_SOCKET=$MM_TMP/admin.sock
-export MMTRUST_QUERY_SOCKET=$SOCK
+fc_setup window
 CSCF4=10.0.0.5
 A=ims.partner-a.example R=ims.partner-r.example
-make_ca "$MM_TMP" ca-a
-make_leaf "$MM_TMP" home
-cat >"$MM_TMP/mmtrustd.conf" <<CONF
-[daemon]
-store = $MM_TMP/store.db
-admin_socket = $MM_TMP/admin.sock
-query_socket = $SOCK
-[reqid]
-min = 2000
-max = 20999
-[local]
-cscf = 10.0.0.0/24
-tunnel = 198.51.100.1
-[spd]
-enabled = yes
-[ike]
-enabled = yes
-vici_socket = $MM_TMP/charon.vici
-certificate = $MM_TMP/home.pem
-private_key = $MM_TMP/home.key
-CONF
-
-"$PY" "$FAKE" "$MM_TMP/charon.vici" "$MM_TMP/charon.ready" &
-CHARON=$!
-wait_for 5 test -e "$MM_TMP/charon.ready" || fail "the fake charon did not start"
-mm_start_daemon 5 "$SOCK" answer
+fc_conf yes yes 20999 10.0.0.0/24
+fc_start
 
 expect_exit 0 "add tunnel partner A" "$CTL" partner add $A --kind ims --agreement yes \
 	--range 192.0.2.0/24 --gateway 198.51.100.10 --ca "$MM_TMP/ca-a.pem"
