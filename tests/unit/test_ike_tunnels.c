@@ -10,6 +10,7 @@
 
 #include "daemon/ike_tunnels.h"
 #include "policy/partner.h"
+#include "tests/unit/mkpartner.h"
 #include "tests/unit/testmain.h"
 
 #define SPI_IN 0xc1000001u
@@ -30,16 +31,9 @@ static struct mm_addr A(const char *s)
 
 static struct mm_partner *mk(const char *domain, uint32_t reqid, const char *gw, bool enabled)
 {
-	struct mm_partner *p = mm_partner_new();
+	struct mm_partner *p = mm_test_partner(domain, reqid, "", gw);
 
-	ck_assert_ptr_nonnull(p);
-	strcpy(p->domain, domain);
-	p->reqid = reqid;
 	p->enabled = enabled;
-	p->path = MM_PATH_TUNNEL;
-	p->gateways = calloc(1, sizeof(*p->gateways));
-	p->gateways[0] = A(gw);
-	p->n_gateways = 1;
 	return p;
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "policy/sa.h"
+#include "tests/unit/mkpartner.h"
 #include "tests/unit/testmain.h"
 
 #define RMIN 1000u
@@ -24,16 +25,10 @@ static struct mm_addr A(const char *s)
 static struct mm_partner *mk(const char *domain, uint32_t reqid, const char *gw, bool enabled,
 			     enum mm_path path)
 {
-	struct mm_partner *p = mm_partner_new();
+	struct mm_partner *p = mm_test_partner(domain, reqid, "", gw);
 
-	ck_assert_ptr_nonnull(p);
-	strcpy(p->domain, domain);
-	p->reqid = reqid;
 	p->enabled = enabled;
 	p->path = path;
-	p->gateways = calloc(1, sizeof(*p->gateways));
-	p->gateways[0] = A(gw);
-	p->n_gateways = 1;
 	return p;
 }
 
