@@ -348,14 +348,9 @@ void kernel_stop(struct mmtrustd *d)
 	d->nl = NULL;
 }
 
-bool kernel_inbound_enforced(struct mmtrustd *d, const char *domain)
+void kernel_enforced(struct mmtrustd *d, const char *domain, bool *ret_in, bool *ret_out)
 {
-	return d->spd && mm_spd_inbound_enforced(d->spd, domain);
-}
-
-bool kernel_outbound_enforced(struct mmtrustd *d, const char *domain)
-{
-	return d->spd && mm_spd_outbound_enforced(d->spd, domain);
+	mm_spd_enforced(d->spd, domain, ret_in, ret_out);
 }
 
 void kernel_table_changed(struct mmtrustd *d, const struct mm_change *changes, size_t n)

@@ -164,8 +164,7 @@ static int publish_view(struct mmtrustd *d)
 		for (size_t i = 0; i < n; i++) {
 			if (withdrawn(d, up[i].domain))
 				continue;
-			enforced[i] = kernel_inbound_enforced(d, up[i].domain);
-			out_enforced[i] = kernel_outbound_enforced(d, up[i].domain);
+			kernel_enforced(d, up[i].domain, &enforced[i], &out_enforced[i]);
 		}
 		in.up = up;
 		in.n_up = n;

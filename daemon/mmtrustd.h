@@ -68,12 +68,12 @@ void kernel_stop(struct mmtrustd *d);
  * (changes NULL: the whole table, after start-up or reload); then delete
  * the SAs the verdict condemns. */
 void kernel_table_changed(struct mmtrustd *d, const struct mm_change *changes, size_t n);
-/* Whether the kernel drops the partner's cleartext towards our CSCFs now
- * (spd.h mm_spd_inbound_enforced): false whenever the SPD engine does not
- * run.  Cheap: the partner's own policies. */
-bool kernel_inbound_enforced(struct mmtrustd *d, const char *domain);
-/* The same for its out policies (spd.h mm_spd_outbound_enforced). */
-bool kernel_outbound_enforced(struct mmtrustd *d, const char *domain);
+/* Whether the kernel enforces the partner's policies now (spd.h
+ * mm_spd_enforced): ret_in, it drops the partner's cleartext towards our
+ * CSCFs; ret_out, it sends what our CSCFs address to the partner only
+ * through its SA.  Both false whenever the SPD engine does not run.
+ * Cheap: one walk of the partner's own policies. */
+void kernel_enforced(struct mmtrustd *d, const char *domain, bool *ret_in, bool *ret_out);
 /* Admin answers: per-partner status, and the kernel's XFRM state annotated
  * with the partner each entry belongs to. */
 json_t *kernel_status(struct mmtrustd *d, const char *domain);

@@ -643,36 +643,44 @@ int mm_spd_status(const struct mm_spd *spd, const char *domain, struct mm_spd_st
 	return 0;
 }
 
-static bool enforced(const struct mm_spd *spd, const char *domain, bool outbound)
+void mm_spd_enforced(const struct mm_spd *spd, const char *domain, bool *ret_in, bool *ret_out)
 {
 	uint32_t x = spd ? spd_prec_find(spd, domain) : NONE;
-	size_t n_dir = 0;
-	bool ok;
+	size_t n[2] = { 0, 0 };      /* [0] in and fwd, [1] out */
+	bool ok[2] = { false, false };
 
 	/* Events lost, a flush, a failed exchange: the mirror may be wrong
 	 * until the full comparison, and "enforced" is never a guess. */
-	if (x == NONE || spd->need_full)
-		return false;
-	ok = spd->p[x].active && !spd->p[x].error;
-	for (uint32_t e = spd->p[x].head; ok && e != NONE; e = spd->e[e].next) {
-		const struct entry *en = &spd->e[e];
+	if (x != NONE && !spd->need_full && spd->p[x].active && !spd->p[x].error) {
+		ok[0] = ok[1] = true;
+		for (uint32_t e = spd->p[x].head; e != NONE; e = spd->e[e].next) {
+			const struct entry *en = &spd->e[e];
+			int o = en->dir == XFRM_POLICY_OUT;
 
-		if ((en->dir == XFRM_POLICY_OUT) != outbound)
-			continue;
-		n_dir++;
-		ok = en->state == ENT_INSYNC && !en->conflicts && !spd_shadowed(spd, e);
+			n[o]++;
+			if (ok[o])
+				ok[o] = en->state == ENT_INSYNC && !en->conflicts &&
+					!spd_shadowed(spd, e);
+		}
 	}
-	return ok && n_dir > 0;
+	*ret_in = ok[0] && n[0] > 0;
+	*ret_out = ok[1] && n[1] > 0;
 }
 
 bool mm_spd_inbound_enforced(const struct mm_spd *spd, const char *domain)
 {
-	return enforced(spd, domain, false);
+	bool in, out;
+
+	mm_spd_enforced(spd, domain, &in, &out);
+	return in;
 }
 
 bool mm_spd_outbound_enforced(const struct mm_spd *spd, const char *domain)
 {
-	return enforced(spd, domain, true);
+	bool in, out;
+
+	mm_spd_enforced(spd, domain, &in, &out);
+	return out;
 }
 
 void mm_spd_counts(const struct mm_spd *spd, size_t *ret_expected, size_t *ret_present,

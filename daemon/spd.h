@@ -236,6 +236,9 @@ int mm_spd_status(const struct mm_spd *spd, const char *domain, struct mm_spd_st
  * exchange: the mirror may be wrong until then).  Cost: the
  * partner's policies (about ranges x cscf prefixes x 2), no status of the
  * whole table. */
+/* Both directions in one walk of the partner's policies (the publish
+ * path asks for both). */
+void mm_spd_enforced(const struct mm_spd *spd, const char *domain, bool *ret_in, bool *ret_out);
 bool mm_spd_inbound_enforced(const struct mm_spd *spd, const char *domain);
 /* The same for the partner's out policies: the kernel sends what our CSCF
  * prefixes address to the partner's ranges through its SA only (else in
