@@ -44,7 +44,6 @@ struct view {
 	bool *out_enforced;           /* per up[i]: query_view_input.out_enforced */
 	size_t n_up;
 	int untrusted;                /* enum mm_untrusted_mode */
-	size_t n_partners;
 	struct mm_prefix cscf[MM_CONFIG_MAX_LOCAL];  /* the in-policy's dst side */
 	size_t n_cscf;
 	bool require_dst;
@@ -446,7 +445,7 @@ static json_t *dispatch(const struct view *v, struct mm_jsonl_client *client, co
 	}
 	if (!strcmp(op, "ping"))
 		return mm_jsonl_ok(json_pack("{s:s, s:I}", "version", MMTRUST_VERSION, "partners",
-					     (json_int_t)v->n_partners));
+					     (json_int_t)v->table->n));
 	return mm_jsonl_error("unknown-op", "op", "unknown operation '%s' (inbound, outbound, "
 				      "spi, subscribe, ping)", op);
 }
@@ -506,7 +505,6 @@ int query_publish(struct mm_query *q, const struct query_view_input *in)
 	v->n_up = in->n_up;
 	v->refs = 1;
 	v->table = mm_table_ref(in->table);
-	v->n_partners = in->table->n;
 	v->untrusted = in->untrusted;
 	v->n_cscf = in->n_cscf < MM_CONFIG_MAX_LOCAL ? in->n_cscf : MM_CONFIG_MAX_LOCAL;
 	memcpy(v->cscf, in->cscf, sizeof(v->cscf[0]) * v->n_cscf);

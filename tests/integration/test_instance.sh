@@ -183,4 +183,26 @@ for i in 1 2 3; do
 	kill -TERM "$DPID"; wait "$DPID" 2>/dev/null; DPID=
 done
 
+# --- a reload that names a store another mmtrustd holds: refused, and the
+# daemon goes on with its own
+ip netns exec "$NS2" "$BUILD/mmtrustd" --foreground --config "$MM_TMP/other.conf" \
+	2>>"$MM_TMP/daemon2.log" &
+D2=$!
+wait_for 5 test -S "$MM_TMP/run-b/admin.sock" || fail "the daemon on store b did not start"
+cp "$MM_TMP/a.conf" "$MM_TMP/reload.conf"
+: >"$MM_TMP/daemon.log"
+ip netns exec "$NS" "$BUILD/mmtrustd" --foreground --config "$MM_TMP/reload.conf" \
+	2>>"$MM_TMP/daemon.log" &
+DPID=$!
+wait_for 20 "$CTL" partner show p0.bulk.example >/dev/null || fail "the daemon on store a did not start"
+sed -i "s|^store = .*|store = $MM_TMP/b/store.db|" "$MM_TMP/reload.conf"
+kill -HUP "$DPID"
+reload_refused() { grep -q "reload refused" "$MM_TMP/daemon.log"; }
+check "a reload onto a store another mmtrustd holds is refused" wait_for 10 reload_refused
+contains "$(cat "$MM_TMP/daemon.log")" "in use by another mmtrustd (pid $D2)" "the refusal names the holder"
+check "after the refused reload it still serves its own table" sh -c "\"$CTL\" partner show p0.bulk.example >/dev/null"
+kill -TERM "$DPID"; wait "$DPID" 2>/dev/null; DPID=
+mm_kill "$D2"
+D2=
+
 summary test_instance
