@@ -70,8 +70,13 @@ static void print_tunnel(const json_t *tun)
 static void print_status(const json_t *r)
 {
 	const json_t *k = json_object_get(r, "kernel"), *ike = json_object_get(r, "ike");
+	const json_t *store = json_object_get(r, "store");
 	size_t i;
 	json_t *p;
+
+	if (json_is_false(json_object_get(store, "writable")))
+		printf("store: %s is READ-ONLY, every change is refused: %s\n", jstr(store, "path"),
+		       jstr(store, "problem"));
 
 	if (json_is_true(json_object_get(k, "programmed")))
 		printf("kernel: policies programmed: %" JSON_INTEGER_FORMAT " expected, %"

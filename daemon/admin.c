@@ -391,8 +391,11 @@ static json_t *op_status(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
 	}
 	{
 		json_t *st = kernel_status(d, dom ? domain : NULL);
+		const char *ro = mm_store_readonly(d->store);
 
 		ike_status(d, st);
+		json_object_set_new(st, "store", json_pack("{s:s, s:b, s:s?}", "path", d->cfg.store,
+							    "writable", !ro, "problem", ro));
 		return mm_jsonl_ok(st);
 	}
 }

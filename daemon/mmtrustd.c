@@ -98,6 +98,10 @@ static int load_state(struct mmtrustd *d, struct mm_config *cfg, struct mm_store
 				 p->ca.sha256);
 	}
 	(void)d;
+	if (mm_store_readonly(store))
+		log_warn("store %s is read-only, so every change will be refused until it is "
+			 "writable and mmtrustd is reloaded; the table it holds is served and "
+			 "enforced: %s", cfg->store, mm_store_readonly(store));
 	*ret_store = store;
 	return 0;
 }
@@ -478,10 +482,12 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (check) {
-		printf("configuration %s: ok\nstore %s: schema %d, %zu partners\n"
+		printf("configuration %s: ok\nstore %s: schema %d, %zu partners%s%s\n"
 		       "reqid range %u-%u\n",
 		       d.config_path[0] ? d.config_path : "(built-in defaults)", d.cfg.store,
-		       mm_store_schema_version(d.store), d.table->n, d.cfg.reqid_min,
+		       mm_store_schema_version(d.store), d.table->n,
+		       mm_store_readonly(d.store) ? ", READ-ONLY (served, every change refused): " : "",
+		       mm_store_readonly(d.store) ? mm_store_readonly(d.store) : "", d.cfg.reqid_min,
 		       d.cfg.reqid_max);
 		rc = 0;
 		goto out;

@@ -4,18 +4,22 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MM_STR_(x) #x
 #define MM_STR(x) MM_STR_(x)
 
 struct mm_store {
 	sqlite3 *db;
+	char *path;
+	char *readonly;  /* why the store cannot be written; NULL when it can */
 };
 
 /* Migration i takes the schema from version i to i+1; never edit one that
@@ -177,6 +181,80 @@ static int check_existing(struct mm_store *s, const char *path, struct mm_err *e
 			  "only a missing file becomes a new store", path, app, version);
 }
 
+/* Why the store cannot be written, or NULL.  SQLite opens a file it may
+ * not write (permissions, chattr +i, a read-only mount) read-only without
+ * a word; a store that can be read but not written must still be served
+ * (the kernel keeps being enforced) and said to be read-only. */
+static int probe_writable(struct mm_store *s)
+{
+	char dir[4096];
+	int n;
+
+	snprintf(dir, sizeof(dir), "%s", s->path);
+	if (access(s->path, W_OK) < 0)
+		n = asprintf(&s->readonly, "%s cannot be written: %s", s->path, strerror(errno));
+	else if (access(dirname(dir), W_OK) < 0)  /* WAL and lock files go beside it */
+		n = asprintf(&s->readonly, "its directory %s cannot be written: %s", dir,
+			     strerror(errno));
+	else if (sqlite3_db_readonly(s->db, "main") == 1)
+		n = asprintf(&s->readonly, "SQLite opened %s read-only", s->path);
+	else if (sqlite3_exec(s->db, "BEGIN IMMEDIATE; ROLLBACK;", NULL, NULL, NULL) != SQLITE_OK)
+		n = asprintf(&s->readonly, "a write transaction on %s fails: %s", s->path,
+			     sqlite3_errmsg(s->db));
+	else
+		return 0;
+	if (n < 0) {
+		s->readonly = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+const char *mm_store_readonly(const struct mm_store *s)
+{
+	return s ? s->readonly : NULL;
+}
+
+/* Open (again) s->path; immutable: as a URI with immutable=1. */
+static int open_db(struct mm_store *s, int flags, bool immutable, struct mm_err *err)
+{
+	char *uri = NULL;
+	int r = 0;
+
+	sqlite3_close(s->db);
+	s->db = NULL;
+	if (immutable) {
+		size_t n = 0;
+
+		/* Percent-encode what a URI path may not hold verbatim. */
+		uri = malloc(strlen(s->path) * 3 + sizeof("file:?immutable=1"));
+		if (!uri)
+			return mm_err_set(err, MM_ERR_INTERNAL, "store", "out of memory");
+		n = (size_t)sprintf(uri, "file:");
+		for (const char *c = s->path; *c; c++)
+			n += (size_t)(strchr("%?#", *c) ? sprintf(uri + n, "%%%02X", (unsigned char)*c)
+						       : sprintf(uri + n, "%c", *c));
+		strcpy(uri + n, "?immutable=1");
+	}
+	if (sqlite3_open_v2(uri ? uri : s->path, &s->db, flags, NULL) != SQLITE_OK)
+		r = mm_err_set(err, MM_ERR_INTERNAL, "store", "cannot open %s: %s", s->path,
+			       s->db ? sqlite3_errmsg(s->db) : "out of memory");
+	else
+		sqlite3_busy_timeout(s->db, 5000);
+	free(uri);
+	return r;
+}
+
+/* Whether a WAL file with content lies beside the store. */
+static bool wal_pending(const char *path)
+{
+	char wal[4096];
+	struct stat sb;
+
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	return stat(wal, &sb) == 0 && sb.st_size > 0;
+}
+
 int mm_store_open(const char *path, struct mm_store **ret, struct mm_err *err)
 {
 	struct mm_store *s = calloc(1, sizeof(*s));
@@ -203,18 +281,49 @@ int mm_store_open(const char *path, struct mm_store **ret, struct mm_err *err)
 			       "with an empty table)", path);
 		goto fail;
 	}
-	if (sqlite3_open_v2(path, &s->db,
-			    SQLITE_OPEN_READWRITE | (exists ? 0 : SQLITE_OPEN_CREATE), NULL) !=
-	    SQLITE_OK) {
-		r = mm_err_set(err, MM_ERR_INTERNAL, "store", "cannot open %s: %s", path,
-			       s->db ? sqlite3_errmsg(s->db) : "out of memory");
+	if (!(s->path = strdup(path))) {
+		r = mm_err_set(err, MM_ERR_INTERNAL, "store", "out of memory");
 		goto fail;
 	}
-	sqlite3_busy_timeout(s->db, 5000);
-	if (exists) {
-		r = check_existing(s, path, err);
-		if (r < 0)
+	r = open_db(s, SQLITE_OPEN_READWRITE | (exists ? 0 : SQLITE_OPEN_CREATE), false, err);
+	if (r == 0 && exists) {
+		struct mm_err first = { 0 };
+
+		r = check_existing(s, path, &first);
+		/* A WAL store on a read-only mount, closed cleanly (no -shm
+		 * left): SQLite cannot open it for reading as it is.  With no
+		 * WAL content waiting, the file alone is the whole store and
+		 * is read as immutable (nobody can change it). */
+		if (r < 0 && sqlite3_errcode(s->db) == SQLITE_CANTOPEN && !wal_pending(path)) {
+			r = open_db(s, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, true, err);
+			if (r == 0)
+				r = check_existing(s, path, err);
+		} else if (r < 0 && sqlite3_errcode(s->db) == SQLITE_CANTOPEN) {
+			r = mm_err_set(err, MM_ERR_INTERNAL, "store",
+				       "cannot open %s: SQLite cannot use its write-ahead log (%s-wal "
+				       "holds changes not yet in the file) without writing beside it; "
+				       "make its directory writable once", path, path);
+		} else if (r < 0) {
+			*err = first;
+		}
+		if (r == 0 && (r = probe_writable(s)) < 0)
+			mm_err_set(err, MM_ERR_INTERNAL, "store", "out of memory");
+	}
+	if (r < 0)
+		goto fail;
+	if (s->readonly) {
+		/* Served as it is: nothing may be written, not even the
+		 * settings below (a WAL store stays in WAL mode). */
+		int v = mm_store_schema_version(s);
+
+		if (v != MM_STORE_SCHEMA_VERSION) {
+			r = mm_err_set(err, MM_ERR_INTERNAL, "store",
+				       "%s has schema version %d and needs migrating to %d, but %s",
+				       path, v, MM_STORE_SCHEMA_VERSION, s->readonly);
 			goto fail;
+		}
+		*ret = s;
+		return 0;
 	}
 	r = exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
 		    "PRAGMA foreign_keys = ON;", err);
@@ -237,6 +346,8 @@ void mm_store_close(struct mm_store *s)
 	if (!s)
 		return;
 	sqlite3_close(s->db);
+	free(s->path);
+	free(s->readonly);
 	free(s);
 }
 
@@ -524,6 +635,10 @@ int mm_store_commit(struct mm_store *s, const struct mm_change *changes, size_t 
 	sqlite3_stmt *st;
 	int r;
 
+	if (s->readonly)
+		return mm_err_set(err, MM_ERR_INTERNAL, "store",
+				  "the store is read-only (%s): nothing was changed; make it "
+				  "writable, then reload mmtrustd (SIGHUP)", s->readonly);
 	r = exec(s, "BEGIN IMMEDIATE", err);
 	if (r < 0)
 		return r;
@@ -548,8 +663,13 @@ int mm_store_commit(struct mm_store *s, const struct mm_change *changes, size_t 
 	}
 	if (r == 0)
 		r = exec(s, "COMMIT", err);
-	if (r < 0)
+	if (r < 0) {
 		exec(s, "ROLLBACK", NULL);
+		/* Made read-only since the open (chattr, remount): say so
+		 * from now on, as at open. */
+		if (probe_writable(s) < 0)
+			s->readonly = NULL;
+	}
 	return r;
 }
 

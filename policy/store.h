@@ -38,6 +38,14 @@ struct mm_actor {
  * err filled. */
 int mm_store_open(const char *path, struct mm_store **ret, struct mm_err *err);
 void mm_store_close(struct mm_store *s);  /* accepts NULL */
+
+/* NULL when the store can be written; else why not (a read-only file or
+ * mount, an immutable file, a directory where the WAL cannot be created, a
+ * write transaction that fails), decided at open.  Such a store is opened
+ * and loaded all the same -- the table it holds is served and enforced --
+ * and every mm_store_commit() is refused with this reason.  A store that
+ * is read-only and needs a schema migration is refused at open. */
+const char *mm_store_readonly(const struct mm_store *s);
 int mm_store_schema_version(struct mm_store *s);
 
 /* Load the whole table.  CA validity is not re-checked here: a CA that
