@@ -184,6 +184,19 @@ static int cmd_status(struct ctl *ctl, const struct ctl_args *a)
 		    print_status);
 }
 
+static void print_reload(const json_t *r)
+{
+	printf("reloaded: %" JSON_INTEGER_FORMAT " partners from %s\n", jint(r, "partners"),
+	       jstr(r, "store"));
+}
+
+static int cmd_reload(struct ctl *ctl, const struct ctl_args *a)
+{
+	return ctl_admin_show(ctl, ctl_pack(a, "{s:s, s:b}", "op", "reload", "allow_shrink",
+					    ctl_flag(a, O_ALLOW_SHRINK)),
+			      print_reload);
+}
+
 static int cmd_audit(struct ctl *ctl, const struct ctl_args *a)
 {
 	return ctl_admin_show(ctl, ctl_pack(a, "{s:s}", "op", "audit"), print_audit);
@@ -218,5 +231,16 @@ const struct command inspect_commands[] = {
 	  "sits in mmtrust's reqid range, priority band or tag but the partner table\n"
 	  "does not explain it.  Entries of other programs are listed as \"other\".\n",
 	  ADMIN, 0, 0, cmd_audit },
+	{ NULL, "reload", "[--allow-shrink]", "re-read the configuration file and the store",
+	  "What SIGHUP does, with an answer: mmtrustd reads its configuration file and\n"
+	  "its store again and carries them into the kernel and charon.  A refused\n"
+	  "reload (a bad file, a store that is not one, a partner that claims our own\n"
+	  "addresses) changes nothing: the daemon keeps running on what it had, and\n"
+	  "the reason is printed (exit 1).\n"
+	  "\n"
+	  "The shrink guard: a reload whose table would delete more than [spd]\n"
+	  "shrink_limit percent (default 50) of the kernel policies mmtrustd holds\n"
+	  "is refused, naming how many and whose; --allow-shrink confirms it.\n",
+	  ADMIN | OPT(O_ALLOW_SHRINK), 0, 0, cmd_reload },
 	{ 0 },
 };

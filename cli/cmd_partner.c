@@ -266,8 +266,9 @@ static int cmd_apply(struct ctl *ctl, const struct ctl_args *a)
 		fprintf(stderr, "mmtrustctl: %s\n", errbuf);
 		return EXIT_REFUSED;
 	}
-	return changes(ctl, ctl_pack(a, "{s:s, s:o, s:b}", "op", "apply", "partners", partners,
-				     "dry_run", ctl_flag(a, O_DRY_RUN)));
+	return changes(ctl, ctl_pack(a, "{s:s, s:o, s:b, s:b}", "op", "apply", "partners", partners,
+				     "dry_run", ctl_flag(a, O_DRY_RUN), "allow_shrink",
+				     ctl_flag(a, O_ALLOW_SHRINK)));
 }
 
 static int cmd_export(struct ctl *ctl, const struct ctl_args *a)
@@ -335,7 +336,7 @@ const struct command partner_commands[] = {
 	  "List all partners, one line each, sorted by domain.  REQID is the value\n"
 	  "`ip xfrm policy` and `ip xfrm state` show for the partner's entries.\n",
 	  ADMIN, 0, 0, cmd_partner_list },
-	{ NULL, "apply", "FILE [--dry-run]", "make the table equal to FILE (YAML)",
+	{ NULL, "apply", "FILE [--dry-run] [--allow-shrink]", "make the table equal to FILE (YAML)",
 	  "Make the partner table equal to FILE ('-' for standard input): partners in\n"
 	  "FILE but not in the table are added, those that differ are changed, those\n"
 	  "not in FILE are DELETED.  The difference is shown and applied in one\n"
@@ -346,8 +347,15 @@ const struct command partner_commands[] = {
 	  "is an example.  FILE may be at most 16 MiB (16777216 bytes); a larger file\n"
 	  "is refused before anything is sent (exit 1), and the table is unchanged.\n"
 	  "ca_file: PATH keeps certificates out of the file; each is read like\n"
-	  "'partner add --ca' (at most 1 MiB, PEM or DER).\n",
-	  ADMIN | OPT(O_DRY_RUN), 1, 1, cmd_apply },
+	  "'partner add --ca' (at most 1 MiB, PEM or DER).\n"
+	  "\n"
+	  "The shrink guard: an apply that removes or changes partners so that more\n"
+	  "than [spd] shrink_limit percent (default 50) of the kernel policies\n"
+	  "mmtrustd holds would be deleted is refused (exit 1, naming\n"
+	  "spd.shrink_limit, how many and whose) -- a truncated or wrong FILE must not\n"
+	  "wipe enforcement.  --allow-shrink confirms it.  --dry-run answers as the\n"
+	  "apply would, guard included.\n",
+	  ADMIN | OPT(O_DRY_RUN) | OPT(O_ALLOW_SHRINK), 1, 1, cmd_apply },
 	{ NULL, "export", "[-o FILE]", "write the table as a YAML file for apply",
 	  "Write the whole partner table as a YAML file in the format 'apply' reads,\n"
 	  "with each CA inline, sorted by domain.\n",

@@ -72,6 +72,9 @@ static const struct opt_desc opt_descs[O__MAX] = {
 		       "holds only for a (source, destination) pair our policies cover" },
 	[O_DST_OUT] = { "dst", 0, "ADDRESS", false, "ask by the next hop's address instead of a DOMAIN" },
 	[O_PRIVACY_ID] = { "privacy-id", 0, NULL, false, "the message carries \"Privacy: id\"" },
+	[O_ALLOW_SHRINK] = { "allow-shrink", 0, NULL, false,
+			     "go ahead even if this deletes more than [spd] shrink_limit percent "
+			     "of the kernel policies mmtrustd holds (the shrink guard)" },
 };
 
 static const char exit_status_help[] =

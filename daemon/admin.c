@@ -106,7 +106,8 @@ static json_t *change_json(const struct mm_change *c)
 /* Validate, commit and swap: the one path every change takes.  The change
  * set's `after` partners get their reqids from mm_table_apply. */
 static json_t *commit_changes(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
-			      const char *op, struct mm_change *changes, size_t n, bool dry_run)
+			      const char *op, struct mm_change *changes, size_t n, bool dry_run,
+			      bool guard)
 {
 	struct mm_table *newt = NULL;
 	struct mm_err err = { 0 };
@@ -117,6 +118,17 @@ static json_t *commit_changes(struct mmtrustd *d, const struct mm_jsonl_peer *pe
 	r = mm_table_apply(d->table, changes, n, time(NULL), &newt, &err);
 	if (r < 0)
 		return err_answer(&err);
+	/* Only a change that removes or changes a partner can shrink what
+	 * the kernel enforces; a dry run answers as the change would. */
+	for (size_t i = 0; guard && i < n; i++)
+		if (changes[i].op != MM_CHANGE_ADD) {
+			r = shrink_check(d, &d->cfg, newt, "repeat it with --allow-shrink", &err);
+			break;
+		}
+	if (r < 0) {
+		mm_table_free(newt);
+		return err_answer(&err);
+	}
 	list = json_array();
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(list, change_json(&changes[i]));
@@ -160,7 +172,7 @@ static json_t *op_partner_add(struct mmtrustd *d, const struct mm_jsonl_peer *pe
 		mm_err_prefix(&err, "partner");
 		return err_answer(&err);
 	}
-	answer = commit_changes(d, peer, "partner.add", &c, 1, dry_run);
+	answer = commit_changes(d, peer, "partner.add", &c, 1, dry_run, false);
 	mm_partner_unref(c.after);
 	return answer;
 }
@@ -204,7 +216,7 @@ static json_t *op_partner_set(struct mmtrustd *d, const struct mm_jsonl_peer *pe
 		return mm_jsonl_ok(json_pack("{s:[], s:b}", "changes", "applied", 0));
 	}
 	mm_partner_ref(c.before);
-	answer = commit_changes(d, peer, "partner.set", &c, 1, dry_run);
+	answer = commit_changes(d, peer, "partner.set", &c, 1, dry_run, false);
 	mm_partner_unref(c.before);
 	mm_partner_unref(c.after);
 	return answer;
@@ -225,7 +237,7 @@ static json_t *op_partner_del(struct mmtrustd *d, const struct mm_jsonl_peer *pe
 	if (!c.before)
 		return err_answer(&err);
 	mm_partner_ref(c.before);
-	answer = commit_changes(d, peer, "partner.del", &c, 1, dry_run);
+	answer = commit_changes(d, peer, "partner.del", &c, 1, dry_run, false);
 	mm_partner_unref(c.before);
 	return answer;
 }
@@ -271,9 +283,11 @@ static json_t *op_apply(struct mmtrustd *d, const struct mm_jsonl_peer *peer, co
 	struct mm_err err = { 0 };
 	time_t now = time(NULL);
 	json_t *answer = NULL;
-	bool dry_run = false;
+	bool dry_run = false, allow_shrink = false;
 
 	answer = flag_member(req, "dry_run", &dry_run);
+	if (!answer)
+		answer = flag_member(req, "allow_shrink", &allow_shrink);
 	if (answer)
 		return answer;
 	if (!json_is_array(arr))
@@ -300,7 +314,7 @@ static json_t *op_apply(struct mmtrustd *d, const struct mm_jsonl_peer *peer, co
 		answer = err_answer(&err);
 		goto out;
 	}
-	answer = commit_changes(d, peer, "apply", changes, n_changes, dry_run);
+	answer = commit_changes(d, peer, "apply", changes, n_changes, dry_run, !allow_shrink);
 out:
 	mm_changes_free(changes, n_changes);
 	for (i = 0; i < n; i++)
@@ -400,6 +414,23 @@ static json_t *op_status(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
 	}
 }
 
+static json_t *op_reload(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
+			 const json_t *req)
+{
+	struct mm_err err = { 0 };
+	bool allow_shrink = false;
+	json_t *bad = flag_member(req, "allow_shrink", &allow_shrink);
+
+	if (bad)
+		return bad;
+	log_notice("reload asked by uid %u (pid %d)%s", (unsigned)peer->uid, (int)peer->pid,
+		   allow_shrink ? ", shrink guard waived" : "");
+	if (mmtrustd_reload(d, allow_shrink, &err) < 0)
+		return err_answer(&err);
+	return mm_jsonl_ok(json_pack("{s:I, s:s}", "partners", (json_int_t)d->table->n, "store",
+				     d->cfg.store));
+}
+
 static json_t *op_audit(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
 			const json_t *req)
 {
@@ -423,6 +454,7 @@ static const struct {
 	{ "log", op_log },
 	{ "status", op_status },
 	{ "audit", op_audit },
+	{ "reload", op_reload },
 };
 
 json_t *admin_handle(void *userdata, struct mm_jsonl_client *client,

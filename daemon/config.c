@@ -21,6 +21,7 @@ void mm_config_defaults(struct mm_config *c)
 		.spd_prio_base = MM_SPD_PRIO_BASE_DEFAULT,
 		.spd_tag = MM_SPD_TAG_DEFAULT,
 		.spd_verify_interval = 60,
+		.spd_shrink_limit = 50,
 		.ike_dpd_delay = 30,
 		.query_max_clients = 1024,
 	};
@@ -211,6 +212,8 @@ static int handler(void *user, const char *section, const char *name, const char
 		r = set_u32(&c->spd_tag, value, x);
 	else if (KEY("spd", "verify_interval"))
 		r = set_u32(&c->spd_verify_interval, value, x);
+	else if (KEY("spd", "shrink_limit"))
+		r = set_u32(&c->spd_shrink_limit, value, x);
 	else if (KEY("query", "untrusted")) {
 		r = 0;
 		if (!strcmp(value, "strip-always"))
@@ -293,6 +296,10 @@ int mm_config_load(const char *path, struct mm_config *ret, struct mm_err *err)
 	if (c.query_max_clients == 0)
 		return mm_err_set(err, MM_ERR_INVALID, "query.max_clients",
 				  "%s: 0 would refuse every CSCF; at least 1", path);
+	if (c.spd_shrink_limit > 100)
+		return mm_err_set(err, MM_ERR_INVALID, "spd.shrink_limit",
+				  "%s: %u is not a share: 0 to 100 (percent; 100 turns the guard off)",
+				  path, c.spd_shrink_limit);
 	if (c.spd_tag == 0)
 		return mm_err_set(err, MM_ERR_INVALID, "spd.tag",
 				  "%s: the tag must not be 0 (0 is every other program's policies)",

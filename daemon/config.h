@@ -18,6 +18,8 @@
  *   priority_base = 100000                  ; our band: base .. base+256
  *   tag = 0x6d6d7472                        ; selector user field ("uid")
  *   verify_interval = 60                    ; seconds between full checks
+ *   shrink_limit = 50                       ; % of our policies a start, reload
+ *                                           ; or apply may delete unconfirmed
  *   [query]
  *   untrusted = strip-always                ; or strip-if-privacy-id (RFC 3325 minimum)
  *   max_clients = 1024
@@ -64,6 +66,7 @@ struct mm_config {
 	uint32_t spd_prio_base;
 	uint32_t spd_tag;
 	uint32_t spd_verify_interval;  /* seconds; 0: no periodic check */
+	uint32_t spd_shrink_limit;     /* percent, 0..100; 100: no guard */
 	int query_untrusted;             /* enum mm_untrusted_mode */
 	uint32_t query_max_clients;
 	bool query_require_dst;          /* inbound must name dst (docs/privacy.md) */

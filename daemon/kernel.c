@@ -206,26 +206,24 @@ static int on_verify(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
-static void spd_config_from(struct mmtrustd *d)
+void kernel_spd_config(const struct mm_config *cfg, struct mm_spd_config *c,
+		       struct mm_spd_local *locals)
 {
-	struct mm_spd_config *c = &d->spd_cfg;
-
 	mm_spd_config_init(c);
-	for (size_t i = 0; i < d->cfg.n_cscf; i++)
-		d->spd_locals[i] = (struct mm_spd_local){ .prefix = d->cfg.cscf[i],
-							  .forward = d->cfg.forward };
-	c->locals = d->spd_locals;
-	c->n_locals = d->cfg.n_cscf;
-	for (size_t i = 0; i < d->cfg.n_tunnel; i++) {
-		if (d->cfg.tunnel[i].family == AF_INET)
-			c->tunnel4 = d->cfg.tunnel[i];
+	for (size_t i = 0; i < cfg->n_cscf; i++)
+		locals[i] = (struct mm_spd_local){ .prefix = cfg->cscf[i], .forward = cfg->forward };
+	c->locals = locals;
+	c->n_locals = cfg->n_cscf;
+	for (size_t i = 0; i < cfg->n_tunnel; i++) {
+		if (cfg->tunnel[i].family == AF_INET)
+			c->tunnel4 = cfg->tunnel[i];
 		else
-			c->tunnel6 = d->cfg.tunnel[i];
+			c->tunnel6 = cfg->tunnel[i];
 	}
-	c->prio_base = d->cfg.spd_prio_base;
-	c->tag = d->cfg.spd_tag;
-	c->reqid_min = d->cfg.reqid_min;
-	c->reqid_max = d->cfg.reqid_max;
+	c->prio_base = cfg->spd_prio_base;
+	c->tag = cfg->spd_tag;
+	c->reqid_min = cfg->reqid_min;
+	c->reqid_max = cfg->reqid_max;
 }
 
 static void kernel_off(struct mmtrustd *d, const char *what, const char *detail)
@@ -279,7 +277,7 @@ int kernel_start(struct mmtrustd *d)
 	d->kernel_error[0] = '\0';
 	if (!d->cfg.spd_enabled)
 		snprintf(d->kernel_error, sizeof(d->kernel_error), "disabled in the configuration");
-	spd_config_from(d);
+	kernel_spd_config(&d->cfg, &d->spd_cfg, d->spd_locals);
 	/* Without a usable [local] (no tunnel address) neither policies nor
 	 * SA verdicts mean anything: every SA would be judged wrong-ends. */
 	if (mm_spd_config_check(&d->spd_cfg, &err) < 0) {

@@ -43,10 +43,15 @@ static const char usage[] =
 	"  -t, --check-config   read the configuration and the store, print a summary,\n"
 	"                       and exit (0 = valid)\n"
 	"  -v, --verbose        log debug messages too\n"
+	"      --allow-shrink   start even if the table would delete more than\n"
+	"                       [spd] shrink_limit percent of the kernel policies\n"
+	"                       mmtrustd holds (the shrink guard; without it such\n"
+	"                       a start is refused and the kernel left as it is)\n"
 	"  -V, --version        print the version and exit\n"
 	"  -h, --help           this text\n"
 	"\n"
-	"Signals: SIGHUP re-reads the configuration file and the store; SIGTERM and\n"
+	"Signals: SIGHUP re-reads the configuration file and the store (as\n"
+	"`mmtrustctl reload`, which also says whether it worked); SIGTERM and\n"
 	"SIGINT stop cleanly.  Readiness is reported with sd_notify(READY=1).\n"
 	"\n"
 	"Exit status: 0 clean stop, 1 configuration or store error, 2 usage error.\n";
@@ -313,23 +318,27 @@ static int open_admin(struct mmtrustd *d)
 				   admin_handle, admin_authorize, d, &d->admin);
 }
 
-static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+int mmtrustd_reload(struct mmtrustd *d, bool allow_shrink, struct mm_err *err)
 {
-	struct mmtrustd *d = userdata;
 	struct mm_config cfg;
 	struct mm_store *store = NULL;
 	struct mm_table *table = NULL;
-	struct mm_err err = { 0 };
 	bool spd_changed, ike_changed;
+	int r;
 
-	(void)s;
-	(void)si;
 	sd_notify(0, "RELOADING=1");
-	if (read_config(d->config_path[0] ? d->config_path : MM_CONFIG_DEFAULT_PATH,
-			d->config_path[0], &cfg, &err) < 0 ||
-	    load_state(d, &cfg, &store, &table, &err) < 0) {
-		log_err("reload refused, still running on the previous configuration: %s: %s",
-			err.field, err.msg);
+	r = read_config(d->config_path[0] ? d->config_path : MM_CONFIG_DEFAULT_PATH,
+			d->config_path[0], &cfg, err);
+	if (r == 0)
+		r = load_state(d, &cfg, &store, &table, err);
+	if (r == 0 && !allow_shrink)
+		r = shrink_check(d, &cfg, table, "confirm with `mmtrustctl reload --allow-shrink` "
+				 "(or raise [spd] shrink_limit)", err);
+	if (r < 0) {
+		log_err("reload refused, still running on the previous configuration and table: "
+			"%s: %s", err->field, err->msg);
+		mm_table_free(table);
+		mm_store_close(store);
 		goto out;
 	}
 	if (strcmp(cfg.admin_socket, d->cfg.admin_socket) || cfg.admin_gid != d->cfg.admin_gid)
@@ -366,9 +375,20 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 	/* Every connection (with our certificate) and the key are loaded again
 	 * with the whole table. */
 	mmtrustd_table_changed(d, table, NULL, 0);
-	log_notice("reloaded: %zu partners", d->table->n);
+	log_notice("reloaded: %zu partners%s", d->table->n,
+		   allow_shrink ? " (shrink guard waived)" : "");
 out:
 	sd_notify(0, "READY=1");
+	return r;
+}
+
+static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct mm_err err = { 0 };
+
+	(void)s;
+	(void)si;
+	(void)mmtrustd_reload(userdata, false, &err);
 	return 0;
 }
 
@@ -406,13 +426,14 @@ int main(int argc, char **argv)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "check-config", no_argument, NULL, 't' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "allow-shrink", no_argument, NULL, 'S' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct mmtrustd d = { 0 };
 	struct mm_err err = { 0 };
-	bool foreground = false, check = false;
+	bool foreground = false, check = false, allow_shrink = false;
 	int verbose = 0, c, r, rc = 1;
 	sigset_t mask;
 
@@ -438,6 +459,9 @@ int main(int argc, char **argv)
 			break;
 		case 'v':
 			verbose = 1;
+			break;
+		case 'S':
+			allow_shrink = true;
 			break;
 		case 'V':
 			printf("mmtrustd %s\n", MMTRUST_VERSION);
@@ -505,8 +529,17 @@ int main(int argc, char **argv)
 		log_err("event loop: %s", strerror(-r));
 		goto out;
 	}
-	/* Read the kernel, then write only the difference. */
+	/* Read the kernel, then write only the difference -- unless the
+	 * table would take away most of what is enforced now (an emptied or
+	 * wrong store): then the kernel is left as it is. */
 	kernel_start(&d);
+	if (!allow_shrink &&
+	    shrink_check(&d, &d.cfg, d.table, "start mmtrustd once with --allow-shrink (or raise "
+			 "[spd] shrink_limit)", &err) < 0) {
+		log_err("refusing to start, the kernel's policies are left as they are: %s: %s",
+			err.field, err.msg);
+		goto out;
+	}
 	kernel_table_changed(&d, NULL, 0);
 	ike_start(&d, &ike_ops, &d);
 	r = instance_mkdir_parent(d.cfg.query_socket, 0755);

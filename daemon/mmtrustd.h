@@ -63,6 +63,10 @@ struct mmtrustd {
 /* kernel.c: XFRM inside the loop -- the SPD engine, the SA sweep by the
  * one verdict (sad.h), the monitor read once for every consumer. */
 int kernel_start(struct mmtrustd *d);
+/* The SPD engine's settings from a configuration; locals holds
+ * MM_CONFIG_MAX_LOCAL entries and must outlive c. */
+void kernel_spd_config(const struct mm_config *cfg, struct mm_spd_config *c,
+		       struct mm_spd_local *locals);
 void kernel_stop(struct mmtrustd *d);
 /* Bring the kernel in line with a table change set, applied as one step
  * (changes NULL: the whole table, after start-up or reload); then delete
@@ -132,6 +136,19 @@ static inline void mmtrustd_view_changed(struct mmtrustd *d)
 }
 
 /* The admin socket's request handler and access check (admin.c). */
+/* shrink.c: the shrink guard.  0 when a whole-table step to table t under
+ * cfg deletes at most cfg's [spd] shrink_limit share of the policies
+ * mmtrustd holds in the kernel (read now); else -EEXIST, err saying how
+ * many, whose, and then `confirm` (how to go ahead anyway). */
+int shrink_check(struct mmtrustd *d, const struct mm_config *cfg, const struct mm_table *t,
+		 const char *confirm, struct mm_err *err);
+
+/* Read the configuration file and the store again and carry them into
+ * the kernel and charon (SIGHUP, `mmtrustctl reload`).  Refused (-errno,
+ * err says why; the daemon keeps running on what it had) for a bad file
+ * or store, or when the shrink guard objects and allow_shrink is false. */
+int mmtrustd_reload(struct mmtrustd *d, bool allow_shrink, struct mm_err *err);
+
 json_t *admin_handle(void *userdata, struct mm_jsonl_client *client,
 		     const struct mm_jsonl_peer *peer, const json_t *req);
 int admin_authorize(void *userdata, const struct mm_jsonl_peer *peer);

@@ -54,6 +54,6 @@ CONF
 fc_start() {
 	"$PY" "$FAKE" "$MM_TMP/charon.vici" "$MM_TMP/charon.ready" &
 	CHARON=$!
-	wait_for 5 test -e "$MM_TMP/charon.ready" || fail "the fake charon did not start"
+	wait_for 20 test -e "$MM_TMP/charon.ready" || fail "the fake charon did not start"
 	mm_start_daemon 5 "$SOCK" answer
 }
