@@ -123,6 +123,7 @@ $(BUILD)/tests/unit/test_kernel_audit: TEST_LIBS += -Wl,--wrap=mm_xfrm_policy_du
 	-Wl,--wrap=mm_xfrm_sa_dump
 EXTRA_test_jsonl_peer = $(call obj,daemon/jsonl.c daemon/log.c)
 EXTRA_test_ike_tunnels = $(call obj,daemon/ike_tunnels.c)
+EXTRA_test_backoff = $(call obj,daemon/backoff.c)
 TEST_LIBS = $(call pc_libs,check $(PKGS_DAEMON) $(PKGS_NETLINK) $(PKGS_POLICY) $(PKGS_CLI)) -lm
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(call obj,$(UNIT_HELP)) $$(EXTRA_$$*) $(LIBPOLICY)
 	@$(if $(Q),echo "  LD      $@")
