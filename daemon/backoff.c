@@ -48,7 +48,11 @@ void mm_backoff_repaired(struct mm_backoff *b, const struct mm_backoff_cfg *c, u
 
 uint64_t mm_backoff_quiet_at(const struct mm_backoff *b, const struct mm_backoff_cfg *c)
 {
-	return (mm_backoff_fighting(b) ? b->last_drift : b->win_start) + c->window;
+	/* In a fight, quiet is counted from the last repair too: while the
+	 * repair waits, the other party has nothing of ours to change. */
+	if (mm_backoff_fighting(b))
+		return (b->last_drift > b->last_repair ? b->last_drift : b->last_repair) + c->window;
+	return b->win_start + c->window;
 }
 
 enum mm_backoff_event mm_backoff_settle(struct mm_backoff *b, const struct mm_backoff_cfg *c,

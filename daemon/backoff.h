@@ -6,8 +6,8 @@
  * a fight (the alarm): its repair waits until 1 s after the previous one,
  * and every further repair doubles the wait (1, 2, 4 ... s) up to max, so
  * a partner's policies are restored at the latest max after the previous
- * repair, never given up.  A fight ends when no drift was seen for a
- * window and nothing waits for repair; the state returns to zero (a new
+ * repair, never given up.  A fight ends when neither drift nor a repair
+ * happened for a window and nothing waits for repair; the state returns to zero (a new
  * fight starts from 1 s again).
  *
  * Log rate limit, one per message kind: at most burst lines per interval;
@@ -70,7 +70,7 @@ void mm_backoff_repaired(struct mm_backoff *b, const struct mm_backoff_cfg *c, u
 enum mm_backoff_event mm_backoff_settle(struct mm_backoff *b, const struct mm_backoff_cfg *c,
 					uint64_t now, bool pending);
 /* When settle can next say CLEARED (or the state can be forgotten): the
- * end of the quiet window. */
+ * end of the quiet window (in a fight, after the last drift or repair). */
 uint64_t mm_backoff_quiet_at(const struct mm_backoff *b, const struct mm_backoff_cfg *c);
 /* True when the state holds nothing worth keeping at now (no fight, the
  * window is over): the caller may drop it. */

@@ -54,6 +54,7 @@ policies() {
 		tr -s ' \t' ' ' | sort
 }
 status() { "$CTL" --json status; }
+jqe() { jq -e "$@" >/dev/null; }
 in_sync() { status | jq -e '.kernel.expected > 0 and .kernel.in_sync == .kernel.expected' >/dev/null; }
 log_lines() { wc -l <"$MM_TMP/daemon.log"; }
 log_bytes() { wc -c <"$MM_TMP/daemon.log"; }
@@ -88,7 +89,7 @@ if [ -n "$f" ]; then
 	pass "deleteall storm: an alarm in status for $A"
 	contains "$f" '"evidence":' "the alarm carries evidence"
 	contains "$(jq -r .evidence <<<"$f")" "deleted" "evidence says what the other party did (deleted)"
-	check "the alarm counts repairs and a back-off" jq -e '.repairs >= 5 and .backoff_s >= 1 and (.since | type == "string")' <<<"$f"
+	check "the alarm counts repairs and a back-off" jqe '.repairs >= 5 and .backoff_s >= 1 and (.since | type == "string")' <<<"$f"
 else
 	fail "deleteall storm: no alarm in status for $A: $(status | jq -c '.fights')"
 fi

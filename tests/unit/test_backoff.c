@@ -115,11 +115,16 @@ START_TEST(test_clears_after_quiet)
 	}
 	ck_assert(mm_backoff_fighting(&b));
 	ck_assert_uint_eq(b.delay, cfg.max);
-	ck_assert_uint_eq(mm_backoff_quiet_at(&b, &cfg), drift + cfg.window);
-	ck_assert_int_eq(mm_backoff_settle(&b, &cfg, drift + cfg.window - 1, false), MM_BACKOFF_NONE);
-	ck_assert_int_eq(mm_backoff_settle(&b, &cfg, drift + cfg.window, true), MM_BACKOFF_NONE);
-	ck_assert(!mm_backoff_idle(&b, &cfg, drift + cfg.window));
-	ck_assert_int_eq(mm_backoff_settle(&b, &cfg, drift + cfg.window, false), MM_BACKOFF_CLEARED);
+	/* The quiet time counts from the later of the last drift and the
+	 * last repair: while a repair waits, nothing of ours can drift. */
+	ck_assert_uint_gt(last - 1000, drift);
+	ck_assert_uint_eq(mm_backoff_quiet_at(&b, &cfg), last - 1000 + cfg.window);
+	ck_assert_int_eq(mm_backoff_settle(&b, &cfg, drift + cfg.window, false), MM_BACKOFF_NONE);
+	ck_assert_int_eq(mm_backoff_settle(&b, &cfg, last - 1000 + cfg.window - 1, false),
+			 MM_BACKOFF_NONE);
+	ck_assert_int_eq(mm_backoff_settle(&b, &cfg, last + cfg.window, true), MM_BACKOFF_NONE);
+	ck_assert(!mm_backoff_idle(&b, &cfg, last + cfg.window));
+	ck_assert_int_eq(mm_backoff_settle(&b, &cfg, last + cfg.window, false), MM_BACKOFF_CLEARED);
 	ck_assert(!mm_backoff_fighting(&b));
 	ck_assert_int_eq(mm_backoff_settle(&b, &cfg, last + 2 * cfg.window, false), MM_BACKOFF_NONE);
 	ck_assert(mm_backoff_idle(&b, &cfg, last + cfg.window));
@@ -129,6 +134,30 @@ START_TEST(test_clears_after_quiet)
 		ck_assert_uint_eq(drift_and_repair(&b, t + i, &ev), t + i);
 	ck_assert_uint_eq(drift_and_repair(&b, t + 5, &ev), t + 4 + S);
 	ck_assert_int_eq(ev, MM_BACKOFF_RAISED);
+}
+END_TEST
+
+/* A back-off longer than the window: the fight goes on through the wait
+ * (the other party strikes again right after each repair). */
+START_TEST(test_long_wait_not_quiet)
+{
+	struct mm_backoff_cfg c = { .burst = 2, .window = 3 * S, .max = 8 * S };
+	struct mm_backoff b = { 0 };
+	uint64_t t = S;
+	int raised = 0;
+
+	for (int i = 0; i < 20; i++) {
+		raised += mm_backoff_drift(&b, &c, t) == MM_BACKOFF_RAISED;
+		if (mm_backoff_fighting(&b))
+			for (uint64_t q = t; q < b.not_before; q += S / 2)
+				ck_assert_int_eq(mm_backoff_settle(&b, &c, q, true), MM_BACKOFF_NONE);
+		if (!mm_backoff_may_repair(&b, t))
+			t = b.not_before;
+		mm_backoff_repaired(&b, &c, t);
+		ck_assert_int_eq(mm_backoff_settle(&b, &c, t, false), MM_BACKOFF_NONE);
+		t += 1000;  /* deleted again at once */
+	}
+	ck_assert_int_eq(raised, 1);
 }
 END_TEST
 
@@ -221,6 +250,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_off);
 	tcase_add_test(tc, test_clears_after_quiet);
 	tcase_add_test(tc, test_window_resets);
+	tcase_add_test(tc, test_long_wait_not_quiet);
 	tcase_add_test(tc, test_ratelimit);
 	tcase_add_test(tc, test_ratelimit_flush);
 	tcase_add_test(tc, test_ratelimit_first_line);
