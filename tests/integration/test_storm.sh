@@ -61,6 +61,18 @@ log_bytes() { wc -c <"$MM_TMP/daemon.log"; }
 fight_of() { status | jq -c --arg p "$1" '[.fights[]? | select(.partner == $p)][0] // empty'; }
 no_fights() { status | jq -e '(.fights // []) == [] and .kernel.in_sync == .kernel.expected' >/dev/null; }
 
+# --- the settings: one validation (--check-config, start, reload) -------------
+check_config() { ip netns exec "$NS" "$BUILD/mmtrustd" --check-config -c "$MM_TMP/$1"; }
+expect_exit 0 "the back-off settings pass --check-config" check_config mmtrustd.conf
+for bad in "repair_backoff_max = 0" "repair_backoff_max = 3601" "repair_window = 0" \
+	"repair_burst = -1" "repair_burst = 5x"; do
+	printf '[spd]\n%s\n' "$bad" >"$MM_TMP/bad.conf"
+	expect_exit 1 "refused: $bad" check_config bad.conf
+	contains "$ERR" "spd.${bad%% *}" "the refusal of '$bad' names the key"
+done
+printf '[spd]\nrepair_burst = 0\n' >"$MM_TMP/off.conf"
+expect_exit 0 "repair_burst = 0 (no back-off) accepted" check_config off.conf
+
 make_ca "$MM_TMP" ca
 mm_start_daemon 10 "$MM_TMP/admin.sock" answer
 A=ims.a.example B=ims.b.example C=ims.c.example
