@@ -4,8 +4,10 @@
  * (ike_xfrm_event), also when [spd] enabled = no, so IKE policing does not
  * depend on the SPD side.  Start-up reads the kernel before writing it; a
  * table change set is applied to the SPD as one step; monitor events mark
- * drift, repaired after a short coalescing delay; a periodic full
- * comparison is the safety net.  After each table change and periodic
+ * drift, repaired after a short coalescing delay (a partner in a drift
+ * fight on its back-off schedule, spd.h); a periodic full comparison is
+ * the safety net.  What an outsider can provoke is logged under a rate
+ * limit per kind (log.h); the fight alarms never are.  After each table change and periodic
  * check the SAs are swept by the one verdict (sad.h). */
 #include <arpa/inet.h>
 #include <errno.h>

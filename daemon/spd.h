@@ -60,8 +60,9 @@
  * drain callback before it relies on its kernel indexes and between
  * batches of requests (so the monitor cannot overflow during a bulk
  * load).  Events caused by the engine's own request socket are ignored.
- * The caller calls mm_spd_repair() within MM_SPD_REPAIR_DELAY_MS when
- * mm_spd_repair_pending() says so.  Nothing here prints: problems reach
+ * The caller calls mm_spd_repair() at the time mm_spd_repair_at() names
+ * (at least MM_SPD_REPAIR_DELAY_MS after the events, to coalesce them);
+ * a partner in a drift fight waits longer (see "Drift fights" below).  Nothing here prints: problems reach
  * the caller through the note callback and the returned report.
  *
  * Errors: -errno; ret_ outputs set only on success; destructors accept
