@@ -130,7 +130,7 @@ $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(call obj,$(UNIT_HELP)) $$(EXTRA
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(TEST_LIBS)
 
 # Benchmarks and netns test drivers: EXTRA_<name> names what else they link.
-SPD_OBJ = $(call obj,$(wildcard daemon/spd*.c))
+SPD_OBJ = $(call obj,$(wildcard daemon/spd*.c) daemon/backoff.c)
 EXTRA_reconcile = $(SPD_OBJ) $(LIBNETLINK)
 EXTRA_test_spd = $(SPD_OBJ) $(call obj,tests/unit/mkpartner.c)
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $$(EXTRA_$$*) $(LIBPOLICY)
