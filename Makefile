@@ -121,15 +121,16 @@ EXTRA_test_spd_desired = $(call obj,daemon/spd_desired.c) $(LIBNETLINK)
 EXTRA_test_kernel_audit = $(DAEMON_LIBOBJ) $(LIBVICI) $(LIBNETLINK)
 $(BUILD)/tests/unit/test_kernel_audit: TEST_LIBS += -Wl,--wrap=mm_xfrm_policy_dump \
 	-Wl,--wrap=mm_xfrm_sa_dump
-EXTRA_test_jsonl_peer = $(call obj,daemon/jsonl.c daemon/log.c)
+EXTRA_test_jsonl_peer = $(call obj,daemon/jsonl.c daemon/log.c daemon/backoff.c)
 EXTRA_test_ike_tunnels = $(call obj,daemon/ike_tunnels.c)
+EXTRA_test_backoff = $(call obj,daemon/backoff.c)
 TEST_LIBS = $(call pc_libs,check $(PKGS_DAEMON) $(PKGS_NETLINK) $(PKGS_POLICY) $(PKGS_CLI)) -lm
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(call obj,$(UNIT_HELP)) $$(EXTRA_$$*) $(LIBPOLICY)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(TEST_LIBS)
 
 # Benchmarks and netns test drivers: EXTRA_<name> names what else they link.
-SPD_OBJ = $(call obj,$(wildcard daemon/spd*.c))
+SPD_OBJ = $(call obj,$(wildcard daemon/spd*.c) daemon/backoff.c)
 EXTRA_reconcile = $(SPD_OBJ) $(LIBNETLINK)
 EXTRA_test_spd = $(SPD_OBJ) $(call obj,tests/unit/mkpartner.c)
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $$(EXTRA_$$*) $(LIBPOLICY)

@@ -86,6 +86,21 @@ static void print_status(const json_t *r)
 		       jint(k, "priority_base"), jint(k, "tag"));
 	else
 		printf("kernel: policies NOT programmed: %s\n", jstr(k, "error"));
+	{
+		const json_t *c = json_object_get(k, "counters");
+
+		if (jint(c, "drift_repairs") || jint(c, "log_suppressed"))
+			printf("drift: %" JSON_INTEGER_FORMAT " repairs, %" JSON_INTEGER_FORMAT
+			       " fights (%" JSON_INTEGER_FORMAT " going on), %" JSON_INTEGER_FORMAT
+			       " log lines suppressed\n",
+			       jint(c, "drift_repairs"), jint(c, "fights_raised"),
+			       jint(c, "fights_active"), jint(c, "log_suppressed"));
+	}
+	json_array_foreach(json_object_get(r, "fights"), i, p)
+		printf("ALARM drift fight: partner %s since %s, %" JSON_INTEGER_FORMAT " repairs, "
+		       "next repair waits %" JSON_INTEGER_FORMAT " s; evidence: %s\n",
+		       jstr(p, "partner"), jstr(p, "since"), jint(p, "repairs"),
+		       jint(p, "backoff_s"), jstr(p, "evidence"));
 	if (json_is_true(json_object_get(ike, "enabled")))
 		printf("charon: %s (%s)\n",
 		       json_is_true(json_object_get(ike, "connected")) ? "connected" : "NOT connected",

@@ -1,4 +1,5 @@
 #include "config.h"
+#include "backoff.h"
 #include "spd_desired.h"
 
 #include <errno.h>
@@ -22,6 +23,9 @@ void mm_config_defaults(struct mm_config *c)
 		.spd_tag = MM_SPD_TAG_DEFAULT,
 		.spd_verify_interval = 60,
 		.spd_shrink_limit = 50,
+		.spd_repair_burst = MM_BACKOFF_BURST_DEFAULT,
+		.spd_repair_window = MM_BACKOFF_WINDOW_DEFAULT,
+		.spd_repair_backoff_max = MM_BACKOFF_MAX_DEFAULT,
 		.ike_dpd_delay = 30,
 		.query_max_clients = 1024,
 	};
@@ -214,6 +218,12 @@ static int handler(void *user, const char *section, const char *name, const char
 		r = set_u32(&c->spd_verify_interval, value, x);
 	else if (KEY("spd", "shrink_limit"))
 		r = set_u32(&c->spd_shrink_limit, value, x);
+	else if (KEY("spd", "repair_burst"))
+		r = set_u32(&c->spd_repair_burst, value, x);
+	else if (KEY("spd", "repair_window"))
+		r = set_u32(&c->spd_repair_window, value, x);
+	else if (KEY("spd", "repair_backoff_max"))
+		r = set_u32(&c->spd_repair_backoff_max, value, x);
 	else if (KEY("query", "untrusted")) {
 		r = 0;
 		if (!strcmp(value, "strip-always"))
@@ -300,6 +310,14 @@ int mm_config_load(const char *path, struct mm_config *ret, struct mm_err *err)
 		return mm_err_set(err, MM_ERR_INVALID, "spd.shrink_limit",
 				  "%s: %u is not a share: 0 to 100 (percent; 100 turns the guard off)",
 				  path, c.spd_shrink_limit);
+	if (c.spd_repair_window == 0)
+		return mm_err_set(err, MM_ERR_INVALID, "spd.repair_window",
+				  "%s: 0 would count no repairs; at least 1 (seconds)", path);
+	if (c.spd_repair_backoff_max == 0 || c.spd_repair_backoff_max > MM_CONFIG_BACKOFF_MAX_LIMIT)
+		return mm_err_set(err, MM_ERR_INVALID, "spd.repair_backoff_max",
+				  "%s: %u s is out of range; 1 to %u seconds (a repair is never "
+				  "given up)", path, c.spd_repair_backoff_max,
+				  MM_CONFIG_BACKOFF_MAX_LIMIT);
 	if (c.spd_tag == 0)
 		return mm_err_set(err, MM_ERR_INVALID, "spd.tag",
 				  "%s: the tag must not be 0 (0 is every other program's policies)",

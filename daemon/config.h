@@ -20,6 +20,10 @@
  *   verify_interval = 60                    ; seconds between full checks
  *   shrink_limit = 50                       ; % of our policies a start, reload
  *                                           ; or apply may delete unconfirmed
+ *   repair_burst = 5                        ; repairs of a partner per window before
+ *                                           ; back-off (a drift fight); 0: never
+ *   repair_window = 10                      ; seconds; also the quiet time ending a fight
+ *   repair_backoff_max = 60                 ; seconds: the longest wait of a repair
  *   [query]
  *   untrusted = strip-always                ; or strip-if-privacy-id (RFC 3325 minimum)
  *   max_clients = 1024
@@ -46,6 +50,8 @@
 
 #define MM_CONFIG_DEFAULT_PATH "/etc/mmtrust/mmtrustd.conf"
 #define MM_CONFIG_MAX_LOCAL 64
+/* A repair never waits longer than an hour, whatever the setting. */
+#define MM_CONFIG_BACKOFF_MAX_LIMIT 3600
 
 struct mm_config {
 	char path[4096];  /* the file read ("" = built-in defaults) */
@@ -67,6 +73,9 @@ struct mm_config {
 	uint32_t spd_tag;
 	uint32_t spd_verify_interval;  /* seconds; 0: no periodic check */
 	uint32_t spd_shrink_limit;     /* percent, 0..100; 100: no guard */
+	uint32_t spd_repair_burst;       /* backoff.h; 0: no back-off */
+	uint32_t spd_repair_window;      /* seconds, >= 1 */
+	uint32_t spd_repair_backoff_max; /* seconds, 1 .. MM_CONFIG_BACKOFF_MAX_LIMIT */
 	int query_untrusted;             /* enum mm_untrusted_mode */
 	uint32_t query_max_clients;
 	bool query_require_dst;          /* inbound must name dst (docs/privacy.md) */

@@ -4,8 +4,10 @@
  * (ike_xfrm_event), also when [spd] enabled = no, so IKE policing does not
  * depend on the SPD side.  Start-up reads the kernel before writing it; a
  * table change set is applied to the SPD as one step; monitor events mark
- * drift, repaired after a short coalescing delay; a periodic full
- * comparison is the safety net.  After each table change and periodic
+ * drift, repaired after a short coalescing delay (a partner in a drift
+ * fight on its back-off schedule, spd.h); a periodic full comparison is
+ * the safety net.  What an outsider can provoke is logged under a rate
+ * limit per kind (log.h); the fight alarms never are.  After each table change and periodic
  * check the SAs are swept by the one verdict (sad.h). */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "mmtrustd.h"
@@ -23,34 +26,77 @@
 
 static void on_note(const struct mm_spd_note *n, void *userdata)
 {
-	static const int prio[MM_SPD_NOTE__MAX] = {
-		[MM_SPD_NOTE_KERNEL_ERROR] = LOG_ERR,
-		[MM_SPD_NOTE_PARTNER_ERROR] = LOG_ERR,
-		[MM_SPD_NOTE_CONFLICT] = LOG_WARNING,
-		[MM_SPD_NOTE_DRIFT] = LOG_WARNING,
-		[MM_SPD_NOTE_STALE] = LOG_NOTICE,
-		[MM_SPD_NOTE_RESYNC] = LOG_WARNING,
+	static const struct {
+		int prio;
+		int kind;  /* log_kind, -1: never suppressed (the alarms) */
+	} how[MM_SPD_NOTE__MAX] = {
+		[MM_SPD_NOTE_KERNEL_ERROR] = { LOG_ERR, LOG_KIND_KERNEL_ERROR },
+		[MM_SPD_NOTE_PARTNER_ERROR] = { LOG_ERR, LOG_KIND_PARTNER_ERROR },
+		[MM_SPD_NOTE_CONFLICT] = { LOG_WARNING, LOG_KIND_CONFLICT },
+		[MM_SPD_NOTE_DRIFT] = { LOG_WARNING, LOG_KIND_DRIFT },
+		[MM_SPD_NOTE_STALE] = { LOG_NOTICE, LOG_KIND_STALE },
+		[MM_SPD_NOTE_RESYNC] = { LOG_WARNING, LOG_KIND_RESYNC },
+		[MM_SPD_NOTE_FIGHT] = { LOG_WARNING, -1 },
+		[MM_SPD_NOTE_FIGHT_OVER] = { LOG_NOTICE, -1 },
 	};
+	const char *dom = n->domain ? n->domain : "-";
 
 	(void)userdata;
-	log_msg(n->kind < MM_SPD_NOTE__MAX ? prio[n->kind] : LOG_WARNING,
-		"spd %s: partner %s (reqid %" PRIu32 ")%s%s: %s", mm_spd_note_kind_name(n->kind),
-		n->domain ? n->domain : "-", n->reqid, n->policy ? ": " : "",
-		n->policy ? n->policy : "", n->message);
+	if (n->kind == MM_SPD_NOTE_FIGHT || n->kind == MM_SPD_NOTE_FIGHT_OVER) {
+		log_msg(how[n->kind].prio, "drift fight%s: partner %s (reqid %" PRIu32 "): %s",
+			n->kind == MM_SPD_NOTE_FIGHT ? "" : " over", dom, n->reqid, n->message);
+		return;
+	}
+	log_limited(n->kind < MM_SPD_NOTE__MAX ? (enum log_kind)how[n->kind].kind
+					       : LOG_KIND_KERNEL_ERROR,
+		    n->kind < MM_SPD_NOTE__MAX ? how[n->kind].prio : LOG_WARNING,
+		    "spd %s: partner %s (reqid %" PRIu32 ")%s%s: %s",
+		    mm_spd_note_kind_name(n->kind), dom, n->reqid, n->policy ? ": " : "",
+		    n->policy ? n->policy : "", n->message);
 }
 
-static void log_report(const char *what, const struct mm_spd_report *r)
+/* What a step did.  Repairs and periodic checks are what an outsider can
+ * provoke at will: rate-limited; table changes are an operator's. */
+static void log_report(const char *what, const struct mm_spd_report *r, bool provoked)
 {
 	for (size_t i = 0; i < r->n_drifted; i++)
-		log_warn("drift: policies of partner %s were changed outside mmtrust; restored",
-			 r->drifted[i]);
-	if (r->added || r->updated || r->deleted || r->failed)
+		log_limited(LOG_KIND_DRIFT, LOG_WARNING,
+			    "drift: policies of partner %s were changed outside mmtrust; restored",
+			    r->drifted[i]);
+	if (!r->added && !r->updated && !r->deleted && !r->failed)
+		log_debug("spd %s: %zu unchanged", what, r->unchanged);
+	else if (provoked)
+		log_limited(LOG_KIND_REPAIR, LOG_NOTICE,
+			    "spd %s: %zu added, %zu updated, %zu deleted, %zu unchanged, "
+			    "%zu refused, %zu conflicts",
+			    what, r->added, r->updated, r->deleted, r->unchanged, r->failed,
+			    r->conflicts);
+	else
 		log_notice("spd %s: %zu added, %zu updated, %zu deleted, %zu unchanged, "
 			   "%zu refused, %zu conflicts",
 			   what, r->added, r->updated, r->deleted, r->unchanged, r->failed,
 			   r->conflicts);
-	else
-		log_debug("spd %s: %zu unchanged", what, r->unchanged);
+}
+
+/* Run the repair when the engine says: drift after a short coalescing
+ * delay, a fighting partner's at its back-off time, a fight's quiet end.
+ * An earlier time wins over one armed before. */
+static void arm_repair(struct mmtrustd *d)
+{
+	uint64_t now, at, armed;
+	int enabled = SD_EVENT_OFF;
+
+	if (!d->spd || (at = mm_spd_repair_at(d->spd)) == UINT64_MAX)
+		return;
+	sd_event_now(d->ev, CLOCK_MONOTONIC, &now);
+	if (at < now + MM_SPD_REPAIR_DELAY_MS * 1000ULL)
+		at = now + MM_SPD_REPAIR_DELAY_MS * 1000ULL;
+	sd_event_source_get_enabled(d->repair_timer, &enabled);
+	if (enabled != SD_EVENT_OFF && sd_event_source_get_time(d->repair_timer, &armed) >= 0 &&
+	    armed <= at)
+		return;  /* already armed, as soon: coalesce */
+	sd_event_source_set_time(d->repair_timer, at);
+	sd_event_source_set_enabled(d->repair_timer, SD_EVENT_ONESHOT);
 }
 
 static int on_repair(sd_event_source *s, uint64_t usec, void *userdata)
@@ -63,28 +109,14 @@ static int on_repair(sd_event_source *s, uint64_t usec, void *userdata)
 	(void)usec;
 	r = mm_spd_repair(d->spd, &rep);
 	if (r < 0)
-		log_err("spd repair: %s; a full comparison follows", strerror(-r));
-	log_report("repair", &rep);
+		log_limited(LOG_KIND_KERNEL_ERROR, LOG_ERR, "spd repair: %s; a full comparison follows",
+			    strerror(-r));
+	log_report("repair", &rep, true);
 	mm_spd_report_done(&rep);
+	log_limit_flush();
 	mmtrustd_view_changed(d);  /* repaired: the partners enforced again */
-	if (mm_spd_repair_pending(d->spd))
-		sd_event_source_set_enabled(d->repair_timer, SD_EVENT_ONESHOT);
+	arm_repair(d);
 	return 0;
-}
-
-static void arm_repair(struct mmtrustd *d)
-{
-	uint64_t now;
-	int enabled = SD_EVENT_OFF;
-
-	if (!d->spd || !mm_spd_repair_pending(d->spd))
-		return;
-	sd_event_source_get_enabled(d->repair_timer, &enabled);
-	if (enabled != SD_EVENT_OFF)
-		return;  /* already armed: coalesce */
-	sd_event_now(d->ev, CLOCK_MONOTONIC, &now);
-	sd_event_source_set_time(d->repair_timer, now + MM_SPD_REPAIR_DELAY_MS * 1000ULL);
-	sd_event_source_set_enabled(d->repair_timer, SD_EVENT_ONESHOT);
 }
 
 static int deliver(const struct mm_xfrm_event *ev, void *userdata)
@@ -151,10 +183,11 @@ static void log_sa_deleted(const struct mm_xfrm_sa *sa, const struct mm_sa_judge
 {
 	char s[MM_ADDR_STRLEN], t[MM_ADDR_STRLEN];
 
-	log_notice("SA spi 0x%08" PRIx32 " %s -> %s reqid %" PRIu32 "%s%s: %s; deleted", sa->spi,
-		   mm_addr_str(&sa->src, s), mm_addr_str(&sa->dst, t), sa->reqid,
-		   j->partner ? " partner " : "", j->partner ? j->partner->domain : "",
-		   mm_sa_verdict_reason(j->verdict));
+	log_limited(LOG_KIND_SA_DELETED, LOG_NOTICE,
+		    "SA spi 0x%08" PRIx32 " %s -> %s reqid %" PRIu32 "%s%s: %s; deleted", sa->spi,
+		    mm_addr_str(&sa->src, s), mm_addr_str(&sa->dst, t), sa->reqid,
+		    j->partner ? " partner " : "", j->partner ? j->partner->domain : "",
+		    mm_sa_verdict_reason(j->verdict));
 	ike_sa_deleted(userdata, j, sa->spi);  /* the tunnel and charon follow */
 }
 
@@ -194,13 +227,15 @@ static int on_verify(sd_event_source *s, uint64_t usec, void *userdata)
 		r = mm_spd_verify(d->spd, (const struct mm_partner *const *)d->table->partners,
 				  d->table->n, &rep);
 		if (r < 0)
-			log_err("spd periodic check: %s", strerror(-r));
-		log_report("periodic check", &rep);
+			log_limited(LOG_KIND_KERNEL_ERROR, LOG_ERR, "spd periodic check: %s",
+				    strerror(-r));
+		log_report("periodic check", &rep, true);
 		mm_spd_report_done(&rep);
 		arm_repair(d);
 		mmtrustd_view_changed(d);
 	}
 	sweep_sas(d, "the periodic check");
+	log_limit_flush();
 	sd_event_source_set_time(s, usec + d->cfg.spd_verify_interval * 1000000ULL);
 	sd_event_source_set_enabled(s, SD_EVENT_ON);
 	return 0;
@@ -245,6 +280,15 @@ static void kernel_unreachable(struct mmtrustd *d, const char *what, const char 
 			 detail ? ": " : "", detail ? detail : "");
 }
 
+/* [spd] repair_*: the drift fight back-off (also on reload). */
+static void backoff_from(struct mmtrustd *d)
+{
+	mm_spd_set_backoff(d->spd, &(struct mm_backoff_cfg){
+		.burst = d->cfg.spd_repair_burst,
+		.window = d->cfg.spd_repair_window * MM_USEC_PER_SEC,
+		.max = d->cfg.spd_repair_backoff_max * MM_USEC_PER_SEC });
+}
+
 /* The SPD engine, when the configuration asks for it. */
 static void spd_start(struct mmtrustd *d)
 {
@@ -267,6 +311,7 @@ static void spd_start(struct mmtrustd *d)
 		return;
 	}
 	sd_event_source_set_enabled(d->repair_timer, SD_EVENT_OFF);
+	backoff_from(d);
 }
 
 int kernel_start(struct mmtrustd *d)
@@ -358,11 +403,12 @@ void kernel_table_changed(struct mmtrustd *d, const struct mm_change *changes, s
 	int r;
 
 	if (d->spd && !changes) {
+		backoff_from(d);  /* the settings may have been reloaded */
 		r = mm_spd_sync(d->spd, (const struct mm_partner *const *)d->table->partners,
 				d->table->n, &rep);
 		if (r < 0)
 			log_err("spd sync: %s; retried by the next check", strerror(-r));
-		log_report("sync", &rep);
+		log_report("sync", &rep, false);
 	} else if (d->spd) {
 		/* The whole change set in one step: a range that moves between
 		 * partners is one update, whatever the order of the changes. */
@@ -370,7 +416,7 @@ void kernel_table_changed(struct mmtrustd *d, const struct mm_change *changes, s
 		snprintf(what, sizeof(what), "change of %zu partner(s)", n);
 		if (r < 0)
 			log_err("spd %s: %s; a full comparison follows", what, strerror(-r));
-		log_report(what, &rep);
+		log_report(what, &rep, false);
 	}
 	mm_spd_report_done(&rep);
 	arm_repair(d);
@@ -390,6 +436,41 @@ static const char *status_state(const struct mm_partner *p, const struct mm_spd_
 	if (st->in_sync < st->expected)
 		return "missing";
 	return "in-sync";
+}
+
+/* The alarms: one per drift fight going on (spd.h). */
+static json_t *status_fights(struct mmtrustd *d, const char *domain)
+{
+	json_t *list = json_array();
+	struct mm_spd_fight f;
+	char since[32];
+	struct tm tm;
+
+	for (size_t i = 0; d->spd && mm_spd_fight_get(d->spd, i, &f) == 0; i++) {
+		time_t t = (time_t)f.since;
+
+		if (domain && strcmp(domain, f.domain))
+			continue;
+		gmtime_r(&t, &tm);
+		strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		json_array_append_new(list, json_pack("{s:s, s:s, s:I, s:I, s:s}", "partner",
+						      f.domain, "since", since, "repairs",
+						      (json_int_t)f.repairs, "backoff_s",
+						      (json_int_t)f.backoff_s, "evidence", f.evidence));
+	}
+	return list;
+}
+
+static json_t *status_counters(struct mmtrustd *d)
+{
+	struct mm_spd_counters c = { 0 };
+
+	if (d->spd)
+		mm_spd_get_counters(d->spd, &c);
+	return json_pack("{s:I, s:I, s:I, s:I}", "drift_repairs", (json_int_t)c.drift_repairs,
+			 "fights_raised", (json_int_t)c.fights_raised, "fights_active",
+			 (json_int_t)c.fights_active, "log_suppressed",
+			 (json_int_t)log_suppressed_total());
 }
 
 json_t *kernel_status(struct mmtrustd *d, const char *domain)
@@ -434,11 +515,13 @@ json_t *kernel_status(struct mmtrustd *d, const char *domain)
 	free(sas);
 	if (d->spd)
 		mm_spd_counts(d->spd, &expected, &present, &in_sync);
-	return json_pack("{s:{s:b, s:s?, s:I, s:I, s:I, s:I, s:I}, s:o}", "kernel", "programmed",
-			 d->spd != NULL, "error", d->kernel_error[0] ? d->kernel_error : NULL,
-			 "expected", (json_int_t)expected, "present", (json_int_t)present, "in_sync",
+	return json_pack("{s:{s:b, s:s?, s:I, s:I, s:I, s:I, s:I, s:o}, s:o, s:o}", "kernel",
+			 "programmed", d->spd != NULL, "error",
+			 d->kernel_error[0] ? d->kernel_error : NULL, "expected",
+			 (json_int_t)expected, "present", (json_int_t)present, "in_sync",
 			 (json_int_t)in_sync, "priority_base", (json_int_t)d->cfg.spd_prio_base, "tag",
-			 (json_int_t)d->cfg.spd_tag, "partners", list);
+			 (json_int_t)d->cfg.spd_tag, "counters", status_counters(d), "fights",
+			 status_fights(d, domain), "partners", list);
 }
 
 /* ---- audit: the kernel's view, annotated ---- */

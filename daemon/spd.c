@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- notes ---- */
 
@@ -19,11 +20,233 @@ static const char *const note_names[MM_SPD_NOTE__MAX] = {
 	[MM_SPD_NOTE_DRIFT] = "drift",
 	[MM_SPD_NOTE_STALE] = "stale",
 	[MM_SPD_NOTE_RESYNC] = "resync",
+	[MM_SPD_NOTE_FIGHT] = "fight",
+	[MM_SPD_NOTE_FIGHT_OVER] = "fight-over",
 };
 
 const char *mm_spd_note_kind_name(enum mm_spd_note_kind kind)
 {
 	return kind < MM_SPD_NOTE__MAX ? note_names[kind] : "?";
+}
+
+/* ---- fights (spd.h, "Drift fights") ---- */
+
+static uint64_t mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * MM_USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* The partner's fight record, or NULL. */
+static struct fight *fight_find(const struct mm_spd *spd, uint32_t partner)
+{
+	const struct prec *pr = &spd->p[partner];
+	struct fight *f;
+
+	if (!pr->fight || pr->fight > spd->fights.n)
+		return NULL;
+	f = &spd->fights.v[pr->fight - 1];
+	return strcmp(f->domain, pr->domain) == 0 ? f : NULL;
+}
+
+static bool fight_on(const struct mm_spd *spd, uint32_t partner)
+{
+	const struct fight *f = fight_find(spd, partner);
+
+	return f && mm_backoff_fighting(&f->bo);
+}
+
+/* The partner's fight record, made when missing (NULL: no memory, the
+ * partner is then repaired without back-off). */
+static struct fight *fight_get(struct mm_spd *spd, uint32_t partner)
+{
+	struct fight *f = fight_find(spd, partner);
+	struct fight n = { 0 };
+
+	if (f || !spd->backoff.burst)
+		return f;
+	n.domain = strdup(spd->p[partner].domain);
+	if (!n.domain)
+		return NULL;
+	if (VEC_PUSH(spd->fights, n) < 0) {
+		free(n.domain);
+		return NULL;
+	}
+	spd->p[partner].fight = (uint32_t)spd->fights.n;
+	return &spd->fights.v[spd->fights.n - 1];
+}
+
+static void fight_drop(struct mm_spd *spd, size_t i)
+{
+	uint32_t x;
+
+	free(spd->fights.v[i].domain);
+	spd->fights.v[i] = spd->fights.v[--spd->fights.n];
+	if (i < spd->fights.n && (x = spd_prec_find(spd, spd->fights.v[i].domain)) != NONE)
+		spd->p[x].fight = (uint32_t)i + 1;
+}
+
+/* After a sync rebuilt the records: link them to their fights again; the
+ * fights of partners gone end quietly. */
+static void fights_relink(struct mm_spd *spd)
+{
+	for (size_t i = 0; i < spd->fights.n;) {
+		uint32_t x = spd_prec_find(spd, spd->fights.v[i].domain);
+
+		if (x == NONE) {
+			fight_drop(spd, i);
+			continue;
+		}
+		spd->p[x].fight = (uint32_t)++i;
+	}
+}
+
+static void evidence_set(struct fight *f, int rank, const char *fmt, va_list ap)
+{
+	if (rank < f->rank && mm_backoff_fighting(&f->bo))
+		return;  /* keep the more telling one of this fight */
+	f->rank = (uint8_t)rank;
+	vsnprintf(f->evidence, sizeof(f->evidence), fmt, ap);
+}
+
+void spd_drift_evidence(struct mm_spd *spd, uint32_t partner, int rank, const char *fmt, ...)
+{
+	struct fight *f = fight_find(spd, partner);
+	va_list ap;
+
+	if (!f)
+		return;
+	va_start(ap, fmt);
+	evidence_set(f, rank, fmt, ap);
+	va_end(ap);
+}
+
+void spd_drift_seen(struct mm_spd *spd, uint32_t partner, int rank, const char *fmt, ...)
+{
+	struct fight *f = fight_get(spd, partner);
+	va_list ap;
+
+	if (!f)
+		return;
+	va_start(ap, fmt);
+	evidence_set(f, rank, fmt, ap);
+	va_end(ap);
+	if (mm_backoff_drift(&f->bo, &spd->backoff, mono_now()) != MM_BACKOFF_RAISED)
+		return;
+	f->since_wall = (int64_t)time(NULL);
+	spd->fights_raised++;
+	spd_note(spd, MM_SPD_NOTE_FIGHT, partner, NULL, 0,
+		 "%u repairs within %llu s: someone keeps changing its policies; its repairs "
+		 "now back off (1 s, doubling, at most %llu s); evidence: %s",
+		 f->bo.repairs, (unsigned long long)(spd->backoff.window / MM_USEC_PER_SEC),
+		 (unsigned long long)(spd->backoff.max / MM_USEC_PER_SEC), f->evidence);
+}
+
+/* True when the partner's repair must wait at now. */
+static bool held(const struct mm_spd *spd, uint32_t partner, uint64_t now)
+{
+	const struct fight *f = fight_find(spd, partner);
+
+	return f && !mm_backoff_may_repair(&f->bo, now);
+}
+
+/* Partners repaired after drift: counted against their back-off. */
+static void fights_repaired(struct mm_spd *spd, uint32_t partner, uint64_t now)
+{
+	struct fight *f = fight_get(spd, partner);
+
+	spd->drift_repairs++;
+	if (f)
+		mm_backoff_repaired(&f->bo, &spd->backoff, now);
+}
+
+/* End the fights that have been quiet, forget the idle records. */
+static void fights_settle(struct mm_spd *spd, uint64_t now)
+{
+	for (size_t i = 0; i < spd->fights.n; i++)
+		spd->fights.v[i].pending = false;
+	for (size_t i = 0; i < spd->repair.n; i++) {
+		struct fight *f = fight_find(spd, spd->e[spd->repair.v[i]].partner);
+
+		if (f)
+			f->pending = true;
+	}
+	for (size_t i = 0; i < spd->fights.n;) {
+		struct fight *f = &spd->fights.v[i];
+		struct mm_backoff was = f->bo;
+		uint32_t x = spd_prec_find(spd, f->domain);
+
+		if (mm_backoff_settle(&f->bo, &spd->backoff, now, f->pending) == MM_BACKOFF_CLEARED)
+			spd_note(spd, MM_SPD_NOTE_FIGHT_OVER, x, NULL, 0,
+				 "over after %llu s and %u repairs (the last wait %llu s); no drift "
+				 "for %llu s; last evidence: %s",
+				 (unsigned long long)((now - was.since) / MM_USEC_PER_SEC), was.repairs,
+				 (unsigned long long)(was.delay / MM_USEC_PER_SEC),
+				 (unsigned long long)(spd->backoff.window / MM_USEC_PER_SEC),
+				 f->evidence);
+		if (!f->pending && mm_backoff_idle(&f->bo, &spd->backoff, now)) {
+			fight_drop(spd, i);
+			continue;
+		}
+		i++;
+	}
+}
+
+void mm_spd_set_backoff(struct mm_spd *spd, const struct mm_backoff_cfg *cfg)
+{
+	spd->backoff = *cfg;
+}
+
+uint64_t mm_spd_repair_at(const struct mm_spd *spd)
+{
+	uint64_t now = mono_now(), at = UINT64_MAX;
+
+	if (spd->need_full || spd->stale.n)
+		return 0;
+	for (size_t i = 0; i < spd->repair.n && at; i++) {
+		uint32_t p = spd->e[spd->repair.v[i]].partner;
+		const struct fight *f = fight_find(spd, p);
+
+		if (!held(spd, p, now))
+			at = 0;
+		else if (f->bo.not_before < at)
+			at = f->bo.not_before;
+	}
+	for (size_t i = 0; i < spd->fights.n; i++) {
+		uint64_t q = mm_backoff_quiet_at(&spd->fights.v[i].bo, &spd->backoff);
+
+		if (q < at)
+			at = q;
+	}
+	return at;
+}
+
+int mm_spd_fight_get(const struct mm_spd *spd, size_t i, struct mm_spd_fight *ret)
+{
+	for (size_t k = 0; k < spd->fights.n; k++) {
+		const struct fight *f = &spd->fights.v[k];
+
+		if (!mm_backoff_fighting(&f->bo) || i--)
+			continue;
+		*ret = (struct mm_spd_fight){ .domain = f->domain, .since = f->since_wall,
+					      .repairs = f->bo.repairs,
+					      .backoff_s = (uint32_t)(f->bo.delay / MM_USEC_PER_SEC),
+					      .evidence = f->evidence };
+		return 0;
+	}
+	return -ENOENT;
+}
+
+void mm_spd_get_counters(const struct mm_spd *spd, struct mm_spd_counters *ret)
+{
+	struct mm_spd_counters c = { .drift_repairs = spd->drift_repairs,
+				     .fights_raised = spd->fights_raised };
+
+	for (size_t k = 0; k < spd->fights.n; k++)
+		c.fights_active += mm_backoff_fighting(&spd->fights.v[k].bo);
+	*ret = c;
 }
 
 void spd_note(struct mm_spd *spd, enum mm_spd_note_kind kind, uint32_t partner,
@@ -34,6 +257,9 @@ void spd_note(struct mm_spd *spd, enum mm_spd_note_kind kind, uint32_t partner,
 	va_list ap;
 
 	if (!spd->note)
+		return;
+	/* A partner in a fight: its alarm says it, not a note per event. */
+	if (kind == MM_SPD_NOTE_DRIFT && partner != NONE && fight_on(spd, partner))
 		return;
 	if (partner != NONE) {
 		n.domain = spd->p[partner].domain;
@@ -73,6 +299,7 @@ static int cmp_str(const void *a, const void *b)
 /* Name the partners whose drifted policies are right again. */
 static int collect_drift(struct mm_spd *spd, struct mm_spd_report *rep)
 {
+	uint64_t now = mono_now();
 	size_t n = 0, k = 0;
 
 	for (size_t x = 0; x < spd->n_e; x++) {
@@ -97,6 +324,7 @@ static int collect_drift(struct mm_spd *spd, struct mm_spd_report *rep)
 		if (!spd->p[i].domain || !spd->p[i].drift)
 			continue;
 		spd->p[i].drift = false;
+		fights_repaired(spd, (uint32_t)i, now);
 		rep->drifted[k] = strdup(spd->p[i].domain);
 		if (!rep->drifted[k])
 			return -ENOMEM;
@@ -137,6 +365,7 @@ static int queue_entry(struct mm_spd *spd, uint32_t x, bool force, struct mm_spd
  * With drift, policies that were right before and are not now are drift. */
 static int full_pass(struct mm_spd *spd, bool drift, struct mm_spd_report *rep)
 {
+	uint64_t now = mono_now();
 	struct scan sc = { .spd = spd };
 	struct mm_nl_result res;
 	int r;
@@ -177,12 +406,12 @@ static int full_pass(struct mm_spd *spd, bool drift, struct mm_spd_report *rep)
 		 sizeof(*spd->ops.v)) < 0)
 		return -ENOMEM;
 	spd_prefault(spd->ops.v, spd->ops.cap * sizeof(*spd->ops.v));
-	for (size_t x = 0; x < spd->n_e; x++) {
+	for (size_t x = 0; drift && x < spd->n_e; x++) {
 		struct entry *e = &spd->e[x];
 
 		if (e->state == ENT_FREE || e->state == ENT_COLLIDED)
 			continue;
-		if (drift && e->prev == ENT_INSYNC && e->state != ENT_INSYNC) {
+		if (e->prev == ENT_INSYNC && e->state != ENT_INSYNC) {
 			struct prec *pr = &spd->p[e->partner];
 
 			/* Counted, and noted once per partner below: a flush
@@ -191,21 +420,37 @@ static int full_pass(struct mm_spd *spd, bool drift, struct mm_spd_report *rep)
 				pr->drift_x = (uint32_t)x;
 			e->drift = true;
 		}
-		r = queue_entry(spd, (uint32_t)x, false, rep);
-		if (r < 0)
-			return r;
 	}
 	for (size_t i = 0; drift && i < spd->n_p; i++) {
 		struct prec *pr = &spd->p[i];
 		struct mm_xfrm_policy want;
+		char ps[MM_XFRM_POLICY_STRLEN];
 
 		if (!pr->domain || !pr->drift_n)
 			continue;
 		spd_entry_policy(spd, pr->drift_x, &want);
+		spd_drift_seen(spd, (uint32_t)i, EVID_FULL,
+			       "%u of its policies (%s among them) missing or changed at a full "
+			       "comparison", pr->drift_n, mm_xfrm_policy_str(&want, ps, sizeof(ps)));
 		spd_note(spd, MM_SPD_NOTE_DRIFT, (uint32_t)i, &want, 0,
 			 "%u of its policies (this one among them) were deleted or changed outside "
 			 "mmtrustd: restoring", pr->drift_n);
 		pr->drift_n = 0;
+	}
+	for (size_t x = 0; x < spd->n_e; x++) {
+		struct entry *e = &spd->e[x];
+
+		if (e->state == ENT_FREE || e->state == ENT_COLLIDED)
+			continue;
+		/* A fighting partner's repair waits for its time (not a
+		 * sync's: a new table is programmed at once). */
+		if (drift && e->state != ENT_INSYNC && held(spd, e->partner, now)) {
+			spd_queue_repair(spd, (uint32_t)x, false);
+			continue;
+		}
+		r = queue_entry(spd, (uint32_t)x, false, rep);
+		if (r < 0)
+			return r;
 	}
 	r = spd_queue_stale(spd);
 	if (r < 0)
@@ -342,6 +587,7 @@ static int sync_step(struct mm_spd *spd, struct mm_spd_report *rep, void *data)
 	free(scratch.problems);
 	scratch.want = NULL;
 	scratch.problems = NULL;
+	fights_relink(spd);
 	r = full_pass(spd, false, rep);
 out:
 	free(scratch.want);
@@ -529,9 +775,14 @@ static int repair_step(struct mm_spd *spd, struct mm_spd_report *rep, void *data
 {
 	int r = 0;
 
+	uint64_t now = mono_now();
+	size_t keep = 0;
+
 	(void)data;
-	if (spd->need_full)
-		return full_pass(spd, true, rep);
+	if (spd->need_full) {
+		r = full_pass(spd, true, rep);
+		goto out;
+	}
 	spd->ops.n = spd->dels.n = 0;
 	for (size_t i = 0; i < spd->repair.n; i++) {
 		uint32_t x = spd->repair.v[i];
@@ -539,6 +790,11 @@ static int repair_step(struct mm_spd *spd, struct mm_spd_report *rep, void *data
 
 		if (!e->queued)
 			continue;
+		if ((e->state == ENT_MISSING || e->state == ENT_DIFFERS) &&
+		    held(spd, e->partner, now)) {
+			spd->repair.v[keep++] = x;  /* its time comes (mm_spd_repair_at) */
+			continue;
+		}
 		e->queued = false;
 		if (e->state != ENT_MISSING && e->state != ENT_DIFFERS)
 			continue;
@@ -546,14 +802,18 @@ static int repair_step(struct mm_spd *spd, struct mm_spd_report *rep, void *data
 		if (r < 0)
 			return r;
 	}
-	spd->repair.n = 0;
+	spd->repair.n = keep;
 	if ((r = spd_queue_stale(spd)) < 0)
 		return r;
 	r = spd_apply(spd, rep);
 	if (r < 0)
 		return r;
 	count_conflicts(spd, rep);
-	return collect_drift(spd, rep);
+	r = collect_drift(spd, rep);
+out:
+	if (r >= 0)
+		fights_settle(spd, mono_now());
+	return r;
 }
 
 int mm_spd_repair(struct mm_spd *spd, struct mm_spd_report *ret)
@@ -800,6 +1060,9 @@ void mm_spd_free(struct mm_spd *spd)
 	free(spd->ops.v);
 	free(spd->dels.v);
 	free(spd->pend.v);
+	for (size_t i = 0; i < spd->fights.n; i++)
+		free(spd->fights.v[i].domain);
+	free(spd->fights.v);
 	free(spd->locals);
 	free(spd);
 }

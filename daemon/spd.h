@@ -60,8 +60,9 @@
  * drain callback before it relies on its kernel indexes and between
  * batches of requests (so the monitor cannot overflow during a bulk
  * load).  Events caused by the engine's own request socket are ignored.
- * The caller calls mm_spd_repair() within MM_SPD_REPAIR_DELAY_MS when
- * mm_spd_repair_pending() says so.  Nothing here prints: problems reach
+ * The caller calls mm_spd_repair() at the time mm_spd_repair_at() names
+ * (at least MM_SPD_REPAIR_DELAY_MS after the events, to coalesce them);
+ * a partner in a drift fight waits longer (see "Drift fights" below).  Nothing here prints: problems reach
  * the caller through the note callback and the returned report.
  *
  * Errors: -errno; ret_ outputs set only on success; destructors accept
@@ -77,6 +78,7 @@
 #include "netlink/nl.h"
 #include "netlink/xfrm_monitor.h"
 #include "netlink/xfrm_policy.h"
+#include "backoff.h"
 #include "policy/table.h"
 #include "spd_desired.h"
 
@@ -117,6 +119,8 @@ enum mm_spd_note_kind {
 	MM_SPD_NOTE_DRIFT,          /* one of ours was deleted or changed by someone else */
 	MM_SPD_NOTE_STALE,          /* one of ours belongs to no partner: deleted */
 	MM_SPD_NOTE_RESYNC,         /* events were lost or flushed: full comparison next */
+	MM_SPD_NOTE_FIGHT,          /* a drift fight began: the partner's repairs back off */
+	MM_SPD_NOTE_FIGHT_OVER,     /* the fight is over (counts in the message) */
 	MM_SPD_NOTE__MAX
 };
 
@@ -190,8 +194,42 @@ void mm_spd_events_lost(struct mm_spd *spd);
 int mm_spd_read_monitor(struct mm_spd *spd, struct mm_xfrm_monitor *mon);
 
 /* True when drift, stale policies or a pending full comparison wait for
- * mm_spd_repair(). */
+ * mm_spd_repair() (also drift held back by a fight, see below). */
 bool mm_spd_repair_pending(const struct mm_spd *spd);
+
+/* Drift fights (backoff.h).  Each repair of a partner's drift is counted
+ * against the partner; beyond cfg's burst within its window the next
+ * drift begins a fight: the note FIGHT (once), and the partner's repairs
+ * wait 1, 2, 4 ... s up to cfg.max after the previous one (a full
+ * comparison holds them back the same way; a table sync does not).
+ * Other partners are repaired at once.  The fight ends after a quiet
+ * window with nothing pending: the note FIGHT_OVER (once).  While a
+ * partner fights, its per-event DRIFT notes are not sent (the alarm says
+ * it).  The engine keeps, per partner that drifted lately, the evidence:
+ * a short description of the most telling event the other party caused
+ * ("replaced by a policy with priority P, reqid R, uid U (not ours)" over
+ * "changed" over "deleted").  Default: burst 0, no back-off. */
+void mm_spd_set_backoff(struct mm_spd *spd, const struct mm_backoff_cfg *cfg);
+/* When mm_spd_repair() should next run, CLOCK_MONOTONIC us: 0 as soon as
+ * possible, a held repair's time, a fight's quiet end; UINT64_MAX never. */
+uint64_t mm_spd_repair_at(const struct mm_spd *spd);
+
+struct mm_spd_fight {
+	const char *domain;     /* borrowed until the next engine call */
+	int64_t since;          /* wall clock (time_t) the fight began */
+	uint32_t repairs;       /* repairs since (the burst included) */
+	uint32_t backoff_s;     /* the wait before the next repair */
+	const char *evidence;   /* what the other party did, never NULL */
+};
+/* The i-th fight going on (0..): 0, or -ENOENT past the last. */
+int mm_spd_fight_get(const struct mm_spd *spd, size_t i, struct mm_spd_fight *ret);
+
+struct mm_spd_counters {
+	uint64_t drift_repairs;  /* partner repairs after drift (each partner, each time) */
+	uint64_t fights_raised;  /* fights begun since start */
+	uint64_t fights_active;
+};
+void mm_spd_get_counters(const struct mm_spd *spd, struct mm_spd_counters *ret);
 /* Restore what drifted, delete what became stale, or run the scheduled
  * full comparison.  report.drifted names the partners whose policies were
  * restored (log them).  Errors as mm_spd_sync(). */

@@ -233,8 +233,31 @@ bool spd_shadowed(const struct mm_spd *spd, uint32_t x)
 
 /* ---- the event path ---- */
 
+/* The reqid of a policy's first template, 0 without one (evidence). */
+static uint32_t first_reqid(const struct mm_xfrm_policy *p)
+{
+	return p->n_tmpl ? p->tmpl[0].reqid : 0;
+}
+
+/* A policy not ours took the place of entry x while it is missing. */
+static void replaced_evidence(struct mm_spd *spd, uint32_t x, const struct mm_xfrm_policy *p,
+			      const char *why)
+{
+	char ps[MM_XFRM_POLICY_STRLEN];
+	struct mm_xfrm_policy want;
+
+	if (spd->e[x].state == ENT_INSYNC)
+		return;  /* ours stands beside it */
+	spd_entry_policy(spd, x, &want);
+	spd_drift_evidence(spd, spd->e[x].partner, EVID_REPLACED,
+			   "%s deleted and replaced by a policy with priority %u, reqid %u, uid %u "
+			   "(%s)", mm_xfrm_policy_str(&want, ps, sizeof(ps)), p->priority,
+			   first_reqid(p), p->sel.user, why);
+}
+
 static void policy_seen(struct mm_spd *spd, const struct mm_xfrm_policy *p)
 {
+	char ps[MM_XFRM_POLICY_STRLEN];
 	uint32_t x;
 	enum mm_spd_class c = spd_classify(spd, p, &x);
 	struct entry *e = x != NONE ? &spd->e[x] : NULL;
@@ -245,6 +268,7 @@ static void policy_seen(struct mm_spd *spd, const struct mm_xfrm_policy *p)
 		spd->need_full = true;
 	switch (c) {
 	case MM_SPD_COLLISION:
+		replaced_evidence(spd, x, p, "our tag outside our band or reqid range: not ours");
 		if (e->state != ENT_COLLIDED)
 			collide_note(spd, x, p);
 		e->state = ENT_COLLIDED;
@@ -258,6 +282,10 @@ static void policy_seen(struct mm_spd *spd, const struct mm_xfrm_policy *p)
 		e->state = ENT_DIFFERS;
 		e->kindex = usable_index(p);
 		spd_entry_policy(spd, x, &want);
+		spd_drift_seen(spd, e->partner, EVID_CHANGED,
+			       "%s changed: now priority %u, reqid %u, uid %u (our marks, not our "
+			       "content)", mm_xfrm_policy_str(&want, ps, sizeof(ps)), p->priority,
+			       first_reqid(p), p->sel.user);
 		spd_note(spd, MM_SPD_NOTE_DRIFT, e->partner, &want, 0,
 			 "changed by someone else (index %u, priority %u): will be restored",
 			 p->index, p->priority);
@@ -269,6 +297,7 @@ static void policy_seen(struct mm_spd *spd, const struct mm_xfrm_policy *p)
 			spd->need_full = true;
 		break;
 	case MM_SPD_CONFLICT:
+		replaced_evidence(spd, x, p, "not ours");
 		if (!conflict_find(spd, p->dir, p->index) && add_conflict(spd, x, p) == 0)
 			conflict_note(spd, x, p);
 		break;
@@ -279,6 +308,7 @@ static void policy_seen(struct mm_spd *spd, const struct mm_xfrm_policy *p)
 
 static void policy_gone(struct mm_spd *spd, const struct mm_xfrm_policy *p)
 {
+	char ps[MM_XFRM_POLICY_STRLEN];
 	uint32_t x;
 	enum mm_spd_class c = spd_classify(spd, p, &x);
 	struct entry *e = x != NONE ? &spd->e[x] : NULL;
@@ -300,6 +330,8 @@ static void policy_gone(struct mm_spd *spd, const struct mm_xfrm_policy *p)
 			e->state = ENT_MISSING;
 			e->kindex = 0;
 			spd_entry_policy(spd, x, &want);
+			spd_drift_seen(spd, e->partner, EVID_DELETED, "%s deleted (index %u)",
+				       mm_xfrm_policy_str(&want, ps, sizeof(ps)), p->index);
 			spd_note(spd, MM_SPD_NOTE_DRIFT, e->partner, &want, 0,
 				 "deleted by someone else (index %u): will be restored", p->index);
 			spd_queue_repair(spd, x, true);

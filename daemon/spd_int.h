@@ -58,8 +58,24 @@ struct prec {
 	uint32_t next_free;
 	uint32_t drift_n;    /* scratch: drifted policies found by a full pass */
 	uint32_t drift_x;    /* scratch: one of them, for the note */
+	uint32_t fight;      /* fights + 1 when the partner drifted lately, 0 none */
 	bool active;
 	bool drift;          /* scratch: collecting report.drifted */
+};
+
+/* A partner that drifted lately: its back-off and the other party's
+ * evidence.  Linked from its prec by index (checked by domain: a sync
+ * rebuilds the records, the fights stay). */
+#define FIGHT_EVIDENCE_MAX 240
+enum { EVID_NONE, EVID_DELETED, EVID_FULL, EVID_CHANGED, EVID_REPLACED };
+
+struct fight {
+	char *domain;
+	struct mm_backoff bo;
+	int64_t since_wall;
+	uint8_t rank;        /* EVID_*: how telling the evidence is */
+	bool pending;        /* scratch: a repair of it waits */
+	char evidence[FIGHT_EVIDENCE_MAX];
 };
 
 /* A policy to delete, named by its kernel index when we know it, else by
@@ -161,6 +177,9 @@ struct mm_spd {
 	VEC(struct conflict) conf;
 	VEC(struct shadow) shadow; /* foreign policies that may shadow ours */
 	bool need_full;            /* a full comparison is due */
+	VEC(struct fight) fights;  /* partners that drifted lately */
+	struct mm_backoff_cfg backoff;
+	uint64_t drift_repairs, fights_raised;
 
 	/* One step at a time (a note or drain callback calling back in is
 	 * refused). */
@@ -231,5 +250,14 @@ void spd_note(struct mm_spd *spd, enum mm_spd_note_kind kind, uint32_t partner,
 	      const struct mm_xfrm_policy *pol, int error, const char *fmt, ...)
 	__attribute__((format(printf, 6, 7)));
 void spd_drain(struct mm_spd *spd);
+/* Drift of partner seen now (before its repair is queued): the back-off
+ * counts it, the evidence (rank EVID_*) is kept when at least as telling
+ * as what the fight has; may raise the fight (note FIGHT). */
+void spd_drift_seen(struct mm_spd *spd, uint32_t partner, int rank, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Evidence only, for a partner that drifted lately (a foreign policy took
+ * the place of one of its missing ones); no-op otherwise. */
+void spd_drift_evidence(struct mm_spd *spd, uint32_t partner, int rank, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 #endif
