@@ -45,10 +45,10 @@ static void log_report(const char *what, const struct mm_spd_report *r)
 		log_warn("drift: policies of partner %s were changed outside mmtrust; restored",
 			 r->drifted[i]);
 	if (r->added || r->updated || r->deleted || r->failed)
-		log_notice("spd %s: %zu added, %zu updated, %zu deleted, %zu unchanged, "
-			   "%zu refused, %zu conflicts",
-			   what, r->added, r->updated, r->deleted, r->unchanged, r->failed,
-			   r->conflicts);
+		log_notice("spd %s: %zu added, %zu updated, %zu deleted (%zu by index, %zu by "
+			   "selector), %zu unchanged, %zu refused, %zu conflicts",
+			   what, r->added, r->updated, r->deleted, r->by_index, r->by_selector,
+			   r->unchanged, r->failed, r->conflicts);
 	else
 		log_debug("spd %s: %zu unchanged", what, r->unchanged);
 }
@@ -97,7 +97,7 @@ static int deliver(const struct mm_xfrm_event *ev, void *userdata)
 		 * shadow ours (any policy event), a flush: which partners the
 		 * kernel enforces may have changed; the view follows at once,
 		 * before the repair (coalesced, SA events do not count). */
-		if (ev->type <= MM_XFRM_EV_POLICY_FLUSH)
+		if (ev->type <= MM_XFRM_EV_POLICY_FLUSH && ev->portid != mm_nl_portid(d->nl))
 			mmtrustd_view_changed(d);
 	}
 	(void)ike_xfrm_event(ev, d);
