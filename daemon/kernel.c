@@ -131,6 +131,22 @@ static int kernel_drain(void *userdata)
 	return r;
 }
 
+/* The SPD engine's drain callback, also called between its slices of
+ * kernel work (spd.h MM_SPD_SLICE_MS), while the loop does not iterate:
+ * the monitor's events first, then the view they changed (a policy of ours
+ * deleted by someone else reads "not enforced" now, not after the step),
+ * then the admin clients' read-only requests (jsonl.h
+ * mm_jsonl_server_poll; writes wait, in order). */
+static int kernel_pause(void *userdata)
+{
+	struct mmtrustd *d = userdata;
+	int r = kernel_drain(d);
+
+	mmtrustd_view_flush(d);
+	(void)mm_jsonl_server_poll(d->admin);
+	return r;
+}
+
 static int on_monitor(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct mmtrustd *d = userdata;
@@ -256,7 +272,7 @@ static void spd_start(struct mmtrustd *d)
 		log_notice("kernel policies are not programmed ([spd] enabled = no)");
 		return;
 	}
-	r = mm_spd_new(&d->spd_cfg, d->nl, kernel_drain, d, on_note, d, &d->spd);
+	r = mm_spd_new(&d->spd_cfg, d->nl, kernel_pause, d, on_note, d, &d->spd);
 	if (r < 0) {
 		kernel_off(d, "reconciler", strerror(-r));
 		return;
