@@ -227,9 +227,6 @@ static int run(struct mm_spd *spd, int (*step)(struct mm_spd *, struct mm_spd_re
 		return -EBUSY;
 	spd->phase = PH_STEP;
 	report_reset(&rep);
-	/* The events of the last step's last batch (our adds' indexes among
-	 * them) before anything is decided. */
-	spd_drain(spd);
 	r = step(spd, &rep, arg);
 	spd->phase = PH_IDLE;
 	if (r < 0) {

@@ -275,7 +275,11 @@ static size_t next_size(size_t sent, uint64_t took_ns)
 static int send_slices(struct mm_spd *spd)
 {
 	size_t n = spd->ops.n, size = MM_SPD_SLICE_FIRST;
+	bool adds = false;
 	int r = 0;
+
+	for (size_t i = 0; i < n && !adds; i++)
+		adds = spd->ops.v[i].kind != OP_DEL;
 
 	for (spd->op_base = 0; spd->op_base < n;) {
 		size_t k = n - spd->op_base < size ? n - spd->op_base : size;
@@ -287,7 +291,9 @@ static int send_slices(struct mm_spd *spd)
 			break;
 		r = 0;
 		size = next_size(k, now_ns() - t0);
-		if (spd->op_base < n)
+		/* After the last batch too when it added: the next step may
+		 * delete what it added, by the indexes its events bring. */
+		if (spd->op_base < n || adds)
 			spd_drain(spd);
 	}
 	if (r < 0) {

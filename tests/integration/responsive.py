@@ -7,6 +7,7 @@ for the kernel's own count of policies, independent of the daemon):
   responsive.py table SOCKET COUNT CA_PEM OUT.json [--keep]
                                  write an apply request of COUNT partners
                                  (as tests/lib/common.sh bulk_table)
+  responsive.py pings SOCKET COUNT OUT.json   latencies of COUNT pings
   responsive.py run SOCKET REQUEST.json RESULT.json [options]
 
 `run` sends the request on one connection and, until its answer comes,
@@ -172,6 +173,19 @@ def run(args):
         json.dump(res, f, indent=1)
 
 
+def pings(args):
+    """Latencies (ms) of COUNT pings, each on a fresh connection."""
+    lat = []
+    for _ in range(args.count):
+        s0 = time.monotonic()
+        c = Conn(args.socket)
+        c.send({"op": "ping"})
+        c.answer(30)
+        c.close()
+        lat.append((time.monotonic() - s0) * 1000)
+    json.dump(lat, open(args.out, "w"))
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -181,6 +195,10 @@ def main():
     t.add_argument("ca")
     t.add_argument("out")
     t.add_argument("--keep", action="store_true", help="keep the daemon's partners too")
+    p = sub.add_parser("pings")
+    p.add_argument("socket")
+    p.add_argument("count", type=int)
+    p.add_argument("out")
     r = sub.add_parser("run")
     r.add_argument("socket")
     r.add_argument("request")
@@ -194,6 +212,8 @@ def main():
     args = ap.parse_args()
     if args.cmd == "table":
         table(args)
+    elif args.cmd == "pings":
+        pings(args)
     else:
         run(args)
 
