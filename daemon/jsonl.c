@@ -524,6 +524,8 @@ static int client_poll(struct mm_jsonl_client *c)
 		n = recv(c->fd, chunk, sizeof(chunk), MSG_DONTWAIT);
 		if (n < 0)
 			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+		if (n == 0 && !backlog_line(c, &len))
+			return -ECONNRESET;  /* gone, nothing left to do for it */
 		client_hold(c);
 		if (n == 0) {
 			/* Gone: its requests still count, then the loop sees the end. */

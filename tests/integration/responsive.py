@@ -134,6 +134,7 @@ def run(args):
                 res["not_protected_count"] = kernel_count()
         op = ops[i % len(ops)] if args.status else "ping"
         i += 1
+        sent_count = kernel_count()
         s0 = time.monotonic()
         b = Conn(args.socket)
         b.send({"op": op})
@@ -153,7 +154,7 @@ def run(args):
         now = time.monotonic()
         rec = {"op": op, "at": now - t0, "latency_ms": (now - s0) * 1000,
                "ok": ans.get("ok"), "long_done": res["long_answer_at"] is not None,
-               "kernel_count": kernel_count()}
+               "sent_count": sent_count, "kernel_count": kernel_count()}
         if op == "status" and ans.get("ok"):
             k = ans["result"]["kernel"]
             rec["in_sync"] = k["in_sync"]
