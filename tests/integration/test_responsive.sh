@@ -8,8 +8,9 @@
 # strictly between its value before and after -- and before the apply is
 # answered; a write sent during the apply is done after it, both in the
 # store and the kernel; the kernel is exactly in sync at the end; deletes
-# of policies the daemon added itself go by index (the slow by-selector
-# path made a 5,000-partner delete take 27 s); and a policy of another
+# of policies the daemon added itself (by apply, partner add or repair) go
+# by index (the slow by-selector path made a 5,000-partner delete take
+# 27 s); and a policy of another
 # partner deleted by someone else during the apply turns the query answer
 # to not protected well before the apply ends.  Latency figures are the
 # benchmark's (bench/responsive.sh), not this test's.
@@ -109,5 +110,13 @@ check "end: late.example's policies are in the kernel" \
 	test "$(xp ip xfrm policy list | grep -c 198.18.7.0/24)" -eq 6
 check "end: every partner in sync" \
 	jq -e '[.partners[] | .state == "in-sync"] | all' <<<"$st"
+
+# --- 4. R's policies: added by partner add, one restored by the repair ---------
+log_lines=$(wc -l <"$MM_TMP/daemon.log")
+expect_exit 0 "R removed" "$CTL" partner del $R
+line=$(tail -n +"$((log_lines + 1))" "$MM_TMP/daemon.log" | grep 'spd change of 1 partner(s)')
+contains "$line" "6 deleted (6 by index, 0 by selector)" \
+	"R's policies (one of them restored by the repair) are deleted by index"
+check "R's policies are gone from the kernel" test "$(count)" -eq 6
 
 summary test_responsive
