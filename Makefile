@@ -122,6 +122,7 @@ EXTRA_test_kernel_audit = $(DAEMON_LIBOBJ) $(LIBVICI) $(LIBNETLINK)
 $(BUILD)/tests/unit/test_kernel_audit: TEST_LIBS += -Wl,--wrap=mm_xfrm_policy_dump \
 	-Wl,--wrap=mm_xfrm_sa_dump
 EXTRA_test_jsonl_peer = $(call obj,daemon/jsonl.c daemon/log.c daemon/backoff.c)
+EXTRA_test_jsonl_poll = $(call obj,daemon/jsonl.c daemon/log.c daemon/backoff.c)
 EXTRA_test_ike_tunnels = $(call obj,daemon/ike_tunnels.c)
 EXTRA_test_backoff = $(call obj,daemon/backoff.c)
 TEST_LIBS = $(call pc_libs,check $(PKGS_DAEMON) $(PKGS_NETLINK) $(PKGS_POLICY) $(PKGS_CLI)) -lm

@@ -439,23 +439,40 @@ static json_t *op_audit(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
 	return kernel_audit(d);
 }
 
+/* readonly: changes nothing and costs little, so it may be answered
+ * between the slices of a long step (an apply, a repair; jsonl.h
+ * mm_jsonl_server_poll).  The others wait for the step: the writes
+ * (serialized, in order), a dry run (it validates a whole table) and
+ * audit (a dump of the whole SPD and SAD). */
 static const struct {
 	const char *name;
 	json_t *(*fn)(struct mmtrustd *d, const struct mm_jsonl_peer *peer, const json_t *req);
+	bool readonly;
 } ops[] = {
-	{ "ping", op_ping },
-	{ "partner.add", op_partner_add },
-	{ "partner.set", op_partner_set },
-	{ "partner.del", op_partner_del },
-	{ "partner.show", op_partner_show },
-	{ "partner.list", op_partner_list },
-	{ "apply", op_apply },
-	{ "lookup", op_lookup },
-	{ "log", op_log },
-	{ "status", op_status },
-	{ "audit", op_audit },
-	{ "reload", op_reload },
+	{ "ping", op_ping, true },
+	{ "partner.add", op_partner_add, false },
+	{ "partner.set", op_partner_set, false },
+	{ "partner.del", op_partner_del, false },
+	{ "partner.show", op_partner_show, true },
+	{ "partner.list", op_partner_list, true },
+	{ "apply", op_apply, false },
+	{ "lookup", op_lookup, true },
+	{ "log", op_log, true },
+	{ "status", op_status, true },
+	{ "audit", op_audit, false },
+	{ "reload", op_reload, false },
 };
+
+bool admin_readonly(void *userdata, const json_t *req)
+{
+	const char *op = str_member(req, "op");
+
+	(void)userdata;
+	for (size_t i = 0; op && i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (strcmp(op, ops[i].name) == 0)
+			return ops[i].readonly;
+	return true;  /* no such op: the answer is an error, nothing changes */
+}
 
 json_t *admin_handle(void *userdata, struct mm_jsonl_client *client,
 		     const struct mm_jsonl_peer *peer, const json_t *req)

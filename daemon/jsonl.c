@@ -34,6 +34,10 @@ struct mm_jsonl_client {
 	int discarding;  /* inside an over-long line: drop bytes until '\n' */
 	bool subscribed;
 	bool replied;    /* the handler queued its answer itself */
+	bool busy;       /* its handler runs (a long request): not polled */
+	bool held;       /* read by mm_jsonl_server_poll(): in may hold complete
+			    lines, io is off until the loop resumes it */
+	bool parked;     /* held, and its next request waits for the loop */
 };
 
 struct mm_jsonl_server {
@@ -44,7 +48,10 @@ struct mm_jsonl_server {
 	struct mm_jsonl_limits lim;
 	mm_jsonl_handler handler;
 	mm_jsonl_authorize authorize;
+	mm_jsonl_readonly readonly;
 	void *userdata;
+	sd_event_source *resume;   /* the loop takes the held clients back */
+	bool polling;              /* inside mm_jsonl_server_poll */
 	struct mm_jsonl_client *clients;
 	unsigned n_clients;
 };
@@ -193,22 +200,13 @@ static int client_queue(struct mm_jsonl_client *c, json_t *answer, const json_t 
 	return r;
 }
 
-static int client_line(struct mm_jsonl_client *c, const char *line, size_t len)
+/* Answer one parsed request (steals req). */
+static int client_request(struct mm_jsonl_client *c, json_t *req)
 {
-	json_error_t jerr;
-	json_t *req, *answer;
-	const json_t *id = NULL;
+	const json_t *id;
+	json_t *answer;
 	int r;
 
-	while (len && (line[len - 1] == '\r' || line[len - 1] == ' '))
-		len--;
-	if (len == 0)
-		return 0;
-	req = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-	if (!req)
-		return client_queue(c, mm_jsonl_error("invalid-json", NULL,
-						      "invalid JSON at column %d: %s",
-						      jerr.column, jerr.text), NULL);
 	if (!json_is_object(req)) {
 		json_decref(req);
 		return client_queue(c, mm_jsonl_error("invalid-request", NULL,
@@ -216,12 +214,39 @@ static int client_line(struct mm_jsonl_client *c, const char *line, size_t len)
 	}
 	id = json_object_get(req, "id");
 	c->replied = false;
+	c->busy = true;
 	answer = c->server->handler(c->server->userdata, c, &c->peer, req);
+	c->busy = false;
 	if (c->replied && !answer)
 		r = c->out.len - c->out_pos > c->server->lim.max_out ? -ENOBUFS : 0;
 	else
 		r = client_queue(c, answer, id);
 	json_decref(req);
+	return r;
+}
+
+static json_t *parse_line(const char *line, size_t *len, json_error_t *jerr)
+{
+	while (*len && (line[*len - 1] == '\r' || line[*len - 1] == ' '))
+		(*len)--;
+	if (*len == 0)
+		return NULL;
+	return json_loadb(line, *len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, jerr);
+}
+
+static int client_line(struct mm_jsonl_client *c, const char *line, size_t len)
+{
+	json_error_t jerr;
+	json_t *req = parse_line(line, &len, &jerr);
+	int r;
+
+	if (len == 0)
+		return 0;
+	if (!req)
+		return client_queue(c, mm_jsonl_error("invalid-json", NULL,
+						      "invalid JSON at column %d: %s",
+						      jerr.column, jerr.text), NULL);
+	r = client_request(c, req);
 	/* A large request (an apply of a whole table) leaves tens of MB of
 	 * freed JSON in the heap: give it back rather than hold it for good. */
 	if (len > (1u << 20))
@@ -318,6 +343,14 @@ static int client_read(struct mm_jsonl_client *c)
 	return n == sizeof(chunk) ? 2 : 1;
 }
 
+static void client_drop(struct mm_jsonl_client *c, int r)
+{
+	if (r == -ENOBUFS)
+		log_warn("client pid %d uid %u: %zu bytes of answers unread; disconnected",
+			 (int)c->peer.pid, (unsigned)c->peer.uid, c->out.len - c->out_pos);
+	client_free(c);
+}
+
 static int client_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct mm_jsonl_client *c = userdata;
@@ -341,26 +374,20 @@ static int client_io(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		r = -ECONNRESET;
 	if (r >= 0)
 		r = client_update_events(c);
-	if (r < 0) {
-		if (r == -ENOBUFS)
-			log_warn("client pid %d uid %u: %zu bytes of answers unread; disconnected",
-				 (int)c->peer.pid, (unsigned)c->peer.uid, c->out.len - c->out_pos);
-		client_free(c);
-	}
+	if (r < 0)
+		client_drop(c, r);
 	return 0;
 }
 
-static int server_accept(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+/* Accept one connection: 1, or 0 when none was waiting. */
+static int accept_one(struct mm_jsonl_server *s)
 {
-	struct mm_jsonl_server *s = userdata;
 	struct mm_jsonl_client *c;
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	int cfd;
 
-	(void)src;
-	(void)revents;
-	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	cfd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (cfd < 0)
 		return 0;
 	if (s->n_clients >= s->lim.max_clients) {
@@ -400,6 +427,194 @@ static int server_accept(sd_event_source *src, int fd, uint32_t revents, void *u
 	c->pprev = &s->clients;
 	s->clients = c;
 	s->n_clients++;
+	return 1;
+}
+
+static int server_accept(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+{
+	(void)src;
+	(void)fd;
+	(void)revents;
+	(void)accept_one(userdata);
+	return 0;
+}
+
+/* ---- serving during a long piece of work (mm_jsonl_server_poll) ---- */
+
+static void client_hold(struct mm_jsonl_client *c)
+{
+	if (!c->held) {
+		c->held = true;
+		sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+	}
+	sd_event_source_set_enabled(c->server->resume, SD_EVENT_ONESHOT);
+}
+
+/* The first complete line of a held client's input (without its '\n'),
+ * or NULL. */
+static const char *backlog_line(const struct mm_jsonl_client *c, size_t *ret_len)
+{
+	const char *nl = c->in.len ? memchr(c->in.data, '\n', c->in.len) : NULL;
+
+	if (!nl)
+		return NULL;
+	*ret_len = (size_t)(nl - c->in.data);
+	return c->in.data;
+}
+
+static void backlog_consume(struct mm_jsonl_client *c, size_t len)
+{
+	memmove(c->in.data, c->in.data + len + 1, c->in.len - len - 1);
+	c->in.len -= len + 1;
+}
+
+/* The next request of a held client, read-only or not. */
+static int client_poll_line(struct mm_jsonl_client *c, const char *line, size_t len)
+{
+	struct mm_jsonl_server *s = c->server;
+	size_t plen = len;
+	json_error_t jerr;
+	json_t *req;
+
+	if (len > s->lim.max_line) {
+		backlog_consume(c, len);
+		return client_queue(c, mm_jsonl_error("line-too-long", NULL,
+						      "request line exceeds %zu bytes",
+						      s->lim.max_line), NULL);
+	}
+	req = parse_line(line, &plen, &jerr);
+	if (req && json_is_object(req) && (!s->readonly || !s->readonly(s->userdata, req))) {
+		/* It may change something: in order, after the work under way. */
+		json_decref(req);
+		c->parked = true;
+		return 0;
+	}
+	backlog_consume(c, len);
+	if (plen == 0)
+		return 0;
+	if (!req)
+		return client_queue(c, mm_jsonl_error("invalid-json", NULL,
+						      "invalid JSON at column %d: %s",
+						      jerr.column, jerr.text), NULL);
+	return client_request(c, req);
+}
+
+/* One turn of a client during a poll: what it sent is read once (into its
+ * backlog, the client held), its next request answered when read-only,
+ * else the client parked.  0 or -errno (drop it). */
+static int client_poll(struct mm_jsonl_client *c)
+{
+	const char *line;
+	size_t len;
+	int r = client_flush(c);
+
+	if (r < 0 || c->parked)
+		return r;
+	line = backlog_line(c, &len);
+	if (!line) {
+		char chunk[65536];
+		ssize_t n;
+
+		if (c->discarding || c->in.len > c->server->lim.max_line) {
+			/* The loop's reader knows what to answer. */
+			c->parked = true;
+			client_hold(c);
+			return 0;
+		}
+		n = recv(c->fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+		if (n == 0 && !backlog_line(c, &len))
+			return -ECONNRESET;  /* gone, nothing left to do for it */
+		client_hold(c);
+		if (n == 0) {
+			/* Gone: its requests still count, then the loop sees the end. */
+			c->parked = true;
+			return 0;
+		}
+		r = buf_append(&c->in, chunk, (size_t)n);
+		if (r < 0)
+			return r;
+		line = backlog_line(c, &len);
+	}
+	if (line)
+		r = client_poll_line(c, line, len);
+	if (r == 0)
+		r = client_flush(c);
+	if (r == 0 && !c->parked && !backlog_line(c, &len)) {
+		/* Only a partial line left: the loop's reader continues it. */
+		c->held = false;
+		r = sd_event_source_set_enabled(c->io, SD_EVENT_ON);
+		if (r >= 0)
+			r = client_update_events(c);
+	}
+	return r < 0 ? r : 0;
+}
+
+int mm_jsonl_server_poll(struct mm_jsonl_server *s)
+{
+	struct mm_jsonl_client *c, *next;
+
+	if (!s || s->polling)
+		return 0;
+	s->polling = true;
+	for (unsigned i = 0; i < s->lim.max_clients && accept_one(s) > 0; i++)
+		;
+	for (c = s->clients; c; c = next) {
+		int r;
+
+		next = c->next;
+		if (c->busy)
+			continue;
+		r = client_poll(c);
+		if (r < 0)
+			client_drop(c, r);
+	}
+	s->polling = false;
+	return 0;
+}
+
+static struct mm_jsonl_client *first_held(const struct mm_jsonl_server *s)
+{
+	struct mm_jsonl_client *c = s->clients;
+
+	while (c && !c->held)
+		c = c->next;
+	return c;
+}
+
+/* Back in the loop: the held clients' requests, in the order each sent
+ * them, one client at a time (a request may run long and poll again). */
+static int server_resume(sd_event_source *src, void *userdata)
+{
+	struct mm_jsonl_server *s = userdata;
+	struct mm_jsonl_client *c;
+
+	(void)src;
+	while ((c = first_held(s))) {
+		const char *line;
+		size_t len;
+		int r = 0;
+
+		c->held = c->parked = false;
+		while (r >= 0 && (line = backlog_line(c, &len))) {
+			if (len > s->lim.max_line)
+				r = client_queue(c, mm_jsonl_error("line-too-long", NULL,
+								   "request line exceeds %zu bytes",
+								   s->lim.max_line), NULL);
+			else
+				r = client_line(c, line, len);  /* c is busy: its input stays */
+			backlog_consume(c, len);
+		}
+		if (r >= 0)
+			r = client_flush(c);
+		if (r >= 0)
+			r = sd_event_source_set_enabled(c->io, SD_EVENT_ON);
+		if (r >= 0)
+			r = client_update_events(c);
+		if (r < 0)
+			client_drop(c, r);
+	}
 	return 0;
 }
 
@@ -452,6 +667,10 @@ int mm_jsonl_server_new(sd_event *ev, const char *path, mode_t mode, gid_t gid,
 		goto fail;
 	}
 	r = sd_event_add_io(ev, &s->io, s->fd, EPOLLIN, server_accept, s);
+	if (r >= 0)
+		r = sd_event_add_defer(ev, &s->resume, server_resume, s);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(s->resume, SD_EVENT_OFF);
 	if (r < 0)
 		goto fail;
 	*ret = s;
@@ -467,6 +686,7 @@ void mm_jsonl_server_free(struct mm_jsonl_server *s)
 		return;
 	while (s->clients)
 		client_free(s->clients);
+	sd_event_source_disable_unref(s->resume);
 	sd_event_source_disable_unref(s->io);
 	if (s->fd >= 0) {
 		close(s->fd);
@@ -474,6 +694,11 @@ void mm_jsonl_server_free(struct mm_jsonl_server *s)
 	}
 	free(s->path);
 	free(s);
+}
+
+void mm_jsonl_server_set_readonly(struct mm_jsonl_server *s, mm_jsonl_readonly readonly)
+{
+	s->readonly = readonly;
 }
 
 unsigned mm_jsonl_server_clients(const struct mm_jsonl_server *s)

@@ -52,6 +52,26 @@ int mm_jsonl_server_new(sd_event *ev, const char *path, mode_t mode, gid_t gid,
 			const struct mm_jsonl_limits *limits, mm_jsonl_handler handler,
 			mm_jsonl_authorize authorize, void *userdata,
 			struct mm_jsonl_server **ret);
+/* Serving during a long piece of work.  The loop cannot be re-entered
+ * from a callback, so a callback that works long (the SPD engine's kernel
+ * step, a whole apply) calls mm_jsonl_server_poll() now and then, without
+ * blocking: it accepts waiting connections, reads what each client sent
+ * (once per call) and answers the client's next request at once when
+ * readonly() says it changes nothing (a line that is no JSON object is
+ * answered with its error) -- at most one request per client per call, so
+ * a call costs at most max_clients answers.  A client whose next request
+ * may change something is parked: nothing more is read from it until the
+ * loop runs again, which then handles its requests normally, in the order
+ * sent (writes are serialized, never interleaved, never lost).  The
+ * client whose request is being handled is left alone.  Without a
+ * readonly callback every request waits.  The answers go to the same
+ * handler, which must be safe to call from inside the long work for the
+ * requests readonly() lets through.  No-op when s is NULL or when called
+ * from inside itself. */
+typedef bool (*mm_jsonl_readonly)(void *userdata, const json_t *request);
+void mm_jsonl_server_set_readonly(struct mm_jsonl_server *s, mm_jsonl_readonly readonly);
+int mm_jsonl_server_poll(struct mm_jsonl_server *s);
+
 /* Close every client and the listening socket; unlink the path. */
 void mm_jsonl_server_free(struct mm_jsonl_server *s);
 unsigned mm_jsonl_server_clients(const struct mm_jsonl_server *s);

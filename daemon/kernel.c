@@ -67,15 +67,15 @@ static void log_report(const char *what, const struct mm_spd_report *r, bool pro
 		log_debug("spd %s: %zu unchanged", what, r->unchanged);
 	else if (provoked)
 		log_limited(LOG_KIND_REPAIR, LOG_NOTICE,
-			    "spd %s: %zu added, %zu updated, %zu deleted, %zu unchanged, "
-			    "%zu refused, %zu conflicts",
-			    what, r->added, r->updated, r->deleted, r->unchanged, r->failed,
-			    r->conflicts);
+			    "spd %s: %zu added, %zu updated, %zu deleted (%zu by index, %zu by "
+			    "selector), %zu unchanged, %zu refused, %zu conflicts",
+			    what, r->added, r->updated, r->deleted, r->by_index, r->by_selector,
+			    r->unchanged, r->failed, r->conflicts);
 	else
-		log_notice("spd %s: %zu added, %zu updated, %zu deleted, %zu unchanged, "
-			   "%zu refused, %zu conflicts",
-			   what, r->added, r->updated, r->deleted, r->unchanged, r->failed,
-			   r->conflicts);
+		log_notice("spd %s: %zu added, %zu updated, %zu deleted (%zu by index, %zu by "
+			   "selector), %zu unchanged, %zu refused, %zu conflicts",
+			   what, r->added, r->updated, r->deleted, r->by_index, r->by_selector,
+			   r->unchanged, r->failed, r->conflicts);
 }
 
 /* Run the repair when the engine says: drift after a short coalescing
@@ -129,7 +129,7 @@ static int deliver(const struct mm_xfrm_event *ev, void *userdata)
 		 * shadow ours (any policy event), a flush: which partners the
 		 * kernel enforces may have changed; the view follows at once,
 		 * before the repair (coalesced, SA events do not count). */
-		if (ev->type <= MM_XFRM_EV_POLICY_FLUSH)
+		if (ev->type <= MM_XFRM_EV_POLICY_FLUSH && ev->portid != mm_nl_portid(d->nl))
 			mmtrustd_view_changed(d);
 	}
 	(void)ike_xfrm_event(ev, d);
@@ -160,6 +160,22 @@ static int kernel_drain(void *userdata)
 			r = 0;
 	}
 	d->mon_reading = false;
+	return r;
+}
+
+/* The SPD engine's drain callback, also called between its slices of
+ * kernel work (spd.h MM_SPD_SLICE_MS), while the loop does not iterate:
+ * the monitor's events first, then the view they changed (a policy of ours
+ * deleted by someone else reads "not enforced" now, not after the step),
+ * then the admin clients' read-only requests (jsonl.h
+ * mm_jsonl_server_poll; writes wait, in order). */
+static int kernel_pause(void *userdata)
+{
+	struct mmtrustd *d = userdata;
+	int r = kernel_drain(d);
+
+	mmtrustd_view_flush(d);
+	(void)mm_jsonl_server_poll(d->admin);
 	return r;
 }
 
@@ -298,7 +314,7 @@ static void spd_start(struct mmtrustd *d)
 		log_notice("kernel policies are not programmed ([spd] enabled = no)");
 		return;
 	}
-	r = mm_spd_new(&d->spd_cfg, d->nl, kernel_drain, d, on_note, d, &d->spd);
+	r = mm_spd_new(&d->spd_cfg, d->nl, kernel_pause, d, on_note, d, &d->spd);
 	if (r < 0) {
 		kernel_off(d, "reconciler", strerror(-r));
 		return;

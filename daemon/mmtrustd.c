@@ -205,6 +205,17 @@ static int on_publish(sd_event_source *s, void *userdata)
 	return 0;
 }
 
+void mmtrustd_view_flush(struct mmtrustd *d)
+{
+	int enabled = SD_EVENT_OFF;
+
+	if (!d->publish_src || sd_event_source_get_enabled(d->publish_src, &enabled) < 0 ||
+	    enabled == SD_EVENT_OFF)
+		return;
+	sd_event_source_set_enabled(d->publish_src, SD_EVENT_OFF);
+	(void)publish_view(d);
+}
+
 void mmtrustd_table_changed(struct mmtrustd *d, struct mm_table *newt,
 			    const struct mm_change *changes, size_t n)
 {
@@ -314,8 +325,11 @@ static int open_admin(struct mmtrustd *d)
 
 	if (r < 0)
 		return r;
-	return mm_jsonl_server_new(d->ev, d->cfg.admin_socket, mode, d->cfg.admin_gid, &lim,
-				   admin_handle, admin_authorize, d, &d->admin);
+	r = mm_jsonl_server_new(d->ev, d->cfg.admin_socket, mode, d->cfg.admin_gid, &lim,
+				admin_handle, admin_authorize, d, &d->admin);
+	if (r == 0)
+		mm_jsonl_server_set_readonly(d->admin, admin_readonly);
+	return r;
 }
 
 int mmtrustd_reload(struct mmtrustd *d, bool allow_shrink, struct mm_err *err)

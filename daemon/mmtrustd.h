@@ -135,7 +135,6 @@ static inline void mmtrustd_view_changed(struct mmtrustd *d)
 		sd_event_source_set_enabled(d->publish_src, SD_EVENT_ONESHOT);
 }
 
-/* The admin socket's request handler and access check (admin.c). */
 /* shrink.c: the shrink guard.  0 when a whole-table step to table t under
  * cfg deletes at most cfg's [spd] shrink_limit share of the policies
  * mmtrustd holds in the kernel (read now); else -EEXIST, err saying how
@@ -149,8 +148,16 @@ int shrink_check(struct mmtrustd *d, const struct mm_config *cfg, const struct m
  * or store, or when the shrink guard objects and allow_shrink is false. */
 int mmtrustd_reload(struct mmtrustd *d, bool allow_shrink, struct mm_err *err);
 
+/* Publish now if a view is due (mmtrustd_view_changed): for the kernel
+ * step's slices, during which the loop does not iterate (kernel.c). */
+void mmtrustd_view_flush(struct mmtrustd *d);
+
+/* The admin socket's request handler and access check (admin.c), and
+ * which requests may be answered during a long step (jsonl.h
+ * mm_jsonl_server_poll): those that change nothing and cost little. */
 json_t *admin_handle(void *userdata, struct mm_jsonl_client *client,
 		     const struct mm_jsonl_peer *peer, const json_t *req);
+bool admin_readonly(void *userdata, const json_t *req);
 int admin_authorize(void *userdata, const struct mm_jsonl_peer *peer);
 
 /* Swap in a new table after the store committed it (mmtrustd.c): a view

@@ -49,20 +49,27 @@
  * selector otherwise.  By index a delete is O(1) in the kernel: a sync
  * that drops half of 40k policies takes about 0.06 s (ip -batch deleting
  * them by selector: 12 s).  By selector the kernel walks the policy's
- * inexact bin after each delete (see mm_xfrm_policy_encode_del), a few ms
- * per policy at 100k policies; that is left for our own policies added
- * since the last dump (an ack does not carry the new index).  Why deleting
- * by index is safe: see struct del in spd_int.h.
+ * inexact bin after each delete (see mm_xfrm_policy_encode_del), 1-5 ms
+ * per policy at 60-100k policies.  An ack does not carry a new policy's
+ * index: the engine learns it from its own add's event (the monitor lets
+ * our own new and updated policies through, see
+ * mm_xfrm_monitor_ignore_portid), so every path (start-up dump, change
+ * set, repair, reload) deletes a policy it knows by index; only after lost
+ * events, until the full comparison, may a delete go by selector
+ * (report.by_selector counts them).  Why deleting by index is safe: see
+ * struct del in spd_int.h.
  *
  * Events.  The engine does not read the XFRM monitor: the daemon core
  * does (one reader, several consumers) and hands each event to
  * mm_spd_handle_event().  The engine asks for pending events through the
  * drain callback before it relies on its kernel indexes and between
  * batches of requests (so the monitor cannot overflow during a bulk
- * load).  Events caused by the engine's own request socket are ignored.
+ * load).  Of the events caused by the engine's own request socket only
+ * the index of a new or updated policy of ours is taken.
  * The caller calls mm_spd_repair() at the time mm_spd_repair_at() names
  * (at least MM_SPD_REPAIR_DELAY_MS after the events, to coalesce them);
- * a partner in a drift fight waits longer (see "Drift fights" below).  Nothing here prints: problems reach
+ * a partner in a drift fight waits longer (see "Drift fights" below).
+ * Nothing here prints: problems reach
  * the caller through the note callback and the returned report.
  *
  * Errors: -errno; ret_ outputs set only on success; destructors accept
@@ -81,6 +88,16 @@
 #include "backoff.h"
 #include "policy/table.h"
 #include "spd_desired.h"
+
+/* Kernel work per batch of requests: the batch size adapts (1 to
+ * MM_NL_BATCH_MAX requests, from the measured cost per request; the first
+ * batch of a step has MM_SPD_SLICE_FIRST) so that one batch takes about
+ * this long, and the drain callback runs between batches.  So during any
+ * step the caller gets control back at least every MM_SPD_SLICE_MS plus
+ * one request's time (a delete by selector: up to a few ms at 100k
+ * policies), except inside a dump (one dump of 100k policies: about 0.1 s). */
+#define MM_SPD_SLICE_MS 20
+#define MM_SPD_SLICE_FIRST 16
 
 /* Drift must be repaired within a second; this leaves room to coalesce a
  * burst of events (a deleteall) into one repair. */
@@ -127,7 +144,13 @@ enum mm_spd_note_kind {
 /* Borrowed for the duration of the callback.  Callbacks (notes, drain)
  * run in the middle of the engine's work: they must not call back into it
  * other than mm_spd_handle_event / mm_spd_events_lost from drain (other
- * calls answer -EBUSY). */
+ * calls answer -EBUSY) and the read-only calls (mm_spd_status,
+ * mm_spd_enforced and its two wrappers, mm_spd_classify, mm_spd_counts):
+ * these answer from the mirror, which is consistent at every drain point
+ * (a request sent counts once its ack is read; policies whose deletion is
+ * queued have left the mirror already, a partner's policies being added
+ * count as missing until their ack).  drain is where the caller serves
+ * others during a long step (the slices above). */
 struct mm_spd_note {
 	enum mm_spd_note_kind kind;
 	const char *domain;     /* the partner concerned, NULL when unknown */
@@ -146,6 +169,8 @@ const char *mm_spd_note_kind_name(enum mm_spd_note_kind kind);
 /* What one reconciling step did. */
 struct mm_spd_report {
 	size_t added, updated, deleted;  /* requests that succeeded */
+	size_t by_index, by_selector;    /* deletes sent by kernel index, by selector
+					    (index unknown: the slow path) */
 	size_t unchanged;                /* our policies already right */
 	size_t failed;                   /* requests the kernel refused */
 	size_t conflicts;                /* foreign policies on our selectors */

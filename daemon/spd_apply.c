@@ -1,12 +1,14 @@
 /* The apply queue: adds, updates and deletes sent in acked batches
  * (mm_nl_batch), adds and updates before deletes, deletes by the kernel's
- * policy index where it is known (see struct del in spd_int.h). */
+ * policy index where it is known (see struct del in spd_int.h), in slices
+ * of bounded kernel time with the drain callback between them. */
 #include "spd_int.h"
 
 #include <errno.h>
 #include <linux/xfrm.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void del_policy(const struct del *d, struct mm_xfrm_policy *p)
 {
@@ -139,7 +141,7 @@ void spd_index_event(struct mm_spd *spd, const struct mm_xfrm_policy *p, bool go
 static int op_encode(void *buf, size_t i, void *data)
 {
 	struct mm_spd *spd = data;
-	const struct op *o = &spd->ops.v[i];
+	const struct op *o = &spd->ops.v[spd->op_base + i];
 	struct mm_xfrm_policy p;
 
 	if (o->kind == OP_DEL) {
@@ -148,14 +150,17 @@ static int op_encode(void *buf, size_t i, void *data)
 		if (d->cancel != DEL_SEND)
 			return -ECANCELED;
 		del_policy(d, &p);
-		if (!d->index)
+		if (!d->index) {
+			spd->rep->by_selector++;
 			return mm_xfrm_policy_encode_del(buf, &p);
+		}
 		/* Events were lost: the index may have changed hands.  The
 		 * full comparison the loss scheduled reads it again; going by
 		 * selector instead would be right too, but in bulk it is the
 		 * quadratic path. */
 		if (spd->index_lost)
 			return -ESTALE;
+		spd->rep->by_index++;
 		return mm_xfrm_policy_encode_del_index(buf, &p);
 	}
 	spd_entry_policy(spd, o->ref, &p);
@@ -165,7 +170,7 @@ static int op_encode(void *buf, size_t i, void *data)
 static void op_done(size_t i, const struct mm_nl_result *res, void *data)
 {
 	struct mm_spd *spd = data;
-	const struct op *o = &spd->ops.v[i];
+	const struct op *o = &spd->ops.v[spd->op_base + i];
 	struct mm_spd_report *rep = spd->rep;
 	struct mm_xfrm_policy p;
 
@@ -201,9 +206,9 @@ static void op_done(size_t i, const struct mm_nl_result *res, void *data)
 		struct entry *e = &spd->e[o->ref];
 
 		e->state = ENT_INSYNC;
-		/* A new policy's index is not in the ack, and our own events
-		 * are filtered: unknown until the next dump.  An update keeps
-		 * the index of the policy it replaces. */
+		/* A new policy's index is not in the ack: our own event
+		 * brings it (spd_own_event), delivered by the next drain.  An
+		 * update keeps the index of the policy it replaces. */
 		if (o->kind == OP_NEW)
 			e->kindex = 0;
 		if (o->kind == OP_NEW)
@@ -224,12 +229,83 @@ static void op_done(size_t i, const struct mm_nl_result *res, void *data)
 		 res->extack[0] ? ": " : "", res->extack);
 }
 
-static void op_pause(void *data)
+/* Our own policy events: the monitor lets the new and updated ones
+ * through because they are the only way to learn a new policy's index (an
+ * ack does not carry it), so that deleting it later is O(1).  Only the
+ * index is taken: the ack already said what the request did.  Events are
+ * read in the order the kernel sent them, so a later delete or change by
+ * someone else still comes after this and clears the index again. */
+void spd_own_event(struct mm_spd *spd, const struct mm_xfrm_policy *p)
 {
-	/* Between sends: handle what others changed meanwhile, so the
-	 * monitor cannot overflow (our own echoes never reach it: the port
-	 * id filter drops them in the kernel). */
-	spd_drain(data);
+	uint32_t x;
+	enum mm_spd_class c = spd_classify(spd, p, &x);
+
+	if ((c == MM_SPD_INSYNC || c == MM_SPD_DRIFTED) && ent_present(&spd->e[x]) &&
+	    mm_xfrm_policy_has_index(p))
+		spd->e[x].kindex = p->index;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* The next batch's size: as many requests as fit in MM_SPD_SLICE_MS at
+ * the cost per request just measured (a delete by selector can cost
+ * milliseconds, one by index microseconds), growing at most twofold per
+ * batch so that one cheap batch does not make a long one. */
+static size_t next_size(size_t sent, uint64_t took_ns)
+{
+	uint64_t per = took_ns / (sent ? sent : 1) + 1;
+	uint64_t fit = MM_SPD_SLICE_MS * 1000000ULL / per;
+	size_t n = fit < 2 * sent ? (size_t)fit : 2 * sent;
+
+	return n < 1 ? 1 : n > MM_NL_BATCH_MAX ? MM_NL_BATCH_MAX : n;
+}
+
+/* Send ops[0, n) in slices; between slices the drain callback delivers
+ * what others changed meanwhile (the monitor cannot overflow; our own
+ * deletes' echoes never reach it: the port id filter drops them in the
+ * kernel) and lets the caller answer its read-only clients.  Returns 0 or
+ * the exchange's -errno (then the requests not sent are reported to
+ * op_done with it, as mm_nl_batch does within a batch). */
+static int send_slices(struct mm_spd *spd)
+{
+	size_t n = spd->ops.n, size = MM_SPD_SLICE_FIRST;
+	bool adds = false;
+	int r = 0;
+
+	for (size_t i = 0; i < n && !adds; i++)
+		adds = spd->ops.v[i].kind != OP_DEL;
+
+	for (spd->op_base = 0; spd->op_base < n;) {
+		size_t k = n - spd->op_base < size ? n - spd->op_base : size;
+		uint64_t t0 = now_ns();
+
+		r = mm_nl_batch(spd->nl, k, op_encode, op_done, NULL, spd);
+		spd->op_base += k;
+		if (r < 0)
+			break;
+		r = 0;
+		size = next_size(k, now_ns() - t0);
+		/* After the last batch too when it added: the next step may
+		 * delete what it added, by the indexes its events bring. */
+		if (spd->op_base < n || adds)
+			spd_drain(spd);
+	}
+	if (r < 0) {
+		struct mm_nl_result res = { .error = r };
+		size_t first = spd->op_base;
+
+		spd->op_base = 0;
+		for (size_t i = first; i < n; i++)
+			op_done(i, &res, spd);
+	}
+	spd->op_base = 0;
+	return r;
 }
 
 int spd_push_op(struct mm_spd *spd, uint8_t kind, uint32_t ref)
@@ -262,7 +338,7 @@ int spd_apply(struct mm_spd *spd, struct mm_spd_report *rep)
 	 * date with what others changed since it was read. */
 	if (by_index)
 		spd_drain(spd);
-	r = mm_nl_batch(spd->nl, spd->ops.n, op_encode, op_done, spd->drain ? op_pause : NULL, spd);
+	r = send_slices(spd);
 	spd->phase = PH_STEP;
 	spd->pend.n = 0;
 	spd->rep = NULL;

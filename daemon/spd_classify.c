@@ -363,10 +363,13 @@ void mm_spd_events_lost(struct mm_spd *spd)
 
 void mm_spd_handle_event(struct mm_spd *spd, const struct mm_xfrm_event *ev)
 {
-	/* Our own requests: we know what they did (the socket filter drops
-	 * most of them before they get here). */
-	if (ev->portid && ev->portid == spd->portid)
+	/* Our own requests: we know what they did, all but a new policy's
+	 * index (the socket filter drops the rest before they get here). */
+	if (ev->portid && ev->portid == spd->portid) {
+		if (ev->type == MM_XFRM_EV_POLICY_NEW || ev->type == MM_XFRM_EV_POLICY_UPD)
+			spd_own_event(spd, &ev->policy);
 		return;
+	}
 	switch (ev->type) {
 	case MM_XFRM_EV_POLICY_NEW:
 	case MM_XFRM_EV_POLICY_UPD:

@@ -186,6 +186,7 @@ struct mm_spd {
 	enum { PH_IDLE, PH_STEP, PH_APPLY } phase;  /* PH_APPLY: requests in flight */
 
 	VEC(struct op) ops;
+	size_t op_base;            /* ops[op_base] is request 0 of the batch in flight */
 	VEC(struct del) dels;
 	VEC(struct pend) pend;     /* by-index dels sorted by index, built on demand */
 	bool pend_built;
@@ -244,6 +245,7 @@ int spd_push_del(struct mm_spd *spd, const struct del *d);
 int spd_apply(struct mm_spd *spd, struct mm_spd_report *rep);
 int spd_queue_stale(struct mm_spd *spd);
 void spd_index_event(struct mm_spd *spd, const struct mm_xfrm_policy *p, bool gone);
+void spd_own_event(struct mm_spd *spd, const struct mm_xfrm_policy *p);
 
 /* spd.c */
 void spd_note(struct mm_spd *spd, enum mm_spd_note_kind kind, uint32_t partner,

@@ -93,16 +93,27 @@ int mm_xfrm_monitor_fd(const struct mm_xfrm_monitor *mon)
 	return mon->fd;
 }
 
+/* The own events that are kept: a new or updated policy's index reaches
+ * its creator only this way (the ack does not carry it). */
+static bool own_kept(uint16_t type)
+{
+	return type == XFRM_MSG_NEWPOLICY || type == XFRM_MSG_UPDPOLICY;
+}
+
 void mm_xfrm_monitor_ignore_portid(struct mm_xfrm_monitor *mon, uint32_t portid)
 {
 	/* A socket filter drops our own events in the kernel, before they
-	 * are queued: a bulk load then neither costs a copy per policy nor
+	 * are queued: a bulk delete then neither costs a copy per policy nor
 	 * fills the receive buffer.  Every multicast message comes in an
 	 * skb of its own, so checking the first header is enough.  BPF
-	 * loads are big-endian, hence htonl() of the host-order field. */
+	 * loads are big-endian, hence htonl()/htons() of the host-order
+	 * fields. */
 	struct sock_filter code[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct nlmsghdr, nlmsg_pid)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htonl(portid), 0, 1),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htonl(portid), 0, 4),
+		BPF_STMT(BPF_LD | BPF_H | BPF_ABS, offsetof(struct nlmsghdr, nlmsg_type)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htons(XFRM_MSG_NEWPOLICY), 2, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htons(XFRM_MSG_UPDPOLICY), 1, 0),
 		BPF_STMT(BPF_RET | BPF_K, 0),
 		BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
 	};
@@ -265,7 +276,7 @@ static int deliver(struct mm_xfrm_monitor *mon, const char *buf, int len, mm_xfr
 
 		if (nlh->nlmsg_type < XFRM_MSG_BASE)
 			continue;  /* NOOP, DONE, ERROR: not events */
-		if (mon->ignore && nlh->nlmsg_pid == mon->ignore) {
+		if (mon->ignore && nlh->nlmsg_pid == mon->ignore && !own_kept(nlh->nlmsg_type)) {
 			mon->stats.ignored++;
 			continue;
 		}

@@ -12,8 +12,12 @@
  *
  * Events caused by our own requests carry the request socket's port id
  * (see nl.h); mm_xfrm_monitor_ignore_portid() drops them in the kernel (a
- * socket filter), so a bulk load neither pays twice nor overflows the
- * buffer with its own echoes. */
+ * socket filter), so a bulk delete neither pays twice nor overflows the
+ * buffer with its own echoes -- all but the new and updated policies:
+ * their events carry the policy's kernel index, which the ack does not,
+ * and a requester that deletes by index learns it from them (a bulk load
+ * must then read the monitor between its batches; RCVBUF leaves room for
+ * many batches). */
 #ifndef MM_XFRM_MONITOR_H
 #define MM_XFRM_MONITOR_H
 
@@ -83,8 +87,9 @@ void mm_xfrm_monitor_free(struct mm_xfrm_monitor *mon);  /* accepts NULL */
 /* The non-blocking descriptor to poll for input (owned by the monitor). */
 int mm_xfrm_monitor_fd(const struct mm_xfrm_monitor *mon);
 
-/* Drop events whose nlmsg_pid is portid (0: filter off): in the kernel by
- * a socket filter, and here as well should attaching the filter fail. */
+/* Drop events whose nlmsg_pid is portid (0: filter off), except new and
+ * updated policies (see above): in the kernel by a socket filter, and here
+ * as well should attaching the filter fail. */
 void mm_xfrm_monitor_ignore_portid(struct mm_xfrm_monitor *mon, uint32_t portid);
 
 /* The callback borrows ev for the duration of the call; it returns 0, or

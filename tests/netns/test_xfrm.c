@@ -446,16 +446,21 @@ START_TEST(test_monitor_policy_events)
 	ck_assert_int_eq(s.type[3], MM_XFRM_EV_POLICY_NEW);
 	ck_assert_int_eq(s.type[4], MM_XFRM_EV_POLICY_FLUSH);
 
-	/* Our own requests can be filtered out before decoding. */
+	/* Our own requests are filtered out before decoding, all but a new
+	 * or updated policy: its event is how we learn its index. */
 	mm_xfrm_monitor_ignore_portid(mon, mm_nl_portid(nl));
 	policy(&p, "10.9.0.0/16", "10.10.0.0/16", XFRM_POLICY_OUT, 4);
 	ck_assert_int_eq(mm_xfrm_policy_add(nl, &p, false, &res), 0);
+	ck_assert_int_eq(mm_xfrm_policy_del(nl, &p, &res), 0);
 	ck_assert_int_eq(system("ip xfrm policy add src 10.11.0.0/16 dst 10.12.0.0/16 dir out"), 0);
-	wait_read(mon, &s, 6);
-	ck_assert_int_eq(s.n, 6);
-	ck_assert_str_eq(mm_xfrm_sel_str(&s.pol[5].sel, a, sizeof(a)), "10.11.0.0/16 -> 10.12.0.0/16");
+	wait_read(mon, &s, 7);
+	ck_assert_int_eq(s.n, 7);
+	ck_assert_int_eq(s.type[5], MM_XFRM_EV_POLICY_NEW);
+	ck_assert_str_eq(mm_xfrm_sel_str(&s.pol[5].sel, a, sizeof(a)), "10.9.0.0/16 -> 10.10.0.0/16");
+	ck_assert(mm_xfrm_policy_has_index(&s.pol[5]));
+	ck_assert_str_eq(mm_xfrm_sel_str(&s.pol[6].sel, a, sizeof(a)), "10.11.0.0/16 -> 10.12.0.0/16");
 	mm_xfrm_monitor_get_stats(mon, &st);
-	ck_assert_uint_eq(st.events, 6);  /* ours never arrived */
+	ck_assert_uint_eq(st.events, 7);  /* our delete never arrived */
 	ck_assert_uint_eq(st.bad, 0);
 	mm_xfrm_monitor_free(mon);
 }

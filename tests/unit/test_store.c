@@ -545,6 +545,9 @@ static Suite *suite(void)
 	TCase *tc = tcase_create("store");
 
 	tcase_add_checked_fixture(tc, setup, teardown);
+	/* The allocation model commits hundreds of transactions (fsync):
+	 * seconds of wall time on a busy machine, not a hang. */
+	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_reqid_stable_across_restart);
 	tcase_add_test(tc, test_reqid_no_reuse_and_exhaustion);
 	tcase_add_test(tc, test_reqid_deleted_not_reused_early);
