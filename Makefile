@@ -174,7 +174,8 @@ soak: all
 	$(Q)/usr/bin/python3 tests/model/model.py --seconds $${MODEL_SECONDS:-600} $(BUILD)
 
 bench: all $(BENCH_BINS)
-	$(Q)set -e; for b in $(BENCH_BINS); do echo "== $$b"; $$b; done
+	$(Q)set -e; for b in $(BENCH_BINS); do echo "== $$b"; $$b; done; \
+	for b in bench/*.sh; do echo "== $$b"; bash $$b $(BUILD); done
 
 demo: all
 	$(Q)bash scripts/demo.sh $(BUILD)

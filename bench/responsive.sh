@@ -28,7 +28,7 @@ make_ca "$MM_TMP" ca
 CTL="$BUILD/mmtrustctl"
 mm_start_daemon 10 "$MM_TMP/admin.sock" answer
 python3 "$DRV" table x "$N" "$MM_TMP/ca.pem" "$MM_TMP/add.json"
-echo '{"op":"apply","partners":[]}' >"$MM_TMP/del.json"
+echo '{"op":"apply","partners":[],"allow_shrink":true}' >"$MM_TMP/del.json"
 xp() { ip netns exec "$NS" "$@"; }
 # One pinger (fresh connection per ping, as mmtrustctl) and a sampler of
 # the kernel's own policy count (every 20 ms): the kernel step is the time

@@ -74,7 +74,8 @@ s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
 s.sendall(b'{"op":"partner.list","config":true}\n'); buf = b""
 while not buf.endswith(b"\n"): buf += s.recv(1 << 20)
 keep = [p for p in json.loads(buf)["result"]["partners"] if not p["domain"].endswith(".bulk.example")]
-json.dump({"op": "apply", "partners": keep}, open(sys.argv[2], "w")); open(sys.argv[2], "a").write("\n")
+# Deleting 5000 partners: confirmed past the shrink guard.
+json.dump({"op": "apply", "partners": keep, "allow_shrink": True}, open(sys.argv[2], "w")); open(sys.argv[2], "a").write("\n")
 PY
 before=$(count)
 log_lines=$(wc -l <"$MM_TMP/daemon.log")
