@@ -27,9 +27,8 @@
  * keeps PAI only for a trusted partner (trusted.example.net while not
  * withdrawn, or seg.example.net) or, in strip-if-privacy-id mode, when no
  * Privacy: id was asked; an spi answer names the tunnel holding the SPI. */
-#include "fuzz.h"
+#include "fuzz_jsonl.h"
 
-#include "daemon/jsonl.c"
 #include "daemon/query.c"
 
 #define TRUSTED "trusted.example.net"
@@ -115,10 +114,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static const char *str(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
+#define str fuzz_str_member
 
 static void check_inbound(const struct view *v, const json_t *req, const json_t *res)
 {
@@ -188,74 +184,36 @@ static void check_spi(const struct view *v, const json_t *req, const json_t *res
 	FUZZ_ASSERT(!partner, "spi %#x: %s", spi, partner);
 }
 
-static void check(const struct view *v, const char *line, size_t len, const char *ans,
-		  size_t alen)
+static void check(const json_t *req, const json_t *a, void *userdata)
 {
-	json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);
-	json_t *a = json_loadb(ans, alen, 0, NULL);
-	const json_t *ok = json_object_get(a, "ok"), *res = json_object_get(a, "result");
-	const char *op = json_is_object(req) ? str(req, "op") : NULL;
+	const struct view *v = userdata;
+	const json_t *res = json_object_get(a, "result");
+	const char *op = str(req, "op");
 
-	FUZZ_ASSERT(a && json_is_boolean(ok), "answer '%.*s'", (int)alen, ans);
-	FUZZ_ASSERT(json_is_object(req) || json_is_false(ok), "non-object accepted");
-	if (json_is_object(req) && json_object_get(req, "id"))
-		FUZZ_ASSERT(json_equal(json_object_get(req, "id"), json_object_get(a, "id")),
-			    "id not echoed: '%.*s'", (int)alen, ans);
-	if (json_is_false(ok)) {
-		const json_t *e = json_object_get(a, "error");
-
-		FUZZ_ASSERT(str(e, "code") && str(e, "message") && str(e, "message")[0],
-			    "refusal '%.*s'", (int)alen, ans);
-	} else if (op && (!strcmp(op, "inbound") || !strcmp(op, "outbound"))) {
+	if (!json_is_true(json_object_get(a, "ok")) || !op)
+		return;
+	if (!strcmp(op, "inbound") || !strcmp(op, "outbound")) {
 		const char *pai = str(res, "pai"), *reason = str(res, "reason");
 
 		FUZZ_ASSERT(pai && (!strcmp(pai, "keep") || !strcmp(pai, "strip")) && reason &&
-			    reason[0], "decision '%.*s'", (int)alen, ans);
+			    reason[0], "decision without pai or reason");
 		if (!strcmp(op, "inbound"))
 			check_inbound(v, req, res);
 		else
 			check_outbound(v, req, res);
-	} else if (op && !strcmp(op, "spi")) {
+	} else if (!strcmp(op, "spi")) {
 		check_spi(v, req, res);
 	}
-	json_decref(req);
-	json_decref(a);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct mm_jsonl_client c = { .server = &server, .fd = -1 };
 	struct mm_query *q;
-	const char *s, *end;
 
 	if (size < 1)
 		return 0;
 	q = &views[data[0] & 7];
 	server.userdata = q;
-	s = (const char *)data + 1;
-	end = (const char *)data + size;
-	while (s < end) {
-		const char *nl = memchr(s, '\n', end - s);
-		size_t len = (nl ? nl : end) - s, before = c.out.len, tlen = len;
-		int r;
-
-		r = client_line(&c, s, len);
-		FUZZ_ASSERT(r == 0, "client_line %d", r);
-		while (tlen && (s[tlen - 1] == '\r' || s[tlen - 1] == ' '))
-			tlen--;
-		if (!tlen) {
-			FUZZ_ASSERT(c.out.len == before, "an answer to an empty line");
-		} else {
-			const char *ans = c.out.data + before;
-			size_t alen = c.out.len - before;
-
-			FUZZ_ASSERT(alen > 1 && ans[alen - 1] == '\n' &&
-				    memchr(ans, '\n', alen - 1) == NULL, "not one answer line");
-			check(q->view, s, tlen, ans, alen - 1);
-		}
-		s += len + 1;
-	}
-	free(c.in.data);
-	free(c.out.data);
+	fuzz_jsonl_lines(&server, data + 1, size - 1, check, q->view);
 	return 0;
 }
