@@ -25,19 +25,7 @@
 #include "fuzz_jsonl.h"
 
 #include "daemon/mmtrustd.h"
-
-#define CA_PEM                                                                   \
-	"-----BEGIN CERTIFICATE-----\n"                                          \
-	"MIIBmzCCAUGgAwIBAgIUU3Zjxw48qGpnIRe7NzLLv9U8/WYwCgYIKoZIzj0EAwIw\n"     \
-	"GjEYMBYGA1UEAwwPbW10cnVzdCBmdXp6IENBMCAXDTI2MTIwMTA1Mjk0N1oYDzIx\n"     \
-	"MjYxMTA3MDUyOTQ3WjAaMRgwFgYDVQQDDA9tbXRydXN0IGZ1enogQ0EwWTATBgcq\n"     \
-	"hkjOPQIBBggqhkjOPQMBBwNCAARCrkEB7rGbTT/9kHwjo+HSqbQPlHqs9riG/FtZ\n"     \
-	"HKwH+hbuqko6hD7b+NMFhI3YknJFecJoH7UBhjGecO3j36aVo2MwYTAdBgNVHQ4E\n"     \
-	"FgQUnD9t67j/ypAbN60BLoM17Um4dOcwHwYDVR0jBBgwFoAUnD9t67j/ypAbN60B\n"     \
-	"LoM17Um4dOcwDwYDVR0TAQH/BAUwAwEB/zAOBgNVHQ8BAf8EBAMCAQYwCgYIKoZI\n"     \
-	"zj0EAwIDSAAwRQIhAK+42FB46CTGRt8MSHY8P6WHQ6ynWELiCruj7iZe2raNAiAR\n"     \
-	"p4jyOujb9C/t+gUVFagCMJnAB4ZP5AjtjzKvPGihUw==\n"                         \
-	"-----END CERTIFICATE-----\n"
+#include "fuzz_ca.h"
 
 static struct mmtrustd mmd;
 static struct mm_table *base;
@@ -169,7 +157,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	for (int i = 0; i < 3; i++) {
 		json_t *j = json_pack("{s:s, s:s, s:b, s:[s], s:[s], s:s}", "domain", seed[i][0],
 				      "kind", "ims", "agreement", i != 1, "ranges", seed[i][1],
-				      "gateways", seed[i][2], "ca", CA_PEM);
+				      "gateways", seed[i][2], "ca", FUZZ_CA_PEM);
 
 		c[i].op = MM_CHANGE_ADD;
 		FUZZ_ASSERT(mm_partner_from_json(j, time(NULL), &c[i].after, NULL) == 0, "%s",
