@@ -5,7 +5,10 @@
  * packet the whole input is parsed as a bare message, so both layers get
  * fuzzed.  Oracle besides the sanitizers: a message that parses re-encodes
  * with the builder to exactly the same bytes (the encoding is canonical), so
- * parser and builder agree on the grammar and on every limit. */
+ * parser and builder agree on the grammar and on every limit; and what the
+ * decoders return keeps the promises of vici.h (check_ike below).
+ * Seeds: tests/fuzz/corpus/vici/, built with the builder (gen_seeds.c). */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +92,35 @@ static void walk(const struct vici_node *root, const struct vici_node *sec, char
 	}
 }
 
+/* What every decoded SA promises (vici.h): names are strings, the
+ * traffic selector lists NULL-terminated arrays (never NULL) of strings,
+ * children[0..n_children), none where the event has none. */
+static void check_strv(char **v)
+{
+	if (!v)
+		abort();
+	for (; *v; v++)
+		(void)strlen(*v);
+}
+
+static void check_child(const struct vici_child_sa *c)
+{
+	if (!c->name)
+		abort();
+	(void)strlen(c->name);
+	check_strv(c->local_ts);
+	check_strv(c->remote_ts);
+}
+
+static void check_ike(const struct vici_ike_sa *sa, bool children)
+{
+	if (!sa->name || (sa->n_children && !sa->children) || (!children && sa->n_children))
+		abort();
+	(void)strlen(sa->name);
+	for (size_t i = 0; i < sa->n_children; i++)
+		check_child(&sa->children[i]);
+}
+
 static void decoders(const struct vici_msg *m)
 {
 	struct vici_ike_sa *sa = NULL;
@@ -97,21 +129,47 @@ static void decoders(const struct vici_msg *m)
 	struct vici_ike_updown *iu = NULL;
 	struct vici_ike_rekey *ir = NULL;
 	char **conns = NULL;
+	const char *errmsg;
+	int r;
 
-	if (vici_list_sa_decode(m, &sa) == 0)
+	if (vici_list_sa_decode(m, &sa) == 0) {
+		check_ike(sa, true);
 		vici_ike_sa_free(sa);
-	if (vici_child_updown_decode(m, &cu) == 0)
+	}
+	if (vici_child_updown_decode(m, &cu) == 0) {
+		check_ike(&cu->ike, true);
 		vici_child_updown_free(cu);
-	if (vici_child_rekey_decode(m, &cr) == 0)
+	}
+	if (vici_child_rekey_decode(m, &cr) == 0) {
+		check_ike(&cr->ike, false);
+		check_child(&cr->old_sa);
+		check_child(&cr->new_sa);
 		vici_child_rekey_free(cr);
-	if (vici_ike_updown_decode(m, &iu) == 0)
+	}
+	if (vici_ike_updown_decode(m, &iu) == 0) {
+		check_ike(&iu->ike, false);
 		vici_ike_updown_free(iu);
-	if (vici_ike_rekey_decode(m, &ir) == 0)
+	}
+	if (vici_ike_rekey_decode(m, &ir) == 0) {
+		check_ike(&ir->old_sa, false);
+		check_ike(&ir->new_sa, false);
+		if (strcmp(ir->old_sa.name, ir->new_sa.name) != 0)
+			abort(); /* both named after the config */
 		vici_ike_rekey_free(ir);
-	if (vici_get_conns_decode(m, &conns) == 0)
+	}
+	if (vici_get_conns_decode(m, &conns) == 0) {
+		for (char **c = conns; *c; c++)
+			if (!**c)
+				abort(); /* an empty name is refused */
 		vici_strv_free(conns);
-	(void)vici_msg_check_success(m);
-	(void)vici_msg_errmsg(m);
+	}
+	/* Every command's answer: success = yes, or no with charon's reason. */
+	r = vici_msg_check_success(m);
+	errmsg = vici_msg_errmsg(m);
+	if (r != 0 && r != -EREMOTEIO && r != -EBADMSG)
+		abort();
+	if (errmsg)
+		(void)strlen(errmsg);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
