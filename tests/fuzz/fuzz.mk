@@ -14,6 +14,7 @@
 
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
+FUZZ_JOBS    ?= 2
 FUZZ_DIR     := $(BUILD)/fuzz
 FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS   = -std=gnu11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Werror \
@@ -44,7 +45,10 @@ FUZZ_BINS := $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ_TARGETS))
 .PHONY: fuzz fuzz-build
 fuzz-build: $(FUZZ_BINS)
 
-fuzz: $(FUZZ_BINS)
+# The build runs FUZZ_JOBS compilers at once whatever make's own -j (the
+# instrumented copies are most of the time of a short run).
+fuzz:
+	$(Q)$(MAKE) --no-print-directory -j$(FUZZ_JOBS) fuzz-build
 	$(Q)bash tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 $(FUZZ_DIR)/obj/%.o: %.c | $(DEPS_STAMP)
