@@ -35,7 +35,7 @@ FUZZ_SRC_admin      = daemon/admin.c daemon/log.c $(filter-out policy/store.c,$(
 FUZZ_SRC_tablefile  = cli/tablefile.c policy/grow.c
 FUZZ_SRC_config     = daemon/config.c $(FUZZ_POLICY)
 FUZZ_SRC_xfrm       = $(filter-out netlink/xfrm_monitor.c,$(NETLINK_SRC)) $(FUZZ_POLICY)
-FUZZ_SRC_vici       = $(VICI_SRC) policy/grow.c
+FUZZ_SRC_vici       = $(filter-out vici-plugins/vici_client.c,$(VICI_SRC)) policy/grow.c
 # ca_file paths in the table file reach open(): confined (fuzz_tablefile.c).
 FUZZ_LDFLAGS_tablefile = -Wl,--wrap=open
 
