@@ -8,6 +8,7 @@
 #   make bench      the benchmarks under bench/
 #   make soak       the model test for ten minutes (MODEL_SECONDS, MODEL_SEED)
 #   make asan       unit tests under AddressSanitizer + UBSan
+#   make fuzz       every libFuzzer target for FUZZ_SECONDS (60) each
 #   make V=1        show the full commands
 #
 # The first build installs missing Debian packages (scripts/deps.sh), so a
@@ -64,7 +65,7 @@ NETNS_BINS := $(patsubst tests/netns/%.c,$(BUILD)/tests/netns/%,$(NETNS_SRC))
 ALL_CFLAGS = $(WARN) $(CFLAGS) -I. \
 	$(call pc_cflags,$(PKGS_POLICY) $(PKGS_NETLINK) $(PKGS_DAEMON) $(PKGS_CLI) check)
 
-.PHONY: all check check-vm unit integration netns demo bench asan clean deps install soak
+.PHONY: all check check-vm unit integration netns demo bench asan clean deps install soak fuzz
 .DEFAULT_GOAL := all
 
 all: $(MMTRUSTD) $(MMTRUSTCTL) $(LIBCLIENT_A) $(LIBCLIENT_SO) $(BUILD)/mmtrust.pc
@@ -193,5 +194,7 @@ install: all
 
 clean:
 	rm -rf build build-asan
+
+include tests/fuzz/fuzz.mk
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -43,20 +43,32 @@ struct parse_ctx {
 	FILE *f;
 	int line;               /* the line the reader returned last */
 	bool continuation;      /* it began with blanks: inih's multi-line value */
+	int too_long;           /* the first line longer than inih's buffer, or 0 */
+	int max_len;            /* the longest line the buffer holds */
 	char field[160];
 	struct { char field[160]; int line; } seen[MAX_SEEN];
 	size_t n_seen;
 };
 
-/* inih's reader, counting lines so that errors can name them. */
+/* inih's reader, counting lines so that errors can name them.  A line
+ * longer than inih's buffer ends the reading: fgets would hand its tail
+ * over as a line of its own, and the tail of a comment would be taken as a
+ * setting (";...x" + "enabled = no"). */
 static char *read_line(char *str, int num, void *stream)
 {
 	struct parse_ctx *x = stream;
 	char *r = fgets(str, num, x->f);
+	int next;
 
 	if (r) {
 		x->line++;
 		x->continuation = str[0] == ' ' || str[0] == '\t';
+		if (!strchr(str, '\n') && (next = getc(x->f)) != EOF) {
+			ungetc(next, x->f);
+			x->too_long = x->line;
+			x->max_len = num - 2;
+			return NULL;
+		}
 	}
 	return r;
 }
@@ -282,6 +294,9 @@ int mm_config_load(const char *path, struct mm_config *ret, struct mm_err *err)
 	}
 	if (r < 0)
 		return mm_err_set(err, MM_ERR_INVALID, path, "cannot parse (error %d)", r);
+	if (x.too_long)
+		return mm_err_set(err, MM_ERR_INVALID, path,
+				  "line %d: longer than %d characters", x.too_long, x.max_len);
 	if (c.reqid_min == 0 || c.reqid_min > c.reqid_max)
 		return mm_err_set(err, MM_ERR_INVALID, "reqid",
 				  "%s: reqid range %u-%u must be non-empty and start above 0",

@@ -194,7 +194,7 @@ static void take_acks(struct mm_nl *nl, const char *buf, int len, uint32_t seq0,
 {
 	const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
 
-	for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+	for (; mm_nl_msg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
 		uint32_t k;
 
 		if (nlh->nlmsg_type != NLMSG_ERROR)
@@ -345,7 +345,7 @@ int mm_nl_request(struct mm_nl *nl, void *msg, mm_nl_msg_fn reply, void *userdat
 			goto out;
 		}
 		nlh = (const struct nlmsghdr *)nl->recvbuf;
-		for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+		for (; mm_nl_msg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
 			if (nlh->nlmsg_seq != seq)
 				continue;
 			if (nlh->nlmsg_type == NLMSG_ERROR) {
@@ -400,7 +400,7 @@ static int dump_once(struct mm_nl *nl, uint16_t type, const void *payload, size_
 		if (r < 0)
 			return r;
 		m = (const struct nlmsghdr *)nl->recvbuf;
-		for (; mnl_nlmsg_ok(m, n); m = mnl_nlmsg_next(m, &n)) {
+		for (; mm_nl_msg_ok(m, n); m = mnl_nlmsg_next(m, &n)) {
 			if (m->nlmsg_seq != seq)
 				continue;
 			if (m->nlmsg_flags & NLM_F_DUMP_INTR)

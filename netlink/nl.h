@@ -17,6 +17,7 @@
 #define MM_NL_H
 
 #include <linux/netlink.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,17 @@
 #define MM_NL_BATCH_MAX 256
 /* The largest single request an encoder may write. */
 #define MM_NL_MSG_MAX 2048
+/* Whether a whole message starts at nlh, len bytes being left: what
+ * mnl_nlmsg_ok() should say.  libmnl 1.0.4 compares (int)nlmsg_len, so a
+ * length of 2^31 or more passes, and one of 0xfffffffd or more aligns to
+ * 0 in mnl_nlmsg_next(), which then returns the same message for ever.
+ * Every loop over received messages uses this one. */
+static inline bool mm_nl_msg_ok(const struct nlmsghdr *nlh, int len)
+{
+	return len >= (int)sizeof(*nlh) && nlh->nlmsg_len >= sizeof(*nlh) &&
+	       nlh->nlmsg_len <= (unsigned)len;
+}
+
 /* How often a dump interrupted by a concurrent change (NLM_F_DUMP_INTR)
  * or a lost reply (ENOBUFS) is started again before giving up. */
 #define MM_NL_DUMP_RETRIES 5

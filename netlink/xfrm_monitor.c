@@ -271,7 +271,7 @@ static int deliver(struct mm_xfrm_monitor *mon, const char *buf, int len, mm_xfr
 {
 	const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
 
-	for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+	for (; mm_nl_msg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
 		int r;
 
 		if (nlh->nlmsg_type < XFRM_MSG_BASE)

@@ -58,6 +58,11 @@ contains "$ERR" "spd.priority_base" "the refusal names priority_base"
 printf '[query]\nmax_clients = 0\n' >"$MM_TMP/maxc.conf"
 expect_exit 1 "max_clients = 0 refused by --check-config" ip netns exec "$NS" "$BUILD/mmtrustd" --check-config -c "$MM_TMP/maxc.conf"
 contains "$ERR" "query.max_clients" "the refusal names max_clients"
+# libinih reads 199 bytes a line: the tail of a longer comment was taken as
+# a setting of its own (found by tests/fuzz/fuzz_config.c).
+{ printf '[spd]\n;'; printf 'x%.0s' $(seq 198); printf 'enabled = no\n'; } >"$MM_TMP/long.conf"
+expect_exit 1 "a line longer than 198 characters refused" ip netns exec "$NS" "$BUILD/mmtrustd" --check-config -c "$MM_TMP/long.conf"
+contains "$ERR" "line 2: longer than 198 characters" "the refusal names the long line"
 
 start_daemon
 

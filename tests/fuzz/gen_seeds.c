@@ -1,0 +1,321 @@
+/* Writes the seed inputs of fuzz_xfrm and fuzz_vici that are built with
+ * the project's own encoders (and, for what only the kernel or charon
+ * writes, by hand in their layout).  Not part of `make fuzz`: run it when
+ * a format changes, from the top of the tree:
+ *
+ *   cc -D_GNU_SOURCE -I. tests/fuzz/gen_seeds.c netlink/[a-z]*.c vici-plugins/[a-z]*.c \
+ *       policy/addr.c policy/err.c policy/grow.c -lmnl $(pkg-config --libs libsystemd) \
+ *       -o /tmp/gen_seeds
+ *   /tmp/gen_seeds tests/fuzz/corpus
+ */
+#include <arpa/inet.h>
+#include <libmnl/libmnl.h>
+#include <linux/xfrm.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "netlink/xfrm_policy.h"
+#include "vici-plugins/vici_msg.h"
+
+static const char *out;
+
+static void put(const char *dir, const char *name, const void *data, size_t len)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", out, dir, name);
+	f = fopen(path, "w");
+	if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0) {
+		perror(path);
+		exit(1);
+	}
+}
+
+/* ---- xfrm ---- */
+
+static struct mm_xfrm_policy policy(int family)
+{
+	struct mm_xfrm_policy p = { .dir = XFRM_POLICY_OUT, .action = XFRM_POLICY_ALLOW,
+				    .priority = 100100, .index = 0x41a, .n_tmpl = 1 };
+
+	p.sel.family = family;
+	if (family == AF_INET) {
+		mm_prefix_parse("10.0.0.0/24", &p.sel.src, "s", NULL);
+		mm_prefix_parse("192.0.2.0/24", &p.sel.dst, "d", NULL);
+		mm_addr_parse("203.0.113.5", &p.tmpl[0].src, "t", NULL);
+		mm_addr_parse("198.51.100.10", &p.tmpl[0].dst, "t", NULL);
+	} else {
+		mm_prefix_parse("2001:db8:10::/64", &p.sel.src, "s", NULL);
+		mm_prefix_parse("2001:db8:a::/48", &p.sel.dst, "d", NULL);
+		mm_addr_parse("2001:db8:ff::1", &p.tmpl[0].src, "t", NULL);
+		mm_addr_parse("2001:db8:ffa::10", &p.tmpl[0].dst, "t", NULL);
+		p.sel.proto = 17;
+		p.sel.dport = 5060;
+		p.sel.dport_mask = 0xffff;
+		p.has_mark = true;
+		p.mark = 7;
+		p.mark_mask = 0xff;
+		p.if_id = 3;
+	}
+	p.sel.user = 0x6d6d7472;
+	p.tmpl[0].family = family;
+	p.tmpl[0].proto = IPPROTO_ESP;
+	p.tmpl[0].mode = XFRM_MODE_TUNNEL;
+	p.tmpl[0].reqid = 1000001;
+	p.tmpl[0].aalgos = p.tmpl[0].ealgos = p.tmpl[0].calgos = ~0u;
+	return p;
+}
+
+static size_t sa_msg(void *buf, uint16_t type, int family, bool expire)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct xfrm_user_expire e = { 0 };
+	struct xfrm_usersa_info *i = expire ? &e.state : &(struct xfrm_usersa_info){ 0 };
+	struct mm_addr a;
+	struct xfrm_mark m = { .v = 1, .m = 0xffffffff };
+
+	nlh->nlmsg_type = type;
+	i->family = family;
+	mm_addr_parse(family == AF_INET ? "198.51.100.10" : "2001:db8:ffa::10", &a, "a", NULL);
+	memcpy(&i->saddr, a.bytes, 16);
+	mm_addr_parse(family == AF_INET ? "203.0.113.5" : "2001:db8:ff::1", &a, "a", NULL);
+	memcpy(&i->id.daddr, a.bytes, 16);
+	i->id.spi = htonl(0xc0ffee01);
+	i->id.proto = IPPROTO_ESP;
+	i->mode = XFRM_MODE_TUNNEL;
+	i->reqid = 1000001;
+	i->curlft.bytes = 1234;
+	i->curlft.add_time = 1700000000;
+	if (expire) {
+		e.hard = 1;
+		memcpy(mnl_nlmsg_put_extra_header(nlh, sizeof(e)), &e, sizeof(e));
+	} else {
+		memcpy(mnl_nlmsg_put_extra_header(nlh, sizeof(*i)), i, sizeof(*i));
+	}
+	mnl_attr_put(nlh, XFRMA_MARK, sizeof(m), &m);
+	return nlh->nlmsg_len;
+}
+
+static void xfrm(void)
+{
+	static char buf[8192], one[MM_NL_MSG_MAX];
+	struct mm_xfrm_policy p4 = policy(AF_INET), p6 = policy(AF_INET6);
+	struct nlmsghdr *nlh;
+	size_t len = 0, n;
+
+	mm_xfrm_policy_encode_add(one, &p4, false);
+	put("xfrm", "newpolicy4", one, ((struct nlmsghdr *)one)->nlmsg_len);
+	memcpy(buf, one, ((struct nlmsghdr *)one)->nlmsg_len);
+	len += ((struct nlmsghdr *)one)->nlmsg_len;
+	mm_xfrm_policy_encode_add(one, &p6, true);
+	put("xfrm", "updpolicy6", one, ((struct nlmsghdr *)one)->nlmsg_len);
+	memcpy(buf + len, one, ((struct nlmsghdr *)one)->nlmsg_len);
+	len += ((struct nlmsghdr *)one)->nlmsg_len;
+
+	/* DELPOLICY event: the id, the policy in XFRMA_POLICY. */
+	{
+		struct xfrm_userpolicy_id id = { .dir = XFRM_POLICY_IN, .index = 0x419 };
+		char inner[MM_NL_MSG_MAX];
+
+		mm_xfrm_policy_encode_add(inner, &p4, false);
+		nlh = mnl_nlmsg_put_header(one);
+		nlh->nlmsg_type = XFRM_MSG_DELPOLICY;
+		memcpy(mnl_nlmsg_put_extra_header(nlh, sizeof(id)), &id, sizeof(id));
+		mnl_attr_put(nlh, XFRMA_POLICY, sizeof(struct xfrm_userpolicy_info),
+			     mnl_nlmsg_get_payload((struct nlmsghdr *)inner));
+		put("xfrm", "delpolicy", one, nlh->nlmsg_len);
+		memcpy(buf + len, one, nlh->nlmsg_len);
+		len += nlh->nlmsg_len;
+	}
+	/* POLEXPIRE: the policy info first, then hard. */
+	{
+		struct xfrm_user_polexpire pe = { .hard = 1 };
+		char inner[MM_NL_MSG_MAX];
+
+		mm_xfrm_policy_encode_add(inner, &p4, false);
+		memcpy(&pe.pol, mnl_nlmsg_get_payload((struct nlmsghdr *)inner), sizeof(pe.pol));
+		nlh = mnl_nlmsg_put_header(one);
+		nlh->nlmsg_type = XFRM_MSG_POLEXPIRE;
+		memcpy(mnl_nlmsg_put_extra_header(nlh, sizeof(pe)), &pe, sizeof(pe));
+		put("xfrm", "polexpire", one, nlh->nlmsg_len);
+	}
+	n = sa_msg(one, XFRM_MSG_NEWSA, AF_INET, false);
+	put("xfrm", "newsa4", one, n);
+	memcpy(buf + len, one, n);
+	len += n;
+	n = sa_msg(one, XFRM_MSG_EXPIRE, AF_INET6, true);
+	put("xfrm", "expire6", one, n);
+	memcpy(buf + len, one, n);
+	len += n;
+	/* ACQUIRE with the policy's template. */
+	{
+		struct xfrm_user_acquire acq = { .aalgos = ~0u, .ealgos = ~0u, .seq = 9 };
+		struct xfrm_user_tmpl ut = { .family = AF_INET, .reqid = 1000001, .mode = 1 };
+		char inner[MM_NL_MSG_MAX];
+
+		mm_xfrm_policy_encode_add(inner, &p4, false);
+		memcpy(&acq.policy, mnl_nlmsg_get_payload((struct nlmsghdr *)inner),
+		       sizeof(acq.policy));
+		acq.sel = acq.policy.sel;
+		acq.id.proto = IPPROTO_ESP;
+		nlh = mnl_nlmsg_put_header(one);
+		nlh->nlmsg_type = XFRM_MSG_ACQUIRE;
+		memcpy(mnl_nlmsg_put_extra_header(nlh, sizeof(acq)), &acq, sizeof(acq));
+		mnl_attr_put(nlh, XFRMA_TMPL, sizeof(ut), &ut);
+		put("xfrm", "acquire", one, nlh->nlmsg_len);
+	}
+	/* FLUSHSA, then a DONE that ends a dump. */
+	{
+		struct xfrm_usersa_flush f = { .proto = IPPROTO_ESP };
+
+		nlh = mnl_nlmsg_put_header(buf + len);
+		nlh->nlmsg_type = XFRM_MSG_FLUSHSA;
+		memcpy(mnl_nlmsg_put_extra_header(nlh, sizeof(f)), &f, sizeof(f));
+		len += nlh->nlmsg_len;
+		nlh = mnl_nlmsg_put_header(buf + len);
+		nlh->nlmsg_type = NLMSG_DONE;
+		len += nlh->nlmsg_len;
+	}
+	put("xfrm", "stream", buf, len);
+}
+
+/* ---- vici ---- */
+
+static void vici_put(const char *name, struct vici_builder *b)
+{
+	const uint8_t *frame;
+	size_t len;
+
+	if (vici_builder_finish(b, &frame, &len) < 0) {
+		fprintf(stderr, "%s: builder failed\n", name);
+		exit(1);
+	}
+	put("vici", name, frame + VICI_FRAME_HDR, len - VICI_FRAME_HDR);
+	vici_builder_free(b);
+}
+
+static void child(struct vici_builder *b, const char *section, const char *spi_in)
+{
+	static const char *const lts[] = { "10.0.0.0/24", NULL };
+	static const char *const rts[] = { "192.0.2.0/24", "2001:db8:a::/48", NULL };
+
+	vici_builder_section_start(b, section);
+	vici_builder_kv_str(b, "name", "partner-a");
+	vici_builder_kv_str(b, "uniqueid", "5");
+	vici_builder_kv_str(b, "reqid", "1000001");
+	vici_builder_kv_str(b, "state", "INSTALLED");
+	vici_builder_kv_str(b, "mode", "TUNNEL");
+	vici_builder_kv_str(b, "protocol", "ESP");
+	vici_builder_kv_str(b, "encap", "yes");
+	vici_builder_kv_str(b, "spi-in", spi_in);
+	vici_builder_kv_str(b, "spi-out", "0000beef");
+	vici_builder_kv_str(b, "install-time", "17");
+	vici_builder_list_strv(b, "local-ts", lts);
+	vici_builder_list_strv(b, "remote-ts", rts);
+	vici_builder_section_end(b);
+}
+
+static void ike_keys(struct vici_builder *b)
+{
+	vici_builder_kv_str(b, "uniqueid", "3");
+	vici_builder_kv_str(b, "version", "2");
+	vici_builder_kv_str(b, "state", "ESTABLISHED");
+	vici_builder_kv_str(b, "local-host", "203.0.113.5");
+	vici_builder_kv_str(b, "local-port", "4500");
+	vici_builder_kv_str(b, "local-id", "sbc.operator.example");
+	vici_builder_kv_str(b, "remote-host", "198.51.100.10");
+	vici_builder_kv_str(b, "remote-port", "4500");
+	vici_builder_kv_str(b, "remote-id", "ims.partner-a.example");
+	vici_builder_kv_str(b, "established", "120");
+}
+
+static struct vici_builder *event(const char *name, bool up)
+{
+	struct vici_builder *b = NULL;
+
+	vici_builder_new(VICI_EVENT, name, &b);
+	if (up)
+		vici_builder_kv_str(b, "up", "yes");
+	vici_builder_section_start(b, "mm-partner-a");
+	return b;
+}
+
+static void vici(void)
+{
+	static const char *const conns[] = { "mm-partner-a", "mm-partner-b", "other", NULL };
+	struct vici_builder *b;
+
+	b = event("list-sa", false);
+	ike_keys(b);
+	vici_builder_section_start(b, "child-sas");
+	child(b, "partner-a-5", "c0ffee01");
+	child(b, "partner-a-6", "FFFFFFFF");
+	vici_builder_section_end(b);
+	vici_builder_section_end(b);
+	vici_put("list-sa", b);
+
+	b = event("child-updown", true);
+	ike_keys(b);
+	vici_builder_section_start(b, "child-sas");
+	child(b, "partner-a-5", "c0ffee01");
+	vici_builder_section_end(b);
+	vici_builder_section_end(b);
+	vici_put("child-updown", b);
+
+	b = event("child-rekey", false);
+	ike_keys(b);
+	vici_builder_section_start(b, "child-sas");
+	vici_builder_section_start(b, "partner-a-5");
+	child(b, "old", "c0ffee01");
+	child(b, "new", "c0ffee02");
+	vici_builder_section_end(b);
+	vici_builder_section_end(b);
+	vici_builder_section_end(b);
+	vici_put("child-rekey", b);
+
+	b = event("ike-updown", false);
+	ike_keys(b);
+	vici_builder_section_end(b);
+	vici_put("ike-updown", b);
+
+	b = event("ike-rekey", false);
+	vici_builder_section_start(b, "old");
+	ike_keys(b);
+	vici_builder_section_end(b);
+	vici_builder_section_start(b, "new");
+	ike_keys(b);
+	vici_builder_section_end(b);
+	vici_builder_section_end(b);
+	vici_put("ike-rekey", b);
+
+	b = NULL;
+	vici_builder_new(VICI_CMD_RESPONSE, NULL, &b);
+	vici_builder_list_strv(b, "conns", conns);
+	vici_put("get-conns", b);
+
+	b = NULL;
+	vici_builder_new(VICI_CMD_RESPONSE, NULL, &b);
+	vici_builder_kv_str(b, "success", "no");
+	vici_builder_kv_str(b, "errmsg", "loading connection 'mm-x' failed");
+	vici_put("cmd-failed", b);
+
+	b = NULL;
+	vici_builder_new(VICI_CMD_RESPONSE, NULL, &b);
+	vici_builder_kv_str(b, "success", "yes");
+	vici_builder_kv_str(b, "matches", "1");
+	vici_put("cmd-ok", b);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
+		return 2;
+	}
+	out = argv[1];
+	xfrm();
+	vici();
+	return 0;
+}
