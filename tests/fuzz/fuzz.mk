@@ -30,8 +30,9 @@ fuzz_obj = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(1))
 # policy/store.c stays out.
 FUZZ_POLICY         = $(POLICY_SRC)
 FUZZ_SRC_addr       = $(FUZZ_POLICY)
-FUZZ_SRC_query      = daemon/log.c $(FUZZ_POLICY)
-FUZZ_SRC_admin      = daemon/admin.c daemon/log.c $(filter-out policy/store.c,$(FUZZ_POLICY))
+FUZZ_SRC_query      = daemon/log.c daemon/backoff.c $(FUZZ_POLICY)
+FUZZ_SRC_admin      = daemon/admin.c daemon/log.c daemon/backoff.c \
+	$(filter-out policy/store.c,$(FUZZ_POLICY))
 FUZZ_SRC_tablefile  = cli/tablefile.c policy/grow.c
 FUZZ_SRC_config     = daemon/config.c $(FUZZ_POLICY)
 FUZZ_SRC_xfrm       = $(filter-out netlink/xfrm_monitor.c,$(NETLINK_SRC)) $(FUZZ_POLICY)

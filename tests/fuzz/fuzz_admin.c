@@ -8,7 +8,8 @@
  * swap of the live table (mmtrustd_table_changed), so admin.c is fuzzed
  * unchanged, decode and validation up to the side effects.
  *
- * Input: one flag byte (bit 0: the store refuses every commit), then
+ * Input: one flag byte (bit 0: the store refuses every commit; bit 1: the
+ * shrink guard refuses every guarded step; bit 2: the store is read-only), then
  * request lines, run in order against a table that starts with three
  * partners each time (reqid range 1000..1015, so exhaustion is reachable).
  *
@@ -30,8 +31,8 @@
 static struct mmtrustd mmd;
 static struct mm_table *base;
 static struct mm_jsonl_server server;
-static bool commit_fails;
-static unsigned commits, swaps;
+static bool commit_fails, shrink_refuses, store_readonly;
+static unsigned commits, swaps, guards;
 
 static void check_table(const struct mm_table *t)
 {
@@ -90,6 +91,32 @@ int mm_store_commit(struct mm_store *s, const struct mm_change *changes, size_t 
 	if (commit_fails)
 		return mm_err_set(err, MM_ERR_INTERNAL, "store", "disk full (fuzz stub)");
 	return 0;
+}
+
+const char *mm_store_readonly(const struct mm_store *s)
+{
+	(void)s;
+	return store_readonly ? "read-only (fuzz stub)" : NULL;
+}
+
+int shrink_check(struct mmtrustd *d, const struct mm_config *cfg, const struct mm_table *t,
+		 const char *confirm, struct mm_err *err)
+{
+	(void)d;
+	(void)cfg;
+	check_table(t);
+	guards++;
+	if (shrink_refuses)
+		return mm_err_set(err, MM_ERR_CONFLICT, "spd.shrink_limit", "refused (fuzz stub): %s",
+				  confirm);
+	return 0;
+}
+
+int mmtrustd_reload(struct mmtrustd *d, bool allow_shrink, struct mm_err *err)
+{
+	(void)d;
+	(void)allow_shrink;
+	return mm_err_set(err, MM_ERR_INTERNAL, "", "no reload here (fuzz stub)");
 }
 
 int mm_store_audit(struct mm_store *s, const char *domain, unsigned limit, json_t **ret,
@@ -191,6 +218,12 @@ static void check(const json_t *req, const json_t *a, void *userdata)
 
 	FUZZ_ASSERT(commits <= 1 && swaps <= commits, "commits %u swaps %u", commits, swaps);
 	FUZZ_ASSERT(changing || commits == 0, "%s committed", op);
+	/* Only apply is guarded, and never when confirmed; a refusal by the
+	 * guard commits nothing. */
+	FUZZ_ASSERT(guards == 0 || (op && !strcmp(op, "apply") &&
+				    !json_is_true(json_object_get(req, "allow_shrink"))),
+		    "%s consulted the shrink guard", op);
+	FUZZ_ASSERT(!(guards && shrink_refuses) || commits == 0, "committed past the shrink guard");
 	FUZZ_ASSERT(!json_is_true(json_object_get(req, "dry_run")) || commits == 0,
 		    "a dry run committed");
 	FUZZ_ASSERT(ok || swaps == 0, "refused, yet swapped");
@@ -207,13 +240,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	commit_fails = data[0] & 1;
+	shrink_refuses = data[0] & 2;
+	store_readonly = data[0] & 4;
 	mmd.table = mm_table_ref(base);
 	/* One line at a time, so that check() knows the table before it. */
 	for (size_t i = 1; i < size;) {
 		const uint8_t *nl = memchr(data + i, '\n', size - i);
 		size_t len = nl ? (size_t)(nl - (data + i)) + 1 : size - i;
 
-		commits = swaps = 0;
+		commits = swaps = guards = 0;
 		fuzz_jsonl_lines(&server, data + i, len, check, mmd.table);
 		i += len;
 	}
