@@ -8,6 +8,7 @@ PKGS=(
 	libjansson-dev libsqlite3-dev libssl-dev openssl
 	libmnl-dev libsystemd-dev libinih-dev libyaml-dev check
 	iproute2 sqlite3 procps jq util-linux python3
+	clang libclang-rt-14-dev
 	strongswan-charon strongswan-swanctl strongswan-pki libstrongswan-standard-plugins
 )
 
