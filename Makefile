@@ -193,7 +193,10 @@ ASAN_CFLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefin
 	-fno-omit-frame-pointer
 SAN_LOGS     = $(abspath $(BUILD))/sanitizer
 SAN_OPTIONS  = halt_on_error=1:log_path=$(SAN_LOGS)/report
-SAN_ENV      = ASAN_OPTIONS=$(SAN_OPTIONS):detect_leaks=1 \
+# LeakSanitizer stops the process's threads with ptrace: SAN_LEAKS=0 where
+# that is forbidden (it then reports a fatal error of its own).
+SAN_LEAKS   ?= 1
+SAN_ENV      = ASAN_OPTIONS=$(SAN_OPTIONS):detect_leaks=$(SAN_LEAKS) \
 	UBSAN_OPTIONS=$(SAN_OPTIONS):print_stacktrace=1 CK_TIMEOUT_MULTIPLIER=10 MM_SLOW=3
 
 # A build-asan of other flags (or of GCC) is built again from scratch.
@@ -208,8 +211,9 @@ asan:
 asan-tiers: all $(UNIT_BINS) $(VICI_CHARON) $(NETNS_BINS)
 	$(Q)for tier in unit integration netns; do \
 		rm -rf $(SAN_LOGS) && mkdir -p -m 1777 $(SAN_LOGS) || exit 1; \
-		echo "== asan: $$tier"; \
+		echo "== asan: $$tier"; t0=$$(date +%s); \
 		env $(SAN_ENV) $(MAKE) --no-print-directory $$tier; rc=$$?; \
+		echo "== asan: $$tier tier took $$(($$(date +%s) - t0)) s"; \
 		if [ -n "$$(ls -A $(SAN_LOGS))" ]; then \
 			for f in $(SAN_LOGS)/*; do echo "== sanitizer report $$f"; cat "$$f"; done; \
 			echo "make asan: sanitizer report(s) in the $$tier tier" >&2; exit 1; \
