@@ -7,7 +7,7 @@
 #   make demo       the main job on embedded defaults, in a throw-away namespace
 #   make bench      the benchmarks under bench/
 #   make soak       the model test for ten minutes (MODEL_SECONDS, MODEL_SEED)
-#   make asan       unit tests under AddressSanitizer + UBSan
+#   make asan       unit, integration and netns tiers under ASan, LSan, UBSan
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS (60) each
 #   make V=1        show the full commands
 #
@@ -65,7 +65,7 @@ NETNS_BINS := $(patsubst tests/netns/%.c,$(BUILD)/tests/netns/%,$(NETNS_SRC))
 ALL_CFLAGS = $(WARN) $(CFLAGS) -I. \
 	$(call pc_cflags,$(PKGS_POLICY) $(PKGS_NETLINK) $(PKGS_DAEMON) $(PKGS_CLI) check)
 
-.PHONY: all check check-vm unit integration netns demo bench asan clean deps install soak fuzz
+.PHONY: all check check-vm unit integration netns demo bench asan asan-tiers clean deps install soak fuzz
 .DEFAULT_GOAL := all
 
 all: $(MMTRUSTD) $(MMTRUSTCTL) $(LIBCLIENT_A) $(LIBCLIENT_SO) $(BUILD)/mmtrust.pc
@@ -181,8 +181,50 @@ bench: all $(BENCH_BINS)
 demo: all
 	$(Q)bash scripts/demo.sh $(BUILD)
 
+# make asan: the whole tree built into build-asan with AddressSanitizer
+# (LeakSanitizer included) and UBSan, where undefined behaviour is fatal, then
+# the unit, integration and netns tiers on that build.  Reports go to files
+# (log_path), not to stderr: a report from a daemon a test started in the
+# background, or from a program whose failure the test expected, still fails
+# the run, because after each tier any file in $(SAN_LOGS) is printed and the
+# run stops.  The directory is world-writable for the tests that run a program
+# as nobody.  clang, because GCC 12's UBSan runtime (a library apart from
+# ASan's) ignores log_path and writes to stderr only.  Time bounds are scaled
+# (CK_TIMEOUT_MULTIPLIER; MM_SLOW in tests/lib/common.sh): the sanitized code
+# runs two to three times slower.
+ASAN_BUILD  := build-asan
+ASAN_CFLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	-fno-omit-frame-pointer
+SAN_LOGS     = $(abspath $(BUILD))/sanitizer
+SAN_OPTIONS  = halt_on_error=1:log_path=$(SAN_LOGS)/report
+# LeakSanitizer stops the process's threads with ptrace: SAN_LEAKS=0 where
+# that is forbidden (it then reports a fatal error of its own).
+SAN_LEAKS   ?= 1
+SAN_ENV      = ASAN_OPTIONS=$(SAN_OPTIONS):detect_leaks=$(SAN_LEAKS) \
+	UBSAN_OPTIONS=$(SAN_OPTIONS):print_stacktrace=1 CK_TIMEOUT_MULTIPLIER=10 MM_SLOW=3
+
+# A build-asan of other flags (or of GCC) is built again from scratch.
 asan:
-	$(Q)$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" unit integration
+	$(Q)flags="clang $(ASAN_CFLAGS)"; \
+	[ "$$(cat $(ASAN_BUILD)/.flags 2>/dev/null)" = "$$flags" ] || \
+		{ rm -rf $(ASAN_BUILD) && mkdir -p $(ASAN_BUILD) && echo "$$flags" >$(ASAN_BUILD)/.flags; }
+	$(Q)$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) CC=clang CFLAGS="$(ASAN_CFLAGS)" \
+		asan-tiers
+
+# Only through make asan, which gives it the build directory and flags.
+asan-tiers: all $(UNIT_BINS) $(VICI_CHARON) $(NETNS_BINS)
+	$(Q)for tier in unit integration netns; do \
+		rm -rf $(SAN_LOGS) && mkdir -p -m 1777 $(SAN_LOGS) || exit 1; \
+		echo "== asan: $$tier"; t0=$$(date +%s); \
+		env $(SAN_ENV) $(MAKE) --no-print-directory $$tier; rc=$$?; \
+		echo "== asan: $$tier tier took $$(($$(date +%s) - t0)) s"; \
+		if [ -n "$$(ls -A $(SAN_LOGS))" ]; then \
+			for f in $(SAN_LOGS)/*; do echo "== sanitizer report $$f"; cat "$$f"; done; \
+			echo "make asan: sanitizer report(s) in the $$tier tier" >&2; exit 1; \
+		fi; \
+		[ $$rc -eq 0 ] || { echo "make asan: the $$tier tier failed" >&2; exit 1; }; \
+	done; \
+	echo "make asan: unit, integration and netns passed, no sanitizer report"
 
 install: all
 	install -D -m 0755 $(MMTRUSTD) $(DESTDIR)$(PREFIX)/sbin/mmtrustd

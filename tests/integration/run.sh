@@ -2,6 +2,11 @@
 # Integration tests with the real daemon: bash tests/integration/run.sh BUILD
 set -u
 BUILD=${1:-build}
+# Every test runs $BUILD's programs (make asan gives build-asan): none there
+# is an error, not a quiet fallback to another build.
+for p in mmtrustd mmtrustctl; do
+	[ -x "$BUILD/$p" ] || { echo "integration: no $BUILD/$p (make BUILD=$BUILD all)" >&2; exit 1; }
+done
 rc=0
 for t in "$(dirname "$0")"/test_*.sh; do
 	echo "== $t"

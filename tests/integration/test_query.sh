@@ -25,7 +25,7 @@ CTL="$BUILD/mmtrustctl"
 SOCK=$MM_TMP/query.sock
 export MMTRUST_ADMIN_SOCKET=$MM_TMP/admin.sock
 MAX_CLIENTS=600
-LATENCY_MS=100
+LATENCY_MS=$((100 * MM_SLOW))
 # The query group: one that nobody is not in.
 QGROUP=
 for g in daemon bin sys adm; do

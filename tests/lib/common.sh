@@ -4,6 +4,10 @@
 
 MM_FAILS=0
 MM_CHECKS=0
+# How many times slower than a plain build the programs under test run
+# (make asan sets 3): wait_for stretches its deadlines by it, and a test
+# with a latency bound scales the bound.
+MM_SLOW=${MM_SLOW:-1}
 
 fail() {
 	MM_FAILS=$((MM_FAILS + 1))
@@ -45,9 +49,10 @@ contains() {
 	esac
 }
 
-# wait_for SECONDS COMMAND...: poll until the command succeeds.
+# wait_for SECONDS COMMAND...: poll until the command succeeds (for
+# SECONDS times MM_SLOW).
 wait_for() {
-	local deadline=$(($(date +%s%N) / 1000000 + $1 * 1000))
+	local deadline=$(($(date +%s%N) / 1000000 + $1 * 1000 * MM_SLOW))
 	shift
 	while ! "$@" 2>/dev/null; do
 		[ $(($(date +%s%N) / 1000000)) -ge $deadline ] && return 1
