@@ -54,9 +54,12 @@ Bounds (a violation fails the run):
             our policies, the foreign policies exactly the soak's, and a
             sweep over every partner answers at rest.
 
-Usage: soak.py [--seconds S] [--seed N] [--partners N] BUILD
-SOAK_SECONDS (600), SOAK_SEED and SOAK_PARTNERS (10000) stand in for
-absent options.  Python 3 standard library only; run as root."""
+Usage: soak.py [--seconds S] [--seed N] [--partners N] [--tunnel-share F]
+               [--keep] BUILD
+SOAK_SECONDS (600), SOAK_SEED, SOAK_PARTNERS (10000) and SOAK_TUNNEL_SHARE
+(0.8: the share of tunnel partners, the others are IMS partners behind the
+SEG) stand in for absent options; SOAK_CHARON_EVERY (150) sets the seconds
+between charon restarts.  --keep keeps the directory (log, store).  Python 3 standard library only; run as root."""
 
 import argparse
 import ipaddress
@@ -93,12 +96,12 @@ SETTLE = 10.0
 WARMUP = 60.0
 RSS_SLACK = 8 * 1024                    # KiB
 FD_SLACK = 4
-LOG_RATE = 64 * 1024
+LOG_RATE = 128 * 1024
 LOG_BURST = 64 * 1024
 LOG_PER_TUNNEL = 512
 REPAIR = 5.0
 SIGHUP_EVERY = 30.0
-CHARON_EVERY = 150.0
+CHARON_EVERY = float(os.environ.get("SOAK_CHARON_EVERY", 150))
 INF = float("inf")
 
 
@@ -375,6 +378,8 @@ class Soak:
         self.t_load = None
         self.keep = False
         self.charon_windows = []    # (t0, t1, log size at t0, at t1, tunnels, s until back)
+        self.wrong_at = []          # (wall-clock time, "unsafe" or "fail_safe")
+        self.events = []            # (wall-clock time, what)
 
     # -- plumbing
     def path(self, name):
@@ -648,7 +653,10 @@ private_key = {self.path('home.key')}
                 if why:
                     self.count("errors" if not ans.get("ok") else "wrong")
                     if ans.get("ok"):
-                        self.count("unsafe" if unsafe(ans["result"], cands) else "fail_safe")
+                        k = "unsafe" if unsafe(ans["result"], cands) else "fail_safe"
+                        self.count(k)
+                        with self.slock:
+                            self.wrong_at.append((wall0, k))
                     self.violation("answer", f"at {utc(wall0)}: {json.dumps(req)} -> "
                                    f"{json.dumps(ans.get('result') or ans.get('error'))}: {why}")
             self.count("queries", len(batch))
@@ -769,6 +777,7 @@ private_key = {self.path('home.key')}
             return              # an admin change just took it away
         # Not enforced from the delete until the repair.
         self.hist.disturb(i, now() + REPAIR + 1)
+        self.events.append((time.time(), f"delete of {p['domain']}'s {d} policy"))
         self.ip("xfrm", "policy", "delete", "index", str(ours[0]["index"]), "dir", d, check=False)
         self.count("ours_deleted")
         deadline = now() + REPAIR
@@ -815,6 +824,7 @@ private_key = {self.path('home.key')}
             if now() >= next_hup:
                 # A reload with the same configuration and table changes no
                 # answer: no flux.
+                self.events.append((time.time(), "SIGHUP"))
                 self.daemon.send_signal(signal.SIGHUP)
                 self.count("sighups")
                 next_hup = now() + rng.uniform(25, 35)
@@ -825,6 +835,7 @@ private_key = {self.path('home.key')}
                 size0 = os.path.getsize(self.path("daemon.log"))
                 n_tun = sum(1 for p in self.table().values()
                             if p["enabled"] and p["path"] == "tunnel")
+                self.events.append((time.time(), "charon restart"))
                 self.charon.terminate()
                 self.charon.wait()
                 time.sleep(rng.uniform(0.1, 2))
@@ -843,8 +854,10 @@ private_key = {self.path('home.key')}
                 time.sleep(SETTLE)
                 self.charon_windows.append((t, now(), size0, os.path.getsize(
                     self.path("daemon.log")), n_tun, back))
+                self.sample()
                 print(f"soak: charon restarted, {n_tun} tunnels back after {back:.1f} s; "
-                      f"{self.charon_windows[-1][3] - size0} B of log", flush=True)
+                      f"{self.charon_windows[-1][3] - size0} B of log; rss "
+                      f"{self.samples[-1][1]} KiB", flush=True)
                 next_charon = now() + CHARON_EVERY * rng.uniform(0.8, 1.2)
 
     # -- sampling
@@ -1039,6 +1052,19 @@ private_key = {self.path('home.key')}
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
 
+    def wrong_clusters(self):
+        """Wrong answers grouped by time (gaps under 2 s): (first, last,
+        count, kinds)."""
+        out = []
+        for t, k in sorted(self.wrong_at):
+            if out and t - out[-1][1] < 2:
+                out[-1][1] = t
+                out[-1][2] += 1
+                out[-1][3].add(k)
+            else:
+                out.append([t, t, 1, {k}])
+        return out
+
     def summary(self):
         st, s = self.stats, self.samples
         load = [x for x in s if self.t_load and x[0] >= self.t_load]
@@ -1063,6 +1089,11 @@ private_key = {self.path('home.key')}
         if hasattr(self, "n_policies"):
             print(f"  end: {self.n_policies} policies of ours, {len(self.foreign)} foreign, "
                   f"sweep of {getattr(self, 'sweep_n', 0)} answers at rest")
+        for t0, t1, n, ks in self.wrong_clusters():
+            ev = [e for e in self.events if e[0] <= t1]
+            last = f"{ev[-1][0] - t0:+.2f} s: {ev[-1][1]}" if ev else "none"
+            print(f"  wrong answers {utc(t0)} .. +{t1 - t0:.2f} s: {n} ({', '.join(sorted(ks))}); "
+                  f"the last event before: {last}")
         kinds = {}
         for k, _ in self.violations:
             kinds[k] = kinds.get(k, 0) + 1
