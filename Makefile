@@ -6,7 +6,9 @@
 #   make check-vm   only the VM tier
 #   make demo       the main job on embedded defaults, in a throw-away namespace
 #   make bench      the benchmarks under bench/
-#   make soak       the model test for ten minutes (MODEL_SECONDS, MODEL_SEED)
+#   make soak       10k partners under mixed load for ten minutes (tests/soak/soak.py;
+#                   SOAK_SECONDS, SOAK_SEED, SOAK_PARTNERS, SOAK_TUNNEL_SHARE)
+#   make model-soak the model test for ten minutes (MODEL_SECONDS, MODEL_SEED)
 #   make asan       unit, integration and netns tiers under ASan, LSan, UBSan
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS (60) each
 #   make V=1        show the full commands
@@ -65,7 +67,8 @@ NETNS_BINS := $(patsubst tests/netns/%.c,$(BUILD)/tests/netns/%,$(NETNS_SRC))
 ALL_CFLAGS = $(WARN) $(CFLAGS) -I. \
 	$(call pc_cflags,$(PKGS_POLICY) $(PKGS_NETLINK) $(PKGS_DAEMON) $(PKGS_CLI) check)
 
-.PHONY: all check check-vm unit integration netns demo bench asan asan-tiers clean deps install soak fuzz
+.PHONY: all check check-vm unit integration netns demo bench asan asan-tiers clean deps install soak \
+	model-soak fuzz
 .DEFAULT_GOAL := all
 
 all: $(MMTRUSTD) $(MMTRUSTCTL) $(LIBCLIENT_A) $(LIBCLIENT_SO) $(BUILD)/mmtrust.pc
@@ -168,10 +171,18 @@ check-vm: all
 check: unit integration netns check-vm
 	@echo "make check: all tests passed"
 
+# The soak (tests/soak/soak.py): mmtrustd with SOAK_PARTNERS (10000)
+# partners for SOAK_SECONDS (600) under queries checked against a
+# reference, admin changes, foreign policy churn, SIGHUPs and charon
+# restarts (the fake charon); RSS, fds and log volume bounded, everything in
+# sync at the end.  The seed is printed, SOAK_SEED repeats a run.
+soak: all
+	$(Q)/usr/bin/python3 tests/soak/soak.py $(BUILD)
+
 # The model test for long (tests/model/model.py): random table changes
 # against the real daemon for MODEL_SECONDS (600); the seed is printed,
 # MODEL_SEED repeats a run.
-soak: all
+model-soak: all
 	$(Q)/usr/bin/python3 tests/model/model.py --seconds $${MODEL_SECONDS:-600} $(BUILD)
 
 bench: all $(BENCH_BINS)
