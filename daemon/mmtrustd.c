@@ -216,17 +216,21 @@ void mmtrustd_view_flush(struct mmtrustd *d)
 	(void)publish_view(d);
 }
 
-void mmtrustd_table_changed(struct mmtrustd *d, struct mm_table *newt,
-			    const struct mm_change *changes, size_t n)
+/* Swap in newt and carry it into charon and the kernel: the change set
+ * (changes NULL: the whole table), with the partners in withdraw (all
+ * with withdraw_all) published as not enforced while the step runs. */
+static void table_swap(struct mmtrustd *d, struct mm_table *newt, const struct mm_change *changes,
+		       size_t n, const struct mm_change *withdraw, size_t n_withdraw,
+		       bool withdraw_all)
 {
 	mm_table_free(d->table);
 	d->table = newt;
 	/* The kernel step deletes policies before a coalesced view would
 	 * follow: the partners it touches leave the answers first, at once,
 	 * and come back with the view after it. */
-	d->withdrawn = changes;
-	d->n_withdrawn = n;
-	d->withdraw_all = !changes;
+	d->withdrawn = withdraw;
+	d->n_withdrawn = n_withdraw;
+	d->withdraw_all = withdraw_all;
 	(void)publish_view(d);
 	/* charon gets the new connections first: a tunnel whose SAs the
 	 * kernel step condemns (a moved gateway) is initiated again on them. */
@@ -248,6 +252,43 @@ void mmtrustd_table_changed(struct mmtrustd *d, struct mm_table *newt,
 	}
 	if (!changes)
 		query_notify(d->query, "table-reloaded", "*", NULL);
+}
+
+void mmtrustd_table_changed(struct mmtrustd *d, struct mm_table *newt,
+			    const struct mm_change *changes, size_t n)
+{
+	table_swap(d, newt, changes, n, changes, n, !changes);
+}
+
+/* The partners that differ between two tables (both sorted by domain):
+ * added, removed, or changed in configuration or reqid.  Only their
+ * policies can go during a whole-table step with unchanged kernel
+ * settings; the rest keep answering as they did. */
+static int table_delta(const struct mm_table *a, const struct mm_table *b,
+		       struct mm_change **ret, size_t *ret_n)
+{
+	struct mm_change *c = calloc(a->n + b->n + 1, sizeof(*c));
+	size_t i = 0, j = 0, n = 0;
+
+	if (!c)
+		return -ENOMEM;
+	while (i < a->n || j < b->n) {
+		struct mm_partner *pa = i < a->n ? a->partners[i] : NULL;
+		struct mm_partner *pb = j < b->n ? b->partners[j] : NULL;
+		int k = !pa ? 1 : !pb ? -1 : strcmp(pa->domain, pb->domain);
+
+		i += k <= 0;
+		j += k >= 0;
+		if (k == 0 && pa->reqid == pb->reqid && mm_partner_config_equal(pa, pb))
+			continue;
+		c[n].op = k < 0 ? MM_CHANGE_DEL : k > 0 ? MM_CHANGE_ADD : MM_CHANGE_SET;
+		c[n].before = k <= 0 ? mm_partner_ref(pa) : NULL;
+		c[n].after = k >= 0 ? mm_partner_ref(pb) : NULL;
+		n++;
+	}
+	*ret = c;
+	*ret_n = n;
+	return 0;
 }
 
 /* The IKE side reports tunnel changes here; the query side gets them as
@@ -387,8 +428,19 @@ int mmtrustd_reload(struct mmtrustd *d, bool allow_shrink, struct mm_err *err)
 	else
 		ike_reload_credentials(d);
 	/* Every connection (with our certificate) and the key are loaded again
-	 * with the whole table. */
-	mmtrustd_table_changed(d, table, NULL, 0);
+	 * with the whole table.  While the kernel step runs, only partners
+	 * that changed are withdrawn from the answers -- all of them when the
+	 * kernel settings changed (every policy is rewritten) or the
+	 * difference cannot be computed: a reload of the same table must not
+	 * make every CSCF strip for a moment. */
+	{
+		struct mm_change *delta = NULL;
+		size_t n_delta = 0;
+		bool all = spd_changed || table_delta(d->table, table, &delta, &n_delta) < 0;
+
+		table_swap(d, table, NULL, 0, delta, n_delta, all);
+		mm_changes_free(delta, n_delta);
+	}
 	log_notice("reloaded: %zu partners%s", d->table->n,
 		   allow_shrink ? " (shrink guard waived)" : "");
 out:
