@@ -27,6 +27,8 @@ void log_open(int to_stderr, int verbose)
 		openlog("mmtrustd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
 
+static void log_va(int prio, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static void log_va(int prio, const char *fmt, va_list ap)
 {
 	static const char *const names[] = {

@@ -104,6 +104,9 @@ static void fights_relink(struct mm_spd *spd)
 }
 
 static void evidence_set(struct fight *f, int rank, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+static void evidence_set(struct fight *f, int rank, const char *fmt, va_list ap)
 {
 	if (rank < f->rank && mm_backoff_fighting(&f->bo))
 		return;  /* keep the more telling one of this fight */
