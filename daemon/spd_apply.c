@@ -85,6 +85,8 @@ static size_t cancel_pending(struct mm_spd *spd, uint32_t index, uint8_t why)
 		spd->need_full = true;
 		return 0;
 	}
+	if (!spd->pend.n)
+		return 0;  /* no delete by index pending (and bsearch wants a base) */
 	hit = bsearch(&key, spd->pend.v, spd->pend.n, sizeof(key), pend_order);
 	if (!hit)
 		return 0;
