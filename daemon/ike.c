@@ -671,11 +671,11 @@ static void pump_loads(struct mm_ike *ike)
 		return;  /* load_all sends everything on the next connect */
 	while (ike->loads_pending < IKE_LOAD_WINDOW && (t = next_to_load(ike)))
 		if (!send_load(ike, t)) {
-			if (!ike->retry && sd_event_now(ike->d->ev, CLOCK_MONOTONIC, &now) >= 0 &&
+			/* Completions pump again; with none in flight a timer does. */
+			if (!ike->loads_pending && !ike->retry &&
+			    sd_event_now(ike->d->ev, CLOCK_MONOTONIC, &now) >= 0 &&
 			    sd_event_add_time(ike->d->ev, &ike->retry, CLOCK_MONOTONIC,
-					      now + IKE_LOAD_RETRY_USEC, 0, on_load_retry, ike) < 0)
-				ike->retry = NULL;
-			if (!ike->loads_pending)
+					      now + IKE_LOAD_RETRY_USEC, 0, on_load_retry, ike) >= 0)
 				log_warn("charon: the command queue is full; %zu partner connections "
 					 "wait to be loaded",
 					 ike->n_to_load);
