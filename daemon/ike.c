@@ -29,10 +29,26 @@ struct mm_ike {
 	char *cert, *key;        /* PEM data of ours */
 	size_t cert_len, key_len;
 	struct ike_tunnels tunnels;
+	/* Loads are paced: the rows marked load_pending (n_to_load of them)
+	 * wait, at most IKE_LOAD_WINDOW commands are in charon's queue
+	 * (loads_pending), and each completion sends the next.  The VICI
+	 * client's queue is bounded (VICI_CLIENT_QUEUE_MAX): queueing every
+	 * load at once would drop the partners past it. */
 	unsigned loads_pending;
+	size_t n_to_load;
+	size_t load_cursor;      /* the row to look at next for a pending load */
+	bool list_due;           /* loads were sent: list-sas when they are done */
+	sd_event_source *retry;  /* queueing failed: try the pending loads again */
 	bool loaded;             /* every connection loaded since the last connect */
 	time_t listed_at;        /* when the last list-sas was sent */
 };
+
+/* Load commands outstanding at once: far below VICI_CLIENT_QUEUE_MAX, so
+ * initiates and terminates always find room, and enough to keep charon busy. */
+#define IKE_LOAD_WINDOW 192u
+#define IKE_LOAD_RETRY_USEC (250 * 1000ull)
+
+static bool send_load(struct mm_ike *ike, struct ike_tunnel *t);
 
 static char *read_pem(const char *path, size_t *ret_len)
 {
@@ -148,6 +164,10 @@ static bool initiate(struct mm_ike *ike, struct ike_tunnel *t)
 	if (t->last_initiate && now - t->last_initiate < 5000000)
 		return false;
 	t->last_initiate = now;
+	/* A connection still waiting to be loaded goes first (past the
+	 * window): charon must initiate the partner as it is now. */
+	if (t->load_pending)
+		send_load(ike, t);
 	if (vici_initiate(ike->cmd, &args, on_initiated, ike) < 0)
 		log_warn("partner %s: cannot ask charon to initiate", t->info.domain);
 	return true;
@@ -491,18 +511,21 @@ static void on_list_sas(struct vici_client *c, int error, struct vici_ike_sa *co
 	sweep(ike, sas, n, ike->listed_at);
 }
 
+static void pump_loads(struct mm_ike *ike);
+
 static void on_loaded(struct vici_client *c, int error, const char *errmsg, void *userdata)
 {
 	struct mm_ike *ike = userdata;
 
 	(void)c;
-	if (error < 0)
+	/* A load lost with the connection is sent again on the next connect
+	 * (load_all); one charon refused is not retried. */
+	if (error < 0 && vici_client_is_connected(ike->cmd))
 		log_err("charon refused a load: %s%s%s", strerror(-error), errmsg ? ": " : "",
 			errmsg ? errmsg : "");
-	if (ike->loads_pending && --ike->loads_pending == 0) {
-		ike->loaded = true;
-		list_sas(ike);
-	}
+	if (ike->loads_pending)
+		ike->loads_pending--;
+	pump_loads(ike);
 }
 
 static int strv_of(char ***ret, size_t n, const void *items, bool prefixes)
@@ -565,7 +588,8 @@ static int load_partner(struct mm_ike *ike, const struct mm_partner *p)
 		if (r == 0)
 			ike->loads_pending++;
 	}
-	if (r < 0)
+	/* A full queue or no connection: the load stays pending (pump_loads). */
+	if (r < 0 && r != -ENOBUFS && r != -ENOTCONN)
 		log_err("partner %s (reqid %" PRIu32 "): cannot load its connection: %s",
 			p->domain, p->reqid, strerror(-r));
 	vici_strv_free(local_addrs);
@@ -573,6 +597,95 @@ static int load_partner(struct mm_ike *ike, const struct mm_partner *p)
 	vici_strv_free(remote_addrs);
 	vici_strv_free(remote_ts);
 	return r;
+}
+
+static void mark_load(struct mm_ike *ike, struct ike_tunnel *t, bool pending)
+{
+	if (!t || t->load_pending == pending)
+		return;
+	t->load_pending = pending;
+	if (pending)
+		ike->n_to_load++;
+	else
+		ike->n_to_load--;
+}
+
+/* The rows were rebuilt (ike_tunnels_sync): count what still waits. */
+static void count_loads(struct mm_ike *ike)
+{
+	ike->n_to_load = 0;
+	for (size_t i = 0; i < ike->tunnels.n; i++)
+		ike->n_to_load += ike->tunnels.t[i].load_pending;
+}
+
+/* Send the row's partner's connection as the table has it now.  False when
+ * it could not be queued (it stays pending). */
+static bool send_load(struct mm_ike *ike, struct ike_tunnel *t)
+{
+	const struct mm_partner *p = mm_table_find(ike->d->table, t->info.domain);
+	int r;
+
+	mark_load(ike, t, false);
+	if (!p || p->reqid != t->info.reqid || !mm_partner_has_tunnel(p))
+		return true;  /* nothing of it to load any more */
+	r = load_partner(ike, p);
+	if (r == -ENOBUFS || r == -ENOTCONN) {
+		mark_load(ike, t, true);
+		return false;
+	}
+	ike->list_due = true;
+	return true;
+}
+
+static int on_load_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct mm_ike *ike = userdata;
+
+	(void)usec;
+	ike->retry = sd_event_source_unref(s);
+	pump_loads(ike);
+	return 0;
+}
+
+static struct ike_tunnel *next_to_load(struct mm_ike *ike)
+{
+	for (size_t k = 0; ike->n_to_load && k < ike->tunnels.n; k++) {
+		size_t i = (ike->load_cursor + k) % ike->tunnels.n;
+
+		if (ike->tunnels.t[i].load_pending) {
+			ike->load_cursor = i + 1;
+			return &ike->tunnels.t[i];
+		}
+	}
+	return NULL;
+}
+
+/* Fill the window from the pending rows; when nothing is pending or in
+ * flight any more, charon's SAs are read once for the whole batch. */
+static void pump_loads(struct mm_ike *ike)
+{
+	struct ike_tunnel *t;
+	uint64_t now;
+
+	if (!vici_client_is_connected(ike->cmd))
+		return;  /* load_all sends everything on the next connect */
+	while (ike->loads_pending < IKE_LOAD_WINDOW && (t = next_to_load(ike)))
+		if (!send_load(ike, t)) {
+			/* Completions pump again; with none in flight a timer does. */
+			if (!ike->loads_pending && !ike->retry &&
+			    sd_event_now(ike->d->ev, CLOCK_MONOTONIC, &now) >= 0 &&
+			    sd_event_add_time(ike->d->ev, &ike->retry, CLOCK_MONOTONIC,
+					      now + IKE_LOAD_RETRY_USEC, 0, on_load_retry, ike) >= 0)
+				log_warn("charon: the command queue is full; %zu partner connections "
+					 "wait to be loaded",
+					 ike->n_to_load);
+			break;
+		}
+	if (!ike->loads_pending && !ike->n_to_load && ike->list_due) {
+		ike->list_due = false;
+		ike->loaded = true;
+		list_sas(ike);
+	}
 }
 
 static void on_unloaded(struct vici_client *c, int error, const char *errmsg, void *userdata)
@@ -625,30 +738,35 @@ static void on_get_conns(struct vici_client *c, int error, char *const *conns, v
 	}
 }
 
+/* On every connect and on a reload: every tunnel partner's connection waits
+ * to be loaded again (a restarted charon has forgotten them all). */
 static void load_all(struct mm_ike *ike)
 {
 	struct mmtrustd *d = ike->d;
 	size_t n = 0;
 
 	ike->loaded = false;
-	ike->loads_pending = 1;  /* the key */
 	if (vici_load_key(ike->cmd, ike->key, ike->key_len, VICI_KEY_ANY, on_loaded, ike) < 0) {
 		log_err("charon: cannot queue our private key");
-		ike->loads_pending = 0;
 		return;
 	}
+	ike->loads_pending++;
+	ike->list_due = true;
 	/* Our certificate goes into charon's store too (each connection also
 	 * carries it), so `swanctl --list-certs` shows what we authenticate with. */
 	if (vici_load_cert(ike->cmd, ike->cert, ike->cert_len, VICI_CERT_FLAG_NONE, on_loaded,
 			   ike) == 0)
 		ike->loads_pending++;
 	vici_get_conns(ike->cmd, on_get_conns, ike);
-	for (size_t i = 0; i < d->table->n; i++)
-		if (mm_partner_has_tunnel(d->table->partners[i]) &&
-		    load_partner(ike, d->table->partners[i]) == 0)
-			n++;
-	log_notice("charon connected (%s): loading %zu partner connections",
-		   d->cfg.ike_vici_socket, n);
+	for (size_t i = 0; i < ike->tunnels.n; i++) {
+		const struct mm_partner *p = mm_table_find(d->table, ike->tunnels.t[i].info.domain);
+
+		mark_load(ike, &ike->tunnels.t[i], p && mm_partner_has_tunnel(p));
+		n += ike->tunnels.t[i].load_pending;
+	}
+	log_notice("charon connected (%s): loading %zu partner connections, at most %u at a time",
+		   d->cfg.ike_vici_socket, n, IKE_LOAD_WINDOW);
+	pump_loads(ike);
 }
 
 static void on_cmd_connected(struct vici_client *c, void *userdata)
@@ -738,6 +856,7 @@ void ike_stop(struct mmtrustd *d)
 	/* Connections stay loaded in charon: tunnels must survive our restart. */
 	if (!ike)
 		return;
+	sd_event_source_unref(ike->retry);
 	vici_client_free(ike->cmd);
 	vici_client_free(ike->evt);
 	free(ike->cert);
@@ -799,8 +918,8 @@ static void rejudge_tunnels(struct mm_ike *ike)
 		mm_sa_judge(d->table, d->cfg.tunnel, d->cfg.n_tunnel, &f, &j);
 		if (!mm_sa_must_delete(j.verdict))
 			continue;
-		log_err("partner %s: its tunnel's SAs (%s -> %s, spi in 0x%08" PRIx32 ") are now %s "
-			"(%s)",
+		log_err("partner %s: its tunnel's SAs (%s -> %s, spi in 0x%08" PRIx32 ") are refused "
+			"after the change: %s (%s)",
 			t->info.domain, t->info.remote_host, t->local_host, t->info.spi_in,
 			mm_sa_verdict_reason(j.verdict), mm_sa_verdict_name(j.verdict));
 		sa_refused(ike, &j, t->info.spi_in);
@@ -834,17 +953,22 @@ void ike_table_changed(struct mmtrustd *d, const struct mm_change *changes, size
 	}
 	if (ike_tunnels_sync(&ike->tunnels, d->table) < 0)
 		log_err("charon: out of memory for the SA table");
+	count_loads(ike);
 	/* Unconnected: everything is loaded on (re)connect. */
 	if (vici_client_is_connected(ike->cmd) && !changes)
 		load_all(ike);
-	for (size_t i = 0; vici_client_is_connected(ike->cmd) && i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		const struct mm_partner *a = changes[i].after, *b = changes[i].before;
 
-		if (a && mm_partner_has_tunnel(a))
-			load_partner(ike, a);  /* charon replaces a changed connection */
-		else if (b && mm_partner_has_tunnel(b))
+		/* charon replaces a changed connection: the latest one is sent. */
+		if (a && mm_partner_has_tunnel(a)) {
+			mark_load(ike, ike_tunnels_find(&ike->tunnels, a->domain), true);
+		} else if (b && mm_partner_has_tunnel(b)) {
+			mark_load(ike, ike_tunnels_find(&ike->tunnels, b->domain), false);
 			unload_partner(ike, b->domain);
+		}
 	}
+	pump_loads(ike);
 	rejudge_tunnels(ike);
 }
 

@@ -40,6 +40,7 @@ struct ike_tunnel {
 	uint64_t last_initiate;  /* CLOCK_MONOTONIC usec of our last initiate on acquire */
 	bool listed;             /* seen in the list-sas being collected */
 	char local_host[64];     /* our end of the SAs, as charon reports it */
+	bool load_pending;       /* its connection waits to be (re)loaded in charon */
 };
 
 /* One row per partner of the table, sorted by domain. */
@@ -49,7 +50,8 @@ struct ike_tunnels {
 };
 
 /* Rebuild the rows from the partner table, keeping what is known of
- * partners that stay with the same reqid.  -ENOMEM (rows unchanged). */
+ * partners that stay with the same reqid (load_pending too; a removed
+ * partner's row goes with it).  -ENOMEM (rows unchanged). */
 int ike_tunnels_sync(struct ike_tunnels *ts, const struct mm_table *tb);
 void ike_tunnels_clear(struct ike_tunnels *ts);
 /* Borrowed row, NULL when the partner has none (NULL domain: NULL). */
