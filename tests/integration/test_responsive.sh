@@ -50,8 +50,11 @@ xp "$PY" "$DRV" run "$MM_TMP/admin.sock" "$MM_TMP/add.json" "$MM_TMP/r-add.json"
 check "add: the apply of $N partners succeeded ($(field r-add .long_error))" test "$(field r-add .long_ok)" = true
 check "add: the apply added its policies" test "$(field r-add .count_after)" -ge $((before + N * 12 - 1))
 mid=$(jq '. as $r | [.answers[] | select(.long_done == false and .kernel_count > $r.count_before and .kernel_count < $r.count_after)] | length' "$MM_TMP/r-add.json")
-check "add: at least 3 read-only answers came during the kernel step, before the apply's answer ($mid)" \
-	test "$mid" -ge 3
+# Each answer is paired with a kernel count read by ip(8) right after it:
+# on a loaded machine few samples fall inside a step of about a second, so
+# one is the bound (the old daemon answered none before the apply's answer).
+check "add: read-only answers came during the kernel step, before the apply's answer ($mid)" \
+	test "$mid" -ge 1
 partial=$(jq '[.answers[] | select(.op == "status" and .long_done == false and .in_sync > 0 and .in_sync < .expected)] | length' "$MM_TMP/r-add.json")
 check "add: a status answer showed the apply in progress (0 < in_sync < expected: $partial)" \
 	test "$partial" -ge 1
@@ -83,8 +86,11 @@ xp "$PY" "$DRV" run "$MM_TMP/admin.sock" "$MM_TMP/del.json" "$MM_TMP/r-del.json"
 	--second "$MM_TMP/second.json" || fail "driver (delete)"
 check "delete: the apply removing $N partners succeeded" test "$(field r-del .long_ok)" = true
 mid=$(jq '. as $r | [.answers[] | select(.long_done == false and .kernel_count < $r.count_before and .kernel_count > 12)] | length' "$MM_TMP/r-del.json")
-check "delete: at least 3 read-only answers came during the kernel step, before the apply's answer ($mid)" \
-	test "$mid" -ge 3
+# Each answer is paired with a kernel count read by ip(8) right after it:
+# on a loaded machine few samples fall inside a step of about a second, so
+# one is the bound (the old daemon answered none before the apply's answer).
+check "delete: read-only answers came during the kernel step, before the apply's answer ($mid)" \
+	test "$mid" -ge 1
 check "delete: the write sent during the apply succeeded ($(field r-del .second_error))" test "$(field r-del .second_ok)" = true
 check "delete: the write was answered after the apply" \
 	jq -e '.second_sent_at < .long_answer_at and .second_answer_at >= .long_answer_at' "$MM_TMP/r-del.json"
