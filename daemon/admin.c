@@ -299,6 +299,11 @@ static json_t *op_apply(struct mmtrustd *d, const struct mm_jsonl_peer *peer, co
 		char where[96];
 		const char *dom = json_string_value(json_object_get(v, "domain"));
 
+		/* Reading thousands of partners (CA checks) takes seconds:
+		 * other clients' read-only requests are answered meanwhile,
+		 * as between the kernel step's slices. */
+		if (i % 64 == 63)
+			(void)mm_jsonl_server_poll(d->admin);
 		if (mm_partner_from_json(v, now, &want[n], &err) < 0) {
 			if (dom)
 				snprintf(where, sizeof(where), "partners[%zu](%.40s)", i, dom);
