@@ -12,7 +12,10 @@ BUILD=$(realpath "${1:-build}")
 . "$(dirname "$0")/../lib/fake_charon.sh"
 
 fc_setup ike-many
-N=5000
+# More than VICI_CLIENT_QUEUE_MAX (4096) each time.  Under the sanitizers
+# (MM_SLOW > 1) every tunnel event costs several times more: 4,200 still
+# passes the queue's limit at a third of the work of 5,000.
+if [ "$MM_SLOW" -gt 1 ]; then N=4200; else N=5000; fi
 fc_conf no yes 14999 "10.0.0.0/24"
 fc_start
 
@@ -27,7 +30,7 @@ no_cannot_load() {
 
 bulk_table "$MM_TMP/t1.yaml" $N "$MM_TMP/ca-a.pem"
 expect_exit 0 "apply $N tunnel partners at once" "$CTL" apply "$MM_TMP/t1.yaml"
-check "all $N tunnels up after the apply" wait_for 40 all_up $N
+check "all $N tunnels up after the apply" wait_for 60 all_up $N
 echo "    ($(ups) up)"
 no_cannot_load "apply of $N"
 
@@ -39,21 +42,21 @@ wait_for 10 all_up 0 || fail "tunnels still up with charon gone ($(ups))"
 "$PY" "$FAKE" "$MM_TMP/charon.vici" "$MM_TMP/charon.ready" &
 CHARON=$!
 wait_for 20 test -e "$MM_TMP/charon.ready" || fail "the fake charon did not restart"
-check "all $N tunnels up again after charon's restart" wait_for 40 all_up $N
+check "all $N tunnels up again after charon's restart" wait_for 60 all_up $N
 echo "    ($(ups) up)"
 no_cannot_load "charon's restart"
 
 # --- one apply adds N more --------------------------------------------------------
 bulk_table "$MM_TMP/t2.yaml" $((2 * N)) "$MM_TMP/ca-a.pem"
 expect_exit 0 "apply $N more tunnel partners at once" "$CTL" apply "$MM_TMP/t2.yaml"
-check "all $((2 * N)) tunnels up after the second apply" wait_for 40 all_up $((2 * N))
+check "all $((2 * N)) tunnels up after the second apply" wait_for 60 all_up $((2 * N))
 echo "    ($(ups) up)"
 no_cannot_load "apply of $N more"
 
 # --- a SIGHUP reload loads the whole table again: still nothing dropped ------------
 kill -HUP "$DPID"
 wait_for 10 grep -q "reload" "$MM_TMP/daemon.log"
-check "all $((2 * N)) tunnels up after a reload" wait_for 40 all_up $((2 * N))
+check "all $((2 * N)) tunnels up after a reload" wait_for 60 all_up $((2 * N))
 no_cannot_load "reload"
 
 kill -TERM "$DPID"
