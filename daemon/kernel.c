@@ -174,7 +174,8 @@ static int kernel_pause(void *userdata)
 	struct mmtrustd *d = userdata;
 	int r = kernel_drain(d);
 
-	mmtrustd_view_flush(d);
+	if (mm_spd_view_ready(d->spd))
+		mmtrustd_view_flush(d);
 	(void)mm_jsonl_server_poll(d->admin);
 	return r;
 }

@@ -395,6 +395,7 @@ static int full_pass(struct mm_spd *spd, bool drift, struct mm_spd_report *rep)
 	spd->repair.n = 0;  /* the comparison covers every queued repair */
 	spd_scan_reset(&sc);
 	r = mm_xfrm_policy_dump(spd->nl, spd_scan_one, spd_scan_reset, &sc, NULL, &res);
+	spd->rebuilding = false;  /* read (or need_full says it is not) */
 	free(sc.old);
 	if (r < 0) {
 		spd->need_full = true;
@@ -547,7 +548,9 @@ static int sync_step(struct mm_spd *spd, struct mm_spd_report *rep, void *data)
 		if (a->partners[i] && mm_partner_has_tunnel(a->partners[i]))
 			total += partner_max_wants(&spd->cfg, a->partners[i]);
 	/* A new table: rebuild the index from scratch.  What the kernel
-	 * holds is read again by the full pass, so nothing is lost. */
+	 * holds is read again by the full pass, so nothing is lost; until
+	 * then the entries know nothing and no view may be built on them. */
+	spd->rebuilding = true;
 	spd_index_clear(spd);
 	if (spd_index_reserve(spd, total, a->n) < 0)
 		goto out;
@@ -904,6 +907,11 @@ int mm_spd_status(const struct mm_spd *spd, const char *domain, struct mm_spd_st
 	st.missing = st.expected - st.present;
 	*ret = st;
 	return 0;
+}
+
+bool mm_spd_view_ready(const struct mm_spd *spd)
+{
+	return !spd || !spd->rebuilding;
 }
 
 void mm_spd_enforced(const struct mm_spd *spd, const char *domain, bool *ret_in, bool *ret_out)

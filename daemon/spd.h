@@ -302,6 +302,11 @@ int mm_spd_status(const struct mm_spd *spd, const char *domain, struct mm_spd_st
 /* Both directions in one walk of the partner's policies (the publish
  * path asks for both). */
 void mm_spd_enforced(const struct mm_spd *spd, const char *domain, bool *ret_in, bool *ret_out);
+/* False while a whole-table sync has rebuilt the engine's index and not
+ * yet read the kernel (the drain callback runs then too): the entries
+ * know nothing, and a view built on them would call every partner not
+ * enforced.  The caller keeps the view it has until then. */
+bool mm_spd_view_ready(const struct mm_spd *spd);
 bool mm_spd_inbound_enforced(const struct mm_spd *spd, const char *domain);
 /* The same for the partner's out policies: the kernel sends what our CSCF
  * prefixes address to the partner's ranges through its SA only (else in

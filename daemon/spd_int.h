@@ -191,6 +191,7 @@ struct mm_spd {
 	VEC(struct pend) pend;     /* by-index dels sorted by index, built on demand */
 	bool pend_built;
 	bool index_lost;           /* events lost since the indexes were read */
+	bool rebuilding;           /* index rebuilt, the kernel not read yet */
 	struct mm_spd_report *rep;
 	bool draining;             /* inside drain */
 };
