@@ -32,7 +32,7 @@ no_cannot_load() {
 
 bulk_table "$MM_TMP/t1.yaml" $N "$MM_TMP/ca-a.pem"
 expect_exit 0 "apply $N tunnel partners at once" "$CTL" apply "$MM_TMP/t1.yaml"
-check "all $N tunnels up after the apply" wait_for 60 all_up $N
+check "all $N tunnels up after the apply" wait_for 120 all_up $N
 echo "    ($(ups) up)"
 no_cannot_load "apply of $N"
 
@@ -44,21 +44,21 @@ wait_for 10 all_up 0 || fail "tunnels still up with charon gone ($(ups))"
 "$PY" "$FAKE" "$MM_TMP/charon.vici" "$MM_TMP/charon.ready" &
 CHARON=$!
 wait_for 20 test -e "$MM_TMP/charon.ready" || fail "the fake charon did not restart"
-check "all $N tunnels up again after charon's restart" wait_for 60 all_up $N
+check "all $N tunnels up again after charon's restart" wait_for 120 all_up $N
 echo "    ($(ups) up)"
 no_cannot_load "charon's restart"
 
 # --- one apply adds M more --------------------------------------------------------
 bulk_table "$MM_TMP/t2.yaml" $((N + M)) "$MM_TMP/ca-a.pem"
 expect_exit 0 "apply $M more tunnel partners at once" "$CTL" apply "$MM_TMP/t2.yaml"
-check "all $((N + M)) tunnels up after the second apply" wait_for 60 all_up $((N + M))
+check "all $((N + M)) tunnels up after the second apply" wait_for 120 all_up $((N + M))
 echo "    ($(ups) up)"
 no_cannot_load "apply of $M more"
 
 # --- a SIGHUP reload loads the whole table again: still nothing dropped ------------
 kill -HUP "$DPID"
 wait_for 10 grep -q "reload" "$MM_TMP/daemon.log"
-check "all $((N + M)) tunnels up after a reload" wait_for 60 all_up $((N + M))
+check "all $((N + M)) tunnels up after a reload" wait_for 120 all_up $((N + M))
 no_cannot_load "reload"
 
 kill -TERM "$DPID"
