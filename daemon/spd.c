@@ -596,6 +596,12 @@ static int sync_step(struct mm_spd *spd, struct mm_spd_report *rep, void *data)
 	fights_relink(spd);
 	r = full_pass(spd, false, rep);
 out:
+	/* Failed before the kernel was read: the index knows nothing, and
+	 * only a full comparison may say anything is enforced again. */
+	if (r < 0 && spd->rebuilding) {
+		spd->rebuilding = false;
+		spd->need_full = true;
+	}
 	free(scratch.want);
 	free(scratch.problems);
 	return r;
