@@ -46,6 +46,10 @@ VICI_SRC    := $(wildcard vici-plugins/*.c)
 DAEMON_SRC  := $(wildcard daemon/*.c)
 CLI_SRC     := $(wildcard cli/*.c)
 CLIENT_SRC  := $(wildcard client/*.c)
+# libmmtrust answers from the snapshot with the daemon's own code: the
+# format, the decision and what they need (no CA, store or JSON parser).
+CLIENT_POLICY := policy/snapshot.c policy/privacy.c policy/addr.c policy/names.c \
+	policy/jsonfmt.c policy/spi.c policy/err.c
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 UNIT_HELP   := $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
 BENCH_SRC   := $(wildcard bench/*.c)
@@ -86,13 +90,13 @@ $(BUILD)/%.o: %.c | $(DEPS_STAMP)
 $(LIBPOLICY): $(call obj,$(POLICY_SRC))
 $(LIBNETLINK): $(call obj,$(NETLINK_SRC))
 $(LIBVICI): $(call obj,$(VICI_SRC))
-$(LIBCLIENT_A): $(call obj,$(CLIENT_SRC))
+$(LIBCLIENT_A): $(call obj,$(CLIENT_SRC) $(CLIENT_POLICY))
 $(LIBPOLICY) $(LIBNETLINK) $(LIBVICI) $(LIBCLIENT_A):
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
-$(LIBCLIENT_SO): $(call obj,$(CLIENT_SRC))
+$(LIBCLIENT_SO): $(call obj,$(CLIENT_SRC) $(CLIENT_POLICY))
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -shared -Wl,-soname,libmmtrust.so.0 -o $@ $^ $(call pc_libs,jansson)
 	$(Q)ln -sf libmmtrust.so.0 $(BUILD)/libmmtrust.so
@@ -156,7 +160,14 @@ $(VICI_CHARON): $(call obj,tests/integration/vici_charon.c) $(call obj,$(UNIT_HE
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(TEST_LIBS)
 
-integration: all $(VICI_CHARON)
+# libmmtrust's in-process answers against the daemon's, for
+# tests/integration/test_snapshot.sh.
+SNAPCLIENT := $(BUILD)/tests/integration/snapclient
+$(SNAPCLIENT): $(call obj,tests/integration/snapclient.c) $(LIBCLIENT_A)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(call pc_libs,jansson)
+
+integration: all $(VICI_CHARON) $(SNAPCLIENT)
 	$(Q)bash tests/integration/run.sh $(BUILD)
 
 netns: all $(NETNS_BINS)
@@ -223,7 +234,7 @@ asan:
 		asan-tiers
 
 # Only through make asan, which gives it the build directory and flags.
-asan-tiers: all $(UNIT_BINS) $(VICI_CHARON) $(NETNS_BINS)
+asan-tiers: all $(UNIT_BINS) $(VICI_CHARON) $(SNAPCLIENT) $(NETNS_BINS)
 	$(Q)for tier in unit integration netns; do \
 		rm -rf $(SAN_LOGS) && mkdir -p -m 1777 $(SAN_LOGS) || exit 1; \
 		echo "== asan: $$tier"; t0=$$(date +%s); \

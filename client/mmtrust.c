@@ -1,4 +1,5 @@
 #include "mmtrust.h"
+#include "snapshot.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -16,6 +17,7 @@ struct mmtrust {
 	char error[256];    /* the daemon's last refusal */
 	char *buf;      /* bytes received after the last answer */
 	size_t len, cap;
+	struct mmtrust_snap *snap;  /* in-process answers (snapshot.h) */
 };
 
 int mmtrust_connect(const char *path, int timeout_ms, struct mmtrust **ret)
@@ -30,7 +32,9 @@ int mmtrust_connect(const char *path, int timeout_ms, struct mmtrust **ret)
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
+	m->fd = -1;
 	m->timeout_ms = timeout_ms;
+	m->snap = mmtrust__snap_new();
 	m->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (m->fd < 0) {
 		r = -errno;
@@ -52,6 +56,7 @@ void mmtrust_close(struct mmtrust *m)
 		return;
 	if (m->fd >= 0)
 		close(m->fd);
+	mmtrust__snap_free(m->snap);
 	free(m->buf);
 	free(m);
 }
@@ -182,4 +187,44 @@ int mmtrust__read_line(struct mmtrust *m, int timeout_ms, char **ret)
 	r = mmtrust_call(m, NULL, 0, 0, ret);
 	m->timeout_ms = saved;
 	return r;
+}
+
+int mmtrust_set_snapshot(struct mmtrust *m, int max_age_ms)
+{
+	if (!m->snap)
+		return -ENOMEM;
+	mmtrust__snap_set_max_age(m->snap, max_age_ms);
+	return 0;
+}
+
+/* For query.c: the handle's snapshot reader, told where the daemon
+ * writes the files and which user owns them the first time (ping's
+ * "snapshot", SO_PEERCRED of this connection).  NULL: none. */
+struct mmtrust_snap *mmtrust__snap(struct mmtrust *m);
+struct mmtrust_snap *mmtrust__snap(struct mmtrust *m)
+{
+	static const char ping[] = "{\"op\":\"ping\"}";
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	char *answer = NULL, *p, *e;
+
+	if (!m->snap)
+		return NULL;
+	if (mmtrust__snap_has_path(m->snap))
+		return m->snap;
+	if (getsockopt(m->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+	    mmtrust_call(m, ping, sizeof(ping) - 1, 4096, &answer) < 0)
+		return NULL;
+	/* The daemon writes "snapshot":"<path>" or "snapshot":null; a path
+	 * holds no '"' (the daemon's own configuration). */
+	p = strstr(answer, "\"snapshot\":\"");
+	if (p) {
+		p += strlen("\"snapshot\":\"");
+		e = strchr(p, '"');
+		if (e)
+			*e = '\0';
+	}
+	mmtrust__snap_set_path(m->snap, p && e ? p : "", cred.uid);
+	free(answer);
+	return m->snap;
 }

@@ -62,6 +62,9 @@ struct mmtrust_answer {
 	char direction[4];       /* spi: "in" or "out" */
 	char dst[46];            /* the dst asked about (inbound: our local address; outbound:
 				  * the next hop), canonical; "" when not given */
+	char src[46];            /* inbound: the src asked about, canonical */
+	char domain[254];        /* outbound: the domain asked about, canonical */
+	char source[12];         /* where the answer came from: "snapshot" or "socket" */
 };
 
 /* A message received from the previous hop at address src, on our local
@@ -82,6 +85,16 @@ int mmtrust_outbound(struct mmtrust *m, const char *domain, const char *dst, int
 /* Which partner's SA has this SPI (0 is no SPI: the daemon refuses it,
  * -EPROTO). */
 int mmtrust_spi(struct mmtrust *m, uint32_t spi, struct mmtrust_answer *ret);
+
+/* In-process answers.  mmtrustd writes its view as a snapshot (docs/
+ * protocol.md, "In-process answers"); mmtrust_inbound and
+ * mmtrust_outbound answer from it, without a round trip, while it is
+ * current and its heartbeat is at most max_age_ms old, and ask the socket
+ * otherwise (answer.source says which).  The files are found with the
+ * daemon's ping the first time and must be owned by the daemon's user.
+ * max_age_ms: 0 turns in-process answers off for this handle, < 0 the
+ * default (1000 ms).  0 or -ENOMEM. */
+int mmtrust_set_snapshot(struct mmtrust *m, int max_age_ms);
 
 /* The daemon's message for the last -EPROTO ("invalid: src: ..."), or "". */
 const char *mmtrust_last_error(const struct mmtrust *m);

@@ -6,9 +6,11 @@
 #include <string.h>
 
 #include "mmtrust.h"
+#include "snapshot.h"
 
 void mmtrust__set_error(struct mmtrust *m, const char *text);
 int mmtrust__read_line(struct mmtrust *m, int timeout_ms, char **ret);
+struct mmtrust_snap *mmtrust__snap(struct mmtrust *m);
 
 static void copy_str(char *dst, size_t size, const json_t *v)
 {
@@ -35,6 +37,9 @@ static void fill(const json_t *r, struct mmtrust_answer *a)
 	copy_str(a->tunnel, sizeof(a->tunnel), json_object_get(r, "tunnel"));
 	copy_str(a->direction, sizeof(a->direction), json_object_get(r, "direction"));
 	copy_str(a->dst, sizeof(a->dst), json_object_get(r, "dst"));
+	copy_str(a->src, sizeof(a->src), json_object_get(r, "src"));
+	copy_str(a->domain, sizeof(a->domain), json_object_get(r, "domain"));
+	snprintf(a->source, sizeof(a->source), "socket");
 	a->agreement = json_is_true(json_object_get(r, "agreement"));
 	a->enabled = json_is_true(json_object_get(r, "enabled"));
 	a->protected_ = json_is_true(json_object_get(r, "protected"));
@@ -108,8 +113,11 @@ static int ask_fill(struct mmtrust *m, json_t *req, struct mmtrust_answer *ret)
 int mmtrust_inbound(struct mmtrust *m, const char *src, const char *dst, uint32_t spi,
 		    struct mmtrust_answer *ret)
 {
-	json_t *req = json_pack("{s:s, s:s}", "op", "inbound", "src", src ? src : "");
+	json_t *req;
 
+	if (mmtrust__snap_inbound(mmtrust__snap(m), src, dst, spi, ret) == 0)
+		return 0;
+	req = json_pack("{s:s, s:s}", "op", "inbound", "src", src ? src : "");
 	if (req && dst)
 		json_object_set_new(req, "dst", json_string(dst));
 	if (req && spi)
@@ -120,8 +128,11 @@ int mmtrust_inbound(struct mmtrust *m, const char *src, const char *dst, uint32_
 int mmtrust_outbound(struct mmtrust *m, const char *domain, const char *dst, int privacy_id,
 		     struct mmtrust_answer *ret)
 {
-	json_t *req = json_pack("{s:s}", "op", "outbound");
+	json_t *req;
 
+	if (mmtrust__snap_outbound(mmtrust__snap(m), domain, dst, privacy_id, ret) == 0)
+		return 0;
+	req = json_pack("{s:s}", "op", "outbound");
 	if (!req)
 		return -ENOMEM;
 	if (domain)

@@ -208,7 +208,10 @@ static int handler(void *user, const char *section, const char *name, const char
 		r = set_group(c->admin_group, sizeof(c->admin_group), &c->admin_gid, value, x);
 	else if (KEY("daemon", "query_socket"))
 		r = set_string(c->query_socket, sizeof(c->query_socket), value, x);
-	else if (KEY("daemon", "query_group"))
+	else if (KEY("daemon", "query_snapshot")) {
+		r = set_string(c->query_snapshot, sizeof(c->query_snapshot) - 6, value, x);
+		c->query_snapshot_set = true;
+	} else if (KEY("daemon", "query_group"))
 		r = set_group(c->query_group, sizeof(c->query_group), &c->query_gid, value, x);
 	else if (KEY("reqid", "min"))
 		r = set_u32(&c->reqid_min, value, x);
@@ -265,6 +268,24 @@ static int handler(void *user, const char *section, const char *name, const char
 		r = mm_err_set(x->err, MM_ERR_INVALID, x->field, "unknown setting");
 #undef KEY
 	return r == 0;
+}
+
+void mm_config_snapshot_path(const struct mm_config *c, char out[108])
+{
+	size_t n = strlen(c->query_socket);
+
+	if (c->query_snapshot_set || !n) {
+		snprintf(out, 108, "%s", c->query_snapshot_set ? c->query_snapshot : "");
+		return;
+	}
+	if (n > 5 && !strcmp(c->query_socket + n - 5, ".sock"))
+		n -= 5;
+	/* ".table" is appended for the second file: room is left for it;
+	 * a path that would not fit gives none rather than a cut one. */
+	if (n + 5 + 6 >= 108)
+		out[0] = '\0';
+	else
+		snprintf(out, 108, "%.*s.snap", (int)n, c->query_socket);
 }
 
 int mm_config_load(const char *path, struct mm_config *ret, struct mm_err *err)

@@ -6,6 +6,9 @@
  *   admin_group =                           ; group allowed besides root
  *   query_socket = /run/mmtrust/query.sock  ; CSCF queries (read-only)
  *   query_group =                           ; the CSCF's group
+ *   query_snapshot = /run/mmtrust/query.snap ; in-process answers (empty: none);
+ *                                           ; default: query_socket's path with
+ *                                           ; .sock replaced by .snap
  *   [reqid]
  *   min = 1000000                           ; reserved range, inclusive
  *   max = 1099999
@@ -62,6 +65,8 @@ struct mm_config {
 	char query_socket[108];
 	char query_group[64];
 	gid_t query_gid;
+	char query_snapshot[108];        /* as set; query_snapshot_set false: derived */
+	bool query_snapshot_set;
 	uint32_t reqid_min, reqid_max;
 	struct mm_prefix cscf[MM_CONFIG_MAX_LOCAL];
 	size_t n_cscf;
@@ -88,6 +93,10 @@ struct mm_config {
 };
 
 void mm_config_defaults(struct mm_config *c);
+/* The snapshot's path (policy/snapshot.h) into out: [daemon]
+ * query_snapshot, or derived from query_socket ("" when there is no query
+ * socket or the setting is empty: no snapshot). */
+void mm_config_snapshot_path(const struct mm_config *c, char out[108]);
 /* Read path over the defaults.  On error err names "FILE:LINE key". */
 int mm_config_load(const char *path, struct mm_config *ret, struct mm_err *err);
 

@@ -144,6 +144,21 @@ static bool withdrawn(const struct mmtrustd *d, const char *domain)
 	return d->withdraw_all;
 }
 
+/* The view, also as the snapshot files: a view that cannot be written
+ * leaves the old one superseded (the library asks the socket), said once
+ * when it starts and once when it ends. */
+static void publish_snapshot(struct mmtrustd *d, const struct query_view_input *in)
+{
+	int r = snapw_publish(d->snap, in);
+
+	if (r < 0 && d->snap_error != r)
+		log_err("snapshot: cannot write a new one (%s); libmmtrust asks the query socket "
+			"until one is written", strerror(-r));
+	else if (r == 0 && d->snap_error)
+		log_notice("snapshot: written again; libmmtrust answers in-process");
+	d->snap_error = r;
+}
+
 /* The view the query side answers from, built from the parts' facts:
  * the query side is handed it and never reaches back. */
 static int publish_view(struct mmtrustd *d)
@@ -162,6 +177,9 @@ static int publish_view(struct mmtrustd *d)
 
 	if (!d->query)
 		return 0;
+	/* In-process answers stop before the socket's change: they never
+	 * answer from a view older than the socket's. */
+	snapw_supersede(d->snap);
 	r = ike_tunnels_up(d, &up, &n);
 	if (r == 0 && (!(enforced = calloc(n ? n : 1, sizeof(*enforced))) ||
 		       !(out_enforced = calloc(n ? n : 1, sizeof(*out_enforced)))))
@@ -180,6 +198,10 @@ static int publish_view(struct mmtrustd *d)
 		in.enforced = enforced;
 		in.out_enforced = out_enforced;
 		r = query_publish(d->query, &in);
+		if (r < 0)
+			snapw_supersede(d->snap);
+		else
+			publish_snapshot(d, &in);
 	}
 	free(out_enforced);
 	if (r < 0) {
@@ -214,6 +236,19 @@ void mmtrustd_view_flush(struct mmtrustd *d)
 		return;
 	sd_event_source_set_enabled(d->publish_src, SD_EVENT_OFF);
 	(void)publish_view(d);
+	/* The loop does not iterate during a long step: the heartbeat is
+	 * kept here too, or readers would call a busy daemon dead. */
+	snapw_heartbeat(d->snap);
+}
+
+static int on_heartbeat(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct mmtrustd *d = userdata;
+
+	snapw_heartbeat(d->snap);
+	sd_event_source_set_time(s, usec + MM_SNAP_HEARTBEAT_MS * 1000ull);
+	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	return 0;
 }
 
 /* Swap in newt and carry it into charon and the kernel: the change set
@@ -297,8 +332,9 @@ static void on_tunnel_changed(void *userdata, const struct mm_tunnel_info *t, co
 {
 	struct mmtrustd *d = userdata;
 
-	query_notify(d->query, event, t->domain, t);
+	/* The snapshot is superseded before anyone hears of the change. */
 	mmtrustd_view_changed(d);
+	query_notify(d->query, event, t->domain, t);
 }
 
 static const struct ike_ops ike_ops = { .tunnel_changed = on_tunnel_changed };
@@ -315,6 +351,7 @@ static void stop_ike(struct mmtrustd *d)
 		log_err("reload: out of memory; subscribers miss the sa-down events of the "
 			"stopped IKE side");
 	ike_stop(d);
+	mmtrustd_view_changed(d);
 	for (size_t i = 0; i < n; i++) {
 		up[i].up = false;
 		query_notify(d->query, "sa-down", up[i].domain, &up[i]);
@@ -611,6 +648,19 @@ int main(int argc, char **argv)
 	r = instance_mkdir_parent(d.cfg.query_socket, 0755);
 	if (r == 0)
 		r = query_start(&d.cfg, &d.query);
+	if (r == 0) {
+		char snap_path[108];
+
+		mm_config_snapshot_path(&d.cfg, snap_path);
+		r = snapw_new(snap_path, d.cfg.query_gid, &d.snap);
+		if (r == 0 && d.snap)
+			r = sd_event_add_time_relative(d.ev, &d.heartbeat_src, CLOCK_MONOTONIC,
+						       MM_SNAP_HEARTBEAT_MS * 1000ull, 10000,
+						       on_heartbeat, &d);
+		if (r == 0 && !d.snap && d.cfg.query_socket[0] && !d.cfg.query_snapshot_set)
+			log_warn("no snapshot: the query socket's path leaves no room for one "
+				 "(set [daemon] query_snapshot); libmmtrust asks the socket");
+	}
 	if (r == 0)
 		r = sd_event_add_defer(d.ev, &d.publish_src, on_publish, &d);
 	if (r == 0) {
@@ -643,6 +693,9 @@ int main(int argc, char **argv)
 out:
 	mm_jsonl_server_free(d.admin);
 	d.publish_src = sd_event_source_disable_unref(d.publish_src);
+	d.heartbeat_src = sd_event_source_disable_unref(d.heartbeat_src);
+	snapw_free(d.snap);
+	d.snap = NULL;
 	query_stop(d.query);
 	d.query = NULL;
 	free(d.pub_up);

@@ -10,6 +10,7 @@
 #include "netlink/nl.h"
 #include "netlink/xfrm_monitor.h"
 #include "query.h"
+#include "snapshot.h"
 #include "spd.h"
 #include "version.h"
 #include "policy/store.h"
@@ -46,6 +47,11 @@ struct mmtrustd {
 	 * iteration). */
 	struct mm_query *query;
 	sd_event_source *publish_src;
+	/* Each view also goes to the snapshot files (snapshot.h), NULL when
+	 * none; the heartbeat timer keeps them fresh. */
+	struct snapw *snap;
+	sd_event_source *heartbeat_src;
+	int snap_error;       /* the last snapshot write's -errno, 0: fine */
 	/* The last view's tunnels and their enforcement (sorted by domain),
 	 * to tell subscribers when a partner's enforcement changes. */
 	struct mm_tunnel_info *pub_up;
@@ -131,6 +137,8 @@ int ike_tunnels_up(struct mmtrustd *d, struct mm_tunnel_info **ret, size_t *ret_
  * at the end of this loop iteration (publish_src, mmtrustd.c). */
 static inline void mmtrustd_view_changed(struct mmtrustd *d)
 {
+	/* In-process answers stop at once; they resume from the new view. */
+	snapw_supersede(d->snap);
 	if (d->publish_src)
 		sd_event_source_set_enabled(d->publish_src, SD_EVENT_ONESHOT);
 }

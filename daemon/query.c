@@ -61,6 +61,7 @@ struct mm_query {
 	sd_event_source *wake_src;
 	int wake_fd;
 	gid_t gid;
+	char snapshot[108];           /* the snapshot's path, told by ping; "" none */
 	pthread_mutex_t lock;         /* guards: view, events, stop */
 	struct view *view;
 	char **events;
@@ -210,16 +211,6 @@ static void sb_partner(struct sb *b, const struct mm_partner *p)
 	sb_bool(b, "enabled", p && p->enabled);
 }
 
-/* A string the SA table holds from charon: only plain printable text goes
- * out unescaped; anything else is dropped rather than trusted. */
-static const char *safe(const char *s)
-{
-	for (const char *c = s; *c; c++)
-		if (*c < 0x20 || *c > 0x7e || *c == '"' || *c == '\\')
-			return "?";
-	return s;
-}
-
 static void sb_sa(struct sb *b, const struct mm_tunnel_info *t)
 {
 	char v[64];
@@ -229,8 +220,8 @@ static void sb_sa(struct sb *b, const struct mm_tunnel_info *t)
 	sb_lit(b, v);
 	sb_str(b, "spi_in", mm_spi_str(t->spi_in, v));
 	sb_str(b, "spi_out", mm_spi_str(t->spi_out, v));
-	sb_str(b, "remote_id", safe(t->remote_id));
-	sb_str(b, "remote_host", safe(t->remote_host));
+	sb_str(b, "remote_id", mm_plain_text(t->remote_id));
+	sb_str(b, "remote_host", mm_plain_text(t->remote_host));
 	sb_str(b, "established", mm_time_str(t->since, v));
 	sb_lit(b, "}");
 }
@@ -240,27 +231,26 @@ static void sb_sa(struct sb *b, const struct mm_tunnel_info *t)
  * its in-policies, the SPI, and dst against the view's cscf prefixes (the
  * in-policy's rule, policy/privacy.h). */
 static void inbound_facts(const struct view *v, const struct mm_addr *src,
-			  const struct mm_addr *dst, bool spi_given, uint32_t spi,
+			  const struct mm_addr *dst, uint32_t spi,
 			  struct mm_inbound_facts *ret, const struct mm_tunnel_info **ret_tunnel)
 {
-	struct mm_inbound_facts f = { .spi_given = spi_given };
+	const struct mm_partner *p = mm_table_lookup(v->table, src, NULL);
 	const struct mm_tunnel_info *tp = NULL;
+	struct mm_sa_view sa;
 
-	f.partner = mm_table_lookup(v->table, src, NULL);
-	if (f.partner) {
-		size_t i = view_find(v, f.partner->domain);
+	if (p) {
+		size_t i = view_find(v, p->domain);
 
 		if (i < v->n_up) {
 			tp = &v->up[i];
-			f.sa_up = true;
-			f.sa_identity_ok = true;
-			f.spi_matches = spi == tp->spi_in;
-			f.enforced = v->enforced[i] &&
-				     !__atomic_load_n(&v->withdrawn, __ATOMIC_ACQUIRE);
+			sa = (struct mm_sa_view){
+				.spi_in = tp->spi_in,
+				.in_enforced = v->enforced[i] &&
+					       !__atomic_load_n(&v->withdrawn, __ATOMIC_ACQUIRE),
+			};
 		}
 	}
-	f.dst = mm_dst_cover(v->cscf, v->n_cscf, src, dst);
-	*ret = f;
+	mm_inbound_assemble(p, tp ? &sa : NULL, v->cscf, v->n_cscf, src, dst, spi, ret);
 	*ret_tunnel = tp;
 }
 
@@ -296,7 +286,7 @@ static json_t *op_inbound(const struct view *v, struct mm_jsonl_client *c, const
 	/* One IP header carries both: a mixed pair is the caller's mistake. */
 	if (dst_given && dst.family != src.family)
 		return invalid("dst", "must be of the same address family as src");
-	inbound_facts(v, &src, dst_given ? &dst : NULL, spi_v != 0, spi_v, &f, &tp);
+	inbound_facts(v, &src, dst_given ? &dst : NULL, spi_v, &f, &tp);
 	mm_decide_inbound(&f, &dec);
 	sb_lit(&b, "{\"src\":\"");
 	sb_lit(&b, addr_text(srcv, &src, sbuf));
@@ -354,6 +344,7 @@ static json_t *op_outbound(const struct view *v, const json_t *req)
 	const json_t *dv = json_object_get(req, "domain"), *tv = json_object_get(req, "dst");
 	const char *domain = json_string_value(dv), *dst = json_string_value(tv);
 	struct mm_outbound_facts f = { .mode = v->untrusted };
+	struct mm_sa_view sa, *sap = NULL;
 	struct mm_addr next_hop;
 	bool have_next_hop = false;
 	char canon[MM_DOMAIN_MAX + 1], buf[MM_ADDR_STRLEN];
@@ -388,13 +379,16 @@ static json_t *op_outbound(const struct view *v, const json_t *req)
 		size_t i = view_find(v, f.partner->domain);
 
 		if (i < v->n_up) {
-			f.sa_up = f.sa_identity_ok = true;
-			f.enforced = v->out_enforced[i] &&
-				     !__atomic_load_n(&v->withdrawn, __ATOMIC_ACQUIRE) &&
-				     mm_out_cover(v->cscf, v->n_cscf, f.partner,
-						  have_next_hop ? &next_hop : NULL);
+			sa = (struct mm_sa_view){
+				.spi_in = v->up[i].spi_in,
+				.out_enforced = v->out_enforced[i] &&
+						!__atomic_load_n(&v->withdrawn, __ATOMIC_ACQUIRE),
+			};
+			sap = &sa;
 		}
 	}
+	mm_outbound_assemble(f.partner, sap, v->cscf, v->n_cscf, have_next_hop ? &next_hop : NULL,
+			     f.privacy_id, v->untrusted, &f);
 	mm_decide_outbound(&f, &dec);
 	partner_facts(o, f.partner);
 	json_object_set_new(o, "trusted", json_boolean(dec.trusted));
@@ -427,7 +421,8 @@ static json_t *op_spi(const struct view *v, const json_t *req)
 	return mm_jsonl_ok(o);
 }
 
-static json_t *dispatch(const struct view *v, struct mm_jsonl_client *client, const json_t *req)
+static json_t *dispatch(const struct mm_query *q, const struct view *v,
+			struct mm_jsonl_client *client, const json_t *req)
 {
 	const char *op = json_string_value(json_object_get(req, "op"));
 
@@ -443,9 +438,14 @@ static json_t *dispatch(const struct view *v, struct mm_jsonl_client *client, co
 		mm_jsonl_client_subscribe(client);
 		return mm_jsonl_ok(json_pack("{s:b}", "subscribed", 1));
 	}
-	if (!strcmp(op, "ping"))
-		return mm_jsonl_ok(json_pack("{s:s, s:I}", "version", MMTRUST_VERSION, "partners",
-					     (json_int_t)v->table->n));
+	if (!strcmp(op, "ping")) {
+		/* The library learns where the snapshot is from here (it reads
+		 * nothing of our configuration). */
+		return mm_jsonl_ok(json_pack("{s:s, s:I, s:o}", "version", MMTRUST_VERSION, "partners",
+					     (json_int_t)v->table->n, "snapshot",
+					     q->snapshot[0] ? json_string(q->snapshot)
+								 : json_null()));
+	}
 	return mm_jsonl_error("unknown-op", "op", "unknown operation '%s' (inbound, outbound, "
 				      "spi, subscribe, ping)", op);
 }
@@ -459,7 +459,7 @@ static json_t *query_handle(void *userdata, struct mm_jsonl_client *client,
 	(void)peer;
 	if (!v)
 		return mm_jsonl_error("internal", NULL, "not ready");
-	answer = dispatch(v, client, req);
+	answer = dispatch(userdata, v, client, req);
 	view_unref(v);
 	return answer;
 }
@@ -639,6 +639,7 @@ int query_start(const struct mm_config *cfg, struct mm_query **ret)
 	if (!q)
 		return -ENOMEM;
 	q->gid = cfg->query_gid;
+	mm_config_snapshot_path(cfg, q->snapshot);
 	q->wake_fd = -1;
 	pthread_mutex_init(&q->lock, NULL);
 	q->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

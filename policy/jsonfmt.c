@@ -29,3 +29,11 @@ json_t *mm_json_spi(uint32_t spi)
 
 	return spi ? json_string(mm_spi_str(spi, buf)) : json_null();
 }
+
+const char *mm_plain_text(const char *s)
+{
+	for (const char *c = s; *c; c++)
+		if (*c < 0x20 || *c > 0x7e || *c == '"' || *c == '\\')
+			return "?";
+	return s;
+}

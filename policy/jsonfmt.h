@@ -16,4 +16,9 @@ json_t *mm_json_time(int64_t t);
 /* mm_spi_str()'s "0x1234abcd" (policy/spi.h); JSON null for 0 (no SPI). */
 json_t *mm_json_spi(uint32_t spi);
 
+/* A string charon gave us as answers carry it: itself when it is plain
+ * printable ASCII without '"' or '\\' (safe unescaped in JSON), else
+ * "?" -- anything else is dropped rather than trusted. */
+const char *mm_plain_text(const char *s);
+
 #endif

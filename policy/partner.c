@@ -7,105 +7,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const kind_names[MM_KIND__MAX] = {
-	[MM_KIND_IMS] = "ims",
-	[MM_KIND_NON_IMS] = "non-ims",
-};
-static const char *const esp_names[MM_ESP__MAX] = {
-	[MM_ESP_ENCRYPT] = "encrypt",
-	[MM_ESP_INTEGRITY_ONLY] = "integrity-only",
-};
-static const char *const path_names[MM_PATH__MAX] = {
-	[MM_PATH_TUNNEL] = "tunnel",
-	[MM_PATH_SEG] = "seg",
-};
-
-static int name_lookup(const char *const *names, int n, const char *s)
-{
-	for (int i = 0; s && i < n; i++)
-		if (strcmp(names[i], s) == 0)
-			return i;
-	return -EINVAL;
-}
-
-const char *mm_kind_name(enum mm_kind k) { return k < MM_KIND__MAX ? kind_names[k] : "?"; }
-const char *mm_esp_name(enum mm_esp e) { return e < MM_ESP__MAX ? esp_names[e] : "?"; }
-const char *mm_path_name(enum mm_path p) { return p < MM_PATH__MAX ? path_names[p] : "?"; }
-
-#define DEFINE_PARSE(fn, type, names, max)           \
-	int fn(const char *s, type *ret)              \
-	{                                             \
-		int i = name_lookup(names, max, s);   \
-		if (i < 0)                            \
-			return i;                     \
-		*ret = i;                             \
-		return 0;                             \
+/* The names of kinds, ESP modes and paths, and domain names' rules:
+ * names.c (libmmtrust reads them without the rest of this file). */
+#define PARSE_AS_INT(fn, type, parse)              \
+	static int fn(const char *s, int *ret)      \
+	{                                           \
+		type v;                             \
+		int r = parse(s, &v);               \
+		if (r == 0)                         \
+			*ret = v;                   \
+		return r;                           \
 	}
-DEFINE_PARSE(mm_kind_parse, enum mm_kind, kind_names, MM_KIND__MAX)
-DEFINE_PARSE(mm_esp_parse, enum mm_esp, esp_names, MM_ESP__MAX)
-DEFINE_PARSE(mm_path_parse, enum mm_path, path_names, MM_PATH__MAX)
-
-int mm_domain_canon(const char *in, char out[MM_DOMAIN_MAX + 1], const char *field,
-		    struct mm_err *err)
-{
-	char buf[MM_DOMAIN_MAX + 1];
-	size_t len, label = 0, labels = 1, i;
-	bool digits_only = true;
-
-	if (!in || !*in)
-		return mm_err_set(err, MM_ERR_INVALID, field, "domain is empty");
-	len = strlen(in);
-	if (len > 1 && in[len - 1] == '.')
-		len--;  /* absolute form: "example.net." names "example.net" */
-	if (len > MM_DOMAIN_MAX)
-		return mm_err_set(err, MM_ERR_INVALID, field,
-				  "domain is %zu characters long; at most %d are allowed",
-				  len, MM_DOMAIN_MAX);
-	for (i = 0; i < len; i++) {
-		unsigned char c = in[i];
-
-		if (c == '.') {
-			if (label == 0)
-				return mm_err_set(err, MM_ERR_INVALID, field,
-						  "'%s' has an empty label", in);
-			if (buf[i - 1] == '-')
-				return mm_err_set(err, MM_ERR_INVALID, field,
-						  "'%s': a label must not end with '-'", in);
-			label = 0;
-			labels++;
-			digits_only = true;
-			buf[i] = '.';
-			continue;
-		}
-		if (!isascii(c) || !(isalnum(c) || c == '-'))
-			return mm_err_set(err, MM_ERR_INVALID, field,
-					  "'%s' contains '%c': only letters, digits, '-' and '.' are allowed",
-					  in, isprint(c) ? c : '?');
-		if (c == '-' && label == 0)
-			return mm_err_set(err, MM_ERR_INVALID, field,
-					  "'%s': a label must not start with '-'", in);
-		if (++label > 63)
-			return mm_err_set(err, MM_ERR_INVALID, field,
-					  "'%s' has a label longer than 63 characters", in);
-		if (!isdigit(c))
-			digits_only = false;
-		buf[i] = tolower(c);
-	}
-	if (label == 0)
-		return mm_err_set(err, MM_ERR_INVALID, field, "'%s' has an empty label", in);
-	if (buf[len - 1] == '-')
-		return mm_err_set(err, MM_ERR_INVALID, field,
-				  "'%s': a label must not end with '-'", in);
-	if (labels < 2)
-		return mm_err_set(err, MM_ERR_INVALID, field,
-				  "'%s' is not fully qualified (at least two labels)", in);
-	if (digits_only)
-		return mm_err_set(err, MM_ERR_INVALID, field,
-				  "'%s': the top-level label must not be all digits", in);
-	buf[len] = '\0';
-	memcpy(out, buf, len + 1);
-	return 0;
-}
+PARSE_AS_INT(kind_index, enum mm_kind, mm_kind_parse)
+PARSE_AS_INT(esp_index, enum mm_esp, mm_esp_parse)
+PARSE_AS_INT(path_index, enum mm_path, mm_path_parse)
 
 struct mm_partner *mm_partner_new(void)
 {
@@ -346,19 +261,15 @@ static int bool_set(bool *dst, const json_t *v, const char *field, struct mm_err
 	return 0;
 }
 
-static int enum_set(int *dst, const json_t *v, const char *const *names, int max,
+static int enum_set(int *dst, const json_t *v, int (*index)(const char *, int *),
 		    const char *field, const char *choices, struct mm_err *err)
 {
-	int i = json_is_string(v) ? name_lookup(names, max, json_string_value(v)) : -EINVAL;
-
-	if (i >= 0) {
-		*dst = i;
+	if (json_is_string(v) && index(json_string_value(v), dst) == 0)
 		return 0;
-	}
-		return mm_err_set(err, MM_ERR_INVALID, field, "must be one of: %s%s%s%s",
-				  choices, json_is_string(v) ? " (got '" : "",
-				  json_is_string(v) ? json_string_value(v) : "",
-				  json_is_string(v) ? "')" : "");
+	return mm_err_set(err, MM_ERR_INVALID, field, "must be one of: %s%s%s%s",
+			  choices, json_is_string(v) ? " (got '" : "",
+			  json_is_string(v) ? json_string_value(v) : "",
+			  json_is_string(v) ? "')" : "");
 }
 
 /* Members only the daemon produces; tolerated on input so exported JSON
@@ -381,22 +292,22 @@ static bool is_readonly(const char *key)
 static int member_set(struct mm_partner *p, const char *key, const json_t *v, time_t now,
 		      struct mm_err *err)
 {
-	int e, r;
+	int e = 0, r;
 
 	if (strcmp(key, "kind") == 0) {
-		r = enum_set(&e, v, kind_names, MM_KIND__MAX, "kind", "ims, non-ims", err);
+		r = enum_set(&e, v, kind_index, "kind", "ims, non-ims", err);
 		if (r == 0)
 			p->kind = e;
 		return r;
 	}
 	if (strcmp(key, "esp") == 0) {
-		r = enum_set(&e, v, esp_names, MM_ESP__MAX, "esp", "encrypt, integrity-only", err);
+		r = enum_set(&e, v, esp_index, "esp", "encrypt, integrity-only", err);
 		if (r == 0)
 			p->esp = e;
 		return r;
 	}
 	if (strcmp(key, "path") == 0) {
-		r = enum_set(&e, v, path_names, MM_PATH__MAX, "path", "tunnel, seg", err);
+		r = enum_set(&e, v, path_index, "path", "tunnel, seg", err);
 		if (r == 0)
 			p->path = e;
 		return r;

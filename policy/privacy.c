@@ -82,6 +82,38 @@ static const char *not_over_sa(const struct mm_inbound_facts *f)
 	return NULL;
 }
 
+void mm_inbound_assemble(const struct mm_partner *p, const struct mm_sa_view *sa,
+			 const struct mm_prefix *cscf, size_t n_cscf, const struct mm_addr *src,
+			 const struct mm_addr *dst, uint32_t spi, struct mm_inbound_facts *ret)
+{
+	struct mm_inbound_facts f = { .partner = p, .spi_given = spi != 0 };
+
+	if (p && sa) {
+		f.sa_up = true;
+		/* Only an SA whose authenticated identity is the partner's is
+		 * ever listed as its tunnel (ike.c checks it when it comes up). */
+		f.sa_identity_ok = true;
+		f.spi_matches = spi == sa->spi_in;
+		f.enforced = sa->in_enforced;
+	}
+	f.dst = mm_dst_cover(cscf, n_cscf, src, dst);
+	*ret = f;
+}
+
+void mm_outbound_assemble(const struct mm_partner *p, const struct mm_sa_view *sa,
+			  const struct mm_prefix *cscf, size_t n_cscf,
+			  const struct mm_addr *next_hop, bool privacy_id,
+			  enum mm_untrusted_mode mode, struct mm_outbound_facts *ret)
+{
+	struct mm_outbound_facts f = { .partner = p, .privacy_id = privacy_id, .mode = mode };
+
+	if (p && sa) {
+		f.sa_up = f.sa_identity_ok = true;
+		f.enforced = sa->out_enforced && mm_out_cover(cscf, n_cscf, p, next_hop);
+	}
+	*ret = f;
+}
+
 void mm_decide_inbound(const struct mm_inbound_facts *f, struct mm_decision *ret)
 {
 	struct mm_decision d = { .pai = MM_PAI_STRIP };

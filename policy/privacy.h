@@ -86,6 +86,29 @@ struct mm_decision {
 	const char *reason;  /* static string, see docs/privacy.md */
 };
 
+/* What a view (the daemon's query thread, libmmtrust's snapshot) knows
+ * of a partner's tunnel while it is up: the SA's inbound SPI and whether
+ * the kernel enforces the partner's in and out policies right now. */
+struct mm_sa_view {
+	uint32_t spi_in;
+	bool in_enforced;
+	bool out_enforced;
+};
+
+/* The one way facts are assembled from a view, whoever holds it: the
+ * partner holding src (NULL: none), its tunnel (NULL: none up), src, dst
+ * (NULL: not given) against the cscf prefixes, spi (0: not given).  Both
+ * answer paths call these, so they cannot disagree on a fact. */
+void mm_inbound_assemble(const struct mm_partner *p, const struct mm_sa_view *sa,
+			 const struct mm_prefix *cscf, size_t n_cscf, const struct mm_addr *src,
+			 const struct mm_addr *dst, uint32_t spi, struct mm_inbound_facts *ret);
+/* next_hop: the address asked about (NULL: the partner was named by
+ * domain). */
+void mm_outbound_assemble(const struct mm_partner *p, const struct mm_sa_view *sa,
+			  const struct mm_prefix *cscf, size_t n_cscf,
+			  const struct mm_addr *next_hop, bool privacy_id,
+			  enum mm_untrusted_mode mode, struct mm_outbound_facts *ret);
+
 void mm_decide_inbound(const struct mm_inbound_facts *f, struct mm_decision *ret);
 void mm_decide_outbound(const struct mm_outbound_facts *f, struct mm_decision *ret);
 const char *mm_pai_name(enum mm_pai pai);

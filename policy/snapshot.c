@@ -1,0 +1,667 @@
+/* The snapshot format: build, check, answer.  snapshot.h says what the
+ * files hold and why; docs/architecture.md why two files. */
+#include "snapshot.h"
+#include "jsonfmt.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ALIGN8(x) (((x) + 7) & ~(uint64_t)7)
+
+static const char table_magic[8] = { 'M', 'M', 'T', 'S', 'N', 'A', 'P', 'T' };
+static const char state_magic[8] = { 'M', 'M', 'T', 'S', 'N', 'A', 'P', 'S' };
+
+uint32_t mm_snap_layout(void)
+{
+	const size_t sizes[] = {
+		sizeof(struct mm_snap_table_hdr), sizeof(struct mm_snap_partner),
+		sizeof(struct mm_snap_v4),        sizeof(struct mm_snap_v6),
+		sizeof(struct mm_snap_state_hdr), sizeof(struct mm_snap_tunnel),
+		sizeof(struct mm_prefix),         offsetof(struct mm_prefix, len),
+	};
+	uint32_t h = 17;
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		h = h * 1000003u + (uint32_t)sizes[i];
+	return h;
+}
+
+static uint64_t mix(uint64_t h, uint64_t w)
+{
+	h ^= w;
+	h *= 0x9e3779b97f4a7c15ull;
+	return h ^ (h >> 31);
+}
+
+static uint64_t hash_bytes(uint64_t h, const unsigned char *p, size_t len)
+{
+	uint64_t w;
+
+	for (; len >= 8; p += 8, len -= 8) {
+		memcpy(&w, p, 8);
+		h = mix(h, w);
+	}
+	w = 0;
+	memcpy(&w, p, len);
+	return mix(h, w ^ ((uint64_t)len << 56));
+}
+
+uint64_t mm_snap_checksum(const void *buf, size_t len, size_t hdr_size, const size_t *zero,
+			  size_t n_zero)
+{
+	unsigned char hdr[256];
+	uint64_t h = 0x6d6d74727573746eull;
+
+	if (hdr_size > sizeof(hdr) || hdr_size > len)
+		return 0;
+	memcpy(hdr, buf, hdr_size);
+	for (size_t i = 0; i < n_zero; i++)
+		memset(hdr + zero[i], 0, 8);
+	h = hash_bytes(h, hdr, hdr_size);
+	h = hash_bytes(h, (const unsigned char *)buf + hdr_size, len - hdr_size);
+	return mix(h, len);
+}
+
+/* The live words of each header, zeroed for the checksum.  Each is 8
+ * bytes wide there (state is followed by heartbeat_interval_ms, which the
+ * daemon never changes, so state is zeroed together with it: the writer
+ * does the same). */
+static const size_t table_zero[] = { offsetof(struct mm_snap_table_hdr, checksum) };
+static const size_t state_zero[] = {
+	offsetof(struct mm_snap_state_hdr, checksum),
+	offsetof(struct mm_snap_state_hdr, state),
+	offsetof(struct mm_snap_state_hdr, heartbeat_ms),
+};
+
+/* ---- addresses as intervals ---- */
+
+static uint32_t v4_of(const struct mm_addr *a)
+{
+	return (uint32_t)a->bytes[0] << 24 | (uint32_t)a->bytes[1] << 16 |
+	       (uint32_t)a->bytes[2] << 8 | a->bytes[3];
+}
+
+static void v6_of(const struct mm_addr *a, uint64_t ret[2])
+{
+	ret[0] = ret[1] = 0;
+	for (int i = 0; i < 8; i++) {
+		ret[0] = ret[0] << 8 | a->bytes[i];
+		ret[1] = ret[1] << 8 | a->bytes[8 + i];
+	}
+}
+
+static uint64_t host_mask64(int bits)  /* bits: host bits in this word, 0..64 */
+{
+	return bits <= 0 ? 0 : bits >= 64 ? ~0ull : (1ull << bits) - 1;
+}
+
+static void prefix_v4(const struct mm_prefix *p, uint32_t *lo, uint32_t *hi)
+{
+	uint32_t m = (uint32_t)host_mask64(32 - p->len);
+
+	*lo = v4_of(&p->addr) & ~m;
+	*hi = *lo | m;
+}
+
+static void prefix_v6(const struct mm_prefix *p, uint64_t lo[2], uint64_t hi[2])
+{
+	uint64_t m0 = host_mask64(64 - p->len), m1 = host_mask64(128 - p->len);
+
+	v6_of(&p->addr, lo);
+	lo[0] &= ~m0;
+	lo[1] &= ~m1;
+	hi[0] = lo[0] | m0;
+	hi[1] = lo[1] | m1;
+}
+
+static int cmp128(const uint64_t a[2], const uint64_t b[2])
+{
+	if (a[0] != b[0])
+		return a[0] < b[0] ? -1 : 1;
+	return a[1] < b[1] ? -1 : a[1] > b[1];
+}
+
+static bool prefix_ok(const struct mm_prefix *p)
+{
+	if (p->addr.family == AF_INET) {
+		uint32_t lo, hi;
+
+		if (p->len > 32)
+			return false;
+		for (int i = 4; i < 16; i++)
+			if (p->addr.bytes[i])
+				return false;
+		prefix_v4(p, &lo, &hi);
+		return lo == v4_of(&p->addr);
+	}
+	if (p->addr.family == AF_INET6) {
+		uint64_t lo[2], hi[2], a[2];
+
+		if (p->len > 128)
+			return false;
+		prefix_v6(p, lo, hi);
+		v6_of(&p->addr, a);
+		return cmp128(lo, a) == 0;
+	}
+	return false;
+}
+
+/* ---- lookups ---- */
+
+const struct mm_snap_partner *mm_snap_lookup(const struct mm_snap_table *t,
+					     const struct mm_addr *a)
+{
+	size_t lo = 0, hi;
+
+	if (a->family == AF_INET) {
+		uint32_t k = v4_of(a);
+
+		/* the last interval starting at or before k */
+		hi = t->n_v4;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (t->v4[mid].lo <= k)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo == 0 || t->v4[lo - 1].hi < k)
+			return NULL;
+		return &t->partners[t->v4[lo - 1].partner];
+	}
+	if (a->family == AF_INET6) {
+		uint64_t k[2];
+
+		v6_of(a, k);
+		hi = t->n_v6;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (cmp128(t->v6[mid].lo, k) <= 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo == 0 || cmp128(t->v6[lo - 1].hi, k) < 0)
+			return NULL;
+		return &t->partners[t->v6[lo - 1].partner];
+	}
+	return NULL;
+}
+
+const struct mm_snap_partner *mm_snap_find(const struct mm_snap_table *t, const char *domain)
+{
+	size_t lo = 0, hi = t->n_partners;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(t->partners[mid].domain, domain);
+
+		if (!c)
+			return &t->partners[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+const struct mm_snap_tunnel *mm_snap_tunnel_of(const struct mm_snap_table *t,
+					       const struct mm_snap_state *s,
+					       const struct mm_snap_partner *p)
+{
+	uint32_t idx = (uint32_t)(p - t->partners);
+	size_t lo = 0, hi = s->n_up;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->up[mid].partner == idx)
+			return &s->up[mid];
+		if (s->up[mid].partner < idx)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* ---- checking ---- */
+
+static int bad(struct mm_err *err, const char *field, const char *msg)
+{
+	return mm_err_set(err, MM_ERR_INVALID, field, "%s", msg) < 0 ? -EBADMSG : -EBADMSG;
+}
+
+/* A section of n records of size rec at off, inside [hdr, len). */
+static bool section_ok(uint64_t off, uint64_t n, size_t rec, size_t hdr, size_t len)
+{
+	return off % 8 == 0 && off >= hdr && off <= len && n <= (len - off) / rec;
+}
+
+static int header_common(const void *buf, size_t len, const char magic[8], size_t hdr_size,
+			 struct mm_err *err)
+{
+	/* Same leading fields in both headers. */
+	const struct mm_snap_table_hdr *h = buf;
+
+	if ((uintptr_t)buf % 8)
+		return mm_err_set(err, MM_ERR_INVALID, "snapshot", "buffer not aligned"), -EINVAL;
+	if (len < hdr_size || memcmp(h->magic, magic, 8))
+		return bad(err, "magic", "not a snapshot file of this kind");
+	if (h->byte_order != MM_SNAP_BYTE_ORDER || h->version != MM_SNAP_VERSION ||
+	    h->hdr_size != hdr_size || h->layout != mm_snap_layout()) {
+		mm_err_set(err, MM_ERR_INVALID, "version",
+			   "written by another release or byte order (version %u)", h->version);
+		return -EPROTO;
+	}
+	if (h->size != len)
+		return bad(err, "size", "the file's size is not the size its header gives");
+	return 0;
+}
+
+int mm_snap_table_load(const void *buf, size_t len, struct mm_snap_table *ret,
+		       struct mm_err *err)
+{
+	const struct mm_snap_table_hdr *h = buf;
+	const size_t hs = sizeof(*h);
+	struct mm_snap_table t = { 0 };
+	int r = header_common(buf, len, table_magic, hs, err);
+
+	if (r < 0)
+		return r;
+	if (h->checksum != mm_snap_checksum(buf, len, hs, table_zero, 1))
+		return bad(err, "checksum", "the table file's checksum does not match");
+	if (h->untrusted > MM_UNTRUSTED_STRIP_PRIVACY_ID || h->require_dst > 1)
+		return bad(err, "settings", "untrusted or require_dst out of range");
+	if (!section_ok(h->off_partners, h->n_partners, sizeof(*t.partners), hs, len) ||
+	    !section_ok(h->off_ranges, h->n_ranges, sizeof(*t.ranges), hs, len) ||
+	    !section_ok(h->off_v4, h->n_v4, sizeof(*t.v4), hs, len) ||
+	    !section_ok(h->off_v6, h->n_v6, sizeof(*t.v6), hs, len) ||
+	    !section_ok(h->off_cscf, h->n_cscf, sizeof(*t.cscf), hs, len))
+		return bad(err, "sections", "a section lies outside the file");
+	if ((uint64_t)h->n_v4 + h->n_v6 != h->n_ranges)
+		return bad(err, "ranges", "the index does not hold every range once");
+	t.h = h;
+	t.partners = (const void *)((const char *)buf + h->off_partners);
+	t.ranges = (const void *)((const char *)buf + h->off_ranges);
+	t.v4 = (const void *)((const char *)buf + h->off_v4);
+	t.v6 = (const void *)((const char *)buf + h->off_v6);
+	t.cscf = (const void *)((const char *)buf + h->off_cscf);
+	t.n_partners = h->n_partners;
+	t.n_ranges = h->n_ranges;
+	t.n_v4 = h->n_v4;
+	t.n_v6 = h->n_v6;
+	t.n_cscf = h->n_cscf;
+	t.table_id = h->table_id;
+	t.untrusted = h->untrusted;
+	t.require_dst = h->require_dst;
+
+	for (size_t i = 0; i < t.n_ranges; i++)
+		if (!prefix_ok(&t.ranges[i]))
+			return bad(err, "ranges", "a range is not a valid prefix");
+	for (size_t i = 0; i < t.n_cscf; i++)
+		if (!prefix_ok(&t.cscf[i]))
+			return bad(err, "cscf", "a cscf prefix is not a valid prefix");
+	for (size_t i = 0; i < t.n_v4; i++) {
+		const struct mm_snap_v4 *v = &t.v4[i];
+
+		if (v->lo > v->hi || v->partner >= t.n_partners || (i && t.v4[i - 1].hi >= v->lo))
+			return bad(err, "v4", "the IPv4 index is not sorted, disjoint and in range");
+	}
+	for (size_t i = 0; i < t.n_v6; i++) {
+		const struct mm_snap_v6 *v = &t.v6[i];
+
+		if (cmp128(v->lo, v->hi) > 0 || v->partner >= t.n_partners ||
+		    (i && cmp128(t.v6[i - 1].hi, v->lo) >= 0))
+			return bad(err, "v6", "the IPv6 index is not sorted, disjoint and in range");
+	}
+	for (size_t i = 0; i < t.n_partners; i++) {
+		const struct mm_snap_partner *p = &t.partners[i];
+		char canon[MM_DOMAIN_MAX + 1];
+
+		if (!memchr(p->domain, 0, sizeof(p->domain)) ||
+		    mm_domain_canon(p->domain, canon, "domain", NULL) < 0 ||
+		    strcmp(canon, p->domain) || (i && strcmp(t.partners[i - 1].domain, p->domain) >= 0))
+			return bad(err, "partners", "a domain is not canonical, or not in order");
+		if (p->kind >= MM_KIND__MAX || p->path >= MM_PATH__MAX || p->agreement > 1 ||
+		    p->enabled > 1)
+			return bad(err, "partners", "a partner's kind, path or flags are out of range");
+		if (p->range_first > t.n_ranges || p->n_ranges > t.n_ranges - p->range_first)
+			return bad(err, "partners", "a partner's ranges lie outside the range list");
+		/* The index says of each of the partner's addresses that it is the
+		 * partner's: every range is found, whole, under this partner.  With
+		 * the counts equal and the intervals disjoint, the index holds the
+		 * ranges and nothing else. */
+		for (size_t k = 0; k < p->n_ranges; k++) {
+			const struct mm_prefix *rg = &t.ranges[p->range_first + k];
+			struct mm_addr last;
+
+			mm_prefix_last(rg, &last);
+			if (mm_snap_lookup(&t, &rg->addr) != p || mm_snap_lookup(&t, &last) != p)
+				return bad(err, "ranges", "the index does not agree with the ranges");
+		}
+	}
+	{
+		/* ... and no range is claimed by two partners: the claims add up. */
+		uint64_t claimed = 0;
+
+		for (size_t i = 0; i < t.n_partners; i++)
+			claimed += t.partners[i].n_ranges;
+		if (claimed != t.n_ranges)
+			return bad(err, "ranges", "the partners' ranges do not add up to the index");
+	}
+	*ret = t;
+	return 0;
+}
+
+int mm_snap_state_load(const void *buf, size_t len, const struct mm_snap_table *t,
+		       struct mm_snap_state *ret, struct mm_err *err)
+{
+	const struct mm_snap_state_hdr *h = buf;
+	const size_t hs = sizeof(*h);
+	struct mm_snap_state s = { 0 };
+	int r = header_common(buf, len, state_magic, hs, err);
+
+	if (r < 0)
+		return r;
+	if (h->checksum != mm_snap_checksum(buf, len, hs, state_zero, 3))
+		return bad(err, "checksum", "the state file's checksum does not match");
+	if (h->table_id != t->table_id) {
+		mm_err_set(err, MM_ERR_INVALID, "table_id", "the state goes with another table file");
+		return -ESTALE;
+	}
+	if (!section_ok(h->off_up, h->n_up, sizeof(*s.up), hs, len))
+		return bad(err, "sections", "the tunnel section lies outside the file");
+	s.h = h;
+	s.up = (const void *)((const char *)buf + h->off_up);
+	s.n_up = h->n_up;
+	s.generation = h->generation;
+	s.table_id = h->table_id;
+	for (size_t i = 0; i < s.n_up; i++) {
+		const struct mm_snap_tunnel *u = &s.up[i];
+
+		if (u->partner >= t->n_partners || (i && s.up[i - 1].partner >= u->partner))
+			return bad(err, "tunnels", "a tunnel's partner is out of range or out of order");
+		if (u->in_enforced > 1 || u->out_enforced > 1 ||
+		    !memchr(u->remote_id, 0, sizeof(u->remote_id)) ||
+		    mm_plain_text(u->remote_id) != u->remote_id)
+			return bad(err, "tunnels", "a tunnel's flags or identity are malformed");
+	}
+	*ret = s;
+	return 0;
+}
+
+/* ---- building ---- */
+
+static int cmp_v4(const void *a, const void *b)
+{
+	const struct mm_snap_v4 *x = a, *y = b;
+
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+static int cmp_v6(const void *a, const void *b)
+{
+	const struct mm_snap_v6 *x = a, *y = b;
+
+	return cmp128(x->lo, y->lo);
+}
+
+int mm_snap_table_build(const struct mm_table *tb, const struct mm_prefix *cscf, size_t n_cscf,
+			enum mm_untrusted_mode untrusted, bool require_dst, uint64_t table_id,
+			void **ret, size_t *ret_len)
+{
+	struct mm_snap_table_hdr h = { .version = MM_SNAP_VERSION };
+	size_t n_ranges = 0, n_v4 = 0, n_v6 = 0, len;
+	struct mm_snap_partner *pp;
+	struct mm_prefix *rp;
+	struct mm_snap_v4 *v4;
+	struct mm_snap_v6 *v6;
+	char *buf;
+
+	for (size_t i = 0; i < tb->n; i++) {
+		const struct mm_partner *p = tb->partners[i];
+
+		if (i && strcmp(tb->partners[i - 1]->domain, p->domain) >= 0)
+			return -EINVAL;
+		for (size_t k = 0; k < p->n_ranges; k++) {
+			if (p->ranges[k].addr.family == AF_INET)
+				n_v4++;
+			else
+				n_v6++;
+		}
+		n_ranges += p->n_ranges;
+	}
+	memcpy(h.magic, table_magic, 8);
+	h.byte_order = MM_SNAP_BYTE_ORDER;
+	h.hdr_size = sizeof(h);
+	h.layout = mm_snap_layout();
+	h.table_id = table_id;
+	h.untrusted = untrusted;
+	h.require_dst = require_dst;
+	h.n_partners = tb->n;
+	h.n_ranges = n_ranges;
+	h.n_v4 = n_v4;
+	h.n_v6 = n_v6;
+	h.n_cscf = n_cscf;
+	h.off_partners = ALIGN8(sizeof(h));
+	h.off_ranges = ALIGN8(h.off_partners + tb->n * sizeof(*pp));
+	h.off_v4 = ALIGN8(h.off_ranges + n_ranges * sizeof(*rp));
+	h.off_v6 = ALIGN8(h.off_v4 + n_v4 * sizeof(*v4));
+	h.off_cscf = ALIGN8(h.off_v6 + n_v6 * sizeof(*v6));
+	len = ALIGN8(h.off_cscf + n_cscf * sizeof(struct mm_prefix));
+	h.size = len;
+	buf = calloc(1, len);
+	if (!buf)
+		return -ENOMEM;
+	pp = (void *)(buf + h.off_partners);
+	rp = (void *)(buf + h.off_ranges);
+	v4 = (void *)(buf + h.off_v4);
+	v6 = (void *)(buf + h.off_v6);
+	n_ranges = n_v4 = n_v6 = 0;
+	for (size_t i = 0; i < tb->n; i++) {
+		const struct mm_partner *p = tb->partners[i];
+
+		snprintf(pp[i].domain, sizeof(pp[i].domain), "%s", p->domain);
+		pp[i].reqid = p->reqid;
+		pp[i].range_first = n_ranges;
+		pp[i].n_ranges = p->n_ranges;
+		pp[i].kind = p->kind;
+		pp[i].agreement = p->agreement;
+		pp[i].path = p->path;
+		pp[i].enabled = p->enabled;
+		for (size_t k = 0; k < p->n_ranges; k++) {
+			const struct mm_prefix *rg = &p->ranges[k];
+
+			rp[n_ranges] = (struct mm_prefix){ .addr = { .family = rg->addr.family },
+							   .len = rg->len };
+			memcpy(rp[n_ranges].addr.bytes, rg->addr.bytes,
+			       rg->addr.family == AF_INET ? 4 : 16);
+			n_ranges++;
+			if (rg->addr.family == AF_INET) {
+				prefix_v4(rg, &v4[n_v4].lo, &v4[n_v4].hi);
+				v4[n_v4++].partner = i;
+			} else {
+				prefix_v6(rg, v6[n_v6].lo, v6[n_v6].hi);
+				v6[n_v6++].partner = i;
+			}
+		}
+	}
+	qsort(v4, n_v4, sizeof(*v4), cmp_v4);
+	qsort(v6, n_v6, sizeof(*v6), cmp_v6);
+	for (size_t i = 1; i < n_v4; i++)
+		if (v4[i - 1].hi >= v4[i].lo)
+			goto overlap;
+	for (size_t i = 1; i < n_v6; i++)
+		if (cmp128(v6[i - 1].hi, v6[i].lo) >= 0)
+			goto overlap;
+	for (size_t i = 0; i < n_cscf; i++) {
+		struct mm_prefix *c = (void *)(buf + h.off_cscf + i * sizeof(*c));
+
+		*c = (struct mm_prefix){ .addr = { .family = cscf[i].addr.family },
+					 .len = cscf[i].len };
+		memcpy(c->addr.bytes, cscf[i].addr.bytes, cscf[i].addr.family == AF_INET ? 4 : 16);
+	}
+	memcpy(buf, &h, sizeof(h));
+	h.checksum = mm_snap_checksum(buf, len, sizeof(h), table_zero, 1);
+	memcpy(buf, &h, sizeof(h));
+	*ret = buf;
+	*ret_len = len;
+	return 0;
+overlap:
+	free(buf);
+	return -EINVAL;
+}
+
+static int cmp_tunnel(const void *a, const void *b)
+{
+	const struct mm_snap_tunnel *x = a, *y = b;
+
+	return x->partner < y->partner ? -1 : x->partner > y->partner;
+}
+
+int mm_snap_state_build(const struct mm_snap_table *t, uint64_t generation, uint32_t pid,
+			uint32_t heartbeat_interval_ms, uint64_t heartbeat_ms,
+			const struct mm_snap_tunnel_in *up, size_t n_up, void **ret,
+			size_t *ret_len)
+{
+	struct mm_snap_state_hdr h = { .version = MM_SNAP_VERSION };
+	struct mm_snap_tunnel *tp;
+	size_t len, n = 0;
+	char *buf;
+
+	memcpy(h.magic, state_magic, 8);
+	h.byte_order = MM_SNAP_BYTE_ORDER;
+	h.hdr_size = sizeof(h);
+	h.layout = mm_snap_layout();
+	h.generation = generation;
+	h.table_id = t->table_id;
+	h.pid = pid;
+	h.heartbeat_interval_ms = heartbeat_interval_ms;
+	h.off_up = ALIGN8(sizeof(h));
+	len = ALIGN8(h.off_up + n_up * sizeof(*tp));
+	buf = calloc(1, len);
+	if (!buf)
+		return -ENOMEM;
+	tp = (void *)(buf + h.off_up);
+	for (size_t i = 0; i < n_up; i++) {
+		const struct mm_snap_partner *p = mm_snap_find(t, up[i].domain);
+
+		if (!p)
+			continue;
+		tp[n] = (struct mm_snap_tunnel){
+			.partner = (uint32_t)(p - t->partners),
+			.reqid = up[i].reqid,
+			.spi_in = up[i].spi_in,
+			.spi_out = up[i].spi_out,
+			.in_enforced = up[i].in_enforced,
+			.out_enforced = up[i].out_enforced,
+			.since = up[i].since,
+		};
+		snprintf(tp[n].remote_id, sizeof(tp[n].remote_id), "%s",
+			 mm_plain_text(up[i].remote_id ? up[i].remote_id : ""));
+		n++;
+	}
+	qsort(tp, n, sizeof(*tp), cmp_tunnel);
+	for (size_t i = 1; i < n; i++)
+		if (tp[i - 1].partner == tp[i].partner) {
+			free(buf);
+			return -EINVAL;
+		}
+	h.n_up = n;
+	len = ALIGN8(h.off_up + n * sizeof(*tp));
+	h.size = len;
+	memcpy(buf, &h, sizeof(h));
+	h.checksum = mm_snap_checksum(buf, len, sizeof(h), state_zero, 3);
+	h.heartbeat_ms = heartbeat_ms;
+	memcpy(buf, &h, sizeof(h));
+	*ret = buf;
+	*ret_len = len;
+	return 0;
+}
+
+/* ---- answers ---- */
+
+/* The partner record as the decision code reads it (policy/privacy.c):
+ * its flags and its ranges, which point into the checked table. */
+static void as_partner(const struct mm_snap_table *t, const struct mm_snap_partner *sp,
+		       struct mm_partner *p)
+{
+	/* Only what the decision reads is set; nothing else of it is read. */
+	p->refs = 0;
+	p->kind = sp->kind;
+	p->agreement = sp->agreement;
+	p->ranges = (struct mm_prefix *)&t->ranges[sp->range_first];
+	p->n_ranges = sp->n_ranges;
+	p->gateways = NULL;
+	p->n_gateways = 0;
+	p->ca_pem = NULL;
+	p->path = sp->path;
+	p->enabled = sp->enabled;
+	p->reqid = sp->reqid;
+	p->domain[0] = '\0';
+}
+
+int mm_snap_inbound(const struct mm_snap_table *t, const struct mm_snap_state *s,
+		    const struct mm_addr *src, const struct mm_addr *dst, uint32_t spi,
+		    struct mm_snap_answer *ret)
+{
+	const struct mm_snap_partner *sp;
+	const struct mm_snap_tunnel *tu = NULL;
+	struct mm_inbound_facts f;
+	struct mm_partner p;
+	struct mm_sa_view sa;
+
+	if ((!dst && t->require_dst) || (dst && dst->family != src->family))
+		return -EAGAIN;
+	sp = mm_snap_lookup(t, src);
+	if (sp) {
+		as_partner(t, sp, &p);
+		tu = mm_snap_tunnel_of(t, s, sp);
+		if (tu)
+			sa = (struct mm_sa_view){ .spi_in = tu->spi_in,
+						  .in_enforced = tu->in_enforced,
+						  .out_enforced = tu->out_enforced };
+	}
+	mm_inbound_assemble(sp ? &p : NULL, tu ? &sa : NULL, t->cscf, t->n_cscf, src, dst, spi,
+			    &f);
+	mm_decide_inbound(&f, &ret->dec);
+	ret->partner = sp;
+	ret->tunnel = tu;
+	return 0;
+}
+
+int mm_snap_outbound(const struct mm_snap_table *t, const struct mm_snap_state *s,
+		     const char *domain, const struct mm_addr *next_hop, bool privacy_id,
+		     struct mm_snap_answer *ret)
+{
+	const struct mm_snap_partner *sp;
+	const struct mm_snap_tunnel *tu = NULL;
+	struct mm_outbound_facts f;
+	struct mm_partner p;
+	struct mm_sa_view sa;
+
+	if (!domain == !next_hop)
+		return -EAGAIN;
+	sp = domain ? mm_snap_find(t, domain) : mm_snap_lookup(t, next_hop);
+	if (sp) {
+		as_partner(t, sp, &p);
+		tu = mm_snap_tunnel_of(t, s, sp);
+		if (tu)
+			sa = (struct mm_sa_view){ .spi_in = tu->spi_in,
+						  .in_enforced = tu->in_enforced,
+						  .out_enforced = tu->out_enforced };
+	}
+	mm_outbound_assemble(sp ? &p : NULL, tu ? &sa : NULL, t->cscf, t->n_cscf, next_hop,
+			     privacy_id, t->untrusted, &f);
+	mm_decide_outbound(&f, &ret->dec);
+	ret->partner = sp;
+	ret->tunnel = tu;
+	return 0;
+}
