@@ -4,11 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bindings/session.h"
 
 struct session {
 	struct mmtrust *m;   /* NULL: connect at the next question */
+	pid_t pid;           /* the process that made m */
 	char *path;
 	int timeout_ms;
 	int closed;
@@ -69,6 +71,7 @@ int session_new(const char *path, int timeout_ms, struct session **ret)
 		session_free(s);
 		return r;
 	}
+	s->pid = getpid();
 	*ret = s;
 	return 0;
 }
@@ -119,10 +122,19 @@ static int ask(struct session *s, const struct session_query *q, struct mmtrust_
 	if (!whole(q->src, q->src_len) || !whole(q->dst, q->dst_len) ||
 	    !whole(q->domain, q->domain_len))
 		return -EINVAL;
+	/* A handle inherited over fork() (Kamailio forks its workers after
+	 * loading the script): the connection is the parent's too, and two
+	 * processes reading one socket would take each other's answers.
+	 * Closing frees this process's copy only. */
+	if (s->m && s->pid != getpid()) {
+		mmtrust_close(s->m);
+		s->m = NULL;
+	}
 	if (!s->m) {
 		r = mmtrust_connect(s->path, s->timeout_ms, &s->m);
 		if (r < 0)
 			return r;
+		s->pid = getpid();
 	}
 	switch (q->op) {
 	case SESSION_INBOUND:

@@ -12,6 +12,8 @@
  * next question connects anew: an answer that arrives after its request
  * timed out is then never read as the answer to a later question, and a
  * restarted daemon is found again without the script doing anything.
+ * A session used in a child process after fork() connects anew there too
+ * (the inherited connection stays the parent's).
  *
  * Not thread-safe (nor is libmmtrust's handle): the Python binding holds
  * its own lock around every call on a session.  Functions return 0 or a

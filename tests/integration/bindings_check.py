@@ -240,6 +240,24 @@ for t in ts:
     t.join()
 check(not wrong, "one handle shared by 4 threads: 400 answers, each its own", wrong[:3])
 
+# fork(): parent and child ask at once on the handle made before the fork;
+# each must get its own answers (the child connects anew).
+rd, wr = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(rd)
+    bad_child = sum(1 for _ in range(200) if h.inbound("10.1.2.3")["reason"] != "unknown-source")
+    os.write(wr, str(bad_child).encode())
+    os._exit(0)
+os.close(wr)
+bad_parent = sum(1 for _ in range(200) if h.inbound("198.18.0.7")["pai"] != "keep")
+bad_child = os.read(rd, 64).decode()
+os.close(rd)
+_, status = os.waitpid(pid, 0)
+check(bad_parent == 0 and bad_child == "0" and status == 0,
+      "a handle used on both sides of fork(): 200 + 200 answers, each its own",
+      "parent %d wrong, child %s wrong, status %d" % (bad_parent, bad_child, status))
+
 # --- dealloc and close() ------------------------------------------------------
 before = nfds()
 for _ in range(40):

@@ -47,7 +47,8 @@ check "$LUA is installed (scripts/deps.sh)" sh -c "command -v $LUA >/dev/null"
 [ "$MM_FAILS" -eq 0 ] || { summary test_bindings; exit 1; }
 
 # A sanitizer build's modules need the sanitizer's runtime loaded first in
-# the interpreter (the Makefile links them with -shared-libasan there).
+# the interpreter: their __asan_* symbols are left to the program that
+# loads them, and lua5.1 and python3 are not instrumented.
 PRELOAD=
 if nm -u "$LUA_MOD" | grep -q __asan_; then
 	PRELOAD=$(clang -print-file-name=libclang_rt.asan-x86_64.so)
