@@ -1,6 +1,7 @@
 # mmtrust: one non-recursive Makefile for the whole tree.
 #
-#   make            build mmtrustd, mmtrustctl, libmmtrust
+#   make            build mmtrustd, mmtrustctl, libmmtrust, the Lua and Python
+#                   modules (bindings/bindings.mk, docs/bindings.md)
 #   make check      every test that runs on this machine (unit, integration,
 #                   netns, and the VM tier: a real kernel with ESP under qemu)
 #   make check-vm   only the VM tier
@@ -75,7 +76,7 @@ ALL_CFLAGS = $(WARN) $(CFLAGS) -I. \
 	model-soak fuzz
 .DEFAULT_GOAL := all
 
-all: $(MMTRUSTD) $(MMTRUSTCTL) $(LIBCLIENT_A) $(LIBCLIENT_SO) $(BUILD)/mmtrust.pc
+all: $(MMTRUSTD) $(MMTRUSTCTL) $(LIBCLIENT_A) $(LIBCLIENT_SO) $(BUILD)/mmtrust.pc bindings
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): scripts/deps.sh
@@ -248,7 +249,7 @@ asan-tiers: all $(UNIT_BINS) $(VICI_CHARON) $(SNAPCLIENT) $(NETNS_BINS)
 	done; \
 	echo "make asan: unit, integration and netns passed, no sanitizer report"
 
-install: all
+install: all install-bindings
 	install -D -m 0755 $(MMTRUSTD) $(DESTDIR)$(PREFIX)/sbin/mmtrustd
 	install -D -m 0755 $(MMTRUSTCTL) $(DESTDIR)$(PREFIX)/bin/mmtrustctl
 	install -D -m 0644 $(LIBCLIENT_A) $(DESTDIR)$(PREFIX)/lib/libmmtrust.a
@@ -260,5 +261,6 @@ clean:
 	rm -rf build build-asan
 
 include tests/fuzz/fuzz.mk
+include bindings/bindings.mk
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -9,6 +9,7 @@ PKGS=(
 	libmnl-dev libsystemd-dev libinih-dev libyaml-dev check
 	iproute2 sqlite3 procps jq util-linux python3
 	clang libclang-rt-14-dev
+	liblua5.1-0-dev lua5.1 python3-dev
 	strongswan-charon strongswan-swanctl strongswan-pki libstrongswan-standard-plugins
 )
 
