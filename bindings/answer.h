@@ -52,6 +52,9 @@ static const struct answer_field answer_fields[] = {
 	ANSWER_FIELD("remote_id", remote_id),
 	ANSWER_FIELD("direction", direction),
 	ANSWER_FIELD("dst", dst),
+	ANSWER_FIELD("src", src),
+	ANSWER_FIELD("domain", domain),
+	ANSWER_FIELD("source", source),
 };
 
 #define ANSWER_N_FIELDS (sizeof(answer_fields) / sizeof(answer_fields[0]))

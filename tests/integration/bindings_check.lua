@@ -79,6 +79,9 @@ check(mmtrust.QUERY_SOCKET == "/run/mmtrust/query.sock", "QUERY_SOCKET", mmtrust
 expect(h:inbound("198.18.0.7"), { pai = "keep", reason = "seg-trusted", partner = "ims.partner-s.example",
 	kind = "ims", path = "seg", agreement = "true", enabled = "true", protected = "false",
 	error = "nil", errno = "nil" }, "inbound from the seg partner with agreement: keep")
+-- The script gets the in-process answer (the snapshot) too.
+expect(h:inbound("198.18.0.7"), { pai = "keep", reason = "seg-trusted", source = "snapshot",
+	src = "198.18.0.7" }, "the next answer comes in-process (source snapshot)")
 expect(h:inbound("10.1.2.3"), { pai = "strip", reason = "unknown-source", partner = "nil",
 	kind = "nil", agreement = "false", error = "nil" }, "inbound from an unknown address: strip, unknown-source")
 expect(h:inbound("192.0.2.10", "10.0.0.5"), { pai = "strip", reason = "unprotected",

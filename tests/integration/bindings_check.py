@@ -16,7 +16,8 @@ import mmtrust
 
 SOCK, REF, FAULT, SYNC = sys.argv[1:5]
 KEYS = {"pai", "reason", "partner", "kind", "path", "agreement", "enabled", "protected", "trusted",
-        "tunnel", "reqid", "spi_in", "spi_out", "remote_id", "direction", "dst", "error", "errno"}
+        "tunnel", "reqid", "spi_in", "spi_out", "remote_id", "direction", "dst", "src", "domain",
+        "source", "error", "errno"}
 
 
 def out(s):
@@ -105,6 +106,12 @@ check(mmtrust.QUERY_SOCKET == "/run/mmtrust/query.sock" and mmtrust.DEFAULT_TIME
 expect(h.inbound("198.18.0.7"), {"pai": "keep", "reason": "seg-trusted", "partner": "ims.partner-s.example",
        "kind": "ims", "path": "seg", "agreement": True, "enabled": True, "protected": False,
        "error": None, "errno": None}, "inbound from the seg partner with agreement: keep")
+# The script gets the in-process answer (the snapshot) once the handle
+# has found it: the same answer, without a round trip.
+expect(h.inbound("198.18.0.7"), {"pai": "keep", "reason": "seg-trusted", "source": "snapshot",
+       "src": "198.18.0.7"}, "the next answer comes in-process (source snapshot)")
+expect(h.outbound(domain="IMS.partner-s.example."), {"pai": "keep", "source": "snapshot",
+       "domain": "ims.partner-s.example"}, "outbound in-process, the domain canonical")
 expect(h.inbound("10.1.2.3"), {"pai": "strip", "reason": "unknown-source", "partner": None, "kind": None,
        "agreement": False, "error": None}, "inbound from an unknown address: strip, unknown-source")
 expect(h.inbound("192.0.2.10", dst="10.0.0.5"), {"pai": "strip", "reason": "unprotected",
