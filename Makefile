@@ -142,6 +142,8 @@ $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(call obj,$(UNIT_HELP)) $$(EXTRA
 # Benchmarks and netns test drivers: EXTRA_<name> names what else they link.
 SPD_OBJ = $(call obj,$(wildcard daemon/spd*.c) daemon/backoff.c)
 EXTRA_reconcile = $(SPD_OBJ) $(LIBNETLINK)
+# the in-process answers of libmmtrust
+EXTRA_query = $(LIBCLIENT_A)
 EXTRA_test_spd = $(SPD_OBJ) $(call obj,tests/unit/mkpartner.c)
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $$(EXTRA_$$*) $(LIBPOLICY)
 	@$(if $(Q),echo "  LD      $@")

@@ -31,8 +31,21 @@
  *                     [-w WINDOW] [-k]     (-k: keep the temp dir, and the
  *                                           daemon running until Enter)
  *
+ * Then libmmtrust, as a CSCF calls it, in the same run (ROUNDS rounds):
+ *   over the socket (in-process answers off): p50/p99 of mmtrust_inbound;
+ *   in-process (the snapshot the daemon writes): p50/p99 of each call
+ *              timed alone, and answers/s of a tight loop on one thread,
+ *              every answer checked against the partner its address was
+ *              drawn from and that it came in-process;
+ *   the floor: the daemon's LPM index (policy/lpm.c) over the same 100k
+ *              prefixes, looked up with the address already parsed, and
+ *              with the text parsed first (what any answer to a text
+ *              question must do at least).
+ *
  * Targets: daemon ping-pong p50 within 1.5x of the echo server's; pipelined
- * >= 300k queries/s.  Exit status 0 unless something failed to run or an
+ * >= 300k queries/s; in-process inbound p50 under 1 us, >= 5 M answers/s
+ * on one core, within 3x of the bare lookup of the same question (parse +
+ * LPM; the ratio to the lookup of a parsed address is printed too).  Exit status 0 unless something failed to run or an
  * answer was wrong (a missed target is reported as FAIL, not an error). */
 #include <errno.h>
 #include <fcntl.h>
@@ -59,8 +72,10 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "client/mmtrust.h"
 #include "policy/addr.h"
 #include "policy/ca.h"
+#include "policy/lpm.h"
 #include "policy/partner.h"
 #include "policy/store.h"
 #include "policy/table.h"
@@ -76,6 +91,10 @@
 #define REQID_MIN 1000000u
 #define TARGET_RATIO 1.5
 #define TARGET_QPS 300000.0
+#define TARGET_INPROC_P50_US 1.0
+#define TARGET_INPROC_RATE 5e6
+#define TARGET_INPROC_RATIO 3.0
+#define INPROC_RATE_N 5000000
 #define SEED UINT64_C(0x71756572792d6263)
 /* Our CSCF prefixes, outside every partner's range, and the addresses the
  * requests arrive on. */
@@ -552,6 +571,9 @@ struct reqs {
 	char *data;         /* every request line, back to back */
 	size_t *off;        /* n+1 offsets */
 	int *partner;       /* the partner expected, -1: none */
+	char (*src)[MM_ADDR_STRLEN];  /* each request's src as text */
+	struct mm_addr *addr;         /* ... and parsed */
+	bool *v6;
 	size_t n;
 };
 
@@ -564,8 +586,11 @@ static int make_reqs(struct reqs *r, size_t n, size_t partners)
 	r->data = malloc(cap);
 	r->off = malloc((n + 1) * sizeof(*r->off));
 	r->partner = malloc(n * sizeof(*r->partner));
+	r->src = malloc(n * sizeof(*r->src));
+	r->addr = malloc(n * sizeof(*r->addr));
+	r->v6 = malloc(n * sizeof(*r->v6));
 	r->n = n;
-	if (!r->data || !r->off || !r->partner)
+	if (!r->data || !r->off || !r->partner || !r->src || !r->addr || !r->v6)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		struct mm_addr a;
@@ -604,6 +629,9 @@ static int make_reqs(struct reqs *r, size_t n, size_t partners)
 					"{\"op\":\"inbound\",\"src\":\"%s\",\"dst\":\"%s\","
 					"\"id\":%zu}\n",
 					mm_addr_str(&a, src), v6 ? CSCF_V6_ADDR : CSCF_V4_ADDR, i);
+		memcpy(r->src[i], src, sizeof(src));
+		r->addr[i] = a;
+		r->v6[i] = v6;
 	}
 	r->off[n] = len;
 	return 0;
@@ -611,6 +639,9 @@ static int make_reqs(struct reqs *r, size_t n, size_t partners)
 
 static void reqs_free(struct reqs *r)
 {
+	free(r->src);
+	free(r->addr);
+	free(r->v6);
 	free(r->data);
 	free(r->off);
 	free(r->partner);
@@ -872,6 +903,122 @@ static double best_max(const double *v, int n)
 	return b;
 }
 
+/* ---- in-process answers (libmmtrust's snapshot) ---- */
+
+struct inproc {
+	double sock50, sock99;      /* libmmtrust over the socket, us */
+	double in50, in99;          /* libmmtrust in-process, us */
+	double in_rate;             /* in-process answers/s, one core */
+	double lpm_ns, parse_lpm_ns;  /* the floors, ns per lookup */
+	size_t wrong, not_inproc;
+};
+
+static double ns_per(double t0, size_t n)
+{
+	return (now() - t0) * 1e9 / (double)n;
+}
+
+static const char *expected_domain(int p, char buf[64])
+{
+	if (p < 0)
+		return "";
+	snprintf(buf, 64, "p%05d.bench.example", p);
+	return buf;
+}
+
+static int inprocess(const char *sock, const struct reqs *r, size_t partners, size_t npp,
+		     size_t nrate, struct inproc *ret)
+{
+	struct mmtrust *in = NULL, *net = NULL;
+	struct mmtrust_answer a;
+	struct mm_lpm_entry *e = calloc(partners * 2, sizeof(*e));
+	struct mm_lpm *lpm = NULL;
+	double *lat = malloc(npp * sizeof(*lat)), t0;
+	volatile uintptr_t sink = 0;
+	char dom[64];
+	int rc = -1;
+
+	memset(ret, 0, sizeof(*ret));
+	if (!e || !lat || mmtrust_connect(sock, 5000, &in) < 0 ||
+	    mmtrust_connect(sock, 5000, &net) < 0)
+		goto out;
+	mmtrust_set_snapshot(net, 0);
+	/* The socket through the library, as a CSCF without the snapshot. */
+	for (size_t i = 0; i < WARMUP + npp; i++) {
+		size_t k = i % r->n;
+		double t = now();
+
+		if (mmtrust_inbound(net, r->src[k], r->v6[k] ? CSCF_V6_ADDR : CSCF_V4_ADDR, 0, &a) < 0)
+			goto out;
+		if (i >= WARMUP)
+			lat[i - WARMUP] = (now() - t) * 1e6;
+	}
+	qsort(lat, npp, sizeof(*lat), dbl_cmp);
+	ret->sock50 = lat[npp / 2];
+	ret->sock99 = lat[(size_t)((double)npp * 0.99)];
+	/* In-process: each answer timed, then checked against the partner
+	 * the address was drawn from. */
+	for (size_t i = 0; i < WARMUP + npp; i++) {
+		size_t k = i % r->n;
+		double t = now();
+		int x = mmtrust_inbound(in, r->src[k], r->v6[k] ? CSCF_V6_ADDR : CSCF_V4_ADDR, 0, &a);
+
+		if (i >= WARMUP)
+			lat[i - WARMUP] = (now() - t) * 1e6;
+		if (x < 0)
+			goto out;
+		if (i < WARMUP)
+			continue;
+		ret->not_inproc += strcmp(a.source, "snapshot") != 0;
+		ret->wrong += strcmp(a.partner, expected_domain(r->partner[k], dom)) != 0;
+	}
+	qsort(lat, npp, sizeof(*lat), dbl_cmp);
+	ret->in50 = lat[npp / 2];
+	ret->in99 = lat[(size_t)((double)npp * 0.99)];
+	/* Answers/s on this one thread, untimed per call. */
+	t0 = now();
+	for (size_t i = 0; i < nrate; i++) {
+		size_t k = i % r->n;
+
+		if (mmtrust_inbound(in, r->src[k], r->v6[k] ? CSCF_V6_ADDR : CSCF_V4_ADDR, 0, &a) < 0)
+			goto out;
+		sink += (uintptr_t)a.pai;
+	}
+	ret->in_rate = (double)nrate / (now() - t0);
+	/* The floors: the daemon's own LPM index over the same prefixes,
+	 * looked up with the address already parsed, and parsed from text. */
+	for (size_t i = 0; i < partners; i++) {
+		partner_v4(i, &e[2 * i].prefix.addr);
+		e[2 * i].prefix.len = 24;
+		partner_v6(i, &e[2 * i + 1].prefix.addr);
+		e[2 * i + 1].prefix.len = 64;
+		e[2 * i].value = e[2 * i + 1].value = (void *)(uintptr_t)(i + 1);
+	}
+	if (mm_lpm_new(e, partners * 2, &lpm) < 0)
+		goto out;
+	t0 = now();
+	for (size_t i = 0; i < nrate; i++)
+		sink += (uintptr_t)mm_lpm_lookup(lpm, &r->addr[i % r->n], NULL);
+	ret->lpm_ns = ns_per(t0, nrate);
+	t0 = now();
+	for (size_t i = 0; i < nrate; i++) {
+		struct mm_addr x;
+
+		if (mm_addr_parse(r->src[i % r->n], &x, "src", NULL) == 0)
+			sink += (uintptr_t)mm_lpm_lookup(lpm, &x, NULL);
+	}
+	ret->parse_lpm_ns = ns_per(t0, nrate);
+	(void)sink;
+	rc = 0;
+out:
+	mm_lpm_free(lpm);
+	mmtrust_close(in);
+	mmtrust_close(net);
+	free(lat);
+	free(e);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	size_t partners = DEF_PARTNERS, npp = DEF_PINGPONG, npipe = DEF_PIPELINED;
@@ -1034,6 +1181,56 @@ int main(int argc, char **argv)
 		       TARGET_RATIO, ratio <= TARGET_RATIO ? "PASS" : "FAIL", ratio);
 		printf("target: pipelined >= %.0fk queries/s: %s (%.0fk/s)\n", TARGET_QPS / 1e3,
 		       qps >= TARGET_QPS ? "PASS" : "FAIL", qps / 1e3);
+	}
+	{
+		struct inproc ip[16];
+		double s50[16], s99[16], i50[16], i99[16], rate[16], lpm[16], plpm[16], ratio, r50;
+		size_t wrong = 0, not_in = 0;
+
+		for (int i = 0; i < rounds; i++) {
+			if (inprocess(qsock, &pp, partners, npp * 10, INPROC_RATE_N, &ip[i]) < 0) {
+				fprintf(stderr, "query bench: in-process run failed\n");
+				goto out;
+			}
+			s50[i] = ip[i].sock50, s99[i] = ip[i].sock99;
+			i50[i] = ip[i].in50, i99[i] = ip[i].in99;
+			rate[i] = ip[i].in_rate, lpm[i] = ip[i].lpm_ns, plpm[i] = ip[i].parse_lpm_ns;
+			wrong += ip[i].wrong;
+			not_in += ip[i].not_inproc;
+			printf("    in-process round %d: libmmtrust over the socket p50/p99 %.1f/%.1f us; "
+			       "in-process p50/p99 %.3f/%.3f us, %.2f M answers/s; floor: LPM %.0f ns, "
+			       "parse + LPM %.0f ns\n", i + 1, s50[i], s99[i], i50[i], i99[i],
+			       rate[i] / 1e6, lpm[i], plpm[i]);
+			fflush(stdout);
+		}
+		r50 = median(i50, rounds);
+		ratio = 1e9 / median(rate, rounds) / median(lpm, rounds);
+		printf("in-process (median of %d rounds, %zu prefixes): libmmtrust over the socket "
+		       "p50 %.1f us p99 %.1f us; in-process p50 %.3f us p99 %.3f us, %.2f M "
+		       "answers/s on one core (%.0f ns each); bare LPM lookup %.0f ns (parse + "
+		       "lookup %.0f ns); in-process at %.2fx the bare lookup, %.2fx parse + lookup; "
+		       "%.0fx faster than the socket\n", rounds, partners * 2, median(s50, rounds),
+		       median(s99, rounds), r50, median(i99, rounds), median(rate, rounds) / 1e6,
+		       1e9 / median(rate, rounds), median(lpm, rounds), median(plpm, rounds), ratio,
+		       1e9 / median(rate, rounds) / median(plpm, rounds),
+		       median(s50, rounds) / r50);
+		printf("in-process answers checked: %zu, %zu wrong, %zu not in-process\n",
+		       npp * 10 * (size_t)rounds, wrong, not_in);
+		printf("target: in-process inbound p50 under %.1f us: %s (%.3f us)\n",
+		       TARGET_INPROC_P50_US, r50 < TARGET_INPROC_P50_US ? "PASS" : "FAIL", r50);
+		printf("target: at least %.0f M in-process answers/s on one core: %s (%.2f M/s)\n",
+		       TARGET_INPROC_RATE / 1e6,
+		       median(rate, rounds) >= TARGET_INPROC_RATE ? "PASS" : "FAIL",
+		       median(rate, rounds) / 1e6);
+		{
+			double pratio = 1e9 / median(rate, rounds) / median(plpm, rounds);
+
+			printf("target: in-process within %.0fx of the bare lookup of the same question "
+			       "(its text address parsed, then the LPM index): %s (%.2fx; against the "
+			       "lookup of an address already parsed %.1fx)\n", TARGET_INPROC_RATIO,
+			       pratio <= TARGET_INPROC_RATIO ? "PASS" : "FAIL", pratio, ratio);
+		}
+		bad += wrong + not_in;
 	}
 	rc = bad ? 1 : 0;
 	if (keep) {

@@ -38,6 +38,10 @@ struct mmtrust_snap {
 	bool ready;            /* t and s are checked and go together */
 	const struct mm_snap_state_hdr *live;  /* the state file's header, shared */
 	uint64_t next_try_ms;
+	char last_dst[MM_ADDR_STRLEN];  /* parse_dst's cache */
+	struct mm_addr last_dst_addr;
+	char last_dst_echo[MM_ADDR_STRLEN];
+	bool last_dst_ok;
 };
 
 static uint64_t now_ms(void)
@@ -63,6 +67,14 @@ static void file_clear(struct file *f)
 	memset(f, 0, sizeof(*f));
 }
 
+static void table_clear(struct mmtrust_snap *s)
+{
+	file_clear(&s->table);
+	free(s->t.v4_start);
+	free(s->t.v6_start);
+	memset(&s->t, 0, sizeof(s->t));
+}
+
 static void drop(struct mmtrust_snap *s)
 {
 	if (s->live)
@@ -77,7 +89,7 @@ void mmtrust__snap_free(struct mmtrust_snap *s)
 	if (!s)
 		return;
 	drop(s);
-	file_clear(&s->table);
+	table_clear(s);
 	free(s);
 }
 
@@ -87,7 +99,7 @@ void mmtrust__snap_set_path(struct mmtrust_snap *s, const char *path, uid_t owne
 		path = "";
 	if (strcmp(path, s->path) || s->owner != owner || !s->owner_known) {
 		drop(s);
-		file_clear(&s->table);
+		table_clear(s);
 		s->next_try_ms = 0;
 	}
 	if (strlen(path) + 7 > sizeof(s->path))
@@ -212,9 +224,11 @@ static int reload(struct mmtrust_snap *s, uint64_t now)
 		r = read_file(s, s->table_path, sizeof(struct mm_snap_table_hdr), &tb, NULL);
 		if (r == 0)
 			r = mm_snap_table_load(tb.buf, tb.len, &t, NULL);
+		if (r == 0)
+			r = mm_snap_table_index(&t);
 		if (r < 0)
 			goto fail_state;
-		file_clear(&s->table);
+		table_clear(s);
 		s->table = tb;
 		s->t = t;
 		tb.buf = NULL;
@@ -261,24 +275,84 @@ static bool usable(struct mmtrust_snap *s)
 	return false;
 }
 
+/* snprintf's "%s" without its cost (most of an answer's time was
+ * formatting): at most size - 1 bytes, always terminated.  src is always
+ * terminated (static words, and strings the loader checked). */
+static void copy(char *dst, size_t size, const char *src)
+{
+	size_t n = strlen(src);
+
+	if (n > size - 1)
+		n = size - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 static void partner_facts(struct mmtrust_answer *a, const struct mm_snap_answer *x)
 {
 	const struct mm_snap_partner *p = x->partner;
 
 	if (!p)
 		return;
-	snprintf(a->partner, sizeof(a->partner), "%.253s", p->domain);  /* checked: <= 253 */
-	snprintf(a->kind, sizeof(a->kind), "%s", mm_kind_name(p->kind));
-	snprintf(a->path, sizeof(a->path), "%s", mm_path_name(p->path));
+	copy(a->partner, sizeof(a->partner), p->domain);
+	copy(a->kind, sizeof(a->kind), mm_kind_name(p->kind));
+	copy(a->path, sizeof(a->path), mm_path_name(p->path));
 	a->agreement = p->agreement;
 	a->enabled = p->enabled;
+}
+
+/* Every member of the answer set, without clearing all of its kilobyte
+ * (a string is "" by its first byte; bytes after a NUL are not part of
+ * it). */
+static void blank(struct mmtrust_answer *a)
+{
+	a->pai = MMTRUST_PAI_STRIP;
+	a->reason[0] = a->partner[0] = a->kind[0] = a->path[0] = a->tunnel[0] = '\0';
+	a->remote_id[0] = a->direction[0] = a->dst[0] = a->src[0] = a->domain[0] = '\0';
+	a->agreement = a->enabled = a->protected_ = a->trusted = 0;
+	a->reqid = a->spi_in = a->spi_out = 0;
 }
 
 static void decision(struct mmtrust_answer *a, const struct mm_snap_answer *x)
 {
 	a->pai = x->dec.pai == MM_PAI_KEEP ? MMTRUST_PAI_KEEP : MMTRUST_PAI_STRIP;
-	snprintf(a->reason, sizeof(a->reason), "%s", x->dec.reason);
-	snprintf(a->source, sizeof(a->source), "snapshot");
+	copy(a->reason, sizeof(a->reason), x->dec.reason);
+	memcpy(a->source, "snapshot", sizeof("snapshot"));
+}
+
+/* The canonical text of an address the daemon echoes: IPv4 text that
+ * parsed is already canonical (inet_pton takes only the dotted quad), so
+ * it is copied; anything else is formatted (daemon/query.c addr_text). */
+static void echo(char *dst, size_t size, const char *given, const struct mm_addr *a)
+{
+	char buf[MM_ADDR_STRLEN];
+
+	if (a->family == AF_INET && !strchr(given, ':'))
+		copy(dst, size, given);
+	else
+		copy(dst, size, mm_addr_str(a, buf));
+}
+
+/* The CSCF asks about the same few local addresses all the time: the
+ * last dst is kept parsed. */
+static int parse_dst(struct mmtrust_snap *s, const char *dst, struct mm_addr *ret)
+{
+	size_t n = strnlen(dst, sizeof(s->last_dst));
+
+	if (n < sizeof(s->last_dst) && s->last_dst_ok && !memcmp(dst, s->last_dst, n + 1)) {
+		*ret = s->last_dst_addr;
+		return 0;
+	}
+	s->last_dst_ok = false;
+	if (mm_addr_parse(dst, ret, "dst", NULL) < 0)
+		return -EINVAL;
+	if (n < sizeof(s->last_dst)) {
+		memcpy(s->last_dst, dst, n + 1);
+		s->last_dst_addr = *ret;
+		echo(s->last_dst_echo, sizeof(s->last_dst_echo), dst, ret);
+		s->last_dst_ok = true;
+	}
+	return 0;
 }
 
 int mmtrust__snap_inbound(struct mmtrust_snap *s, const char *src, const char *dst, uint32_t spi,
@@ -286,14 +360,13 @@ int mmtrust__snap_inbound(struct mmtrust_snap *s, const char *src, const char *d
 {
 	struct mm_addr sa, da;
 	struct mm_snap_answer x;
-	char buf[MM_ADDR_STRLEN];
 
 	/* Anything the daemon would refuse, it refuses itself. */
 	if (!s || !src || mm_addr_parse(src, &sa, "src", NULL) < 0 ||
-	    (dst && mm_addr_parse(dst, &da, "dst", NULL) < 0) || !usable(s) ||
+	    (dst && parse_dst(s, dst, &da) < 0) || !usable(s) ||
 	    mm_snap_inbound(&s->t, &s->s, &sa, dst ? &da : NULL, spi, &x) < 0)
 		return -EAGAIN;
-	memset(ret, 0, sizeof(*ret));
+	blank(ret);
 	decision(ret, &x);
 	partner_facts(ret, &x);
 	ret->protected_ = x.dec.protected_;
@@ -301,11 +374,13 @@ int mmtrust__snap_inbound(struct mmtrust_snap *s, const char *src, const char *d
 		ret->reqid = x.tunnel->reqid;
 		ret->spi_in = x.tunnel->spi_in;
 		ret->spi_out = x.tunnel->spi_out;
-		snprintf(ret->remote_id, sizeof(ret->remote_id), "%s", x.tunnel->remote_id);
+		copy(ret->remote_id, sizeof(ret->remote_id), x.tunnel->remote_id);
 	}
-	snprintf(ret->src, sizeof(ret->src), "%s", mm_addr_str(&sa, buf));
-	if (dst)
-		snprintf(ret->dst, sizeof(ret->dst), "%s", mm_addr_str(&da, buf));
+	echo(ret->src, sizeof(ret->src), src, &sa);
+	if (dst && s->last_dst_ok)
+		copy(ret->dst, sizeof(ret->dst), s->last_dst_echo);
+	else if (dst)
+		echo(ret->dst, sizeof(ret->dst), dst, &da);
 	return 0;
 }
 
@@ -322,15 +397,15 @@ int mmtrust__snap_outbound(struct mmtrust_snap *s, const char *domain, const cha
 	    mm_snap_outbound(&s->t, &s->s, domain ? canon : NULL, dst ? &da : NULL, privacy_id != 0,
 			     &x) < 0)
 		return -EAGAIN;
-	memset(ret, 0, sizeof(*ret));
+	blank(ret);
 	decision(ret, &x);
 	partner_facts(ret, &x);
 	ret->trusted = x.dec.trusted;
 	tunnel = !x.partner || x.partner->path == MM_PATH_SEG ? "none" : x.tunnel ? "up" : "down";
-	snprintf(ret->tunnel, sizeof(ret->tunnel), "%s", tunnel);
+	copy(ret->tunnel, sizeof(ret->tunnel), tunnel);
 	if (domain)
-		snprintf(ret->domain, sizeof(ret->domain), "%s", canon);
+		copy(ret->domain, sizeof(ret->domain), canon);
 	else
-		snprintf(ret->dst, sizeof(ret->dst), "%s", mm_addr_str(&da, buf));
+		copy(ret->dst, sizeof(ret->dst), mm_addr_str(&da, buf));
 	return 0;
 }

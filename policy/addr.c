@@ -32,9 +32,10 @@ static int addr_pton(const char *s, struct mm_addr *ret)
 {
 	struct mm_addr a = { 0 };
 
-	if (inet_pton(AF_INET, s, a.bytes) == 1)
+	/* IPv6 text has a ':', IPv4 text never: one inet_pton, not two. */
+	if (!strchr(s, ':') && inet_pton(AF_INET, s, a.bytes) == 1)
 		a.family = AF_INET;
-	else if (inet_pton(AF_INET6, s, a.bytes) == 1)
+	else if (strchr(s, ':') && inet_pton(AF_INET6, s, a.bytes) == 1)
 		a.family = AF_INET6;
 	else
 		return -EINVAL;
@@ -132,9 +133,88 @@ int mm_prefix_parse(const char *s, struct mm_prefix *ret, const char *field,
 	return 0;
 }
 
+/* Decimal 0..255 at p; the end. */
+static char *put_octet(char *p, unsigned v)
+{
+	if (v >= 100)
+		*p++ = '0' + v / 100;
+	if (v >= 10)
+		*p++ = '0' + v / 10 % 10;
+	*p++ = '0' + v % 10;
+	return p;
+}
+
+static char *put_v4(char *p, const uint8_t *b)
+{
+	for (int i = 0; i < 4; i++) {
+		if (i)
+			*p++ = '.';
+		p = put_octet(p, b[i]);
+	}
+	return p;
+}
+
+/* The text inet_ntop(3) writes, without its cost (it formats with
+ * sprintf; answers echo addresses all the time): RFC 5952 -- lower-case
+ * hex without leading zeros, the longest run of two or more zero groups
+ * (the first of equal ones) as "::" -- and, as glibc does, the dotted
+ * quad for the last 32 bits when the first 96 are zero (IPv4-compatible)
+ * or are ::ffff (IPv4-mapped).  tests/unit/test_addr.c holds it to
+ * inet_ntop for random addresses. */
+static void ntop6(const uint8_t *b, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned w[8];
+	int best = -1, best_len = 0, cur = -1, cur_len = 0;
+	char *p = out;
+
+	for (int i = 0; i < 8; i++)
+		w[i] = (unsigned)b[2 * i] << 8 | b[2 * i + 1];
+	for (int i = 0; i < 8; i++) {
+		if (w[i] == 0) {
+			if (cur < 0)
+				cur = i, cur_len = 0;
+			if (++cur_len > best_len)
+				best = cur, best_len = cur_len;
+		} else {
+			cur = -1;
+		}
+	}
+	if (best_len < 2)
+		best = -1;
+	for (int i = 0; i < 8; i++) {
+		if (best >= 0 && i >= best && i < best + best_len) {
+			if (i == best)
+				*p++ = ':';
+			continue;
+		}
+		if (i)
+			*p++ = ':';
+		if (i == 6 && best == 0 && (best_len == 6 || (best_len == 5 && w[5] == 0xffff))) {
+			p = put_v4(p, b + 12);
+			break;
+		}
+		for (int s = 12, started = 0; s >= 0; s -= 4) {
+			unsigned d = (w[i] >> s) & 0xf;
+
+			if (d || started || s == 0) {
+				*p++ = hex[d];
+				started = 1;
+			}
+		}
+	}
+	if (best >= 0 && best + best_len == 8)
+		*p++ = ':';
+	*p = '\0';
+}
+
 const char *mm_addr_str(const struct mm_addr *a, char buf[MM_ADDR_STRLEN])
 {
-	if (!inet_ntop(a->family, a->bytes, buf, MM_ADDR_STRLEN))
+	if (a->family == AF_INET)
+		*put_v4(buf, a->bytes) = '\0';
+	else if (a->family == AF_INET6)
+		ntop6(a->bytes, buf);
+	else
 		snprintf(buf, MM_ADDR_STRLEN, "?");
 	return buf;
 }

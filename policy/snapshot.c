@@ -151,6 +151,14 @@ static bool prefix_ok(const struct mm_prefix *p)
 
 /* ---- lookups ---- */
 
+/* The 16 bits of k after its first `shift` bits (shift <= 112). */
+static unsigned v6_bucket(const uint64_t k[2], unsigned shift)
+{
+	unsigned __int128 v = (unsigned __int128)k[0] << 64 | k[1];
+
+	return (unsigned)(v << shift >> 112) & 0xffff;
+}
+
 const struct mm_snap_partner *mm_snap_lookup(const struct mm_snap_table *t,
 					     const struct mm_addr *a)
 {
@@ -159,8 +167,18 @@ const struct mm_snap_partner *mm_snap_lookup(const struct mm_snap_table *t,
 	if (a->family == AF_INET) {
 		uint32_t k = v4_of(a);
 
-		/* the last interval starting at or before k */
+		/* the last interval starting at or before k: among those of k's
+		 * /16 when indexed, else the one before them */
 		hi = t->n_v4;
+		if (t->v4_start) {
+			lo = t->v4_start[k >> 16];
+			hi = t->v4_start[(k >> 16) + 1];
+			if (lo == hi || t->v4[lo].lo > k) {
+				if (lo == 0 || t->v4[lo - 1].hi < k)
+					return NULL;
+				return &t->partners[t->v4[lo - 1].partner];
+			}
+		}
 		while (lo < hi) {
 			size_t mid = lo + (hi - lo) / 2;
 
@@ -178,6 +196,21 @@ const struct mm_snap_partner *mm_snap_lookup(const struct mm_snap_table *t,
 
 		v6_of(a, k);
 		hi = t->n_v6;
+		if (t->v6_start) {
+			unsigned b;
+
+			if (!t->n_v6 || cmp128(k, t->v6[0].lo) < 0 ||
+			    cmp128(k, t->v6[t->n_v6 - 1].hi) > 0)
+				return NULL;
+			b = v6_bucket(k, t->v6_shift);
+			lo = t->v6_start[b];
+			hi = t->v6_start[b + 1];
+			if (lo == hi || cmp128(t->v6[lo].lo, k) > 0) {
+				if (lo == 0 || cmp128(t->v6[lo - 1].hi, k) < 0)
+					return NULL;
+				return &t->partners[t->v6[lo - 1].partner];
+			}
+		}
 		while (lo < hi) {
 			size_t mid = lo + (hi - lo) / 2;
 
@@ -357,6 +390,46 @@ int mm_snap_table_load(const void *buf, size_t len, struct mm_snap_table *ret,
 			return bad(err, "ranges", "the partners' ranges do not add up to the index");
 	}
 	*ret = t;
+	return 0;
+}
+
+int mm_snap_table_index(struct mm_snap_table *t)
+{
+	uint32_t *s = malloc((65536 + 1) * sizeof(*s)), *s6 = malloc((65536 + 1) * sizeof(*s6));
+	unsigned shift = 0;
+	size_t i = 0;
+
+	if (!s || !s6) {
+		free(s);
+		free(s6);
+		return -ENOMEM;
+	}
+	for (uint32_t k = 0; k < 65536; k++) {
+		while (i < t->n_v4 && (t->v4[i].lo >> 16) < k)
+			i++;
+		s[k] = (uint32_t)i;
+	}
+	s[65536] = (uint32_t)t->n_v4;
+	/* IPv6: the bits every address from the first interval's start to
+	 * the last one's end shares, then the next 16. */
+	if (t->n_v6) {
+		unsigned __int128 a = (unsigned __int128)t->v6[0].lo[0] << 64 | t->v6[0].lo[1];
+		unsigned __int128 b = (unsigned __int128)t->v6[t->n_v6 - 1].hi[0] << 64 |
+				      t->v6[t->n_v6 - 1].hi[1];
+
+		while (shift < 112 && !((a ^ b) >> (127 - shift) & 1))
+			shift++;
+	}
+	i = 0;
+	for (uint32_t k = 0; k < 65536; k++) {
+		while (i < t->n_v6 && v6_bucket(t->v6[i].lo, shift) < k)
+			i++;
+		s6[k] = (uint32_t)i;
+	}
+	s6[65536] = (uint32_t)t->n_v6;
+	t->v4_start = s;
+	t->v6_start = s6;
+	t->v6_shift = shift;
 	return 0;
 }
 

@@ -111,6 +111,14 @@ struct mm_snap_table {
 	uint64_t table_id;
 	enum mm_untrusted_mode untrusted;
 	bool require_dst;
+	/* Optional (mm_snap_table_index): v4_start[k], k < 65536, is the
+	 * first IPv4 interval whose lo has the high 16 bits k or more;
+	 * v4_start[65536] is n_v4.  NULL: plain binary search. */
+	uint32_t *v4_start;
+	/* The same for IPv6, keyed on the 16 bits after the prefix all
+	 * intervals share (v6_shift of them); NULL: plain binary search. */
+	uint32_t *v6_start;
+	unsigned v6_shift;
 };
 
 /* A checked state file, against the table it was checked with. */
@@ -132,6 +140,11 @@ uint64_t mm_snap_checksum(const void *buf, size_t len, size_t hdr_size, const si
  * byte order) with err saying what is wrong. */
 int mm_snap_table_load(const void *buf, size_t len, struct mm_snap_table *ret,
 		       struct mm_err *err);
+/* Build t's first-level indexes (t->v4_start, t->v6_start, malloc'd; the
+ * caller frees them): a lookup then searches only the intervals of its
+ * bucket.  -ENOMEM (neither built). */
+int mm_snap_table_index(struct mm_snap_table *t);
+
 /* Check buf as a state file that goes with t; -ESTALE: it goes with
  * another table file. */
 int mm_snap_state_load(const void *buf, size_t len, const struct mm_snap_table *t,

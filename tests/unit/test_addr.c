@@ -1,6 +1,7 @@
 /* Address and prefix parsing (policy/addr.h): every spelling of an address
  * means one address (IPv4-mapped IPv6 is IPv4), the prefix length is
  * strict, and the special-purpose blocks are named. */
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
 #include <stdbool.h>
@@ -212,6 +213,43 @@ START_TEST(test_kernel_mapped)
 }
 END_TEST
 
+/* mm_addr_str formats by itself (answers echo addresses all the time):
+ * it must write exactly what inet_ntop writes, for every shape of zero
+ * runs, IPv4-compatible and IPv4-mapped addresses included. */
+START_TEST(test_str_is_inet_ntop)
+{
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	char want[INET6_ADDRSTRLEN], buf[MM_ADDR_STRLEN];
+
+	for (int n = 0; n < 300000; n++) {
+		struct mm_addr a = { .family = n % 5 == 0 ? AF_INET : AF_INET6 };
+
+		for (int i = 0; i < 16; i += 2) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			/* mostly zero groups, some small, some full */
+			switch (x % 4) {
+			case 0:
+			case 1:
+				break;
+			case 2:
+				a.bytes[i + 1] = (uint8_t)(x >> 8);
+				break;
+			default:
+				a.bytes[i] = (uint8_t)(x >> 16), a.bytes[i + 1] = (uint8_t)(x >> 24);
+			}
+		}
+		if (n % 7 == 0)  /* the IPv4-mapped and -compatible shapes */
+			memset(a.bytes, 0, 10), a.bytes[10] = a.bytes[11] = n % 2 ? 0xff : 0;
+		if (n % 11 == 0)
+			a.bytes[10] = 0, a.bytes[11] = 0xff;
+		if (a.family == AF_INET)
+			memset(a.bytes + 4, 0, 12);
+		ck_assert_ptr_nonnull(inet_ntop(a.family, a.bytes, want, sizeof(want)));
+		ck_assert_str_eq(mm_addr_str(&a, buf), want);
+	}
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("addr");
@@ -222,6 +260,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_one_meaning);
 	tcase_add_loop_test(tc, test_special, 0, sizeof(specials) / sizeof(specials[0]));
 	tcase_add_test(tc, test_kernel_mapped);
+	tcase_add_test(tc, test_str_is_inet_ntop);
 	suite_add_tcase(s, tc);
 	return s;
 }
