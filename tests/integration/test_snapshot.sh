@@ -173,4 +173,15 @@ wait "$DPID" 2>/dev/null
 DPID=
 check "a clean stop takes the state file away" test ! -e "$SNAP"
 check "a clean stop takes the table file away" test ! -e "$SNAP.table"
+
+# --- no snapshot when the configuration says so -----------------------------------
+rm -f "$SOCK" "$MM_TMP/admin.sock"
+conf strip-always no
+sed -i 's|^\[daemon\]$|[daemon]\nquery_snapshot =|' "$MM_TMP/mmtrustd.conf"
+fc_restart
+wait_for 10 eval '[ "$("$SC" ask "$SOCK" inbound 192.0.2.10 10.0.0.5)" = "socket keep protected" ]' ||
+	fail "query_snapshot empty: answers over the socket ($("$SC" ask "$SOCK" inbound 192.0.2.10 10.0.0.5))"
+check "query_snapshot empty: no state file" test ! -e "$SNAP"
+contains "$("$PY" "$QC" ask "$SOCK" '{"op":"ping"}' | jq -c .result.snapshot)" "null" \
+	"ping says there is no snapshot"
 summary snapshot
