@@ -78,6 +78,18 @@ static void print_status(const json_t *r)
 		printf("store: %s is READ-ONLY, every change is refused: %s\n", jstr(store, "path"),
 		       jstr(store, "problem"));
 
+	{
+		const json_t *sn = json_object_get(r, "snapshot");
+
+		if (json_is_object(sn))
+			printf("snapshot: %s, generation %" JSON_INTEGER_FORMAT ", %" JSON_INTEGER_FORMAT
+			       " partners, %" JSON_INTEGER_FORMAT " tunnels up%s\n", jstr(sn, "path"),
+			       jint(sn, "generation"), jint(sn, "partners"), jint(sn, "tunnels_up"),
+			       json_is_true(json_object_get(sn, "current")) ? ""
+			       : " (NOT current: libmmtrust asks the query socket)");
+		else if (json_is_null(sn))
+			printf("snapshot: none (every libmmtrust answer is a round trip)\n");
+	}
 	if (json_is_true(json_object_get(k, "programmed")))
 		printf("kernel: policies programmed: %" JSON_INTEGER_FORMAT " expected, %"
 		       JSON_INTEGER_FORMAT " present, %" JSON_INTEGER_FORMAT " in sync "

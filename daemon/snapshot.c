@@ -226,3 +226,16 @@ int snapw_publish(struct snapw *w, const struct query_view_input *in)
 	w->live_len = len;
 	return 0;
 }
+
+json_t *snapw_status(const struct snapw *w)
+{
+	bool current;
+
+	if (!w)
+		return json_null();
+	current = w->live && __atomic_load_n(&w->live->state, __ATOMIC_ACQUIRE) == MM_SNAP_CURRENT;
+	return json_pack("{s:s, s:b, s:I, s:I, s:I}", "path", w->path, "current", current,
+			 "generation", (json_int_t)(w->live ? w->live->generation : 0),
+			 "partners", (json_int_t)w->table.n_partners, "tunnels_up",
+			 (json_int_t)(w->live ? w->live->n_up : 0));
+}

@@ -15,6 +15,7 @@
 #ifndef MMTRUSTD_SNAPSHOT_H
 #define MMTRUSTD_SNAPSHOT_H
 
+#include <jansson.h>
 #include <sys/types.h>
 
 #include "query.h"
@@ -35,5 +36,8 @@ void snapw_supersede(struct snapw *w);
 int snapw_publish(struct snapw *w, const struct query_view_input *in);
 /* Store now into the live heartbeat; accepts NULL. */
 void snapw_heartbeat(struct snapw *w);
+/* For status: {"path", "current", "generation", "partners", "tunnels_up"}
+ * (w NULL: JSON null). */
+json_t *snapw_status(const struct snapw *w);
 
 #endif

@@ -46,6 +46,9 @@ check "the table file is there" test -f "$SNAP.table"
 contains "$(stat -c '%a %U' "$SNAP" "$SNAP.table")" "600 root" "owner-only files without query_group"
 contains "$("$PY" "$QC" ask "$SOCK" '{"op":"ping"}' | jq -r .result.snapshot)" "$SNAP" \
 	"ping tells where the snapshot is"
+contains "$("$CTL" status)" "snapshot: $SNAP, generation" "mmtrustctl status names the snapshot"
+check "status --json: the snapshot is current, 3 partners, 2 tunnels up" \
+	jq -e '.snapshot | .current and .partners == 3 and .tunnels_up == 2' <<<"$("$CTL" --json status)"
 contains "$("$SC" ask "$SOCK" inbound 203.0.113.5 10.0.0.5)" "snapshot strip no-agreement" \
 	"N: strip, in-process"
 contains "$("$SC" ask "$SOCK" inbound 10.9.9.9 10.0.0.5)" "snapshot strip unknown-source" \
@@ -184,4 +187,5 @@ wait_for 10 eval '[ "$("$SC" ask "$SOCK" inbound 192.0.2.10 10.0.0.5)" = "socket
 check "query_snapshot empty: no state file" test ! -e "$SNAP"
 contains "$("$PY" "$QC" ask "$SOCK" '{"op":"ping"}' | jq -c .result.snapshot)" "null" \
 	"ping says there is no snapshot"
+contains "$("$CTL" status)" "snapshot: none" "mmtrustctl status says there is none"
 summary snapshot
