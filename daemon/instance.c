@@ -214,6 +214,11 @@ int instance_claim_store(struct instance *inst, const char *store, struct mm_err
 	return lock_beside(inst, store, "daemon.store", err);
 }
 
+int instance_claim_snapshot(struct instance *inst, const char *path, struct mm_err *err)
+{
+	return path[0] ? lock_beside(inst, path, "daemon.query_snapshot", err) : 0;
+}
+
 int instance_claim(const char *store, const char *admin_socket, const char *query_socket,
 		   uint32_t spd_tag, struct instance **ret, struct mm_err *err)
 {

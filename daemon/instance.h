@@ -36,6 +36,9 @@ int instance_claim(const char *store, const char *admin_socket, const char *quer
 /* A reload that names another store claims it too (the old claim is kept
  * until exit).  0 when already held by us. */
 int instance_claim_store(struct instance *inst, const char *store, struct mm_err *err);
+/* Also the snapshot's files (path "": none): two daemons writing one
+ * snapshot would each supersede the other's. */
+int instance_claim_snapshot(struct instance *inst, const char *path, struct mm_err *err);
 /* Why a claim was skipped (a process of another user holds the
  * namespace's abstract name), to be logged; NULL when all is claimed. */
 const char *instance_warning(const struct instance *inst);

@@ -438,6 +438,17 @@ int mmtrustd_reload(struct mmtrustd *d, bool allow_shrink, struct mm_err *err)
 	if (strcmp(cfg.query_socket, d->cfg.query_socket) || cfg.query_gid != d->cfg.query_gid ||
 	    cfg.query_max_clients != d->cfg.query_max_clients)
 		log_warn("reload: query socket path, group and max_clients change only at restart");
+	{
+		char was[108], now[108];
+
+		mm_config_snapshot_path(&d->cfg, was);
+		mm_config_snapshot_path(&cfg, now);
+		if (strcmp(was, now))
+			log_warn("reload: query_snapshot changes only at restart (still %s)",
+				 was[0] ? was : "none");
+		cfg.query_snapshot_set = d->cfg.query_snapshot_set;
+		snprintf(cfg.query_snapshot, sizeof(cfg.query_snapshot), "%s", d->cfg.query_snapshot);
+	}
 	if (strcmp(cfg.store, d->cfg.store))
 		log_notice("reload: store is now %s", cfg.store);
 	mm_store_close(d->store);
@@ -601,6 +612,16 @@ int main(int argc, char **argv)
 				     d.cfg.spd_tag, &d.inst, &err) < 0) {
 		log_err("refusing to start: %s%s%s", err.field, err.field[0] ? ": " : "", err.msg);
 		goto out;
+	}
+	if (!check) {
+		char snap_path[108];
+
+		mm_config_snapshot_path(&d.cfg, snap_path);
+		if (instance_claim_snapshot(d.inst, snap_path, &err) < 0) {
+			log_err("refusing to start: %s%s%s", err.field, err.field[0] ? ": " : "",
+				err.msg);
+			goto out;
+		}
 	}
 	if (instance_warning(d.inst))
 		log_warn("%s", instance_warning(d.inst));

@@ -58,6 +58,24 @@ contains "$("$SC" ask "$SOCK" inbound 192.0.2.10 198.51.100.1)" "snapshot strip 
 contains "$("$SC" ask "$SOCK" outbound $S)" "snapshot keep seg-trusted" "outbound to S: keep"
 contains "$("$SC" ask "$SOCK" inbound bogus)" "error" "a refused question is the daemon's refusal"
 
+# A second daemon that would write the same snapshot is refused.
+cat >"$MM_TMP/second.conf" <<CONF
+[daemon]
+store = $MM_TMP/second.db
+admin_socket = $MM_TMP/second-admin.sock
+query_socket = $MM_TMP/second-query.sock
+query_snapshot = $SNAP
+[spd]
+enabled = no
+tag = 4660
+CONF
+out=$(timeout 20 ip netns exec "$NS" "$BUILD/mmtrustd" --foreground --config "$MM_TMP/second.conf" 2>&1)
+rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && pass "a second daemon on the same snapshot exits ($rc)" ||
+	fail "a second daemon on the same snapshot: rc $rc"
+contains "$out" "daemon.query_snapshot" "... and names query_snapshot"
+check "the first daemon's snapshot is still current" in_process_keep
+
 # --- in-process answers equal the socket's, across random changes ---------------
 enabled_a=yes agreement_n=no have_x=no untrusted=strip-always require=no
 for round in $(seq 1 "$ROUNDS"); do
