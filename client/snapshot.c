@@ -261,6 +261,7 @@ fail:
 static bool usable(struct mmtrust_snap *s)
 {
 	uint64_t now;
+	bool superseded;
 
 	if (!s->max_age_ms || !s->path[0])
 		return false;
@@ -269,9 +270,12 @@ static bool usable(struct mmtrust_snap *s)
 		return true;
 	if (now < s->next_try_ms)
 		return false;
+	/* Superseded by a live daemon: the next state is a moment away.
+	 * Stale or absent: the daemon is gone or busy; look now and then. */
+	superseded = s->ready && !current(s->live) && fresh(s, s->live, now);
 	if (reload(s, now) == 0)
 		return true;
-	s->next_try_ms = now + (s->ready || s->table.buf ? RETRY_SUPERSEDED_MS : RETRY_MS);
+	s->next_try_ms = now + (superseded ? RETRY_SUPERSEDED_MS : RETRY_MS);
 	return false;
 }
 
