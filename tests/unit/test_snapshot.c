@@ -620,8 +620,11 @@ START_TEST(test_build_refuses)
 	tb.n = 1;
 	ck_assert_int_eq(mm_snap_table_build(&tb, NULL, 0, 0, false, 1, &buf, &len), 0);
 	al = copy8(buf, len, 0);
+	free(buf);
 	ck_assert_int_eq(mm_snap_table_load(al, len, &t, &err), 0);
+	buf = NULL;
 	ck_assert_int_eq(mm_snap_state_build(&t, 1, 1, 1, 1, up, 2, &buf, &len), -EINVAL);
+	ck_assert_ptr_null(buf);
 	free(al);
 	mm_test_partners_free(p, 2);
 }
