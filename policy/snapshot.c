@@ -266,6 +266,45 @@ const struct mm_snap_tunnel *mm_snap_tunnel_of(const struct mm_snap_table *t,
 
 /* ---- checking ---- */
 
+/* Whether the index holds rg (a valid prefix) as one interval, exactly,
+ * under partner p. */
+static bool index_exact(const struct mm_snap_table *t, const struct mm_prefix *rg,
+			const struct mm_snap_partner *p)
+{
+	if (mm_snap_lookup(t, &rg->addr) != p)
+		return false;
+	if (rg->addr.family == AF_INET) {
+		uint32_t lo, hi;
+		size_t a = 0, b = t->n_v4;
+
+		prefix_v4(rg, &lo, &hi);
+		while (a < b) {  /* the interval starting at lo */
+			size_t mid = a + (b - a) / 2;
+
+			if (t->v4[mid].lo < lo)
+				a = mid + 1;
+			else
+				b = mid;
+		}
+		return a < t->n_v4 && t->v4[a].lo == lo && t->v4[a].hi == hi;
+	} else {
+		uint64_t lo[2], hi[2];
+		size_t a = 0, b = t->n_v6;
+
+		prefix_v6(rg, lo, hi);
+		while (a < b) {
+			size_t mid = a + (b - a) / 2;
+
+			if (cmp128(t->v6[mid].lo, lo) < 0)
+				a = mid + 1;
+			else
+				b = mid;
+		}
+		return a < t->n_v6 && cmp128(t->v6[a].lo, lo) == 0 &&
+		       cmp128(t->v6[a].hi, hi) == 0;
+	}
+}
+
 static int bad(struct mm_err *err, const char *field, const char *msg)
 {
 	return mm_err_set(err, MM_ERR_INVALID, field, "%s", msg) < 0 ? -EBADMSG : -EBADMSG;
@@ -368,15 +407,19 @@ int mm_snap_table_load(const void *buf, size_t len, struct mm_snap_table *ret,
 		if (p->range_first > t.n_ranges || p->n_ranges > t.n_ranges - p->range_first)
 			return bad(err, "partners", "a partner's ranges lie outside the range list");
 		/* The index says of each of the partner's addresses that it is the
-		 * partner's: every range is found, whole, under this partner.  With
-		 * the counts equal and the intervals disjoint, the index holds the
-		 * ranges and nothing else. */
+		 * partner's: every range is an interval of the index, exactly (same
+		 * first and last address), under this partner.  A partner's ranges
+		 * are in strictly increasing order, so no two of them are the same
+		 * interval; with the counts equal (below) and the intervals
+		 * disjoint, the index holds the ranges and nothing else.  (Finding
+		 * only a range's first and last address let an index with a hole
+		 * inside a range, or an extra interval, through.) */
 		for (size_t k = 0; k < p->n_ranges; k++) {
 			const struct mm_prefix *rg = &t.ranges[p->range_first + k];
-			struct mm_addr last;
 
-			mm_prefix_last(rg, &last);
-			if (mm_snap_lookup(&t, &rg->addr) != p || mm_snap_lookup(&t, &last) != p)
+			if (k && mm_prefix_cmp(rg - 1, rg) >= 0)
+				return bad(err, "ranges", "a partner's ranges are not in order");
+			if (!index_exact(&t, rg, p))
 				return bad(err, "ranges", "the index does not agree with the ranges");
 		}
 	}
@@ -486,6 +529,11 @@ static int cmp_v6(const void *a, const void *b)
 	return cmp128(x->lo, y->lo);
 }
 
+static int cmp_prefix(const void *a, const void *b)
+{
+	return mm_prefix_cmp(a, b);
+}
+
 int mm_snap_table_build(const struct mm_table *tb, const struct mm_prefix *cscf, size_t n_cscf,
 			enum mm_untrusted_mode untrusted, bool require_dst, uint64_t table_id,
 			void **ret, size_t *ret_len)
@@ -566,6 +614,10 @@ int mm_snap_table_build(const struct mm_table *tb, const struct mm_prefix *cscf,
 			}
 		}
 	}
+	/* Each partner's ranges in order (the loader requires it; the table
+	 * keeps them so already, mm_partner's ranges_set). */
+	for (size_t i = 0; i < tb->n; i++)
+		qsort(rp + pp[i].range_first, pp[i].n_ranges, sizeof(*rp), cmp_prefix);
 	qsort(v4, n_v4, sizeof(*v4), cmp_v4);
 	qsort(v6, n_v6, sizeof(*v6), cmp_v6);
 	for (size_t i = 1; i < n_v4; i++)

@@ -20,23 +20,26 @@ FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS   = -std=gnu11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Werror \
 	-D_GNU_SOURCE -I. $(call pc_cflags,$(PKGS_POLICY) $(PKGS_NETLINK) $(PKGS_DAEMON) $(PKGS_CLI))
 FUZZ_LIBS     = $(call pc_libs,$(PKGS_POLICY) $(PKGS_NETLINK) $(PKGS_DAEMON) $(PKGS_CLI))
-FUZZ_TARGETS := addr query admin tablefile config xfrm vici
+FUZZ_TARGETS := addr query admin tablefile config xfrm vici snapshot
 
 fuzz_obj = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(1))
 
 # What each target links besides its own file.  query and admin include
 # daemon/jsonl.c (and query daemon/query.c) to reach the line -> answer
-# path; admin replaces the store and the kernel with recording stubs, so
-# policy/store.c stays out.
+# path (query also daemon/config.c: query.c names the snapshot with
+# mm_config_snapshot_path); admin replaces the store and the kernel with
+# recording stubs, so policy/store.c stays out.
 FUZZ_POLICY         = $(POLICY_SRC)
 FUZZ_SRC_addr       = $(FUZZ_POLICY)
-FUZZ_SRC_query      = daemon/log.c daemon/backoff.c $(FUZZ_POLICY)
+FUZZ_SRC_query      = daemon/log.c daemon/backoff.c daemon/config.c $(FUZZ_POLICY)
 FUZZ_SRC_admin      = daemon/admin.c daemon/log.c daemon/backoff.c \
 	$(filter-out policy/store.c,$(FUZZ_POLICY))
 FUZZ_SRC_tablefile  = cli/tablefile.c policy/grow.c
 FUZZ_SRC_config     = daemon/config.c $(FUZZ_POLICY)
 FUZZ_SRC_xfrm       = $(filter-out netlink/xfrm_monitor.c,$(NETLINK_SRC)) $(FUZZ_POLICY)
 FUZZ_SRC_vici       = $(filter-out vici-plugins/vici_client.c,$(VICI_SRC)) policy/grow.c
+# snapshot: what libmmtrust links of policy/ (CLIENT_POLICY, the Makefile).
+FUZZ_SRC_snapshot   = $(CLIENT_POLICY)
 # ca_file paths in the table file reach open(): confined (fuzz_tablefile.c).
 FUZZ_LDFLAGS_tablefile = -Wl,--wrap=open
 

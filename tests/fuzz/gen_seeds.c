@@ -1,11 +1,12 @@
-/* Writes the seed inputs of fuzz_xfrm and fuzz_vici that are built with
- * the project's own encoders (and, for what only the kernel or charon
- * writes, by hand in their layout).  Not part of `make fuzz`: run it when
- * a format changes, from the top of the tree:
+/* Writes the seed inputs of fuzz_xfrm, fuzz_vici and fuzz_snapshot that
+ * are built with the project's own encoders (and, for what only the kernel
+ * or charon writes, by hand in their layout).  Not part of `make fuzz`:
+ * run it when a format changes, from the top of the tree:
  *
  *   cc -D_GNU_SOURCE -I. tests/fuzz/gen_seeds.c netlink/[a-z]*.c vici-plugins/[a-z]*.c \
- *       policy/addr.c policy/err.c policy/grow.c -lmnl $(pkg-config --libs libsystemd) \
- *       -o /tmp/gen_seeds
+ *       policy/addr.c policy/err.c policy/grow.c policy/snapshot.c policy/privacy.c \
+ *       policy/names.c policy/jsonfmt.c policy/spi.c \
+ *       -lmnl -ljansson $(pkg-config --libs libsystemd) -o /tmp/gen_seeds
  *   /tmp/gen_seeds tests/fuzz/corpus
  */
 #include <arpa/inet.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "netlink/xfrm_policy.h"
+#include "policy/snapshot.h"
 #include "vici-plugins/vici_msg.h"
 
 static const char *out;
@@ -308,6 +310,128 @@ static void vici(void)
 	vici_put("cmd-ok", b);
 }
 
+/* ---- snapshot ----
+ *
+ * fuzz_snapshot's input: a flags byte (0: the target makes size and
+ * checksums right; 3: as given), the table and state lengths (32-bit
+ * little endian), the table file, the state file, then 40-byte question
+ * records (tests/fuzz/fuzz_snapshot.c).  The files are mm_snap_*_build's,
+ * so the seeds are valid pairs of this host's layout. */
+
+static void le32_put(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static struct mm_partner *snap_partner(const char *domain, uint32_t reqid, const char *ranges,
+				       int kind, bool agreement, int path, bool enabled)
+{
+	struct mm_partner *p = calloc(1, sizeof(*p));
+	char buf[256], *tok, *save;
+
+	snprintf(p->domain, sizeof(p->domain), "%s", domain);
+	p->reqid = reqid;
+	p->kind = kind;
+	p->agreement = agreement;
+	p->path = path;
+	p->enabled = enabled;
+	p->ranges = calloc(8, sizeof(*p->ranges));
+	snprintf(buf, sizeof(buf), "%s", ranges);
+	for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
+		if (mm_prefix_parse(tok, &p->ranges[p->n_ranges++], "r", NULL) < 0)
+			exit(1);
+	return p;
+}
+
+static void snap_put(const char *name, uint8_t flags, const struct mm_table *tb,
+		     const char *cscf, enum mm_untrusted_mode mode, bool require_dst,
+		     const struct mm_snap_tunnel_in *up, size_t n_up, const unsigned char *q,
+		     size_t qlen)
+{
+	struct mm_prefix c[4];
+	size_t n_c = 0, tl, sl;
+	struct mm_snap_table t;
+	char buf[128], *tok, *save;
+	void *tf, *sf;
+	unsigned char *all;
+
+	snprintf(buf, sizeof(buf), "%s", cscf);
+	for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
+		if (mm_prefix_parse(tok, &c[n_c++], "c", NULL) < 0)
+			exit(1);
+	if (mm_snap_table_build(tb, c, n_c, mode, require_dst, 0x5eed0000 + tb->n, &tf, &tl) ||
+	    mm_snap_table_load(tf, tl, &t, NULL) ||
+	    mm_snap_state_build(&t, 42, 4242, 1000, 5000, up, n_up, &sf, &sl)) {
+		fprintf(stderr, "snapshot %s: build failed\n", name);
+		exit(1);
+	}
+	all = malloc(9 + tl + sl + qlen);
+	all[0] = flags;
+	le32_put(all + 1, (uint32_t)tl);
+	le32_put(all + 5, (uint32_t)sl);
+	memcpy(all + 9, tf, tl);
+	memcpy(all + 9 + tl, sf, sl);
+	memcpy(all + 9 + tl + sl, q, qlen);
+	put("snapshot", name, all, 9 + tl + sl + qlen);
+	free(all);
+	free(tf);
+	free(sf);
+}
+
+static void snapshot(void)
+{
+	struct mm_partner *p[5] = {
+		snap_partner("a.example.net", 1001, "10.1.0.0/16 10.2.0.0/24 2a00:1::/32",
+			     MM_KIND_IMS, true, MM_PATH_TUNNEL, true),
+		snap_partner("b.example.net", 1002, "10.3.0.0/16 2a00:2::/48", MM_KIND_NON_IMS,
+			     false, MM_PATH_TUNNEL, true),
+		snap_partner("c.example.net", 1003, "10.4.0.0/24", MM_KIND_IMS, true,
+			     MM_PATH_TUNNEL, false),
+		snap_partner("seg.example.org", 1004, "198.18.0.0/15 2a00:4::/64", MM_KIND_IMS,
+			     true, MM_PATH_SEG, true),
+		snap_partner("x.example.com", 1005, "203.0.113.7/32", MM_KIND_IMS, true,
+			     MM_PATH_TUNNEL, true),
+	};
+	struct mm_snap_tunnel_in up[] = {
+		{ .domain = "a.example.net", .reqid = 1001, .spi_in = 0xc0000001,
+		  .spi_out = 0xc0000002, .in_enforced = true, .out_enforced = true,
+		  .since = 1764500000, .remote_id = "a.example.net" },
+		{ .domain = "b.example.net", .reqid = 1002, .spi_in = 0xc0000003,
+		  .spi_out = 0xc0000004, .in_enforced = true, .remote_id = "b.example.net" },
+		{ .domain = "x.example.com", .reqid = 1005, .spi_in = 0xc0000005,
+		  .spi_out = 0xc0000006, .out_enforced = true, .remote_id = "x.example.com" },
+	};
+	/* Questions: src from a range edge (flag 4), dst from a cscf edge
+	 * (flag 8), the SPI of the tunnel (0x30), IPv6 (1); the bytes after
+	 * the flag are also a domain. */
+	unsigned char q[4 * 40] = { 0 };
+	struct mm_table tb = { .partners = p, .n = 5 };
+
+	q[0] = 0x04 | 0x08;
+	memcpy(q + 1, "a.example.net", 14);
+	q[40] = 0x01 | 0x04 | 0x08 | 0x30;
+	le32_put(q + 40 + 33, 2);
+	memcpy(q + 41, "seg.example.org", 16);
+	q[80] = 0x04 | 0x10 | 0x40;
+	le32_put(q + 80 + 33, 5);
+	q[120] = 0x00;
+	q[121] = 10, q[122] = 1, q[123] = 2, q[124] = 3;
+	snap_put("five", 3, &tb, "10.9.0.0/24 2a00:9::/64", MM_UNTRUSTED_STRIP_ALWAYS, false,
+		 up, 3, q, sizeof(q));
+	snap_put("five-reseal", 0, &tb, "10.9.0.0/24", MM_UNTRUSTED_STRIP_PRIVACY_ID, true, up,
+		 3, q, sizeof(q));
+	tb.n = 1;
+	snap_put("one-v6-cscf", 3, &tb, "2a00:9::/64", MM_UNTRUSTED_STRIP_ALWAYS, false, up, 1,
+		 q, 40);
+	tb.n = 0;
+	snap_put("empty", 3, &tb, "", MM_UNTRUSTED_STRIP_ALWAYS, true, NULL, 0, NULL, 0);
+	for (int i = 0; i < 5; i++) {
+		free(p[i]->ranges);
+		free(p[i]);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -317,5 +441,6 @@ int main(int argc, char **argv)
 	out = argv[1];
 	xfrm();
 	vici();
+	snapshot();
 	return 0;
 }
