@@ -33,7 +33,7 @@ mm_cleanup_hook() {
 	mm_kill "$FPID"
 	[ -n "$DPID" ] && kill -CONT "$DPID" 2>/dev/null
 	[ -n "${FC[1]:-}" ] && exec {FC[1]}>&-
-	[ -n "${FC_PID:-}" ] && mm_kill "$FC_PID"
+	[ -n "${DRIVER_PID:-}" ] && mm_kill "$DRIVER_PID"
 }
 
 CTL="$BUILD/mmtrustctl"
@@ -53,7 +53,8 @@ CONF
 
 # The driver: one handle for the whole test, commands in, JSON lines out.
 coproc FC { "$FAILCLIENT"; }
-FC_PID=$FC_PID
+# bash unsets FC_PID once the coprocess is reaped: keep it apart.
+DRIVER_PID=$FC_PID
 # fc COMMAND...: run one command; its answer in $R ({} when none came).
 fc() {
 	R='{}'
@@ -70,6 +71,18 @@ strip_on() {
 	echo ".rc == \"$1\" and .pai == \"strip\" and (.reason | startswith(\"error: \")) and .source == \"error\""
 }
 daemon_stop() { mm_kill "$DPID"; DPID=; }
+# Every thread of the daemon stopped (state T): SIGSTOP takes effect a
+# moment after kill returns, and a request sent in that moment is answered.
+all_stopped() {
+	local t
+	for t in /proc/"$DPID"/task/*/stat; do
+		[ "$(awk '{ print $3 }' "$t")" = T ] || return 1
+	done
+}
+daemon_pause() {
+	kill -STOP "$DPID"
+	wait_for 5 all_stopped || fail "the daemon did not stop on SIGSTOP"
+}
 
 make_ca "$MM_TMP" ca-s
 mm_start_daemon 5 "$SOCK" answer
@@ -106,7 +119,7 @@ fc inbound 198.18.0.7
 expect "after a refusal the handle answers" '.rc == "0" and .pai == "keep"'
 
 # --- paused daemon: timeout, back-off, and no stale answer -------------------
-kill -STOP "$DPID"
+daemon_pause
 fc inbound 198.18.0.7
 expect "paused daemon: the call times out after timeout_ms and fails closed" \
 	"$(strip_on ETIMEDOUT) and .reason == \"error: timeout\" and .ms >= $((TIMEOUT - 20)) and .ms < $((TIMEOUT + 1000))"
@@ -131,7 +144,7 @@ expect "after the back-off the handle answers again" '.rc == "0" and .pai == "ke
 
 # Back-off off: every call waits for its timeout.
 fc backoff 0
-kill -STOP "$DPID"
+daemon_pause
 fc inbound 198.18.0.7
 expect "back-off 0, paused: timeout" "$(strip_on ETIMEDOUT)"
 fc inbound 198.18.0.7
@@ -293,10 +306,12 @@ fc null-inbound 198.18.0.7
 expect "no handle (NULL): ENOTCONN, strip" "$(strip_on ENOTCONN) and .src == \"198.18.0.7\""
 
 [ -n "${FC[1]:-}" ] && exec {FC[1]}>&-
-# Bounded: a driver stuck in a call (a library without timeouts) is killed.
-if wait_for 10 eval '! kill -0 "$FC_PID"'; then
-	wait "$FC_PID"
+# Bounded: a driver stuck in a call (a library without timeouts) fails the
+# test and is killed on exit (mm_cleanup_hook).
+if wait_for 10 eval '! kill -0 "$DRIVER_PID"'; then
+	wait "$DRIVER_PID"
 	rc=$?
+	DRIVER_PID=
 else
 	rc=stuck
 fi
