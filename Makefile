@@ -5,6 +5,7 @@
 #   make check      every test that runs on this machine (unit, integration,
 #                   netns, and the VM tier: a real kernel with ESP under qemu)
 #   make check-vm   only the VM tier
+#   make lib-check  libmmtrust as a CSCF builds against it (header, pkg-config, links)
 #   make demo       the main job on embedded defaults, in a throw-away namespace
 #   make bench      the benchmarks under bench/
 #   make soak       10k partners under mixed load for ten minutes (tests/soak/soak.py;
@@ -23,6 +24,8 @@ CFLAGS  ?= -O2 -g
 WARN     = -std=gnu11 -Wall -Wextra -Wshadow -Wmissing-prototypes -Wformat=2 -Werror
 CPPFLAGS += -D_GNU_SOURCE -MMD -MP
 PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
 
 ifeq ($(V),1)
 Q :=
@@ -62,7 +65,13 @@ LIBPOLICY  := $(BUILD)/libmmpolicy.a
 LIBNETLINK := $(BUILD)/libmmnetlink.a
 LIBVICI    := $(BUILD)/libmmvici.a
 LIBCLIENT_A  := $(BUILD)/libmmtrust.a
-LIBCLIENT_SO := $(BUILD)/libmmtrust.so.0
+# The soname's number changes whenever struct mmtrust_answer or a call's
+# contract does (1: the answer names its subject and source).
+LIBCLIENT_SONAME := libmmtrust.so.1
+LIBCLIENT_SO := $(BUILD)/$(LIBCLIENT_SONAME)
+LIBCLIENT_LINK := $(BUILD)/libmmtrust.so
+LIBCLIENT_PC := $(BUILD)/mmtrust.pc
+FAILCLIENT := $(BUILD)/tests/client/failclient
 MMTRUSTD   := $(BUILD)/mmtrustd
 MMTRUSTCTL := $(BUILD)/mmtrustctl
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
@@ -73,10 +82,10 @@ ALL_CFLAGS = $(WARN) $(CFLAGS) -I. \
 	$(call pc_cflags,$(PKGS_POLICY) $(PKGS_NETLINK) $(PKGS_DAEMON) $(PKGS_CLI) check)
 
 .PHONY: all check check-vm unit integration netns demo bench asan asan-tiers clean deps install soak \
-	model-soak fuzz
+	model-soak fuzz lib-check FORCE
 .DEFAULT_GOAL := all
 
-all: $(MMTRUSTD) $(MMTRUSTCTL) $(LIBCLIENT_A) $(LIBCLIENT_SO) $(BUILD)/mmtrust.pc bindings
+all: $(MMTRUSTD) $(MMTRUSTCTL) $(LIBCLIENT_A) $(LIBCLIENT_SO) $(LIBCLIENT_LINK) $(LIBCLIENT_PC) bindings
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): scripts/deps.sh
@@ -97,14 +106,33 @@ $(LIBPOLICY) $(LIBNETLINK) $(LIBVICI) $(LIBCLIENT_A):
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
-$(LIBCLIENT_SO): $(call obj,$(CLIENT_SRC) $(CLIENT_POLICY))
+# Only the calls of mmtrust.h are exported (client/libmmtrust.map).  -z defs:
+# every symbol the library needs comes from a library it names (jansson,
+# libc), so Requires.private in mmtrust.pc stays complete; not under the
+# sanitizers, whose runtime the program brings.
+CLIENT_ZDEFS = $(if $(findstring -fsanitize,$(CFLAGS)),,-Wl,-z,defs)
+$(LIBCLIENT_SO): $(call obj,$(CLIENT_SRC) $(CLIENT_POLICY)) client/libmmtrust.map
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -shared -Wl,-soname,libmmtrust.so.0 -o $@ $^ $(call pc_libs,jansson)
-	$(Q)ln -sf libmmtrust.so.0 $(BUILD)/libmmtrust.so
+	$(Q)$(CC) $(CFLAGS) -shared -Wl,-soname,$(LIBCLIENT_SONAME) \
+		-Wl,--version-script=client/libmmtrust.map $(CLIENT_ZDEFS) \
+		-o $@ $(filter %.o,$^) $(call pc_libs,jansson)
 
-$(BUILD)/mmtrust.pc: client/mmtrust.pc.in
+# The development link, next to the library as an installed copy has it.
+$(LIBCLIENT_LINK): $(LIBCLIENT_SO)
+	$(Q)ln -sfn $(LIBCLIENT_SONAME) $@
+
+# mmtrust.pc holds PREFIX, LIBDIR and INCLUDEDIR: the stamp changes (and
+# the .pc is made again) whenever one of them differs from the last make.
+PC_DIRS = $(PREFIX) $(LIBDIR) $(INCLUDEDIR)
+$(BUILD)/.pc-dirs: FORCE
 	@mkdir -p $(@D)
-	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' $< > $@
+	$(Q)echo '$(PC_DIRS)' | cmp -s - $@ || echo '$(PC_DIRS)' > $@
+FORCE:
+
+$(LIBCLIENT_PC): client/mmtrust.pc.in $(BUILD)/.pc-dirs
+	@mkdir -p $(@D)
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' $< > $@
 
 DAEMON_LIBS = $(LIBVICI) $(LIBNETLINK) $(LIBPOLICY)
 $(MMTRUSTD): $(call obj,$(DAEMON_SRC)) $(DAEMON_LIBS)
@@ -170,7 +198,20 @@ $(SNAPCLIENT): $(call obj,tests/integration/snapclient.c) $(LIBCLIENT_A)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(call pc_libs,jansson)
 
-integration: all $(VICI_CHARON) $(SNAPCLIENT)
+
+# The client library's failure test driver (tests/integration/test_client_failure.sh).
+$(FAILCLIENT): $(call obj,tests/client/failclient.c) $(LIBCLIENT_A)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(call pc_libs,jansson)
+
+# libmmtrust as a CSCF builds against it: the header under C99 and C++
+# with every warning, make install into a scratch DESTDIR, a shared and a
+# static link through pkg-config, the exported symbols, the soname and
+# link, mmtrust.pc following PREFIX (tests/client/test_package.sh).
+lib-check: all
+	$(Q)bash tests/client/test_package.sh $(BUILD)
+
+integration: all $(VICI_CHARON) $(SNAPCLIENT) $(FAILCLIENT)
 	$(Q)bash tests/integration/run.sh $(BUILD)
 
 netns: all $(NETNS_BINS)
@@ -182,7 +223,7 @@ netns: all $(NETNS_BINS)
 check-vm: all
 	$(Q)bash tests/vm/run.sh
 
-check: unit integration netns check-vm
+check: unit lib-check integration netns check-vm
 	@echo "make check: all tests passed"
 
 # The soak (tests/soak/soak.py): mmtrustd with SOAK_PARTNERS (10000)
@@ -237,7 +278,7 @@ asan:
 		asan-tiers
 
 # Only through make asan, which gives it the build directory and flags.
-asan-tiers: all $(UNIT_BINS) $(VICI_CHARON) $(SNAPCLIENT) $(NETNS_BINS)
+asan-tiers: all $(UNIT_BINS) $(VICI_CHARON) $(SNAPCLIENT) $(FAILCLIENT) $(NETNS_BINS)
 	$(Q)for tier in unit integration netns; do \
 		rm -rf $(SAN_LOGS) && mkdir -p -m 1777 $(SAN_LOGS) || exit 1; \
 		echo "== asan: $$tier"; t0=$$(date +%s); \
@@ -254,10 +295,11 @@ asan-tiers: all $(UNIT_BINS) $(VICI_CHARON) $(SNAPCLIENT) $(NETNS_BINS)
 install: all install-bindings
 	install -D -m 0755 $(MMTRUSTD) $(DESTDIR)$(PREFIX)/sbin/mmtrustd
 	install -D -m 0755 $(MMTRUSTCTL) $(DESTDIR)$(PREFIX)/bin/mmtrustctl
-	install -D -m 0644 $(LIBCLIENT_A) $(DESTDIR)$(PREFIX)/lib/libmmtrust.a
-	install -D -m 0755 $(LIBCLIENT_SO) $(DESTDIR)$(PREFIX)/lib/libmmtrust.so.0
-	install -D -m 0644 client/mmtrust.h $(DESTDIR)$(PREFIX)/include/mmtrust.h
-	install -D -m 0644 $(BUILD)/mmtrust.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/mmtrust.pc
+	install -D -m 0644 $(LIBCLIENT_A) $(DESTDIR)$(LIBDIR)/libmmtrust.a
+	install -D -m 0755 $(LIBCLIENT_SO) $(DESTDIR)$(LIBDIR)/$(LIBCLIENT_SONAME)
+	ln -sfn $(LIBCLIENT_SONAME) $(DESTDIR)$(LIBDIR)/libmmtrust.so
+	install -D -m 0644 client/mmtrust.h $(DESTDIR)$(INCLUDEDIR)/mmtrust.h
+	install -D -m 0644 $(LIBCLIENT_PC) $(DESTDIR)$(LIBDIR)/pkgconfig/mmtrust.pc
 
 clean:
 	rm -rf build build-asan

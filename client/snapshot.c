@@ -117,6 +117,11 @@ void mmtrust__snap_set_max_age(struct mmtrust_snap *s, int max_age_ms)
 		drop(s);
 }
 
+int mmtrust__snap_enabled(const struct mmtrust_snap *s)
+{
+	return s->max_age_ms != 0;
+}
+
 int mmtrust__snap_has_path(const struct mmtrust_snap *s)
 {
 	return s->owner_known;

@@ -30,6 +30,8 @@ void mmtrust__snap_free(struct mmtrust_snap *s);
 void mmtrust__snap_set_path(struct mmtrust_snap *s, const char *path, uid_t owner);
 /* 0: disabled; < 0: the default (MMTRUST_SNAPSHOT_MAX_AGE_MS). */
 void mmtrust__snap_set_max_age(struct mmtrust_snap *s, int max_age_ms);
+/* Whether in-process answers are on for this handle. */
+int mmtrust__snap_enabled(const struct mmtrust_snap *s);
 /* Whether a path is known (0: ask the daemon with ping). */
 int mmtrust__snap_has_path(const struct mmtrust_snap *s);
 
