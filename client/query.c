@@ -276,21 +276,28 @@ static int spi_socket(struct mmtrust *m, const struct subject *s, struct mmtrust
 
 /* The handle's snapshot reader, told the first time where the daemon
  * writes the files (ping's "snapshot") and which user owns them (the
- * peer of this connection).  NULL: no in-process answer now. */
-static struct mmtrust_snap *snapshot_of(struct mmtrust *m)
+ * peer of this connection).  NULL: no in-process answer now; *ret_err:
+ * the ping's transport error, which the question would meet too (a
+ * refusal of ping is not one: the question goes to the socket). */
+static struct mmtrust_snap *snapshot_of(struct mmtrust *m, int *ret_err)
 {
 	struct mmtrust_snap *s = mmtrust__snap_of(m);
 	const struct subject none = { .src = NULL };
 	const char *path;
 	json_t *res;
 	uid_t uid;
+	int r;
 
+	*ret_err = 0;
 	if (!s || !mmtrust__snap_enabled(s))
 		return NULL;
 	if (mmtrust__snap_has_path(s))
 		return s;
-	if (ask(m, json_pack("{s:s}", "op", "ping"), &none, &res) < 0)
+	r = ask(m, json_pack("{s:s}", "op", "ping"), &none, &res);
+	if (r < 0) {
+		*ret_err = r == -EPROTO ? 0 : r;
 		return NULL;
+	}
 	path = json_string_value(json_object_get(res, "snapshot"));
 	if (mmtrust__peer_uid(m, &uid) == 0)
 		mmtrust__snap_set_path(s, path ? path : "", uid);
@@ -306,8 +313,14 @@ int mmtrust_inbound(struct mmtrust *m, const char *src, const char *dst, uint32_
 
 	if (!ret)
 		return -EINVAL;
-	if (m && mmtrust__snap_inbound(snapshot_of(m), src, dst, spi, ret) == 0)
-		return 0;
+	if (m) {
+		struct mmtrust_snap *snap = snapshot_of(m, &r);
+
+		if (r < 0)
+			return strip_answer(m, r, &s, ret);
+		if (mmtrust__snap_inbound(snap, src, dst, spi, ret) == 0)
+			return 0;
+	}
 	r = inbound_socket(m, &s, spi, ret);
 	return r < 0 ? strip_answer(m, r, &s, ret) : 0;
 }
@@ -320,8 +333,14 @@ int mmtrust_outbound(struct mmtrust *m, const char *domain, const char *dst, int
 
 	if (!ret)
 		return -EINVAL;
-	if (m && mmtrust__snap_outbound(snapshot_of(m), domain, dst, privacy_id, ret) == 0)
-		return 0;
+	if (m) {
+		struct mmtrust_snap *snap = snapshot_of(m, &r);
+
+		if (r < 0)
+			return strip_answer(m, r, &s, ret);
+		if (mmtrust__snap_outbound(snap, domain, dst, privacy_id, ret) == 0)
+			return 0;
+	}
 	r = outbound_socket(m, &s, privacy_id, ret);
 	return r < 0 ? strip_answer(m, r, &s, ret) : 0;
 }

@@ -8,11 +8,12 @@ into a fail-closed answer (pai "strip").  Usage:
 serves, until killed, one Unix socket per fault under DIR:
   silent.sock   reads requests and never answers (a hung daemon)
   garbage.sock  answers every request with a line that is not JSON
-  noresult.sock answers {"ok": true} without a result
+  noresult.sock answers {"ok": true, "id": <the request's>} without a result
   hangup.sock   reads one request and closes the connection unanswered
   late.sock     answers every request with pai "keep", but only LATE
                 seconds after it came (after the client's timeout)
 and then creates READY_FILE."""
+import json
 import os
 import socket
 import sys
@@ -35,7 +36,7 @@ def serve(conn, mode):
                 return
             buf += data
             while b"\n" in buf:
-                _, buf = buf.split(b"\n", 1)
+                line, buf = buf.split(b"\n", 1)
                 if mode == "silent":
                     continue
                 if mode == "hangup":
@@ -45,8 +46,12 @@ def serve(conn, mode):
                     reply = KEEP
                 elif mode == "garbage":
                     reply = b"this is not json\n"
-                else:  # noresult
-                    reply = b'{"ok":true}\n'
+                else:  # noresult, with the request's id: an answer to it
+                    try:
+                        rid = json.loads(line).get("id")
+                    except ValueError:
+                        rid = None
+                    reply = json.dumps({"ok": True, "id": rid}).encode() + b"\n"
                 try:
                     conn.sendall(reply)
                 except OSError:
