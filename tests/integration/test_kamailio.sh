@@ -49,6 +49,22 @@ expect_exit 0 "add seg partner $S (agreement)" "$CTL" partner add $S --kind ims 
 expect_exit 0 "add seg partner $N (no agreement)" "$CTL" partner add $N --kind ims --agreement no \
 	--path seg --range 198.19.0.0/24 --gateway 198.51.100.12 --ca "$MM_TMP/ca.pem"
 
+# A site file with a wrong setting stops Kamailio at start, naming it.
+kam_site "$S=$SIP_S"
+# (timeout: a Kamailio that did start is stopped after 20 s, exit 124)
+if timeout 20 ip netns exec "$KAM_NS" env "${KAM_ENV[@]}" kamailio -DD -E \
+	-f "$KAM_EX/kamailio.cfg" -m 64 -M 16 -Y "$MM_TMP/kam" -P "$MM_TMP/kam/refused.pid" \
+	-A "MM_LISTEN=udp:$KAM_MM:5060" -A "CORE_LISTEN=udp:$KAM_CORE:5060" \
+	-A "MMTRUST_EDGE=\"$MM_TMP/kam/mmtrust-edge.lua\"" >"$MM_TMP/refused.log" 2>&1; then
+	fail "Kamailio started with a next hop that is not a SIP URI"
+elif [ $? -eq 124 ]; then
+	fail "Kamailio ran with a next hop that is not a SIP URI"
+else
+	pass "Kamailio refuses to start with a next hop that is not a SIP URI"
+fi
+contains "$(cat "$MM_TMP/refused.log")" "MMTRUST_SITE.partners[$S]: want a SIP URI, got $SIP_S" \
+	"the refusal names the setting and the value"
+
 kam_site "$S=sip:$SIP_S:5060" "$N=sip:$SIP_N:5060"
 kam_start || { summary test_kamailio; exit 1; }
 
