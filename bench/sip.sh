@@ -124,6 +124,9 @@ run() {
 	uas=$!
 	KAM_SIPP_PIDS=$uas
 	wait_for 10 kam_listening "$KAM_NS" "$KAM_UAS:5060" || setup_failed "SIPp UAS did not bind"
+	# the sockets are bound before the children are forked: let them
+	# finish their start (each loads the Lua script) before measuring
+	sleep 0.5
 	read -r c0 _ < <(cpu_ticks "$KAM_PID")
 	read -r d0 _ < <(cpu_ticks "$DPID")
 	t0=$(date +%s%N)
@@ -152,8 +155,18 @@ run() {
 	RES="$p $ok $failed $retr $ufail $wall $((c1 - c0)) $((d1 - d0)) $k $n"
 }
 
+# Kamailio idle (no traffic): its timers' CPU, over 2 s after its start.
+kam_start "$MM_TMP/kam/edge-nocheck.lua" >/dev/null || setup_failed "Kamailio: $(tail -n 5 "$KAM_LOG")"
+sleep 0.5
+read -r i0 KPROCS < <(cpu_ticks "$KAM_PID")
+sleep 2
+read -r i1 _ < <(cpu_ticks "$KAM_PID")
+kam_stop
+IDLE=$(((i1 - i0) * 1000 / HZ / 2))
+
 echo "bench/sip: $(nproc) cores shared by Kamailio (children=2 per socket), mmtrustd, both SIPp"
 echo "  instances and anything else on this machine; steps of ${SECS} s, rates: $RATES calls/s"
+echo "  Kamailio: $KPROCS processes, idle ${IDLE} ms CPU/s (included in the figures below)"
 echo "  ${SNAP:-snapshot: (mmtrustctl status did not say)}"
 printf '%-6s %-8s %-5s %7s %6s %6s %6s %7s %9s %9s\n' rate variant step ok failed retr uasf wall_ms "kam_us/tx" "mmd_us/tx"
 declare -A BEST=([with]=0 [without]=0) DONE=([with]=0 [without]=0) CPU
