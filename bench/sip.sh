@@ -23,7 +23,8 @@
 # stops at its second failed try.  Root; namespaces created and deleted.
 #
 #   bash bench/sip.sh [BUILD]
-#   BENCH_QUICK=1: three low steps of 2 s (a smoke run, ~40 s)
+#   BENCH_QUICK=1: three low steps of 2 s, 2 CPU pairs (a smoke run, ~1.5 min)
+#   BENCH_CPU_PAIRS=N: the interleaved pairs of the CPU comparison (5)
 #   BENCH_RATES="200 400 ..." BENCH_SECONDS=N: the steps and their length
 set -u
 BUILD=$(realpath "${1:-build}")
@@ -33,8 +34,11 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 if [ -n "${BENCH_QUICK:-}" ]; then
 	RATES=${BENCH_RATES:-"200 400 800"} SECS=${BENCH_SECONDS:-2}
 else
-	RATES=${BENCH_RATES:-"200 400 800 1200 1600 2000 2500 3000"} SECS=${BENCH_SECONDS:-4}
+	RATES=${BENCH_RATES:-"400 800 1000 1200 1400 1600 2000"} SECS=${BENCH_SECONDS:-4}
 fi
+# CPU: PAIRS more runs of each variant, interleaved, at the highest rate
+# both passed; the ratio is the median of the pairs' ratios.
+PAIRS=${BENCH_CPU_PAIRS:-$([ -n "${BENCH_QUICK:-}" ] && echo 2 || echo 5)}
 TARGET_RATE=0.95 TARGET_CPU=1.10
 # Finished transactions stay in tm's shared memory for its wait timer:
 # 64 MB (the tests') runs out near 800 calls/s, which would be the limit
@@ -77,29 +81,35 @@ kam_call kept "$KAM_NS" "$KAM_UAS" "$KAM_PEER" "$SIP_S" "$KAM_MM" "$KAM_MM" &&
 	[ "$KAM_UAC_RC" -eq 0 ] || setup_failed "a call from $SIP_S did not keep its identity: $(kam_call_logs)"
 kam_stop
 
-# cpu_ticks PID: utime+stime (clock ticks) of PID and all its descendants.
-cat >"$MM_TMP/cpu.py" <<'PY'
+# tree PID: PID and all its descendants (Kamailio forks its children at
+# start, none later).  cpu_ticks PID...: their utime+stime, clock ticks.
+tree() {
+	python3 - "$1" <<'PY'
 import os, sys
-procs = {}
-for p in os.listdir("/proc"):
-    if not p.isdigit():
-        continue
+parent = {}
+for p in filter(str.isdigit, os.listdir("/proc")):
     try:
         s = open("/proc/%s/stat" % p).read()
     except OSError:
         continue
-    f = s[s.rindex(")") + 2:].split()
-    procs[int(p)] = (int(f[1]), int(f[11]) + int(f[12]))
-tree, total = {int(sys.argv[1])}, 0
-grew = True
+    parent[int(p)] = int(s[s.rindex(")") + 2:].split()[1])
+tree, grew = {int(sys.argv[1])}, True
 while grew:
-    grew = False
-    for pid, (ppid, _) in procs.items():
-        if ppid in tree and pid not in tree:
-            tree.add(pid); grew = True
-print(sum(procs[p][1] for p in tree if p in procs), len(tree))
+    new = {p for p, pp in parent.items() if pp in tree} - tree
+    grew = bool(new)
+    tree |= new
+print(" ".join(map(str, sorted(tree))))
 PY
-cpu_ticks() { python3 "$MM_TMP/cpu.py" "$1"; }
+}
+cpu_ticks() {
+	local p s t=0
+	for p; do
+		s=$(<"/proc/$p/stat") || continue
+		set -- ${s##*) }
+		t=$((t + ${12} + ${13}))
+	done
+	echo "$t"
+}
 HZ=$(getconf CLK_TCK)
 
 # sipp_stat FILE COLUMN: the last value of a SIPp -trace_stat column.
@@ -116,7 +126,7 @@ PY
 # Sets RES to "pass ok failed retrans uas_failed wall cpu_s dcpu_s procs".
 RUNS=0
 run() {
-	local v=$1 r=$2 n=$(($2 * SECS)) d=$MM_TMP/run.$RUNS script uas rc c0 c1 d0 d1 t0 t1 k
+	local v=$1 r=$2 n=$(($2 * SECS)) d=$MM_TMP/run.$RUNS script uas rc kpids c0 c1 d0 d1 t0 t1 k
 	local T=$((SECS * 3 + 10))
 	RUNS=$((RUNS + 1))
 	mkdir -p "$d"
@@ -131,16 +141,16 @@ run() {
 	# the sockets are bound before the children are forked: let them
 	# finish their start (each loads the Lua script) before measuring
 	sleep 0.5
-	read -r c0 _ < <(cpu_ticks "$KAM_PID")
-	read -r d0 _ < <(cpu_ticks "$DPID")
+	kpids=$(tree "$KAM_PID")
+	k=$(wc -w <<<"$kpids")
+	c0=$(cpu_ticks $kpids) d0=$(cpu_ticks "$DPID")
 	t0=$(date +%s%N)
 	(cd "$d" && exec ip netns exec "$KAM_PEER" sipp -sf "$HERE/sip/uac.xml" -i "$SIP_S" -p 5070 \
 		-r "$r" -m "$n" -l $((r * 5 + 100)) -recv_timeout 5000 -timeout "${T}s" -timeout_error \
 		-nostdin -trace_stat -stf uac.csv -fd 1 -trace_err "$KAM_MM:5060" >uac.out 2>&1)
 	rc=$?
 	t1=$(date +%s%N)
-	read -r c1 k < <(cpu_ticks "$KAM_PID")
-	read -r d1 _ < <(cpu_ticks "$DPID")
+	c1=$(cpu_ticks $kpids) d1=$(cpu_ticks "$DPID")
 	local deadline=$(($(date +%s) + 3))
 	while kill -0 "$uas" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.05; done
 	kill "$uas" 2>/dev/null
@@ -162,9 +172,11 @@ run() {
 # Kamailio idle (no traffic): its timers' CPU, over 2 s after its start.
 kam_start "$MM_TMP/kam/edge-nocheck.lua" >/dev/null || setup_failed "Kamailio: $(tail -n 5 "$KAM_LOG")"
 sleep 0.5
-read -r i0 KPROCS < <(cpu_ticks "$KAM_PID")
+kpids=$(tree "$KAM_PID")
+KPROCS=$(wc -w <<<"$kpids")
+i0=$(cpu_ticks $kpids)
 sleep 2
-read -r i1 _ < <(cpu_ticks "$KAM_PID")
+i1=$(cpu_ticks $kpids)
 kam_stop
 IDLE=$(((i1 - i0) * 1000 / HZ / 2))
 
@@ -173,7 +185,7 @@ echo "  instances and anything else on this machine; steps of ${SECS} s, rates: 
 echo "  Kamailio: $KPROCS processes, ${KAM_SHM_MB} MB shared memory, idle ${IDLE} ms CPU/s (included in the figures below)"
 echo "  ${SNAP:-snapshot: (mmtrustctl status did not say)}"
 printf '%-6s %-8s %-5s %7s %6s %6s %6s %7s %9s %9s\n' rate variant step ok failed retr uasf wall_ms "kam_us/tx" "mmd_us/tx"
-declare -A BEST=([with]=0 [without]=0) DONE=([with]=0 [without]=0) CPU
+declare -A U BEST=([with]=0 [without]=0) DONE=([with]=0 [without]=0) CPU
 order="without with"
 for r in $RATES; do
 	[ "${DONE[with]}" -eq 1 ] && [ "${DONE[without]}" -eq 1 ] && break
@@ -212,12 +224,28 @@ else
 	echo "rate ratio with/without: n/a (without the check no step passed)"
 fi
 common=$((BEST[with] < BEST[without] ? BEST[with] : BEST[without]))
-if [ "$common" -gt 0 ]; then
-	cr=$(python3 -c "print('%.2f' % (${CPU[with.$common]} / ${CPU[without.$common]}))")
-	echo "Kamailio CPU per transaction at $common calls/s (the highest both pass): with ${CPU[with.$common]} us," \
-		"without ${CPU[without.$common]} us: ${cr}x (target <= ${TARGET_CPU}x): $(verdict "$cr <= $TARGET_CPU")"
+if [ "$common" -gt 0 ] && [ "$PAIRS" -gt 0 ]; then
+	echo
+	echo "CPU per transaction at $common calls/s, $PAIRS interleaved pairs:"
+	RATIOS=
+	for i in $(seq "$PAIRS"); do
+		line="  pair $i:"
+		[ $((i % 2)) -eq 1 ] && order="with without" || order="without with"
+		for v in $order; do
+			run "$v" "$common"
+			read -r p ok failed retr ufail wall c dc k n <<<"$RES"
+			tx=$((ok * 2))
+			U[$v]=$(python3 -c "print('%.1f' % ($c * 1e6 / $HZ / $tx) if $tx else 'nan')")
+			line="$line $v ${U[$v]} us ($p)"
+		done
+		r=$(python3 -c "print('%.2f' % (${U[with]} / ${U[without]}))")
+		RATIOS="$RATIOS $r"
+		echo "$line: ${r}x"
+	done
+	cr=$(python3 -c "import statistics, sys; print('%.2f' % statistics.median(map(float, sys.argv[1:])))" $RATIOS)
+	echo "Kamailio CPU per transaction with/without at $common calls/s: median ${cr}x of ($RATIOS ) (target <= ${TARGET_CPU}x): $(verdict "$cr <= $TARGET_CPU")"
 else
-	echo "CPU ratio: n/a (no rate passed by both)"
+	echo "CPU ratio: n/a (no rate passed by both, or BENCH_CPU_PAIRS=0)"
 fi
 echo "(kam_us/tx: Kamailio utime+stime of all its processes / transactions, 2 a call;"
 echo " mmd_us/tx: mmtrustd's, near 0 when the answers come from the snapshot in-process)"
