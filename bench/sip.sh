@@ -13,6 +13,8 @@
 # "mm" socket -> a SIPp UAS (accepts every call) in our namespace, where
 # mmtrustd runs and keeps its snapshot, so each request is asked about
 # in-process.  Calls: INVITE/200/ACK, 100 ms, BYE/200: two transactions.
+# Before the steps, three verdict calls show each variant does what it says
+# (the setup fails otherwise).
 #
 # A step passes when the UAC's -m calls all succeeded within the step's
 # time (SIPp exit 0, successful = calls, failed = 0 at both ends; a
@@ -52,7 +54,8 @@ export MMTRUST_ADMIN_SOCKET=$MM_TMP/admin.sock
 S=ims.partner-s.example SIP_S=198.18.0.10
 setup_failed() { echo "bench/sip: setup failed: $*" >&2; exit 1; }
 
-kam_topology "$SIP_S" "198.18.0.0/24" || setup_failed "namespaces"
+STRANGER=203.0.113.50
+kam_topology "$SIP_S $STRANGER" "198.18.0.0/24 203.0.113.0/24" || setup_failed "namespaces"
 cat >"$MM_TMP/mmtrustd.conf" <<CONF
 [daemon]
 store = $MM_TMP/store.db
@@ -74,11 +77,20 @@ SNAP=$("$CTL" status 2>&1 | grep -i snapshot)
 kam_site "$S=sip:$SIP_S:5060" || setup_failed "site file"
 cp "$HERE/sip/edge-nocheck.lua" "$MM_TMP/kam/" || setup_failed "edge-nocheck.lua"
 
-# One call with the shipped script and the verdict UAS: the identity is
-# kept (the seg partner's answer), so the hot path below is keep.
+# The variants do what they say, with the verdict UAS: with the shipped
+# script a call from $SIP_S keeps its identity (the hot path below is
+# keep) and one from a stranger loses it; without the check the
+# stranger's is kept.
+verdict_call() { # VERDICT SRC
+	kam_call "$1" "$KAM_NS" "$KAM_UAS" "$KAM_PEER" "$2" "$KAM_MM" "$KAM_MM" && [ "$KAM_UAC_RC" -eq 0 ] ||
+		setup_failed "a call from $2 should have P-Asserted-Identity $1: $(kam_call_logs)"
+}
 kam_start >/dev/null || setup_failed "Kamailio: $(tail -n 5 "$KAM_LOG")"
-kam_call kept "$KAM_NS" "$KAM_UAS" "$KAM_PEER" "$SIP_S" "$KAM_MM" "$KAM_MM" &&
-	[ "$KAM_UAC_RC" -eq 0 ] || setup_failed "a call from $SIP_S did not keep its identity: $(kam_call_logs)"
+verdict_call kept "$SIP_S"
+verdict_call stripped "$STRANGER"
+kam_stop
+kam_start "$MM_TMP/kam/edge-nocheck.lua" >/dev/null || setup_failed "Kamailio: $(tail -n 5 "$KAM_LOG")"
+verdict_call kept "$STRANGER"
 kam_stop
 
 # tree PID: PID and all its descendants (Kamailio forks its children at
