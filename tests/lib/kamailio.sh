@@ -96,11 +96,11 @@ kam_listening() { ip netns exec "$1" ss -Hlun "src $2" 2>/dev/null | grep -q .; 
 
 # kam_start [EDGE_SCRIPT]: the shipped kamailio.cfg in $KAM_NS with the
 # copy of mmtrust-edge.lua (or EDGE_SCRIPT, in the same directory), its log
-# in $KAM_LOG, PID in $KAM_PID;
-# waits for both sockets.
+# in $KAM_LOG, PID in $KAM_PID, shared memory $KAM_SHM_MB (64 MB unless
+# set: bench/sip.sh needs more for its rates); waits for both sockets.
 kam_start() {
 	ip netns exec "$KAM_NS" env "${KAM_ENV[@]}" kamailio -DD -E -f "$KAM_EX/kamailio.cfg" \
-		-m 64 -M 16 -Y "$MM_TMP/kam" -P "$MM_TMP/kam/kamailio.pid" \
+		-m "${KAM_SHM_MB:-64}" -M 16 -Y "$MM_TMP/kam" -P "$MM_TMP/kam/kamailio.pid" \
 		-A "MM_LISTEN=udp:$KAM_MM:5060" -A "CORE_LISTEN=udp:$KAM_CORE:5060" \
 		-A "MMTRUST_EDGE=\"${1:-$MM_TMP/kam/mmtrust-edge.lua}\"" -A "EDGE_CHILDREN=2" \
 		>>"$KAM_LOG" 2>&1 &
