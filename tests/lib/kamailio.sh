@@ -21,6 +21,10 @@ KAM_MM=10.10.0.1 KAM_MM_NET=10.10.0.0/24 KAM_CORE=10.20.0.1 KAM_UAS=10.20.0.2 KA
 KAM_TUN=198.51.100.1 KAM_PEER_LINK=198.51.100.10
 # Seconds a call may take before SIPp gives up (stretched by MM_SLOW).
 KAM_CALL_SECONDS=${KAM_CALL_SECONDS:-10}
+# Seconds Kamailio may take to bind its sockets; seconds a UAC may take to
+# finish its call once the UAS has ended (both stretched by MM_SLOW).
+KAM_START_SECONDS=${KAM_START_SECONDS:-20}
+KAM_UAC_GRACE=${KAM_UAC_GRACE:-3}
 
 # kam_setup: after mm_setup (or with KAM_NS/KAM_PEER/MM_TMP set by the
 # caller): names, and the cleanup of Kamailio, SIPp and the peer namespace.
@@ -105,7 +109,7 @@ kam_start() {
 		-A "MMTRUST_EDGE=\"${1:-$MM_TMP/kam/mmtrust-edge.lua}\"" -A "EDGE_CHILDREN=2" \
 		>>"$KAM_LOG" 2>&1 &
 	KAM_PID=$!
-	if wait_for 20 kam_listening "$KAM_NS" "$KAM_MM:5060" &&
+	if wait_for "$KAM_START_SECONDS" kam_listening "$KAM_NS" "$KAM_MM:5060" &&
 		wait_for 5 kam_listening "$KAM_NS" "$KAM_CORE:5060"; then
 		pass "Kamailio started with the shipped configuration"
 		return 0
@@ -145,8 +149,11 @@ kam_call() {
 	wait "$uas"
 	KAM_UAS_RC=$?
 	# The UAC finishes the call (ACK, BYE) by itself when it went through;
-	# else it would wait for its timeout.
-	local deadline=$(($(date +%s) + 3 * MM_SLOW))
+	# else it would wait for its timeout.  A UAS that refused the INVITE
+	# never answers it: the UAC is stopped at once.
+	local grace=$KAM_UAC_GRACE
+	[ "$KAM_UAS_RC" -eq 0 ] || grace=0
+	local deadline=$(($(date +%s) + grace * MM_SLOW))
 	while kill -0 "$uac" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.05; done
 	kill "$uac" 2>/dev/null
 	wait "$uac"
