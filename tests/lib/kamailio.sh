@@ -155,11 +155,20 @@ kam_call() {
 	[ "$KAM_UAS_RC" -eq 0 ] || grace=0
 	local deadline=$(($(date +%s) + grace * MM_SLOW))
 	while kill -0 "$uac" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.05; done
-	kill "$uac" 2>/dev/null
+	kam_end "$uac"
 	wait "$uac"
 	KAM_UAC_RC=$?
 	KAM_SIPP_PIDS=
 	return "$KAM_UAS_RC"
+}
+
+# kam_end PID: TERM, and KILL when it is still there after 5 s.
+kam_end() {
+	kill "$1" 2>/dev/null || return 0
+	local deadline=$(($(date +%s) + 5 * MM_SLOW))
+	while kill -0 "$1" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.05; done
+	kill -KILL "$1" 2>/dev/null
+	return 0
 }
 
 # kam_call_logs: what SIPp said of the last call (its error logs and the

@@ -92,3 +92,18 @@ kam_probe_stop() { vm_stop "$KAM_PROBE_PID"; KAM_PROBE_PID=; }
 # kam_probes_since T_US VERDICT: probes sent at or after T_US with VERDICT.
 kam_probes_since() { awk -v t="$1" -v v="$2" '$1 >= t && $3 == v { n++ } END { print n + 0 }' "$KAM_PROBES"; }
 kam_probe_seen() { [ "$(kam_probes_since "$1" "$2")" -gt 0 ]; }
+
+# kam_no_esp_sa REQID: no ESP SA with that reqid in $MM but larval ones
+# (SPI 0: the kernel's acquire, while traffic waits for an SA).
+kam_no_esp_sa() {
+	[ -z "$(ip -n "$MM" xfrm state list reqid "$1" |
+		awk '$1 == "proto" && $2 == "esp" && $3 == "spi" && $4 !~ /^0x0+$/')" ]
+}
+
+# kam_vm_acq_expires SECONDS: our charon (mm_strongswan_conf) writes that
+# acquire lifetime to the kernel (charon.plugins.kernel-netlink).
+kam_vm_acq_expires() {
+	local f=/etc/netns/$MM/strongswan.conf
+	sed -i "0,/^[[:space:]]*plugins {\$/s//plugins {\n\t\tkernel-netlink {\n\t\t\txfrm_acq_expires = $1\n\t\t}/" "$f" &&
+		grep -q "xfrm_acq_expires = $1\$" "$f"
+}
