@@ -119,6 +119,7 @@ kam_probe_start $A
 require "probes to $A answered kept while its tunnel is up" wait_for 30 kam_probe_seen 0 kept
 check "control: no probe to $A stripped while its tunnel is up" [ "$(kam_probes_since 0 stripped)" -eq 0 ]
 # Without its connection the partner refuses our re-initiation.
+T_TERM=$(now_us)
 vici_call "$MM_TMP/$PEER.vici" unload-conn '{"name": "partner-a"}' >/dev/null 2>&1
 swan "$PEER" --terminate --ike partner-a >/dev/null 2>&1
 # (Larval SAs stay: the probes' traffic to A makes the kernel acquire.)
@@ -132,7 +133,8 @@ last_kept=$(awk '$3 == "kept" { t = $1 } END { print (t == "" ? 0 : t) }' "$KAM_
 first_strip=$(awk -v t="$T0" '$3 == "stripped" { print $1; exit }' "$KAM_PROBES")
 echo "probes: $(wc -l <"$KAM_PROBES") sent; last kept $(((last_kept - T0) / 1000)) ms," \
 	"first stripped $(((${first_strip:-0} - T0) / 1000)) ms after our SAs for $A were gone;" \
-	"$(kam_probes_since 0 none) without an answer"
+	"$(kam_probes_since 0 none) without an answer; the partner's teardown began" \
+	"$(((T0 - T_TERM) / 1000)) ms before the SAs were seen gone"
 check "no probe sent later than ${KAM_DOWN_BOUND_MS} ms after the SAs went was kept" [ "$last_kept" -lt "$TB" ]
 check "the probes' strips were logged: unprotected" \
 	kam_log_has "outbound to $SIP_A: P-Asserted-Identity removed \\(unprotected"
