@@ -32,7 +32,7 @@ kam_vm_setup
 KAM_CALL_SECONDS=40 KAM_START_SECONDS=90 KAM_UAC_GRACE=10
 # Case 6's bound: from our kernel's SAs for A gone to every request to A
 # stripped (mmtrustd sees the SA go, the snapshot Kamailio reads changes).
-KAM_DOWN_BOUND_MS=${KAM_DOWN_BOUND_MS:-3000}
+KAM_DOWN_BOUND_MS=${KAM_DOWN_BOUND_MS:-2000}
 
 vm_step "certificates"
 require "CAs and certificates made with pki" mm_pki "ca|home-ca|mmtrust VM home CA" \
@@ -96,6 +96,8 @@ check "our UAS got nothing (no INVITE)" vm_not kam_trace_has "$d" uas "INVITE si
 check "our UAS did not pass" [ "$KAM_UAS_RC" -ne 0 ]
 cid=$(kam_trace "$d" uac | sed -n 's/^Call-ID: *//p' | head -n1 | tr -d '\r')
 check "the spoofed Call-ID is known" [ -n "$cid" ]
+# (Weak alone: a keep is logged at debug level only; the missing 100 above
+# is the proof that Kamailio never saw it.)
 check "Kamailio's log has no line for the spoofed Call-ID" vm_not kam_log_has "${cid:-no-call-id}"
 echo "spoofed INVITE: Call-ID $cid; $MM's xfrm_stat now:" $(ip netns exec "$MM" awk '$2 != 0' /proc/net/xfrm_stat)
 # Control: the same cleartext from the stranger gets through the kernel.
