@@ -135,13 +135,15 @@ kam_call() {
 	local t=$((KAM_CALL_SECONDS * MM_SLOW)) out=$MM_TMP/sipp.$KAM_CALLS uas uac
 	KAM_CALLS=$((KAM_CALLS + 1))
 	mkdir -p "$out"
-	(cd "$out" && exec ip netns exec "$uns" sipp -sf "$KAM_EX/sipp/uas-pai-$v.xml" \
+	# SIPp ends itself after $t s; timeout is the deadline should it not
+	# (--foreground: in the test's process group, ended with it).
+	(cd "$out" && exec timeout --foreground -k 5 $((t + 20)) ip netns exec "$uns" sipp -sf "$KAM_EX/sipp/uas-pai-$v.xml" \
 		-i "$uip" -p 5060 -m 1 -timeout "${t}s" -timeout_error -nostdin ${KAM_TRACE:+-trace_msg} \
 		-trace_err >uas.out 2>&1) &
 	uas=$!
 	KAM_SIPP_PIDS="$KAM_SIPP_PIDS $uas"
 	wait_for 10 kam_listening "$uns" "$uip:5060" || { fail "SIPp UAS did not bind $uip:5060"; }
-	(cd "$out" && exec ip netns exec "$cns" sipp -sf "$KAM_EX/sipp/uac-pai.xml" \
+	(cd "$out" && exec timeout --foreground -k 5 $((t + 20)) ip netns exec "$cns" sipp -sf "$KAM_EX/sipp/uac-pai.xml" \
 		-i "$cip" -p 5070 -m 1 -s bob -key domain "$dom" -key privacy "$priv" \
 		-timeout "${t}s" -timeout_error -nostdin ${KAM_TRACE:+-trace_msg} -trace_err "$target:5060" >uac.out 2>&1) &
 	uac=$!
