@@ -21,6 +21,10 @@ KAM_MM=10.10.0.1 KAM_MM_NET=10.10.0.0/24 KAM_CORE=10.20.0.1 KAM_UAS=10.20.0.2 KA
 KAM_TUN=198.51.100.1 KAM_PEER_LINK=198.51.100.10
 # Seconds a call may take before SIPp gives up (stretched by MM_SLOW).
 KAM_CALL_SECONDS=${KAM_CALL_SECONDS:-10}
+# Seconds Kamailio may take to bind its sockets; seconds a UAC may take to
+# finish its call once the UAS has ended (both stretched by MM_SLOW).
+KAM_START_SECONDS=${KAM_START_SECONDS:-20}
+KAM_UAC_GRACE=${KAM_UAC_GRACE:-3}
 
 # kam_setup: after mm_setup (or with KAM_NS/KAM_PEER/MM_TMP set by the
 # caller): names, and the cleanup of Kamailio, SIPp and the peer namespace.
@@ -105,7 +109,7 @@ kam_start() {
 		-A "MMTRUST_EDGE=\"${1:-$MM_TMP/kam/mmtrust-edge.lua}\"" -A "EDGE_CHILDREN=2" \
 		>>"$KAM_LOG" 2>&1 &
 	KAM_PID=$!
-	if wait_for 20 kam_listening "$KAM_NS" "$KAM_MM:5060" &&
+	if wait_for "$KAM_START_SECONDS" kam_listening "$KAM_NS" "$KAM_MM:5060" &&
 		wait_for 5 kam_listening "$KAM_NS" "$KAM_CORE:5060"; then
 		pass "Kamailio started with the shipped configuration"
 		return 0
@@ -131,13 +135,15 @@ kam_call() {
 	local t=$((KAM_CALL_SECONDS * MM_SLOW)) out=$MM_TMP/sipp.$KAM_CALLS uas uac
 	KAM_CALLS=$((KAM_CALLS + 1))
 	mkdir -p "$out"
-	(cd "$out" && exec ip netns exec "$uns" sipp -sf "$KAM_EX/sipp/uas-pai-$v.xml" \
+	# SIPp ends itself after $t s; timeout is the deadline should it not
+	# (--foreground: in the test's process group, ended with it).
+	(cd "$out" && exec timeout --foreground -k 5 $((t + 20)) ip netns exec "$uns" sipp -sf "$KAM_EX/sipp/uas-pai-$v.xml" \
 		-i "$uip" -p 5060 -m 1 -timeout "${t}s" -timeout_error -nostdin ${KAM_TRACE:+-trace_msg} \
 		-trace_err >uas.out 2>&1) &
 	uas=$!
 	KAM_SIPP_PIDS="$KAM_SIPP_PIDS $uas"
 	wait_for 10 kam_listening "$uns" "$uip:5060" || { fail "SIPp UAS did not bind $uip:5060"; }
-	(cd "$out" && exec ip netns exec "$cns" sipp -sf "$KAM_EX/sipp/uac-pai.xml" \
+	(cd "$out" && exec timeout --foreground -k 5 $((t + 20)) ip netns exec "$cns" sipp -sf "$KAM_EX/sipp/uac-pai.xml" \
 		-i "$cip" -p 5070 -m 1 -s bob -key domain "$dom" -key privacy "$priv" \
 		-timeout "${t}s" -timeout_error -nostdin ${KAM_TRACE:+-trace_msg} -trace_err "$target:5060" >uac.out 2>&1) &
 	uac=$!
@@ -145,14 +151,26 @@ kam_call() {
 	wait "$uas"
 	KAM_UAS_RC=$?
 	# The UAC finishes the call (ACK, BYE) by itself when it went through;
-	# else it would wait for its timeout.
-	local deadline=$(($(date +%s) + 3 * MM_SLOW))
+	# else it would wait for its timeout.  A UAS that refused the INVITE
+	# never answers it: the UAC is stopped at once.
+	local grace=$KAM_UAC_GRACE
+	[ "$KAM_UAS_RC" -eq 0 ] || grace=0
+	local deadline=$(($(date +%s) + grace * MM_SLOW))
 	while kill -0 "$uac" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.05; done
-	kill "$uac" 2>/dev/null
+	kam_end "$uac"
 	wait "$uac"
 	KAM_UAC_RC=$?
 	KAM_SIPP_PIDS=
 	return "$KAM_UAS_RC"
+}
+
+# kam_end PID: TERM, and KILL when it is still there after 5 s.
+kam_end() {
+	kill "$1" 2>/dev/null || return 0
+	local deadline=$(($(date +%s) + 5 * MM_SLOW))
+	while kill -0 "$1" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.05; done
+	kill -KILL "$1" 2>/dev/null
+	return 0
 }
 
 # kam_call_logs: what SIPp said of the last call (its error logs and the

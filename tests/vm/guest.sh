@@ -53,13 +53,18 @@ run_test() {
 		mkdir -p "$R/artifacts/${name%.sh}"
 		# timeout puts the test in a process group of its own: whatever
 		# the test leaves running is ended with it.
+		# A test may ask for more time than the default with a line
+		# "# vm-test-timeout: SECONDS" (never less).
+		local to=$MMVM_TEST_TIMEOUT own
+		own=$(sed -n 's/^# vm-test-timeout: *\([0-9][0-9]*\) *$/\1/p' "$t" | head -n1)
+		[ -n "$own" ] && [ "$own" -gt "$to" ] && to=$own
 		MMTRUST_VM_ARTIFACTS=$R/artifacts/${name%.sh} \
-			timeout -k 5 "$MMVM_TEST_TIMEOUT" bash "$t" </dev/null >"$log" 2>&1 &
+			timeout -k 5 "$to" bash "$t" </dev/null >"$log" 2>&1 &
 		local pid=$!
 		wait "$pid"
 		rc=$?
 		kill -KILL -- "-$pid" 2>/dev/null
-		[ "$rc" -eq 124 ] && echo "mmvm: $name: timed out after ${MMVM_TEST_TIMEOUT}s" >>"$log"
+		[ "$rc" -eq 124 ] && echo "mmvm: $name: timed out after ${to}s" >>"$log"
 	fi
 	dt=$(($(ms) - t0))
 	echo "$(<"$log")"

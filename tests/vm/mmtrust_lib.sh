@@ -73,7 +73,10 @@ mm_exit() {
 # require DESCRIPTION COMMAND...: like check, but what follows makes no
 # sense without it: on failure the test ends here (its checks so far count).
 require() {
-	check "$@" && return 0
+	local fails=$MM_FAILS
+	# check returns 0 either way: a failure shows in the count.
+	check "$@"
+	[ "$MM_FAILS" -eq "$fails" ] && return 0
 	echo "ending the test: a prerequisite failed" >&2
 	vm_finish
 	exit 1

@@ -11,7 +11,7 @@
 # when the VM did not boot or finish within MMTRUST_VM_TIMEOUT seconds.
 #
 # Environment: MMTRUST_VM_CACHE (default <repo>/build/vm-cache),
-# MMTRUST_VM_TIMEOUT (whole boot, default 720), MMTRUST_VM_TEST_TIMEOUT (each
+# MMTRUST_VM_TIMEOUT (whole boot, default 960), MMTRUST_VM_TEST_TIMEOUT (each
 # test, default 180), MMTRUST_VM_ACCEL (kvm or tcg; default: kvm only when
 # /dev/kvm is writable and the CPU shows vmx/svm), MMTRUST_VM_MEM (512M),
 # MMTRUST_VM_SMP (2), MMTRUST_VM_KERNEL (a cached kernel version to use
@@ -23,7 +23,7 @@ VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$VM_DIR/../.." && pwd)
 CACHE=${MMTRUST_VM_CACHE:-$REPO/build/vm-cache}
 RESULTS=$REPO/build/vm-results
-TIMEOUT=${MMTRUST_VM_TIMEOUT:-720}
+TIMEOUT=${MMTRUST_VM_TIMEOUT:-960}
 TEST_TIMEOUT=${MMTRUST_VM_TEST_TIMEOUT:-180}
 MEM=${MMTRUST_VM_MEM:-512M}
 SMP=${MMTRUST_VM_SMP:-2}
@@ -43,7 +43,7 @@ OPT_MODULES=(virtio_rng)
 
 PKGS=(qemu-system-x86 busybox-static cpio kmod xz-utils iproute2 iputils-ping
 	strongswan-charon strongswan-swanctl libstrongswan-standard-plugins
-	strongswan-pki socat)
+	strongswan-pki socat kamailio kamailio-lua-modules sip-tester)
 
 SHELL_MODE=0
 PREPARE_ONLY=0
