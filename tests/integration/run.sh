@@ -10,6 +10,8 @@ done
 rc=0
 for t in "$(dirname "$0")"/test_*.sh; do
 	echo "== $t"
+	t0=$(date +%s)
 	bash "$t" "$BUILD" || rc=1
+	echo "== $t took $(($(date +%s) - t0)) s"
 done
 exit $rc
