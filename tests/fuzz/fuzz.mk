@@ -2,7 +2,7 @@
 # Included by the top Makefile.
 #
 #   make fuzz                  build every target, run each FUZZ_SECONDS (60)
-#   make fuzz FUZZ_SECONDS=10  the short run CI does
+#   make fuzz FUZZ_SECONDS=5   the short run CI does
 #   make fuzz-build            build only (build/fuzz/fuzz_<name>)
 #
 # Everything is compiled again with clang under ASan and UBSan (an
