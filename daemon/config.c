@@ -28,6 +28,9 @@ void mm_config_defaults(struct mm_config *c)
 		.spd_repair_backoff_max = MM_BACKOFF_MAX_DEFAULT,
 		.ike_dpd_delay = 30,
 		.query_max_clients = 1024,
+		.route_table = MM_CONFIG_ROUTE_TABLE_DEFAULT,
+		.route_protocol = MM_CONFIG_ROUTE_PROTOCOL_DEFAULT,
+		.route_rule_priority = MM_CONFIG_ROUTE_RULE_PRIORITY_DEFAULT,
 	};
 	snprintf(c->ike_vici_socket, sizeof(c->ike_vici_socket), "/var/run/charon.vici");
 	snprintf(c->store, sizeof(c->store), "/var/lib/mmtrust/mmtrust.db");
@@ -39,6 +42,7 @@ void mm_config_defaults(struct mm_config *c)
 
 struct parse_ctx {
 	struct mm_config *c;
+	unsigned kinds;         /* the cscf key being read: the kinds it serves */
 	struct mm_err *err;
 	FILE *f;
 	int line;               /* the line the reader returned last */
@@ -150,12 +154,36 @@ static int each_item(const char *value, struct parse_ctx *x,
 	return r;
 }
 
+/* One [local] cscf* item, serving the kinds x->kinds (cscf: both). */
 static int add_cscf(const char *item, struct parse_ctx *x)
 {
-	if (x->c->n_cscf >= MM_CONFIG_MAX_LOCAL)
-		return mm_err_set(x->err, MM_ERR_INVALID, x->field, "more than %d prefixes",
+	struct mm_config *c = x->c;
+	struct mm_prefix p;
+	int r;
+
+	if (c->n_cscf >= MM_CONFIG_MAX_LOCAL)
+		return mm_err_set(x->err, MM_ERR_INVALID, x->field,
+				  "more than %d prefixes in cscf, cscf_ims and cscf_non_ims together",
 				  MM_CONFIG_MAX_LOCAL);
-	return mm_prefix_parse(item, &x->c->cscf[x->c->n_cscf++], x->field, x->err);
+	r = mm_prefix_parse(item, &p, x->field, x->err);
+	if (r < 0)
+		return r;
+	/* An address of ours serves one set of kinds: where prefixes of two
+	 * keys overlap, which peers the address is for would depend on which
+	 * prefix a lookup met first. */
+	for (size_t i = 0; i < c->n_cscf; i++)
+		if (c->cscf_kinds[i] != x->kinds && mm_prefix_overlaps(&c->cscf[i], &p)) {
+			char a[MM_ADDR_STRLEN], b[MM_ADDR_STRLEN];
+
+			return mm_err_set(x->err, MM_ERR_INVALID, x->field,
+					  "%s overlaps %s (%s); each CSCF address faces one set of "
+					  "peers: give it under one key only",
+					  mm_prefix_str(&p, b), mm_prefix_str(&c->cscf[i], a),
+					  mm_kinds_setting(c->cscf_kinds[i]));
+		}
+	c->cscf_kinds[c->n_cscf] = x->kinds;
+	c->cscf[c->n_cscf++] = p;
+	return 0;
 }
 
 static int add_tunnel(const char *item, struct parse_ctx *x)
@@ -217,12 +245,24 @@ static int handler(void *user, const char *section, const char *name, const char
 		r = set_u32(&c->reqid_min, value, x);
 	else if (KEY("reqid", "max"))
 		r = set_u32(&c->reqid_max, value, x);
-	else if (KEY("local", "cscf"))
+	else if (KEY("local", "cscf") || KEY("local", "cscf_ims") || KEY("local", "cscf_non_ims")) {
+		x->kinds = !strcmp(name, "cscf") ? MM_KINDS_ALL :
+			   !strcmp(name, "cscf_ims") ? MM_KIND_BIT(MM_KIND_IMS) :
+			   MM_KIND_BIT(MM_KIND_NON_IMS);
 		r = each_item(value, x, add_cscf);
+	}
 	else if (KEY("local", "tunnel"))
 		r = each_item(value, x, add_tunnel);
 	else if (KEY("local", "forward"))
 		r = set_bool(&c->forward, value, x);
+	else if (KEY("local", "routes"))
+		r = set_bool(&c->routes, value, x);
+	else if (KEY("local", "route_table"))
+		r = set_u32(&c->route_table, value, x);
+	else if (KEY("local", "route_protocol"))
+		r = set_u32(&c->route_protocol, value, x);
+	else if (KEY("local", "route_rule_priority"))
+		r = set_u32(&c->route_rule_priority, value, x);
 	else if (KEY("spd", "enabled"))
 		r = set_bool(&c->spd_enabled, value, x);
 	else if (KEY("spd", "priority_base"))
@@ -354,6 +394,22 @@ int mm_config_load(const char *path, struct mm_config *ret, struct mm_err *err)
 				  "%s: %u s is out of range; 1 to %u seconds (a repair is never "
 				  "given up)", path, c.spd_repair_backoff_max,
 				  MM_CONFIG_BACKOFF_MAX_LIMIT);
+	/* Tables 0 and 253-255 are the kernel's (unspec, default, main,
+	 * local): routes of ours there would mix with everyone's. */
+	if (c.route_table == 0 || (c.route_table >= 253 && c.route_table <= 255))
+		return mm_err_set(err, MM_ERR_INVALID, "local.route_table",
+				  "%s: table %u is the kernel's own (0, 253 default, 254 main, "
+				  "255 local); pick a table of mmtrust's own", path, c.route_table);
+	/* 0-4 are the kernel's route protocols (unspec, redirect, kernel,
+	 * boot, static); above 255 does not fit rtm_protocol. */
+	if (c.route_protocol < 5 || c.route_protocol > 255)
+		return mm_err_set(err, MM_ERR_INVALID, "local.route_protocol",
+				  "%s: %u is not a route protocol of our own: 5 to 255 (0-4 are the "
+				  "kernel's)", path, c.route_protocol);
+	if (c.route_rule_priority == 0)
+		return mm_err_set(err, MM_ERR_INVALID, "local.route_rule_priority",
+				  "%s: 0 is the priority of the kernel's 'lookup local' rule; "
+				  "at least 1", path);
 	if (c.spd_tag == 0)
 		return mm_err_set(err, MM_ERR_INVALID, "spd.tag",
 				  "%s: the tag must not be 0 (0 is every other program's policies)",

@@ -13,9 +13,16 @@
  *   min = 1000000                           ; reserved range, inclusive
  *   max = 1099999
  *   [local]
- *   cscf = 10.0.0.0/24, 2001:db8:10::/64    ; our CSCF prefixes
+ *   cscf = 10.0.0.0/24, 2001:db8:10::/64    ; our CSCF prefixes (every peer kind)
+ *   cscf_ims = 10.0.1.0/24                  ; ... facing IMS peers only
+ *   cscf_non_ims = 10.0.2.0/24              ; ... facing non-IMS peers only
+ *                                           ; (the three lists must not overlap)
  *   tunnel = 192.0.2.1, 2001:db8:ff::1      ; our tunnel endpoint(s)
  *   forward = no                            ; cscf prefixes are behind us
+ *   routes = no                             ; yes: a route per partner range
+ *   route_table = 6770                      ; ... in this table of ours
+ *   route_protocol = 77                     ; ... tagged with this protocol
+ *   route_rule_priority = 6770              ; the rule that looks the table up
  *   [spd]
  *   enabled = yes                           ; program the kernel's SPD
  *   priority_base = 100000                  ; our band: base .. base+256
@@ -53,6 +60,9 @@
 
 #define MM_CONFIG_DEFAULT_PATH "/etc/mmtrust/mmtrustd.conf"
 #define MM_CONFIG_MAX_LOCAL 64
+#define MM_CONFIG_ROUTE_TABLE_DEFAULT 6770
+#define MM_CONFIG_ROUTE_PROTOCOL_DEFAULT 77
+#define MM_CONFIG_ROUTE_RULE_PRIORITY_DEFAULT 6770
 /* A repair never waits longer than an hour, whatever the setting. */
 #define MM_CONFIG_BACKOFF_MAX_LIMIT 3600
 
@@ -69,10 +79,13 @@ struct mm_config {
 	bool query_snapshot_set;
 	uint32_t reqid_min, reqid_max;
 	struct mm_prefix cscf[MM_CONFIG_MAX_LOCAL];
+	unsigned cscf_kinds[MM_CONFIG_MAX_LOCAL];  /* MM_KIND_BIT()s: the peers it faces */
 	size_t n_cscf;
 	struct mm_addr tunnel[2];
 	size_t n_tunnel;
 	bool forward;
+	bool routes;                   /* [local] routes: host.c installs them */
+	uint32_t route_table, route_protocol, route_rule_priority;
 	bool spd_enabled;
 	uint32_t spd_prio_base;
 	uint32_t spd_tag;

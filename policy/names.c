@@ -30,6 +30,15 @@ static int name_lookup(const char *const *names, int n, const char *s)
 }
 
 const char *mm_kind_name(enum mm_kind k) { return k < MM_KIND__MAX ? kind_names[k] : "?"; }
+
+const char *mm_kinds_setting(unsigned kinds)
+{
+	switch (kinds & MM_KINDS_ALL) {
+	case MM_KIND_BIT(MM_KIND_IMS): return "cscf_ims";
+	case MM_KIND_BIT(MM_KIND_NON_IMS): return "cscf_non_ims";
+	default: return "cscf";
+	}
+}
 const char *mm_esp_name(enum mm_esp e) { return e < MM_ESP__MAX ? esp_names[e] : "?"; }
 const char *mm_path_name(enum mm_path p) { return p < MM_PATH__MAX ? path_names[p] : "?"; }
 

@@ -18,6 +18,15 @@
 #define MM_DOMAIN_MAX 253
 
 enum mm_kind { MM_KIND_IMS, MM_KIND_NON_IMS, MM_KIND__MAX };
+/* A set of kinds (our CSCF addresses face one kind of peer or both). */
+#define MM_KIND_BIT(k) (1u << (k))
+#define MM_KINDS_ALL ((1u << MM_KIND__MAX) - 1)
+static inline bool mm_kinds_has(unsigned kinds, enum mm_kind k)
+{
+	return kinds & MM_KIND_BIT(k);
+}
+/* The [local] key that gives a set: "cscf", "cscf_ims", "cscf_non_ims". */
+const char *mm_kinds_setting(unsigned kinds);
 enum mm_esp { MM_ESP_ENCRYPT, MM_ESP_INTEGRITY_ONLY, MM_ESP__MAX };
 enum mm_path { MM_PATH_TUNNEL, MM_PATH_SEG, MM_PATH__MAX };
 
