@@ -42,7 +42,7 @@ PRUNE=(sound drivers/gpu drivers/media drivers/infiniband drivers/scsi
 OPT_MODULES=(virtio_rng)
 
 PKGS=(qemu-system-x86 busybox-static cpio kmod xz-utils iproute2 iputils-ping
-	strongswan-charon strongswan-swanctl libstrongswan-standard-plugins
+	strongswan-charon strongswan-swanctl libstrongswan-standard-plugins libstrongswan-extra-plugins
 	strongswan-pki socat kamailio kamailio-lua-modules sip-tester)
 
 SHELL_MODE=0
