@@ -165,8 +165,7 @@ static int publish_view(struct mmtrustd *d)
 {
 	struct query_view_input in = {
 		.table = d->table,
-		.cscf = d->cfg.cscf,
-		.n_cscf = d->cfg.n_cscf,
+		.cscf = mm_config_cscf(&d->cfg),
 		.untrusted = d->cfg.query_untrusted,
 		.require_dst = d->cfg.query_require_dst,
 	};
@@ -377,6 +376,7 @@ static bool spd_settings_differ(const struct mm_config *a, const struct mm_confi
 	       a->reqid_max != b->reqid_max || a->forward != b->forward ||
 	       a->n_cscf != b->n_cscf || a->n_tunnel != b->n_tunnel ||
 	       memcmp(a->cscf, b->cscf, sizeof(a->cscf[0]) * a->n_cscf) ||
+	       memcmp(a->cscf_kinds, b->cscf_kinds, sizeof(a->cscf_kinds[0]) * a->n_cscf) ||
 	       memcmp(a->tunnel, b->tunnel, sizeof(a->tunnel[0]) * a->n_tunnel);
 }
 
