@@ -332,9 +332,8 @@ static void count_other_kind(struct mm_query *q, const char *domain)
 	c->total++;
 	if (c->n_slots)
 		s = other_kind_slot(c, domain);
-	if ((!s || !s->domain[0]) && (c->used + 1) * 2 > c->n_slots) {
+	if ((!s || !s->domain[0]) && (c->used + 1) * 2 > c->n_slots)
 		s = other_kind_grow(c) ? other_kind_slot(c, domain) : NULL;
-	}
 	if (!s) {
 		c->untracked++;
 	} else {

@@ -23,10 +23,12 @@
  * tunnel of the answer's partner; a reason is one of docs/privacy.md's;
  * inbound keeps PAI only for an enabled partner with agreement, which is
  * seg, or whose tunnel is up, enforced, with dst in a cscf prefix of
- * src's family and the SPI (when given) the tunnel's; outbound keeps only
- * such a partner (tunnel up and out enforced) or, in strip-if-privacy-id
- * mode, without Privacy: id; -EAGAIN exactly for the questions the
- * snapshot does not answer. */
+ * src's family facing the partner's kind and the SPI (when given) the
+ * tunnel's; outbound keeps only such a partner (tunnel up and out
+ * enforced) or, in strip-if-privacy-id mode, without Privacy: id; -EAGAIN
+ * exactly for the questions the snapshot does not answer, and for a
+ * partner's message at a cscf prefix of the other kind (then the answer
+ * says strip, dst-other-kind: the daemon answers and counts those). */
 #include <errno.h>
 #include <stdbool.h>
 
