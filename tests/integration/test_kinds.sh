@@ -26,6 +26,7 @@ A=ims.partner-a.example N=sip.provider-n.example S=ims.partner-s.example
 # 2001:db8:11::5 non-IMS, 198.51.100.1 (our tunnel address) none.
 SPLIT=$'10.0.0.0/25\ncscf_ims = 10.0.1.0/24, 2001:db8:10::/64\ncscf_non_ims = 10.0.0.128/25, 2001:db8:11::/64'
 fc_conf yes yes 2999 "$SPLIT"
+export FAKE_CHARON_CONNS=$MM_TMP/conns.jsonl
 fc_start
 
 expect_exit 0 "add IMS tunnel partner A (agreement)" "$CTL" partner add $A --kind ims \
@@ -82,6 +83,13 @@ check "A: in and out for each of its prefixes" \
 check "status: A in sync with 6 policies" jq -e \
 	".partners[] | select(.domain == \"$A\") | .state == \"in-sync\" and .policies.expected == 6" \
 	<<<"$("$CTL" --json status)"
+
+# charon's connection offers the same prefixes as its local traffic selectors.
+local_ts() { jq -c -s "[.[] | select(.name == \"$1\")] | last | .local_ts | sort" "$FAKE_CHARON_CONNS"; }
+contains "$(local_ts $A)" '["10.0.0.0/25","10.0.1.0/24","2001:db8:10::/64"]' \
+	"charon: A's local_ts are the shared and the IMS prefixes"
+contains "$(local_ts $N)" '["10.0.0.0/25","10.0.0.128/25","2001:db8:11::/64"]' \
+	"charon: N's local_ts are the shared and the non-IMS prefixes"
 
 # --- the answers, through the socket ----------------------------------------------
 status_json() { "$CTL" --json status; }
@@ -181,6 +189,8 @@ check "A's policies are unchanged" kernel_ok "$RA" 10.0.0.0/25 10.0.1.0/24 2001:
 row "A at the non-IMS address still strips" "$(in_q 192.0.2.10 10.0.0.200)" \
 	'.result | .reason == "dst-other-kind"'
 contains "$(ask 203.0.113.5 10.0.1.5)" "snapshot keep protected" "libmmtrust follows the reload in-process"
+ts_moved() { [ "$(local_ts $N)" = '["10.0.0.0/25","10.0.0.128/25","10.0.1.0/24","2001:db8:10::/64","2001:db8:11::/64"]' ]; }
+check "charon: N's connection is loaded again with the now shared prefixes" wait_for 10 ts_moved
 
 kill -TERM "$DPID"
 wait "$DPID"
