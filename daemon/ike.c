@@ -553,6 +553,8 @@ static int load_partner(struct mm_ike *ike, const struct mm_partner *p)
 	static const char *const esp_integrity[] = { "null-sha256", NULL };
 	struct mmtrustd *d = ike->d;
 	char **local_addrs = NULL, **local_ts = NULL, **remote_addrs = NULL, **remote_ts = NULL;
+	const struct mm_cscf_set cscf = mm_config_cscf(&d->cfg);
+	struct mm_prefix facing[MM_CONFIG_MAX_LOCAL];  /* our cscf prefixes of its kind */
 	const char *cacerts[] = { p->ca_pem, NULL };
 	struct vici_child_conf child = {
 		.name = p->domain,
@@ -574,7 +576,7 @@ static int load_partner(struct mm_ike *ike, const struct mm_partner *p)
 
 	r = strv_of(&local_addrs, d->cfg.n_tunnel, d->cfg.tunnel, false);
 	if (r == 0)
-		r = strv_of(&local_ts, d->cfg.n_cscf, d->cfg.cscf, true);
+		r = strv_of(&local_ts, mm_cscf_facing(&cscf, p, facing), facing, true);
 	if (r == 0)
 		r = strv_of(&remote_addrs, p->n_gateways, p->gateways, false);
 	if (r == 0)

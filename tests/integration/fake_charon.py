@@ -14,8 +14,11 @@ an INSTALLED CHILD_SA under the connection's reqid, authenticated as the
 connection's remote id (the partner's domain) -- and list-sas lists it.
 unload-conn takes it down again.  SPIs are derived from the reqid:
 in 0xc1000000 + reqid % 0x10000, out 0xc2000000 + reqid % 0x10000.
-Touches READY_FILE once listening; runs until killed."""
+Touches READY_FILE once listening; runs until killed.  With
+FAKE_CHARON_CONNS set, appends each loaded connection to that file as a
+JSON line: {"name", "local_ts", "remote_ts"} (its children's)."""
 
+import json
 import os
 import socket
 import struct
@@ -160,6 +163,13 @@ class Client:
                                     "local_host": local_addrs[0],
                                     "remote_host": remote_addrs[0]}
                     up = (cname, dict(conns[cname]))
+                    if os.environ.get("FAKE_CHARON_CONNS"):
+                        ts = {"local_ts": [], "remote_ts": []}
+                        for child in (sec.get("children") or {}).values():
+                            for k in ts:
+                                ts[k] += child.get(k) or []
+                        with open(os.environ["FAKE_CHARON_CONNS"], "a") as f:
+                            f.write(json.dumps({"name": cname, **ts}) + "\n")
             elif name == "unload-conn":
                 conns.pop(msg.get("name", ""), None)
             elif name == "get-conns":
