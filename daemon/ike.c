@@ -939,6 +939,8 @@ static void crls_refresh(struct mm_ike *ike, bool force)
 			log_notice("CRL %s read: issuer %s, thisUpdate %s, nextUpdate %s, %ld revoked",
 				   f->path, f->info.issuer, crl_time(f->info.this_update, a, sizeof(a)),
 				   crl_time(f->info.next_update, b, sizeof(b)), f->info.n_revoked);
+		else if (!force)
+			log_notice("CRL %s is readable again, its content unchanged", f->path);
 		if (f->changed)
 			send_crl(ike, f);
 	}
@@ -1191,6 +1193,8 @@ void ike_table_changed(struct mmtrustd *d, const struct mm_change *changes, size
 	/* A reload (SIGHUP) reads every CRL file again; a change set picks up
 	 * the files partners list newly. */
 	crls_refresh(ike, !changes);
+	if (!changes && ike->crls.n)
+		log_notice("reload: %zu CRL files read again; charon gets each again", ike->crls.n);
 	/* Unconnected: everything is loaded on (re)connect. */
 	if (vici_client_is_connected(ike->cmd) && !changes)
 		load_all(ike);
