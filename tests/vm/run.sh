@@ -43,7 +43,8 @@ OPT_MODULES=(virtio_rng)
 
 PKGS=(qemu-system-x86 busybox-static cpio kmod xz-utils iproute2 iputils-ping
 	strongswan-charon strongswan-swanctl libstrongswan-standard-plugins
-	strongswan-pki socat kamailio kamailio-lua-modules sip-tester)
+	libstrongswan-extra-plugins strongswan-pki socat kamailio kamailio-lua-modules
+	sip-tester)
 
 SHELL_MODE=0
 PREPARE_ONLY=0
