@@ -752,14 +752,26 @@ static void on_get_conns(struct vici_client *c, int error, char *const *conns, v
 
 /* ---- CRLs ---- */
 
-/* A CRL load or a re-authentication in flight. */
+/* An IKE_SA that authenticated before a CRL load: re-authenticated when
+ * the load brings new content. */
+struct crl_sa {
+	char domain[MM_DOMAIN_MAX + 1];
+	uint32_t ike_id;
+};
+
+/* A CRL load (with the flush-certs behind it) or a re-authentication in
+ * flight.  A load's op is freed by the flush's completion, which comes
+ * after the load's (replies come in order); by the load's when no flush
+ * was queued. */
 struct crl_op {
 	struct crl_op *next;
 	struct mm_ike *ike;
 	char *path;                      /* a load: the file */
 	char sha256[96];                 /* a load: the content sent */
-	char domain[MM_DOMAIN_MAX + 1];  /* a re-authentication: the partner */
-	uint32_t ike_id;
+	struct crl_sa *sas;              /* a load: the IKE_SAs up when it was sent */
+	size_t n_sas;
+	bool flush_queued, reauth_due;
+	struct crl_sa sa;                /* a re-authentication */
 };
 
 static struct crl_op *crl_op_new(struct mm_ike *ike, const char *path)
@@ -786,6 +798,7 @@ static void crl_op_free(struct crl_op *op)
 			break;
 		}
 	free(op->path);
+	free(op->sas);
 	free(op);
 }
 
@@ -801,10 +814,10 @@ static void on_reauthed(struct vici_client *c, int error, const char *errmsg, vo
 		 * authenticated with it. */
 		log_warn("partner %s: charon refused to re-authenticate IKE_SA %" PRIu32 " (%s%s%s); "
 			 "terminating it and initiating a new one instead",
-			 op->domain, op->ike_id, strerror(-error), errmsg ? ": " : "",
+			 op->sa.domain, op->sa.ike_id, strerror(-error), errmsg ? ": " : "",
 			 errmsg ? errmsg : "");
-		terminate_ike(ike, op->ike_id);
-		t = ike_tunnels_find(&ike->tunnels, op->domain);
+		terminate_ike(ike, op->sa.ike_id);
+		t = ike_tunnels_find(&ike->tunnels, op->sa.domain);
 		if (t) {
 			t->last_initiate = 0;
 			initiate(ike, t);
@@ -813,16 +826,16 @@ static void on_reauthed(struct vici_client *c, int error, const char *errmsg, vo
 	crl_op_free(op);
 }
 
-/* charon checks revocation only when an IKE_SA authenticates: the tunnels
- * of the partners that list the file authenticate again, now. */
-static void reauth_partners(struct mm_ike *ike, const char *path)
+/* The IKE_SAs up now of the partners that list path. */
+static int crl_sas_up(struct mm_ike *ike, const char *path, struct crl_sa **ret, size_t *ret_n)
 {
 	const struct mm_table *tb = ike->d->table;
+	struct crl_sa *v = NULL;
+	size_t n = 0;
 
 	for (size_t i = 0; i < tb->n; i++) {
 		const struct mm_partner *p = tb->partners[i];
-		struct ike_tunnel *t;
-		struct crl_op *op;
+		const struct ike_tunnel *t;
 		bool lists = false;
 
 		for (size_t k = 0; k < p->n_crls && !lists; k++)
@@ -830,25 +843,64 @@ static void reauth_partners(struct mm_ike *ike, const char *path)
 		t = lists ? ike_tunnels_find(&ike->tunnels, p->domain) : NULL;
 		if (!t || !t->info.up || !t->ike_id)
 			continue;
+		if (!v && !(v = calloc(tb->n, sizeof(*v))))
+			return -ENOMEM;
+		snprintf(v[n].domain, sizeof(v[n].domain), "%s", p->domain);
+		v[n++].ike_id = t->ike_id;
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+/* charon checks revocation only when an IKE_SA authenticates: the IKE_SAs
+ * that authenticated before the new CRL authenticate again, now (those
+ * that came up since were checked against it). */
+static void reauth_sas(struct mm_ike *ike, const char *path, const struct crl_sa *sas, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct ike_tunnel *t = ike_tunnels_find(&ike->tunnels, sas[i].domain);
+		struct crl_op *op;
+
+		if (!t || !t->info.up || t->ike_id != sas[i].ike_id)
+			continue;  /* gone or replaced since */
 		op = crl_op_new(ike, NULL);
 		if (!op) {
-			log_err("partner %s: out of memory for the re-authentication", p->domain);
+			log_err("partner %s: out of memory for the re-authentication", sas[i].domain);
 			continue;
 		}
-		snprintf(op->domain, sizeof(op->domain), "%s", p->domain);
-		op->ike_id = t->ike_id;
-		if (vici_rekey(ike->cmd, &(struct vici_rekey_args){ .ike_id = t->ike_id,
+		op->sa = sas[i];
+		if (vici_rekey(ike->cmd, &(struct vici_rekey_args){ .ike_id = sas[i].ike_id,
 								    .reauth = true },
 			       on_reauthed, op) < 0) {
 			log_err("partner %s: cannot queue the re-authentication of IKE_SA %" PRIu32,
-				p->domain, t->ike_id);
+				sas[i].domain, sas[i].ike_id);
 			crl_op_free(op);
 			continue;
 		}
 		log_notice("partner %s: CRL %s changed; re-authenticating IKE_SA %" PRIu32
 			   " (revocation is checked when an IKE_SA authenticates)",
-			   p->domain, path, t->ike_id);
+			   sas[i].domain, path, sas[i].ike_id);
 	}
+}
+
+/* charon caches every CRL it verified and, checking revocation, takes the
+ * first valid one it finds: a newer CRL is used only once the cache has
+ * been emptied.  The flush is queued right behind the load, so the
+ * connections and re-authentications queued after it see the new CRL. */
+static void on_crls_flushed(struct vici_client *c, int error, const char *errmsg, void *userdata)
+{
+	struct crl_op *op = userdata;
+	struct mm_ike *ike = op->ike;
+
+	(void)c;
+	if (error < 0 && vici_client_is_connected(ike->cmd))
+		log_warn("charon: flush-certs X509_CRL after CRL %s: %s%s%s; a CRL it cached "
+			 "before may still be used", op->path, strerror(-error),
+			 errmsg ? ": " : "", errmsg ? errmsg : "");
+	if (op->reauth_due && vici_client_is_connected(ike->cmd))
+		reauth_sas(ike, op->path, op->sas, op->n_sas);
+	crl_op_free(op);
 }
 
 static void on_crl_loaded(struct vici_client *c, int error, const char *errmsg, void *userdata)
@@ -856,7 +908,6 @@ static void on_crl_loaded(struct vici_client *c, int error, const char *errmsg, 
 	struct crl_op *op = userdata;
 	struct mm_ike *ike = op->ike;
 	struct crl_file *f = crl_set_find(&ike->crls, op->path);
-	bool changed;
 
 	(void)c;
 	if (error < 0) {
@@ -866,20 +917,19 @@ static void on_crl_loaded(struct vici_client *c, int error, const char *errmsg, 
 		if (f)
 			snprintf(f->charon_error, sizeof(f->charon_error), "charon refused it: %s",
 				 errmsg ? errmsg : strerror(-error));
-		goto out;
+	} else if (f) {
+		op->reauth_due = strcmp(f->charon_sha256, op->sha256) != 0;
+		snprintf(f->charon_sha256, sizeof(f->charon_sha256), "%s", op->sha256);
+		f->charon_error[0] = '\0';
+		f->loaded_at = time(NULL);
+		if (op->reauth_due)
+			log_notice("CRL %s loaded into charon: issuer %s, %ld revoked, sha256 %s",
+				   op->path, f->info.issuer, f->info.n_revoked, op->sha256);
 	}
-	if (!f)
-		goto out;  /* no partner lists it any more */
-	changed = strcmp(f->charon_sha256, op->sha256) != 0;
-	snprintf(f->charon_sha256, sizeof(f->charon_sha256), "%s", op->sha256);
-	f->charon_error[0] = '\0';
-	f->loaded_at = time(NULL);
-	if (!changed)
-		goto out;
-	log_notice("CRL %s loaded into charon: issuer %s, %ld revoked, sha256 %s", op->path,
-		   f->info.issuer, f->info.n_revoked, op->sha256);
-	reauth_partners(ike, op->path);
-out:
+	if (op->flush_queued)
+		return;  /* on_crls_flushed goes on */
+	if (op->reauth_due)
+		reauth_sas(ike, op->path, op->sas, op->n_sas);
 	crl_op_free(op);
 }
 
@@ -891,8 +941,11 @@ static void send_crl(struct mm_ike *ike, struct crl_file *f)
 	if (!f->have_info || !vici_client_is_connected(ike->cmd))
 		return;  /* load_all sends it on the next connect */
 	op = crl_op_new(ike, f->path);
-	if (!op) {
+	if (!op || crl_sas_up(ike, f->path, &op->sas, &op->n_sas) < 0) {
 		log_err("CRL %s: out of memory", f->path);
+		if (op)
+			crl_op_free(op);
+		f->changed = true;
 		return;
 	}
 	snprintf(op->sha256, sizeof(op->sha256), "%s", f->info.sha256);
@@ -900,7 +953,13 @@ static void send_crl(struct mm_ike *ike, struct crl_file *f)
 		log_err("CRL %s: cannot queue its load into charon", f->path);
 		f->changed = true;  /* the next poll tries again */
 		crl_op_free(op);
+		return;
 	}
+	if (vici_flush_certs(ike->cmd, "X509_CRL", on_crls_flushed, op) == 0)
+		op->flush_queued = true;
+	else
+		log_warn("CRL %s: cannot queue flush-certs; a CRL charon cached before may still "
+			 "be used", f->path);
 }
 
 static const char *crl_time(int64_t t, char *buf, size_t size)

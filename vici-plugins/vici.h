@@ -4,6 +4,7 @@
  * vici_msg.h).  Each command and event lives in its own file:
  *   cmd_load_conn.c cmd_unload_conn.c cmd_get_conns.c cmd_load_cert.c
  *   cmd_load_key.c cmd_initiate.c cmd_terminate.c cmd_rekey.c cmd_list_sas.c
+ *   cmd_flush_certs.c
  *   evt_child_updown.c evt_child_rekey.c evt_ike_updown.c evt_ike_rekey.c
  *
  * Commands come in two layers:
@@ -179,6 +180,15 @@ struct vici_terminate_args {
 int vici_terminate_build(const struct vici_terminate_args *args, struct vici_builder **ret);
 int vici_terminate(struct vici_client *c, const struct vici_terminate_args *args,
 		   vici_done_fn done, void *userdata);
+
+/* ---- flush-certs (cmd_flush_certs.c) ------------------------------------ */
+
+/* Empty charon's certificate cache, of one type ("X509_CRL") or all (NULL).
+ * charon caches every CRL it has verified and, checking revocation, uses
+ * the first valid cached one it finds: a newer CRL loaded with load-cert is
+ * not used until the cached one is gone. */
+int vici_flush_certs_build(const char *type, struct vici_builder **ret);
+int vici_flush_certs(struct vici_client *c, const char *type, vici_done_fn done, void *userdata);
 
 /* ---- rekey (cmd_rekey.c) ------------------------------------------------ */
 

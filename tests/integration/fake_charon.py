@@ -19,7 +19,8 @@ Touches READY_FILE once listening; runs until killed.
 With FAKE_CHARON_LOG set, one JSON line per command is appended to that
 file: {"cmd": NAME} plus, for load-cert, its type and the SHA-256 of its
 data; for load-conn, the connection's name, remote revocation setting and
-number of remote CA certificates; for rekey, its ike/ike-id and reauth."""
+number of remote CA certificates; for flush-certs, its type; for rekey,
+its ike/ike-id and reauth."""
 
 import hashlib
 import json
@@ -119,6 +120,8 @@ def record(name, msg):
                 remote = sec.get("remote") or {}
                 entry.update(name=cname, revocation=remote.get("revocation"),
                              cacerts=len(remote.get("cacerts") or []))
+    elif name == "flush-certs":
+        entry["type"] = msg.get("type")
     elif name == "rekey":
         entry.update({k: msg.get(k) for k in ("ike", "ike-id", "reauth")})
     with open(path, "a") as f:

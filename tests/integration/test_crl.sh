@@ -93,6 +93,10 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 check "change to re-authentication in ${ms} ms (bound 2500)" test "$ms" -le $((2500 * MM_SLOW))
 check "rekey names the partner's IKE_SA (fake uniqueid = reqid)" \
 	test "$(n_cmds '.cmd == "rekey"' | head -1)" -ge 1
+first() { grep -n "$1" "$FAKE_CHARON_LOG" | tail -1 | cut -d: -f1; }
+fl=$(first '"flush-certs", "type": "X509_CRL"') rk=$(first '"rekey"') ld=$(first "$SHA2")
+check "charon's CRL cache is flushed after the load and before the re-authentication ($ld < $fl < $rk)" \
+	test "${ld:-99}" -lt "${fl:-0}" -a "${fl:-99}" -lt "${rk:-0}"
 reqid=$("$CTL" --json partner show $A | jq .reqid)
 check "rekey ike-id is the tunnel's IKE_SA ($reqid)" \
 	test "$(n_cmds ".cmd == \"rekey\" and .\"ike-id\" == \"$reqid\"")" -ge 1

@@ -820,6 +820,20 @@ START_TEST(test_small_builders)
 	vici_builder_free(b);
 	b = NULL;
 	ck_assert_int_eq(vici_rekey_build(&(struct vici_rekey_args){ 0 }, &b), -EINVAL);
+	ck_assert_int_eq(vici_flush_certs_build("X509_CRL", &b), 0);
+	m = reparse(b, &pkt);
+	ck_assert_mem_eq(pkt.name, "flush-certs", pkt.name_len);
+	ck_assert_str_eq(vici_msg_get_str(m, "type"), "X509_CRL");
+	vici_msg_free(m);
+	vici_builder_free(b);
+	b = NULL;
+	ck_assert_int_eq(vici_flush_certs_build(NULL, &b), 0);
+	m = reparse(b, NULL);
+	ck_assert_ptr_null(vici_msg_get_str(m, "type"));
+	vici_msg_free(m);
+	vici_builder_free(b);
+	b = NULL;
+	ck_assert_int_eq(vici_flush_certs_build("", &b), -EINVAL);
 	ck_assert_int_eq(vici_rekey_build(&(struct vici_rekey_args){ .ike = "a", .ike_id = 1 }, &b),
 			 -EINVAL);
 
