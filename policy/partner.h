@@ -115,7 +115,7 @@ int mm_partner_from_json(const json_t *obj, time_t now, struct mm_partner **ret,
 			 struct mm_err *err);
 
 /* Apply a partial update: members of `set` replace fields wholesale;
- * `add`/`remove` hold "ranges"/"gateways" arrays to add or remove.  The
+ * `add`/`remove` hold "ranges"/"gateways"/"crls" arrays to add or remove.  The
  * domain cannot change.  Returns a new partner (refs 1) in *ret. */
 int mm_partner_update(const struct mm_partner *p, const json_t *set, const json_t *add,
 		      const json_t *remove, time_t now, struct mm_partner **ret,

@@ -280,6 +280,18 @@ static const char schema_v1[] =
 	"PRAGMA application_id = 1835889778;"
 	"PRAGMA user_version = 1;";
 
+/* Commit one partner change to the store (the table stays as it is). */
+static void commit_set(struct mm_partner *before, struct mm_partner *after)
+{
+	struct mm_change c = { .op = MM_CHANGE_SET, .before = before, .after = after };
+	struct mm_err err = { 0 };
+	struct mm_table *newt;
+
+	ck_assert_int_eq(mm_table_apply(table, &c, 1, time(NULL), &newt, &err), 0);
+	ck_assert_int_eq(mm_store_commit(store, &c, 1, newt->reqid_next, &actor, &err), 0);
+	mm_table_free(newt);
+}
+
 /* A store of schema 1 migrates to the current one on open and keeps its
  * partners: reqids, CA, times; the new fields take what a partner meant
  * before them (one CA, no CRLs, ifuri).  Then the new fields are stored. */
@@ -330,14 +342,7 @@ START_TEST(test_migration_from_v1)
 	set = json_pack("{s:[s,s], s:[s], s:s}", "ca", a->cas[0].pem, ca2, "crls", "/etc/x.crl",
 			"revocation", "strict");
 	ck_assert_int_eq(mm_partner_update(p, set, NULL, NULL, time(NULL), &n, &err), 0);
-	{
-		struct mm_change c = { .op = MM_CHANGE_SET, .before = p, .after = n };
-		struct mm_table *newt;
-
-		ck_assert_int_eq(mm_table_apply(table, &c, 1, time(NULL), &newt, &err), 0);
-		ck_assert_int_eq(mm_store_commit(store, &c, 1, newt->reqid_next, &actor, &err), 0);
-		mm_table_free(newt);
-	}
+	commit_set(p, n);
 	reopen();
 	p = mm_table_find(table, "a.example");
 	ck_assert(mm_partner_config_equal(p, n));
@@ -351,14 +356,7 @@ START_TEST(test_migration_from_v1)
 	set = json_pack("{s:s}", "ca", ca2);
 	mm_partner_unref(n);
 	ck_assert_int_eq(mm_partner_update(p, set, NULL, NULL, time(NULL), &n, &err), 0);
-	{
-		struct mm_change c = { .op = MM_CHANGE_SET, .before = p, .after = n };
-		struct mm_table *newt;
-
-		ck_assert_int_eq(mm_table_apply(table, &c, 1, time(NULL), &newt, &err), 0);
-		ck_assert_int_eq(mm_store_commit(store, &c, 1, newt->reqid_next, &actor, &err), 0);
-		mm_table_free(newt);
-	}
+	commit_set(p, n);
 	reopen();
 	p = mm_table_find(table, "a.example");
 	ck_assert_uint_eq(p->n_cas, 1);
