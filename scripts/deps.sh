@@ -11,7 +11,6 @@ PKGS=(
 	clang libclang-rt-14-dev
 	liblua5.1-0-dev lua5.1 python3-dev
 	strongswan-charon strongswan-swanctl strongswan-pki libstrongswan-standard-plugins
-	libstrongswan-extra-plugins
 	kamailio kamailio-lua-modules sip-tester
 )
 

@@ -2,7 +2,8 @@
  * strongswan-charon): the client in a real sd-event loop, two connections
  * as in mmtrustd (commands, events), certificates from `pki`, load-conn
  * with policies = no and a reqid, list-conns / get-conns / list-sas,
- * unload-conn, event registration, and a reconnect after charon is killed
+ * unload-conn, event registration, load-cert of a CRL (X509_CRL), flush-certs,
+ * rekey and remote revocation, and a reconnect after charon is killed
  * and started again.
  *
  * charon runs in a private network namespace (it binds nothing on the host)

@@ -43,8 +43,7 @@ OPT_MODULES=(virtio_rng)
 
 PKGS=(qemu-system-x86 busybox-static cpio kmod xz-utils iproute2 iputils-ping
 	strongswan-charon strongswan-swanctl libstrongswan-standard-plugins
-	libstrongswan-extra-plugins strongswan-pki socat kamailio kamailio-lua-modules
-	sip-tester)
+	strongswan-pki socat kamailio kamailio-lua-modules sip-tester)
 
 SHELL_MODE=0
 PREPARE_ONLY=0
