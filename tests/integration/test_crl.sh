@@ -133,5 +133,18 @@ wait "$DPID" 2>/dev/null
 mm_start_daemon 10 "$SOCK" answer
 wait_for 10 loaded "$SHA3" && pass "a restarted daemon loads the CRL on start" || fail "no CRL load after restart"
 
+# A CRL missing when the daemon starts: it starts (the table is served),
+# status and the log say which file is missing.
+kill "$DPID"
+wait "$DPID" 2>/dev/null
+mv "$MM_TMP/crl/a.crl" "$MM_TMP/crl/a.crl.away"
+: >"$MM_TMP/daemon.log"
+mm_start_daemon 10 "$SOCK" answer
+wait_for 5 missing && pass "missing at start: status says so" || fail "status: $(status_crl)"
+contains "$(cat "$MM_TMP/daemon.log")" "CRL $MM_TMP/crl/a.crl is missing" "missing at start: logged with its path"
+mv "$MM_TMP/crl/a.crl.away" "$MM_TMP/crl/a.crl"
+back() { status_crl | jq -e '.crls[0].state == "ok" and .crls[0].loaded == true' >/dev/null; }
+wait_for 5 back && pass "the file back in place: read and loaded within the poll" || fail "status: $(status_crl)"
+
 [ -n "${MM_VERBOSE:-}" ] && grep -iE "crl|re-auth" "$MM_TMP/daemon.log"
 summary test_crl
