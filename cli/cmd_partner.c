@@ -69,6 +69,16 @@ static void print_list_result(const json_t *result)
 		printf("(no partners)\n");
 }
 
+/* "AB:..., CD:..." of the partner's CAs (one, or two in a rollover). */
+static void print_ca_fingerprints(const json_t *p)
+{
+	size_t i;
+	json_t *ca;
+
+	json_array_foreach(json_object_get(p, "cas"), i, ca)
+		printf("%s%s", i ? ", " : "", jstr(ca, "sha256"));
+}
+
 static void print_changes(const json_t *result)
 {
 	const json_t *changes = json_object_get(result, "changes");
@@ -102,9 +112,15 @@ static void print_changes(const json_t *result)
 		json_array_foreach(json_object_get(c, "fields"), j, f) {
 			const char *key = json_string_value(f);
 
-			/* The CA is shown by its fingerprint. */
-			if (key && !strcmp(key, "ca"))
-				key = "ca_sha256";
+			/* The CAs are shown by their fingerprints. */
+			if (key && !strcmp(key, "ca")) {
+				printf("    ca sha256: ");
+				print_ca_fingerprints(before);
+				printf(" -> ");
+				print_ca_fingerprints(after);
+				putchar('\n');
+				continue;
+			}
 			printf("    %s: ", key ? key : "?");
 			print_value(json_object_get(before, key));
 			printf(" -> ");

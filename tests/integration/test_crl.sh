@@ -125,6 +125,25 @@ wait_for 5 bad && pass "status: the file is not a CRL" || fail "status: $(status
 sleep 1.5
 check "charon was given no garbage" test "$(n_cmds '.type == "X509_CRL"')" -eq "$k"
 
+# Two CAs (a rollover) through mmtrustctl: the change shows both
+# fingerprints, charon's connection gets both, a third is refused.
+make_ca "$MM_TMP" ca-b
+make_ca "$MM_TMP" ca-c
+fp() { openssl x509 -in "$1" -noout -fingerprint -sha256 | cut -d= -f2; }
+expect_exit 0 "partner set --ca old --ca new" "$CTL" partner set $A --ca "$MM_TMP/ca-a.pem" \
+	--ca "$MM_TMP/ca-b.pem"
+contains "$OUT" "ca sha256: $(fp "$MM_TMP/ca-a.pem") -> $(fp "$MM_TMP/ca-a.pem"), $(fp "$MM_TMP/ca-b.pem")" \
+	"the change shows both CAs by fingerprint"
+two_cas() { test "$(n_cmds ".cmd == \"load-conn\" and .name == \"$A\" and .cacerts == 2")" -ge 1; }
+wait_for 5 two_cas && pass "load-conn carries both CAs" || fail "no load-conn with 2 cacerts: $(tail -3 "$FAKE_CHARON_LOG")"
+check "partner show lists two CAs" test "$("$CTL" --json partner show $A | jq '.cas | length')" = 2
+expect_exit 1 "a third CA is refused" "$CTL" partner set $A --ca "$MM_TMP/ca-a.pem" \
+	--ca "$MM_TMP/ca-b.pem" --ca "$MM_TMP/ca-c.pem"
+contains "$ERR" "lists 3 CAs" "the refusal says why"
+"$CTL" export >"$MM_TMP/export.yaml" || fail "export"
+expect_exit 0 "the export applies back" "$CTL" apply "$MM_TMP/export.yaml"
+contains "$OUT" "no changes" "applying the export changes nothing"
+
 # A restart loads the CRL on start.
 pki_crl "$MM_TMP/crl/a.crl" --lastcrl /dev/null --serial 0badc0de 2>/dev/null ||
 	pki_crl "$MM_TMP/crl/a.crl" --serial 0badc0de
