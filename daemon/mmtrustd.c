@@ -98,9 +98,10 @@ static int load_state(struct mmtrustd *d, struct mm_config *cfg, struct mm_store
 		if (!mm_reqid_ours(table, p->reqid))
 			log_warn("partner %s keeps reqid %u, outside the configured range %u-%u",
 				 p->domain, p->reqid, cfg->reqid_min, cfg->reqid_max);
-		if (p->ca.not_after < time(NULL))
-			log_warn("partner %s: its CA certificate (%s) has expired", p->domain,
-				 p->ca.sha256);
+		for (size_t k = 0; k < p->n_cas; k++)
+			if (p->cas[k].info.not_after < time(NULL))
+				log_warn("partner %s: its CA certificate (%s) has expired",
+					 p->domain, p->cas[k].info.sha256);
 	}
 	(void)d;
 	if (mm_store_readonly(store))

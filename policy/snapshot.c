@@ -761,7 +761,9 @@ static void as_partner(const struct mm_snap_table *t, const struct mm_snap_partn
 	p->n_ranges = sp->n_ranges;
 	p->gateways = NULL;
 	p->n_gateways = 0;
-	p->ca_pem = NULL;
+	p->n_cas = 0;
+	p->crls = NULL;
+	p->n_crls = 0;
 	p->path = sp->path;
 	p->enabled = sp->enabled;
 	p->reqid = sp->reqid;

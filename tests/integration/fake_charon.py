@@ -16,8 +16,15 @@ unload-conn takes it down again.  SPIs are derived from the reqid:
 in 0xc1000000 + reqid % 0x10000, out 0xc2000000 + reqid % 0x10000.
 Touches READY_FILE once listening; runs until killed.  With
 FAKE_CHARON_CONNS set, appends each loaded connection to that file as a
-JSON line: {"name", "local_ts", "remote_ts"} (its children's)."""
+JSON line: {"name", "local_ts", "remote_ts"} (its children's).
 
+With FAKE_CHARON_LOG set, one JSON line per command is appended to that
+file: {"cmd": NAME} plus, for load-cert, its type and the SHA-256 of its
+data; for load-conn, the connection's name, remote revocation setting and
+number of remote CA certificates; for flush-certs, its type; for rekey,
+its ike/ike-id and reauth."""
+
+import hashlib
 import json
 import os
 import socket
@@ -101,6 +108,28 @@ def packet(ptype, name=None, body=None):
     return struct.pack(">I", len(data)) + data
 
 
+def record(name, msg):
+    path = os.environ.get("FAKE_CHARON_LOG")
+    if not path:
+        return
+    entry = {"cmd": name}
+    if name == "load-cert":
+        entry["type"] = msg.get("type")
+        entry["sha256"] = hashlib.sha256(msg.get("data", "").encode()).hexdigest()
+    elif name == "load-conn":
+        for cname, sec in msg.items():
+            if isinstance(sec, dict):
+                remote = sec.get("remote") or {}
+                entry.update(name=cname, revocation=remote.get("revocation"),
+                             cacerts=len(remote.get("cacerts") or []))
+    elif name == "flush-certs":
+        entry["type"] = msg.get("type")
+    elif name == "rekey":
+        entry.update({k: msg.get(k) for k in ("ike", "ike-id", "reauth")})
+    with open(path, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
 def ike_sa(name, c, remote_host):
     spi_in, spi_out = spis(c["reqid"])
     return {name: {
@@ -146,6 +175,7 @@ class Client:
         reply = {"success": "yes"}
         up = None
         with lock:
+            record(name, msg)
             if name == "load-conn":
                 for cname, sec in msg.items():
                     if not isinstance(sec, dict):
