@@ -81,7 +81,8 @@ static int load_state(struct mmtrustd *d, struct mm_config *cfg, struct mm_store
 	if (r == 0) {
 		/* [local] against the stored table: a start or reload that
 		 * would let a partner claim our own addresses is refused. */
-		struct mm_site site = { cfg->cscf, cfg->n_cscf, cfg->tunnel, cfg->n_tunnel };
+		struct mm_site site = { cfg->cscf, cfg->n_cscf, cfg->tunnel, cfg->n_tunnel,
+					cfg->cscf_kinds };
 
 		r = mm_table_set_site(table, &site, err);
 		if (r < 0)

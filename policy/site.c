@@ -1,4 +1,5 @@
 #include "site.h"
+#include "privacy.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,20 +8,27 @@
 struct mm_site *mm_site_dup(const struct mm_site *s)
 {
 	size_t nl = sizeof(*s->locals) * s->n_locals, nt = sizeof(*s->tunnel) * s->n_tunnel;
-	struct mm_site *d = malloc(sizeof(*d) + nl + nt);
+	size_t nk = s->local_kinds ? sizeof(*s->local_kinds) * s->n_locals : 0;
+	struct mm_site *d = malloc(sizeof(*d) + nl + nt + nk);
 	struct mm_prefix *locals;
 	struct mm_addr *tunnel;
+	unsigned *kinds;
 
 	if (!d)
 		return NULL;
+	/* struct mm_prefix and struct mm_addr hold 32-bit words at most:
+	 * unsigned after them stays aligned. */
 	locals = (struct mm_prefix *)(d + 1);
 	tunnel = (struct mm_addr *)((char *)locals + nl);
+	kinds = (unsigned *)((char *)tunnel + nt);
 	if (nl)
 		memcpy(locals, s->locals, nl);
 	if (nt)
 		memcpy(tunnel, s->tunnel, nt);
+	if (nk)
+		memcpy(kinds, s->local_kinds, nk);
 	*d = (struct mm_site){ .locals = locals, .n_locals = s->n_locals, .tunnel = tunnel,
-			       .n_tunnel = s->n_tunnel };
+			       .n_tunnel = s->n_tunnel, .local_kinds = nk ? kinds : NULL };
 	return d;
 }
 
@@ -71,10 +79,28 @@ static int gateway_check(const struct mm_site *s, const struct mm_partner *p, si
 	return 0;
 }
 
+/* The kinds: a tunnel partner needs a cscf prefix facing it. */
+static int kind_check(const struct mm_site *s, const struct mm_partner *p, struct mm_err *err)
+{
+	if (!s->n_locals || !mm_partner_has_tunnel(p))
+		return 0;
+	for (size_t j = 0; j < s->n_locals; j++)
+		if (!s->local_kinds || mm_cscf_faces(s->local_kinds[j], p))
+			return 0;
+	return mm_err_set(err, MM_ERR_INVALID, "kind",
+			  "partner %s is a%s %s partner with a tunnel, but no [local] cscf "
+			  "prefix faces %s partners (only %s): its policies would protect "
+			  "nothing and its tunnel would carry nothing of our CSCFs; add a "
+			  "[local] cscf or %s prefix, or make the partner path seg or disabled",
+			  p->domain, p->kind == MM_KIND_IMS ? "n" : "", mm_kind_name(p->kind),
+			  mm_kind_name(p->kind), mm_kinds_setting(s->local_kinds[0]),
+			  mm_kinds_setting(MM_KIND_BIT(p->kind)));
+}
+
 int mm_site_check_partner(const struct mm_site *s, const struct mm_partner *p,
 			  struct mm_err *err)
 {
-	int r = 0;
+	int r = kind_check(s, p, err);
 
 	for (size_t i = 0; r == 0 && i < p->n_ranges; i++)
 		r = range_check(s, p, i, err);

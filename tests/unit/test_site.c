@@ -3,6 +3,7 @@
  * refusal names the field, the partner and the reason, and leaves the
  * table as it was; a site attached once follows every later change. */
 #include <check.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,7 @@
 
 static struct mm_prefix locals[2];
 static struct mm_addr tunnel[2];
-static const struct mm_site site = { locals, 2, tunnel, 2 };
+static const struct mm_site site = { locals, 2, tunnel, 2, NULL };
 
 /* A partner with the space-separated ranges and gateways (no CA: the
  * table does not look at it). */
@@ -191,7 +192,7 @@ START_TEST(test_site_replaced)
 	struct mm_table *t = stored(mk("a.example", "192.0.2.0/24", "198.51.100.10"),
 				    mk("b.example", "198.18.0.0/24", "198.51.100.20"));
 	struct mm_prefix other = mm_test_prefix("198.18.0.0/25");
-	struct mm_site moved = { &other, 1, tunnel, 2 };
+	struct mm_site moved = { &other, 1, tunnel, 2, NULL };
 	struct mm_err err = { 0 };
 
 	ck_assert_int_eq(mm_table_set_site(t, &site, &err), 0);
@@ -295,6 +296,54 @@ START_TEST(test_site_dup)
 }
 END_TEST
 
+/* The kinds: a tunnel partner needs a cscf prefix that faces its kind;
+ * a seg or disabled partner, a shared prefix, or no kinds at all do not
+ * refuse.  The dup carries the kinds along. */
+START_TEST(test_site_kinds)
+{
+	const unsigned ims_only[2] = { MM_KIND_BIT(MM_KIND_IMS), MM_KIND_BIT(MM_KIND_IMS) };
+	const unsigned non_ims_v6[2] = { MM_KIND_BIT(MM_KIND_IMS), MM_KIND_BIT(MM_KIND_NON_IMS) };
+	const unsigned shared[2] = { MM_KINDS_ALL, MM_KIND_BIT(MM_KIND_IMS) };
+	struct mm_site s = { locals, 2, tunnel, 2, ims_only };
+	struct mm_partner *p = mk("non-ims.example", "192.0.2.0/24", "203.0.113.1");
+	struct mm_err err = { 0 };
+	struct mm_site *d;
+
+	p->kind = MM_KIND_NON_IMS;
+	ck_assert_int_eq(mm_site_check_partner(&s, p, &err), -EINVAL);
+	ck_assert_str_eq(err.field, "kind");
+	ck_assert_ptr_nonnull(strstr(err.msg, "non-ims.example"));
+	ck_assert_ptr_nonnull(strstr(err.msg, "cscf_non_ims"));
+	/* a prefix of any family facing it is enough (family pairing is the
+	 * SPD's: a range without a prefix of its family gets no policy) */
+	s.local_kinds = non_ims_v6;
+	ck_assert_int_eq(mm_site_check_partner(&s, p, &err), 0);
+	s.local_kinds = shared;
+	ck_assert_int_eq(mm_site_check_partner(&s, p, &err), 0);
+	s.local_kinds = NULL;
+	ck_assert_int_eq(mm_site_check_partner(&s, p, &err), 0);
+	s.local_kinds = ims_only;
+	p->path = MM_PATH_SEG;
+	ck_assert_int_eq(mm_site_check_partner(&s, p, &err), 0);
+	p->path = MM_PATH_TUNNEL;
+	p->enabled = false;
+	ck_assert_int_eq(mm_site_check_partner(&s, p, &err), 0);
+	p->enabled = true;
+	p->kind = MM_KIND_IMS;
+	ck_assert_int_eq(mm_site_check_partner(&s, p, &err), 0);
+	p->kind = MM_KIND_NON_IMS;
+	d = mm_site_dup(&s);
+	ck_assert_ptr_nonnull(d);
+	ck_assert_ptr_nonnull(d->local_kinds);
+	ck_assert_ptr_ne(d->local_kinds, ims_only);
+	ck_assert_uint_eq(d->local_kinds[0], ims_only[0]);
+	ck_assert_uint_eq(d->local_kinds[1], ims_only[1]);
+	ck_assert_int_eq(mm_site_check_partner(d, p, &err), -EINVAL);
+	free(d);
+	mm_partner_unref(p);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("site");
@@ -308,6 +357,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_gateway_in_other_range);
 	tcase_add_test(tc, test_stored_nonsense);
 	tcase_add_test(tc, test_site_dup);
+	tcase_add_test(tc, test_site_kinds);
 	suite_add_tcase(s, tc);
 	return s;
 }
