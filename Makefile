@@ -37,7 +37,7 @@ endif
 # installed the -dev packages.
 PKGS_POLICY  = jansson sqlite3 libcrypto
 PKGS_NETLINK = libmnl
-PKGS_DAEMON  = libsystemd inih
+PKGS_DAEMON  = libsystemd inih libnl-route-3.0
 PKGS_CLI     = yaml-0.1 jansson
 pc_cflags = $(shell pkg-config --cflags $(1))
 pc_libs   = $(shell pkg-config --libs $(1))

@@ -12,7 +12,10 @@ every connection loaded (load-conn) comes up between its first local and
 remote address (REMOTE_HOST when it names none) -- a child-updown event with
 an INSTALLED CHILD_SA under the connection's reqid, authenticated as the
 connection's remote id (the partner's domain) -- and list-sas lists it.
-unload-conn takes it down again.  SPIs are derived from the reqid:
+unload-conn takes it down again; terminate (by IKE_SA id) takes it down
+until an initiate brings it up again.  With FAKE_CHARON_LOG set, each
+command is appended to that file as "NAME ARG" (initiate: the child,
+terminate: the IKE_SA id, load-conn/unload-conn: the connection).  SPIs are derived from the reqid:
 in 0xc1000000 + reqid % 0x10000, out 0xc2000000 + reqid % 0x10000.
 Touches READY_FILE once listening; runs until killed."""
 
@@ -142,6 +145,14 @@ class Client:
     def command(self, name, msg):
         reply = {"success": "yes"}
         up = None
+        logpath = os.environ.get("FAKE_CHARON_LOG")
+        if logpath:
+            arg = {"initiate": msg.get("child", ""), "terminate": msg.get("ike-id", ""),
+                   "unload-conn": msg.get("name", "")}.get(name)
+            if name == "load-conn":
+                arg = ",".join(k for k, v in msg.items() if isinstance(v, dict))
+            with open(logpath, "a") as f:
+                f.write("%s %s\n" % (name, arg if arg is not None else ""))
         with lock:
             if name == "load-conn":
                 for cname, sec in msg.items():
@@ -160,12 +171,22 @@ class Client:
                                     "local_host": local_addrs[0],
                                     "remote_host": remote_addrs[0]}
                     up = (cname, dict(conns[cname]))
+            elif name == "terminate":
+                for c in conns.values():
+                    if str(c["reqid"] % 100000) == str(msg.get("ike-id", "")):
+                        c["down"] = True
+            elif name == "initiate":
+                c = conns.get(msg.get("child", ""))
+                if c is not None and c.get("down"):
+                    c["down"] = False
+                    up = (msg["child"], dict(c))
             elif name == "unload-conn":
                 conns.pop(msg.get("name", ""), None)
             elif name == "get-conns":
                 reply = {"conns": sorted(conns)}
             elif name == "list-sas":
-                listed = [ike_sa(n, c, self.remote_host) for n, c in sorted(conns.items())]
+                listed = [ike_sa(n, c, self.remote_host) for n, c in sorted(conns.items())
+                          if not c.get("down")]
                 for sa in listed:
                     self.event("list-sa", sa)
                 reply = {}

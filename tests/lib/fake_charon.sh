@@ -51,7 +51,14 @@ private_key = $MM_TMP/home.key
 CONF
 }
 
+# fc_start: also gives $NS our tunnel address ($TUN on a dummy mmtun0, unless
+# the test made mmtun0 itself): mmtrustd counts a tunnel up only while its
+# local end is a usable address of the host.
 fc_start() {
+	ip -n "$NS" link set lo up
+	if ip -n "$NS" link add mmtun0 type veth peer name mmtun1 2>/dev/null; then
+		ip -n "$NS" addr add "$TUN/24" dev mmtun0 && ip -n "$NS" link set mmtun0 up && ip -n "$NS" link set mmtun1 up
+	fi
 	"$PY" "$FAKE" "$MM_TMP/charon.vici" "$MM_TMP/charon.ready" &
 	CHARON=$!
 	wait_for 20 test -e "$MM_TMP/charon.ready" || fail "the fake charon did not start"
