@@ -115,23 +115,23 @@ static const struct mm_addr *gateway_for(const struct mm_partner *p, int family)
 	return p->n_gateways ? &p->gateways[0] : NULL;
 }
 
-int host_plan_routes(const struct mm_table *t, const struct host_cscf *c, size_t n_c,
-		     host_nexthop_fn nexthop, void *userdata, struct host_plan *ret)
+int host_plan_routes(const struct mm_partner *const *ps, size_t n_ps, const struct host_cscf *c,
+		     size_t n_c, host_nexthop_fn nexthop, void *userdata, struct host_plan *ret)
 {
 	struct host_plan p = { 0 };
 	size_t max = 0;
 
-	for (size_t i = 0; i < t->n; i++)
-		if (mm_partner_has_tunnel(t->partners[i]))
-			max += t->partners[i]->n_ranges;
+	for (size_t i = 0; i < n_ps; i++)
+		if (mm_partner_has_tunnel(ps[i]))
+			max += ps[i]->n_ranges;
 	p.routes = calloc(max ? max : 1, sizeof(*p.routes));
 	p.skips = calloc(max ? max : 1, sizeof(*p.skips));
 	if (!p.routes || !p.skips) {
 		host_plan_clear(&p);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < t->n; i++) {
-		const struct mm_partner *pa = t->partners[i];
+	for (size_t i = 0; i < n_ps; i++) {
+		const struct mm_partner *pa = ps[i];
 
 		if (!mm_partner_has_tunnel(pa))
 			continue;

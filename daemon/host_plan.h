@@ -20,7 +20,7 @@
 #include <stddef.h>
 
 #include "policy/addr.h"
-#include "policy/table.h"
+#include "policy/partner.h"
 
 /* One address of the host, as the kernel lists it. */
 struct host_addr {
@@ -95,10 +95,11 @@ struct host_plan {
 	size_t n_skips;
 };
 
-/* The routes the table wants, given the CSCF addresses (host_cscf_find)
+/* The routes the partners ps (a table's, sorted by domain) want, given the CSCF addresses (host_cscf_find)
  * and nexthop() for each gateway (called once per gateway used).  On
  * success *ret is replaced (host_plan_clear it); -ENOMEM leaves it. */
-int host_plan_routes(const struct mm_table *t, const struct host_cscf *c, size_t n_c,
+int host_plan_routes(const struct mm_partner *const *ps, size_t n_ps, const struct host_cscf *c,
+		     size_t n_c,
 		     host_nexthop_fn nexthop, void *userdata, struct host_plan *ret);
 void host_plan_clear(struct host_plan *p);
 /* The plan's route for dst, NULL when none. */
