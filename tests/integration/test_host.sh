@@ -196,6 +196,15 @@ echo "tunnel address removed: the answers say A is not protected after $ms ms"
 check "tunnel address gone: A not protected within 100 ms ($ms ms)" \
 	sh -c "[ '$ms' != timeout ] && [ '$ms' -lt $((100 * MM_SLOW)) ]"
 check "A's tunnel down in the status" a_down
+# The snapshot (libmmtrust's in-process answers) follows the same view.
+SC="$BUILD/tests/integration/snapclient"
+if [ -x "$SC" ]; then
+	out=$("$SC" ask "$SOCK" inbound 10.20.1.10 10.10.1.5 2>&1)
+	echo "snapshot answer after the address left: $out"
+	check "snapshot: A's answer strips once the address left ($out)" [ "$(awk '{print $2}' <<<"$out")" = strip ]
+else
+	fail "no $SC (make $SC)"
+fi
 check "... and B" unprotected 10.30.1.10 10.10.2.5
 check "status: the tunnel address is missing, not on this host" \
 	sh -c "\"$CTL\" --json status | jq -e '.host.tunnel[0] | .present == false and .state == \"absent\" and (.reason | test(\"not an address\"))' >/dev/null"
