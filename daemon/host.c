@@ -52,6 +52,7 @@ struct host {
 	int rule_err[2];              /* per family (0: IPv4, 1: IPv6): 0 or an NLE_ code */
 	bool rule_ok[2];
 	uint64_t added, replaced, deleted, resyncs;
+	uint32_t table, protocol;     /* what the last reconcile managed */
 	char last_error[256];
 };
 
@@ -504,6 +505,8 @@ static void reconcile_routes(struct host *h)
 	h->conflicts = sc.conflicts;
 	sc.conflicts = NULL;
 	h->installed = installed;
+	h->table = d->cfg.route_table;
+	h->protocol = d->cfg.route_protocol;
 	host_plan_clear(&h->plan);
 	h->plan = plan;
 	plan = (struct host_plan){ 0 };
@@ -515,6 +518,65 @@ out:
 	free(sc.mark);
 	json_decref(sc.conflicts);
 	host_plan_clear(&plan);
+}
+
+/* route_table or route_protocol changed on reload: what was ours under the
+ * old ones (routes and rules of that table with that protocol) goes. */
+struct purge {
+	uint32_t table, protocol;
+	struct nl_object *del[4096];
+	size_t n;
+};
+
+static void purge_route(struct nl_object *o, void *arg)
+{
+	struct purge *pg = arg;
+	struct rtnl_route *r = (struct rtnl_route *)o;
+
+	if (rtnl_route_get_table(r) == pg->table && rtnl_route_get_protocol(r) == pg->protocol &&
+	    pg->n < sizeof(pg->del) / sizeof(pg->del[0])) {
+		nl_object_get(o);
+		pg->del[pg->n++] = o;
+	}
+}
+
+static void purge_rule(struct nl_object *o, void *arg)
+{
+	struct purge *pg = arg;
+	struct rtnl_rule *r = (struct rtnl_rule *)o;
+	uint8_t proto = 0;
+
+	if (rtnl_rule_get_table(r) == pg->table && rtnl_rule_get_protocol(r, &proto) == 0 &&
+	    proto == pg->protocol && pg->n < sizeof(pg->del) / sizeof(pg->del[0])) {
+		nl_object_get(o);
+		pg->del[pg->n++] = o;
+	}
+}
+
+static void purge_old(struct host *h, uint32_t table, uint32_t protocol)
+{
+	struct purge *pg = calloc(1, sizeof(*pg));
+	size_t routes;
+
+	if (!pg)
+		return;
+	pg->table = table;
+	pg->protocol = protocol;
+	nl_cache_foreach(h->routes, purge_route, pg);
+	routes = pg->n;
+	nl_cache_foreach(h->rules, purge_rule, pg);
+	for (size_t i = 0; i < pg->n; i++) {
+		int r = i < routes ? rtnl_route_delete(h->sk_req, (struct rtnl_route *)pg->del[i], 0)
+				   : rtnl_rule_delete(h->sk_req, (struct rtnl_rule *)pg->del[i], 0);
+
+		if (r < 0 && r != -NLE_OBJ_NOTFOUND)
+			set_error(h, "deleting what was ours under the old table or protocol", r);
+		nl_object_put(pg->del[i]);
+	}
+	log_notice("host: route table or protocol changed: deleted %zu routes and %zu rules of "
+		   "table %" PRIu32 " protocol %" PRIu32,
+		   routes, pg->n - routes, table, protocol);
+	free(pg);
 }
 
 /* ---- the loop ---- */
@@ -664,6 +726,8 @@ void host_changed(struct mmtrustd *d)
 		return;
 	/* [local] may name other addresses now: every one is reported anew. */
 	h->checked = false;
+	if (h->table && (h->table != d->cfg.route_table || h->protocol != d->cfg.route_protocol))
+		purge_old(h, h->table, h->protocol);
 	check(h);
 }
 

@@ -43,6 +43,7 @@ conf() { # conf ROUTES
 		cscf_non_ims = 10.10.2.0/24
 		tunnel = $TUN
 		routes = $1
+		route_table = ${2:-$T}
 		[spd]
 		enabled = yes
 		[ike]
@@ -247,6 +248,19 @@ expect_exit 0 "remove A" "$CTL" partner del $A
 check "A removed: its IPv4 route gone" wait_for 2 no_route 10.20.1.0/24
 check "A removed: its IPv6 route gone" no_route 2001:db8:a::/48
 check "B's route stays" has_route 10.30.1.0/24 "src 10.10.2.5"
+conf yes 6771
+kill -HUP "$DPID"
+check "route_table changed: B's route in the new table" \
+	wait_for 5 sh -c "ip -n $NS route show table 6771 proto $P | grep -q '^10.30.1.0/24 .*src 10.10.2.5'"
+check "route_table changed: none of ours left in the old one" \
+	sh -c "[ -z \"\$(ip -n $NS route show table $T proto $P)\" ]"
+check "route_table changed: the rule looks up the new table" \
+	sh -c "ip -n $NS rule show pref 6770 | grep -q 'lookup 6771 proto $P' && ! ip -n $NS rule show | grep -q 'lookup $T proto $P'"
+foreign >"$MM_TMP/foreign.after"
+check "route_table changed: foreign routes untouched (10.40.1.0/24 stays in $T)" cmp -s "$MM_TMP/foreign.before" "$MM_TMP/foreign.after"
+conf yes
+kill -HUP "$DPID"
+check "route_table back: B's route in $T" wait_for 5 has_route 10.30.1.0/24 "src 10.10.2.5"
 conf no
 kill -HUP "$DPID"
 check "routes = no: ours gone" wait_for 5 sh -c "[ -z \"\$(ip -n $NS -4 route show table $T proto $P; ip -n $NS -6 route show table $T proto $P)\" ]"
