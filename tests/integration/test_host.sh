@@ -28,30 +28,11 @@ STEPS=${HOST_STEPS:-30}
 T=6770 P=77
 A=ims.partner-a.example B=partner-b.example C=ims.partner-c.example
 N() { ip -n "$NS" "$@"; }
-conf() { # conf ROUTES
-	cat >"$MM_TMP/mmtrustd.conf" <<-EOF
-		[daemon]
-		store = $MM_TMP/store.db
-		admin_socket = $MM_TMP/admin.sock
-		query_socket = $SOCK
-		[reqid]
-		min = 2000
-		max = 2999
-		[local]
-		cscf = 2001:db8:10::/64
-		cscf_ims = 10.10.1.0/24
-		cscf_non_ims = 10.10.2.0/24
-		tunnel = $TUN
-		routes = $1
-		route_table = ${2:-$T}
-		[spd]
-		enabled = yes
-		[ike]
-		enabled = yes
-		vici_socket = $MM_TMP/charon.vici
-		certificate = $MM_TMP/home.pem
-		private_key = $MM_TMP/home.key
-	EOF
+conf() { # conf ROUTES [TABLE]
+	fc_conf yes yes 2999 2001:db8:10::/64 "cscf_ims = 10.10.1.0/24
+cscf_non_ims = 10.10.2.0/24
+routes = $1
+route_table = ${2:-$T}"
 }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 # ms_until LIMIT_S COMMAND...: milliseconds until COMMAND succeeds (polled

@@ -4,8 +4,9 @@
 # connection it loads comes up at once).  Sourced after common.sh.
 #
 #   fc_setup NAME          mm_setup, the variables below, a CA and our cert
-#   fc_conf SPD IKE REQID_MAX CSCF
-#                          (re)write $MM_TMP/mmtrustd.conf
+#   fc_conf SPD IKE REQID_MAX CSCF [LOCAL]
+#                          (re)write $MM_TMP/mmtrustd.conf (LOCAL: more
+#                          [local] lines)
 #   fc_start               start the fake charon and the daemon
 #
 # Sets CTL, SOCK (the query socket), PY, QC (query_clients.py), FAKE,
@@ -41,6 +42,7 @@ max = $3
 [local]
 cscf = $4
 tunnel = $TUN
+${5:-}
 [spd]
 enabled = $1
 [ike]

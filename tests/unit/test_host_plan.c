@@ -11,23 +11,11 @@
 
 #include "daemon/host_plan.h"
 #include "tests/unit/mkpartner.h"
+#include "tests/unit/testaddr.h"
 #include "tests/unit/testmain.h"
 
-static struct mm_addr A(const char *s)
-{
-	struct mm_addr a;
-
-	ck_assert_int_eq(mm_addr_parse(s, &a, "test", NULL), 0);
-	return a;
-}
-
-static struct mm_prefix P(const char *s)
-{
-	struct mm_prefix p;
-
-	ck_assert_int_eq(mm_prefix_parse(s, &p, "test", NULL), 0);
-	return p;
-}
+#define A mm_test_addr
+#define P mm_test_prefix
 
 static struct host_addr HA(const char *a, const char *ifname, bool up, bool carrier)
 {
