@@ -39,7 +39,13 @@ struct host {
 	 * a link goes down or an address goes: after a link or address event
 	 * the routes (and rules) are read again before they are compared. */
 	bool reread;
-	bool checked;  /* the addresses were checked once */
+	/* What the last check saw, for [local] as it was then: a transition
+	 * is logged once, and only a tunnel address whose usability flips (or
+	 * a new one) moves the tunnels. */
+	bool checked;
+	struct mm_addr tunnel_addr[2];
+	struct mm_prefix cscf_seen[MM_CONFIG_MAX_LOCAL];
+	unsigned cscf_kinds_seen[MM_CONFIG_MAX_LOCAL];
 	enum host_state tunnel[2];
 	char tunnel_if[2][IF_NAMESIZE];
 	size_t cscf_n[MM_CONFIG_MAX_LOCAL];  /* usable addresses inside each prefix */
@@ -152,11 +158,13 @@ static bool check_addresses(struct host *h, const struct host_addr *v, size_t n)
 	for (size_t i = 0; i < cfg->n_tunnel; i++) {
 		const char *ifname;
 		enum host_state st = host_addr_state(v, n, &cfg->tunnel[i], &ifname);
+		bool known = h->checked && !mm_addr_cmp(&h->tunnel_addr[i], &cfg->tunnel[i]);
 
-		if (h->checked && st == h->tunnel[i] && !strcmp(ifname, h->tunnel_if[i]))
+		if (known && st == h->tunnel[i] && !strcmp(ifname, h->tunnel_if[i]))
 			continue;
-		if (!h->checked || (st == HOST_PRESENT) != (h->tunnel[i] == HOST_PRESENT))
+		if (!known || (st == HOST_PRESENT) != (h->tunnel[i] == HOST_PRESENT))
 			tunnel_moved = true;
+		h->tunnel_addr[i] = cfg->tunnel[i];
 		if (st == HOST_PRESENT)
 			log_notice("host: tunnel address %s is present on %s", mm_addr_str(&cfg->tunnel[i], s),
 				   ifname);
@@ -172,7 +180,12 @@ static bool check_addresses(struct host *h, const struct host_addr *v, size_t n)
 		for (size_t i = 0; i < n_cscf; i++)
 			per[cscf[i].prefix]++;
 		for (size_t i = 0; i < cfg->n_cscf; i++) {
-			if (h->checked && !per[i] == !h->cscf_n[i])
+			bool known = h->checked && !mm_prefix_cmp(&h->cscf_seen[i], &cfg->cscf[i]) &&
+				     h->cscf_kinds_seen[i] == cfg->cscf_kinds[i];
+
+			h->cscf_seen[i] = cfg->cscf[i];
+			h->cscf_kinds_seen[i] = cfg->cscf_kinds[i];
+			if (known && !per[i] == !h->cscf_n[i])
 				continue;
 			if (per[i])
 				log_notice("host: CSCF prefix %s (%s) has an address of this host",
@@ -724,8 +737,8 @@ void host_changed(struct mmtrustd *d)
 
 	if (!h)
 		return;
-	/* [local] may name other addresses now: every one is reported anew. */
-	h->checked = false;
+	/* [local] may name other addresses now: those are reported anew
+	 * (check_addresses compares them with the ones seen before). */
 	if (h->table && (h->table != d->cfg.route_table || h->protocol != d->cfg.route_protocol))
 		purge_old(h, h->table, h->protocol);
 	check(h);

@@ -984,6 +984,7 @@ void ike_table_changed(struct mmtrustd *d, const struct mm_change *changes, size
 void ike_local_changed(struct mmtrustd *d)
 {
 	struct mm_ike *ike = d->ike;
+	size_t initiated = 0;
 
 	if (!ike)
 		return;
@@ -1004,11 +1005,11 @@ void ike_local_changed(struct mmtrustd *d)
 			continue;
 		/* A new reason to try: the 5 s pacing of acquires does not hold. */
 		t->last_initiate = 0;
-		if (initiate(ike, t))
-			log_notice("partner %s (reqid %" PRIu32 "): our tunnel address is usable; "
-				   "initiating",
-				   t->info.domain, t->info.reqid);
+		initiated += initiate(ike, t);
 	}
+	if (initiated)
+		log_notice("our tunnel address is usable: initiating the tunnels of %zu partners",
+			   initiated);
 }
 
 /* Traffic hit one of our policies and found no SA: the tunnel is down and

@@ -203,6 +203,16 @@ check "address back: charon initiates A within 200 ms ($ms ms)" \
 	sh -c "[ '$ms' != timeout ] && [ '$ms' -lt $((200 * MM_SLOW)) ]"
 check "address back: A protected again" wait_for 5 protected 10.20.1.10 10.10.1.5
 check "address back: B protected again" wait_for 5 protected 10.30.1.10 10.10.2.5
+# Never: a table change or a reload initiates the other partners' tunnels.
+all_initiates() { grep -c '^initiate ' "$FAKE_CHARON_LOG" || true; }
+ia=$(all_initiates)
+"$CTL" partner add d.example --kind ims --agreement yes --range 10.60.0.0/24 \
+	--gateway 198.51.100.12 --ca "$MM_TMP/ca-a.pem" >/dev/null
+"$CTL" partner del d.example >/dev/null
+kill -HUP "$DPID"
+sleep 0.5
+check "a partner add, delete and a reload initiate nothing ($(all_initiates) vs $ia)" \
+	[ "$(all_initiates)" -eq "$ia" ]
 
 # Link down: missing (link-down), not protected; up again: protected.
 N link set mmtun0 down
