@@ -445,7 +445,8 @@ static void reconcile_routes(struct host *h)
 	int r;
 
 	if (d->cfg.routes &&
-	    host_plan_routes((const struct mm_partner *const *)d->table->partners, d->table->n, h->cscf, h->n_cscf, lookup_nexthop, h, &plan) < 0) {
+	    host_plan_routes((const struct mm_partner *const *)d->table->partners, d->table->n,
+			     h->cscf, h->n_cscf, lookup_nexthop, h, &plan) < 0) {
 		log_err("host: out of memory planning the routes; they stay as they are");
 		return;
 	}

@@ -95,8 +95,9 @@ struct host_plan {
 	size_t n_skips;
 };
 
-/* The routes the partners ps (a table's, sorted by domain) want, given the CSCF addresses (host_cscf_find)
- * and nexthop() for each gateway (called once per gateway used).  On
+/* The routes the partners ps (a table's, sorted by domain) want, given
+ * the CSCF addresses (host_cscf_find) and nexthop() (called for each range
+ * that has a CSCF address, with the gateway its route follows).  On
  * success *ret is replaced (host_plan_clear it); -ENOMEM leaves it. */
 int host_plan_routes(const struct mm_partner *const *ps, size_t n_ps, const struct host_cscf *c,
 		     size_t n_c,
