@@ -232,8 +232,9 @@ static struct mm_partner *make_partner(size_t i, const char *pem, const struct m
 	p->enabled = i % 50 != 0;
 	p->ranges = calloc(2, sizeof(*p->ranges));
 	p->gateways = calloc(1, sizeof(*p->gateways));
-	p->ca_pem = strdup(pem);
-	if (!p->ranges || !p->gateways || !p->ca_pem) {
+	p->cas[0].pem = strdup(pem);
+	p->n_cas = p->cas[0].pem ? 1 : 0;
+	if (!p->ranges || !p->gateways || !p->cas[0].pem) {
 		mm_partner_unref(p);
 		return NULL;
 	}
@@ -247,7 +248,7 @@ static struct mm_partner *make_partner(size_t i, const char *pem, const struct m
 		mm_partner_unref(p);
 		return NULL;
 	}
-	p->ca = *ca;
+	p->cas[0].info = *ca;
 	return p;
 }
 

@@ -166,6 +166,7 @@ static void config(struct mm_spd_config *cfg)
 	mm_spd_config_init(cfg);
 	memset(&local, 0, sizeof(local));
 	mm_prefix_parse("198.51.100.10/32", &local.prefix, "local", NULL);
+	local.kinds = MM_KINDS_ALL;
 	cfg->locals = &local;
 	cfg->n_locals = 1;
 	mm_addr_parse("192.0.2.1", &cfg->tunnel4, "tunnel4", NULL);

@@ -137,6 +137,24 @@ static void print_status(const json_t *r)
 			printf("  %s", jstr(p, "error"));
 		putchar('\n');
 	}
+	/* A CRL that is not in charon as it is on disk turns revocation
+	 * checks off or stale: said under the table, one line each. */
+	json_array_foreach(json_object_get(r, "partners"), i, p) {
+		const json_t *crl;
+		size_t j;
+
+		json_array_foreach(json_object_get(json_object_get(p, "revocation"), "crls"), j, crl) {
+			const json_t *err = json_object_get(crl, "error");
+
+			if (!strcmp(jstr(crl, "state"), "ok") &&
+			    json_is_true(json_object_get(crl, "loaded")) && !json_is_string(err))
+				continue;
+			printf("CRL problem: partner %s: %s: %s%s%s\n", jstr(p, "domain"),
+			       jstr(crl, "path"), jstr(crl, "state"),
+			       json_is_string(err) ? ", " : "",
+			       json_is_string(err) ? json_string_value(err) : "");
+		}
+	}
 }
 
 static void print_owner(const json_t *e)

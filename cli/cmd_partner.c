@@ -10,13 +10,19 @@
 #define ADMIN OPT(O_HELP) | OPT(O_JSON) | OPT(O_SOCKET)
 #define FIELDS                                                                             \
 	OPT(O_KIND) | OPT(O_AGREEMENT) | OPT(O_RANGE) | OPT(O_GATEWAY) | OPT(O_CA) | OPT(O_ESP) | \
-		OPT(O_PATH) | OPT(O_ENABLE) | OPT(O_DISABLE) | OPT(O_DRY_RUN)
-#define EDITS OPT(O_ADD_RANGE) | OPT(O_DEL_RANGE) | OPT(O_ADD_GATEWAY) | OPT(O_DEL_GATEWAY)
+		OPT(O_PATH) | OPT(O_ENABLE) | OPT(O_DISABLE) | OPT(O_DRY_RUN) | OPT(O_CRL) |      \
+		OPT(O_REVOCATION)
+#define EDITS                                                                          \
+	OPT(O_ADD_RANGE) | OPT(O_DEL_RANGE) | OPT(O_ADD_GATEWAY) | OPT(O_DEL_GATEWAY) |   \
+		OPT(O_ADD_CRL) | OPT(O_DEL_CRL)
 
 /* ---- human output ---- */
 
 static void print_partner_long(const json_t *p)
 {
+	size_t i;
+	json_t *ca;
+
 	printf("domain:     %s\n", jstr(p, "domain"));
 	printf("reqid:      %" JSON_INTEGER_FORMAT "\n", jint(p, "reqid"));
 	printf("kind:       %s\n", jstr(p, "kind"));
@@ -28,9 +34,16 @@ static void print_partner_long(const json_t *p)
 	print_list(json_object_get(p, "ranges"));
 	printf("\ngateways:   ");
 	print_list(json_object_get(p, "gateways"));
-	printf("\nca subject: %s\n", jstr(p, "ca_subject"));
-	printf("ca sha256:  %s\n", jstr(p, "ca_sha256"));
-	printf("ca expires: %s\n", jstr(p, "ca_not_after"));
+	putchar('\n');
+	json_array_foreach(json_object_get(p, "cas"), i, ca) {
+		printf("ca subject: %s\n", jstr(ca, "subject"));
+		printf("ca sha256:  %s\n", jstr(ca, "sha256"));
+		printf("ca expires: %s\n", jstr(ca, "not_after"));
+	}
+	printf("revocation: %s\n", jstr(p, "revocation"));
+	printf("crls:       ");
+	print_list(json_object_get(p, "crls"));
+	putchar('\n');
 	printf("created:    %s\n", jstr(p, "created"));
 	printf("updated:    %s\n", jstr(p, "updated"));
 }
@@ -54,6 +67,16 @@ static void print_list_result(const json_t *result)
 	}
 	if (json_array_size(list) == 0)
 		printf("(no partners)\n");
+}
+
+/* "AB:..., CD:..." of the partner's CAs (one, or two in a rollover). */
+static void print_ca_fingerprints(const json_t *p)
+{
+	size_t i;
+	json_t *ca;
+
+	json_array_foreach(json_object_get(p, "cas"), i, ca)
+		printf("%s%s", i ? ", " : "", jstr(ca, "sha256"));
 }
 
 static void print_changes(const json_t *result)
@@ -89,9 +112,15 @@ static void print_changes(const json_t *result)
 		json_array_foreach(json_object_get(c, "fields"), j, f) {
 			const char *key = json_string_value(f);
 
-			/* The CA is shown by its fingerprint. */
-			if (key && !strcmp(key, "ca"))
-				key = "ca_sha256";
+			/* The CAs are shown by their fingerprints. */
+			if (key && !strcmp(key, "ca")) {
+				printf("    ca sha256: ");
+				print_ca_fingerprints(before);
+				printf(" -> ");
+				print_ca_fingerprints(after);
+				putchar('\n');
+				continue;
+			}
 			printf("    %s: ", key ? key : "?");
 			print_value(json_object_get(before, key));
 			printf(" -> ");
@@ -130,6 +159,10 @@ static const struct {
 	{ O_DEL_RANGE, "ranges", H_LIST, W_REMOVE },
 	{ O_ADD_GATEWAY, "gateways", H_LIST, W_ADD },
 	{ O_DEL_GATEWAY, "gateways", H_LIST, W_REMOVE },
+	{ O_CRL, "crls", H_LIST, W_SET },
+	{ O_ADD_CRL, "crls", H_LIST, W_ADD },
+	{ O_DEL_CRL, "crls", H_LIST, W_REMOVE },
+	{ O_REVOCATION, "revocation", H_STRING, W_SET },
 };
 
 /* The --ca file as the "ca" value: tablefile_ca_read is the one reader of
@@ -167,6 +200,19 @@ static int put_field(const struct ctl_args *a, const struct ctl_optval *o, size_
 		break;
 	case H_CA:
 		rc = ca_value(o->value, &v);
+		/* A second --ca: the two CAs of a rollover, as a list. */
+		if (rc == EXIT_OK && (list = json_object_get(obj, member)) != NULL) {
+			if (json_is_string(list)) {
+				json_t *arr = json_pack("[O]", list);
+
+				if (!arr || json_object_set_new(obj, member, arr) < 0) {
+					json_decref(v);
+					return EXIT_REFUSED;
+				}
+				list = arr;
+			}
+			return json_array_append_new(list, v) < 0 ? EXIT_REFUSED : EXIT_OK;
+		}
 		break;
 	case H_TRUE:
 	case H_FALSE:
@@ -315,22 +361,42 @@ const struct command partner_commands[] = {
 	  "must be one PEM certificate block with nothing but blank lines around it;\n"
 	  "a DER certificate (one ASN.1 SEQUENCE spanning the file) is converted to\n"
 	  "PEM, as `openssl x509 -inform DER` would; other binary data is refused\n"
-	  "(exit 1, naming partner.ca).  One certificate, not a bundle: the CA that\n"
-	  "issues the partner's certificates.\n",
+	  "(exit 1, naming partner.ca).  One certificate per file, not a bundle: the\n"
+	  "CA that issues the partner's certificates.  During a CA rollover give --ca\n"
+	  "twice, the old CA and the new one: charon accepts a peer certificate issued\n"
+	  "by either, so the partner can re-issue its gateways' certificates one by\n"
+	  "one; a third is refused.  Drop the old CA with 'partner set --ca NEW' once\n"
+	  "every gateway has a new certificate.\n"
+	  "\n"
+	  "Revocation: --crl FILE (repeatable) names a CRL file by its absolute path.\n"
+	  "mmtrustd reads it at once and refuses a path that does not exist or is not a\n"
+	  "CRL (PEM or DER, at most 65535 bytes, a VICI value's limit); it loads it into\n"
+	  "charon, reads it again on SIGHUP and within a second of a change on disk,\n"
+	  "and when new content arrives re-authenticates the partner's tunnel, so that a\n"
+	  "revoked certificate loses its tunnel.  A file that later goes missing is\n"
+	  "reported in 'mmtrustctl status' and the log.  --revocation strict|ifuri|relaxed\n"
+	  "(default ifuri) is charon's rule for a certificate whose status is unknown:\n"
+	  "strict refuses it, ifuri refuses it when it names a CRL/OCSP URI that gave\n"
+	  "no answer, relaxed accepts it.  CRL and OCSP URIs in certificates are\n"
+	  "fetched by charon itself (Debian: libstrongswan-extra-plugins, the curl\n"
+	  "plugin).\n",
 	  ADMIN | FIELDS, 1, 1, cmd_partner_add },
 	{ "partner", "set", "DOMAIN [OPTIONS]", "change a partner",
-	  "Change a partner: only the fields given change.  --range and --gateway\n"
-	  "replace the whole list; --add-range, --del-range, --add-gateway and\n"
-	  "--del-gateway edit it.  The domain and the reqid cannot change.  --ca\n"
-	  "reads its FILE as 'partner add --help' describes.\n",
+	  "Change a partner: only the fields given change.  --range, --gateway and\n"
+	  "--crl replace the whole list; --add-range, --del-range, --add-gateway,\n"
+	  "--del-gateway, --add-crl and --del-crl edit it.  --ca (once, or twice for a\n"
+	  "CA rollover) replaces the partner's CAs.  The domain and the reqid cannot\n"
+	  "change.  --ca, --crl and --revocation work as 'partner add --help'\n"
+	  "describes.\n",
 	  ADMIN | FIELDS | EDITS, 1, 1, cmd_partner_set },
 	{ "partner", "del", "DOMAIN [--dry-run]", "delete a partner",
 	  "Delete a partner: its policies and tunnels go with it.  Its reqid is not\n"
 	  "handed to another partner until the whole reserved range has gone round.\n",
 	  ADMIN | OPT(O_DRY_RUN), 1, 1, cmd_partner_del },
 	{ "partner", "show", "DOMAIN", "show one partner",
-	  "Show one partner: every field, its reqid, and its CA's subject, SHA-256\n"
-	  "fingerprint and expiry.\n",
+	  "Show one partner: every field, its reqid, and each CA's subject, SHA-256\n"
+	  "fingerprint and expiry, its revocation mode and CRL files ('mmtrustctl\n"
+	  "status' shows whether each CRL was read and loaded).\n",
 	  ADMIN, 1, 1, cmd_partner_show },
 	{ "partner", "list", "", "list all partners",
 	  "List all partners, one line each, sorted by domain.  REQID is the value\n"
@@ -347,7 +413,10 @@ const struct command partner_commands[] = {
 	  "is an example.  FILE may be at most 16 MiB (16777216 bytes); a larger file\n"
 	  "is refused before anything is sent (exit 1), and the table is unchanged.\n"
 	  "ca_file: PATH keeps certificates out of the file; each is read like\n"
-	  "'partner add --ca' (at most 1 MiB, PEM or DER).\n"
+	  "'partner add --ca' (at most 1 MiB, PEM or DER).  ca and ca_file take a\n"
+	  "list of two during a CA rollover.  crls: [PATH, ...] and revocation: MODE\n"
+	  "as 'partner add --help' describes; export leaves them out when they are\n"
+	  "the defaults (no CRLs, ifuri).\n"
 	  "\n"
 	  "The shrink guard: an apply that removes or changes partners so that more\n"
 	  "than [spd] shrink_limit percent (default 50) of the kernel policies\n"

@@ -44,10 +44,12 @@ static const struct opt_desc opt_descs[O__MAX] = {
 	[O_GATEWAY] = { "gateway", 0, "ADDRESS", true,
 			"a partner IKE/tunnel endpoint; repeat for several (set: replaces the "
 			"whole list)" },
-	[O_CA] = { "ca", 0, "FILE", false,
+	[O_CA] = { "ca", 0, "FILE", true,
 		   "the CA certificate that must sign the partner's certificate: a file with "
 		   "one PEM block and nothing else but blank lines, or one DER certificate "
-		   "(sent as PEM); the daemon checks it is a CA and valid now" },
+		   "(sent as PEM); the daemon checks it is a CA and valid now.  Give it twice "
+		   "during a CA rollover (old and new CA: either may sign); set: replaces the "
+		   "CAs" },
 	[O_ESP] = { "esp", 0, "encrypt|integrity-only", false,
 		    "ESP with AES-GCM-128 (default) or null encryption with HMAC-SHA-256" },
 	[O_PATH] = { "path", 0, "tunnel|seg", false,
@@ -72,6 +74,18 @@ static const struct opt_desc opt_descs[O__MAX] = {
 		       "holds only for a (source, destination) pair our policies cover" },
 	[O_DST_OUT] = { "dst", 0, "ADDRESS", false, "ask by the next hop's address instead of a DOMAIN" },
 	[O_PRIVACY_ID] = { "privacy-id", 0, NULL, false, "the message carries \"Privacy: id\"" },
+	[O_CRL] = { "crl", 0, "FILE", true,
+		    "a CRL file (PEM or DER, at most 65535 bytes) charon checks the partner's "
+		    "certificates against, by absolute path: mmtrustd reads it now (it must "
+		    "exist and be a CRL), loads it into charon and again whenever it changes; "
+		    "repeat for several (set: replaces the whole list)" },
+	[O_ADD_CRL] = { "add-crl", 0, "FILE", true, "add a CRL file to the list" },
+	[O_DEL_CRL] = { "del-crl", 0, "FILE", true, "remove a CRL file from the list" },
+	[O_REVOCATION] = { "revocation", 0, "strict|ifuri|relaxed", false,
+			   "when a certificate whose revocation status is unknown is refused: "
+			   "strict: always; ifuri (default): when it names a CRL or OCSP URI "
+			   "that gave no answer; relaxed: never (only a known revocation "
+			   "refuses)" },
 	[O_ALLOW_SHRINK] = { "allow-shrink", 0, NULL, false,
 			     "go ahead even if this deletes more than [spd] shrink_limit percent "
 			     "of the kernel policies mmtrustd holds (the shrink guard)" },

@@ -23,7 +23,7 @@
 
 #define EXPORT_HEADER "# mmtrust partner table, exported by mmtrustctl\n"
 
-enum ftype { F_STRING, F_BOOL, F_LIST, F_CA_FILE };
+enum ftype { F_STRING, F_BOOL, F_LIST, F_CA_PEM, F_CA_FILE };
 
 struct field {
 	const char *key;     /* in the file */
@@ -42,13 +42,17 @@ static const struct field fields[] = {
 	{ "esp",       "esp",       F_STRING },
 	{ "path",      "path",      F_STRING },
 	{ "enabled",   "enabled",   F_BOOL },
-	{ "ca",        "ca",        F_STRING },
+	{ "crls",      "crls",      F_LIST },
+	{ "revocation", "revocation", F_STRING },
+	{ "ca",        "ca",        F_CA_PEM },
 	{ "ca_file",   "ca",        F_CA_FILE },
 };
 #define N_FIELDS  (sizeof(fields) / sizeof(fields[0]))
-#define N_WRITTEN 9
-#define F_CA      8
-#define F_CAFILE  9
+#define N_WRITTEN 11
+#define F_CRLS    8
+#define F_REVOCATION 9
+#define F_CA      10
+#define F_CAFILE  11
 
 static const struct {
 	const char *word;
@@ -561,7 +565,7 @@ static int parse_list(struct pctx *c, json_t **ret)
 	return parse_seq(c, &c->item, "write [] for an empty one", parse_string, ret);
 }
 
-static int parse_ca_file(struct pctx *c, json_t **ret)
+static int parse_ca_file_one(struct pctx *c, json_t **ret)
 {
 	const char *name = NULL;
 	char msg[512];
@@ -575,6 +579,22 @@ static int parse_ca_file(struct pctx *c, json_t **ret)
 	if (r < 0)
 		return perr(c, &c->ev.start_mark, r, "%s", msg);
 	return 0;
+}
+
+/* ca and ca_file: one value, or a list (the old and the new CA of a
+ * rollover; how many is the daemon's to judge). */
+static int parse_ca_pem(struct pctx *c, json_t **ret)
+{
+	if (c->ev.type == YAML_SEQUENCE_START_EVENT)
+		return parse_seq(c, &c->item, "give one CA or two", parse_string, ret);
+	return parse_string(c, ret);
+}
+
+static int parse_ca_file(struct pctx *c, json_t **ret)
+{
+	if (c->ev.type == YAML_SEQUENCE_START_EVENT)
+		return parse_seq(c, &c->item, "give one file or two", parse_ca_file_one, ret);
+	return parse_ca_file_one(c, ret);
 }
 
 /* The next key of a mapping: 1 with the key's scalar event current and
@@ -671,6 +691,9 @@ static int parse_partner(struct pctx *c, json_t **ret)
 			break;
 		case F_LIST:
 			r = parse_list(c, &v);
+			break;
+		case F_CA_PEM:
+			r = parse_ca_pem(c, &v);
 			break;
 		case F_CA_FILE:
 			r = parse_ca_file(c, &v);
@@ -1074,7 +1097,23 @@ static int emit_member(struct wctx *w, const struct field *f, const json_t *v, s
 		if (r < 0)
 			return r;
 		return emit_collection(w, YAML_SEQUENCE_END_EVENT);
+	case F_CA_PEM:
+		if (!json_is_array(v))
+			break;
+		r = emit_collection(w, YAML_SEQUENCE_START_EVENT);
+		for (size_t i = 0; r >= 0 && i < json_array_size(v); i++) {
+			r = get_string(w, json_array_get(v, i), idx, f->member, i, &s, &n);
+			if (r >= 0)
+				r = emit_scalar(w, s, n, literal_ok(s, n) ? YAML_LITERAL_SCALAR_STYLE
+									 : YAML_DOUBLE_QUOTED_SCALAR_STYLE);
+		}
+		if (r < 0)
+			return r;
+		return emit_collection(w, YAML_SEQUENCE_END_EVENT);
 	default:
+		break;
+	}
+	{
 		r = get_string(w, v, idx, f->member, SIZE_MAX, &s, &n);
 		if (r < 0)
 			return r;
@@ -1122,7 +1161,11 @@ static int emit_table(struct wctx *w, const struct sorted *v, size_t n)
 		for (size_t f = 0; r >= 0 && f < N_WRITTEN; f++) {
 			const json_t *m = json_object_get(v[i].p, fields[f].member);
 
-			if (!m)
+			/* Defaults are left out: a table that uses neither CRLs nor
+			 * another revocation mode exports as it did before them. */
+			if (!m || (f == F_CRLS && json_is_array(m) && json_array_size(m) == 0) ||
+			    (f == F_REVOCATION && json_is_string(m) &&
+			     strcmp(json_string_value(m), "ifuri") == 0))
 				continue;
 			r = emit_str(w, fields[f].key);
 			if (r >= 0)

@@ -25,19 +25,24 @@
  *     file or "partners:" with no value is refused, so that a truncated file
  *     cannot silently empty the table);
  *   - a partner that is not a mapping, a key other than domain, kind,
- *     agreement, ranges, gateways, ca, ca_file, esp, path, enabled, a key
- *     given twice, and both ca and ca_file;
+ *     agreement, ranges, gateways, ca, ca_file, esp, path, enabled, crls,
+ *     revocation, a key given twice, and both ca and ca_file;
  *   - agreement/enabled other than a plain true/false, yes/no, on/off (any
  *     case): a quoted "true" is a string and refused;
- *   - ranges/gateways other than a sequence of scalars ("must be a list",
- *     also for a single scalar);
+ *   - ranges/gateways/crls other than a sequence of scalars ("must be a
+ *     list", also for a single scalar);
+ *   - ca and ca_file other than a scalar or a sequence of scalars (a CA
+ *     rollover lists two; how many is the daemon's to judge);
  *   - the other keys other than a scalar, an empty or null plain scalar
  *     (`domain:`, `ca: ~`), and a string holding a NUL character;
  *   - anchors, aliases, and tags other than the standard !!str, !!bool,
  *     !!seq, !!map of the expected type; more than one YAML document.
  *
  * ca_file: PATH reads the file (relative PATH: against base_dir) into "ca"
- * with tablefile_ca_read() below, the same rule as mmtrustctl's --ca.
+ * with tablefile_ca_read() below, the same rule as mmtrustctl's --ca; a
+ * list of paths gives "ca" the list of their PEMs.  tablefile_write leaves
+ * out crls when empty and revocation when "ifuri" (the defaults), and
+ * writes a list-valued ca as a sequence of literal blocks.
  *
  * libyaml 0.2.5 parses colons inside plain flow scalars ([2001:db8::1]) but
  * refuses a flow scalar that starts with a colon ([::1]): quote IPv6

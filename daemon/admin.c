@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "crl.h"
 #include "log.h"
 #include "mmtrustd.h"
 
@@ -118,6 +119,13 @@ static json_t *commit_changes(struct mmtrustd *d, const struct mm_jsonl_peer *pe
 	r = mm_table_apply(d->table, changes, n, time(NULL), &newt, &err);
 	if (r < 0)
 		return err_answer(&err);
+	/* CRL files named anew must be CRLs now: a typo would silently leave
+	 * the partner unchecked. */
+	r = crl_check_changes(changes, n, &err);
+	if (r < 0) {
+		mm_table_free(newt);
+		return err_answer(&err);
+	}
 	/* Only a change that removes or changes a partner can shrink what
 	 * the kernel enforces; a dry run answers as the change would. */
 	for (size_t i = 0; guard && i < n; i++)
@@ -413,6 +421,7 @@ static json_t *op_status(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
 		const char *ro = mm_store_readonly(d->store);
 
 		ike_status(d, st);
+		query_status(d->query, st);
 		host_status(d, st);
 		json_object_set_new(st, "store", json_pack("{s:s, s:b, s:s?}", "path", d->cfg.store,
 							    "writable", !ro, "problem", ro));

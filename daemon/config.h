@@ -57,6 +57,7 @@
 
 #include "policy/addr.h"
 #include "policy/err.h"
+#include "policy/privacy.h"
 
 #define MM_CONFIG_DEFAULT_PATH "/etc/mmtrust/mmtrustd.conf"
 #define MM_CONFIG_MAX_LOCAL 64
@@ -110,6 +111,11 @@ void mm_config_defaults(struct mm_config *c);
  * query_snapshot, or derived from query_socket ("" when there is no query
  * socket or the setting is empty: no snapshot). */
 void mm_config_snapshot_path(const struct mm_config *c, char out[108]);
+/* Our CSCF prefixes with the kinds each faces, borrowed from c. */
+static inline struct mm_cscf_set mm_config_cscf(const struct mm_config *c)
+{
+	return (struct mm_cscf_set){ .prefix = c->cscf, .kinds = c->cscf_kinds, .n = c->n_cscf };
+}
 /* Read path over the defaults.  On error err names "FILE:LINE key". */
 int mm_config_load(const char *path, struct mm_config *ret, struct mm_err *err);
 

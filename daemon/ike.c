@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "crl.h"
 #include "log.h"
 #include "mmtrustd.h"
 #include "policy/jsonfmt.h"
@@ -41,7 +42,15 @@ struct mm_ike {
 	sd_event_source *retry;  /* queueing failed: try the pending loads again */
 	bool loaded;             /* every connection loaded since the last connect */
 	time_t listed_at;        /* when the last list-sas was sent */
+	/* The partners' CRL files (crl.h), polled every IKE_CRL_POLL_USEC;
+	 * crl_ops: CRL loads and re-authentications in flight (freed with
+	 * the clients, which drop their callbacks). */
+	struct crl_set crls;
+	sd_event_source *crl_timer;
+	struct crl_op *crl_ops;
 };
+
+#define IKE_CRL_POLL_USEC (1000 * 1000ull)
 
 /* Load commands outstanding at once: far below VICI_CLIENT_QUEUE_MAX, so
  * initiates and terminates always find room, and enough to keep charon busy. */
@@ -562,7 +571,9 @@ static int load_partner(struct mm_ike *ike, const struct mm_partner *p)
 	static const char *const esp_integrity[] = { "null-sha256", NULL };
 	struct mmtrustd *d = ike->d;
 	char **local_addrs = NULL, **local_ts = NULL, **remote_addrs = NULL, **remote_ts = NULL;
-	const char *cacerts[] = { p->ca_pem, NULL };
+	const struct mm_cscf_set cscf = mm_config_cscf(&d->cfg);
+	struct mm_prefix facing[MM_CONFIG_MAX_LOCAL];  /* our cscf prefixes of its kind */
+	const char *cacerts[MM_PARTNER_CA_MAX + 1] = { NULL };
 	struct vici_child_conf child = {
 		.name = p->domain,
 		.esp_proposals = p->esp == MM_ESP_INTEGRITY_ONLY ? esp_integrity : esp_encrypt,
@@ -575,15 +586,18 @@ static int load_partner(struct mm_ike *ike, const struct mm_partner *p)
 		.local_cert_len = ike->cert_len,
 		.remote_id = p->domain,
 		.remote_cacerts = cacerts,
+		.remote_revocation = mm_revocation_name(p->revocation),
 		.dpd_delay = d->cfg.ike_dpd_delay,
 		.children = &child,
 		.n_children = 1,
 	};
 	int r;
 
+	for (size_t i = 0; i < p->n_cas; i++)
+		cacerts[i] = p->cas[i].pem;
 	r = strv_of(&local_addrs, d->cfg.n_tunnel, d->cfg.tunnel, false);
 	if (r == 0)
-		r = strv_of(&local_ts, d->cfg.n_cscf, d->cfg.cscf, true);
+		r = strv_of(&local_ts, mm_cscf_facing(&cscf, p, facing), facing, true);
 	if (r == 0)
 		r = strv_of(&remote_addrs, p->n_gateways, p->gateways, false);
 	if (r == 0)
@@ -747,6 +761,271 @@ static void on_get_conns(struct vici_client *c, int error, char *const *conns, v
 	}
 }
 
+/* ---- CRLs ---- */
+
+/* An IKE_SA that authenticated before a CRL load: re-authenticated when
+ * the load brings new content. */
+struct crl_sa {
+	char domain[MM_DOMAIN_MAX + 1];
+	uint32_t ike_id;
+};
+
+/* A CRL load (with the flush-certs behind it) or a re-authentication in
+ * flight.  A load's op is freed by the flush's completion, which comes
+ * after the load's (replies come in order); by the load's when no flush
+ * was queued. */
+struct crl_op {
+	struct crl_op *next;
+	struct mm_ike *ike;
+	char *path;                      /* a load: the file */
+	char sha256[96];                 /* a load: the content sent */
+	struct crl_sa *sas;              /* a load: the IKE_SAs up when it was sent */
+	size_t n_sas;
+	bool flush_queued, reauth_due;
+	struct crl_sa sa;                /* a re-authentication */
+};
+
+static struct crl_op *crl_op_new(struct mm_ike *ike, const char *path)
+{
+	struct crl_op *op = calloc(1, sizeof(*op));
+
+	if (!op || (path && !(op->path = strdup(path)))) {
+		free(op);
+		return NULL;
+	}
+	op->ike = ike;
+	op->next = ike->crl_ops;
+	ike->crl_ops = op;
+	return op;
+}
+
+static void crl_op_free(struct crl_op *op)
+{
+	struct crl_op **pp;
+
+	for (pp = &op->ike->crl_ops; *pp; pp = &(*pp)->next)
+		if (*pp == op) {
+			*pp = op->next;
+			break;
+		}
+	free(op->path);
+	free(op->sas);
+	free(op);
+}
+
+static void on_reauthed(struct vici_client *c, int error, const char *errmsg, void *userdata)
+{
+	struct crl_op *op = userdata;
+	struct mm_ike *ike = op->ike;
+	struct ike_tunnel *t;
+
+	(void)c;
+	if (error < 0 && vici_client_is_connected(ike->cmd)) {
+		/* The CRL must be applied either way: a fresh IKE_SA is
+		 * authenticated with it. */
+		log_warn("partner %s: charon refused to re-authenticate IKE_SA %" PRIu32 " (%s%s%s); "
+			 "terminating it and initiating a new one instead",
+			 op->sa.domain, op->sa.ike_id, strerror(-error), errmsg ? ": " : "",
+			 errmsg ? errmsg : "");
+		terminate_ike(ike, op->sa.ike_id);
+		t = ike_tunnels_find(&ike->tunnels, op->sa.domain);
+		if (t) {
+			t->last_initiate = 0;
+			initiate(ike, t);
+		}
+	}
+	crl_op_free(op);
+}
+
+/* The IKE_SAs up now of the partners that list path. */
+static int crl_sas_up(struct mm_ike *ike, const char *path, struct crl_sa **ret, size_t *ret_n)
+{
+	const struct mm_table *tb = ike->d->table;
+	struct crl_sa *v = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < tb->n; i++) {
+		const struct mm_partner *p = tb->partners[i];
+		const struct ike_tunnel *t;
+		bool lists = false;
+
+		for (size_t k = 0; k < p->n_crls && !lists; k++)
+			lists = strcmp(p->crls[k], path) == 0;
+		t = lists ? ike_tunnels_find(&ike->tunnels, p->domain) : NULL;
+		if (!t || !t->info.up || !t->ike_id)
+			continue;
+		if (!v && !(v = calloc(tb->n, sizeof(*v))))
+			return -ENOMEM;
+		snprintf(v[n].domain, sizeof(v[n].domain), "%s", p->domain);
+		v[n++].ike_id = t->ike_id;
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+/* charon checks revocation only when an IKE_SA authenticates: the IKE_SAs
+ * that authenticated before the new CRL authenticate again, now (those
+ * that came up since were checked against it). */
+static void reauth_sas(struct mm_ike *ike, const char *path, const struct crl_sa *sas, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct ike_tunnel *t = ike_tunnels_find(&ike->tunnels, sas[i].domain);
+		struct crl_op *op;
+
+		if (!t || !t->info.up || t->ike_id != sas[i].ike_id)
+			continue;  /* gone or replaced since */
+		op = crl_op_new(ike, NULL);
+		if (!op) {
+			log_err("partner %s: out of memory for the re-authentication", sas[i].domain);
+			continue;
+		}
+		op->sa = sas[i];
+		if (vici_rekey(ike->cmd, &(struct vici_rekey_args){ .ike_id = sas[i].ike_id,
+								    .reauth = true },
+			       on_reauthed, op) < 0) {
+			log_err("partner %s: cannot queue the re-authentication of IKE_SA %" PRIu32,
+				sas[i].domain, sas[i].ike_id);
+			crl_op_free(op);
+			continue;
+		}
+		log_notice("partner %s: CRL %s changed; re-authenticating IKE_SA %" PRIu32
+			   " (revocation is checked when an IKE_SA authenticates)",
+			   sas[i].domain, path, sas[i].ike_id);
+	}
+}
+
+/* charon caches every CRL it verified and, checking revocation, takes the
+ * first valid one it finds: a newer CRL is used only once the cache has
+ * been emptied.  The flush is queued right behind the load, so the
+ * connections and re-authentications queued after it see the new CRL. */
+static void on_crls_flushed(struct vici_client *c, int error, const char *errmsg, void *userdata)
+{
+	struct crl_op *op = userdata;
+	struct mm_ike *ike = op->ike;
+
+	(void)c;
+	if (error < 0 && vici_client_is_connected(ike->cmd))
+		log_warn("charon: flush-certs X509_CRL after CRL %s: %s%s%s; a CRL it cached "
+			 "before may still be used", op->path, strerror(-error),
+			 errmsg ? ": " : "", errmsg ? errmsg : "");
+	if (op->reauth_due && vici_client_is_connected(ike->cmd))
+		reauth_sas(ike, op->path, op->sas, op->n_sas);
+	crl_op_free(op);
+}
+
+static void on_crl_loaded(struct vici_client *c, int error, const char *errmsg, void *userdata)
+{
+	struct crl_op *op = userdata;
+	struct mm_ike *ike = op->ike;
+	struct crl_file *f = crl_set_find(&ike->crls, op->path);
+
+	(void)c;
+	if (error < 0) {
+		if (vici_client_is_connected(ike->cmd))
+			log_err("charon refused CRL %s: %s%s%s", op->path, strerror(-error),
+				errmsg ? ": " : "", errmsg ? errmsg : "");
+		if (f)
+			snprintf(f->charon_error, sizeof(f->charon_error), "charon refused it: %s",
+				 errmsg ? errmsg : strerror(-error));
+	} else if (f) {
+		op->reauth_due = strcmp(f->charon_sha256, op->sha256) != 0;
+		snprintf(f->charon_sha256, sizeof(f->charon_sha256), "%s", op->sha256);
+		f->charon_error[0] = '\0';
+		f->loaded_at = time(NULL);
+		if (op->reauth_due)
+			log_notice("CRL %s loaded into charon: issuer %s, %ld revoked, sha256 %s",
+				   op->path, f->info.issuer, f->info.n_revoked, op->sha256);
+	}
+	if (op->flush_queued)
+		return;  /* on_crls_flushed goes on */
+	if (op->reauth_due)
+		reauth_sas(ike, op->path, op->sas, op->n_sas);
+	crl_op_free(op);
+}
+
+static void send_crl(struct mm_ike *ike, struct crl_file *f)
+{
+	struct crl_op *op;
+
+	f->changed = false;
+	if (!f->have_info || !vici_client_is_connected(ike->cmd))
+		return;  /* load_all sends it on the next connect */
+	op = crl_op_new(ike, f->path);
+	if (!op || crl_sas_up(ike, f->path, &op->sas, &op->n_sas) < 0) {
+		log_err("CRL %s: out of memory", f->path);
+		if (op)
+			crl_op_free(op);
+		f->changed = true;
+		return;
+	}
+	snprintf(op->sha256, sizeof(op->sha256), "%s", f->info.sha256);
+	if (vici_load_crl(ike->cmd, f->data, f->len, on_crl_loaded, op) < 0) {
+		log_err("CRL %s: cannot queue its load into charon", f->path);
+		f->changed = true;  /* the next poll tries again */
+		crl_op_free(op);
+		return;
+	}
+	if (vici_flush_certs(ike->cmd, "X509_CRL", on_crls_flushed, op) == 0)
+		op->flush_queued = true;
+	else
+		log_warn("CRL %s: cannot queue flush-certs; a CRL charon cached before may still "
+			 "be used", f->path);
+}
+
+static const char *crl_time(int64_t t, char *buf, size_t size)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (!t || !gmtime_r(&tt, &tm) || !strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(buf, size, "none");
+	return buf;
+}
+
+/* Sync the files with the table, re-stat them (re-read all with force),
+ * log what changed and hand new content to charon. */
+static void crls_refresh(struct mm_ike *ike, bool force)
+{
+	char a[32], b[32];
+
+	if (crl_set_sync(&ike->crls, ike->d->table) < 0) {
+		log_err("CRLs: out of memory; the files are not watched");
+		return;
+	}
+	for (size_t i = 0; i < ike->crls.n; i++) {
+		struct crl_file *f = &ike->crls.f[i];
+
+		if (!crl_file_poll(f, force) && !f->changed)
+			continue;
+		if (f->state == CRL_MISSING)
+			log_err("CRL %s is missing (%s): the partners that list it are not checked "
+				"against it%s",
+				f->path, f->error, f->charon_sha256[0] ? " beyond what charon has" : "");
+		else if (f->state == CRL_BAD)
+			log_err("CRL %s cannot be used: %s%s", f->path, f->error,
+				f->have_info ? "; charon keeps the one read before" : "");
+		else if (f->changed)
+			log_notice("CRL %s read: issuer %s, thisUpdate %s, nextUpdate %s, %ld revoked",
+				   f->path, f->info.issuer, crl_time(f->info.this_update, a, sizeof(a)),
+				   crl_time(f->info.next_update, b, sizeof(b)), f->info.n_revoked);
+		else if (!force)
+			log_notice("CRL %s is readable again, its content unchanged", f->path);
+		if (f->changed)
+			send_crl(ike, f);
+	}
+}
+
+static int on_crl_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct mm_ike *ike = userdata;
+
+	crls_refresh(ike, false);
+	sd_event_source_set_time(s, usec + IKE_CRL_POLL_USEC);
+	sd_event_source_set_enabled(s, SD_EVENT_ON);
+	return 0;
+}
+
 /* On every connect and on a reload: every tunnel partner's connection waits
  * to be loaded again (a restarted charon has forgotten them all). */
 static void load_all(struct mm_ike *ike)
@@ -766,6 +1045,11 @@ static void load_all(struct mm_ike *ike)
 	if (vici_load_cert(ike->cmd, ike->cert, ike->cert_len, VICI_CERT_FLAG_NONE, on_loaded,
 			   ike) == 0)
 		ike->loads_pending++;
+	/* The CRLs before the connections: a peer authenticating on a new
+	 * connection is checked against them.  charon forgets them when it
+	 * restarts; loading the same one again changes nothing. */
+	for (size_t i = 0; i < ike->crls.n; i++)
+		send_crl(ike, &ike->crls.f[i]);
 	vici_get_conns(ike->cmd, on_get_conns, ike);
 	for (size_t i = 0; i < ike->tunnels.n; i++) {
 		const struct mm_partner *p = mm_table_find(d->table, ike->tunnels.t[i].info.domain);
@@ -808,6 +1092,14 @@ static void on_evt_connected(struct vici_client *c, void *userdata)
 		list_sas(ike);
 }
 
+static void ike_free_crls(struct mm_ike *ike)
+{
+	ike->crl_timer = sd_event_source_disable_unref(ike->crl_timer);
+	while (ike->crl_ops)
+		crl_op_free(ike->crl_ops);
+	crl_set_clear(&ike->crls);
+}
+
 int ike_start(struct mmtrustd *d, const struct ike_ops *ops, void *userdata)
 {
 	static const struct vici_client_callbacks cmd_cbs = {
@@ -834,6 +1126,7 @@ int ike_start(struct mmtrustd *d, const struct ike_ops *ops, void *userdata)
 	if (r < 0)
 		goto fail;
 	d->ike = ike;
+	crls_refresh(ike, true);
 	if (ike_tunnels_sync(&ike->tunnels, d->table) < 0 ||
 	    vici_client_new(d->ev, d->cfg.ike_vici_socket, &cmd_cbs, ike, &ike->cmd) < 0 ||
 	    vici_client_new(d->ev, d->cfg.ike_vici_socket, &evt_cbs, ike, &ike->evt) < 0 ||
@@ -841,7 +1134,9 @@ int ike_start(struct mmtrustd *d, const struct ike_ops *ops, void *userdata)
 	    vici_client_subscribe(ike->evt, VICI_EVT_CHILD_REKEY, on_child_rekey, NULL, ike) < 0 ||
 	    vici_client_subscribe(ike->evt, VICI_EVT_IKE_UPDOWN, on_ike_updown, NULL, ike) < 0 ||
 	    vici_client_subscribe(ike->evt, VICI_EVT_IKE_REKEY, on_ike_rekey, NULL, ike) < 0 ||
-	    vici_client_start(ike->cmd) < 0 || vici_client_start(ike->evt) < 0) {
+	    vici_client_start(ike->cmd) < 0 || vici_client_start(ike->evt) < 0 ||
+	    sd_event_add_time_relative(d->ev, &ike->crl_timer, CLOCK_MONOTONIC, IKE_CRL_POLL_USEC,
+				       0, on_crl_timer, ike) < 0) {
 		log_err("charon: cannot set up the VICI clients");
 		r = -EIO;
 		goto fail;
@@ -849,6 +1144,7 @@ int ike_start(struct mmtrustd *d, const struct ike_ops *ops, void *userdata)
 	return 0;
 fail:
 	d->ike = NULL;
+	ike_free_crls(ike);
 	vici_client_free(ike->cmd);
 	vici_client_free(ike->evt);
 	free(ike->cert);
@@ -868,6 +1164,7 @@ void ike_stop(struct mmtrustd *d)
 	sd_event_source_unref(ike->retry);
 	vici_client_free(ike->cmd);
 	vici_client_free(ike->evt);
+	ike_free_crls(ike);
 	free(ike->cert);
 	free_key(ike->key, ike->key_len);
 	ike_tunnels_clear(&ike->tunnels);
@@ -963,6 +1260,11 @@ void ike_table_changed(struct mmtrustd *d, const struct mm_change *changes, size
 	if (ike_tunnels_sync(&ike->tunnels, d->table) < 0)
 		log_err("charon: out of memory for the SA table");
 	count_loads(ike);
+	/* A reload (SIGHUP) reads every CRL file again; a change set picks up
+	 * the files partners list newly. */
+	crls_refresh(ike, !changes);
+	if (!changes && ike->crls.n)
+		log_notice("reload: %zu CRL files read again; charon gets each again", ike->crls.n);
 	/* Unconnected: everything is loaded on (re)connect. */
 	if (vici_client_is_connected(ike->cmd) && !changes)
 		load_all(ike);
@@ -1064,6 +1366,18 @@ void ike_sa_deleted(struct mmtrustd *d, const struct mm_sa_judgement *j, uint32_
 	sa_refused(d->ike, j, spi);
 }
 
+/* The partner's revocation mode and each of its CRL files as read and
+ * loaded. */
+static json_t *revocation_status(struct mm_ike *ike, const struct mm_partner *p)
+{
+	json_t *crls = json_array();
+
+	for (size_t i = 0; crls && i < p->n_crls; i++)
+		json_array_append_new(crls, crl_file_json(crl_set_find(&ike->crls, p->crls[i]),
+							  p->crls[i]));
+	return json_pack("{s:s, s:o*}", "mode", mm_revocation_name(p->revocation), "crls", crls);
+}
+
 void ike_status(struct mmtrustd *d, json_t *status)
 {
 	struct mm_ike *ike = d->ike;
@@ -1081,6 +1395,11 @@ void ike_status(struct mmtrustd *d, json_t *status)
 		const struct ike_tunnel *t = ike_tunnels_find(
 			&ike->tunnels, json_string_value(json_object_get(o, "domain")));
 
+		const struct mm_partner *p = mm_table_find(
+			d->table, json_string_value(json_object_get(o, "domain")));
+
+		if (p)
+			json_object_set_new(o, "revocation", revocation_status(ike, p));
 		if (!t)
 			continue;
 		json_object_set_new(

@@ -263,7 +263,8 @@ void kernel_spd_config(const struct mm_config *cfg, struct mm_spd_config *c,
 {
 	mm_spd_config_init(c);
 	for (size_t i = 0; i < cfg->n_cscf; i++)
-		locals[i] = (struct mm_spd_local){ .prefix = cfg->cscf[i], .forward = cfg->forward };
+		locals[i] = (struct mm_spd_local){ .prefix = cfg->cscf[i], .forward = cfg->forward,
+						   .kinds = cfg->cscf_kinds[i] };
 	c->locals = locals;
 	c->n_locals = cfg->n_cscf;
 	for (size_t i = 0; i < cfg->n_tunnel; i++) {

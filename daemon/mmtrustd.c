@@ -98,9 +98,10 @@ static int load_state(struct mmtrustd *d, struct mm_config *cfg, struct mm_store
 		if (!mm_reqid_ours(table, p->reqid))
 			log_warn("partner %s keeps reqid %u, outside the configured range %u-%u",
 				 p->domain, p->reqid, cfg->reqid_min, cfg->reqid_max);
-		if (p->ca.not_after < time(NULL))
-			log_warn("partner %s: its CA certificate (%s) has expired", p->domain,
-				 p->ca.sha256);
+		for (size_t k = 0; k < p->n_cas; k++)
+			if (p->cas[k].info.not_after < time(NULL))
+				log_warn("partner %s: its CA certificate (%s) has expired",
+					 p->domain, p->cas[k].info.sha256);
 	}
 	(void)d;
 	if (mm_store_readonly(store))
@@ -165,8 +166,7 @@ static int publish_view(struct mmtrustd *d)
 {
 	struct query_view_input in = {
 		.table = d->table,
-		.cscf = d->cfg.cscf,
-		.n_cscf = d->cfg.n_cscf,
+		.cscf = mm_config_cscf(&d->cfg),
 		.untrusted = d->cfg.query_untrusted,
 		.require_dst = d->cfg.query_require_dst,
 	};
@@ -378,7 +378,18 @@ static bool spd_settings_differ(const struct mm_config *a, const struct mm_confi
 	       a->reqid_max != b->reqid_max || a->forward != b->forward ||
 	       a->n_cscf != b->n_cscf || a->n_tunnel != b->n_tunnel ||
 	       memcmp(a->cscf, b->cscf, sizeof(a->cscf[0]) * a->n_cscf) ||
+	       memcmp(a->cscf_kinds, b->cscf_kinds, sizeof(a->cscf_kinds[0]) * a->n_cscf) ||
 	       memcmp(a->tunnel, b->tunnel, sizeof(a->tunnel[0]) * a->n_tunnel);
+}
+
+/* --check-config: which peers each CSCF prefix faces, as read. */
+static void print_cscf(const struct mm_config *cfg)
+{
+	char pfx[MM_ADDR_STRLEN];
+
+	for (size_t i = 0; i < cfg->n_cscf; i++)
+		printf("%s %s\n", mm_kinds_setting(cfg->cscf_kinds[i]),
+		       mm_prefix_str(&cfg->cscf[i], pfx));
 }
 
 static int read_config(const char *path, bool explicit_path, struct mm_config *cfg,
@@ -604,6 +615,7 @@ int main(int argc, char **argv)
 		       "reqid range %u-%u\n",
 		       d.config_path[0] ? d.config_path : "(built-in defaults)", d.cfg.store,
 		       d.cfg.reqid_min, d.cfg.reqid_max);
+		print_cscf(&d.cfg);
 		rc = 0;
 		goto out;
 	}
@@ -638,6 +650,7 @@ int main(int argc, char **argv)
 		       mm_store_readonly(d.store) ? ", READ-ONLY (served, every change refused): " : "",
 		       mm_store_readonly(d.store) ? mm_store_readonly(d.store) : "", d.cfg.reqid_min,
 		       d.cfg.reqid_max);
+		print_cscf(&d.cfg);
 		rc = 0;
 		goto out;
 	}

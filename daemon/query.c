@@ -45,12 +45,27 @@ struct view {
 	size_t n_up;
 	int untrusted;                /* enum mm_untrusted_mode */
 	struct mm_prefix cscf[MM_CONFIG_MAX_LOCAL];  /* the in-policy's dst side */
-	size_t n_cscf;
+	unsigned cscf_kinds[MM_CONFIG_MAX_LOCAL];    /* the kinds each faces */
+	struct mm_cscf_set cscf_set;                 /* the two above */
 	bool require_dst;
 	/* Atomic.  Set when a newer view could not be built (no memory): the
 	 * facts this view holds may be stale, so it no longer vouches that
 	 * the kernel enforces anything (fail closed until the next view). */
 	bool withdrawn;
+};
+
+/* Per partner domain: an open-addressing hash table, grown by doubling up
+ * to OTHER_KIND_SLOTS_MAX slots (at most half full); partners beyond that
+ * are counted in the total only (and in `untracked`). */
+#define OTHER_KIND_SLOTS_MAX 8192
+struct other_kind_slot {
+	char domain[MM_DOMAIN_MAX + 1];  /* "" : free */
+	uint64_t n;
+};
+struct other_kind_counts {
+	uint64_t total, untracked;
+	struct other_kind_slot *slot;
+	size_t n_slots, used;
 };
 
 struct mm_query {
@@ -67,6 +82,10 @@ struct mm_query {
 	char **events;
 	size_t n_events, cap_events;
 	bool stop;
+	/* Inbound answers "dst-other-kind" (status): counted by the query
+	 * thread, read by the main thread's status, under count_lock. */
+	pthread_mutex_t count_lock;
+	struct other_kind_counts other_kind;
 };
 
 static void view_unref(struct view *v)
@@ -250,7 +269,7 @@ static void inbound_facts(const struct view *v, const struct mm_addr *src,
 			};
 		}
 	}
-	mm_inbound_assemble(p, tp ? &sa : NULL, v->cscf, v->n_cscf, src, dst, spi, ret);
+	mm_inbound_assemble(p, tp ? &sa : NULL, &v->cscf_set, src, dst, spi, ret);
 	*ret_tunnel = tp;
 }
 
@@ -265,7 +284,97 @@ static const char *addr_text(const json_t *given, const struct mm_addr *a,
 	return a->family == AF_INET && strchr(s, ':') == NULL ? s : mm_addr_str(a, buf);
 }
 
-static json_t *op_inbound(const struct view *v, struct mm_jsonl_client *c, const json_t *req)
+static uint64_t hash_domain(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;  /* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	return h;
+}
+
+/* The slot of domain in c (n_slots a power of two, never full), or the
+ * free slot where it goes. */
+static struct other_kind_slot *other_kind_slot(struct other_kind_counts *c, const char *domain)
+{
+	size_t i = hash_domain(domain) & (c->n_slots - 1);
+
+	while (c->slot[i].domain[0] && strcmp(c->slot[i].domain, domain))
+		i = (i + 1) & (c->n_slots - 1);
+	return &c->slot[i];
+}
+
+static bool other_kind_grow(struct other_kind_counts *c)
+{
+	struct other_kind_counts bigger = *c;
+
+	if (c->n_slots >= OTHER_KIND_SLOTS_MAX)
+		return false;
+	bigger.n_slots = c->n_slots ? c->n_slots * 2 : 16;
+	bigger.slot = calloc(bigger.n_slots, sizeof(*bigger.slot));
+	if (!bigger.slot)
+		return false;
+	for (size_t i = 0; i < c->n_slots; i++)
+		if (c->slot[i].domain[0])
+			*other_kind_slot(&bigger, c->slot[i].domain) = c->slot[i];
+	free(c->slot);
+	*c = bigger;
+	return true;
+}
+
+/* A partner's message answered "dst-other-kind": count it (status). */
+static void count_other_kind(struct mm_query *q, const char *domain)
+{
+	struct other_kind_counts *c = &q->other_kind;
+	struct other_kind_slot *s = NULL;
+
+	pthread_mutex_lock(&q->count_lock);
+	c->total++;
+	if (c->n_slots)
+		s = other_kind_slot(c, domain);
+	if ((!s || !s->domain[0]) && (c->used + 1) * 2 > c->n_slots)
+		s = other_kind_grow(c) ? other_kind_slot(c, domain) : NULL;
+	if (!s) {
+		c->untracked++;
+	} else {
+		if (!s->domain[0]) {
+			snprintf(s->domain, sizeof(s->domain), "%s", domain);
+			c->used++;
+		}
+		s->n++;
+	}
+	pthread_mutex_unlock(&q->count_lock);
+}
+
+void query_status(struct mm_query *q, json_t *status)
+{
+	json_t *partners = json_object_get(status, "partners"), *o;
+	struct other_kind_counts *c;
+	size_t i;
+
+	if (!q)
+		return;
+	c = &q->other_kind;
+	pthread_mutex_lock(&q->count_lock);
+	json_object_set_new(status, "answers",
+			    json_pack("{s:{s:I, s:I}}", "dst_other_kind", "total",
+				      (json_int_t)c->total, "untracked", (json_int_t)c->untracked));
+	json_array_foreach(partners, i, o) {
+		const char *domain = json_string_value(json_object_get(o, "domain"));
+		uint64_t n = 0;
+
+		if (domain && c->n_slots) {
+			const struct other_kind_slot *s = other_kind_slot(c, domain);
+
+			n = s->domain[0] ? s->n : 0;
+		}
+		json_object_set_new(o, "dst_other_kind", json_integer((json_int_t)n));
+	}
+	pthread_mutex_unlock(&q->count_lock);
+}
+
+static json_t *op_inbound(struct mm_query *q, const struct view *v, struct mm_jsonl_client *c,
+			  const json_t *req)
 {
 	const json_t *srcv = json_object_get(req, "src"), *dstv = json_object_get(req, "dst");
 	struct mm_inbound_facts f;
@@ -288,6 +397,8 @@ static json_t *op_inbound(const struct view *v, struct mm_jsonl_client *c, const
 		return invalid("dst", "must be of the same address family as src");
 	inbound_facts(v, &src, dst_given ? &dst : NULL, spi_v, &f, &tp);
 	mm_decide_inbound(&f, &dec);
+	if (f.partner && !strcmp(dec.reason, MM_REASON_DST_OTHER_KIND))
+		count_other_kind(q, f.partner->domain);
 	sb_lit(&b, "{\"src\":\"");
 	sb_lit(&b, addr_text(srcv, &src, sbuf));
 	sb_lit(&b, "\"");
@@ -387,7 +498,7 @@ static json_t *op_outbound(const struct view *v, const json_t *req)
 			sap = &sa;
 		}
 	}
-	mm_outbound_assemble(f.partner, sap, v->cscf, v->n_cscf, have_next_hop ? &next_hop : NULL,
+	mm_outbound_assemble(f.partner, sap, &v->cscf_set, have_next_hop ? &next_hop : NULL,
 			     f.privacy_id, v->untrusted, &f);
 	mm_decide_outbound(&f, &dec);
 	partner_facts(o, f.partner);
@@ -421,7 +532,7 @@ static json_t *op_spi(const struct view *v, const json_t *req)
 	return mm_jsonl_ok(o);
 }
 
-static json_t *dispatch(const struct mm_query *q, const struct view *v,
+static json_t *dispatch(struct mm_query *q, const struct view *v,
 			struct mm_jsonl_client *client, const json_t *req)
 {
 	const char *op = json_string_value(json_object_get(req, "op"));
@@ -429,7 +540,7 @@ static json_t *dispatch(const struct mm_query *q, const struct view *v,
 	if (!op)
 		return mm_jsonl_error("invalid-request", "op", "every request needs an \"op\" string");
 	if (!strcmp(op, "inbound"))
-		return op_inbound(v, client, req);
+		return op_inbound(q, v, client, req);
 	if (!strcmp(op, "outbound"))
 		return op_outbound(v, req);
 	if (!strcmp(op, "spi"))
@@ -506,8 +617,11 @@ int query_publish(struct mm_query *q, const struct query_view_input *in)
 	v->refs = 1;
 	v->table = mm_table_ref(in->table);
 	v->untrusted = in->untrusted;
-	v->n_cscf = in->n_cscf < MM_CONFIG_MAX_LOCAL ? in->n_cscf : MM_CONFIG_MAX_LOCAL;
-	memcpy(v->cscf, in->cscf, sizeof(v->cscf[0]) * v->n_cscf);
+	v->cscf_set.n = in->cscf.n < MM_CONFIG_MAX_LOCAL ? in->cscf.n : MM_CONFIG_MAX_LOCAL;
+	memcpy(v->cscf, in->cscf.prefix, sizeof(v->cscf[0]) * v->cscf_set.n);
+	memcpy(v->cscf_kinds, in->cscf.kinds, sizeof(v->cscf_kinds[0]) * v->cscf_set.n);
+	v->cscf_set.prefix = v->cscf;
+	v->cscf_set.kinds = v->cscf_kinds;
 	v->require_dst = in->require_dst;
 	pthread_mutex_lock(&q->lock);
 	old = q->view;
@@ -617,6 +731,8 @@ static void query_free(struct mm_query *q)
 		free(q->events[i]);
 	free(q->events);
 	view_unref(q->view);
+	free(q->other_kind.slot);
+	pthread_mutex_destroy(&q->count_lock);
 	pthread_mutex_destroy(&q->lock);
 	free(q);
 }
@@ -642,6 +758,7 @@ int query_start(const struct mm_config *cfg, struct mm_query **ret)
 	mm_config_snapshot_path(cfg, q->snapshot);
 	q->wake_fd = -1;
 	pthread_mutex_init(&q->lock, NULL);
+	pthread_mutex_init(&q->count_lock, NULL);
 	q->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (q->wake_fd < 0) {
 		r = -errno;

@@ -6,6 +6,7 @@
 #ifndef MM_QUERY_H
 #define MM_QUERY_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <systemd/sd-event.h>
@@ -27,8 +28,7 @@ struct query_view_input {
 	/* out_enforced[i]: the same for its out policies
 	 * (mm_outbound_facts.enforced); n_up entries */
 	const bool *out_enforced;
-	const struct mm_prefix *cscf;        /* [local] cscf: the in-policy's dst side */
-	size_t n_cscf;
+	struct mm_cscf_set cscf;             /* [local] cscf*: the in-policy's dst side */
 	int untrusted;                       /* enum mm_untrusted_mode */
 	bool require_dst;                    /* inbound must name dst */
 };
@@ -42,6 +42,11 @@ void query_stop(struct mm_query *q);
 /* Replace the view the answers come from (main thread).  -ENOMEM: the
  * answers stay on the previous view.  Accepts q NULL (0). */
 int query_publish(struct mm_query *q, const struct query_view_input *in);
+/* Add the query side's counts to an admin status (main thread):
+ * answers.dst_other_kind {total, untracked} and, in each entry of
+ * status.partners (by its "domain"), dst_other_kind: the inbound
+ * messages answered "dst-other-kind" since start.  Accepts q NULL. */
+void query_status(struct mm_query *q, json_t *status);
 /* Tell subscribers (main thread): event is "sa-up", "sa-down",
  * "partner-added", ...; t (may be NULL) adds the SPIs when it is up.
  * Accepts q NULL. */

@@ -25,6 +25,7 @@ struct snapw {
 	struct mm_snap_table table;
 	struct mm_table *built_from;
 	struct mm_prefix cscf[MM_CONFIG_MAX_LOCAL];
+	unsigned cscf_kinds[MM_CONFIG_MAX_LOCAL];
 	size_t n_cscf;
 	int untrusted;
 	bool require_dst;
@@ -141,8 +142,9 @@ static int write_file(struct snapw *w, const char *dest, const void *buf, size_t
 
 static bool table_current(const struct snapw *w, const struct query_view_input *in)
 {
-	return w->table_buf && w->built_from == in->table && w->n_cscf == in->n_cscf &&
-	       !memcmp(w->cscf, in->cscf, in->n_cscf * sizeof(*in->cscf)) &&
+	return w->table_buf && w->built_from == in->table && w->n_cscf == in->cscf.n &&
+	       !memcmp(w->cscf, in->cscf.prefix, in->cscf.n * sizeof(*in->cscf.prefix)) &&
+	       !memcmp(w->cscf_kinds, in->cscf.kinds, in->cscf.n * sizeof(*in->cscf.kinds)) &&
 	       w->untrusted == in->untrusted && w->require_dst == in->require_dst;
 }
 
@@ -151,13 +153,15 @@ static int publish_table(struct snapw *w, const struct query_view_input *in)
 	struct mm_err err = { 0 };
 	uint64_t id;
 	void *buf;
-	size_t len, n_cscf = in->n_cscf < MM_CONFIG_MAX_LOCAL ? in->n_cscf : MM_CONFIG_MAX_LOCAL;
+	struct mm_cscf_set cscf = in->cscf;
+	size_t len;
 	int r;
 
 	if (getrandom(&id, sizeof(id), 0) != sizeof(id))
 		return -errno;
-	r = mm_snap_table_build(in->table, in->cscf, n_cscf, in->untrusted, in->require_dst, id,
-				&buf, &len);
+	if (cscf.n > MM_CONFIG_MAX_LOCAL)
+		cscf.n = MM_CONFIG_MAX_LOCAL;
+	r = mm_snap_table_build(in->table, &cscf, in->untrusted, in->require_dst, id, &buf, &len);
 	if (r < 0)
 		return r;
 	/* What a reader will check, checked here first: a file the library
@@ -178,8 +182,9 @@ static int publish_table(struct snapw *w, const struct query_view_input *in)
 	w->table_len = len;
 	mm_table_free(w->built_from);
 	w->built_from = mm_table_ref(in->table);
-	memcpy(w->cscf, in->cscf, n_cscf * sizeof(*in->cscf));
-	w->n_cscf = n_cscf;
+	memcpy(w->cscf, cscf.prefix, cscf.n * sizeof(*cscf.prefix));
+	memcpy(w->cscf_kinds, cscf.kinds, cscf.n * sizeof(*cscf.kinds));
+	w->n_cscf = cscf.n;
 	w->untrusted = in->untrusted;
 	w->require_dst = in->require_dst;
 	return 0;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "policy/grow.h"
+#include "policy/privacy.h"
 
 /* ---- configuration ---- */
 
@@ -52,6 +53,11 @@ int mm_spd_config_check(const struct mm_spd_config *cfg, struct mm_err *err)
 		    p->len > mm_addr_bits(p->addr.family))
 			return mm_err_set(err, MM_ERR_INVALID, "local",
 					  "local prefix %zu is not an IPv4 or IPv6 prefix", i);
+		/* A prefix facing no kind (or kinds we do not know) would
+		 * quietly pair with nobody, or with partners nobody meant. */
+		if (!cfg->locals[i].kinds || (cfg->locals[i].kinds & ~MM_KINDS_ALL))
+			return mm_err_set(err, MM_ERR_INVALID, "local",
+					  "local prefix %zu faces no known kind of partner", i);
 	}
 	return 0;
 }
@@ -185,6 +191,10 @@ int mm_spd_partner_wants(const struct mm_spd_config *cfg, const struct mm_partne
 	for (size_t l = 0; l < cfg->n_locals; l++) {
 		const struct mm_spd_local *loc = &cfg->locals[l];
 
+		/* The first level of protection: a partner's policies use our
+		 * CSCF prefixes of its kind only. */
+		if (!mm_cscf_faces(loc->kinds, p))
+			continue;
 		for (size_t i = 0; i < p->n_ranges; i++) {
 			struct mm_spd_want w = {
 				.tsrc = mm_spd_clean_addr(tun), .tdst = mm_spd_clean_addr(gw),
@@ -219,8 +229,8 @@ int mm_spd_partner_wants(const struct mm_spd_config *cfg, const struct mm_partne
 	}
 	if (d->n_want == before)
 		return add_problem(d, index, -EINVAL,
-				   "none of its %zu range(s) shares a family with a local prefix",
-				   p->n_ranges);
+				   "none of its %zu range(s) shares a family with a local prefix "
+				   "facing %s partners", p->n_ranges, mm_kind_name(p->kind));
 	return 0;
 }
 

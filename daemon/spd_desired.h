@@ -5,7 +5,9 @@
  * What is programmed.  For every partner with a tunnel of ours
  * (mm_partner_has_tunnel: enabled, path tunnel; MM_PATH_SEG partners get
  * nothing from us), for every pair (local prefix, partner range) of the
- * same family:
+ * same family where the local prefix faces the partner's kind
+ * (mm_cscf_faces, policy/privacy.h: [local] cscf faces every kind,
+ * cscf_ims IMS partners only, cscf_non_ims non-IMS partners only):
  *   out  src local, dst range, tmpl ESP tunnel  our tunnel -> gateway
  *   in   src range, dst local, tmpl ESP tunnel  gateway -> our tunnel
  *   fwd  as in, when the local prefix is a network behind this host
@@ -53,6 +55,7 @@
 struct mm_spd_local {
 	struct mm_prefix prefix;  /* a CSCF address (/32, /128) or network */
 	bool forward;             /* a network behind this host: also dir fwd */
+	unsigned kinds;           /* MM_KIND_BIT()s: the partners it faces (never 0) */
 };
 
 struct mm_spd_config {
@@ -71,7 +74,8 @@ struct mm_spd_config {
 void mm_spd_config_init(struct mm_spd_config *cfg);
 /* -EINVAL with a reason in err (may be NULL) when the configuration is
  * unusable: tag 0, empty or inverted reqid range, a band that wraps, no
- * tunnel address, a tunnel address or local prefix of the wrong family. */
+ * tunnel address, a tunnel address or local prefix of the wrong family,
+ * a local prefix facing no kind of partner. */
 int mm_spd_config_check(const struct mm_spd_config *cfg, struct mm_err *err);
 
 /* The priority of our policy with these selector prefixes. */
@@ -97,7 +101,8 @@ struct mm_spd_want {
 };
 
 /* A partner that cannot be programmed (no usable gateway, reqid outside
- * the range, no range sharing a family with a local prefix, a selector
+ * the range, no range sharing a family with a local prefix facing its
+ * kind, a selector
  * another partner already has).  Its policies are left out. */
 struct mm_spd_problem {
 	size_t partner;

@@ -19,6 +19,10 @@
  * BIO_new_mem_buf(). */
 #define CA_PEM_MAX (1024 * 1024)
 
+/* What one VICI value carries (load-cert's data): a larger CRL cannot be
+ * handed to charon, which fetches such CRLs from the certificates' URIs. */
+#define CRL_MAX 65535
+
 #define SHA256_LEN 32
 _Static_assert(sizeof(((struct mm_ca_info *)0)->sha256) >= 3 * SHA256_LEN,
 	       "sha256 buffer too small for 32 colon-separated hex bytes");
@@ -223,13 +227,12 @@ static void tm_format(const struct tm *tm, char *buf, size_t size)
 		snprintf(buf, size, "(unprintable date)");
 }
 
-static int fingerprint_sha256(X509 *x, char *buf, size_t size)
+static int hex_colon(const unsigned char *md, unsigned int n, char *buf, size_t size)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int n = 0, i;
+	unsigned int i;
 
-	if (!X509_digest(x, EVP_sha256(), md, &n) || n != SHA256_LEN || size < 3 * n)
+	if (n != SHA256_LEN || size < 3 * n)
 		return -EIO;
 	for (i = 0; i < n; i++) {
 		buf[3 * i] = hex[md[i] >> 4];
@@ -237,6 +240,16 @@ static int fingerprint_sha256(X509 *x, char *buf, size_t size)
 		buf[3 * i + 2] = i + 1 < n ? ':' : '\0';
 	}
 	return 0;
+}
+
+static int fingerprint_sha256(X509 *x, char *buf, size_t size)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	if (!X509_digest(x, EVP_sha256(), md, &n))
+		return -EIO;
+	return hex_colon(md, n, buf, size);
 }
 
 /* Value of the "\HH" escape at s[i], or -1; s is not NUL-terminated. */
@@ -290,7 +303,7 @@ static void subject_copy(char *dst, size_t size, const char *src, size_t len)
 	memcpy(dst + i, "...", sizeof("..."));
 }
 
-static int subject_rfc2253(X509 *x, char *buf, size_t size)
+static int name_rfc2253(const X509_NAME *name, char *buf, size_t size)
 {
 	BIO *bio;
 	char *data = NULL;
@@ -302,7 +315,7 @@ static int subject_rfc2253(X509 *x, char *buf, size_t size)
 		return -ENOMEM;
 	/* XN_FLAG_RFC2253 escapes control and non-ASCII bytes (\C3\A9), so the
 	 * text is printable ASCII whatever the certificate holds. */
-	if (X509_NAME_print_ex(bio, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) < 0) {
+	if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) < 0) {
 		r = -EIO;
 		goto out;
 	}
@@ -315,6 +328,11 @@ static int subject_rfc2253(X509 *x, char *buf, size_t size)
 out:
 	BIO_free(bio);
 	return r;
+}
+
+static int subject_rfc2253(X509 *x, char *buf, size_t size)
+{
+	return name_rfc2253(X509_get_subject_name(x), buf, size);
 }
 
 int mm_ca_check(const char *pem, time_t now, struct mm_ca_info *ret, const char *field,
@@ -389,6 +407,67 @@ int mm_ca_check(const char *pem, time_t now, struct mm_ca_info *ret, const char 
 out:
 	X509_free(x);
 	/* Leave nothing behind for the next OpenSSL user in this thread. */
+	ERR_clear_error();
+	return r;
+}
+
+/* A CRL file: PEM ("X509 CRL" blocks; the first is read) or DER. */
+int mm_crl_check(const void *data, size_t len, struct mm_crl_info *ret, const char *field,
+		 struct mm_err *err)
+{
+	const unsigned char *der = data;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	struct mm_crl_info info = { 0 };
+	STACK_OF(X509_REVOKED) *revoked;
+	X509_CRL *crl = NULL;
+	struct tm tm;
+	int r = 0;
+
+	if (!data || len == 0)
+		return mm_err_set(err, MM_ERR_INVALID, field, "the CRL file is empty");
+	if (len > CRL_MAX)
+		return mm_err_set(err, MM_ERR_INVALID, field,
+				  "the CRL file is %zu bytes; charon takes at most %d over VICI "
+				  "(convert it to DER, or let charon fetch it from the "
+				  "certificates' CRL URI)", len, CRL_MAX);
+	if (len > 10 && memmem(data, len, "-----BEGIN X509 CRL-----", 24)) {
+		BIO *bio = BIO_new_mem_buf(data, (int)len);
+
+		crl = bio ? PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL) : NULL;
+		BIO_free(bio);
+	} else {
+		crl = d2i_X509_CRL(NULL, &der, (long)len);
+		if (crl && der != (const unsigned char *)data + len) {
+			X509_CRL_free(crl);
+			crl = NULL;
+		}
+	}
+	ERR_clear_error();
+	if (!crl)
+		return mm_err_set(err, MM_ERR_INVALID, field,
+				  "is not a CRL (neither a PEM 'X509 CRL' block nor one DER "
+				  "CertificateList)");
+	if (asn1_time_get(X509_CRL_get0_lastUpdate(crl), &info.this_update, &tm) < 0) {
+		r = mm_err_set(err, MM_ERR_INVALID, field, "the CRL's thisUpdate does not parse");
+		goto out;
+	}
+	if (X509_CRL_get0_nextUpdate(crl) &&
+	    asn1_time_get(X509_CRL_get0_nextUpdate(crl), &info.next_update, &tm) < 0) {
+		r = mm_err_set(err, MM_ERR_INVALID, field, "the CRL's nextUpdate does not parse");
+		goto out;
+	}
+	if (name_rfc2253(X509_CRL_get_issuer(crl), info.issuer, sizeof(info.issuer)) < 0 ||
+	    !EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) ||
+	    hex_colon(md, n, info.sha256, sizeof(info.sha256)) < 0) {
+		r = mm_err_set(err, MM_ERR_INTERNAL, field, "cannot read the CRL's issuer or digest");
+		goto out;
+	}
+	revoked = X509_CRL_get_REVOKED(crl);
+	info.n_revoked = revoked ? sk_X509_REVOKED_num(revoked) : 0;
+	*ret = info;
+out:
+	X509_CRL_free(crl);
 	ERR_clear_error();
 	return r;
 }

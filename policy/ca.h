@@ -35,4 +35,20 @@ struct mm_ca_info {
 int mm_ca_check(const char *pem, time_t now, struct mm_ca_info *ret, const char *field,
 		struct mm_err *err);
 
+/* A CRL as mmtrustd read it from a partner's file. */
+struct mm_crl_info {
+	char sha256[96];      /* of the file's bytes, as sha256 above */
+	char issuer[256];     /* RFC 2253 */
+	int64_t this_update;  /* unix seconds */
+	int64_t next_update;  /* 0: the CRL has none */
+	long n_revoked;
+};
+
+/* data: a CRL file's content, PEM (the first "X509 CRL" block) or DER
+ * (exactly one CertificateList).  Parses only: the signature is charon's
+ * to check against the partner's CA.  -EINVAL naming field with the reason
+ * (empty, over 65535 bytes, not a CRL). */
+int mm_crl_check(const void *data, size_t len, struct mm_crl_info *ret, const char *field,
+		 struct mm_err *err);
+
 #endif

@@ -21,6 +21,12 @@ static const char *const path_names[MM_PATH__MAX] = {
 	[MM_PATH_SEG] = "seg",
 };
 
+static const char *const revocation_names[MM_REV__MAX] = {
+	[MM_REV_IFURI] = "ifuri",
+	[MM_REV_STRICT] = "strict",
+	[MM_REV_RELAXED] = "relaxed",
+};
+
 static int name_lookup(const char *const *names, int n, const char *s)
 {
 	for (int i = 0; s && i < n; i++)
@@ -41,6 +47,10 @@ const char *mm_kinds_setting(unsigned kinds)
 }
 const char *mm_esp_name(enum mm_esp e) { return e < MM_ESP__MAX ? esp_names[e] : "?"; }
 const char *mm_path_name(enum mm_path p) { return p < MM_PATH__MAX ? path_names[p] : "?"; }
+const char *mm_revocation_name(enum mm_revocation r)
+{
+	return r < MM_REV__MAX ? revocation_names[r] : "?";
+}
 
 #define DEFINE_PARSE(fn, type, names, max)           \
 	int fn(const char *s, type *ret)              \
@@ -54,6 +64,7 @@ const char *mm_path_name(enum mm_path p) { return p < MM_PATH__MAX ? path_names[
 DEFINE_PARSE(mm_kind_parse, enum mm_kind, kind_names, MM_KIND__MAX)
 DEFINE_PARSE(mm_esp_parse, enum mm_esp, esp_names, MM_ESP__MAX)
 DEFINE_PARSE(mm_path_parse, enum mm_path, path_names, MM_PATH__MAX)
+DEFINE_PARSE(mm_revocation_parse, enum mm_revocation, revocation_names, MM_REV__MAX)
 
 int mm_domain_canon(const char *in, char out[MM_DOMAIN_MAX + 1], const char *field,
 		    struct mm_err *err)

@@ -21,6 +21,7 @@
 PARSE_AS_INT(kind_index, enum mm_kind, mm_kind_parse)
 PARSE_AS_INT(esp_index, enum mm_esp, mm_esp_parse)
 PARSE_AS_INT(path_index, enum mm_path, mm_path_parse)
+PARSE_AS_INT(revocation_index, enum mm_revocation, mm_revocation_parse)
 
 struct mm_partner *mm_partner_new(void)
 {
@@ -33,6 +34,7 @@ struct mm_partner *mm_partner_new(void)
 	p->esp = MM_ESP_ENCRYPT;
 	p->path = MM_PATH_TUNNEL;
 	p->enabled = true;
+	p->revocation = MM_REV_IFURI;
 	return p;
 }
 
@@ -45,11 +47,26 @@ struct mm_partner *mm_partner_ref(struct mm_partner *p)
 	return p;
 }
 
+static void cas_clear(struct mm_partner *p)
+{
+	for (size_t i = 0; i < p->n_cas; i++)
+		free(p->cas[i].pem);
+	p->n_cas = 0;
+}
+
+static void crls_free(char **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
 static void partner_free(struct mm_partner *p)
 {
 	free(p->ranges);
 	free(p->gateways);
-	free(p->ca_pem);
+	cas_clear(p);
+	crls_free(p->crls, p->n_crls);
 	free(p);
 }
 
@@ -69,10 +86,35 @@ struct mm_partner *mm_partner_dup(const struct mm_partner *p)
 	d->refs = 1;
 	d->ranges = malloc(sizeof(*d->ranges) * (p->n_ranges ? p->n_ranges : 1));
 	d->gateways = malloc(sizeof(*d->gateways) * (p->n_gateways ? p->n_gateways : 1));
-	d->ca_pem = p->ca_pem ? strdup(p->ca_pem) : NULL;
-	if (!d->ranges || !d->gateways || (p->ca_pem && !d->ca_pem)) {
+	d->n_cas = 0;
+	d->crls = NULL;
+	d->n_crls = 0;
+	if (!d->ranges || !d->gateways) {
 		partner_free(d);
 		return NULL;
+	}
+	for (size_t i = 0; i < p->n_cas; i++) {
+		d->cas[i].pem = strdup(p->cas[i].pem);
+		if (!d->cas[i].pem) {
+			partner_free(d);
+			return NULL;
+		}
+		d->n_cas++;
+	}
+	if (p->n_crls) {
+		d->crls = calloc(p->n_crls, sizeof(*d->crls));
+		if (!d->crls) {
+			partner_free(d);
+			return NULL;
+		}
+		for (size_t i = 0; i < p->n_crls; i++) {
+			d->crls[i] = strdup(p->crls[i]);
+			d->n_crls++;
+			if (!d->crls[i]) {
+				partner_free(d);
+				return NULL;
+			}
+		}
 	}
 	memcpy(d->ranges, p->ranges, sizeof(*d->ranges) * p->n_ranges);
 	memcpy(d->gateways, p->gateways, sizeof(*d->gateways) * p->n_gateways);
@@ -232,25 +274,147 @@ static int gateways_set(struct mm_partner *p, const json_t *arr, struct mm_err *
 	return 0;
 }
 
+/* ca: one PEM string (the usual case, and the only form before CA
+ * rollovers existed) or a list of one or two. */
 static int ca_set(struct mm_partner *p, const json_t *v, time_t now, struct mm_err *err)
 {
-	struct mm_ca_info info;
-	char *pem;
-	int r;
+	struct mm_partner_ca cas[MM_PARTNER_CA_MAX] = { 0 };
+	const json_t *items[MM_PARTNER_CA_MAX];
+	size_t n = 0;
+	char field[16];
+	int r = 0;
 
-	if (!json_is_string(v))
+	if (json_is_string(v)) {
+		items[n++] = v;
+	} else if (json_is_array(v)) {
+		if (json_array_size(v) == 0 || json_array_size(v) > MM_PARTNER_CA_MAX)
+			return mm_err_set(err, MM_ERR_INVALID, "ca",
+					  "lists %zu CAs; give one, or two during a CA rollover "
+					  "(the old and the new)",
+					  json_array_size(v));
+		for (; n < json_array_size(v); n++)
+			items[n] = json_array_get(v, n);
+	} else {
 		return mm_err_set(err, MM_ERR_INVALID, "ca",
-				  "must be the PEM text of the CA certificate");
-	r = mm_ca_check(json_string_value(v), now, &info, "ca", err);
-	if (r < 0)
+				  "must be the PEM text of the CA certificate, or a list of two "
+				  "during a CA rollover");
+	}
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (json_is_array(v))
+			snprintf(field, sizeof(field), "ca[%zu]", i);
+		else
+			snprintf(field, sizeof(field), "ca");
+		if (!json_is_string(items[i])) {
+			r = mm_err_set(err, MM_ERR_INVALID, field,
+				       "must be the PEM text of a CA certificate");
+			break;
+		}
+		r = mm_ca_check(json_string_value(items[i]), now, &cas[i].info, field, err);
+		if (r == 0 && i > 0 && strcmp(cas[0].info.sha256, cas[i].info.sha256) == 0)
+			r = mm_err_set(err, MM_ERR_INVALID, field,
+				       "is the same certificate as ca[0] (%s)", cas[i].info.sha256);
+		if (r == 0) {
+			cas[i].pem = strdup(json_string_value(items[i]));
+			if (!cas[i].pem)
+				r = mm_err_set(err, MM_ERR_INTERNAL, field, "out of memory");
+		}
+	}
+	if (r < 0) {
+		for (size_t i = 0; i < n; i++)
+			free(cas[i].pem);
 		return r;
-	pem = strdup(json_string_value(v));
-	if (!pem)
-		return mm_err_set(err, MM_ERR_INTERNAL, "ca", "out of memory");
-	free(p->ca_pem);
-	p->ca_pem = pem;
-	p->ca = info;
+	}
+	cas_clear(p);
+	memcpy(p->cas, cas, sizeof(cas));
+	p->n_cas = n;
 	return 0;
+}
+
+/* A CRL path is handed to the daemon (root) to read on every change: only
+ * absolute, plain paths, so that what is shown is what is read. */
+static int crl_path_check(const char *s, const char *field, struct mm_err *err)
+{
+	size_t len = strlen(s);
+
+	if (len == 0)
+		return mm_err_set(err, MM_ERR_INVALID, field, "is empty");
+	if (s[0] != '/')
+		return mm_err_set(err, MM_ERR_INVALID, field,
+				  "'%s' is a relative path; give the CRL file's absolute path "
+				  "(mmtrustd reads it, from its own working directory)", s);
+	if (len > MM_CRL_PATH_MAX)
+		return mm_err_set(err, MM_ERR_INVALID, field,
+				  "is %zu characters long; at most %d are allowed", len,
+				  MM_CRL_PATH_MAX);
+	if (s[len - 1] == '/')
+		return mm_err_set(err, MM_ERR_INVALID, field,
+				  "'%s' ends with '/': it must name a file", s);
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return mm_err_set(err, MM_ERR_INVALID, field,
+					  "contains a control character");
+	if (strstr(s, "/../") || strstr(s, "/./") || strstr(s, "//") ||
+	    (len >= 3 && strcmp(s + len - 3, "/..") == 0) ||
+	    (len >= 2 && strcmp(s + len - 2, "/.") == 0))
+		return mm_err_set(err, MM_ERR_INVALID, field,
+				  "'%s' has '.', '..' or empty components; give the plain path", s);
+	return 0;
+}
+
+int mm_partner_crls_set(struct mm_partner *p, const json_t *arr, struct mm_err *err)
+{
+	char field[32], **v = NULL;
+	size_t i, n;
+	int r = 0;
+
+	if (!json_is_array(arr))
+		return mm_err_set(err, MM_ERR_INVALID, "crls",
+				  "must be a list of CRL file paths (absolute)");
+	n = json_array_size(arr);
+	if (n > MM_PARTNER_CRL_MAX)
+		return mm_err_set(err, MM_ERR_INVALID, "crls",
+				  "lists %zu files; at most %d are allowed", n, MM_PARTNER_CRL_MAX);
+	if (n) {
+		v = calloc(n, sizeof(*v));
+		if (!v)
+			return mm_err_set(err, MM_ERR_INTERNAL, "crls", "out of memory");
+	}
+	for (i = 0; r == 0 && i < n; i++) {
+		const json_t *s = json_array_get(arr, i);
+
+		snprintf(field, sizeof(field), "crls[%zu]", i);
+		if (!json_is_string(s)) {
+			r = mm_err_set(err, MM_ERR_INVALID, field, "must be a string (a file path)");
+			break;
+		}
+		r = crl_path_check(json_string_value(s), field, err);
+		for (size_t j = 0; r == 0 && j < i; j++)
+			if (strcmp(v[j], json_string_value(s)) == 0)
+				r = mm_err_set(err, MM_ERR_INVALID, field, "%s is listed twice",
+					       v[j]);
+		if (r == 0 && !(v[i] = strdup(json_string_value(s))))
+			r = mm_err_set(err, MM_ERR_INTERNAL, field, "out of memory");
+	}
+	if (r < 0) {
+		crls_free(v, n);
+		return r;
+	}
+	crls_free(p->crls, p->n_crls);
+	p->crls = v;
+	p->n_crls = n;
+	return 0;
+}
+
+json_t *mm_partner_crls_json(const struct mm_partner *p)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < p->n_crls; i++)
+		if (json_array_append_new(a, json_string(p->crls[i])) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	return a;
 }
 
 static int bool_set(bool *dst, const json_t *v, const char *field, struct mm_err *err)
@@ -275,7 +439,7 @@ static int enum_set(int *dst, const json_t *v, int (*index)(const char *, int *)
 /* Members only the daemon produces; tolerated on input so exported JSON
  * can be fed back. */
 static const char *const readonly_members[] = {
-	"reqid", "ca_sha256", "ca_subject", "ca_not_before", "ca_not_after",
+	"reqid", "ca_sha256", "ca_subject", "ca_not_before", "ca_not_after", "cas",
 	"created", "updated", NULL,
 };
 
@@ -322,6 +486,14 @@ static int member_set(struct mm_partner *p, const char *key, const json_t *v, ti
 		return gateways_set(p, v, err);
 	if (strcmp(key, "ca") == 0)
 		return ca_set(p, v, now, err);
+	if (strcmp(key, "crls") == 0)
+		return mm_partner_crls_set(p, v, err);
+	if (strcmp(key, "revocation") == 0) {
+		r = enum_set(&e, v, revocation_index, "revocation", "strict, ifuri, relaxed", err);
+		if (r == 0)
+			p->revocation = e;
+		return r;
+	}
 	return 1;
 }
 
@@ -361,7 +533,7 @@ int mm_partner_from_json(const json_t *obj, time_t now, struct mm_partner **ret,
 		if (r > 0) {
 			r = mm_err_set(err, MM_ERR_INVALID, key,
 				       "unknown field (known: domain, kind, agreement, ranges, "
-				       "gateways, ca, esp, path, enabled)");
+				       "gateways, ca, esp, path, enabled, crls, revocation)");
 			goto fail;
 		}
 	}
@@ -478,9 +650,11 @@ int mm_partner_update(const struct mm_partner *p, const json_t *set, const json_
 			goto out;
 		}
 		json_object_foreach((json_t *)edits, key, v) {
-			if (strcmp(key, "ranges") && strcmp(key, "gateways")) {
+			if (strcmp(key, "ranges") && strcmp(key, "gateways") &&
+			    strcmp(key, "crls")) {
 				r = mm_err_set(err, MM_ERR_INVALID, key,
-					       "only ranges and gateways can be added or removed");
+					       "only ranges, gateways and crls can be added or "
+					       "removed");
 				goto out;
 			}
 			r = list_edit(cur, key, v, pass == 0, err);
@@ -516,9 +690,43 @@ static json_t *str_array(size_t n, const void *items, bool prefixes)
 	return a;
 }
 
+/* One CA: its PEM string, as before rollovers; two: the list. */
+static json_t *ca_json(const struct mm_partner *p)
+{
+	json_t *a;
+
+	if (p->n_cas <= 1)
+		return json_string(p->n_cas ? p->cas[0].pem : "");
+	a = json_array();
+	for (size_t i = 0; a && i < p->n_cas; i++)
+		if (json_array_append_new(a, json_string(p->cas[i].pem)) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	return a;
+}
+
+static json_t *cas_details_json(const struct mm_partner *p)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < p->n_cas; i++)
+		if (json_array_append_new(
+			    a, json_pack("{s:s, s:s, s:o, s:o}", "sha256", p->cas[i].info.sha256,
+					 "subject", p->cas[i].info.subject, "not_before",
+					 mm_json_time(p->cas[i].info.not_before), "not_after",
+					 mm_json_time(p->cas[i].info.not_after))) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	return a;
+}
+
 json_t *mm_partner_to_json(const struct mm_partner *p, int flags)
 {
-	json_t *o = json_pack("{s:s, s:s, s:b, s:o, s:o, s:s, s:s, s:b, s:s}",
+	static const struct mm_ca_info none;
+	const struct mm_ca_info *ca0 = p->n_cas ? &p->cas[0].info : &none;
+	json_t *o = json_pack("{s:s, s:s, s:b, s:o, s:o, s:s, s:s, s:b, s:o, s:o, s:s}",
 			      "domain", p->domain,
 			      "kind", mm_kind_name(p->kind),
 			      "agreement", p->agreement,
@@ -527,14 +735,17 @@ json_t *mm_partner_to_json(const struct mm_partner *p, int flags)
 			      "esp", mm_esp_name(p->esp),
 			      "path", mm_path_name(p->path),
 			      "enabled", p->enabled,
-			      "ca", p->ca_pem ? p->ca_pem : "");
+			      "ca", ca_json(p),
+			      "crls", mm_partner_crls_json(p),
+			      "revocation", mm_revocation_name(p->revocation));
 
 	if (!o || flags == MM_JSON_CONFIG)
 		return o;
 	if (json_object_set_new(o, "reqid", json_integer(p->reqid)) < 0 ||
-	    json_object_set_new(o, "ca_sha256", json_string(p->ca.sha256)) < 0 ||
-	    json_object_set_new(o, "ca_subject", json_string(p->ca.subject)) < 0 ||
-	    json_object_set_new(o, "ca_not_after", mm_json_time(p->ca.not_after)) < 0 ||
+	    json_object_set_new(o, "ca_sha256", json_string(ca0->sha256)) < 0 ||
+	    json_object_set_new(o, "ca_subject", json_string(ca0->subject)) < 0 ||
+	    json_object_set_new(o, "ca_not_after", mm_json_time(ca0->not_after)) < 0 ||
+	    json_object_set_new(o, "cas", cas_details_json(p)) < 0 ||
 	    json_object_set_new(o, "created", mm_json_time(p->created)) < 0 ||
 	    json_object_set_new(o, "updated", mm_json_time(p->updated)) < 0) {
 		json_decref(o);
@@ -548,7 +759,8 @@ bool mm_partner_config_equal(const struct mm_partner *a, const struct mm_partner
 	if (strcmp(a->domain, b->domain) || a->kind != b->kind ||
 	    a->agreement != b->agreement || a->esp != b->esp || a->path != b->path ||
 	    a->enabled != b->enabled || a->n_ranges != b->n_ranges ||
-	    a->n_gateways != b->n_gateways)
+	    a->n_gateways != b->n_gateways || a->revocation != b->revocation ||
+	    a->n_cas != b->n_cas || a->n_crls != b->n_crls)
 		return false;
 	for (size_t i = 0; i < a->n_ranges; i++)
 		if (mm_prefix_cmp(&a->ranges[i], &b->ranges[i]))
@@ -556,7 +768,13 @@ bool mm_partner_config_equal(const struct mm_partner *a, const struct mm_partner
 	for (size_t i = 0; i < a->n_gateways; i++)
 		if (mm_addr_cmp(&a->gateways[i], &b->gateways[i]))
 			return false;
-	return strcmp(a->ca_pem ? a->ca_pem : "", b->ca_pem ? b->ca_pem : "") == 0;
+	for (size_t i = 0; i < a->n_cas; i++)
+		if (strcmp(a->cas[i].pem, b->cas[i].pem))
+			return false;
+	for (size_t i = 0; i < a->n_crls; i++)
+		if (strcmp(a->crls[i], b->crls[i]))
+			return false;
+	return true;
 }
 
 bool mm_partner_has_tunnel(const struct mm_partner *p)

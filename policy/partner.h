@@ -29,6 +29,24 @@ static inline bool mm_kinds_has(unsigned kinds, enum mm_kind k)
 const char *mm_kinds_setting(unsigned kinds);
 enum mm_esp { MM_ESP_ENCRYPT, MM_ESP_INTEGRITY_ONLY, MM_ESP__MAX };
 enum mm_path { MM_PATH_TUNNEL, MM_PATH_SEG, MM_PATH__MAX };
+/* charon's remote `revocation` setting for the partner's connection:
+ * strict: a certificate whose revocation status is not known (no CRL, no
+ * OCSP answer) is refused; ifuri: refused only when the certificate names a
+ * CRL/OCSP URI and no answer came; relaxed: refused only when known revoked. */
+enum mm_revocation { MM_REV_IFURI, MM_REV_STRICT, MM_REV_RELAXED, MM_REV__MAX };
+
+/* A CA rollover: the partner's peers may present certificates of the old CA
+ * or of the new one; either may sign (charon's remote.cacerts). */
+#define MM_PARTNER_CA_MAX 2
+/* CRL files per partner: a sanity bound, far above any real need. */
+#define MM_PARTNER_CRL_MAX 16
+#define MM_CRL_PATH_MAX 1024
+
+/* One of the partner's CAs: its PEM and what mm_ca_check derived from it. */
+struct mm_partner_ca {
+	char *pem;
+	struct mm_ca_info info;
+};
 
 struct mm_partner {
 	unsigned refs;
@@ -39,8 +57,13 @@ struct mm_partner {
 	size_t n_ranges;
 	struct mm_addr *gateways;        /* in the order given */
 	size_t n_gateways;
-	char *ca_pem;                    /* the CA certificate, PEM */
-	struct mm_ca_info ca;            /* derived from ca_pem */
+	/* The partner's CAs, the one owner of them: cas[0] always, cas[1]
+	 * during a CA rollover.  Distinct certificates. */
+	struct mm_partner_ca cas[MM_PARTNER_CA_MAX];
+	size_t n_cas;
+	char **crls;                     /* absolute paths of CRL files, as given */
+	size_t n_crls;
+	enum mm_revocation revocation;
 	enum mm_esp esp;
 	enum mm_path path;
 	bool enabled;
@@ -52,9 +75,11 @@ struct mm_partner {
 const char *mm_kind_name(enum mm_kind k);
 const char *mm_esp_name(enum mm_esp e);
 const char *mm_path_name(enum mm_path p);
+const char *mm_revocation_name(enum mm_revocation r);
 int mm_kind_parse(const char *s, enum mm_kind *ret);
 int mm_esp_parse(const char *s, enum mm_esp *ret);
 int mm_path_parse(const char *s, enum mm_path *ret);
+int mm_revocation_parse(const char *s, enum mm_revocation *ret);
 
 /* Validate and canonicalise a domain name into out (MM_DOMAIN_MAX+1 bytes).
  * Rules (docs/architecture.md): RFC 1035 labels of letters, digits and
@@ -84,7 +109,12 @@ void mm_partner_unref(struct mm_partner *p);  /* accepts NULL */
 struct mm_partner *mm_partner_dup(const struct mm_partner *p);
 
 /* Build a partner from its JSON form (docs/admin-protocol.md):
- *   domain, kind, agreement, ranges[], gateways[], ca, esp, path, enabled.
+ *   domain, kind, agreement, ranges[], gateways[], ca, esp, path, enabled,
+ *   crls[], revocation.
+ * ca is one PEM string or a list of one or two distinct PEM strings (a CA
+ * rollover); each is judged by mm_ca_check, a third is refused.  crls are
+ * absolute paths (syntax only: policy/ reads no files; the daemon checks
+ * the files).
  * Required: domain, kind, agreement, ranges, gateways, ca.  Unknown members
  * are refused (a misspelt field must not be silently ignored).  Read-only
  * members produced by mm_partner_to_json (reqid, ca_sha256, ...) are
@@ -94,7 +124,7 @@ int mm_partner_from_json(const json_t *obj, time_t now, struct mm_partner **ret,
 			 struct mm_err *err);
 
 /* Apply a partial update: members of `set` replace fields wholesale;
- * `add`/`remove` hold "ranges"/"gateways" arrays to add or remove.  The
+ * `add`/`remove` hold "ranges"/"gateways"/"crls" arrays to add or remove.  The
  * domain cannot change.  Returns a new partner (refs 1) in *ret. */
 int mm_partner_update(const struct mm_partner *p, const json_t *set, const json_t *add,
 		      const json_t *remove, time_t now, struct mm_partner **ret,
@@ -111,6 +141,12 @@ json_t *mm_partner_to_json(const struct mm_partner *p, int flags);
  * path (SEG partners are protected by a security gateway, not by us).  The
  * one test for policies, charon connections and SAs alike. */
 bool mm_partner_has_tunnel(const struct mm_partner *p);
+
+/* The partner's CRL paths as a JSON list of strings.  NULL on ENOMEM. */
+json_t *mm_partner_crls_json(const struct mm_partner *p);
+/* Set the partner's CRLs from a JSON list of absolute paths (the store's
+ * column, the JSON member): -EINVAL naming crls[i] and the reason. */
+int mm_partner_crls_set(struct mm_partner *p, const json_t *arr, struct mm_err *err);
 
 /* True when the user-settable fields (MM_JSON_CONFIG form) are equal. */
 bool mm_partner_config_equal(const struct mm_partner *a, const struct mm_partner *b);

@@ -32,32 +32,56 @@ static const char *trust(const struct mm_partner *p, bool sa_up, bool identity_o
 	return "protected";
 }
 
-enum mm_dst_cover mm_dst_cover(const struct mm_prefix *local, size_t n_local,
-			       const struct mm_addr *src, const struct mm_addr *dst)
+bool mm_cscf_faces(unsigned kinds, const struct mm_partner *p)
 {
-	if (!dst)
-		return MM_DST_NOT_GIVEN;
-	for (size_t i = 0; i < n_local; i++)
-		if (local[i].addr.family == src->family && mm_prefix_contains(&local[i], dst))
-			return MM_DST_IN_CSCF;
-	return MM_DST_OUTSIDE_CSCF;
+	return p->kind < MM_KIND__MAX && mm_kinds_has(kinds, p->kind);
 }
 
-static bool family_covered(const struct mm_prefix *local, size_t n_local, int family)
+size_t mm_cscf_facing(const struct mm_cscf_set *s, const struct mm_partner *p,
+		      struct mm_prefix *ret)
 {
-	for (size_t i = 0; i < n_local; i++)
-		if (local[i].addr.family == family)
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->n; i++)
+		if (mm_cscf_faces(s->kinds[i], p))
+			ret[n++] = s->prefix[i];
+	return n;
+}
+
+enum mm_dst_cover mm_dst_cover(const struct mm_cscf_set *local, const struct mm_partner *p,
+			       const struct mm_addr *src, const struct mm_addr *dst)
+{
+	bool other_kind = false;
+
+	if (!dst)
+		return MM_DST_NOT_GIVEN;
+	for (size_t i = 0; i < local->n; i++) {
+		if (!mm_prefix_contains(&local->prefix[i], dst))
+			continue;
+		if (p && !mm_cscf_faces(local->kinds[i], p))
+			other_kind = true;
+		else if (local->prefix[i].addr.family == src->family)
+			return MM_DST_IN_CSCF;
+	}
+	return other_kind ? MM_DST_OTHER_KIND : MM_DST_OUTSIDE_CSCF;
+}
+
+static bool family_covered(const struct mm_cscf_set *local, const struct mm_partner *p,
+			   int family)
+{
+	for (size_t i = 0; i < local->n; i++)
+		if (local->prefix[i].addr.family == family && mm_cscf_faces(local->kinds[i], p))
 			return true;
 	return false;
 }
 
-bool mm_out_cover(const struct mm_prefix *local, size_t n_local, const struct mm_partner *p,
+bool mm_out_cover(const struct mm_cscf_set *local, const struct mm_partner *p,
 		  const struct mm_addr *dst)
 {
 	if (dst)
-		return family_covered(local, n_local, dst->family);
+		return family_covered(local, p, dst->family);
 	for (size_t i = 0; i < p->n_ranges; i++)
-		if (!family_covered(local, n_local, p->ranges[i].addr.family))
+		if (!family_covered(local, p, p->ranges[i].addr.family))
 			return false;
 	return p->n_ranges > 0;
 }
@@ -83,7 +107,7 @@ static const char *not_over_sa(const struct mm_inbound_facts *f)
 }
 
 void mm_inbound_assemble(const struct mm_partner *p, const struct mm_sa_view *sa,
-			 const struct mm_prefix *cscf, size_t n_cscf, const struct mm_addr *src,
+			 const struct mm_cscf_set *cscf, const struct mm_addr *src,
 			 const struct mm_addr *dst, uint32_t spi, struct mm_inbound_facts *ret)
 {
 	struct mm_inbound_facts f = { .partner = p, .spi_given = spi != 0 };
@@ -96,20 +120,20 @@ void mm_inbound_assemble(const struct mm_partner *p, const struct mm_sa_view *sa
 		f.spi_matches = spi == sa->spi_in;
 		f.enforced = sa->in_enforced;
 	}
-	f.dst = mm_dst_cover(cscf, n_cscf, src, dst);
+	f.dst = mm_dst_cover(cscf, p, src, dst);
 	*ret = f;
 }
 
 void mm_outbound_assemble(const struct mm_partner *p, const struct mm_sa_view *sa,
-			  const struct mm_prefix *cscf, size_t n_cscf,
-			  const struct mm_addr *next_hop, bool privacy_id,
+			  const struct mm_cscf_set *cscf, const struct mm_addr *next_hop,
+			  bool privacy_id,
 			  enum mm_untrusted_mode mode, struct mm_outbound_facts *ret)
 {
 	struct mm_outbound_facts f = { .partner = p, .privacy_id = privacy_id, .mode = mode };
 
 	if (p && sa) {
 		f.sa_up = f.sa_identity_ok = true;
-		f.enforced = sa->out_enforced && mm_out_cover(cscf, n_cscf, p, next_hop);
+		f.enforced = sa->out_enforced && mm_out_cover(cscf, p, next_hop);
 	}
 	*ret = f;
 }
@@ -121,6 +145,14 @@ void mm_decide_inbound(const struct mm_inbound_facts *f, struct mm_decision *ret
 
 	if (!f->partner) {
 		d.reason = "unknown-source";
+		*ret = d;
+		return;
+	}
+	/* The first level of protection: our address for the other kind of
+	 * peer is no place for this partner's messages, whatever its path,
+	 * agreement or tunnel (and its policies never cover that address). */
+	if (f->dst == MM_DST_OTHER_KIND) {
+		d.reason = MM_REASON_DST_OTHER_KIND;
 		*ret = d;
 		return;
 	}

@@ -20,29 +20,57 @@ enum mm_pai { MM_PAI_STRIP, MM_PAI_KEEP };
  * asks for privacy with "Privacy: id" (the RFC 3325 minimum). */
 enum mm_untrusted_mode { MM_UNTRUSTED_STRIP_ALWAYS, MM_UNTRUSTED_STRIP_PRIVACY_ID };
 
+/* Our CSCF prefixes ([local] cscf, cscf_ims, cscf_non_ims), each with
+ * the kinds of peer it faces (MM_KIND_BIT()s; the configuration keeps
+ * prefixes of different sets from overlapping).  Borrowed. */
+struct mm_cscf_set {
+	const struct mm_prefix *prefix;
+	const unsigned *kinds;    /* kinds[i]: the peers prefix[i] faces */
+	size_t n;
+};
+
+/* The seed's first level of protection (IMS traffic told apart from
+ * non-IMS traffic), decided here and nowhere else: whether our CSCF
+ * prefix facing `kinds` serves partner p.  A partner's policies
+ * (daemon/spd_desired.c), its charon connection's local traffic
+ * selectors (daemon/ike.c) and the answers' dst cover (below) ask this. */
+bool mm_cscf_faces(unsigned kinds, const struct mm_partner *p);
+/* The prefixes of s that face p, in s's order, copied to ret (room for
+ * s->n entries); returns how many. */
+size_t mm_cscf_facing(const struct mm_cscf_set *s, const struct mm_partner *p,
+		      struct mm_prefix *ret);
+
 /* Where an inbound message arrived, measured against the in-policy of a
  * tunnel partner (daemon/spd.h "What is programmed": src in a partner
- * range, dst in one of our [local] cscf prefixes of the same family).
- * The kernel drops a partner's cleartext only towards those prefixes, so
- * only a message that arrived there can have come over the partner's SA.
- * The zero value is "not given": facts nobody filled in never protect. */
+ * range, dst in one of our [local] cscf prefixes of the same family that
+ * faces the partner's kind).  The kernel drops a partner's cleartext only
+ * towards those prefixes, so only a message that arrived there can have
+ * come over the partner's SA.  The zero value is "not given": facts
+ * nobody filled in never protect. */
 enum mm_dst_cover {
 	MM_DST_NOT_GIVEN = 0,  /* the CSCF did not say */
 	MM_DST_IN_CSCF,        /* the (src, dst) pair is one the in-policy covers */
 	MM_DST_OUTSIDE_CSCF,   /* any other local address: cleartext is delivered there */
+	/* dst is in one of our CSCF prefixes, one that faces the other
+	 * kind of peer only (an IMS partner at the non-IMS address, or the
+	 * reverse): strip, whoever the partner is (docs/privacy.md). */
+	MM_DST_OTHER_KIND,
 };
 
-/* The rule above: dst (NULL: not given) inside one of local[0..n_local)
- * whose family is src's.  The same pairing of families as the SPD's. */
-enum mm_dst_cover mm_dst_cover(const struct mm_prefix *local, size_t n_local,
+/* The rule above for partner p (NULL: no partner, kinds not asked): dst
+ * (NULL: not given) inside one of local's prefixes whose family is src's
+ * and that faces p; else inside a prefix that does not face p; else
+ * outside.  The same pairing as the SPD's. */
+enum mm_dst_cover mm_dst_cover(const struct mm_cscf_set *local, const struct mm_partner *p,
 			       const struct mm_addr *src, const struct mm_addr *dst);
 /* Whether we program out policies for where the message goes: our out
- * policies pair a cscf prefix with a partner range of the same family, so
- * a next hop (dst given) is covered only when a cscf prefix of its family
- * exists, and a next hop named by domain only when every range of the
- * partner has one (else part of the partner gets no out policy at all and
- * a message to it leaves in clear text). */
-bool mm_out_cover(const struct mm_prefix *local, size_t n_local, const struct mm_partner *p,
+ * policies pair a cscf prefix facing the partner's kind with a partner
+ * range of the same family, so a next hop (dst given) is covered only
+ * when such a prefix of its family exists, and a next hop named by domain
+ * only when every range of the partner has one (else part of the partner
+ * gets no out policy at all and a message to it leaves in clear text).
+ * Prefixes of the other kind cover nothing. */
+bool mm_out_cover(const struct mm_cscf_set *local, const struct mm_partner *p,
 		  const struct mm_addr *dst);
 
 struct mm_inbound_facts {
@@ -86,6 +114,9 @@ struct mm_decision {
 	const char *reason;  /* static string, see docs/privacy.md */
 };
 
+/* The reason of MM_DST_OTHER_KIND's strip (the daemon counts these). */
+#define MM_REASON_DST_OTHER_KIND "dst-other-kind"
+
 /* What a view (the daemon's query thread, libmmtrust's snapshot) knows
  * of a partner's tunnel while it is up: the SA's inbound SPI and whether
  * the kernel enforces the partner's in and out policies right now. */
@@ -100,13 +131,13 @@ struct mm_sa_view {
  * (NULL: not given) against the cscf prefixes, spi (0: not given).  Both
  * answer paths call these, so they cannot disagree on a fact. */
 void mm_inbound_assemble(const struct mm_partner *p, const struct mm_sa_view *sa,
-			 const struct mm_prefix *cscf, size_t n_cscf, const struct mm_addr *src,
+			 const struct mm_cscf_set *cscf, const struct mm_addr *src,
 			 const struct mm_addr *dst, uint32_t spi, struct mm_inbound_facts *ret);
 /* next_hop: the address asked about (NULL: the partner was named by
  * domain). */
 void mm_outbound_assemble(const struct mm_partner *p, const struct mm_sa_view *sa,
-			  const struct mm_prefix *cscf, size_t n_cscf,
-			  const struct mm_addr *next_hop, bool privacy_id,
+			  const struct mm_cscf_set *cscf, const struct mm_addr *next_hop,
+			  bool privacy_id,
 			  enum mm_untrusted_mode mode, struct mm_outbound_facts *ret);
 
 void mm_decide_inbound(const struct mm_inbound_facts *f, struct mm_decision *ret);

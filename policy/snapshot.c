@@ -305,6 +305,24 @@ static bool index_exact(const struct mm_snap_table *t, const struct mm_prefix *r
 	}
 }
 
+_Static_assert(sizeof(unsigned) == sizeof(uint32_t), "cscf kinds are stored as uint32_t");
+
+/* Each cscf prefix faces a known, non-empty set of kinds, and prefixes of
+ * different sets never overlap (daemon/config.c refuses it: which peers
+ * an address is for must not depend on which prefix is met first). */
+static bool cscf_kinds_ok(const struct mm_cscf_set *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		if (!c->kinds[i] || (c->kinds[i] & ~MM_KINDS_ALL))
+			return false;
+		for (size_t k = 0; k < i; k++)
+			if (c->kinds[k] != c->kinds[i] &&
+			    mm_prefix_overlaps(&c->prefix[k], &c->prefix[i]))
+				return false;
+	}
+	return true;
+}
+
 static int bad(struct mm_err *err, const char *field, const char *msg)
 {
 	return mm_err_set(err, MM_ERR_INVALID, field, "%s", msg) < 0 ? -EBADMSG : -EBADMSG;
@@ -355,8 +373,11 @@ int mm_snap_table_load(const void *buf, size_t len, struct mm_snap_table *ret,
 	    !section_ok(h->off_ranges, h->n_ranges, sizeof(*t.ranges), hs, len) ||
 	    !section_ok(h->off_v4, h->n_v4, sizeof(*t.v4), hs, len) ||
 	    !section_ok(h->off_v6, h->n_v6, sizeof(*t.v6), hs, len) ||
-	    !section_ok(h->off_cscf, h->n_cscf, sizeof(*t.cscf), hs, len))
+	    !section_ok(h->off_cscf, h->n_cscf, sizeof(*t.cscf), hs, len) ||
+	    !section_ok(h->off_cscf_kinds, h->n_cscf, sizeof(*t.cscf_kinds), hs, len))
 		return bad(err, "sections", "a section lies outside the file");
+	if (h->n_cscf > MM_SNAP_CSCF_MAX)
+		return bad(err, "cscf", "more cscf prefixes than mmtrustd ever writes");
 	if ((uint64_t)h->n_v4 + h->n_v6 != h->n_ranges)
 		return bad(err, "ranges", "the index does not hold every range once");
 	t.h = h;
@@ -365,11 +386,13 @@ int mm_snap_table_load(const void *buf, size_t len, struct mm_snap_table *ret,
 	t.v4 = (const void *)((const char *)buf + h->off_v4);
 	t.v6 = (const void *)((const char *)buf + h->off_v6);
 	t.cscf = (const void *)((const char *)buf + h->off_cscf);
+	t.cscf_kinds = (const void *)((const char *)buf + h->off_cscf_kinds);
 	t.n_partners = h->n_partners;
 	t.n_ranges = h->n_ranges;
 	t.n_v4 = h->n_v4;
 	t.n_v6 = h->n_v6;
 	t.n_cscf = h->n_cscf;
+	t.cscf_set = (struct mm_cscf_set){ .prefix = t.cscf, .kinds = t.cscf_kinds, .n = t.n_cscf };
 	t.table_id = h->table_id;
 	t.untrusted = h->untrusted;
 	t.require_dst = h->require_dst;
@@ -380,6 +403,9 @@ int mm_snap_table_load(const void *buf, size_t len, struct mm_snap_table *ret,
 	for (size_t i = 0; i < t.n_cscf; i++)
 		if (!prefix_ok(&t.cscf[i]))
 			return bad(err, "cscf", "a cscf prefix is not a valid prefix");
+	if (!cscf_kinds_ok(&t.cscf_set))
+		return bad(err, "cscf", "a cscf prefix faces no known kind of peer, or overlaps "
+			   "one facing other kinds");
 	for (size_t i = 0; i < t.n_v4; i++) {
 		const struct mm_snap_v4 *v = &t.v4[i];
 
@@ -534,18 +560,23 @@ static int cmp_prefix(const void *a, const void *b)
 	return mm_prefix_cmp(a, b);
 }
 
-int mm_snap_table_build(const struct mm_table *tb, const struct mm_prefix *cscf, size_t n_cscf,
+int mm_snap_table_build(const struct mm_table *tb, const struct mm_cscf_set *cscf_set,
 			enum mm_untrusted_mode untrusted, bool require_dst, uint64_t table_id,
 			void **ret, size_t *ret_len)
 {
+	const struct mm_prefix *cscf = cscf_set->prefix;
+	size_t n_cscf = cscf_set->n;
 	struct mm_snap_table_hdr h = { .version = MM_SNAP_VERSION };
 	size_t n_ranges = 0, n_v4 = 0, n_v6 = 0, len;
 	struct mm_snap_partner *pp;
 	struct mm_prefix *rp;
 	struct mm_snap_v4 *v4;
 	struct mm_snap_v6 *v6;
+	uint32_t *kinds;
 	char *buf;
 
+	if (n_cscf > MM_SNAP_CSCF_MAX || !cscf_kinds_ok(cscf_set))
+		return -EINVAL;
 	for (size_t i = 0; i < tb->n; i++) {
 		const struct mm_partner *p = tb->partners[i];
 
@@ -576,7 +607,8 @@ int mm_snap_table_build(const struct mm_table *tb, const struct mm_prefix *cscf,
 	h.off_v4 = ALIGN8(h.off_ranges + n_ranges * sizeof(*rp));
 	h.off_v6 = ALIGN8(h.off_v4 + n_v4 * sizeof(*v4));
 	h.off_cscf = ALIGN8(h.off_v6 + n_v6 * sizeof(*v6));
-	len = ALIGN8(h.off_cscf + n_cscf * sizeof(struct mm_prefix));
+	h.off_cscf_kinds = ALIGN8(h.off_cscf + n_cscf * sizeof(struct mm_prefix));
+	len = ALIGN8(h.off_cscf_kinds + n_cscf * sizeof(*kinds));
 	h.size = len;
 	buf = calloc(1, len);
 	if (!buf)
@@ -633,6 +665,9 @@ int mm_snap_table_build(const struct mm_table *tb, const struct mm_prefix *cscf,
 					 .len = cscf[i].len };
 		memcpy(c->addr.bytes, cscf[i].addr.bytes, cscf[i].addr.family == AF_INET ? 4 : 16);
 	}
+	kinds = (void *)(buf + h.off_cscf_kinds);
+	for (size_t i = 0; i < n_cscf; i++)
+		kinds[i] = cscf_set->kinds[i];
 	memcpy(buf, &h, sizeof(h));
 	h.checksum = mm_snap_checksum(buf, len, sizeof(h), table_zero, 1);
 	memcpy(buf, &h, sizeof(h));
@@ -726,7 +761,9 @@ static void as_partner(const struct mm_snap_table *t, const struct mm_snap_partn
 	p->n_ranges = sp->n_ranges;
 	p->gateways = NULL;
 	p->n_gateways = 0;
-	p->ca_pem = NULL;
+	p->n_cas = 0;
+	p->crls = NULL;
+	p->n_crls = 0;
 	p->path = sp->path;
 	p->enabled = sp->enabled;
 	p->reqid = sp->reqid;
@@ -754,12 +791,12 @@ int mm_snap_inbound(const struct mm_snap_table *t, const struct mm_snap_state *s
 						  .in_enforced = tu->in_enforced,
 						  .out_enforced = tu->out_enforced };
 	}
-	mm_inbound_assemble(sp ? &p : NULL, tu ? &sa : NULL, t->cscf, t->n_cscf, src, dst, spi,
-			    &f);
+	mm_inbound_assemble(sp ? &p : NULL, tu ? &sa : NULL, &t->cscf_set, src, dst, spi, &f);
 	mm_decide_inbound(&f, &ret->dec);
 	ret->partner = sp;
 	ret->tunnel = tu;
-	return 0;
+	/* mmtrustd counts these (status): the daemon answers them. */
+	return strcmp(ret->dec.reason, MM_REASON_DST_OTHER_KIND) ? 0 : -EAGAIN;
 }
 
 int mm_snap_outbound(const struct mm_snap_table *t, const struct mm_snap_state *s,
@@ -783,7 +820,7 @@ int mm_snap_outbound(const struct mm_snap_table *t, const struct mm_snap_state *
 						  .in_enforced = tu->in_enforced,
 						  .out_enforced = tu->out_enforced };
 	}
-	mm_outbound_assemble(sp ? &p : NULL, tu ? &sa : NULL, t->cscf, t->n_cscf, next_hop,
+	mm_outbound_assemble(sp ? &p : NULL, tu ? &sa : NULL, &t->cscf_set, next_hop,
 			     privacy_id, t->untrusted, &f);
 	mm_decide_outbound(&f, &ret->dec);
 	ret->partner = sp;

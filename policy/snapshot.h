@@ -6,7 +6,8 @@
  * "The snapshot"):
  *   <path>.table  the partner table as the answers need it (domains, kind,
  *                 agreement, path, enabled, ranges, a sorted interval
- *                 index per family), our [local] cscf prefixes and the
+ *                 index per family), our [local] cscf prefixes (with the
+ *                 kinds of peer each faces) and the
  *                 [query] settings; rewritten when any of them changes.
  *   <path>        the state: which partners' tunnels are up (SPIs, the
  *                 authenticated identity, whether the kernel enforces the
@@ -35,8 +36,12 @@
 #include "privacy.h"
 #include "table.h"
 
-#define MM_SNAP_VERSION 1
+/* 2: the cscf prefixes carry the kinds of peer each faces (a reader of
+ * version 1 would answer without them: refused by the version check). */
+#define MM_SNAP_VERSION 2
 #define MM_SNAP_BYTE_ORDER 0x01020304u
+/* At most this many cscf prefixes (mmtrustd's [local] holds 64). */
+#define MM_SNAP_CSCF_MAX 64
 #define MM_SNAP_NONE UINT32_MAX
 
 /* state word of the state file */
@@ -53,6 +58,7 @@ struct mm_snap_table_hdr {
 	uint32_t require_dst;         /* 0 or 1 */
 	uint32_t n_partners, n_ranges, n_v4, n_v6, n_cscf, reserved;
 	uint64_t off_partners, off_ranges, off_v4, off_v6, off_cscf;
+	uint64_t off_cscf_kinds;      /* n_cscf uint32_t: MM_KIND_BIT()s, per cscf prefix */
 };
 
 struct mm_snap_partner {
@@ -107,6 +113,8 @@ struct mm_snap_table {
 	const struct mm_snap_v4 *v4;
 	const struct mm_snap_v6 *v6;
 	const struct mm_prefix *cscf;
+	const unsigned *cscf_kinds;   /* per cscf prefix: the kinds it faces */
+	struct mm_cscf_set cscf_set;  /* the two above, as the decisions take them */
 	size_t n_partners, n_ranges, n_v4, n_v6, n_cscf;
 	uint64_t table_id;
 	enum mm_untrusted_mode untrusted;
@@ -151,9 +159,11 @@ int mm_snap_state_load(const void *buf, size_t len, const struct mm_snap_table *
 		       struct mm_snap_state *ret, struct mm_err *err);
 
 /* Build a table file (malloc'd, *ret_len bytes): the partners of tb, the
- * cscf prefixes and settings.  -EINVAL when two partners' ranges overlap
- * (the table never allows it; the snapshot index relies on it), -ENOMEM. */
-int mm_snap_table_build(const struct mm_table *tb, const struct mm_prefix *cscf, size_t n_cscf,
+ * cscf prefixes with their kinds, and settings.  -EINVAL when two
+ * partners' ranges overlap (the table never allows it; the snapshot index
+ * relies on it), or a cscf prefix faces no known kind or overlaps one
+ * facing other kinds, -ENOMEM. */
+int mm_snap_table_build(const struct mm_table *tb, const struct mm_cscf_set *cscf,
 			enum mm_untrusted_mode untrusted, bool require_dst, uint64_t table_id,
 			void **ret, size_t *ret_len);
 
@@ -190,7 +200,9 @@ struct mm_snap_answer {
 };
 /* -EAGAIN: the snapshot does not answer this question; the daemon must
  * (it refuses it: dst required and not given, src and dst of different
- * families). */
+ * families; or it counts the answer: a partner's message at our address
+ * for the other kind of peer, "dst-other-kind", which *ret then holds
+ * all the same). */
 int mm_snap_inbound(const struct mm_snap_table *t, const struct mm_snap_state *s,
 		    const struct mm_addr *src, const struct mm_addr *dst, uint32_t spi,
 		    struct mm_snap_answer *ret);

@@ -58,6 +58,16 @@ static const char *const migrations[] = {
 	"  before TEXT,"
 	"  after TEXT);"
 	"CREATE INDEX audit_domain ON audit(domain, id);",
+	/* 2: the second CA of a rollover (ca2_*; '' when there is one CA),
+	 * the partner's CRL files and its revocation mode.  The defaults are
+	 * what a partner meant before: one CA, no CRL files, ifuri. */
+	"ALTER TABLE partners ADD COLUMN ca2_pem TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE partners ADD COLUMN ca2_sha256 TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE partners ADD COLUMN ca2_subject TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE partners ADD COLUMN ca2_not_before INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE partners ADD COLUMN ca2_not_after INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE partners ADD COLUMN crls TEXT NOT NULL DEFAULT '[]';"
+	"ALTER TABLE partners ADD COLUMN revocation TEXT NOT NULL DEFAULT 'ifuri';",
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(N_MIGRATIONS == MM_STORE_SCHEMA_VERSION, "one migration per schema version");
@@ -408,6 +418,15 @@ static const char *col_text(sqlite3_stmt *st, int i)
 	return t ? t : "";
 }
 
+static int crls_parse(struct mm_partner *p, const char *text)
+{
+	json_t *a = json_loads(text, 0, NULL);
+	int r = mm_partner_crls_set(p, a, NULL);
+
+	json_decref(a);
+	return r < 0 ? -EINVAL : 0;
+}
+
 static int row_to_partner(sqlite3_stmt *st, struct mm_partner **ret)
 {
 	struct mm_partner *p = mm_partner_new();
@@ -432,17 +451,31 @@ static int row_to_partner(sqlite3_stmt *st, struct mm_partner **ret)
 	if (r < 0)
 		goto fail;
 	p->gateways = items;
-	p->ca_pem = strdup(col_text(st, 9));
-	if (!p->ca_pem) {
-		r = -ENOMEM;
-		goto fail;
+	/* Columns 9-13: the first CA; 16-20: the second, '' when none. */
+	for (int c = 9; c <= 16; c += 7) {
+		struct mm_partner_ca *ca = &p->cas[p->n_cas];
+
+		if (c == 16 && !col_text(st, c)[0])
+			break;
+		ca->pem = strdup(col_text(st, c));
+		if (!ca->pem) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		p->n_cas++;
+		snprintf(ca->info.sha256, sizeof(ca->info.sha256), "%s", col_text(st, c + 1));
+		snprintf(ca->info.subject, sizeof(ca->info.subject), "%s", col_text(st, c + 2));
+		ca->info.not_before = sqlite3_column_int64(st, c + 3);
+		ca->info.not_after = sqlite3_column_int64(st, c + 4);
 	}
-	snprintf(p->ca.sha256, sizeof(p->ca.sha256), "%s", col_text(st, 10));
-	snprintf(p->ca.subject, sizeof(p->ca.subject), "%s", col_text(st, 11));
-	p->ca.not_before = sqlite3_column_int64(st, 12);
-	p->ca.not_after = sqlite3_column_int64(st, 13);
 	p->created = sqlite3_column_int64(st, 14);
 	p->updated = sqlite3_column_int64(st, 15);
+	r = crls_parse(p, col_text(st, 21));
+	if (r < 0)
+		goto fail;
+	r = -EINVAL;
+	if (mm_revocation_parse(col_text(st, 22), &p->revocation) < 0)
+		goto fail;
 	*ret = p;
 	return 0;
 fail:
@@ -452,7 +485,8 @@ fail:
 
 #define PARTNER_COLUMNS                                                               \
 	"domain, reqid, kind, agreement, esp, path, enabled, ranges, gateways, ca_pem, " \
-	"ca_sha256, ca_subject, ca_not_before, ca_not_after, created, updated"
+	"ca_sha256, ca_subject, ca_not_before, ca_not_after, created, updated, "        \
+	"ca2_pem, ca2_sha256, ca2_subject, ca2_not_before, ca2_not_after, crls, revocation"
 
 int mm_store_load(struct mm_store *s, uint32_t reqid_min, uint32_t reqid_max,
 		  struct mm_table **ret, struct mm_err *err)
@@ -510,6 +544,15 @@ static char *list_text(const struct mm_partner *p, bool prefixes)
 	return t;
 }
 
+static char *crls_text(const struct mm_partner *p)
+{
+	json_t *a = mm_partner_crls_json(p);
+	char *t = json_text(a);
+
+	json_decref(a);
+	return t;
+}
+
 /* The audit's view of a partner: everything but the PEM itself, whose
  * fingerprint says which CA it was. */
 static char *audit_text(const struct mm_partner *p)
@@ -534,16 +577,20 @@ static int write_partner(struct mm_store *s, const struct mm_change *c, struct m
 {
 	static const char *const sql[MM_CHANGE__MAX] = {
 		[MM_CHANGE_ADD] = "INSERT INTO partners (" PARTNER_COLUMNS ") VALUES "
-				  "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+				  "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+				  "?17, ?18, ?19, ?20, ?21, ?22, ?23)",
 		[MM_CHANGE_SET] = "UPDATE partners SET reqid = ?2, kind = ?3, agreement = ?4, "
 				  "esp = ?5, path = ?6, enabled = ?7, ranges = ?8, gateways = ?9, "
 				  "ca_pem = ?10, ca_sha256 = ?11, ca_subject = ?12, "
 				  "ca_not_before = ?13, ca_not_after = ?14, created = ?15, "
-				  "updated = ?16 WHERE domain = ?1",
+				  "updated = ?16, ca2_pem = ?17, ca2_sha256 = ?18, ca2_subject = ?19, "
+				  "ca2_not_before = ?20, ca2_not_after = ?21, crls = ?22, "
+				  "revocation = ?23 WHERE domain = ?1",
 		[MM_CHANGE_DEL] = "DELETE FROM partners WHERE domain = ?1",
 	};
 	const struct mm_partner *p = c->after ? c->after : c->before;
-	char *ranges = NULL, *gateways = NULL;
+	static const struct mm_partner_ca none = { .pem = NULL };
+	char *ranges = NULL, *gateways = NULL, *crls = NULL;
 	sqlite3_stmt *st;
 	int r = 0;
 
@@ -553,7 +600,8 @@ static int write_partner(struct mm_store *s, const struct mm_change *c, struct m
 	if (c->op != MM_CHANGE_DEL) {
 		ranges = list_text(p, true);
 		gateways = list_text(p, false);
-		if (!ranges || !gateways) {
+		crls = crls_text(p);
+		if (!ranges || !gateways || !crls) {
 			r = mm_err_set(err, MM_ERR_INTERNAL, "store", "out of memory");
 			goto out;
 		}
@@ -565,13 +613,19 @@ static int write_partner(struct mm_store *s, const struct mm_change *c, struct m
 		sqlite3_bind_int(st, 7, p->enabled);
 		sqlite3_bind_text(st, 8, ranges, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 9, gateways, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 10, p->ca_pem ? p->ca_pem : "", -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 11, p->ca.sha256, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 12, p->ca.subject, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 13, p->ca.not_before);
-		sqlite3_bind_int64(st, 14, p->ca.not_after);
+		for (int i = 0, col = 10; i < MM_PARTNER_CA_MAX; i++, col = 17) {
+			const struct mm_partner_ca *ca = (size_t)i < p->n_cas ? &p->cas[i] : &none;
+
+			sqlite3_bind_text(st, col, ca->pem ? ca->pem : "", -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, col + 1, ca->info.sha256, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, col + 2, ca->info.subject, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, col + 3, ca->info.not_before);
+			sqlite3_bind_int64(st, col + 4, ca->info.not_after);
+		}
 		sqlite3_bind_int64(st, 15, p->created);
 		sqlite3_bind_int64(st, 16, p->updated);
+		sqlite3_bind_text(st, 22, crls, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 23, mm_revocation_name(p->revocation), -1, SQLITE_STATIC);
 	}
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		r = db_fail(s, err, "cannot write partner");
@@ -586,6 +640,7 @@ out:
 	sqlite3_finalize(st);
 	free(ranges);
 	free(gateways);
+	free(crls);
 	return r;
 }
 

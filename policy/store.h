@@ -16,7 +16,7 @@
 #include "err.h"
 #include "table.h"
 
-#define MM_STORE_SCHEMA_VERSION 1
+#define MM_STORE_SCHEMA_VERSION 2
 /* PRAGMA application_id of an mmtrust store ("mmtr"; `file(1)` and
  * `sqlite3 STORE 'PRAGMA application_id'` show it). */
 #define MM_STORE_APPLICATION_ID 1835889778

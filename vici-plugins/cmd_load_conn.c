@@ -102,6 +102,8 @@ int vici_load_conn_build(const struct vici_conn_conf *conf, struct vici_builder 
 	 * subject or subjectAltName. */
 	vici_builder_kv_str(b, "id", conf->remote_id);
 	opt_list(b, "cacerts", conf->remote_cacerts);
+	if (conf->remote_revocation)
+		vici_builder_kv_str(b, "revocation", conf->remote_revocation);
 	vici_builder_section_end(b);
 
 	vici_builder_section_start(b, "children");

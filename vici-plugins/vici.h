@@ -3,7 +3,8 @@
  * This is the public header of vici-plugins/ (with vici_client.h and
  * vici_msg.h).  Each command and event lives in its own file:
  *   cmd_load_conn.c cmd_unload_conn.c cmd_get_conns.c cmd_load_cert.c
- *   cmd_load_key.c cmd_initiate.c cmd_terminate.c cmd_list_sas.c
+ *   cmd_load_key.c cmd_initiate.c cmd_terminate.c cmd_rekey.c cmd_list_sas.c
+ *   cmd_flush_certs.c
  *   evt_child_updown.c evt_child_rekey.c evt_ike_updown.c evt_ike_rekey.c
  *
  * Commands come in two layers:
@@ -76,6 +77,9 @@ struct vici_conn_conf {
 	size_t local_cert_len;
 	const char *remote_id;             /* partner domain; required */
 	const char *const *remote_cacerts; /* PEM data of the CA(s) that must sign */
+	/* remote.revocation: "strict", "ifuri" or "relaxed"; NULL: charon's
+	 * default (relaxed).  Checked only when an IKE_SA authenticates. */
+	const char *remote_revocation;
 	uint32_t dpd_delay;                /* seconds; 0: no DPD */
 	const struct vici_child_conf *children;
 	size_t n_children;                 /* >= 1 */
@@ -119,6 +123,16 @@ int vici_load_cert_build(const void *data, size_t len, enum vici_cert_flag flag,
 			 struct vici_builder **ret);
 int vici_load_cert(struct vici_client *c, const void *data, size_t len, enum vici_cert_flag flag,
 		   vici_done_fn done, void *userdata);
+
+/* A CRL (load-cert type X509_CRL), PEM or DER data, 1..65535 bytes (a
+ * VICI value's limit; larger CRLs are for charon to fetch from the
+ * certificates' URIs).  charon
+ * keeps the newest CRL per issuer; it applies to every connection whose
+ * peer's chain has that issuer. */
+#define VICI_CRL_MAX VICI_VALUE_MAX
+int vici_load_crl_build(const void *data, size_t len, struct vici_builder **ret);
+int vici_load_crl(struct vici_client *c, const void *data, size_t len, vici_done_fn done,
+		  void *userdata);
 
 /* ---- load-key (cmd_load_key.c) ---------------------------------------- */
 
@@ -166,6 +180,30 @@ struct vici_terminate_args {
 int vici_terminate_build(const struct vici_terminate_args *args, struct vici_builder **ret);
 int vici_terminate(struct vici_client *c, const struct vici_terminate_args *args,
 		   vici_done_fn done, void *userdata);
+
+/* ---- flush-certs (cmd_flush_certs.c) ------------------------------------ */
+
+/* Empty charon's certificate cache, of one type ("X509_CRL") or all (NULL).
+ * charon caches every CRL it has verified and, checking revocation, uses
+ * the first valid cached one it finds: a newer CRL loaded with load-cert is
+ * not used until the cached one is gone. */
+int vici_flush_certs_build(const char *type, struct vici_builder **ret);
+int vici_flush_certs(struct vici_client *c, const char *type, vici_done_fn done, void *userdata);
+
+/* ---- rekey (cmd_rekey.c) ------------------------------------------------ */
+
+/* Exactly one of ike / ike_id selects the IKE_SA (-EINVAL otherwise).
+ * reauth: a new IKE_SA authenticates from scratch (certificates and their
+ * revocation checked again) instead of a rekey that keeps the
+ * authentication. */
+struct vici_rekey_args {
+	const char *ike;
+	uint32_t ike_id;
+	bool reauth;
+};
+int vici_rekey_build(const struct vici_rekey_args *args, struct vici_builder **ret);
+int vici_rekey(struct vici_client *c, const struct vici_rekey_args *args, vici_done_fn done,
+	       void *userdata);
 
 /* ---- SAs: list-sas (cmd_list_sas.c) and the events ---------------------- */
 

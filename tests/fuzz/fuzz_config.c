@@ -62,6 +62,13 @@ static void check(const struct mm_config *c)
 		mm_prefix_str(&c->cscf[i], t);
 		FUZZ_ASSERT(mm_prefix_parse(t, &p, "c", NULL) == 0 &&
 			    mm_prefix_cmp(&p, &c->cscf[i]) == 0, "cscf %s", t);
+		/* each faces a known kind; prefixes of different keys never
+		 * overlap (which peers an address serves is never ambiguous) */
+		FUZZ_ASSERT(c->cscf_kinds[i] && !(c->cscf_kinds[i] & ~MM_KINDS_ALL), "cscf kinds");
+		for (size_t k = 0; k < i; k++)
+			FUZZ_ASSERT(c->cscf_kinds[k] == c->cscf_kinds[i] ||
+				    !mm_prefix_overlaps(&c->cscf[k], &c->cscf[i]),
+				    "cscf %s overlaps one of another key", t);
 	}
 }
 

@@ -82,7 +82,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		tunnel(TRUSTED, 1001, 0xc0ffee01, 0xbeef01),
 	};
 	bool in_enf[3] = { false, true, true }, out_enf[3] = { false, true, true };
-	struct mm_prefix cscf[2];
+	struct mm_prefix cscf[3];
+	/* shared, and an IMS-facing one (dst-other-kind for non-IMS partners) */
+	static const unsigned cscf_kinds[3] = { MM_KINDS_ALL, MM_KINDS_ALL,
+						MM_KIND_BIT(MM_KIND_IMS) };
 
 	(void)argc;
 	(void)argv;
@@ -95,11 +98,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	for (int i = 0; i < 5; i++)
 		mm_partner_unref(p[i]);
 	FUZZ_ASSERT(mm_prefix_parse("10.0.0.0/24", &cscf[0], "c", NULL) == 0 &&
-		    mm_prefix_parse("2001:db8:10::/64", &cscf[1], "c", NULL) == 0, "cscf");
+		    mm_prefix_parse("2001:db8:10::/64", &cscf[1], "c", NULL) == 0 &&
+		    mm_prefix_parse("10.0.1.0/24", &cscf[2], "c", NULL) == 0, "cscf");
 	for (int f = 0; f < 8; f++) {
 		struct query_view_input in = {
 			.table = table, .up = up, .n_up = 3, .enforced = in_enf,
-			.out_enforced = out_enf, .cscf = cscf, .n_cscf = 2,
+			.out_enforced = out_enf,
+			.cscf = { .prefix = cscf, .kinds = cscf_kinds, .n = 3 },
 			.untrusted = f & 2 ? MM_UNTRUSTED_STRIP_PRIVACY_ID
 					   : MM_UNTRUSTED_STRIP_ALWAYS,
 			.require_dst = f & 1,

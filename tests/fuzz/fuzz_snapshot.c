@@ -23,10 +23,12 @@
  * tunnel of the answer's partner; a reason is one of docs/privacy.md's;
  * inbound keeps PAI only for an enabled partner with agreement, which is
  * seg, or whose tunnel is up, enforced, with dst in a cscf prefix of
- * src's family and the SPI (when given) the tunnel's; outbound keeps only
- * such a partner (tunnel up and out enforced) or, in strip-if-privacy-id
- * mode, without Privacy: id; -EAGAIN exactly for the questions the
- * snapshot does not answer. */
+ * src's family facing the partner's kind and the SPI (when given) the
+ * tunnel's; outbound keeps only such a partner (tunnel up and out
+ * enforced) or, in strip-if-privacy-id mode, without Privacy: id; -EAGAIN
+ * exactly for the questions the snapshot does not answer, and for a
+ * partner's message at a cscf prefix of the other kind (then the answer
+ * says strip, dst-other-kind: the daemon answers and counts those). */
 #include <errno.h>
 #include <stdbool.h>
 
@@ -39,7 +41,7 @@ static const char *const reasons[] = {
 	"unknown-source", "partner-disabled", "no-agreement", "seg-trusted",
 	"unprotected",    "identity-mismatch", "dst-not-given", "dst-not-cscf",
 	"spi-mismatch",   "not-enforced",      "protected",     "not-a-partner",
-	"untrusted-no-privacy-requested",
+	"untrusted-no-privacy-requested", "dst-other-kind",
 };
 
 static void check_reason(const char *r)
@@ -154,11 +156,24 @@ static const struct mm_snap_partner *lookup(const struct mm_snap_table *t,
 	return p;
 }
 
-static bool dst_in_cscf(const struct mm_snap_table *t, const struct mm_addr *src,
-			const struct mm_addr *dst)
+/* dst in a cscf prefix of src's family that faces partner p's kind (the
+ * in-policy's rule, written again here) */
+static bool dst_in_cscf(const struct mm_snap_table *t, const struct mm_snap_partner *p,
+			const struct mm_addr *src, const struct mm_addr *dst)
 {
 	for (size_t i = 0; dst && i < t->n_cscf; i++)
-		if (t->cscf[i].addr.family == src->family && mm_prefix_contains(&t->cscf[i], dst))
+		if (t->cscf[i].addr.family == src->family && mm_prefix_contains(&t->cscf[i], dst) &&
+		    (t->cscf_kinds[i] & (1u << p->kind)))
+			return true;
+	return false;
+}
+
+/* dst in a cscf prefix that does not face p's kind */
+static bool dst_other_kind(const struct mm_snap_table *t, const struct mm_snap_partner *p,
+			   const struct mm_addr *dst)
+{
+	for (size_t i = 0; dst && i < t->n_cscf; i++)
+		if (mm_prefix_contains(&t->cscf[i], dst) && !(t->cscf_kinds[i] & (1u << p->kind)))
 			return true;
 	return false;
 }
@@ -170,9 +185,20 @@ static void inbound(const struct mm_snap_table *t, const struct mm_snap_state *s
 	int r = mm_snap_inbound(t, s, src, dst, spi, &a);
 	bool refused = (!dst && t->require_dst) || (dst && dst->family != src->family);
 
+	if (!refused && r == -EAGAIN) {
+		/* the other kind's address: the daemon answers (it counts) */
+		FUZZ_ASSERT(a.partner && !strcmp(a.dec.reason, "dst-other-kind") &&
+				    a.dec.pai == MM_PAI_STRIP && !a.dec.protected_ && !a.dec.trusted &&
+				    dst_other_kind(t, a.partner, dst),
+			    "inbound -EAGAIN without a refusal: %s", a.dec.reason);
+		return;
+	}
 	FUZZ_ASSERT(r == (refused ? -EAGAIN : 0), "inbound returned %d", r);
 	if (r)
 		return;
+	FUZZ_ASSERT(strcmp(a.dec.reason, "dst-other-kind"), "dst-other-kind answered in-process");
+	FUZZ_ASSERT(!a.partner || !dst_other_kind(t, a.partner, dst),
+		    "a partner's message at the other kind's address answered in-process");
 	FUZZ_ASSERT(a.partner == lookup(t, src), "inbound: not the partner holding src");
 	check_tunnel(t, s, a.partner, a.tunnel);
 	FUZZ_ASSERT(a.tunnel == (a.partner ? mm_snap_tunnel_of(t, s, a.partner) : NULL),
@@ -184,13 +210,14 @@ static void inbound(const struct mm_snap_table *t, const struct mm_snap_state *s
 
 		FUZZ_ASSERT(p && p->enabled && p->agreement, "inbound keep: %s", a.dec.reason);
 		if (p->path != MM_PATH_SEG)
-			FUZZ_ASSERT(a.tunnel && a.tunnel->in_enforced && dst_in_cscf(t, src, dst) &&
+			FUZZ_ASSERT(a.tunnel && a.tunnel->in_enforced && dst_in_cscf(t, p, src, dst) &&
 					    (!spi || spi == a.tunnel->spi_in),
 				    "inbound keep without protection");
 	}
 	if (a.dec.protected_)
 		FUZZ_ASSERT(a.partner && a.partner->enabled && a.partner->path == MM_PATH_TUNNEL &&
-				    a.tunnel && a.tunnel->in_enforced && dst_in_cscf(t, src, dst) &&
+				    a.tunnel && a.tunnel->in_enforced &&
+				    dst_in_cscf(t, a.partner, src, dst) &&
 				    (!spi || spi == a.tunnel->spi_in),
 			    "inbound protected without protection");
 }

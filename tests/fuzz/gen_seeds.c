@@ -350,6 +350,7 @@ static void snap_put(const char *name, uint8_t flags, const struct mm_table *tb,
 		     size_t qlen)
 {
 	struct mm_prefix c[4];
+	unsigned kinds[4];
 	size_t n_c = 0, tl, sl;
 	struct mm_snap_table t;
 	char buf[128], *tok, *save;
@@ -357,10 +358,23 @@ static void snap_put(const char *name, uint8_t flags, const struct mm_table *tb,
 	unsigned char *all;
 
 	snprintf(buf, sizeof(buf), "%s", cscf);
-	for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
-		if (mm_prefix_parse(tok, &c[n_c++], "c", NULL) < 0)
+	/* "ims:P" and "non-ims:P" face one kind, "P" both */
+	for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		const char *text = tok;
+
+		kinds[n_c] = MM_KINDS_ALL;
+		if (!strncmp(tok, "ims:", 4)) {
+			kinds[n_c] = MM_KIND_BIT(MM_KIND_IMS);
+			text = tok + 4;
+		} else if (!strncmp(tok, "non-ims:", 8)) {
+			kinds[n_c] = MM_KIND_BIT(MM_KIND_NON_IMS);
+			text = tok + 8;
+		}
+		if (mm_prefix_parse(text, &c[n_c++], "c", NULL) < 0)
 			exit(1);
-	if (mm_snap_table_build(tb, c, n_c, mode, require_dst, 0x5eed0000 + tb->n, &tf, &tl) ||
+	}
+	if (mm_snap_table_build(tb, &(struct mm_cscf_set){ .prefix = c, .kinds = kinds, .n = n_c },
+				mode, require_dst, 0x5eed0000 + tb->n, &tf, &tl) ||
 	    mm_snap_table_load(tf, tl, &t, NULL) ||
 	    mm_snap_state_build(&t, 42, 4242, 1000, 5000, up, n_up, &sf, &sl)) {
 		fprintf(stderr, "snapshot %s: build failed\n", name);
@@ -419,6 +433,8 @@ static void snapshot(void)
 	q[121] = 10, q[122] = 1, q[123] = 2, q[124] = 3;
 	snap_put("five", 3, &tb, "10.9.0.0/24 2a00:9::/64", MM_UNTRUSTED_STRIP_ALWAYS, false,
 		 up, 3, q, sizeof(q));
+	snap_put("five-split", 3, &tb, "10.9.0.0/24 ims:10.9.1.0/24 non-ims:2a00:9::/64",
+		 MM_UNTRUSTED_STRIP_ALWAYS, false, up, 3, q, sizeof(q));
 	snap_put("five-reseal", 0, &tb, "10.9.0.0/24", MM_UNTRUSTED_STRIP_PRIVACY_ID, true, up,
 		 3, q, sizeof(q));
 	tb.n = 1;

@@ -13,12 +13,21 @@ remote address (REMOTE_HOST when it names none) -- a child-updown event with
 an INSTALLED CHILD_SA under the connection's reqid, authenticated as the
 connection's remote id (the partner's domain) -- and list-sas lists it.
 unload-conn takes it down again; terminate (by IKE_SA id) takes it down
-until an initiate brings it up again.  With FAKE_CHARON_LOG set, each
-command is appended to that file as "NAME ARG" (initiate: the child,
-terminate: the IKE_SA id, load-conn/unload-conn: the connection).  SPIs are derived from the reqid:
+until an initiate brings it up again.  SPIs are derived from the reqid:
 in 0xc1000000 + reqid % 0x10000, out 0xc2000000 + reqid % 0x10000.
-Touches READY_FILE once listening; runs until killed."""
+Touches READY_FILE once listening; runs until killed.  With
+FAKE_CHARON_CONNS set, appends each loaded connection to that file as a
+JSON line: {"name", "local_ts", "remote_ts"} (its children's).
 
+With FAKE_CHARON_LOG set, one JSON line per command is appended to that
+file: {"cmd": NAME} plus, for load-cert, its type and the SHA-256 of its
+data; for load-conn, the connection's name, remote revocation setting and
+number of remote CA certificates; for flush-certs, its type; for rekey,
+its ike/ike-id and reauth; for initiate, its child; for terminate, its
+ike-id."""
+
+import hashlib
+import json
 import os
 import socket
 import struct
@@ -101,6 +110,32 @@ def packet(ptype, name=None, body=None):
     return struct.pack(">I", len(data)) + data
 
 
+def record(name, msg):
+    path = os.environ.get("FAKE_CHARON_LOG")
+    if not path:
+        return
+    entry = {"cmd": name}
+    if name == "load-cert":
+        entry["type"] = msg.get("type")
+        entry["sha256"] = hashlib.sha256(msg.get("data", "").encode()).hexdigest()
+    elif name == "load-conn":
+        for cname, sec in msg.items():
+            if isinstance(sec, dict):
+                remote = sec.get("remote") or {}
+                entry.update(name=cname, revocation=remote.get("revocation"),
+                             cacerts=len(remote.get("cacerts") or []))
+    elif name == "flush-certs":
+        entry["type"] = msg.get("type")
+    elif name == "rekey":
+        entry.update({k: msg.get(k) for k in ("ike", "ike-id", "reauth")})
+    elif name == "initiate":
+        entry["child"] = msg.get("child")
+    elif name == "terminate":
+        entry["ike-id"] = msg.get("ike-id")
+    with open(path, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
 def ike_sa(name, c, remote_host):
     spi_in, spi_out = spis(c["reqid"])
     return {name: {
@@ -145,15 +180,8 @@ class Client:
     def command(self, name, msg):
         reply = {"success": "yes"}
         up = None
-        logpath = os.environ.get("FAKE_CHARON_LOG")
-        if logpath:
-            arg = {"initiate": msg.get("child", ""), "terminate": msg.get("ike-id", ""),
-                   "unload-conn": msg.get("name", "")}.get(name)
-            if name == "load-conn":
-                arg = ",".join(k for k, v in msg.items() if isinstance(v, dict))
-            with open(logpath, "a") as f:
-                f.write("%s %s\n" % (name, arg if arg is not None else ""))
         with lock:
+            record(name, msg)
             if name == "load-conn":
                 for cname, sec in msg.items():
                     if not isinstance(sec, dict):
@@ -171,6 +199,13 @@ class Client:
                                     "local_host": local_addrs[0],
                                     "remote_host": remote_addrs[0]}
                     up = (cname, dict(conns[cname]))
+                    if os.environ.get("FAKE_CHARON_CONNS"):
+                        ts = {"local_ts": [], "remote_ts": []}
+                        for child in (sec.get("children") or {}).values():
+                            for k in ts:
+                                ts[k] += child.get(k) or []
+                        with open(os.environ["FAKE_CHARON_CONNS"], "a") as f:
+                            f.write(json.dumps({"name": cname, **ts}) + "\n")
             elif name == "terminate":
                 for c in conns.values():
                     if str(c["reqid"] % 100000) == str(msg.get("ike-id", "")):

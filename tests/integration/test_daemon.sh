@@ -63,6 +63,35 @@ contains "$ERR" "query.max_clients" "the refusal names max_clients"
 { printf '[spd]\n;'; printf 'x%.0s' $(seq 198); printf 'enabled = no\n'; } >"$MM_TMP/long.conf"
 expect_exit 1 "a line longer than 198 characters refused" ip netns exec "$NS" "$BUILD/mmtrustd" --check-config -c "$MM_TMP/long.conf"
 contains "$ERR" "line 2: longer than 198 characters" "the refusal names the long line"
+# [local] CSCF prefixes per kind of peer (cscf: both; cscf_ims, cscf_non_ims)
+check_config() {  # WANT-EXIT WHAT CONFIG-TEXT: --check-config on a file holding the text
+	printf '%b' "$3" >"$MM_TMP/kinds.conf"
+	expect_exit "$1" "$2" ip netns exec "$NS" "$BUILD/mmtrustd" --check-config -c "$MM_TMP/kinds.conf"
+}
+check_config 0 "cscf, cscf_ims and cscf_non_ims accepted" \
+	'[local]\ncscf = 10.0.0.0/24\ncscf_ims = 10.0.1.0/24, 2001:db8:1::/64\ncscf_non_ims = 10.0.2.0/24\n'
+contains "$OUT" "cscf 10.0.0.0/24" "--check-config lists the shared prefix"
+contains "$OUT" "cscf_ims 2001:db8:1::/64" "--check-config lists an IMS-facing prefix"
+contains "$OUT" "cscf_non_ims 10.0.2.0/24" "--check-config lists the non-IMS-facing prefix"
+check "each prefix listed once" test "$(grep -c '^cscf' <<<"$OUT")" = 4
+check_config 1 "IMS and non-IMS prefixes that overlap refused" \
+	'[local]\ncscf_ims = 10.0.1.0/24\ncscf_non_ims = 10.0.1.128/25\n'
+contains "$ERR" "local.cscf_non_ims" "the refusal names the key"
+contains "$ERR" "10.0.1.128/25 overlaps 10.0.1.0/24 (cscf_ims)" "the refusal names both prefixes and the other key"
+check_config 1 "an IMS prefix inside a shared one refused" '[local]\ncscf = 10.0.0.0/16\ncscf_ims = 10.0.1.0/24\n'
+contains "$ERR" "10.0.1.0/24 overlaps 10.0.0.0/16 (cscf)" "the refusal names the shared prefix"
+check_config 1 "a shared prefix around a non-IMS one refused (either order)" \
+	'[local]\ncscf_non_ims = 2001:db8:2::/64\ncscf = 2001:db8::/32\n'
+contains "$ERR" "local.cscf:" "the refusal names the later key"
+check_config 0 "nested prefixes under one key accepted (as for cscf)" '[local]\ncscf_ims = 10.0.1.0/24, 10.0.1.0/25\n'
+check_config 1 "cscf_ims given twice refused" '[local]\ncscf_ims = 10.0.1.0/24\ncscf_ims = 10.0.3.0/24\n'
+contains "$ERR" "local.cscf_ims: set twice" "the refusal names cscf_ims"
+check_config 1 "a bad cscf_non_ims prefix refused" '[local]\ncscf_non_ims = 10.0.2.0/33\n'
+contains "$ERR" "local.cscf_non_ims" "the refusal names cscf_non_ims"
+# 22 distinct /16s a key: 66 prefixes, each line under 199 characters
+check_config 1 "more than 64 CSCF prefixes over the three keys refused" \
+	"[local]\ncscf = $(printf '%x::/16,' $(seq 1 22))\ncscf_ims = $(printf '%x::/16,' $(seq 33 54))\ncscf_non_ims = $(printf '%x::/16,' $(seq 65 86))\n"
+contains "$ERR" "more than 64 prefixes in cscf, cscf_ims and cscf_non_ims together" "the refusal says the limit is shared"
 
 start_daemon
 

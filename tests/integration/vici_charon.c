@@ -2,7 +2,8 @@
  * strongswan-charon): the client in a real sd-event loop, two connections
  * as in mmtrustd (commands, events), certificates from `pki`, load-conn
  * with policies = no and a reqid, list-conns / get-conns / list-sas,
- * unload-conn, event registration, and a reconnect after charon is killed
+ * unload-conn, event registration, load-cert of a CRL (X509_CRL), flush-certs,
+ * rekey and remote revocation, and a reconnect after charon is killed
  * and started again.
  *
  * charon runs in a private network namespace (it binds nothing on the host)
@@ -463,7 +464,7 @@ START_TEST(test_charon)
 	struct vici_client *cmd = NULL, *evt = NULL;
 	struct vici_builder *b = NULL;
 	sd_event *e = NULL;
-	char *cert, *key, *ca;
+	char *cert, *key, *ca, *crl;
 	const char *cacerts[2];
 	size_t cert_len, key_len;
 	uint64_t t_ready, t_up;
@@ -504,6 +505,13 @@ START_TEST(test_charon)
 	ca = certgen_ca_pem("Partner A CA", -3600, 30 * 86400L);
 	ck_assert_ptr_nonnull(ca);
 	EXPECT_DONE(w, e, vici_load_cert(cmd, ca, strlen(ca), VICI_CERT_FLAG_CA, on_done, &w), 0);
+	/* A CRL (load-cert type X509_CRL: charon's own name for it), the
+	 * cache flush that makes charon use it, and garbage refused. */
+	crl = certgen_crl_pem("Partner A CA", 2, 86400L);
+	ck_assert_ptr_nonnull(crl);
+	EXPECT_DONE(w, e, vici_load_crl(cmd, crl, strlen(crl), on_done, &w), 0);
+	EXPECT_DONE(w, e, vici_load_crl(cmd, "garbage", 7, on_done, &w), -EREMOTEIO);
+	EXPECT_DONE(w, e, vici_flush_certs(cmd, "X509_CRL", on_done, &w), 0);
 
 	/* load-conn with policies = no and a fixed reqid. */
 	cacerts[0] = ca;
@@ -525,6 +533,7 @@ START_TEST(test_charon)
 		.local_cert_len = cert_len,
 		.remote_id = "ims.partner-a.example",
 		.remote_cacerts = cacerts,
+		.remote_revocation = "strict",
 		.dpd_delay = 30,
 		.children = &child,
 		.n_children = 1,
@@ -554,6 +563,12 @@ START_TEST(test_charon)
 	ck_assert_int_eq(vici_list_sas(cmd, NULL, on_sas, &w), 0);
 	run_until(e, &w.lists, 2, 5000, "list-sas");
 	ck_assert_int_eq(w.list_error, 0);
+
+	/* rekey (reauth) of an IKE_SA that does not exist: refused. */
+	EXPECT_DONE(w, e,
+		    vici_rekey(cmd, &(struct vici_rekey_args){ .ike_id = 99999, .reauth = true },
+			       on_done, &w),
+		    -EREMOTEIO);
 
 	/* charon's refusals arrive as -EREMOTEIO with its reason. */
 	EXPECT_DONE(w, e,
@@ -630,6 +645,7 @@ START_TEST(test_charon)
 	explicit_bzero(key, key_len);
 	free(key);
 	free(ca);
+	free(crl);
 }
 END_TEST
 

@@ -58,6 +58,24 @@ PRIO_BASE = 200000
 REQID_MIN, REQID_MAX = 2000, 2999
 CSCF = ["10.10.0.0/24", "10.20.0.0/24", "2001:db8:10::/64"]
 CSCF_HOST = {4: "10.10.0.7", 6: "2001:db8:10::7"}
+# With cfg["split"] (drawn per seed) the prefixes face kinds of peer:
+# [local] cscf (both), cscf_ims, cscf_non_ims; else all are [local] cscf.
+CSCF_SPLIT = {"10.10.0.0/24": ("ims", "non-ims"), "10.20.0.0/24": ("ims",),
+              "2001:db8:10::/64": ("non-ims",)}
+CSCF_HOSTS = {4: ["10.10.0.7", "10.20.0.7"], 6: ["2001:db8:10::7"]}
+
+
+def cscf_kinds(cfg, c):
+    """The kinds of peer our prefix c faces."""
+    return CSCF_SPLIT[c] if cfg.get("split") else ("ims", "non-ims")
+
+
+def cscf_settings(cfg):
+    """The [local] lines giving CSCF."""
+    if not cfg.get("split"):
+        return f"cscf = {', '.join(CSCF)}"
+    keys = {("ims", "non-ims"): "cscf", ("ims",): "cscf_ims", ("non-ims",): "cscf_non_ims"}
+    return "\n".join(f"{keys[CSCF_SPLIT[c]]} = {c}" for c in CSCF)
 TUN = {4: "198.51.100.1", 6: "2001:db8:ff::1"}
 MAPPED = ipaddress.ip_network("::ffff:0:0/96")
 SETTLE = 2.0          # seconds a step may take to show in kernel and status
@@ -330,14 +348,17 @@ def reference_spd(table, cfg):
             n = norm_range(r)
             for c in CSCF:
                 loc = ipaddress.ip_network(c)
-                if loc.version != n.version:
+                # a partner's policies use our prefixes of its kind only
+                if loc.version != n.version or p["kind"] not in cscf_kinds(cfg, c):
                     continue
                 prio = PRIO_BASE + 256 - (loc.prefixlen + n.prefixlen)
                 mine.add(("out", str(loc), str(n), prio, gw[1], gw[0], p["reqid"]))
                 mine.add(("in", str(n), str(loc), prio, gw[0], gw[1], p["reqid"]))
                 if cfg["forward"]:
                     mine.add(("fwd", str(n), str(loc), prio, gw[0], gw[1], p["reqid"]))
-        per[d] = len(mine)
+        # none: no range shares a family with a prefix facing its kind, a
+        # partner error (daemon/spd_desired.h), as with no usable gateway
+        per[d] = len(mine) or None
         want |= mine
     return want, per
 
@@ -357,13 +378,18 @@ def lpm(nets, src):
     return best
 
 
-def reference_inbound(table, nets, src):
+def reference_inbound(table, nets, src, dst=None, cfg=None):
     """What `inbound` must answer (docs/privacy.md; no tunnels here)."""
     best = lpm(nets, src)
     if best is None:
         return {"partner": None, "reason": "unknown-source", "pai": "strip"}, None
     p = table[best[1]]
-    if not p["enabled"]:
+    d = norm_addr(dst) if dst else None
+    if d is not None and any(d in ipaddress.ip_network(c) and p["kind"] not in cscf_kinds(cfg, c)
+                             for c in CSCF):
+        # the other kind's address: strip, whoever the partner is
+        reason = "dst-other-kind"
+    elif not p["enabled"]:
         reason = "partner-disabled"
     elif not p["agreement"]:
         reason = "no-agreement"
@@ -459,7 +485,7 @@ query_socket = {self.path('query.sock')}
 min = {REQID_MIN}
 max = {REQID_MAX}
 [local]
-cscf = {', '.join(CSCF)}
+{cscf_settings(cfg)}
 tunnel = {tunnel}
 forward = {'yes' if cfg['forward'] else 'no'}
 [spd]
@@ -1167,13 +1193,14 @@ class Runner:
     def check_queries(self, table):
         srcs = self.addresses(table)
         nets = table_nets(table)
-        refs = [reference_inbound(table, nets, x) for x in srcs]
         reqs = []
         for x in srcs:
             q = {"op": "inbound", "src": x}
             if self.use_dst:
-                q["dst"] = CSCF_HOST[norm_addr(x).version]
+                hosts = CSCF_HOSTS[norm_addr(x).version]
+                q["dst"] = hosts[zlib.crc32(x.encode()) % len(hosts)]
             reqs.append(q)
+        refs = [reference_inbound(table, nets, q["src"], q.get("dst"), self.cfg) for q in reqs]
         out = []
         lookups = self.env.admin.call_many([{"op": "lookup", "address": x} for x in srcs])
         for x, (ref, rng), a in zip(srcs, refs, lookups):
@@ -1442,6 +1469,7 @@ def main():
         steps = a.steps if a.steps is not None else (0 if a.seconds else 300)
         crng = random.Random(seed)
         cfg = {"forward": crng.random() < 0.5, "tunnel6": crng.random() < 0.8}
+        cfg["split"] = crng.random() < 0.5  # CSCF prefixes per kind of peer
         print(f"model: seed {seed}, {'%d steps' % steps if steps else '%.0f s' % a.seconds}, "
               f"config {cfg}, without {list(without) or 'nothing'}", flush=True)
         log = (lambda i, op: print(f"  step {i}: {op['note']}", flush=True)) if a.verbose else None

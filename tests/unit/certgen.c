@@ -164,3 +164,52 @@ out:
 	ERR_clear_error();
 	return pem;
 }
+
+char *certgen_crl_pem(const char *issuer_cn, int n_revoked, long next_update_offset_s)
+{
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509_CRL *crl = X509_CRL_new();
+	X509_NAME *name = X509_NAME_new();
+	ASN1_TIME *t = NULL;
+	BIO *bio = NULL;
+	char *pem = NULL;
+
+	if (!key || !crl || !name || !issuer_cn ||
+	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+					(const unsigned char *)issuer_cn, -1, -1, 0) ||
+	    !X509_CRL_set_version(crl, 1) || !X509_CRL_set_issuer_name(crl, name))
+		goto out;
+	t = X509_gmtime_adj(NULL, -60);
+	if (!t || !X509_CRL_set1_lastUpdate(crl, t))
+		goto out;
+	if (next_update_offset_s && (!X509_gmtime_adj(t, next_update_offset_s) ||
+				     !X509_CRL_set1_nextUpdate(crl, t)))
+		goto out;
+	for (int i = 0; i < n_revoked; i++) {
+		X509_REVOKED *rv = X509_REVOKED_new();
+		ASN1_INTEGER *serial = ASN1_INTEGER_new();
+
+		if (!rv || !serial || !ASN1_INTEGER_set(serial, 1000 + i) ||
+		    !X509_REVOKED_set_serialNumber(rv, serial) ||
+		    !X509_REVOKED_set_revocationDate(rv, t) || !X509_CRL_add0_revoked(crl, rv)) {
+			X509_REVOKED_free(rv);
+			ASN1_INTEGER_free(serial);
+			goto out;
+		}
+		ASN1_INTEGER_free(serial);
+	}
+	if (!X509_CRL_sort(crl) || !X509_CRL_sign(crl, key, EVP_sha256()))
+		goto out;
+	bio = BIO_new(BIO_s_mem());
+	if (!bio || !PEM_write_bio_X509_CRL(bio, crl))
+		goto out;
+	pem = bio_to_string(bio);
+out:
+	BIO_free(bio);
+	ASN1_TIME_free(t);
+	X509_NAME_free(name);
+	X509_CRL_free(crl);
+	EVP_PKEY_free(key);
+	ERR_clear_error();
+	return pem;
+}

@@ -31,4 +31,10 @@ char *certgen_nobc_pem(const char *cn);
  * unencrypted): input that is PEM but not a certificate. */
 char *certgen_key_pem(void);
 
+/* A CRL (v2) of issuer "CN=<issuer_cn>", signed by a fresh key (its
+ * signature matches no CA: only charon checks it), thisUpdate a minute ago,
+ * nextUpdate now+next_update_offset_s (none when 0), with n_revoked
+ * entries (serials 1000, 1001, ...).  "-----BEGIN X509 CRL-----". */
+char *certgen_crl_pem(const char *issuer_cn, int n_revoked, long next_update_offset_s);
+
 #endif

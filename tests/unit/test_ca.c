@@ -444,6 +444,70 @@ START_TEST(test_error_queue_cleared)
 }
 END_TEST
 
+/* mm_crl_check: PEM and DER of the same CRL read alike (issuer, times,
+ * entries, the file's digest against `openssl dgst` style of our own);
+ * what is not a CRL is refused. */
+START_TEST(test_crl)
+{
+	char *pem = certgen_crl_pem("Partner CA", 3, DAY), *cert = certgen_ca_pem("CA", -60, DAY);
+	struct mm_crl_info a, b;
+	struct mm_err err = { 0 };
+	unsigned char *der = NULL;
+	X509_CRL *crl;
+	BIO *bio;
+	int n;
+	char *big;
+
+	ck_assert(pem && cert);
+	ck_assert_int_eq(mm_crl_check(pem, strlen(pem), &a, "crls[0]", &err), 0);
+	ck_assert_str_eq(a.issuer, "CN=Partner CA");
+	ck_assert_int_eq(a.n_revoked, 3);
+	ck_assert(a.this_update <= time(NULL) && a.this_update > time(NULL) - 600);
+	ck_assert(a.next_update > time(NULL) + DAY - 600 && a.next_update <= time(NULL) + DAY);
+	ck_assert_uint_eq(strlen(a.sha256), 95);
+	bio = BIO_new_mem_buf(pem, -1);
+	crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL);
+	BIO_free(bio);
+	ck_assert_ptr_nonnull(crl);
+	n = i2d_X509_CRL(crl, &der);
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(mm_crl_check(der, (size_t)n, &b, "crls[0]", &err), 0);
+	ck_assert_str_eq(b.issuer, a.issuer);
+	ck_assert_int_eq(b.this_update, a.this_update);
+	ck_assert_int_eq(b.next_update, a.next_update);
+	ck_assert_int_eq(b.n_revoked, 3);
+	ck_assert_str_ne(b.sha256, a.sha256);  /* of the bytes, and they differ */
+	/* DER with a byte too many is not one CertificateList */
+	big = calloc(1, (size_t)n + 1);
+	memcpy(big, der, (size_t)n);
+	memset(&err, 0, sizeof(err));
+	ck_assert_int_eq(mm_crl_check(big, (size_t)n + 1, &b, "crls[0]", &err), -EINVAL);
+	free(big);
+	ck_assert_str_eq(err.field, "crls[0]");
+	ck_assert_msg(strstr(err.msg, "is not a CRL"), "%s", err.msg);
+	/* a certificate is not a CRL */
+	memset(&err, 0, sizeof(err));
+	ck_assert_int_eq(mm_crl_check(cert, strlen(cert), &b, "crls[1]", &err), -EINVAL);
+	ck_assert_str_eq(err.field, "crls[1]");
+	memset(&err, 0, sizeof(err));
+	ck_assert_int_eq(mm_crl_check("", 0, &b, "crls[0]", &err), -EINVAL);
+	ck_assert_msg(strstr(err.msg, "empty"), "%s", err.msg);
+	/* over what VICI carries */
+	big = malloc(70000);
+	memset(big, '\n', 70000);
+	memcpy(big + 69000, pem, strlen(pem) < 1000 ? strlen(pem) : 999);
+	memset(&err, 0, sizeof(err));
+	ck_assert_int_eq(mm_crl_check(big, 70000, &b, "crls[0]", &err), -EINVAL);
+	ck_assert_msg(strstr(err.msg, "65535"), "%s", err.msg);
+	ck_assert_int_eq(ERR_peek_error(), 0);
+	free(big);
+	X509_CRL_free(crl);
+	OPENSSL_free(der);
+	free(pem);
+	free(cert);
+}
+END_TEST
+
 static Suite *ca_suite(void)
 {
 	Suite *s = suite_create("ca");
@@ -468,6 +532,7 @@ static Suite *ca_suite(void)
 	tcase_add_test(tc, test_other_pem_refused);
 	tcase_add_test(tc, test_two_certs_refused);
 	tcase_add_test(tc, test_error_queue_cleared);
+	tcase_add_test(tc, test_crl);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -237,6 +237,31 @@ static const struct bad_case bad[] = {
 	  "only to partners of kind ims", MM_ERR_INVALID },
 	{ "enabled not bool", "enabled", "1", "enabled", "true or false", MM_ERR_INVALID },
 	{ "unknown field", "colour", "\"blue\"", "colour", "unknown field", MM_ERR_INVALID },
+	/* Revocation and rollover (docs/admin-protocol.md). */
+	{ "crl relative", "crls", "[\"/etc/a.crl\", \"b.crl\"]", "crls[1]", "relative path",
+	  MM_ERR_INVALID },
+	{ "crl dot relative", "crls", "[\"./b.crl\"]", "crls[0]", "relative path",
+	  MM_ERR_INVALID },
+	{ "crl with ..", "crls", "[\"/etc/../b.crl\"]", "crls[0]", "'..'", MM_ERR_INVALID },
+	{ "crl with //", "crls", "[\"/etc//b.crl\"]", "crls[0]", "empty components",
+	  MM_ERR_INVALID },
+	{ "crl a directory", "crls", "[\"/etc/crl/\"]", "crls[0]", "must name a file",
+	  MM_ERR_INVALID },
+	{ "crl empty", "crls", "[\"\"]", "crls[0]", "is empty", MM_ERR_INVALID },
+	{ "crl control char", "crls", "[\"/etc/a\\nb.crl\"]", "crls[0]", "control character",
+	  MM_ERR_INVALID },
+	{ "crl twice", "crls", "[\"/etc/a.crl\", \"/etc/a.crl\"]", "crls[1]", "listed twice",
+	  MM_ERR_INVALID },
+	{ "crl not a string", "crls", "[7]", "crls[0]", "must be a string", MM_ERR_INVALID },
+	{ "crls not a list", "crls", "\"/etc/a.crl\"", "crls", "must be a list", MM_ERR_INVALID },
+	{ "unknown revocation", "revocation", "\"never\"", "revocation",
+	  "one of: strict, ifuri, relaxed (got 'never')", MM_ERR_INVALID },
+	{ "revocation not a string", "revocation", "true", "revocation", "strict, ifuri",
+	  MM_ERR_INVALID },
+	{ "ca empty list", "ca", "[]", "ca", "lists 0 CAs", MM_ERR_INVALID },
+	{ "ca list item not a string", "ca", "[7]", "ca[0]", "PEM", MM_ERR_INVALID },
+	{ "ca list item garbage", "ca", "[\"hello\"]", "ca[0]", "", MM_ERR_INVALID },
+	{ "ca an object", "ca", "{}", "ca", "PEM", MM_ERR_INVALID },
 };
 
 static void check_refused(json_t *obj, const char *field, const char *msg_part,
@@ -361,7 +386,8 @@ START_TEST(test_defaults_and_roundtrip)
 	/* The full form (with reqid, fingerprint) is accepted back. */
 	ck_assert_int_eq(mm_partner_from_json(out, time(NULL), &q, &err), 0);
 	ck_assert(mm_partner_config_equal(p, q));
-	ck_assert_str_eq(json_string_value(json_object_get(out, "ca_sha256")), p->ca.sha256);
+	ck_assert_str_eq(json_string_value(json_object_get(out, "ca_sha256")), p->cas[0].info.sha256);
+	ck_assert_uint_eq(p->n_cas, 1);
 	json_decref(out);
 	json_decref(obj);
 	mm_partner_unref(p);
@@ -435,6 +461,152 @@ START_TEST(test_address_spellings)
 }
 END_TEST
 
+static json_t *with_cas(json_t *obj, char *const *pems, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_string(pems[i]));
+	json_object_set_new(obj, "ca", a);
+	return obj;
+}
+
+/* A CA rollover: two CAs are taken, in order, exported as a list and read
+ * back equal; the same CA twice and a third are refused; one CA still
+ * exports as the plain string an older export holds. */
+START_TEST(test_two_cas)
+{
+	char *cas[3] = { ca_ok, certgen_ca_pem("New Partner CA", -60, 86400 * 60),
+			 certgen_ca_pem("Third CA", -60, 86400) };
+	struct mm_err err = { 0 };
+	struct mm_partner *p, *q;
+	json_t *obj, *out;
+
+	ck_assert(cas[1] && cas[2]);
+	obj = with_cas(base_partner("b.example", "198.18.0.0/24", "2001:db8:b::/48"), cas, 2);
+	ck_assert_msg(provision(obj, &err) == 0, "%s: %s", err.field, err.msg);
+	p = mm_table_find(table, "b.example");
+	ck_assert_uint_eq(p->n_cas, 2);
+	ck_assert_str_eq(p->cas[0].pem, cas[0]);
+	ck_assert_str_eq(p->cas[1].pem, cas[1]);
+	ck_assert_str_ne(p->cas[0].info.sha256, p->cas[1].info.sha256);
+	out = mm_partner_to_json(p, MM_JSON_CONFIG);
+	ck_assert(json_is_array(json_object_get(out, "ca")));
+	ck_assert_uint_eq(json_array_size(json_object_get(out, "ca")), 2);
+	ck_assert_int_eq(mm_partner_from_json(out, time(NULL), &q, &err), 0);
+	ck_assert(mm_partner_config_equal(p, q));
+	mm_partner_unref(q);
+	json_decref(out);
+	out = mm_partner_to_json(p, MM_JSON_FULL);
+	ck_assert_uint_eq(json_array_size(json_object_get(out, "cas")), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(
+				 json_object_get(out, "cas"), 1), "sha256")),
+			 p->cas[1].info.sha256);
+	/* the full form goes back in too */
+	ck_assert_int_eq(mm_partner_from_json(out, time(NULL), &q, &err), 0);
+	ck_assert(mm_partner_config_equal(p, q));
+	mm_partner_unref(q);
+	json_decref(out);
+	json_decref(obj);
+
+	/* The order is part of the config: swapped CAs are a change. */
+	obj = with_cas(base_partner("b.example", "198.18.0.0/24", "2001:db8:b::/48"),
+		       (char *[]){ cas[1], cas[0] }, 2);
+	ck_assert_int_eq(mm_partner_from_json(obj, time(NULL), &q, &err), 0);
+	ck_assert(!mm_partner_config_equal(p, q));
+	mm_partner_unref(q);
+	json_decref(obj);
+
+	obj = with_cas(base_partner("c.example", "198.19.0.0/24", "2001:db8:c::/48"), cas, 3);
+	check_refused(obj, "ca", "lists 3 CAs", MM_ERR_INVALID, "three CAs");
+	json_decref(obj);
+	obj = with_cas(base_partner("c.example", "198.19.0.0/24", "2001:db8:c::/48"),
+		       (char *[]){ cas[1], cas[1] }, 2);
+	check_refused(obj, "ca[1]", "same certificate as ca[0]", MM_ERR_INVALID, "same CA twice");
+	json_decref(obj);
+	obj = with_cas(base_partner("c.example", "198.19.0.0/24", "2001:db8:c::/48"),
+		       (char *[]){ cas[1], ca_expired }, 2);
+	check_refused(obj, "ca[1]", "expired", MM_ERR_INVALID, "second CA expired");
+	json_decref(obj);
+	obj = with_cas(base_partner("c.example", "198.19.0.0/24", "2001:db8:c::/48"),
+		       (char *[]){ ca_leaf, cas[1] }, 2);
+	check_refused(obj, "ca[0]", "not a CA", MM_ERR_INVALID, "first CA a leaf");
+	json_decref(obj);
+
+	/* One CA in a list is one CA, exported as the plain string. */
+	obj = with_cas(base_partner("c.example", "198.19.0.0/24", "2001:db8:c::/48"), cas, 1);
+	ck_assert_int_eq(mm_partner_from_json(obj, time(NULL), &q, &err), 0);
+	ck_assert_uint_eq(q->n_cas, 1);
+	out = mm_partner_to_json(q, MM_JSON_CONFIG);
+	ck_assert_str_eq(json_string_value(json_object_get(out, "ca")), cas[0]);
+	mm_partner_unref(q);
+	json_decref(out);
+	json_decref(obj);
+	free(cas[1]);
+	free(cas[2]);
+}
+END_TEST
+
+/* crls and revocation: defaults, the round trip, list edits, and what is
+ * equal. */
+START_TEST(test_crls_and_revocation)
+{
+	struct mm_err err = { 0 };
+	struct mm_partner *p, *q, *n = NULL;
+	json_t *obj = base_partner("b.example", "198.18.0.0/24", "2001:db8:b::/48"), *out;
+	json_t *add = json_pack("{s:[s]}", "crls", "/var/lib/crl/c.crl");
+	json_t *rm = json_pack("{s:[s]}", "crls", "/var/lib/crl/a.crl");
+	json_t *set = json_pack("{s:s}", "revocation", "relaxed");
+
+	ck_assert_int_eq(mm_partner_from_json(obj, time(NULL), &p, &err), 0);
+	ck_assert_int_eq(p->revocation, MM_REV_IFURI);
+	ck_assert_uint_eq(p->n_crls, 0);
+	out = mm_partner_to_json(p, MM_JSON_CONFIG);
+	ck_assert_str_eq(json_string_value(json_object_get(out, "revocation")), "ifuri");
+	ck_assert_uint_eq(json_array_size(json_object_get(out, "crls")), 0);
+	json_decref(out);
+	mm_partner_unref(p);
+
+	json_object_set_new(obj, "crls", json_pack("[s,s]", "/var/lib/crl/a.crl", "/etc/b.crl"));
+	json_object_set_new(obj, "revocation", json_string("strict"));
+	ck_assert_int_eq(mm_partner_from_json(obj, time(NULL), &p, &err), 0);
+	ck_assert_int_eq(p->revocation, MM_REV_STRICT);
+	ck_assert_uint_eq(p->n_crls, 2);
+	ck_assert_str_eq(p->crls[1], "/etc/b.crl");  /* in the order given */
+	out = mm_partner_to_json(p, MM_JSON_FULL);
+	ck_assert_int_eq(mm_partner_from_json(out, time(NULL), &q, &err), 0);
+	ck_assert(mm_partner_config_equal(p, q));
+	mm_partner_unref(q);
+	json_decref(out);
+
+	ck_assert_int_eq(mm_partner_update(p, set, add, rm, time(NULL), &n, &err), 0);
+	ck_assert_int_eq(n->revocation, MM_REV_RELAXED);
+	ck_assert_uint_eq(n->n_crls, 2);
+	ck_assert_str_eq(n->crls[0], "/etc/b.crl");
+	ck_assert_str_eq(n->crls[1], "/var/lib/crl/c.crl");
+	ck_assert(!mm_partner_config_equal(p, n));
+	q = mm_partner_dup(n);
+	ck_assert(mm_partner_config_equal(q, n));
+	ck_assert_ptr_ne(q->crls, n->crls);
+	mm_partner_unref(q);
+	mm_partner_unref(n);
+	/* removing what is not there names the list */
+	memset(&err, 0, sizeof(err));
+	ck_assert_int_lt(mm_partner_update(p, NULL, NULL, add, time(NULL), &n, &err), 0);
+	ck_assert_str_eq(err.field, "crls");
+	/* a relative path through set is refused like on add */
+	json_object_set_new(set, "crls", json_pack("[s]", "c.crl"));
+	memset(&err, 0, sizeof(err));
+	ck_assert_int_lt(mm_partner_update(p, set, NULL, NULL, time(NULL), &n, &err), 0);
+	ck_assert_str_eq(err.field, "crls[0]");
+	mm_partner_unref(p);
+	json_decref(obj);
+	json_decref(add);
+	json_decref(rm);
+	json_decref(set);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("partner");
@@ -448,6 +620,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_defaults_and_roundtrip);
 	tcase_add_test(tc, test_update);
 	tcase_add_test(tc, test_address_spellings);
+	tcase_add_test(tc, test_two_cas);
+	tcase_add_test(tc, test_crls_and_revocation);
 	suite_add_tcase(s, tc);
 	return s;
 }

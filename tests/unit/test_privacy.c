@@ -29,6 +29,7 @@ struct in_row {
 #define IN MM_DST_IN_CSCF
 #define NO MM_DST_NOT_GIVEN
 #define OUT MM_DST_OUTSIDE_CSCF
+#define OTHER MM_DST_OTHER_KIND
 #define KEEP MM_PAI_KEEP
 #define STRIP MM_PAI_STRIP
 
@@ -36,6 +37,26 @@ struct in_row {
  * not given and outside cscf.  Only a tunnel partner's SA, a dst our
  * in-policy covers and (when named) the SA's SPI make `protected`. */
 static const struct in_row in_rows[] = {
+	/* The first level of protection, the must-nevers: a partner's
+	 * message at our address for the other kind of peer strips, with a
+	 * reason of its own, whatever its SA, SPI, agreement or path. */
+	{ "other kind's address, agreement over its SA, SPI matches", 1, true, true, true, true,
+	  OTHER, STRIP, false, "dst-other-kind" },
+	{ "other kind's address, agreement over its SA", 1, true, true, false, false, OTHER,
+	  STRIP, false, "dst-other-kind" },
+	{ "other kind's address, agreement, no SA", 1, false, false, false, false, OTHER, STRIP,
+	  false, "dst-other-kind" },
+	{ "other kind's address, no agreement over its SA", 2, true, true, true, true, OTHER,
+	  STRIP, false, "dst-other-kind" },
+	{ "other kind's address, seg with agreement", 3, false, false, false, false, OTHER, STRIP,
+	  false, "dst-other-kind" },
+	{ "other kind's address, seg without agreement", 5, false, false, false, false, OTHER,
+	  STRIP, false, "dst-other-kind" },
+	{ "other kind's address, disabled partner", 4, true, true, false, false, OTHER, STRIP,
+	  false, "dst-other-kind" },
+	{ "other kind's address, unknown source", 0, false, false, false, false, OTHER, STRIP,
+	  false, "unknown-source" },
+
 	{ "unknown source", 0, false, false, false, false, IN, STRIP, false, "unknown-source" },
 	{ "unknown source, no dst", 0, false, false, false, false, NO, STRIP, false, "unknown-source" },
 	{ "unknown source, dst outside", 0, false, false, false, false, OUT, STRIP, false,
@@ -99,6 +120,10 @@ static const struct in_row in_rows[] = {
  * not programmable, an in-policy missing or drifted): never protected,
  * whatever else holds.  The rows above all have the kernel enforcing. */
 static const struct in_row unenforced_rows[] = {
+	{ "other kind's address, agreement over its SA, not enforced", 1, true, true, true, true,
+	  OTHER, STRIP, false, "dst-other-kind" },
+	{ "other kind's address, seg with agreement, not enforced", 3, false, false, false, false,
+	  OTHER, STRIP, false, "dst-other-kind" },
 	{ "agreement over its SA, not enforced", 1, true, true, false, false, IN, STRIP, false,
 	  "not-enforced" },
 	{ "agreement over its SA, SPI matches, not enforced", 1, true, true, true, true, IN, STRIP,
@@ -200,12 +225,24 @@ static const struct out_row out_rows[] = {
 	  MM_PAI_STRIP, false, "no-agreement", true },
 };
 
+static const unsigned all_kinds[4] = { MM_KINDS_ALL, MM_KINDS_ALL, MM_KINDS_ALL, MM_KINDS_ALL };
+
+static struct mm_cscf_set set_of(const struct mm_prefix *p, const unsigned *kinds, size_t n)
+{
+	return (struct mm_cscf_set){ .prefix = p, .kinds = kinds, .n = n };
+}
+
 /* Out policies pair cscf prefixes and partner ranges of one family. */
 START_TEST(test_out_cover)
 {
 	struct mm_prefix v4only[1], both[2], ranges[2];
 	struct mm_partner p = partner_of(1);
 	struct mm_addr a4, a6;
+	const struct mm_cscf_set v4set = set_of(v4only, all_kinds, 1),
+				 bothset = set_of(both, all_kinds, 2), none = set_of(NULL, NULL, 0);
+	static const unsigned non_ims_v6[2] = { MM_KINDS_ALL, MM_KIND_BIT(MM_KIND_NON_IMS) };
+	static const unsigned ims_only[2] = { MM_KIND_BIT(MM_KIND_IMS), MM_KIND_BIT(MM_KIND_IMS) };
+	const struct mm_cscf_set split = set_of(both, non_ims_v6, 2), ims = set_of(both, ims_only, 2);
 
 	ck_assert_int_eq(mm_prefix_parse("10.0.0.0/24", &v4only[0], "t", NULL), 0);
 	both[0] = v4only[0];
@@ -216,16 +253,29 @@ START_TEST(test_out_cover)
 	ck_assert_int_eq(mm_addr_parse("2001:db8:a::1", &a6, "t", NULL), 0);
 	p.ranges = ranges;
 	p.n_ranges = 2;
-	ck_assert(mm_out_cover(v4only, 1, &p, &a4));
-	ck_assert(!mm_out_cover(v4only, 1, &p, &a6));
-	ck_assert(!mm_out_cover(v4only, 1, &p, NULL));
-	ck_assert(mm_out_cover(both, 2, &p, NULL));
-	ck_assert(mm_out_cover(both, 2, &p, &a6));
-	ck_assert(!mm_out_cover(NULL, 0, &p, &a4));
+	ck_assert(mm_out_cover(&v4set, &p, &a4));
+	ck_assert(!mm_out_cover(&v4set, &p, &a6));
+	ck_assert(!mm_out_cover(&v4set, &p, NULL));
+	ck_assert(mm_out_cover(&bothset, &p, NULL));
+	ck_assert(mm_out_cover(&bothset, &p, &a6));
+	ck_assert(!mm_out_cover(&none, &p, &a4));
+	/* Prefixes of the other kind cover nothing: p is IMS, our only IPv6
+	 * prefix faces non-IMS peers. */
+	ck_assert(mm_out_cover(&split, &p, &a4));
+	ck_assert(!mm_out_cover(&split, &p, &a6));
+	ck_assert(!mm_out_cover(&split, &p, NULL));
+	ck_assert(mm_out_cover(&ims, &p, NULL));
+	p.kind = MM_KIND_NON_IMS;
+	ck_assert(mm_out_cover(&split, &p, &a6));
+	ck_assert(mm_out_cover(&split, &p, NULL));
+	ck_assert(!mm_out_cover(&ims, &p, &a4));
+	ck_assert(!mm_out_cover(&ims, &p, &a6));
+	ck_assert(!mm_out_cover(&ims, &p, NULL));
+	p.kind = MM_KIND_IMS;
 	p.n_ranges = 1;
-	ck_assert(mm_out_cover(v4only, 1, &p, NULL));
+	ck_assert(mm_out_cover(&v4set, &p, NULL));
 	p.n_ranges = 0;
-	ck_assert(!mm_out_cover(both, 2, &p, NULL));
+	ck_assert(!mm_out_cover(&bothset, &p, NULL));
 }
 END_TEST
 
@@ -273,17 +323,151 @@ START_TEST(test_dst_cover)
 {
 	struct mm_prefix local[2];
 	struct mm_addr src, dst;
+	struct mm_partner ims = partner_of(1), non_ims = partner_of(2);
+	const struct mm_cscf_set set = set_of(local, all_kinds, 2), none = set_of(NULL, NULL, 0);
 
 	ck_assert_int_eq(mm_prefix_parse("10.0.0.0/24", &local[0], "cscf", NULL), 0);
 	ck_assert_int_eq(mm_prefix_parse("2001:db8:10::/64", &local[1], "cscf", NULL), 0);
 	ck_assert_int_eq(mm_addr_parse(cover_rows[_i].src, &src, "src", NULL), 0);
 	ck_assert(!cover_rows[_i].dst || mm_addr_parse(cover_rows[_i].dst, &dst, "dst", NULL) == 0);
-	ck_assert_msg(mm_dst_cover(local, 2, &src, cover_rows[_i].dst ? &dst : NULL) ==
+	/* [local] cscf faces every kind: the same for either partner, or none */
+	ck_assert_msg(mm_dst_cover(&set, &ims, &src, cover_rows[_i].dst ? &dst : NULL) ==
 			      cover_rows[_i].want,
 		      "%s -> %s", cover_rows[_i].src, cover_rows[_i].dst);
+	ck_assert(mm_dst_cover(&set, &non_ims, &src, cover_rows[_i].dst ? &dst : NULL) ==
+		  cover_rows[_i].want);
+	ck_assert(mm_dst_cover(&set, NULL, &src, cover_rows[_i].dst ? &dst : NULL) ==
+		  cover_rows[_i].want);
 	/* without local prefixes nothing is covered */
 	if (cover_rows[_i].dst)
-		ck_assert_int_eq(mm_dst_cover(NULL, 0, &src, &dst), MM_DST_OUTSIDE_CSCF);
+		ck_assert_int_eq(mm_dst_cover(&none, &ims, &src, &dst), MM_DST_OUTSIDE_CSCF);
+}
+END_TEST
+
+/* Split prefixes: 10.0.0.0/24 shared, 10.0.1.0/24 IMS-facing,
+ * 10.0.2.0/24 non-IMS-facing, 2001:db8:10::/64 IMS-facing. */
+static const struct {
+	const char *src, *dst;
+	enum mm_kind kind;
+	enum mm_dst_cover want;
+} kind_rows[] = {
+	{ "192.0.2.10", "10.0.0.5", MM_KIND_IMS, MM_DST_IN_CSCF },
+	{ "192.0.2.10", "10.0.0.5", MM_KIND_NON_IMS, MM_DST_IN_CSCF },
+	{ "192.0.2.10", "10.0.1.5", MM_KIND_IMS, MM_DST_IN_CSCF },
+	{ "192.0.2.10", "10.0.1.5", MM_KIND_NON_IMS, MM_DST_OTHER_KIND },
+	{ "192.0.2.10", "10.0.1.0", MM_KIND_NON_IMS, MM_DST_OTHER_KIND },
+	{ "192.0.2.10", "10.0.1.255", MM_KIND_NON_IMS, MM_DST_OTHER_KIND },
+	{ "192.0.2.10", "10.0.2.5", MM_KIND_IMS, MM_DST_OTHER_KIND },
+	{ "192.0.2.10", "10.0.2.5", MM_KIND_NON_IMS, MM_DST_IN_CSCF },
+	{ "192.0.2.10", "10.0.3.0", MM_KIND_IMS, MM_DST_OUTSIDE_CSCF },
+	{ "192.0.2.10", "10.0.3.0", MM_KIND_NON_IMS, MM_DST_OUTSIDE_CSCF },
+	{ "2001:db8:a::1", "2001:db8:10::5", MM_KIND_IMS, MM_DST_IN_CSCF },
+	{ "2001:db8:a::1", "2001:db8:10::5", MM_KIND_NON_IMS, MM_DST_OTHER_KIND },
+	/* of another family than src: outside the in-policy, but still the
+	 * other kind's address */
+	{ "192.0.2.10", "2001:db8:10::5", MM_KIND_IMS, MM_DST_OUTSIDE_CSCF },
+	{ "192.0.2.10", "2001:db8:10::5", MM_KIND_NON_IMS, MM_DST_OTHER_KIND },
+};
+
+START_TEST(test_dst_cover_kinds)
+{
+	static const unsigned kinds[4] = { MM_KINDS_ALL, MM_KIND_BIT(MM_KIND_IMS),
+					   MM_KIND_BIT(MM_KIND_NON_IMS), MM_KIND_BIT(MM_KIND_IMS) };
+	static const char *const text[4] = { "10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24",
+					     "2001:db8:10::/64" };
+	struct mm_prefix local[4];
+	struct mm_cscf_set set = set_of(local, kinds, 4);
+	struct mm_partner p = partner_of(1);
+	struct mm_addr src, dst;
+
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(mm_prefix_parse(text[i], &local[i], "cscf", NULL), 0);
+	p.kind = kind_rows[_i].kind;
+	ck_assert_int_eq(mm_addr_parse(kind_rows[_i].src, &src, "src", NULL), 0);
+	ck_assert_int_eq(mm_addr_parse(kind_rows[_i].dst, &dst, "dst", NULL), 0);
+	ck_assert_msg(mm_dst_cover(&set, &p, &src, &dst) == kind_rows[_i].want, "%s %s -> %s: %d",
+		      mm_kind_name(p.kind), kind_rows[_i].src, kind_rows[_i].dst,
+		      mm_dst_cover(&set, &p, &src, &dst));
+	/* the order of the prefixes does not matter */
+	for (int i = 0; i < 2; i++) {
+		struct mm_prefix x = local[i];
+		unsigned k[4];
+
+		memcpy(k, kinds, sizeof(k));
+		local[i] = local[3 - i];
+		local[3 - i] = x;
+		k[i] = kinds[3 - i];
+		k[3 - i] = kinds[i];
+		set.kinds = k;
+		ck_assert(mm_dst_cover(&set, &p, &src, &dst) == kind_rows[_i].want);
+		local[3 - i] = local[i];
+		local[i] = x;
+		set.kinds = kinds;
+	}
+}
+END_TEST
+
+/* The facts as both answer paths assemble them: the other kind's
+ * address strips even with the SA up, enforced, the SPI the SA's and an
+ * agreement; the own kind's and a shared address protect. */
+START_TEST(test_assemble_kinds)
+{
+	static const unsigned kinds[3] = { MM_KINDS_ALL, MM_KIND_BIT(MM_KIND_IMS),
+					   MM_KIND_BIT(MM_KIND_NON_IMS) };
+	struct mm_prefix local[3];
+	const struct mm_cscf_set set = set_of(local, kinds, 3);
+	const struct mm_sa_view sa = { .spi_in = 0x1234, .in_enforced = true, .out_enforced = true };
+	struct mm_partner p = partner_of(1);
+	struct mm_inbound_facts f;
+	struct mm_decision d;
+	struct mm_addr src, shared, own, other;
+	struct mm_prefix out_facing[3];
+
+	ck_assert_int_eq(mm_prefix_parse("10.0.0.0/24", &local[0], "cscf", NULL), 0);
+	ck_assert_int_eq(mm_prefix_parse("10.0.1.0/24", &local[1], "cscf", NULL), 0);
+	ck_assert_int_eq(mm_prefix_parse("10.0.2.0/24", &local[2], "cscf", NULL), 0);
+	ck_assert_int_eq(mm_addr_parse("192.0.2.10", &src, "src", NULL), 0);
+	ck_assert_int_eq(mm_addr_parse("10.0.0.7", &shared, "dst", NULL), 0);
+	ck_assert_int_eq(mm_addr_parse("10.0.1.7", &own, "dst", NULL), 0);
+	ck_assert_int_eq(mm_addr_parse("10.0.2.7", &other, "dst", NULL), 0);
+	for (int k = 0; k < MM_KIND__MAX; k++) {
+		p.kind = k;
+		if (k == MM_KIND_NON_IMS) {
+			struct mm_addr x = own;
+
+			own = other;
+			other = x;
+		}
+		mm_inbound_assemble(&p, &sa, &set, &src, &other, 0x1234, &f);
+		mm_decide_inbound(&f, &d);
+		ck_assert_str_eq(d.reason, "dst-other-kind");
+		ck_assert(d.pai == MM_PAI_STRIP && !d.protected_ && !d.trusted);
+		mm_inbound_assemble(&p, &sa, &set, &src, &own, 0x1234, &f);
+		mm_decide_inbound(&f, &d);
+		ck_assert_str_eq(d.reason, "protected");
+		ck_assert(d.pai == MM_PAI_KEEP && d.protected_);
+		mm_inbound_assemble(&p, &sa, &set, &src, &shared, 0, &f);
+		mm_decide_inbound(&f, &d);
+		ck_assert_str_eq(d.reason, "protected");
+		/* the one rule, as the SPD and charon's local_ts see it */
+		ck_assert_uint_eq(mm_cscf_facing(&set, &p, out_facing), 2);
+		ck_assert_int_eq(mm_prefix_cmp(&out_facing[0], &local[0]), 0);
+		ck_assert_int_eq(mm_prefix_cmp(&out_facing[1], &local[k == MM_KIND_IMS ? 1 : 2]), 0);
+		ck_assert(mm_cscf_faces(MM_KINDS_ALL, &p));
+		ck_assert(mm_cscf_faces(MM_KIND_BIT(k), &p));
+		ck_assert(!mm_cscf_faces(MM_KIND_BIT(!k), &p));
+		ck_assert(!mm_cscf_faces(0, &p));
+	}
+	/* a seg partner with an agreement (trusted by connectivity) too */
+	p = partner_of(3);  /* IMS: the loop left own 10.0.2.7, other 10.0.1.7 */
+	ck_assert_int_eq(p.kind, MM_KIND_IMS);
+	mm_inbound_assemble(&p, NULL, &set, &src, &own, 0, &f);
+	mm_decide_inbound(&f, &d);
+	ck_assert_str_eq(d.reason, "dst-other-kind");
+	ck_assert(d.pai == MM_PAI_STRIP && !d.trusted);
+	mm_inbound_assemble(&p, NULL, &set, &src, &other, 0, &f);
+	mm_decide_inbound(&f, &d);
+	ck_assert_str_eq(d.reason, "seg-trusted");
 }
 END_TEST
 
@@ -312,6 +496,8 @@ static Suite *suite(void)
 	tcase_add_loop_test(tc, test_outbound, 0, sizeof(out_rows) / sizeof(out_rows[0]));
 	tcase_add_loop_test(tc, test_dst_cover, 0, sizeof(cover_rows) / sizeof(cover_rows[0]));
 	tcase_add_test(tc, test_zero_dst_never_protects);
+	tcase_add_loop_test(tc, test_dst_cover_kinds, 0, sizeof(kind_rows) / sizeof(kind_rows[0]));
+	tcase_add_test(tc, test_assemble_kinds);
 	suite_add_tcase(s, tc);
 	return s;
 }

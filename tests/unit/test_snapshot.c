@@ -52,6 +52,8 @@ static uint64_t below(uint64_t n)
 /* ---- aligned copies ---- */
 
 /* A copy of len bytes in an 8-aligned buffer (plus room for extension). */
+static const struct mm_cscf_set no_cscf = { 0 };
+
 static void *copy8(const void *buf, size_t len, size_t extra)
 {
 	void *p = NULL;
@@ -103,11 +105,14 @@ struct model {
 	size_t n_ranges;
 	struct model_tunnel *tun;      /* by partner index */
 	struct mm_prefix cscf[4];
+	unsigned cscf_kinds[4];        /* the peers each faces */
 	size_t n_cscf;
 	enum mm_untrusted_mode untrusted;
 	bool require_dst;
 	struct mm_table *tb;
 };
+
+static struct mm_addr random_addr_in(const struct mm_prefix *p);
 
 static struct mm_prefix random_prefix(int family)
 {
@@ -204,9 +209,29 @@ static void model_new(struct model *m, size_t n)
 				.in_enforced = below(4) != 0,
 				.out_enforced = below(4) != 0,
 			};
+	/* Our prefixes: shared by both kinds in some rounds, split in others;
+	 * prefixes of different kinds never overlap (the configuration's
+	 * rule), of one kind they may. */
 	m->n_cscf = below(4);
-	for (size_t i = 0; i < m->n_cscf; i++)
-		m->cscf[i] = random_prefix(below(2) ? AF_INET : AF_INET6);
+	bool split = below(3) != 0;
+
+	for (size_t i = 0; i < m->n_cscf; i++) {
+		static const unsigned kinds[] = { MM_KINDS_ALL, MM_KIND_BIT(MM_KIND_IMS),
+						  MM_KIND_BIT(MM_KIND_NON_IMS) };
+		bool clash;
+
+		do {
+			m->cscf[i] = random_prefix(below(2) ? AF_INET : AF_INET6);
+			m->cscf_kinds[i] = split ? kinds[below(3)] : MM_KINDS_ALL;
+			if (i && below(4) == 0)  /* inside an earlier one */
+				m->cscf[i] = (struct mm_prefix){ .addr = random_addr_in(&m->cscf[0]),
+								 .len = mm_addr_bits(m->cscf[0].addr.family) };
+			clash = false;
+			for (size_t k = 0; k < i; k++)
+				clash |= m->cscf_kinds[k] != m->cscf_kinds[i] &&
+					 mm_prefix_overlaps(&m->cscf[k], &m->cscf[i]);
+		} while (clash);
+	}
 	m->untrusted = below(2) ? MM_UNTRUSTED_STRIP_PRIVACY_ID : MM_UNTRUSTED_STRIP_ALWAYS;
 	m->require_dst = below(3) == 0;
 }
@@ -253,7 +278,7 @@ static struct ref ref_inbound(const struct model *m, const struct mm_addr *src,
 	struct ref f = { .partner = model_lookup(m, src) };
 	const struct mm_partner *p;
 	const struct model_tunnel *t;
-	bool in_cscf = false, over_sa;
+	bool in_cscf = false, other_kind = false, over_sa;
 
 	if ((!dst && m->require_dst) || (dst && dst->family != src->family))
 		return (struct ref){ .r = -EAGAIN };
@@ -263,9 +288,22 @@ static struct ref ref_inbound(const struct model *m, const struct mm_addr *src,
 	}
 	p = m->partners[f.partner];
 	t = &m->tun[f.partner];
-	for (size_t i = 0; dst && i < m->n_cscf; i++)
-		if (m->cscf[i].addr.family == src->family && mm_prefix_contains(&m->cscf[i], dst))
-			in_cscf = true;
+	/* dst in a prefix facing the partner's kind, or in one facing the
+	 * other kind only */
+	for (size_t i = 0; dst && i < m->n_cscf; i++) {
+		if (!mm_prefix_contains(&m->cscf[i], dst))
+			continue;
+		if (m->cscf_kinds[i] & (1u << p->kind))
+			in_cscf |= m->cscf[i].addr.family == src->family;
+		else
+			other_kind = true;
+	}
+	if (other_kind && !in_cscf) {
+		/* whoever the partner: strip; the daemon answers (and counts) */
+		f.reason = "dst-other-kind";
+		f.r = -EAGAIN;
+		return f;
+	}
 	over_sa = p->path == MM_PATH_TUNNEL && t->up && in_cscf &&
 		  (spi == 0 || spi == t->spi_in) && t->in_enforced;
 	if (!p->enabled) {
@@ -319,7 +357,8 @@ static struct ref ref_outbound(const struct model *m, const char *domain,
 			bool have = false;
 
 			for (size_t i = 0; i < m->n_cscf; i++)
-				have |= m->cscf[i].addr.family == fam;
+				have |= m->cscf[i].addr.family == fam &&
+					(m->cscf_kinds[i] & (1u << p->kind));
 			cover &= have;
 		}
 		if (!hop && !p->n_ranges)
@@ -437,7 +476,10 @@ static void model_round(size_t n_partners, size_t n_queries)
 	int r;
 
 	model_new(&m, n_partners);
-	r = mm_snap_table_build(m.tb, m.cscf, m.n_cscf, m.untrusted, m.require_dst, id, &tf, &tl);
+	r = mm_snap_table_build(m.tb,
+				&(struct mm_cscf_set){ .prefix = m.cscf, .kinds = m.cscf_kinds,
+						       .n = m.n_cscf },
+				m.untrusted, m.require_dst, id, &tf, &tl);
 	ck_assert_int_eq(r, 0);
 	ta = copy8(tf, tl, 0);
 	r = mm_snap_table_load(ta, tl, &t, &err);
@@ -445,6 +487,10 @@ static void model_round(size_t n_partners, size_t n_queries)
 	ck_assert_uint_eq(t.n_partners, m.n);
 	ck_assert_uint_eq(t.n_ranges, m.n_ranges);
 	ck_assert_uint_eq(t.n_cscf, m.n_cscf);
+	for (size_t i = 0; i < m.n_cscf; i++) {  /* the kinds round-trip */
+		ck_assert_int_eq(mm_prefix_cmp(&t.cscf[i], &m.cscf[i]), 0);
+		ck_assert_uint_eq(t.cscf_kinds[i], m.cscf_kinds[i]);
+	}
 	ck_assert_uint_eq(t.table_id, id);
 	ck_assert_int_eq(t.untrusted, m.untrusted);
 	ck_assert_int_eq(t.require_dst, m.require_dst);
@@ -558,7 +604,7 @@ static void model_round(size_t n_partners, size_t n_queries)
 		memset(&ans, 0xa5, sizeof(ans));
 		r = mm_snap_inbound(&t, &s, &a, dst, spi, &ans);
 		ck_assert_int_eq(r, want.r);
-		if (!r) {
+		if (!r || (want.reason && !strcmp(want.reason, "dst-other-kind"))) {
 			check_dec("inbound", &a, &want, &ans, &t);
 			ck_assert_int_eq(ans.tunnel != NULL, mi >= 0 && m.tun[mi].up);
 			if (ans.tunnel)
@@ -616,9 +662,9 @@ START_TEST(test_build_refuses)
 	void *buf, *al;
 	size_t len;
 
-	ck_assert_int_eq(mm_snap_table_build(&tb, NULL, 0, 0, false, 1, &buf, &len), -EINVAL);
+	ck_assert_int_eq(mm_snap_table_build(&tb, &no_cscf, 0, false, 1, &buf, &len), -EINVAL);
 	tb.n = 1;
-	ck_assert_int_eq(mm_snap_table_build(&tb, NULL, 0, 0, false, 1, &buf, &len), 0);
+	ck_assert_int_eq(mm_snap_table_build(&tb, &no_cscf, 0, false, 1, &buf, &len), 0);
 	al = copy8(buf, len, 0);
 	free(buf);
 	ck_assert_int_eq(mm_snap_table_load(al, len, &t, &err), 0);
@@ -644,6 +690,7 @@ static void small_new(struct small *x, uint64_t id)
 {
 	struct mm_prefix cscf[2] = { mm_test_prefix("10.9.0.0/24"),
 				     mm_test_prefix("2a00:9::/64") };
+	unsigned kinds[2] = { MM_KINDS_ALL, MM_KIND_BIT(MM_KIND_IMS) };
 	struct mm_snap_tunnel_in up[2] = {
 		{ .domain = "a.example.net", .reqid = 1, .spi_in = 0xc1, .spi_out = 0xc2,
 		  .in_enforced = true, .out_enforced = true, .remote_id = "a.example.net" },
@@ -657,7 +704,11 @@ static void small_new(struct small *x, uint64_t id)
 	x->p[2] = mm_test_partner("c.example.net", 3, "10.4.0.0/24", "");
 	x->p[0]->agreement = x->p[2]->agreement = true;
 	ck_assert_int_eq(mm_table_build(x->p, 3, 1, 100, 4, &x->tb, &err), 0);
-	ck_assert_int_eq(mm_snap_table_build(x->tb, cscf, 2, 0, false, id, &x->tf, &x->tl), 0);
+	ck_assert_int_eq(mm_snap_table_build(x->tb,
+					     &(struct mm_cscf_set){ .prefix = cscf, .kinds = kinds,
+								    .n = 2 },
+					     0, false, id, &x->tf, &x->tl),
+			 0);
 	ck_assert_int_eq((uintptr_t)x->tf % 8, 0);
 	ck_assert_int_eq(mm_snap_table_load(x->tf, x->tl, &x->t, &err), 0);
 	ck_assert_uint_eq(x->t.n_v4, 4);
@@ -800,12 +851,25 @@ START_TEST(test_header_errors)
 		TRY(-EBADMSG, h->checksum ^= 1ull << 40);
 #undef TRY
 	}
+	/* A table file of the format before the cscf kinds (version 1),
+	 * sealed right: refused, so no reader answers without the kinds. */
+	{
+		struct mm_snap_table_hdr *h = copy8(x.tf, x.tl, 0);
+		struct mm_snap_table t1;
+
+		ck_assert_int_eq(MM_SNAP_VERSION, 2);
+		h->version = 1;
+		reseal_table(h, x.tl);
+		ck_assert_int_eq(mm_snap_table_load(h, x.tl, &t1, &err), -EPROTO);
+		ck_assert_str_eq(err.field, "version");
+		free(h);
+	}
 	/* A table file passed as a state file and the other way round. */
 	ck_assert_int_eq(load_s(x.tf, x.tl, &x.t), -EBADMSG);
 	ck_assert_int_eq(load_t(x.sf, x.sl), -EBADMSG);
 
 	/* A state for another table: -ESTALE, whatever else it says. */
-	ck_assert_int_eq(mm_snap_table_build(x.tb, NULL, 0, 0, false, 0x3334, &tf2, &tl2), 0);
+	ck_assert_int_eq(mm_snap_table_build(x.tb, &no_cscf, 0, false, 0x3334, &tf2, &tl2), 0);
 	a = copy8(tf2, tl2, 0);
 	ck_assert_int_eq(mm_snap_table_load(a, tl2, &t2, &err), 0);
 	ck_assert_int_eq(mm_snap_state_build(&t2, 1, 1, 1, 1, NULL, 0, &sf2, &sl2), 0);
@@ -851,6 +915,7 @@ struct tview {
 	struct mm_snap_table_hdr *h;
 	struct mm_snap_partner *p;
 	struct mm_prefix *r, *c;
+	uint32_t *k;                  /* the cscf prefixes' kinds */
 	struct mm_snap_v4 *v4;
 	struct mm_snap_v6 *v6;
 };
@@ -863,6 +928,7 @@ static struct tview tv(const struct small *x)
 	v.p = (void *)(v.b + v.h->off_partners);
 	v.r = (void *)(v.b + v.h->off_ranges);
 	v.c = (void *)(v.b + v.h->off_cscf);
+	v.k = (void *)(v.b + v.h->off_cscf_kinds);
 	v.v4 = (void *)(v.b + v.h->off_v4);
 	v.v6 = (void *)(v.b + v.h->off_v6);
 	return v;
@@ -999,6 +1065,17 @@ START_TEST(test_table_structure)
 	BAD(v.h->n_v6 = 1; v.h->n_ranges = 5);
 	BAD(v.h->n_cscf = UINT32_MAX);
 	BAD(v.h->n_cscf = 100);
+	BAD(v.h->n_cscf = MM_SNAP_CSCF_MAX + 1);
+	/* the kinds each cscf prefix faces: none, unknown, prefixes of
+	 * different kinds overlapping, the section outside the file */
+	BAD(v.k[0] = 0);
+	BAD(v.k[1] = 1u << MM_KIND__MAX);
+	BAD(v.k[1] = ~0u);
+	BAD(v.c[1] = v.c[0]);
+	BAD(v.c[1] = v.c[0]; v.c[1].len = 28; v.c[1].addr.bytes[3] = 0x10);
+	BAD(v.h->off_cscf_kinds = x.tl);
+	BAD(v.h->off_cscf_kinds += 4);
+	BAD(v.h->off_cscf_kinds = 0);
 #undef BAD
 	small_free(&x);
 }
@@ -1086,7 +1163,7 @@ START_TEST(test_empty)
 	size_t tl, sl;
 
 	ck_assert_int_eq(mm_table_build(NULL, 0, 1, 10, 1, &tb, &err), 0);
-	ck_assert_int_eq(mm_snap_table_build(tb, NULL, 0, 0, true, 9, &tf, &tl), 0);
+	ck_assert_int_eq(mm_snap_table_build(tb, &no_cscf, 0, true, 9, &tf, &tl), 0);
 	ta = copy8(tf, tl, 0);
 	ck_assert_int_eq(mm_snap_table_load(ta, tl, &t, &err), 0);
 	ck_assert_int_eq(mm_snap_state_build(&t, 1, 1, 1, 1, NULL, 0, &sf, &sl), 0);
@@ -1107,6 +1184,118 @@ START_TEST(test_empty)
 }
 END_TEST
 
+/* The first level of protection through the snapshot: our CSCF
+ * addresses split by kind.  A partner's message at the other kind's
+ * address strips with dst-other-kind (the answer is there, but the
+ * library must ask the daemon, which counts it: -EAGAIN); at a shared or
+ * its own kind's address the answers are as before; outbound, a next hop
+ * covered only by the other kind's prefixes is not covered. */
+START_TEST(test_kinds)
+{
+	struct mm_partner *p[3] = {
+		mm_test_partner("ims.example.net", 1, "10.1.0.0/16 2a00:1::/32", ""),
+		mm_test_partner("seg.example.net", 2, "10.3.0.0/16", ""),
+		mm_test_partner("web.example.net", 3, "10.2.0.0/16 2a00:2::/32", ""),
+	};
+	struct mm_prefix cscf[4] = { mm_test_prefix("10.9.0.0/24"), mm_test_prefix("10.9.1.0/24"),
+				     mm_test_prefix("10.9.2.0/24"), mm_test_prefix("2a00:9::/64") };
+	unsigned kinds[4] = { MM_KINDS_ALL, MM_KIND_BIT(MM_KIND_IMS), MM_KIND_BIT(MM_KIND_NON_IMS),
+			      MM_KIND_BIT(MM_KIND_NON_IMS) };
+	struct mm_snap_tunnel_in up[2] = {
+		{ .domain = "ims.example.net", .reqid = 1, .spi_in = 0xc1, .spi_out = 0xc2,
+		  .in_enforced = true, .out_enforced = true, .remote_id = "ims.example.net" },
+		{ .domain = "web.example.net", .reqid = 3, .spi_in = 0xc3, .spi_out = 0xc4,
+		  .in_enforced = true, .out_enforced = true, .remote_id = "web.example.net" },
+	};
+	static const struct {
+		const char *src, *dst;
+		uint32_t spi;
+		int r;
+		const char *reason;
+		bool keep, protected_;
+	} in[] = {
+		/* the must-nevers: SA up, enforced, agreement, right SPI */
+		{ "10.1.0.5", "10.9.2.5", 0xc1, -EAGAIN, "dst-other-kind", false, false },
+		{ "10.1.0.5", "10.9.2.5", 0, -EAGAIN, "dst-other-kind", false, false },
+		{ "10.2.0.5", "10.9.1.5", 0xc3, -EAGAIN, "dst-other-kind", false, false },
+		{ "10.3.0.5", "10.9.1.5", 0, -EAGAIN, "dst-other-kind", false, false },
+		/* own kind's and shared addresses: as before */
+		{ "10.1.0.5", "10.9.1.5", 0xc1, 0, "protected", true, true },
+		{ "10.1.0.5", "10.9.0.5", 0xc1, 0, "protected", true, true },
+		{ "10.2.0.5", "10.9.2.5", 0, 0, "protected", true, true },
+		{ "10.2.0.5", "10.9.0.9", 0xc3, 0, "protected", true, true },
+		{ "10.3.0.5", "10.9.2.5", 0, 0, "seg-trusted", true, false },
+		{ "10.3.0.5", "10.9.0.5", 0, 0, "seg-trusted", true, false },
+		{ "10.3.0.5", "10.8.0.1", 0, 0, "seg-trusted", true, false },
+		{ "10.1.0.5", "10.8.0.1", 0xc1, 0, "dst-not-cscf", false, false },
+		/* IPv6: our only IPv6 prefix faces non-IMS peers */
+		{ "2a00:1::5", "2a00:9::1", 0xc1, -EAGAIN, "dst-other-kind", false, false },
+		{ "2a00:2::5", "2a00:9::1", 0xc3, 0, "protected", true, true },
+		/* not a partner: no kind to compare */
+		{ "10.7.0.1", "10.9.1.5", 0, 0, "unknown-source", false, false },
+	};
+	static const struct {
+		const char *domain, *hop;
+		const char *reason;
+	} out[] = {
+		{ NULL, "10.1.0.5", "protected" },
+		{ NULL, "2a00:1::5", "not-enforced" },       /* only non-IMS IPv6 prefixes */
+		{ "ims.example.net", NULL, "not-enforced" }, /* its IPv6 range is not covered */
+		{ NULL, "2a00:2::5", "protected" },
+		{ "web.example.net", NULL, "protected" },
+	};
+	struct mm_table *tb = NULL;
+	struct mm_err err = { 0 };
+	struct mm_snap_table t;
+	struct mm_snap_state s;
+	void *tf, *sf, *ta, *sa;
+	size_t tl, sl;
+
+	p[0]->agreement = p[1]->agreement = p[2]->agreement = true;
+	p[1]->path = MM_PATH_SEG;
+	p[1]->kind = p[2]->kind = MM_KIND_NON_IMS;
+	ck_assert_int_eq(mm_table_build(p, 3, 1, 100, 4, &tb, &err), 0);
+	ck_assert_int_eq(mm_snap_table_build(tb,
+					     &(struct mm_cscf_set){ .prefix = cscf, .kinds = kinds,
+								    .n = 4 },
+					     0, false, 5, &tf, &tl),
+			 0);
+	ta = copy8(tf, tl, 0);
+	ck_assert_int_eq(mm_snap_table_load(ta, tl, &t, &err), 0);
+	ck_assert_int_eq(mm_snap_state_build(&t, 1, 1, 1, 1, up, 2, &sf, &sl), 0);
+	sa = copy8(sf, sl, 0);
+	ck_assert_int_eq(mm_snap_state_load(sa, sl, &t, &s, &err), 0);
+	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		struct mm_addr a = mm_test_addr(in[i].src), d = mm_test_addr(in[i].dst);
+		struct mm_snap_answer ans;
+
+		ck_assert_int_eq(mm_snap_inbound(&t, &s, &a, &d, in[i].spi, &ans), in[i].r);
+		ck_assert_msg(!strcmp(ans.dec.reason, in[i].reason), "%s -> %s: %s, want %s",
+			      in[i].src, in[i].dst, ans.dec.reason, in[i].reason);
+		ck_assert_int_eq(ans.dec.pai == MM_PAI_KEEP, in[i].keep);
+		ck_assert_int_eq(ans.dec.protected_, in[i].protected_);
+		ck_assert_int_eq(ans.dec.trusted, in[i].keep);
+	}
+	for (size_t i = 0; i < sizeof(out) / sizeof(out[0]); i++) {
+		struct mm_addr a = out[i].hop ? mm_test_addr(out[i].hop) : (struct mm_addr){ 0 };
+		struct mm_snap_answer ans;
+
+		ck_assert_int_eq(mm_snap_outbound(&t, &s, out[i].domain, out[i].hop ? &a : NULL,
+						  true, &ans), 0);
+		ck_assert_msg(!strcmp(ans.dec.reason, out[i].reason), "outbound %s: %s, want %s",
+			      out[i].hop ? out[i].hop : out[i].domain, ans.dec.reason,
+			      out[i].reason);
+		ck_assert_int_eq(ans.dec.pai == MM_PAI_KEEP, !strcmp(out[i].reason, "protected"));
+	}
+	free(tf);
+	free(sf);
+	free(ta);
+	free(sa);
+	mm_table_free(tb);
+	mm_test_partners_free(p, 3);
+}
+END_TEST
+
 static Suite *snapshot_suite(void)
 {
 	Suite *s = suite_create("snapshot");
@@ -1122,6 +1311,7 @@ static Suite *snapshot_suite(void)
 	tcase_add_test(tc, test_table_structure);
 	tcase_add_test(tc, test_state_structure);
 	tcase_add_test(tc, test_empty);
+	tcase_add_test(tc, test_kinds);
 	suite_add_tcase(s, tc);
 	tcase_set_timeout(rc, 300);
 	tcase_add_test(rc, test_random_model);

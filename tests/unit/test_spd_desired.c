@@ -10,10 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "daemon/spd_desired.h"
 #include "tests/unit/mkpartner.h"
 #include "tests/unit/spdconfig.h"
+#include "tests/unit/testaddr.h"
 #include "tests/unit/testmain.h"
 
 #define RQ(n) (MM_SPD_REQID_MIN_DEFAULT + (n))
@@ -300,6 +302,209 @@ START_TEST(test_config_check)
 }
 END_TEST
 
+/* The first level of protection: a partner's policies pair its ranges
+ * with our CSCF prefixes of its kind (and the shared ones) only. */
+START_TEST(test_kinds_split)
+{
+	struct mm_spd_local split[4] = {
+		{ .prefix = mm_test_prefix("198.51.100.0/24"), .forward = true, .kinds = MM_KINDS_ALL },
+		{ .prefix = mm_test_prefix("198.51.101.0/24"), .kinds = MM_KIND_BIT(MM_KIND_IMS) },
+		{ .prefix = mm_test_prefix("198.51.102.0/24"), .kinds = MM_KIND_BIT(MM_KIND_NON_IMS) },
+		{ .prefix = mm_test_prefix("2001:db8:1::/64"), .kinds = MM_KIND_BIT(MM_KIND_NON_IMS) },
+	};
+	struct mm_partner *p[3] = {
+		mm_test_partner("ims.example", RQ(1), "10.1.0.0/24 2001:db8:a::/48", "100.64.0.1"),
+		mm_test_partner("web.example", RQ(2), "10.2.0.0/24 2001:db8:b::/48", "100.64.0.2"),
+		mm_test_partner("ims6.example", RQ(3), "2001:db8:c::/48", "100.64.0.3"),
+	};
+	struct mm_spd_desired *d;
+	size_t per[3] = { 0 };
+
+	p[1]->kind = MM_KIND_NON_IMS;
+	cfg.locals = split;
+	cfg.n_locals = 4;
+	ck_assert_int_eq(mm_spd_compute(&cfg, TABLE(p), 3, &d), 0);
+	for (size_t i = 0; i < d->n_want; i++) {
+		const struct mm_spd_want *w = &d->want[i];
+		const struct mm_prefix *local = w->dir == XFRM_POLICY_OUT ? &w->src : &w->dst;
+		char a[MM_ADDR_STRLEN];
+
+		mm_prefix_str(local, a);
+		per[w->partner]++;
+		if (w->partner == 0)  /* IMS: the shared and the IMS prefix, never another */
+			ck_assert_msg(!strcmp(a, "198.51.100.0/24") || !strcmp(a, "198.51.101.0/24"),
+				      "ims partner paired with %s", a);
+		else
+			ck_assert_msg(strcmp(a, "198.51.101.0/24") != 0, "non-IMS paired with %s", a);
+	}
+	/* ims: 10.1/24 x (shared: out, in, fwd; IMS: out, in); its IPv6
+	 * range meets only a non-IMS prefix: nothing.  web: 10.2/24 x
+	 * (shared 3, non-IMS 2) and 2001:db8:b::/48 x non-IMS 2. */
+	ck_assert_uint_eq(per[0], 5);
+	ck_assert_uint_eq(per[1], 7);
+	ck_assert_uint_eq(per[2], 0);
+	/* ims6: no range shares a family with a prefix facing IMS partners */
+	ck_assert_uint_eq(d->n_problems, 1);
+	ck_assert_uint_eq(d->problems[0].partner, 2);
+	ck_assert_int_eq(d->problems[0].error, -EINVAL);
+	ck_assert_msg(strstr(d->problems[0].message, "facing ims"), "%s", d->problems[0].message);
+	mm_spd_desired_free(d);
+	/* A local prefix facing no kind is a configuration error, not a
+	 * prefix that silently pairs with nobody. */
+	split[2].kinds = 0;
+	ck_assert_int_eq(mm_spd_compute(&cfg, TABLE(p), 3, &d), -EINVAL);
+	split[2].kinds = 1u << MM_KIND__MAX;
+	ck_assert_int_eq(mm_spd_config_check(&cfg, NULL), -EINVAL);
+	for (int i = 0; i < 3; i++)
+		mm_partner_unref(p[i]);
+}
+END_TEST
+
+/* ---- randomized, against a reference written from daemon/spd_desired.h ---- */
+
+static uint64_t rs;
+
+static uint64_t rnd(void)
+{
+	rs ^= rs << 13;
+	rs ^= rs >> 7;
+	rs ^= rs << 17;
+	return rs;
+}
+
+static unsigned below(unsigned n)
+{
+	return (unsigned)(rnd() % n);
+}
+
+static struct mm_prefix rand_prefix(int family, unsigned min_len)
+{
+	struct mm_prefix p = { .addr = { .family = family } };
+	unsigned bits = family == AF_INET ? 32 : 128;
+
+	for (unsigned i = 0; i < bits / 8; i++)
+		p.addr.bytes[i] = (uint8_t)rnd();
+	/* a small space, so that prefixes nest and collide often */
+	p.addr.bytes[0] = family == AF_INET ? 10 : 0x20;
+	p.addr.bytes[1] = family == AF_INET ? (uint8_t)below(4) : 0x01;
+	p.len = min_len + below(bits - min_len + 1);
+	for (unsigned b = p.len; b < bits; b++)
+		p.addr.bytes[b / 8] &= ~(0x80 >> (b % 8));
+	return p;
+}
+
+static int rand_family(void)
+{
+	return below(2) ? AF_INET : AF_INET6;
+}
+
+START_TEST(test_kinds_random)
+{
+	const char *env = getenv("MM_SPD_SEED");
+	uint64_t seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) * 2654435761u + 1;
+
+	printf("test_kinds_random: seed %llu (MM_SPD_SEED reproduces)\n", (unsigned long long)seed);
+	fflush(stdout);
+	rs = seed | 1;
+	for (int round = 0; round < 200; round++) {
+		static const unsigned kinds_of[] = { MM_KINDS_ALL, MM_KIND_BIT(MM_KIND_IMS),
+						     MM_KIND_BIT(MM_KIND_NON_IMS) };
+		struct mm_spd_local loc[6];
+		struct mm_partner *p[8];
+		size_t n_loc = 1 + below(6), n_p = 1 + below(8), n_ref = 0, n_got;
+		char **got, **ref = calloc(8 * 16 * 6 * 3 + 1, sizeof(*ref));
+		bool split = below(4) != 0;
+
+		ck_assert_ptr_nonnull(ref);
+		/* our prefixes: different kinds never overlap (config.c) */
+		for (size_t i = 0; i < n_loc; i++) {
+			bool clash;
+
+			do {
+				loc[i] = (struct mm_spd_local){
+					.prefix = rand_prefix(rand_family(), 8),
+					.forward = below(2),
+					.kinds = split ? kinds_of[below(3)] : MM_KINDS_ALL,
+				};
+				clash = false;
+				for (size_t k = 0; k < i; k++)
+					clash |= loc[k].kinds != loc[i].kinds &&
+						 mm_prefix_overlaps(&loc[k].prefix, &loc[i].prefix);
+			} while (clash);
+		}
+		/* partners with disjoint ranges, one IPv4 gateway each */
+		for (size_t i = 0; i < n_p; i++) {
+			char dom[32], gw[32];
+
+			snprintf(dom, sizeof(dom), "p%zu.example", i);
+			snprintf(gw, sizeof(gw), "100.64.0.%zu", i + 1);
+			p[i] = mm_test_partner(dom, RQ(i + 1), "", gw);
+			p[i]->kind = below(MM_KIND__MAX);
+			p[i]->path = below(6) ? MM_PATH_TUNNEL : MM_PATH_SEG;
+			p[i]->enabled = below(8) != 0;
+			for (size_t k = 1 + below(4); k; k--) {
+				struct mm_prefix r = rand_prefix(rand_family(), 12);
+				bool clash = false;
+
+				for (size_t j = 0; j <= i; j++)
+					for (size_t m = 0; m < p[j]->n_ranges; m++)
+						clash |= mm_prefix_overlaps(&p[j]->ranges[m], &r);
+				if (!clash)
+					p[i]->ranges[p[i]->n_ranges++] = r;
+			}
+		}
+		/* The reference: per tunnel partner, per range, per local prefix
+		 * of the range's family whose kinds hold the partner's kind:
+		 * out, in, and fwd when forwarded; the same selector once. */
+		for (size_t i = 0; i < n_p; i++) {
+			if (!p[i]->enabled || p[i]->path != MM_PATH_TUNNEL)
+				continue;
+			for (size_t r = 0; r < p[i]->n_ranges; r++)
+				for (size_t l = 0; l < n_loc; l++) {
+					const struct mm_prefix *lp = &loc[l].prefix, *rg = &p[i]->ranges[r];
+					char a[MM_ADDR_STRLEN], b[MM_ADDR_STRLEN], line[512], gw[16];
+					unsigned prio = MM_SPD_PRIO_BASE_DEFAULT + 256 - (lp->len + rg->len);
+					static const char *const dirs[3] = { "out", "in", "fwd" };
+
+					if (lp->addr.family != rg->addr.family ||
+					    !(loc[l].kinds & (1u << p[i]->kind)))
+						continue;
+					mm_prefix_str(lp, a);
+					mm_prefix_str(rg, b);
+					snprintf(gw, sizeof(gw), "100.64.0.%zu", i + 1);
+					for (int dir = 0; dir < (loc[l].forward ? 3 : 2); dir++) {
+						bool dup = false;
+
+						/* endpoints: ours 192.0.2.1 and its gateway,
+						 * turned round with the direction */
+						snprintf(line, sizeof(line), "%s %s %s %s>%s r%u p%u %s",
+							 dirs[dir], dir ? b : a, dir ? a : b,
+							 dir ? gw : "192.0.2.1", dir ? "192.0.2.1" : gw,
+							 (unsigned)RQ(i + 1), prio, p[i]->domain);
+						for (size_t k = 0; k < n_ref; k++)
+							dup |= !strcmp(ref[k], line);
+						if (!dup)
+							ref[n_ref++] = strdup(line);
+					}
+				}
+		}
+		qsort(ref, n_ref, sizeof(*ref), cmp_str);
+		cfg.locals = loc;
+		cfg.n_locals = n_loc;
+		n_got = lines(TABLE(p), n_p, &got);
+		for (size_t i = 0; i < n_got || i < n_ref; i++)
+			ck_assert_msg(i < n_got && i < n_ref && !strcmp(got[i], ref[i]),
+				      "seed %llu round %d: line %zu: got %s, want %s",
+				      (unsigned long long)seed, round, i, i < n_got ? got[i] : "-",
+				      i < n_ref ? ref[i] : "-");
+		free_lines(got, n_got);
+		free_lines(ref, n_ref);
+		for (size_t i = 0; i < n_p; i++)
+			mm_partner_unref(p[i]);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("spd_desired");
@@ -313,6 +518,8 @@ int main(void)
 	tcase_add_test(tc, test_one_owner);
 	tcase_add_test(tc, test_moved_ranges_any_order);
 	tcase_add_test(tc, test_config_check);
+	tcase_add_test(tc, test_kinds_split);
+	tcase_add_test(tc, test_kinds_random);
 	suite_add_tcase(s, tc);
 	return mm_test_run(s);
 }

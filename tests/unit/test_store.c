@@ -262,6 +262,112 @@ START_TEST(test_schema_version)
 }
 END_TEST
 
+/* Schema version 1 as it shipped (policy/store.c migration 0), written
+ * here independently of the code under test. */
+static const char schema_v1[] =
+	"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE partners (domain TEXT PRIMARY KEY, reqid INTEGER NOT NULL UNIQUE,"
+	"  kind TEXT NOT NULL, agreement INTEGER NOT NULL, esp TEXT NOT NULL,"
+	"  path TEXT NOT NULL, enabled INTEGER NOT NULL, ranges TEXT NOT NULL,"
+	"  gateways TEXT NOT NULL, ca_pem TEXT NOT NULL, ca_sha256 TEXT NOT NULL,"
+	"  ca_subject TEXT NOT NULL, ca_not_before INTEGER NOT NULL,"
+	"  ca_not_after INTEGER NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL);"
+	"CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL,"
+	"  txn INTEGER NOT NULL, uid INTEGER NOT NULL, user TEXT NOT NULL, pid INTEGER NOT NULL,"
+	"  request TEXT NOT NULL, action TEXT NOT NULL, domain TEXT NOT NULL, before TEXT,"
+	"  after TEXT);"
+	"CREATE INDEX audit_domain ON audit(domain, id);"
+	"PRAGMA application_id = 1835889778;"
+	"PRAGMA user_version = 1;";
+
+/* Commit one partner change to the store (the table stays as it is). */
+static void commit_set(struct mm_partner *before, struct mm_partner *after)
+{
+	struct mm_change c = { .op = MM_CHANGE_SET, .before = before, .after = after };
+	struct mm_err err = { 0 };
+	struct mm_table *newt;
+
+	ck_assert_int_eq(mm_table_apply(table, &c, 1, time(NULL), &newt, &err), 0);
+	ck_assert_int_eq(mm_store_commit(store, &c, 1, newt->reqid_next, &actor, &err), 0);
+	mm_table_free(newt);
+}
+
+/* A store of schema 1 migrates to the current one on open and keeps its
+ * partners: reqids, CA, times; the new fields take what a partner meant
+ * before them (one CA, no CRLs, ifuri).  Then the new fields are stored. */
+START_TEST(test_migration_from_v1)
+{
+	struct mm_partner *a = make("a.example", 1), *p, *n = NULL;
+	struct mm_err err = { 0 };
+	char *ca2 = certgen_ca_pem("Store Test CA 2", -60, 86400), *sql;
+	sqlite3 *db;
+	json_t *set;
+
+	mm_table_free(table);
+	table = NULL;
+	mm_store_close(store);
+	store = NULL;
+	unlink(path);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, schema_v1, NULL, NULL, NULL), SQLITE_OK);
+	sql = sqlite3_mprintf("INSERT INTO partners VALUES ('a.example', 503, 'non-ims', 0, "
+			      "'encrypt', 'tunnel', 1, '[\"10.1.0.0/16\",\"2001:db8:1::/48\"]', "
+			      "'[\"203.0.113.9\"]', %Q, %Q, %Q, %lld, %lld, 1700000000, 1700000001);"
+			      "INSERT INTO meta VALUES ('reqid_next', '504');",
+			      a->cas[0].pem, a->cas[0].info.sha256, a->cas[0].info.subject,
+			      (long long)a->cas[0].info.not_before,
+			      (long long)a->cas[0].info.not_after);
+	ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_free(sql);
+	sqlite3_close(db);
+
+	ck_assert_msg(mm_store_open(path, &store, &err) == 0, "%s", err.msg);
+	ck_assert_int_eq(mm_store_schema_version(store), 2);
+	ck_assert_int_eq(mm_store_load(store, rmin, rmax, &table, &err), 0);
+	ck_assert_uint_eq(table->n, 1);
+	p = mm_table_find(table, "a.example");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_uint_eq(p->reqid, 503);
+	ck_assert_uint_eq(p->n_cas, 1);
+	ck_assert_str_eq(p->cas[0].pem, a->cas[0].pem);
+	ck_assert_str_eq(p->cas[0].info.sha256, a->cas[0].info.sha256);
+	ck_assert_int_eq(p->cas[0].info.not_after, a->cas[0].info.not_after);
+	ck_assert_uint_eq(p->n_crls, 0);
+	ck_assert_int_eq(p->revocation, MM_REV_IFURI);
+	ck_assert_int_eq(p->created, 1700000000);
+	ck_assert(mm_partner_config_equal(p, a));
+	ck_assert_uint_eq(table->reqid_next, 504);
+
+	/* the new fields go into the migrated store and come back */
+	set = json_pack("{s:[s,s], s:[s], s:s}", "ca", a->cas[0].pem, ca2, "crls", "/etc/x.crl",
+			"revocation", "strict");
+	ck_assert_int_eq(mm_partner_update(p, set, NULL, NULL, time(NULL), &n, &err), 0);
+	commit_set(p, n);
+	reopen();
+	p = mm_table_find(table, "a.example");
+	ck_assert(mm_partner_config_equal(p, n));
+	ck_assert_uint_eq(p->n_cas, 2);
+	ck_assert_str_eq(p->cas[1].info.sha256, n->cas[1].info.sha256);
+	ck_assert_str_eq(p->cas[1].info.subject, "CN=Store Test CA 2");
+	ck_assert_str_eq(p->crls[0], "/etc/x.crl");
+	ck_assert_int_eq(p->revocation, MM_REV_STRICT);
+	/* and back to one CA: the second columns are emptied */
+	json_decref(set);
+	set = json_pack("{s:s}", "ca", ca2);
+	mm_partner_unref(n);
+	ck_assert_int_eq(mm_partner_update(p, set, NULL, NULL, time(NULL), &n, &err), 0);
+	commit_set(p, n);
+	reopen();
+	p = mm_table_find(table, "a.example");
+	ck_assert_uint_eq(p->n_cas, 1);
+	ck_assert_str_eq(p->cas[0].pem, ca2);
+	json_decref(set);
+	mm_partner_unref(n);
+	mm_partner_unref(a);
+	free(ca2);
+}
+END_TEST
+
 START_TEST(test_wal_mode)
 {
 	sqlite3 *db;
@@ -555,6 +661,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_audit_trail);
 	tcase_add_test(tc, test_schema_version);
 	tcase_add_test(tc, test_wal_mode);
+	tcase_add_test(tc, test_migration_from_v1);
 	tcase_add_test(tc, test_diff);
 	tcase_add_test(tc, test_reqid_allocation_model);
 	tcase_add_loop_test(tc, test_refuses_what_is_not_a_store, 0, NOT__N);

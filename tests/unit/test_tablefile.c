@@ -315,7 +315,15 @@ static const struct err_case err_cases[] = {
 	  "t.yaml:2:13: partners[0].domain: unsupported tag tag:yaml.org,2002:int" },
 	{ "partners:\n  - domain: a.example\n  - domain: b.example\n    colour: blue\n", -EINVAL,
 	  "t.yaml:4:5: partners[1].colour: unknown key (expected domain, kind, agreement, "
-	  "ranges, gateways, esp, path, enabled, ca or ca_file)" },
+	  "ranges, gateways, esp, path, enabled, crls, revocation, ca or ca_file)" },
+	{ "partners:\n  - crls: /etc/a.crl\n", -EINVAL,
+	  "t.yaml:2:11: partners[0].crls: must be a list" },
+	{ "partners:\n  - revocation: [strict]\n", -EINVAL,
+	  "t.yaml:2:17: partners[0].revocation: expected a string, found a list" },
+	{ "partners:\n  - ca: [PEM, [x]]\n", -EINVAL,
+	  "t.yaml:2:15: partners[0].ca[1]: expected a string, found a list" },
+	{ "partners:\n  - ca: {a: b}\n", -EINVAL,
+	  "t.yaml:2:9: partners[0].ca: expected a string, found a mapping" },
 	{ "partners:\n  - ? [a]\n    : b\n", -EINVAL,
 	  "t.yaml:2:7: partners[0]: keys must be strings, found a list" },
 	{ "partners:\n  - kind: ims\n    domain: a.example\n    kind: non-ims\n", -EINVAL,
@@ -426,6 +434,75 @@ START_TEST(ca_file)
 	ck_assert_msg(rc == 0, "%d %s", rc, err);
 	json_decref(got);
 	ck_assert_int_eq(fchdir(top_fd), 0);
+}
+END_TEST
+
+/* crls, revocation and the two CAs of a rollover: parsed as given,
+ * written back (the CAs as literal blocks in a list), and left out of the
+ * file when they are the defaults, so older exports stay as they were. */
+START_TEST(revocation_fields)
+{
+	static const char text[] =
+		"partners:\n"
+		"  - domain: a.example\n"
+		"    crls: [/var/lib/crl/a.crl, \"/etc/b c.crl\"]\n"
+		"    revocation: strict\n"
+		"    ca:\n"
+		"      - |\n"
+		"        -----BEGIN CERTIFICATE-----\n"
+		"        OLD\n"
+		"        -----END CERTIFICATE-----\n"
+		"      - NEW\n";
+	json_t *want = json_pack("[{s:s, s:[s,s], s:s, s:[s,s]}]", "domain", "a.example", "crls",
+				 "/var/lib/crl/a.crl", "/etc/b c.crl", "revocation", "strict",
+				 "ca", "-----BEGIN CERTIFICATE-----\nOLD\n-----END CERTIFICATE-----\n",
+				 "NEW");
+	json_t *got = parse_ok(text, NULL), *dflt;
+	char *out;
+
+	assert_json_eq(got, want);
+	assert_round_trip(want);
+	json_array_append_new(want, partner_b());
+	json_object_set_new(json_array_get(want, 1), "ca", json_pack("[s,s]", PEM_A, PEM_B));
+	assert_round_trip(want);
+	out = write_ok(want);
+	ck_assert_msg(strstr(out, "  ca:\n  - |\n    -----BEGIN CERTIFICATE-----\n"), "%s", out);
+	free(out);
+
+	/* The defaults are not written. */
+	dflt = json_pack("[o]", partner_a());
+	json_object_set_new(json_array_get(dflt, 0), "crls", json_array());
+	json_object_set_new(json_array_get(dflt, 0), "revocation", json_string("ifuri"));
+	out = write_ok(dflt);
+	ck_assert_ptr_null(strstr(out, "crls"));
+	ck_assert_ptr_null(strstr(out, "revocation"));
+	free(out);
+	json_object_set_new(json_array_get(dflt, 0), "revocation", json_string("relaxed"));
+	out = write_ok(dflt);
+	ck_assert_ptr_nonnull(strstr(out, "revocation: relaxed\n"));
+	free(out);
+	json_decref(dflt);
+	json_decref(got);
+	json_decref(want);
+}
+END_TEST
+
+/* ca_file: a list of two files reads both, in order. */
+START_TEST(ca_file_list)
+{
+	char text[512];
+	json_t *got, *ca;
+
+	put_file("old.pem", PEM_A, strlen(PEM_A));
+	put_file("new.pem", PEM_B, strlen(PEM_B));
+	snprintf(text, sizeof(text), "partners:\n  - ca_file: [old.pem, %s/new.pem]\n", tmpdir);
+	got = parse_ok(text, tmpdir);
+	ca = json_object_get(json_array_get(got, 0), "ca");
+	ck_assert(json_is_array(ca));
+	ck_assert_uint_eq(json_array_size(ca), 2);
+	ck_assert_str_eq(json_string_value(json_array_get(ca, 0)), PEM_A);
+	ck_assert_str_eq(json_string_value(json_array_get(ca, 1)), PEM_B);
+	json_decref(got);
 }
 END_TEST
 
@@ -758,12 +835,14 @@ static Suite *tablefile_suite(void)
 	tcase_add_test(tc, parse_error_small_buffer);
 	tcase_add_test(tc, write_deterministic);
 	tcase_add_test(tc, write_errors);
+	tcase_add_test(tc, revocation_fields);
 	suite_add_tcase(s, tc);
 
 	/* unchecked: runs in the parent, once per test case */
 	tcase_add_unchecked_fixture(tf, tmpdir_setup, tmpdir_teardown);
 	tcase_add_test(tf, ca_file);
 	tcase_add_test(tf, ca_file_errors);
+	tcase_add_test(tf, ca_file_list);
 	tcase_add_test(tf, ca_read_der);
 	tcase_add_test(tf, table_size_limit);
 	tcase_add_test(tf, ca_read_text);

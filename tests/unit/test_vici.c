@@ -655,6 +655,7 @@ static void fill_conf(struct vici_conn_conf *conf, struct vici_child_conf *child
 		.local_cert_len = 4,
 		.remote_id = "ims.partner-a.example",
 		.remote_cacerts = cacerts,
+		.remote_revocation = "strict",
 		.dpd_delay = 30,
 		.children = child,
 		.n_children = 1,
@@ -707,6 +708,9 @@ START_TEST(test_load_conn_build)
 	n = vici_node_find(conn, "remote/cacerts");
 	ck_assert_uint_eq(list_len(n), 2);
 	ck_assert_str_eq(list_item(n, 0), cacerts[0]);
+	ck_assert_str_eq(list_item(n, 1), cacerts[1]);
+	ck_assert_str_eq(vici_node_str(vici_node_find(conn, "remote/revocation")), "strict");
+	ck_assert_ptr_null(vici_node_find(conn, "local/revocation"));
 
 	ch = vici_node_find(conn, "children/partner-a");
 	ck_assert_int_eq(vici_node_type(ch), VICI_NODE_SECTION);
@@ -784,6 +788,54 @@ START_TEST(test_small_builders)
 	b = NULL;
 	ck_assert_int_eq(vici_load_cert_build("PEM", 0, VICI_CERT_FLAG_NONE, &b), -EINVAL);
 	ck_assert_int_eq(vici_load_cert_build("PEM", 3, _VICI_CERT_FLAG_MAX, &b), -EINVAL);
+
+	ck_assert_int_eq(vici_load_crl_build("CRL", 3, &b), 0);
+	m = reparse(b, &pkt);
+	ck_assert_mem_eq(pkt.name, "load-cert", pkt.name_len);
+	ck_assert_str_eq(vici_msg_get_str(m, "type"), "X509_CRL");
+	ck_assert_ptr_null(vici_msg_get_str(m, "flag"));
+	ck_assert_str_eq(vici_msg_get_str(m, "data"), "CRL");
+	vici_msg_free(m);
+	vici_builder_free(b);
+	b = NULL;
+	ck_assert_int_eq(vici_load_crl_build("CRL", 0, &b), -EINVAL);
+	ck_assert_int_eq(vici_load_crl_build("CRL", VICI_CRL_MAX + 1, &b), -EINVAL);
+
+	ck_assert_int_eq(vici_rekey_build(&(struct vici_rekey_args){ .ike_id = 9, .reauth = true },
+					  &b),
+			 0);
+	m = reparse(b, &pkt);
+	ck_assert_mem_eq(pkt.name, "rekey", pkt.name_len);
+	ck_assert_str_eq(vici_msg_get_str(m, "ike-id"), "9");
+	ck_assert_str_eq(vici_msg_get_str(m, "reauth"), "yes");
+	ck_assert_ptr_null(vici_msg_get_str(m, "ike"));
+	vici_msg_free(m);
+	vici_builder_free(b);
+	b = NULL;
+	ck_assert_int_eq(vici_rekey_build(&(struct vici_rekey_args){ .ike = "a.example" }, &b), 0);
+	m = reparse(b, NULL);
+	ck_assert_str_eq(vici_msg_get_str(m, "ike"), "a.example");
+	ck_assert_ptr_null(vici_msg_get_str(m, "reauth"));
+	vici_msg_free(m);
+	vici_builder_free(b);
+	b = NULL;
+	ck_assert_int_eq(vici_rekey_build(&(struct vici_rekey_args){ 0 }, &b), -EINVAL);
+	ck_assert_int_eq(vici_flush_certs_build("X509_CRL", &b), 0);
+	m = reparse(b, &pkt);
+	ck_assert_mem_eq(pkt.name, "flush-certs", pkt.name_len);
+	ck_assert_str_eq(vici_msg_get_str(m, "type"), "X509_CRL");
+	vici_msg_free(m);
+	vici_builder_free(b);
+	b = NULL;
+	ck_assert_int_eq(vici_flush_certs_build(NULL, &b), 0);
+	m = reparse(b, NULL);
+	ck_assert_ptr_null(vici_msg_get_str(m, "type"));
+	vici_msg_free(m);
+	vici_builder_free(b);
+	b = NULL;
+	ck_assert_int_eq(vici_flush_certs_build("", &b), -EINVAL);
+	ck_assert_int_eq(vici_rekey_build(&(struct vici_rekey_args){ .ike = "a", .ike_id = 1 }, &b),
+			 -EINVAL);
 
 	ck_assert_int_eq(vici_load_key_build("\x30\x00", 2, VICI_KEY_ECDSA, &b), 0);
 	m = reparse(b, &pkt);

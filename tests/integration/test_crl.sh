@@ -1,0 +1,170 @@
+#!/bin/bash
+# A partner's CRL files and revocation mode, with the daemon driving
+# tests/integration/fake_charon.py (which logs every command it gets):
+#   - provisioning refuses a relative path, a missing file and a file that
+#     is not a CRL, naming crls[i], and changes nothing;
+#   - the CRL goes to charon (load-cert X509_CRL, its exact content) before
+#     the partner's connection, which carries remote.revocation;
+#   - a new CRL on disk (rename over the old one) is loaded within the poll
+#     bound and the partner's up tunnel is re-authenticated (rekey reauth);
+#     the same content again (SIGHUP) is loaded again but re-authenticates
+#     nothing;
+#   - a CRL that goes missing or turns to garbage is reported in status and
+#     the log, and charon is not given the garbage;
+#   - a restarted daemon loads the CRL again on start.
+# The real charon's side (revoked certificates get no SA) is the VM tier's:
+# tests/vm/test_mmtrust_revocation.sh.
+set -u
+
+BUILD=$(realpath "${1:-build}")
+. "$(dirname "$0")/../lib/common.sh"
+. "$(dirname "$0")/../lib/fake_charon.sh"
+
+fc_setup crl
+A=ims.partner-a.example
+export FAKE_CHARON_LOG=$MM_TMP/charon.cmds
+: >"$FAKE_CHARON_LOG"
+fc_conf yes yes 2999 10.0.0.0/24
+fc_start
+
+pki_crl() {  # pki_crl OUT [pki --signcrl options...]
+	local out=$1
+	shift
+	pki --signcrl --cacert "$MM_TMP/ca-a.pem" --cakey "$MM_TMP/ca-a.key" --lifetime 2 \
+		--outform pem "$@" >"$out.tmp" 2>/dev/null && mv "$out.tmp" "$out"
+}
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+n_cmds() { jq -c "select($1)" "$FAKE_CHARON_LOG" | wc -l; }
+status_crl() { "$CTL" status --json | jq -c ".partners[] | select(.domain == \"$A\") | .revocation"; }
+
+mkdir -p "$MM_TMP/crl"
+pki_crl "$MM_TMP/crl/a.crl" || fail "pki --signcrl"
+add() {
+	"$CTL" partner add $A --kind ims --agreement yes --range 192.0.2.0/24 \
+		--gateway 198.51.100.10 --ca "$MM_TMP/ca-a.pem" "$@"
+}
+
+# Refused at provisioning, nothing changed.
+cd "$MM_TMP/crl" || exit 1
+expect_exit 1 "a relative CRL path is refused" add --crl a.crl
+contains "$ERR" "partner.crls[0]" "the refusal names partner.crls[0]"
+contains "$ERR" "relative path" "and says why"
+cd - >/dev/null || exit 1
+expect_exit 1 "a missing CRL file is refused" add --crl /nonexistent/a.crl
+contains "$ERR" "crls[0]" "the refusal names crls[0]"
+contains "$ERR" "No such file" "and says the file is missing"
+expect_exit 1 "a file that is not a CRL is refused" add --crl "$MM_TMP/crl/a.crl" \
+	--crl "$MM_TMP/ca-a.pem"
+contains "$ERR" "crls[1]" "the refusal names crls[1]"
+contains "$ERR" "is not a CRL" "and says why"
+expect_exit 1 "an unknown revocation mode is refused" add --revocation never
+contains "$ERR" "revocation" "the refusal names revocation"
+check "nothing was added" sh -c "[ \"\$('$CTL' --json partner list | jq '.partners | length')\" = 0 ]"
+check "charon got no CRL from the refused changes" test "$(n_cmds '.cmd == "load-cert" and .type == "X509_CRL"')" -eq 0
+
+# Added with the CRL: loaded before the connection, which carries strict.
+expect_exit 0 "partner with a CRL and revocation strict" add --crl "$MM_TMP/crl/a.crl" \
+	--revocation strict
+SHA1=$(sha "$MM_TMP/crl/a.crl")
+loaded() { test "$(n_cmds ".type == \"X509_CRL\" and .sha256 == \"$1\"")" -ge "${2:-1}"; }
+wait_for 10 loaded "$SHA1" && pass "the CRL was loaded into charon" ||
+	fail "no load-cert X509_CRL of the CRL: $(cat "$FAKE_CHARON_LOG")"
+conn_line=$(grep -n '"load-conn"' "$FAKE_CHARON_LOG" | grep "\"$A\"" | head -1 | cut -d: -f1)
+crl_line=$(grep -n "$SHA1" "$FAKE_CHARON_LOG" | head -1 | cut -d: -f1)
+check "the CRL went to charon before the connection (lines $crl_line, $conn_line)" \
+	test "${crl_line:-99}" -lt "${conn_line:-0}"
+check "load-conn carries remote revocation strict" \
+	test "$(n_cmds ".cmd == \"load-conn\" and .name == \"$A\" and .revocation == \"strict\"")" -ge 1
+keep() { "$PY" "$QC" ask "$SOCK" '{"op":"inbound","src":"192.0.2.10","dst":"10.0.0.5"}' | jq -e '.result.pai == "keep"' >/dev/null; }
+wait_for 10 keep && pass "the tunnel is up (fake charon)" || fail "A is not kept"
+st_ok() { status_crl | jq -e ".mode == \"strict\" and (.crls | length) == 1 and .crls[0].state == \"ok\" and .crls[0].loaded == true and .crls[0].issuer == \"CN=ca-a\" and .crls[0].next_update != null" >/dev/null; }
+wait_for 5 st_ok && pass "status: mode strict, the CRL read and loaded" || fail "status: $(status_crl)"
+check "mmtrustctl status (text) has no CRL problem line" sh -c "! '$CTL' status | grep -q 'CRL problem'"
+check "no re-authentication while nothing changed" test "$(n_cmds '.cmd == "rekey"')" -eq 0
+
+# A new CRL (revoking a serial) replaces the file: loaded, and the up
+# tunnel re-authenticated, within the poll bound (1 s) plus slack.
+t0=$(date +%s%N)
+pki_crl "$MM_TMP/crl/a.crl" --lastcrl "$MM_TMP/crl/a.crl" --serial 0badc0de
+SHA2=$(sha "$MM_TMP/crl/a.crl")
+reauthed() { test "$(n_cmds '.cmd == "rekey" and .reauth == "yes"')" -ge "$1"; }
+wait_for 5 loaded "$SHA2" && pass "the changed CRL was loaded" || fail "changed CRL not loaded: $(tail -3 "$FAKE_CHARON_LOG")"
+wait_for 5 reauthed 1 && pass "the tunnel was re-authenticated" || fail "no rekey reauth: $(tail -3 "$FAKE_CHARON_LOG")"
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "change to re-authentication in ${ms} ms (bound 2500)" test "$ms" -le $((2500 * MM_SLOW))
+first() { grep -n "$1" "$FAKE_CHARON_LOG" | tail -1 | cut -d: -f1; }
+fl=$(first '"flush-certs", "type": "X509_CRL"') rk=$(first '"rekey"') ld=$(first "$SHA2")
+check "charon's CRL cache is flushed after the load and before the re-authentication ($ld < $fl < $rk)" \
+	test "${ld:-99}" -lt "${fl:-0}" -a "${fl:-99}" -lt "${rk:-0}"
+reqid=$("$CTL" --json partner show $A | jq .reqid)
+check "rekey ike-id is the tunnel's IKE_SA ($reqid)" \
+	test "$(n_cmds ".cmd == \"rekey\" and .\"ike-id\" == \"$reqid\"")" -ge 1
+contains "$(cat "$MM_TMP/daemon.log")" "re-authenticating IKE_SA" "the log says why the tunnel re-authenticates"
+st2() { status_crl | jq -e ".crls[0].revoked == 1" >/dev/null; }
+wait_for 5 st2 && pass "status shows the new CRL (1 revoked)" || fail "status: $(status_crl)"
+
+# SIGHUP: read and loaded again, the same content: no re-authentication.
+k=$(n_cmds ".sha256 == \"$SHA2\"")
+r=$(n_cmds '.cmd == "rekey"')
+kill -HUP "$DPID"
+wait_for 10 loaded "$SHA2" $((k + 1)) && pass "SIGHUP loads the CRL again" || fail "SIGHUP did not reload the CRL"
+sleep 1.5
+check "the same content re-authenticates nothing" test "$(n_cmds '.cmd == "rekey"')" -eq "$r"
+
+# Missing, then garbage: reported; charon keeps what it has.
+rm "$MM_TMP/crl/a.crl"
+missing() { status_crl | jq -e '.crls[0].state == "missing" and (.crls[0].error | test("No such file"))' >/dev/null; }
+wait_for 5 missing && pass "status: the CRL is missing" || fail "status: $(status_crl)"
+contains "$(cat "$MM_TMP/daemon.log")" "is missing" "the log says the CRL is missing"
+contains "$("$CTL" status)" "CRL problem: partner $A: $MM_TMP/crl/a.crl: missing, No such file" \
+	"mmtrustctl status (text) names the missing CRL"
+k=$(n_cmds '.type == "X509_CRL"')
+echo "not a crl" >"$MM_TMP/crl/a.crl"
+bad() { status_crl | jq -e '.crls[0].state == "bad" and (.crls[0].error | test("not a CRL"))' >/dev/null; }
+wait_for 5 bad && pass "status: the file is not a CRL" || fail "status: $(status_crl)"
+sleep 1.5
+check "charon was given no garbage" test "$(n_cmds '.type == "X509_CRL"')" -eq "$k"
+
+# Two CAs (a rollover) through mmtrustctl: the change shows both
+# fingerprints, charon's connection gets both, a third is refused.
+make_ca "$MM_TMP" ca-b
+make_ca "$MM_TMP" ca-c
+fp() { openssl x509 -in "$1" -noout -fingerprint -sha256 | cut -d= -f2; }
+expect_exit 0 "partner set --ca old --ca new" "$CTL" partner set $A --ca "$MM_TMP/ca-a.pem" \
+	--ca "$MM_TMP/ca-b.pem"
+contains "$OUT" "ca sha256: $(fp "$MM_TMP/ca-a.pem") -> $(fp "$MM_TMP/ca-a.pem"), $(fp "$MM_TMP/ca-b.pem")" \
+	"the change shows both CAs by fingerprint"
+two_cas() { test "$(n_cmds ".cmd == \"load-conn\" and .name == \"$A\" and .cacerts == 2")" -ge 1; }
+wait_for 5 two_cas && pass "load-conn carries both CAs" || fail "no load-conn with 2 cacerts: $(tail -3 "$FAKE_CHARON_LOG")"
+check "partner show lists two CAs" test "$("$CTL" --json partner show $A | jq '.cas | length')" = 2
+expect_exit 1 "a third CA is refused" "$CTL" partner set $A --ca "$MM_TMP/ca-a.pem" \
+	--ca "$MM_TMP/ca-b.pem" --ca "$MM_TMP/ca-c.pem"
+contains "$ERR" "lists 3 CAs" "the refusal says why"
+"$CTL" export >"$MM_TMP/export.yaml" || fail "export"
+expect_exit 0 "the export applies back" "$CTL" apply "$MM_TMP/export.yaml"
+contains "$OUT" "no changes" "applying the export changes nothing"
+
+# A restart loads the CRL on start.
+pki_crl "$MM_TMP/crl/a.crl" --lastcrl /dev/null --serial 0badc0de 2>/dev/null ||
+	pki_crl "$MM_TMP/crl/a.crl" --serial 0badc0de
+SHA3=$(sha "$MM_TMP/crl/a.crl")
+kill "$DPID"
+wait "$DPID" 2>/dev/null
+mm_start_daemon 10 "$SOCK" answer
+wait_for 10 loaded "$SHA3" && pass "a restarted daemon loads the CRL on start" || fail "no CRL load after restart"
+
+# A CRL missing when the daemon starts: it starts (the table is served),
+# status and the log say which file is missing.
+kill "$DPID"
+wait "$DPID" 2>/dev/null
+mv "$MM_TMP/crl/a.crl" "$MM_TMP/crl/a.crl.away"
+: >"$MM_TMP/daemon.log"
+mm_start_daemon 10 "$SOCK" answer
+wait_for 5 missing && pass "missing at start: status says so" || fail "status: $(status_crl)"
+contains "$(cat "$MM_TMP/daemon.log")" "CRL $MM_TMP/crl/a.crl is missing" "missing at start: logged with its path"
+mv "$MM_TMP/crl/a.crl.away" "$MM_TMP/crl/a.crl"
+back() { status_crl | jq -e '.crls[0].state == "ok" and .crls[0].loaded == true' >/dev/null; }
+wait_for 5 back && pass "the file back in place: read and loaded within the poll" || fail "status: $(status_crl)"
+
+[ -n "${MM_VERBOSE:-}" ] && grep -iE "crl|re-auth" "$MM_TMP/daemon.log"
+summary test_crl
