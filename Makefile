@@ -37,7 +37,7 @@ endif
 # installed the -dev packages.
 PKGS_POLICY  = jansson sqlite3 libcrypto
 PKGS_NETLINK = libmnl
-PKGS_DAEMON  = libsystemd inih
+PKGS_DAEMON  = libsystemd inih libnl-route-3.0
 PKGS_CLI     = yaml-0.1 jansson
 pc_cflags = $(shell pkg-config --cflags $(1))
 pc_libs   = $(shell pkg-config --libs $(1))
@@ -156,6 +156,7 @@ EXTRA_test_vici_charon = $(LIBVICI)
 EXTRA_test_spd_desired = $(call obj,daemon/spd_desired.c) $(LIBNETLINK)
 # kernel_audit over scripted XFRM dumps (replaced at link time).
 EXTRA_test_kernel_audit = $(DAEMON_LIBOBJ) $(LIBVICI) $(LIBNETLINK)
+EXTRA_test_host_plan = $(call obj,daemon/host_plan.c)
 $(BUILD)/tests/unit/test_kernel_audit: TEST_LIBS += -Wl,--wrap=mm_xfrm_policy_dump \
 	-Wl,--wrap=mm_xfrm_sa_dump
 EXTRA_test_jsonl_peer = $(call obj,daemon/jsonl.c daemon/log.c daemon/backoff.c)

@@ -422,6 +422,7 @@ static json_t *op_status(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
 
 		ike_status(d, st);
 		query_status(d->query, st);
+		host_status(d, st);
 		json_object_set_new(st, "store", json_pack("{s:s, s:b, s:s?}", "path", d->cfg.store,
 							    "writable", !ro, "problem", ro));
 		json_object_set_new(st, "snapshot", snapw_status(d->snap));

@@ -172,6 +172,10 @@ static bool initiate(struct mm_ike *ike, struct ike_tunnel *t)
 	sd_event_now(ike->d->ev, CLOCK_MONOTONIC, &now);
 	if (t->last_initiate && now - t->last_initiate < 5000000)
 		return false;
+	/* Not while our tunnel address is elsewhere (the other host of the
+	 * pair holds it): ike_local_changed initiates when it is back. */
+	if (!host_may_initiate(ike->d, mm_table_find(ike->d->table, t->info.domain)))
+		return false;
 	t->last_initiate = now;
 	/* A connection still waiting to be loaded goes first (past the
 	 * window): charon must initiate the partner as it is now. */
@@ -317,6 +321,11 @@ static void child_check(struct mm_ike *ike, const struct vici_ike_sa *sa,
 		return;
 	}
 	t->listed = true;
+	/* SAs on an address this host no longer holds protect nothing here. */
+	if (!host_local_usable(d, sa->local_host)) {
+		tunnel_down(ike, t, "our end of its SAs is not a usable address of this host");
+		return;
+	}
 	if (ike_tunnel_set_up(t, &(struct ike_child_up){
 					 .spi_in = child->spi_in,
 					 .spi_out = child->spi_out,
@@ -1272,6 +1281,37 @@ void ike_table_changed(struct mmtrustd *d, const struct mm_change *changes, size
 	}
 	pump_loads(ike);
 	rejudge_tunnels(ike);
+}
+
+void ike_local_changed(struct mmtrustd *d)
+{
+	struct mm_ike *ike = d->ike;
+	size_t initiated = 0;
+
+	if (!ike)
+		return;
+	for (size_t i = 0; i < ike->tunnels.n; i++) {
+		struct ike_tunnel *t = &ike->tunnels.t[i];
+		const struct mm_partner *p;
+
+		if (t->info.up) {
+			if (host_local_usable(d, t->local_host))
+				continue;
+			tunnel_down(ike, t, "our tunnel address left this host");
+			if (vici_client_is_connected(ike->cmd))
+				terminate_ike(ike, t->ike_id);
+			continue;
+		}
+		p = mm_table_find(d->table, t->info.domain);
+		if (!p || !mm_partner_has_tunnel(p) || !vici_client_is_connected(ike->cmd))
+			continue;
+		/* A new reason to try: the 5 s pacing of acquires does not hold. */
+		t->last_initiate = 0;
+		initiated += initiate(ike, t);
+	}
+	if (initiated)
+		log_notice("our tunnel address is usable: initiating the tunnels of %zu partners",
+			   initiated);
 }
 
 /* Traffic hit one of our policies and found no SA: the tunnel is down and

@@ -272,6 +272,7 @@ static void table_swap(struct mmtrustd *d, struct mm_table *newt, const struct m
 	 * kernel step condemns (a moved gateway) is initiated again on them. */
 	ike_table_changed(d, changes, n);
 	kernel_table_changed(d, changes, n);
+	host_changed(d);
 	d->withdrawn = NULL;
 	d->n_withdrawn = 0;
 	d->withdraw_all = false;
@@ -679,6 +680,10 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	kernel_table_changed(&d, NULL, 0);
+	/* The host's addresses are known before charon is: nothing is
+	 * initiated on an address this host does not hold. */
+	if (host_start(&d) < 0)
+		goto out;
 	ike_start(&d, &ike_ops, &d);
 	r = instance_mkdir_parent(d.cfg.query_socket, 0755);
 	if (r == 0)
@@ -736,6 +741,7 @@ out:
 	free(d.pub_up);
 	free(d.pub_enforced);
 	ike_stop(&d);
+	host_stop(&d);
 	kernel_stop(&d);
 	mm_table_free(d.table);
 	mm_store_close(d.store);

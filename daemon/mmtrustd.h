@@ -5,6 +5,7 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "host.h"
 #include "ike_tunnels.h"
 #include "jsonl.h"
 #include "netlink/nl.h"
@@ -41,6 +42,9 @@ struct mmtrustd {
 
 	/* The strongSwan side (ike.c); NULL clients when [ike] is off. */
 	struct mm_ike *ike;
+
+	/* The host's links, addresses, routes and rules (host.h). */
+	struct host *host;
 
 	/* The CSCF query socket (query.c), NULL when none; the core builds
 	 * its views (a deferred source coalesces them, one per loop
@@ -122,6 +126,11 @@ int ike_xfrm_event(const struct mm_xfrm_event *ev, void *userdata);
  * same refusal as an XFRM event's -- if it carried a tunnel, the tunnel is
  * down at once and charon terminates (and initiates again). */
 void ike_sa_deleted(struct mmtrustd *d, const struct mm_sa_judgement *j, uint32_t spi);
+/* host.c says a [local] tunnel address became usable or stopped being
+ * usable (host.h): tunnels whose local end is no longer usable on this
+ * host are down at once and charon forgets their IKE_SAs; the partners
+ * whose tunnel may come up now are initiated at once. */
+void ike_local_changed(struct mmtrustd *d);
 /* Add "ike" and each partner's "tunnel" to a status answer. */
 void ike_status(struct mmtrustd *d, json_t *status);
 /* A copy of the tunnels that are up, sorted by domain (*ret_n may be 0;

@@ -12,7 +12,8 @@ every connection loaded (load-conn) comes up between its first local and
 remote address (REMOTE_HOST when it names none) -- a child-updown event with
 an INSTALLED CHILD_SA under the connection's reqid, authenticated as the
 connection's remote id (the partner's domain) -- and list-sas lists it.
-unload-conn takes it down again.  SPIs are derived from the reqid:
+unload-conn takes it down again; terminate (by IKE_SA id) takes it down
+until an initiate brings it up again.  SPIs are derived from the reqid:
 in 0xc1000000 + reqid % 0x10000, out 0xc2000000 + reqid % 0x10000.
 Touches READY_FILE once listening; runs until killed.  With
 FAKE_CHARON_CONNS set, appends each loaded connection to that file as a
@@ -22,7 +23,8 @@ With FAKE_CHARON_LOG set, one JSON line per command is appended to that
 file: {"cmd": NAME} plus, for load-cert, its type and the SHA-256 of its
 data; for load-conn, the connection's name, remote revocation setting and
 number of remote CA certificates; for flush-certs, its type; for rekey,
-its ike/ike-id and reauth."""
+its ike/ike-id and reauth; for initiate, its child; for terminate, its
+ike-id."""
 
 import hashlib
 import json
@@ -126,6 +128,10 @@ def record(name, msg):
         entry["type"] = msg.get("type")
     elif name == "rekey":
         entry.update({k: msg.get(k) for k in ("ike", "ike-id", "reauth")})
+    elif name == "initiate":
+        entry["child"] = msg.get("child")
+    elif name == "terminate":
+        entry["ike-id"] = msg.get("ike-id")
     with open(path, "a") as f:
         f.write(json.dumps(entry) + "\n")
 
@@ -200,12 +206,22 @@ class Client:
                                 ts[k] += child.get(k) or []
                         with open(os.environ["FAKE_CHARON_CONNS"], "a") as f:
                             f.write(json.dumps({"name": cname, **ts}) + "\n")
+            elif name == "terminate":
+                for c in conns.values():
+                    if str(c["reqid"] % 100000) == str(msg.get("ike-id", "")):
+                        c["down"] = True
+            elif name == "initiate":
+                c = conns.get(msg.get("child", ""))
+                if c is not None and c.get("down"):
+                    c["down"] = False
+                    up = (msg["child"], dict(c))
             elif name == "unload-conn":
                 conns.pop(msg.get("name", ""), None)
             elif name == "get-conns":
                 reply = {"conns": sorted(conns)}
             elif name == "list-sas":
-                listed = [ike_sa(n, c, self.remote_host) for n, c in sorted(conns.items())]
+                listed = [ike_sa(n, c, self.remote_host) for n, c in sorted(conns.items())
+                          if not c.get("down")]
                 for sa in listed:
                     self.event("list-sa", sa)
                 reply = {}

@@ -4,8 +4,9 @@
 # connection it loads comes up at once).  Sourced after common.sh.
 #
 #   fc_setup NAME          mm_setup, the variables below, a CA and our cert
-#   fc_conf SPD IKE REQID_MAX CSCF
-#                          (re)write $MM_TMP/mmtrustd.conf
+#   fc_conf SPD IKE REQID_MAX CSCF [LOCAL]
+#                          (re)write $MM_TMP/mmtrustd.conf (LOCAL: more
+#                          [local] lines)
 #   fc_start               start the fake charon and the daemon
 #
 # Sets CTL, SOCK (the query socket), PY, QC (query_clients.py), FAKE,
@@ -41,6 +42,7 @@ max = $3
 [local]
 cscf = $4
 tunnel = $TUN
+${5:-}
 [spd]
 enabled = $1
 [ike]
@@ -51,7 +53,14 @@ private_key = $MM_TMP/home.key
 CONF
 }
 
+# fc_start: also gives $NS our tunnel address ($TUN on a dummy mmtun0, unless
+# the test made mmtun0 itself): mmtrustd counts a tunnel up only while its
+# local end is a usable address of the host.
 fc_start() {
+	ip -n "$NS" link set lo up
+	if ip -n "$NS" link add mmtun0 type veth peer name mmtun1 2>/dev/null; then
+		ip -n "$NS" addr add "$TUN/24" dev mmtun0 && ip -n "$NS" link set mmtun0 up && ip -n "$NS" link set mmtun1 up
+	fi
 	"$PY" "$FAKE" "$MM_TMP/charon.vici" "$MM_TMP/charon.ready" &
 	CHARON=$!
 	wait_for 20 test -e "$MM_TMP/charon.ready" || fail "the fake charon did not start"

@@ -49,13 +49,13 @@ kam_vm_exit() {
 }
 
 # kam_vm_topology: mm_topology with both gateways, our core addresses,
-# the routes to the partners' ranges and the stranger (source $CSCF), the
-# SIP addresses in $PEER.
+# the route to the stranger (source $CSCF; it is no partner, so not
+# mmtrustd's: the partners' routes are, [local] routes = yes), the SIP
+# addresses in $PEER.
 kam_vm_topology() {
 	mm_topology "$GW_A" "$GW_B" &&
 		vm_batch "$MM" "addr add $KAM_CORE/32 dev lo" "addr add $KAM_UAS/32 dev lo" \
-			"addr add $KAM_UAC/32 dev lo" "route add $NET_A via $GW_A src $CSCF" \
-			"route add $NET_B via $GW_B src $CSCF" "route add $STRANGER_NET via $GW_A src $CSCF" &&
+			"addr add $KAM_UAC/32 dev lo" "route add $STRANGER_NET via $GW_A src $CSCF" &&
 		vm_batch "$PEER" "addr add $SIP_A/32 dev lo" "addr add $SIP_B/32 dev lo" \
 			"addr add $STRANGER/32 dev lo" "addr add $SPOOF/32 dev lo"
 }

@@ -155,10 +155,20 @@ mm_topology() {
 }
 
 # mm_partner_net RANGE GW ADDR: the partner's SIP address ADDR (in RANGE) on
-# lo in $PEER, and our route to RANGE via GW with the CSCF address as source.
+# lo in $PEER.  Our route to RANGE is mmtrustd's ([local] routes = yes, in
+# table $MM_RT_TABLE with the CSCF address as source: mm_route_ours); the
+# peer's route to our CSCF network (mm_topology) stays by hand: the peer is
+# not an mmtrust host.
 mm_partner_net() {
-	vm_batch "$PEER" "addr add $3/32 dev lo" &&
-		vm_batch "$MM" "route add $1 via $2 src $CSCF"
+	vm_batch "$PEER" "addr add $3/32 dev lo"
+}
+
+# mm_route_ours RANGE: mmtrustd's route to RANGE is in $MM (our table and
+# protocol, src the CSCF address) and the rule that looks the table up.
+MM_RT_TABLE=6770 MM_RT_PROTO=77
+mm_route_ours() {
+	ip -n "$MM" route show table $MM_RT_TABLE proto $MM_RT_PROTO | grep -q "^$1 .*src $CSCF" &&
+		ip -n "$MM" rule show | grep -q "lookup $MM_RT_TABLE proto $MM_RT_PROTO"
 }
 
 # --- strongSwan --------------------------------------------------------------
@@ -331,6 +341,7 @@ mm_daemon_conf() {
 		cscf = $CSCF_NET
 		tunnel = $TUN
 		forward = no
+		routes = yes
 		[ike]
 		enabled = yes
 		vici_socket = $MM_VICI

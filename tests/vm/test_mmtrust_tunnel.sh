@@ -53,6 +53,9 @@ RA=$(mm_reqid $A)
 RB=$(mm_reqid $B)
 check "$A has a reqid ($RA)" [ "${RA:-null}" != null ]
 check "$B has another reqid ($RB)" [ "${RB:-null}" != null -a "$RB" != "$RA" ]
+check "mmtrustd's route to A's range (src the CSCF address), none by hand" wait_for 5 mm_route_ours $NET_A
+check "mmtrustd's route to B's range" wait_for 5 mm_route_ours $NET_B
+check "no route of ours in main (the test adds none)" sh -c "! ip -n $MM route show | grep -q '^$NET_A '"
 up_a=0 up_b=0
 if wait_for $UP_BOUND mm_tunnel_up $A; then
 	up_a=1
