@@ -23,6 +23,7 @@ BUILD=$(realpath "${1:-build}")
 fc_setup crl
 A=ims.partner-a.example
 export FAKE_CHARON_LOG=$MM_TMP/charon.cmds
+export FAKE_CHARON_REFUSE_CRL=$MM_TMP/refuse-crl
 : >"$FAKE_CHARON_LOG"
 fc_conf yes yes 2999 10.0.0.0/24
 fc_start
@@ -57,6 +58,34 @@ expect_exit 1 "a file that is not a CRL is refused" add --crl "$MM_TMP/crl/a.crl
 	--crl "$MM_TMP/ca-a.pem"
 contains "$ERR" "crls[1]" "the refusal names crls[1]"
 contains "$ERR" "is not a CRL" "and says why"
+# Not the partner's CA's CRL, expired, two CRLs in one file, too big.
+make_ca "$MM_TMP" ca-x
+pki --signcrl --cacert "$MM_TMP/ca-x.pem" --cakey "$MM_TMP/ca-x.key" --lifetime 2 \
+	--outform pem >"$MM_TMP/crl/x.crl" 2>/dev/null || fail "pki --signcrl ca-x"
+expect_exit 1 "a CRL of another CA is refused" add --crl "$MM_TMP/crl/a.crl" \
+	--crl "$MM_TMP/crl/x.crl"
+contains "$ERR" "$A.crls[1]" "the refusal names $A.crls[1]"
+contains "$ERR" "issued by CN=ca-x, not by the partner's CA(s) CN=ca-a" "and says whose it is"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$MM_TMP/ca-a2.key" \
+	-out "$MM_TMP/ca-a2.pem" -days 30 -subj "/CN=ca-a" -addext basicConstraints=critical,CA:TRUE \
+	-addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+pki --signcrl --cacert "$MM_TMP/ca-a2.pem" --cakey "$MM_TMP/ca-a2.key" --lifetime 2 \
+	--outform pem >"$MM_TMP/crl/a2.crl" 2>/dev/null || fail "pki --signcrl ca-a2"
+expect_exit 1 "a CRL of the CA's name but another key is refused" add --crl "$MM_TMP/crl/a2.crl"
+contains "$ERR" "signature does not verify with CA CN=ca-a" "and says the signature fails"
+pki_crl "$MM_TMP/crl/old.crl" --this-update "01.01.20 00:00:00" --next-update "02.01.20 00:00:00" ||
+	fail "pki --signcrl expired"
+expect_exit 1 "an expired CRL is refused" add --crl "$MM_TMP/crl/old.crl"
+contains "$ERR" "$A.crls[0]" "the refusal names crls[0]"
+contains "$ERR" "is in the past" "and says its nextUpdate passed"
+cat "$MM_TMP/crl/a.crl" "$MM_TMP/crl/a.crl" >"$MM_TMP/crl/two.crl"
+expect_exit 1 "two CRLs in one file are refused" add --crl "$MM_TMP/crl/two.crl"
+contains "$ERR" "one CRL per file" "and says why"
+head -c 70000 /dev/zero | tr '\0' '\n' >"$MM_TMP/crl/big.crl"
+expect_exit 1 "a CRL file over 65535 bytes is refused" add --crl "$MM_TMP/crl/big.crl"
+contains "$ERR" "$A.crls[0]" "the refusal names $A.crls[0]"
+contains "$ERR" "$MM_TMP/crl/big.crl is 70000 bytes, larger than 65535 bytes" "with the file and its size"
+check "the field holds no path" sh -c "! printf '%s' \"\$1\" | grep -q 'big.crl.crls'" _ "$ERR"
 expect_exit 1 "an unknown revocation mode is refused" add --revocation never
 contains "$ERR" "revocation" "the refusal names revocation"
 check "nothing was added" sh -c "[ \"\$('$CTL' --json partner list | jq '.partners | length')\" = 0 ]"
@@ -103,6 +132,20 @@ contains "$(cat "$MM_TMP/daemon.log")" "re-authenticating IKE_SA" "the log says 
 st2() { status_crl | jq -e ".crls[0].revoked == 1" >/dev/null; }
 wait_for 5 st2 && pass "status shows the new CRL (1 revoked)" || fail "status: $(status_crl)"
 
+# The CRL re-issued (new crlNumber, signature, bytes) with the same
+# entries: loaded and charon's cache flushed, but no re-authentication.
+r=$(n_cmds '.cmd == "rekey"')
+f=$(n_cmds '.cmd == "flush-certs"')
+pki_crl "$MM_TMP/crl/a.crl" --lastcrl "$MM_TMP/crl/a.crl"
+SHA2=$(sha "$MM_TMP/crl/a.crl")
+wait_for 5 loaded "$SHA2" && pass "the re-issued CRL was loaded" || fail "re-issued CRL not loaded"
+flushed() { test "$(n_cmds '.cmd == "flush-certs"')" -gt "$f"; }
+wait_for 5 flushed && pass "and charon's CRL cache flushed" || fail "no flush-certs after the re-issue"
+sleep 1.5
+check "a re-issued CRL revoking nothing new re-authenticates nothing" \
+	test "$(n_cmds '.cmd == "rekey"')" -eq "$r"
+contains "$(cat "$MM_TMP/daemon.log")" "it revokes a serial anew" "the log says the first change revoked anew"
+
 # SIGHUP: read and loaded again, the same content: no re-authentication.
 k=$(n_cmds ".sha256 == \"$SHA2\"")
 r=$(n_cmds '.cmd == "rekey"')
@@ -124,6 +167,40 @@ bad() { status_crl | jq -e '.crls[0].state == "bad" and (.crls[0].error | test("
 wait_for 5 bad && pass "status: the file is not a CRL" || fail "status: $(status_crl)"
 sleep 1.5
 check "charon was given no garbage" test "$(n_cmds '.type == "X509_CRL"')" -eq "$k"
+
+# Another CA's CRL on disk: bad, said once, charon is not given it.
+k=$(n_cmds '.type == "X509_CRL"')
+cp "$MM_TMP/crl/x.crl" "$MM_TMP/crl/a.crl.new" && mv "$MM_TMP/crl/a.crl.new" "$MM_TMP/crl/a.crl"
+foreign() { status_crl | jq -e '.crls[0].state == "bad" and (.crls[0].error | test("issued by CN=ca-x")) and .crls[0].loaded == false' >/dev/null; }
+wait_for 5 foreign && pass "status: another CA's CRL is bad, not loaded" || fail "status: $(status_crl)"
+sleep 2
+check "charon was not given another CA's CRL" test "$(n_cmds '.type == "X509_CRL"')" -eq "$k"
+check "said once in the log" test "$(grep -c 'is not given to charon.*issued by CN=ca-x' "$MM_TMP/daemon.log")" -eq 1
+contains "$("$CTL" status)" "CRL problem: partner $A: $MM_TMP/crl/a.crl: bad" "mmtrustctl status (text) says so"
+
+# nextUpdate passes while the daemon runs: stale, said once.
+nu=$(date -d "@$(($(date +%s) + 3))" '+%d.%m.%y %T')
+pki_crl "$MM_TMP/crl/a.crl" --next-update "$nu" || fail "pki --signcrl short"
+stale() { status_crl | jq -e '.crls[0].state == "stale" and (.crls[0].error | test("is in the past"))' >/dev/null; }
+wait_for 10 stale && pass "status: the CRL turned stale" || fail "status: $(status_crl)"
+contains "$("$CTL" status)" "CRL problem: partner $A: $MM_TMP/crl/a.crl: stale" "mmtrustctl status (text) says stale"
+sleep 1.5
+check "stale said once in the log" test "$(grep -c "CRL $MM_TMP/crl/a.crl is stale" "$MM_TMP/daemon.log")" -eq 1
+
+# charon refuses the content: not loaded, tried again backing off, said once.
+touch "$FAKE_CHARON_REFUSE_CRL"
+k=$(n_cmds '.cmd == "load-cert" and .type == "X509_CRL"')
+pki_crl "$MM_TMP/crl/a.crl" --serial 0badc0de
+SHA4=$(sha "$MM_TMP/crl/a.crl")
+refused() { status_crl | jq -e '.crls[0].loaded == false and (.crls[0].error | test("charon refused"))' >/dev/null; }
+wait_for 5 refused && pass "status: charon refused it, loaded false" || fail "status: $(status_crl)"
+sleep 6
+tries=$(($(n_cmds '.cmd == "load-cert" and .type == "X509_CRL"') - k))
+check "tried again backing off ($tries loads in ~6 s; every second would be 7)" test "$tries" -ge 2 -a "$tries" -le 4
+check "the refusal is logged once" test "$(grep -c "charon refused CRL $MM_TMP/crl/a.crl" "$MM_TMP/daemon.log")" -eq 1
+rm "$FAKE_CHARON_REFUSE_CRL"
+ok_back() { status_crl | jq -e '.crls[0].state == "ok" and .crls[0].loaded == true and .crls[0].error == null' >/dev/null; }
+wait_for 12 ok_back && pass "charon takes it on a later try" || fail "status: $(status_crl)"
 
 # Two CAs (a rollover) through mmtrustctl: the change shows both
 # fingerprints, charon's connection gets both, a third is refused.
@@ -165,6 +242,15 @@ contains "$(cat "$MM_TMP/daemon.log")" "CRL $MM_TMP/crl/a.crl is missing" "missi
 mv "$MM_TMP/crl/a.crl.away" "$MM_TMP/crl/a.crl"
 back() { status_crl | jq -e '.crls[0].state == "ok" and .crls[0].loaded == true' >/dev/null; }
 wait_for 5 back && pass "the file back in place: read and loaded within the poll" || fail "status: $(status_crl)"
+
+# [ike] enabled = no: the revocation settings are stored, status says
+# they are not used and why.
+kill "$DPID"
+wait "$DPID" 2>/dev/null
+fc_conf yes no 2999 10.0.0.0/24
+mm_start_daemon 10 "$SOCK" answer
+check "ike off: status says revocation is not enforced and why" sh -c \
+	"'$CTL' status --json | jq -e '.partners[] | select(.domain == \"$A\") | .revocation | .enforced_by == null and (.why | test(\"enabled = no\")) and .mode == \"strict\"' >/dev/null"
 
 [ -n "${MM_VERBOSE:-}" ] && grep -iE "crl|re-auth" "$MM_TMP/daemon.log"
 summary test_crl
