@@ -151,7 +151,8 @@ int crl_check_changes(const struct mm_change *changes, size_t n, time_t now, str
 				r = mm_crl_current(&info, now, field, err);
 			free(data);
 			if (r < 0) {
-				if (r != -ENOENT && strncmp(err->msg, a->crls[k], strlen(a->crls[k])))
+				/* crl_file_read's messages start with the path already. */
+				if (strncmp(err->msg, a->crls[k], strlen(a->crls[k])) != 0)
 					path_in_msg(err, a->crls[k]);
 				mm_err_prefix(err, a->domain);
 				return r;

@@ -938,14 +938,17 @@ static void on_crl_loaded(struct vici_client *c, int error, const char *errmsg, 
 		}
 		op->reauth_due = false;
 	} else if (f) {
+		bool news = strcmp(f->charon_sha256, op->sha256) != 0 || f->charon_error[0];
+
 		snprintf(f->charon_sha256, sizeof(f->charon_sha256), "%s", op->sha256);
 		f->charon_error[0] = '\0';
 		f->retry_s = 0;
 		f->retry_at = 0;
 		f->loaded_at = time(NULL);
-		log_notice("CRL %s loaded into charon: issuer %s, %ld revoked, sha256 %s%s",
-			   op->path, f->info.issuer, f->info.n_revoked, op->sha256,
-			   op->reauth_due ? "; it revokes a serial anew" : "");
+		if (news)
+				log_notice("CRL %s loaded into charon: issuer %s, %ld revoked, sha256 %s%s",
+				   op->path, f->info.issuer, f->info.n_revoked, op->sha256,
+				   op->reauth_due ? "; it revokes a serial anew" : "");
 	}
 	if (op->flush_queued)
 		return;  /* on_crls_flushed goes on */

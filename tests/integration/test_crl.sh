@@ -251,6 +251,9 @@ fc_conf yes no 2999 10.0.0.0/24
 mm_start_daemon 10 "$SOCK" answer
 check "ike off: status says revocation is not enforced and why" sh -c \
 	"'$CTL' status --json | jq -e '.partners[] | select(.domain == \"$A\") | .revocation | .enforced_by == null and (.why | test(\"enabled = no\")) and .mode == \"strict\"' >/dev/null"
+contains "$("$CTL" status)" "CRL problem: partner $A: 1 CRL files not used: [ike] enabled = no" \
+	"ike off: mmtrustctl status (text) says the CRL is not used"
+check "ike off: no garbage CRL line" sh -c "! '$CTL' status | grep -q 'CRL problem: .*: -'"
 
 [ -n "${MM_VERBOSE:-}" ] && grep -iE "crl|re-auth" "$MM_TMP/daemon.log"
 summary test_crl
