@@ -1,17 +1,24 @@
 #!/bin/bash
 # A partner's CRL files and revocation mode, with the daemon driving
 # tests/integration/fake_charon.py (which logs every command it gets):
-#   - provisioning refuses a relative path, a missing file and a file that
-#     is not a CRL, naming crls[i], and changes nothing;
+#   - provisioning refuses a relative path, a missing file, a file that is
+#     not a CRL, another CA's CRL, a CRL of the CA's name but another key,
+#     an expired CRL, two CRLs in one file and a file over 65535 bytes,
+#     naming <domain>.crls[i] (the path in the message), and changes nothing;
 #   - the CRL goes to charon (load-cert X509_CRL, its exact content) before
 #     the partner's connection, which carries remote.revocation;
-#   - a new CRL on disk (rename over the old one) is loaded within the poll
-#     bound and the partner's up tunnel is re-authenticated (rekey reauth);
-#     the same content again (SIGHUP) is loaded again but re-authenticates
-#     nothing;
-#   - a CRL that goes missing or turns to garbage is reported in status and
-#     the log, and charon is not given the garbage;
-#   - a restarted daemon loads the CRL again on start.
+#   - a new CRL revoking a serial anew (rename over the old one) is loaded
+#     within the poll bound and the up tunnel is re-authenticated (rekey
+#     reauth); a re-issued CRL with the same entries is loaded and flushed
+#     but re-authenticates nothing; the same content again (SIGHUP) neither;
+#   - a CRL that goes missing, turns to garbage or to another CA's CRL is
+#     reported in status and the log (once), and charon is not given it;
+#     one whose nextUpdate passes turns stale, said once;
+#   - charon refusing a load: loaded false, retried backing off, logged once;
+#   - one file listed by two partners with different CAs is judged per
+#     partner; a CA change judges the partner's CRLs again;
+#   - a restarted daemon loads the CRL again on start;
+#   - with [ike] enabled = no status says the CRLs are not used, and why.
 # The real charon's side (revoked certificates get no SA) is the VM tier's:
 # tests/vm/test_mmtrust_revocation.sh.
 set -u
@@ -243,6 +250,29 @@ mv "$MM_TMP/crl/a.crl.away" "$MM_TMP/crl/a.crl"
 back() { status_crl | jq -e '.crls[0].state == "ok" and .crls[0].loaded == true' >/dev/null; }
 wait_for 5 back && pass "the file back in place: read and loaded within the poll" || fail "status: $(status_crl)"
 
+# One file, two partners with different CAs: judged per partner, given to
+# charon while one listing partner's CA issued it.
+B=ims.partner-b.example
+pki_crl "$MM_TMP/crl/s.crl" || fail "pki --signcrl s"
+expect_exit 0 "partner B (CAs ca-a and ca-x) lists A's CRL too" "$CTL" partner add $B --kind ims \
+	--agreement yes --range 203.0.113.0/24 --gateway 198.51.100.20 --ca "$MM_TMP/ca-a.pem" \
+	--ca "$MM_TMP/ca-x.pem" --crl "$MM_TMP/crl/s.crl"
+expect_exit 0 "A lists it as well" "$CTL" partner set $A --crl "$MM_TMP/crl/a.crl" \
+	--crl "$MM_TMP/crl/s.crl"
+k=$(n_cmds '.cmd == "load-cert" and .type == "X509_CRL"')
+cp "$MM_TMP/crl/x.crl" "$MM_TMP/crl/s.crl.new" && mv "$MM_TMP/crl/s.crl.new" "$MM_TMP/crl/s.crl"
+SHAX=$(sha "$MM_TMP/crl/s.crl")
+st_of() { "$CTL" status --json | jq -c ".partners[] | select(.domain == \"$1\") | .revocation.crls[] | select(.path == \"$MM_TMP/crl/s.crl\")"; }
+per_partner() { st_of $A | jq -e '.state == "bad" and (.error | test("issued by CN=ca-x"))' >/dev/null &&
+	st_of $B | jq -e '.state == "ok" and .error == null and .loaded == true' >/dev/null; }
+wait_for 5 per_partner && pass "ca-x's CRL: bad for A, ok and loaded for B" ||
+	fail "A: $(st_of $A) B: $(st_of $B)"
+check "it went to charon (B's CA issued it)" loaded "$SHAX"
+expect_exit 1 "A's CAs changed to ca-b: its CRLs are judged again" "$CTL" partner set $A \
+	--ca "$MM_TMP/ca-b.pem"
+contains "$ERR" "$A.crls[0]" "the refusal names $A.crls[0]"
+contains "$ERR" "not by the partner's CA(s) CN=ca-b" "and says whose CRL it is"
+
 # [ike] enabled = no: the revocation settings are stored, status says
 # they are not used and why.
 kill "$DPID"
@@ -251,7 +281,7 @@ fc_conf yes no 2999 10.0.0.0/24
 mm_start_daemon 10 "$SOCK" answer
 check "ike off: status says revocation is not enforced and why" sh -c \
 	"'$CTL' status --json | jq -e '.partners[] | select(.domain == \"$A\") | .revocation | .enforced_by == null and (.why | test(\"enabled = no\")) and .mode == \"strict\"' >/dev/null"
-contains "$("$CTL" status)" "CRL problem: partner $A: 1 CRL files not used: [ike] enabled = no" \
+contains "$("$CTL" status)" "CRL problem: partner $A: 2 CRL files not used: [ike] enabled = no" \
 	"ike off: mmtrustctl status (text) says the CRL is not used"
 check "ike off: no garbage CRL line" sh -c "! '$CTL' status | grep -q 'CRL problem: .*: -'"
 
