@@ -1,8 +1,9 @@
 /* The partners' CRL files as mmtrustd watches them: read, parsed
  * (policy/ca.h mm_crl_check) and re-read when they change on disk.  No
- * logging and no VICI here: ike.c hands new content to charon (load-cert
- * X509_CRL), logs, and re-authenticates the tunnels of the partners that
- * list a file whose content changed.
+ * logging and no VICI here: ike.c judges the content against the listing
+ * partners' CAs (crl_verify_for), hands it to charon (load-cert X509_CRL),
+ * logs, and re-authenticates the tunnels of the partners that list a file
+ * whose new content revokes a serial anew (newly_revoked).
  *
  * Change detection is a stat of every file once a second (crl_set_poll),
  * not inotify: CRLs are replaced by fetch jobs with rename(2), edited in
