@@ -140,10 +140,18 @@ static void print_status(const json_t *r)
 	/* A CRL that is not in charon as it is on disk turns revocation
 	 * checks off or stale: said under the table, one line each. */
 	json_array_foreach(json_object_get(r, "partners"), i, p) {
-		const json_t *crl;
+		const json_t *rev = json_object_get(p, "revocation"), *crl;
 		size_t j;
 
-		json_array_foreach(json_object_get(json_object_get(p, "revocation"), "crls"), j, crl) {
+		/* Nothing enforces revocation (no IKE): say so once. */
+		if (json_is_string(json_object_get(rev, "why"))) {
+			if (json_array_size(json_object_get(rev, "crls")))
+				printf("CRL problem: partner %s: %zu CRL files not used: %s\n",
+				       jstr(p, "domain"), json_array_size(json_object_get(rev, "crls")),
+				       jstr(rev, "why"));
+			continue;
+		}
+		json_array_foreach(json_object_get(rev, "crls"), j, crl) {
 			const json_t *err = json_object_get(crl, "error");
 
 			if (!strcmp(jstr(crl, "state"), "ok") &&

@@ -121,7 +121,7 @@ static json_t *commit_changes(struct mmtrustd *d, const struct mm_jsonl_peer *pe
 		return err_answer(&err);
 	/* CRL files named anew must be CRLs now: a typo would silently leave
 	 * the partner unchecked. */
-	r = crl_check_changes(changes, n, &err);
+	r = crl_check_changes(changes, n, time(NULL), &err);
 	if (r < 0) {
 		mm_table_free(newt);
 		return err_answer(&err);

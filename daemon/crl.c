@@ -13,6 +13,15 @@
 /* One byte past what charon takes, to tell "too big" from "just fits". */
 #define CRL_READ_MAX (65535 + 1)
 
+/* The field stays the field (crls[i]); the file goes into the message. */
+static void path_in_msg(struct mm_err *err, const char *path)
+{
+	char msg[sizeof(err->msg)];
+
+	snprintf(msg, sizeof(msg), "%.200s: %.300s", path, err->msg);
+	memcpy(err->msg, msg, sizeof(msg));
+}
+
 int crl_file_read(const char *path, const char *field, void **ret_data, size_t *ret_len,
 		  struct mm_crl_info *ret_info, struct stat *ret_st, struct mm_err *err)
 {
@@ -40,6 +49,14 @@ int crl_file_read(const char *path, const char *field, void **ret_data, size_t *
 		mm_err_set(err, MM_ERR_INVALID, field, "%s is not a regular file", path);
 		goto out;
 	}
+	if (st.st_size >= CRL_READ_MAX) {
+		r = -EFBIG;
+		mm_err_set(err, MM_ERR_INVALID, field,
+			   "%s is %lld bytes, larger than %d bytes: charon takes no more over "
+			   "VICI (convert it to DER, or let charon fetch it from the "
+			   "certificates' CRL URI)", path, (long long)st.st_size, CRL_READ_MAX - 1);
+		goto out;
+	}
 	buf = malloc(CRL_READ_MAX);
 	if (!buf) {
 		r = mm_err_set(err, MM_ERR_INTERNAL, field, "out of memory");
@@ -57,7 +74,7 @@ int crl_file_read(const char *path, const char *field, void **ret_data, size_t *
 	}
 	r = mm_crl_check(buf, len, &info, field, err);
 	if (r < 0) {
-		mm_err_prefix(err, path);
+		path_in_msg(err, path);
 		goto out;
 	}
 	if (ret_data) {
@@ -84,20 +101,59 @@ static bool path_listed(const struct mm_partner *p, const char *path)
 	return false;
 }
 
-int crl_check_changes(const struct mm_change *changes, size_t n, struct mm_err *err)
+static bool same_cas(const struct mm_partner *a, const struct mm_partner *b)
 {
+	if (!a || !b || a->n_cas != b->n_cas)
+		return false;
+	for (size_t i = 0; i < a->n_cas; i++)
+		if (strcmp(a->cas[i].pem, b->cas[i].pem) != 0)
+			return false;
+	return true;
+}
+
+static size_t partner_ca_pems(const struct mm_partner *p, const char *pems[MM_PARTNER_CA_MAX])
+{
+	for (size_t i = 0; i < p->n_cas; i++)
+		pems[i] = p->cas[i].pem;
+	return p->n_cas;
+}
+
+int crl_verify_for(const void *data, size_t len, const struct mm_partner *p, const char *field,
+		   struct mm_err *err)
+{
+	const char *pems[MM_PARTNER_CA_MAX];
+
+	return mm_crl_issued_by(data, len, pems, partner_ca_pems(p, pems), field, err);
+}
+
+int crl_check_changes(const struct mm_change *changes, size_t n, time_t now, struct mm_err *err)
+{
+	struct mm_crl_info info;
 	char field[32];
+	void *data;
+	size_t len;
 	int r;
 
 	for (size_t i = 0; i < n; i++) {
 		const struct mm_partner *a = changes[i].after, *b = changes[i].before;
+		/* New CAs judge every CRL the partner lists, old paths too. */
+		bool all = !same_cas(a, b);
 
 		for (size_t k = 0; a && k < a->n_crls; k++) {
-			if (path_listed(b, a->crls[k]))
+			if (!all && path_listed(b, a->crls[k]))
 				continue;
 			snprintf(field, sizeof(field), "crls[%zu]", k);
-			r = crl_file_read(a->crls[k], field, NULL, NULL, NULL, NULL, err);
+			data = NULL;
+			r = crl_file_read(a->crls[k], field, &data, &len, &info, NULL, err);
+			if (r >= 0)
+				r = crl_verify_for(data, len, a, field, err);
+			if (r >= 0)
+				r = mm_crl_current(&info, now, field, err);
+			free(data);
 			if (r < 0) {
+				/* crl_file_read's messages start with the path already. */
+				if (strncmp(err->msg, a->crls[k], strlen(a->crls[k])) != 0)
+					path_in_msg(err, a->crls[k]);
 				mm_err_prefix(err, a->domain);
 				return r;
 			}
@@ -161,6 +217,7 @@ int crl_set_sync(struct crl_set *s, const struct mm_table *t)
 				free(f);
 				return -ENOMEM;
 			}
+			f[n].reauth_first = s->started;
 			f[n++].state = CRL_UNREAD;
 		}
 	for (size_t i = 0; i < s->n; i++)
@@ -221,6 +278,11 @@ bool crl_file_poll(struct crl_file *f, bool force)
 		free(data);
 		return was != CRL_OK;
 	}
+	/* Only a serial revoked anew makes up tunnels re-authenticate: CAs
+	 * re-issue CRLs hourly or daily with the same entries. */
+	if (f->have_info ? mm_crl_revokes_more(f->data, f->len, data, len) != 0
+			 : f->reauth_first && info.n_revoked > 0)
+		f->newly_revoked = true;
 	free(f->data);
 	f->data = data;
 	f->len = len;
@@ -228,6 +290,21 @@ bool crl_file_poll(struct crl_file *f, bool force)
 	f->have_info = true;
 	f->changed = true;
 	return true;
+}
+
+bool crl_file_age(struct crl_file *f, time_t now)
+{
+	bool past = f->have_info && f->info.next_update && (int64_t)now > f->info.next_update;
+
+	if (f->state == CRL_OK && past) {
+		f->state = CRL_STALE;
+		return true;
+	}
+	if (f->state == CRL_STALE && !past) {
+		f->state = CRL_OK;
+		return true;
+	}
+	return false;
 }
 
 size_t crl_set_poll(struct crl_set *s, bool force)
@@ -239,21 +316,37 @@ size_t crl_set_poll(struct crl_set *s, bool force)
 	return n;
 }
 
-json_t *crl_file_json(const struct crl_file *f, const char *path)
+json_t *crl_file_json(const struct crl_file *f, const char *path, const struct mm_partner *p)
 {
 	static const char *const states[] = {
 		[CRL_UNREAD] = "unread", [CRL_OK] = "ok", [CRL_MISSING] = "missing",
-		[CRL_BAD] = "bad",
+		[CRL_BAD] = "bad", [CRL_STALE] = "stale",
 	};
+	struct mm_err err = { 0 };
+	char stale[600] = "";
+	const char *state, *error;
+	bool loaded;
 	json_t *o;
 
 	if (!f)
 		return json_pack("{s:s, s:s, s:s, s:b}", "path", path, "state", "unread", "error",
 				 "not read yet", "loaded", 0);
-	o = json_pack("{s:s, s:s, s:o, s:b}", "path", f->path, "state", states[f->state], "error",
-		      f->error[0] ? json_string(f->error)
-				  : f->charon_error[0] ? json_string(f->charon_error) : json_null(),
-		      "loaded", f->charon_sha256[0] != '\0');
+	state = states[f->state];
+	error = f->error[0] ? f->error : f->charon_error[0] ? f->charon_error : NULL;
+	/* Judged for this partner: a file several partners list may be one
+	 * partner's CA's CRL and not another's. */
+	if (p && f->have_info && f->state != CRL_BAD &&
+	    crl_verify_for(f->data, f->len, p, "", &err) < 0) {
+		state = "bad";
+		error = err.msg;
+	} else if (f->state == CRL_STALE) {
+		mm_crl_current(&f->info, (time_t)f->info.next_update + 1, "", &err);
+		snprintf(stale, sizeof(stale), "%s", err.msg);
+		error = stale;
+	}
+	loaded = f->have_info && strcmp(f->charon_sha256, f->info.sha256) == 0;
+	o = json_pack("{s:s, s:s, s:o, s:b}", "path", f->path, "state", state, "error",
+		      error ? json_string(error) : json_null(), "loaded", loaded);
 	if (o && f->have_info) {
 		json_object_set_new(o, "sha256", json_string(f->info.sha256));
 		json_object_set_new(o, "issuer", json_string(f->info.issuer));

@@ -914,28 +914,50 @@ static void on_crls_flushed(struct vici_client *c, int error, const char *errmsg
 	crl_op_free(op);
 }
 
+static time_t mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
 static void on_crl_loaded(struct vici_client *c, int error, const char *errmsg, void *userdata)
 {
 	struct crl_op *op = userdata;
 	struct mm_ike *ike = op->ike;
 	struct crl_file *f = crl_set_find(&ike->crls, op->path);
+	char why[256];
 
 	(void)c;
 	if (error < 0) {
-		if (vici_client_is_connected(ike->cmd))
-			log_err("charon refused CRL %s: %s%s%s", op->path, strerror(-error),
-				errmsg ? ": " : "", errmsg ? errmsg : "");
-		if (f)
-			snprintf(f->charon_error, sizeof(f->charon_error), "charon refused it: %s",
-				 errmsg ? errmsg : strerror(-error));
+		snprintf(why, sizeof(why), "charon refused it: %s",
+			 errmsg ? errmsg : strerror(-error));
+		/* Once per distinct refusal; the poll tries again, backing off. */
+		if (vici_client_is_connected(ike->cmd) && (!f || strcmp(f->charon_error, why) != 0))
+			log_err("charon refused CRL %s: %s%s%s; trying again, backing off to "
+				"once a minute", op->path, strerror(-error), errmsg ? ": " : "",
+				errmsg ? errmsg : "");
+		if (f) {
+			snprintf(f->charon_error, sizeof(f->charon_error), "%s", why);
+			f->retry_s = f->retry_s ? (f->retry_s * 2 > 60 ? 60 : f->retry_s * 2) : 1;
+			f->retry_at = mono_s() + f->retry_s;
+			f->changed = true;
+			f->newly_revoked |= op->reauth_due;
+		}
+		op->reauth_due = false;
 	} else if (f) {
-		op->reauth_due = strcmp(f->charon_sha256, op->sha256) != 0;
+		bool news = strcmp(f->charon_sha256, op->sha256) != 0 || f->charon_error[0];
+
 		snprintf(f->charon_sha256, sizeof(f->charon_sha256), "%s", op->sha256);
 		f->charon_error[0] = '\0';
+		f->retry_s = 0;
+		f->retry_at = 0;
 		f->loaded_at = time(NULL);
-		if (op->reauth_due)
-			log_notice("CRL %s loaded into charon: issuer %s, %ld revoked, sha256 %s",
-				   op->path, f->info.issuer, f->info.n_revoked, op->sha256);
+		if (news)
+				log_notice("CRL %s loaded into charon: issuer %s, %ld revoked, sha256 %s%s",
+				   op->path, f->info.issuer, f->info.n_revoked, op->sha256,
+				   op->reauth_due ? "; it revokes a serial anew" : "");
 	}
 	if (op->flush_queued)
 		return;  /* on_crls_flushed goes on */
@@ -948,9 +970,10 @@ static void send_crl(struct mm_ike *ike, struct crl_file *f)
 {
 	struct crl_op *op;
 
-	f->changed = false;
-	if (!f->have_info || !vici_client_is_connected(ike->cmd))
+	/* Content no listing partner's CA issued never reaches charon. */
+	if (!f->have_info || f->ca_error[0] || !vici_client_is_connected(ike->cmd))
 		return;  /* load_all sends it on the next connect */
+	f->changed = false;
 	op = crl_op_new(ike, f->path);
 	if (!op || crl_sas_up(ike, f->path, &op->sas, &op->n_sas) < 0) {
 		log_err("CRL %s: out of memory", f->path);
@@ -960,12 +983,14 @@ static void send_crl(struct mm_ike *ike, struct crl_file *f)
 		return;
 	}
 	snprintf(op->sha256, sizeof(op->sha256), "%s", f->info.sha256);
+	op->reauth_due = f->newly_revoked;
 	if (vici_load_crl(ike->cmd, f->data, f->len, on_crl_loaded, op) < 0) {
 		log_err("CRL %s: cannot queue its load into charon", f->path);
 		f->changed = true;  /* the next poll tries again */
 		crl_op_free(op);
 		return;
 	}
+	f->newly_revoked = false;
 	if (vici_flush_certs(ike->cmd, "X509_CRL", on_crls_flushed, op) == 0)
 		op->flush_queued = true;
 	else
@@ -983,10 +1008,46 @@ static const char *crl_time(int64_t t, char *buf, size_t size)
 	return buf;
 }
 
-/* Sync the files with the table, re-stat them (re-read all with force),
- * log what changed and hand new content to charon. */
-static void crls_refresh(struct mm_ike *ike, bool force)
+/* Whether some partner that lists f may use its content (issued by one
+ * of its CAs); f->ca_error says why not, logged once when it changes. */
+static void crl_judge(struct mm_ike *ike, struct crl_file *f)
 {
+	const struct mm_table *tb = ike->d->table;
+	char why[sizeof(f->ca_error)] = "";
+	bool listed = false, ok = false;
+
+	for (size_t i = 0; f->have_info && tb && i < tb->n && !ok; i++) {
+		const struct mm_partner *p = tb->partners[i];
+		struct mm_err err = { 0 };
+
+		for (size_t k = 0; k < p->n_crls && !ok; k++) {
+			if (strcmp(p->crls[k], f->path) != 0)
+				continue;
+			listed = true;
+			if (crl_verify_for(f->data, f->len, p, "", &err) == 0)
+				ok = true;
+			else if (!why[0])
+				snprintf(why, sizeof(why), "partner %s: %.300s", p->domain, err.msg);
+		}
+	}
+	if (ok || !listed)
+		why[0] = '\0';
+	if (strcmp(why, f->ca_error) == 0)
+		return;
+	if (why[0])
+		log_err("CRL %s is not given to charon: %s%s", f->path, why,
+			f->charon_sha256[0] ? "; charon keeps the one it has" : "");
+	else if (f->ca_error[0])
+		log_notice("CRL %s: issued by a listing partner's CA now", f->path);
+	snprintf(f->ca_error, sizeof(f->ca_error), "%s", why);
+}
+
+/* Sync the files with the table, re-stat them (re-read all with force),
+ * judge them against the partners' CAs (new content, or a new table), log
+ * what changed and hand new content to charon. */
+static void crls_refresh(struct mm_ike *ike, bool force, bool table_changed)
+{
+	time_t now = time(NULL), mono = mono_s();
 	char a[32], b[32];
 
 	if (crl_set_sync(&ike->crls, ike->d->table) < 0) {
@@ -995,9 +1056,17 @@ static void crls_refresh(struct mm_ike *ike, bool force)
 	}
 	for (size_t i = 0; i < ike->crls.n; i++) {
 		struct crl_file *f = &ike->crls.f[i];
+		bool polled = crl_file_poll(f, force), fresh = polled && f->changed;
 
-		if (!crl_file_poll(f, force) && !f->changed)
-			continue;
+		if (polled || table_changed || f->state == CRL_UNREAD)
+			crl_judge(ike, f);
+		if (crl_file_age(f, now) && f->state == CRL_STALE)
+			log_err("CRL %s is stale: its nextUpdate %s has passed; under strict every "
+				"certificate of the partners that list it is refused, under ifuri "
+				"revocations since then are missed (the CRL fetch is behind?)",
+				f->path, crl_time(f->info.next_update, b, sizeof(b)));
+		if (!polled)
+			goto send;
 		if (f->state == CRL_MISSING)
 			log_err("CRL %s is missing (%s): the partners that list it are not checked "
 				"against it%s",
@@ -1005,13 +1074,15 @@ static void crls_refresh(struct mm_ike *ike, bool force)
 		else if (f->state == CRL_BAD)
 			log_err("CRL %s cannot be used: %s%s", f->path, f->error,
 				f->have_info ? "; charon keeps the one read before" : "");
-		else if (f->changed)
+		else if (fresh)
 			log_notice("CRL %s read: issuer %s, thisUpdate %s, nextUpdate %s, %ld revoked",
 				   f->path, f->info.issuer, crl_time(f->info.this_update, a, sizeof(a)),
 				   crl_time(f->info.next_update, b, sizeof(b)), f->info.n_revoked);
 		else if (!force)
 			log_notice("CRL %s is readable again, its content unchanged", f->path);
-		if (f->changed)
+send:
+		/* New content at once; after charon refused one, backing off. */
+		if (f->changed && (fresh || mono >= f->retry_at))
 			send_crl(ike, f);
 	}
 }
@@ -1020,7 +1091,7 @@ static int on_crl_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct mm_ike *ike = userdata;
 
-	crls_refresh(ike, false);
+	crls_refresh(ike, false, false);
 	sd_event_source_set_time(s, usec + IKE_CRL_POLL_USEC);
 	sd_event_source_set_enabled(s, SD_EVENT_ON);
 	return 0;
@@ -1126,7 +1197,10 @@ int ike_start(struct mmtrustd *d, const struct ike_ops *ops, void *userdata)
 	if (r < 0)
 		goto fail;
 	d->ike = ike;
-	crls_refresh(ike, true);
+	crls_refresh(ike, true, true);
+	/* From here on a file a partner lists newly re-authenticates its up
+	 * tunnels when it revokes anything; those read at start do not. */
+	ike->crls.started = true;
 	if (ike_tunnels_sync(&ike->tunnels, d->table) < 0 ||
 	    vici_client_new(d->ev, d->cfg.ike_vici_socket, &cmd_cbs, ike, &ike->cmd) < 0 ||
 	    vici_client_new(d->ev, d->cfg.ike_vici_socket, &evt_cbs, ike, &ike->evt) < 0 ||
@@ -1262,7 +1336,7 @@ void ike_table_changed(struct mmtrustd *d, const struct mm_change *changes, size
 	count_loads(ike);
 	/* A reload (SIGHUP) reads every CRL file again; a change set picks up
 	 * the files partners list newly. */
-	crls_refresh(ike, !changes);
+	crls_refresh(ike, !changes, true);
 	if (!changes && ike->crls.n)
 		log_notice("reload: %zu CRL files read again; charon gets each again", ike->crls.n);
 	/* Unconnected: everything is loaded on (re)connect. */
@@ -1374,8 +1448,9 @@ static json_t *revocation_status(struct mm_ike *ike, const struct mm_partner *p)
 
 	for (size_t i = 0; crls && i < p->n_crls; i++)
 		json_array_append_new(crls, crl_file_json(crl_set_find(&ike->crls, p->crls[i]),
-							  p->crls[i]));
-	return json_pack("{s:s, s:o*}", "mode", mm_revocation_name(p->revocation), "crls", crls);
+							  p->crls[i], p));
+	return json_pack("{s:s, s:o*, s:s}", "mode", mm_revocation_name(p->revocation), "crls",
+			 crls, "enforced_by", "charon");
 }
 
 void ike_status(struct mmtrustd *d, json_t *status)
@@ -1389,8 +1464,23 @@ void ike_status(struct mmtrustd *d, json_t *status)
 				      ike && vici_client_is_connected(ike->cmd), "socket",
 				      d->cfg.ike_vici_socket, "connects",
 				      (json_int_t)(ike ? vici_client_connect_count(ike->cmd) : 0)));
-	if (!ike)
+	if (!ike) {
+		/* Stored, not used: say so rather than show nothing. */
+		json_array_foreach(partners, i, o) {
+			const struct mm_partner *p = mm_table_find(
+				d->table, json_string_value(json_object_get(o, "domain")));
+
+			if (p)
+				json_object_set_new(
+					o, "revocation",
+					json_pack("{s:s, s:o, s:n, s:s}", "mode",
+						  mm_revocation_name(p->revocation), "crls",
+						  mm_partner_crls_json(p), "enforced_by", "why",
+						  "[ike] enabled = no: no IKE, CRLs and the "
+						  "revocation mode are stored but not used"));
+		}
 		return;
+	}
 	json_array_foreach(partners, i, o) {
 		const struct ike_tunnel *t = ike_tunnels_find(
 			&ike->tunnels, json_string_value(json_object_get(o, "domain")));

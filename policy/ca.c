@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -411,29 +412,33 @@ out:
 	return r;
 }
 
-/* A CRL file: PEM ("X509 CRL" blocks; the first is read) or DER. */
-int mm_crl_check(const void *data, size_t len, struct mm_crl_info *ret, const char *field,
-		 struct mm_err *err)
+/* A CRL file: PEM (one "X509 CRL" block) or DER (one CertificateList).
+ * *ret the CRL, which the caller frees; -EINVAL naming field. */
+static int crl_parse(const void *data, size_t len, X509_CRL **ret, const char *field,
+		     struct mm_err *err)
 {
+	static const char begin[] = "-----BEGIN X509 CRL-----";
 	const unsigned char *der = data;
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
-	struct mm_crl_info info = { 0 };
-	STACK_OF(X509_REVOKED) *revoked;
+	const char *second;
 	X509_CRL *crl = NULL;
-	struct tm tm;
-	int r = 0;
 
 	if (!data || len == 0)
 		return mm_err_set(err, MM_ERR_INVALID, field, "the CRL file is empty");
 	if (len > CRL_MAX)
 		return mm_err_set(err, MM_ERR_INVALID, field,
-				  "the CRL file is %zu bytes; charon takes at most %d over VICI "
-				  "(convert it to DER, or let charon fetch it from the "
-				  "certificates' CRL URI)", len, CRL_MAX);
-	if (len > 10 && memmem(data, len, "-----BEGIN X509 CRL-----", 24)) {
-		BIO *bio = BIO_new_mem_buf(data, (int)len);
+				  "the CRL file is %zu bytes, larger than %d bytes: charon takes "
+				  "no more over VICI (convert it to DER, or let charon fetch it "
+				  "from the certificates' CRL URI)", len, CRL_MAX);
+	if (len > 10 && (second = memmem(data, len, begin, sizeof(begin) - 1))) {
+		BIO *bio;
 
+		/* charon gets the whole file: what is checked must be all of it. */
+		second += sizeof(begin) - 1;
+		if (memmem(second, len - (size_t)(second - (const char *)data), begin,
+			   sizeof(begin) - 1))
+			return mm_err_set(err, MM_ERR_INVALID, field,
+					  "the file holds two or more CRLs: one CRL per file");
+		bio = BIO_new_mem_buf(data, (int)len);
 		crl = bio ? PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL) : NULL;
 		BIO_free(bio);
 	} else {
@@ -448,6 +453,24 @@ int mm_crl_check(const void *data, size_t len, struct mm_crl_info *ret, const ch
 		return mm_err_set(err, MM_ERR_INVALID, field,
 				  "is not a CRL (neither a PEM 'X509 CRL' block nor one DER "
 				  "CertificateList)");
+	*ret = crl;
+	return 0;
+}
+
+int mm_crl_check(const void *data, size_t len, struct mm_crl_info *ret, const char *field,
+		 struct mm_err *err)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	struct mm_crl_info info = { 0 };
+	STACK_OF(X509_REVOKED) *revoked;
+	X509_CRL *crl = NULL;
+	struct tm tm;
+	int r;
+
+	r = crl_parse(data, len, &crl, field, err);
+	if (r < 0)
+		return r;
 	if (asn1_time_get(X509_CRL_get0_lastUpdate(crl), &info.this_update, &tm) < 0) {
 		r = mm_err_set(err, MM_ERR_INVALID, field, "the CRL's thisUpdate does not parse");
 		goto out;
@@ -468,6 +491,104 @@ int mm_crl_check(const void *data, size_t len, struct mm_crl_info *ret, const ch
 	*ret = info;
 out:
 	X509_CRL_free(crl);
+	ERR_clear_error();
+	return r;
+}
+
+int mm_crl_current(const struct mm_crl_info *info, time_t now, const char *field,
+		   struct mm_err *err)
+{
+	time_t t = (time_t)info->next_update;
+	struct tm tm;
+	char date[64];
+
+	if (!info->next_update || (int64_t)now <= info->next_update)
+		return 0;
+	if (gmtime_r(&t, &tm))
+		tm_format(&tm, date, sizeof(date));
+	else
+		snprintf(date, sizeof(date), "%" PRId64, info->next_update);
+	return mm_err_set(err, MM_ERR_INVALID, field,
+			  "the CRL's nextUpdate %s is in the past: under strict every certificate "
+			  "of the partner would be refused, under ifuri revocations since then "
+			  "are missed", date);
+}
+
+int mm_crl_issued_by(const void *data, size_t len, const char *const *ca_pems, size_t n_cas,
+		     const char *field, struct mm_err *err)
+{
+	char issuer[256], subject[256], names[600] = "";
+	const char *mismatch = NULL;
+	X509_CRL *crl = NULL;
+	int r;
+
+	r = crl_parse(data, len, &crl, field, err);
+	if (r < 0)
+		return r;
+	if (name_rfc2253(X509_CRL_get_issuer(crl), issuer, sizeof(issuer)) < 0) {
+		r = mm_err_set(err, MM_ERR_INTERNAL, field, "cannot read the CRL's issuer");
+		goto out;
+	}
+	r = -EINVAL;
+	for (size_t i = 0; i < n_cas && r < 0; i++) {
+		BIO *bio = BIO_new_mem_buf(ca_pems[i], -1);
+		X509 *ca = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+		EVP_PKEY *key = ca ? X509_get0_pubkey(ca) : NULL;
+
+		BIO_free(bio);
+		if (ca && name_rfc2253(X509_get_subject_name(ca), subject, sizeof(subject)) == 0) {
+			size_t l = strlen(names);
+
+			snprintf(names + l, sizeof(names) - l, "%s%s", l ? "; " : "", subject);
+			if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca)) == 0) {
+				if (key && X509_CRL_verify(crl, key) == 1)
+					r = 0;
+				else if (!mismatch)
+					mismatch = ca_pems[i];
+			}
+		}
+		X509_free(ca);
+	}
+	if (r < 0 && mismatch)
+		r = mm_err_set(err, MM_ERR_INVALID, field,
+			       "the CRL's signature does not verify with CA %s (the issuer's name, "
+			       "another key): not the partner's CA's CRL", issuer);
+	else if (r < 0)
+		r = mm_err_set(err, MM_ERR_INVALID, field,
+			       "the CRL is issued by %s, not by the partner's CA(s) %s", issuer,
+			       names[0] ? names : "(none readable)");
+out:
+	X509_CRL_free(crl);
+	ERR_clear_error();
+	return r;
+}
+
+/* Whether `now` revokes a serial `old` did not.  The issuer is the same
+ * (one CRL per file, checked against the partner's CA), so serials alone
+ * say it; another issuer makes every entry new. */
+int mm_crl_revokes_more(const void *old, size_t old_len, const void *now, size_t now_len)
+{
+	STACK_OF(X509_REVOKED) *revoked;
+	X509_CRL *a = NULL, *b = NULL;
+	struct mm_err err = { 0 };
+	int r;
+
+	if (crl_parse(old, old_len, &a, "", &err) < 0 || crl_parse(now, now_len, &b, "", &err) < 0) {
+		r = -EINVAL;
+		goto out;
+	}
+	revoked = X509_CRL_get_REVOKED(b);
+	r = 0;
+	for (int i = 0; revoked && i < sk_X509_REVOKED_num(revoked) && !r; i++) {
+		X509_REVOKED *rv = sk_X509_REVOKED_value(revoked, i), *found = NULL;
+
+		r = X509_NAME_cmp(X509_CRL_get_issuer(a), X509_CRL_get_issuer(b)) != 0 ||
+		    X509_CRL_get0_by_serial(a, &found,
+					    (ASN1_INTEGER *)X509_REVOKED_get0_serialNumber(rv)) != 1;
+	}
+out:
+	X509_CRL_free(a);
+	X509_CRL_free(b);
 	ERR_clear_error();
 	return r;
 }

@@ -44,11 +44,31 @@ struct mm_crl_info {
 	long n_revoked;
 };
 
-/* data: a CRL file's content, PEM (the first "X509 CRL" block) or DER
- * (exactly one CertificateList).  Parses only: the signature is charon's
- * to check against the partner's CA.  -EINVAL naming field with the reason
- * (empty, over 65535 bytes, not a CRL). */
+/* data: a CRL file's content, PEM (exactly one "X509 CRL" block) or DER
+ * (exactly one CertificateList).  Parses only: mm_crl_issued_by checks who
+ * signed it.  -EINVAL naming field with the reason (empty, over 65535
+ * bytes, two or more CRLs, not a CRL). */
 int mm_crl_check(const void *data, size_t len, struct mm_crl_info *ret, const char *field,
 		 struct mm_err *err);
+
+/* The one judge of whether a partner may list a CRL: issued by one of its
+ * CAs (ca_pems[0..n_cas), each one PEM certificate): the CRL's issuer name
+ * equals the CA's subject and its signature verifies with that CA's key.
+ * Provisioning (daemon/crl.c crl_check_changes) and the poll both call it.
+ * -EINVAL naming field: "issued by <issuer>, not by the partner's CA(s)
+ * ..." or "signature does not verify with CA ...". */
+int mm_crl_issued_by(const void *data, size_t len, const char *const *ca_pems, size_t n_cas,
+		     const char *field, struct mm_err *err);
+
+/* 0 when the CRL has no nextUpdate or it is not before now; -EINVAL naming
+ * field ("nextUpdate ... is in the past ...") otherwise. */
+int mm_crl_current(const struct mm_crl_info *info, time_t now, const char *field,
+		   struct mm_err *err);
+
+/* 1 when the CRL `now` revokes a serial that `old` does not (or names
+ * another issuer and revokes anything), 0 when not, -EINVAL when either is
+ * not one CRL.  Decides whether up tunnels must re-authenticate: a CRL
+ * re-issued with the same entries must not drop them. */
+int mm_crl_revokes_more(const void *old, size_t old_len, const void *now, size_t now_len);
 
 #endif

@@ -24,7 +24,10 @@ file: {"cmd": NAME} plus, for load-cert, its type and the SHA-256 of its
 data; for load-conn, the connection's name, remote revocation setting and
 number of remote CA certificates; for flush-certs, its type; for rekey,
 its ike/ike-id and reauth; for initiate, its child; for terminate, its
-ike-id."""
+ike-id.
+
+With FAKE_CHARON_REFUSE_CRL naming a file that exists, load-cert of an
+X509_CRL is refused ("parsing CRL failed")."""
 
 import hashlib
 import json
@@ -182,7 +185,11 @@ class Client:
         up = None
         with lock:
             record(name, msg)
-            if name == "load-conn":
+            refuse = os.environ.get("FAKE_CHARON_REFUSE_CRL")
+            if (name == "load-cert" and msg.get("type") == "X509_CRL" and refuse
+                    and os.path.exists(refuse)):
+                reply = {"success": "no", "errmsg": "parsing CRL failed"}
+            elif name == "load-conn":
                 for cname, sec in msg.items():
                     if not isinstance(sec, dict):
                         continue

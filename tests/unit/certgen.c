@@ -92,7 +92,7 @@ static int add_extensions(X509 *x, enum certgen_kind kind, const char *san_dns)
 }
 
 static char *cert_pem(enum certgen_kind kind, const char *cn, long not_before_s,
-		      long not_after_s, const char *san_dns)
+		      long not_after_s, const char *san_dns, char **ret_key)
 {
 	EVP_PKEY *key = NULL;
 	X509_NAME *name;
@@ -122,6 +122,18 @@ static char *cert_pem(enum certgen_kind kind, const char *cn, long not_before_s,
 	if (!bio || !PEM_write_bio_X509(bio, x))
 		goto out;
 	pem = bio_to_string(bio);
+	if (pem && ret_key) {
+		BIO *kb = BIO_new(BIO_s_mem());
+
+		*ret_key = kb && PEM_write_bio_PrivateKey(kb, key, NULL, NULL, 0, NULL, NULL)
+				   ? bio_to_string(kb)
+				   : NULL;
+		BIO_free(kb);
+		if (!*ret_key) {
+			free(pem);
+			pem = NULL;
+		}
+	}
 out:
 	BIO_free(bio);
 	X509_free(x);
@@ -132,17 +144,22 @@ out:
 
 char *certgen_ca_pem(const char *cn, long not_before_offset_s, long not_after_offset_s)
 {
-	return cert_pem(CERTGEN_CA, cn, not_before_offset_s, not_after_offset_s, NULL);
+	return cert_pem(CERTGEN_CA, cn, not_before_offset_s, not_after_offset_s, NULL, NULL);
+}
+
+char *certgen_ca_key_pem(const char *cn, char **ret_key_pem)
+{
+	return cert_pem(CERTGEN_CA, cn, -60, 30L * 86400L, NULL, ret_key_pem);
 }
 
 char *certgen_leaf_pem(const char *cn, const char *san_dns)
 {
-	return cert_pem(CERTGEN_LEAF, cn, LEAF_NOT_BEFORE, LEAF_NOT_AFTER, san_dns);
+	return cert_pem(CERTGEN_LEAF, cn, LEAF_NOT_BEFORE, LEAF_NOT_AFTER, san_dns, NULL);
 }
 
 char *certgen_nobc_pem(const char *cn)
 {
-	return cert_pem(CERTGEN_NOBC, cn, LEAF_NOT_BEFORE, LEAF_NOT_AFTER, NULL);
+	return cert_pem(CERTGEN_NOBC, cn, LEAF_NOT_BEFORE, LEAF_NOT_AFTER, NULL, NULL);
 }
 
 char *certgen_key_pem(void)
@@ -165,31 +182,26 @@ out:
 	return pem;
 }
 
-char *certgen_crl_pem(const char *issuer_cn, int n_revoked, long next_update_offset_s)
+/* A CRL of issuer name, signed by key, revoking serials[0..n). */
+static char *crl_make(const X509_NAME *name, EVP_PKEY *key, const long *serials, int n,
+		      long next_update_offset_s, long this_update_offset_s)
 {
-	EVP_PKEY *key = EVP_EC_gen("P-256");
 	X509_CRL *crl = X509_CRL_new();
-	X509_NAME *name = X509_NAME_new();
 	ASN1_TIME *t = NULL;
 	BIO *bio = NULL;
 	char *pem = NULL;
 
-	if (!key || !crl || !name || !issuer_cn ||
-	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-					(const unsigned char *)issuer_cn, -1, -1, 0) ||
-	    !X509_CRL_set_version(crl, 1) || !X509_CRL_set_issuer_name(crl, name))
+	if (!key || !crl || !name || !X509_CRL_set_version(crl, 1) ||
+	    !X509_CRL_set_issuer_name(crl, name))
 		goto out;
-	t = X509_gmtime_adj(NULL, -60);
+	t = X509_gmtime_adj(NULL, this_update_offset_s);
 	if (!t || !X509_CRL_set1_lastUpdate(crl, t))
 		goto out;
-	if (next_update_offset_s && (!X509_gmtime_adj(t, next_update_offset_s) ||
-				     !X509_CRL_set1_nextUpdate(crl, t)))
-		goto out;
-	for (int i = 0; i < n_revoked; i++) {
+	for (int i = 0; i < n; i++) {
 		X509_REVOKED *rv = X509_REVOKED_new();
 		ASN1_INTEGER *serial = ASN1_INTEGER_new();
 
-		if (!rv || !serial || !ASN1_INTEGER_set(serial, 1000 + i) ||
+		if (!rv || !serial || !ASN1_INTEGER_set(serial, serials[i]) ||
 		    !X509_REVOKED_set_serialNumber(rv, serial) ||
 		    !X509_REVOKED_set_revocationDate(rv, t) || !X509_CRL_add0_revoked(crl, rv)) {
 			X509_REVOKED_free(rv);
@@ -198,6 +210,9 @@ char *certgen_crl_pem(const char *issuer_cn, int n_revoked, long next_update_off
 		}
 		ASN1_INTEGER_free(serial);
 	}
+	if (next_update_offset_s && (!X509_gmtime_adj(t, next_update_offset_s) ||
+				     !X509_CRL_set1_nextUpdate(crl, t)))
+		goto out;
 	if (!X509_CRL_sort(crl) || !X509_CRL_sign(crl, key, EVP_sha256()))
 		goto out;
 	bio = BIO_new(BIO_s_mem());
@@ -207,9 +222,49 @@ char *certgen_crl_pem(const char *issuer_cn, int n_revoked, long next_update_off
 out:
 	BIO_free(bio);
 	ASN1_TIME_free(t);
-	X509_NAME_free(name);
 	X509_CRL_free(crl);
+	ERR_clear_error();
+	return pem;
+}
+
+char *certgen_crl_pem(const char *issuer_cn, int n_revoked, long next_update_offset_s)
+{
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509_NAME *name = X509_NAME_new();
+	long serials[64];
+	char *pem = NULL;
+
+	if (!issuer_cn || n_revoked < 0 || n_revoked > 64 || !name ||
+	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+					(const unsigned char *)issuer_cn, -1, -1, 0))
+		goto out;
+	for (int i = 0; i < n_revoked; i++)
+		serials[i] = 1000 + i;
+	pem = crl_make(name, key, serials, n_revoked, next_update_offset_s, -60);
+out:
+	X509_NAME_free(name);
 	EVP_PKEY_free(key);
+	ERR_clear_error();
+	return pem;
+}
+
+char *certgen_crl_signed_pem(const char *ca_pem, const char *key_pem, const long *serials,
+			     int n, long next_update_offset_s)
+{
+	BIO *cb = BIO_new_mem_buf(ca_pem, -1), *kb = BIO_new_mem_buf(key_pem, -1);
+	X509 *ca = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
+	EVP_PKEY *key = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
+	/* An expired CRL: thisUpdate before its nextUpdate. */
+	long this_update = next_update_offset_s < 0 ? next_update_offset_s - 3600 : -60;
+	char *pem = NULL;
+
+	if (ca && key)
+		pem = crl_make(X509_get_subject_name(ca), key, serials, n,
+			       next_update_offset_s, this_update);
+	X509_free(ca);
+	EVP_PKEY_free(key);
+	BIO_free(cb);
+	BIO_free(kb);
 	ERR_clear_error();
 	return pem;
 }

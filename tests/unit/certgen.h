@@ -37,4 +37,14 @@ char *certgen_key_pem(void);
  * entries (serials 1000, 1001, ...).  "-----BEGIN X509 CRL-----". */
 char *certgen_crl_pem(const char *issuer_cn, int n_revoked, long next_update_offset_s);
 
+/* A CA like certgen_ca_pem (valid from a minute ago for 30 days) whose
+ * private key (PKCS#8 PEM) goes to *ret_key_pem, which the caller frees. */
+char *certgen_ca_key_pem(const char *cn, char **ret_key_pem);
+
+/* A CRL issued and signed by the CA (its subject, its key) revoking
+ * serials[0..n), thisUpdate a minute ago (an hour before nextUpdate when
+ * that is in the past), nextUpdate now+next_update_offset_s (none when 0). */
+char *certgen_crl_signed_pem(const char *ca_pem, const char *key_pem, const long *serials,
+			     int n, long next_update_offset_s);
+
 #endif

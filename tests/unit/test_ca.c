@@ -508,6 +508,111 @@ START_TEST(test_crl)
 }
 END_TEST
 
+/* mm_crl_check: a PEM file with two CRLs is refused (charon would get both
+ * while only the first was checked). */
+START_TEST(test_crl_two_blocks_refused)
+{
+	char *a = certgen_crl_pem("Partner CA", 1, DAY), *b = certgen_crl_pem("Partner CA", 2, DAY);
+	struct mm_crl_info info;
+	struct mm_err err = { 0 };
+	char both[8192];
+
+	ck_assert(a && b);
+	snprintf(both, sizeof(both), "%s%s", a, b);
+	ck_assert_int_eq(mm_crl_check(both, strlen(both), &info, "crls[2]", &err), -EINVAL);
+	ck_assert_str_eq(err.field, "crls[2]");
+	ck_assert_msg(strstr(err.msg, "one CRL per file"), "%s", err.msg);
+	ck_assert_int_eq(ERR_peek_error(), 0);
+	free(a);
+	free(b);
+}
+END_TEST
+
+/* mm_crl_issued_by: the issuer name must be a CA's subject and the
+ * signature must verify with that CA's key; either CA of a rollover does. */
+START_TEST(test_crl_issued_by)
+{
+	char *ka = NULL, *kb = NULL, *kc = NULL;
+	char *ca = certgen_ca_key_pem("Partner CA", &ka), *cb = certgen_ca_key_pem("New CA", &kb);
+	/* same name as ca, another key: an impostor */
+	char *cc = certgen_ca_key_pem("Partner CA", &kc);
+	long serials[] = { 7, 9 };
+	char *crl_a = certgen_crl_signed_pem(ca, ka, serials, 2, DAY);
+	char *crl_b = certgen_crl_signed_pem(cb, kb, serials, 2, DAY);
+	char *crl_c = certgen_crl_signed_pem(cc, kc, serials, 2, DAY);
+	char *other = certgen_crl_pem("Unrelated CA", 1, DAY);
+	const char *one[] = { ca }, *two[] = { ca, cb };
+	struct mm_err err = { 0 };
+
+	ck_assert(ca && cb && cc && crl_a && crl_b && crl_c && other);
+	ck_assert_int_eq(mm_crl_issued_by(crl_a, strlen(crl_a), one, 1, "crls[0]", &err), 0);
+	ck_assert_int_eq(mm_crl_issued_by(crl_a, strlen(crl_a), two, 2, "crls[0]", &err), 0);
+	ck_assert_int_eq(mm_crl_issued_by(crl_b, strlen(crl_b), two, 2, "crls[0]", &err), 0);
+	/* never: a CRL of another issuer */
+	ck_assert_int_eq(mm_crl_issued_by(other, strlen(other), two, 2, "crls[1]", &err), -EINVAL);
+	ck_assert_str_eq(err.field, "crls[1]");
+	ck_assert_msg(strstr(err.msg, "issued by CN=Unrelated CA, not by the partner's CA"),
+		      "%s", err.msg);
+	ck_assert_msg(strstr(err.msg, "CN=Partner CA") && strstr(err.msg, "CN=New CA"), "%s",
+		      err.msg);
+	memset(&err, 0, sizeof(err));
+	ck_assert_int_eq(mm_crl_issued_by(crl_b, strlen(crl_b), one, 1, "crls[0]", &err), -EINVAL);
+	ck_assert_msg(strstr(err.msg, "issued by CN=New CA"), "%s", err.msg);
+	/* never: the right name with another key */
+	memset(&err, 0, sizeof(err));
+	ck_assert_int_eq(mm_crl_issued_by(crl_c, strlen(crl_c), one, 1, "crls[0]", &err), -EINVAL);
+	ck_assert_msg(strstr(err.msg, "signature does not verify with CA CN=Partner CA"), "%s",
+		      err.msg);
+	ck_assert_int_eq(ERR_peek_error(), 0);
+	free(ca), free(cb), free(cc), free(ka), free(kb), free(kc);
+	free(crl_a), free(crl_b), free(crl_c), free(other);
+}
+END_TEST
+
+/* mm_crl_current: a CRL whose nextUpdate passed is refused; none or in
+ * the future is fine. */
+START_TEST(test_crl_current)
+{
+	struct mm_crl_info info = { .this_update = 1000, .next_update = 2000 };
+	struct mm_err err = { 0 };
+
+	ck_assert_int_eq(mm_crl_current(&info, 1999, "crls[0]", &err), 0);
+	ck_assert_int_eq(mm_crl_current(&info, 2000, "crls[0]", &err), 0);
+	ck_assert_int_eq(mm_crl_current(&info, 2001, "crls[3]", &err), -EINVAL);
+	ck_assert_str_eq(err.field, "crls[3]");
+	ck_assert_msg(strstr(err.msg, "nextUpdate 1970-01-01 00:33:20 UTC is in the past"), "%s",
+		      err.msg);
+	info.next_update = 0;
+	ck_assert_int_eq(mm_crl_current(&info, 1 << 30, "crls[0]", &err), 0);
+}
+END_TEST
+
+/* mm_crl_revokes_more: only a serial the old CRL lacked counts; a re-signed
+ * CRL with the same list (the hourly re-issue) does not. */
+START_TEST(test_crl_revokes_more)
+{
+	char *k = NULL, *ca = certgen_ca_key_pem("Partner CA", &k);
+	long s1[] = { 5, 6 }, s2[] = { 6, 5 }, s3[] = { 5, 6, 8 }, s4[] = { 5 };
+	char *a = certgen_crl_signed_pem(ca, k, s1, 2, DAY);
+	char *same = certgen_crl_signed_pem(ca, k, s2, 2, 2 * DAY);
+	char *more = certgen_crl_signed_pem(ca, k, s3, 3, DAY);
+	char *fewer = certgen_crl_signed_pem(ca, k, s4, 1, DAY);
+	char *empty = certgen_crl_signed_pem(ca, k, NULL, 0, DAY);
+
+	ck_assert(a && same && more && fewer && empty);
+	ck_assert_str_ne(a, same);
+	ck_assert_int_eq(mm_crl_revokes_more(a, strlen(a), same, strlen(same)), 0);
+	ck_assert_int_eq(mm_crl_revokes_more(a, strlen(a), more, strlen(more)), 1);
+	ck_assert_int_eq(mm_crl_revokes_more(a, strlen(a), fewer, strlen(fewer)), 0);
+	ck_assert_int_eq(mm_crl_revokes_more(fewer, strlen(fewer), a, strlen(a)), 1);
+	ck_assert_int_eq(mm_crl_revokes_more(empty, strlen(empty), fewer, strlen(fewer)), 1);
+	ck_assert_int_eq(mm_crl_revokes_more(a, strlen(a), empty, strlen(empty)), 0);
+	ck_assert_int_lt(mm_crl_revokes_more("junk", 4, a, strlen(a)), 0);
+	ck_assert_int_eq(ERR_peek_error(), 0);
+	free(ca), free(k), free(a), free(same), free(more), free(fewer), free(empty);
+}
+END_TEST
+
 static Suite *ca_suite(void)
 {
 	Suite *s = suite_create("ca");
@@ -533,6 +638,10 @@ static Suite *ca_suite(void)
 	tcase_add_test(tc, test_two_certs_refused);
 	tcase_add_test(tc, test_error_queue_cleared);
 	tcase_add_test(tc, test_crl);
+	tcase_add_test(tc, test_crl_two_blocks_refused);
+	tcase_add_test(tc, test_crl_issued_by);
+	tcase_add_test(tc, test_crl_current);
+	tcase_add_test(tc, test_crl_revokes_more);
 	suite_add_tcase(s, tc);
 	return s;
 }
