@@ -16,11 +16,11 @@ struct mm_site *mm_site_dup(const struct mm_site *s)
 
 	if (!d)
 		return NULL;
-	/* struct mm_prefix and struct mm_addr hold 32-bit words at most:
-	 * unsigned after them stays aligned. */
-	locals = (struct mm_prefix *)(d + 1);
+	/* The kinds first: right after the struct they are aligned; the
+	 * address structs are bytes (alignment 1) and may follow anywhere. */
+	kinds = (unsigned *)(d + 1);
+	locals = (struct mm_prefix *)((char *)kinds + nk);
 	tunnel = (struct mm_addr *)((char *)locals + nl);
-	kinds = (unsigned *)((char *)tunnel + nt);
 	if (nl)
 		memcpy(locals, s->locals, nl);
 	if (nt)
