@@ -5,13 +5,14 @@
  * except for three words of the state file's header (docs/architecture.md,
  * "The snapshot"):
  *   <path>.table  the partner table as the answers need it (domains, kind,
- *                 agreement, path, enabled, ranges, a sorted interval
+ *                 agreement, path, enabled, ranges, gateways' families, a sorted interval
  *                 index per family), our [local] cscf prefixes (with the
  *                 kinds of peer each faces) and the
  *                 [query] settings; rewritten when any of them changes.
  *   <path>        the state: which partners' tunnels are up (SPIs, the
  *                 authenticated identity, whether the kernel enforces the
- *                 partner's policies), the table it goes with (table_id),
+ *                 partner's policies), the families of our
+ *                 usable tunnel addresses, the table it goes with (table_id),
  *                 a generation, and in its header the live words: `state`
  *                 (current / superseded) and the heartbeat.
  *
