@@ -246,10 +246,6 @@ static void sb_sa(struct sb *b, const struct mm_tunnel_info *t)
 	sb_lit(b, "}");
 }
 
-/* Every fact of an inbound decision, here and nowhere else: the partner
- * holding src, its tunnel from the view and whether the kernel enforces
- * its in-policies, the SPI, and dst against the view's cscf prefixes (the
- * in-policy's rule, policy/privacy.h). */
 /* Whether we hold a usable tunnel address for p (policy/privacy.h). */
 static enum mm_tunnel_addr tunnel_addr(const struct view *v, const struct mm_partner *p)
 {
@@ -257,6 +253,10 @@ static enum mm_tunnel_addr tunnel_addr(const struct view *v, const struct mm_par
 		 : MM_TUNNEL_ADDR_UNKNOWN;
 }
 
+/* Every fact of an inbound decision, here and nowhere else: the partner
+ * holding src, its tunnel from the view and whether the kernel enforces
+ * its in-policies, the SPI, and dst against the view's cscf prefixes (the
+ * in-policy's rule, policy/privacy.h). */
 static void inbound_facts(const struct view *v, const struct mm_addr *src,
 			  const struct mm_addr *dst, uint32_t spi,
 			  struct mm_inbound_facts *ret, const struct mm_tunnel_info **ret_tunnel)

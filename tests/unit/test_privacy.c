@@ -501,13 +501,12 @@ START_TEST(test_tunnel_addr_rows)
 	size_t changed = 0;
 
 	for (size_t t = 0; t < 3; t++) {
-		for (size_t i = 0; i < sizeof(in_rows) / sizeof(in_rows[0]) * 2; i++) {
-			bool enf = i < sizeof(in_rows) / sizeof(in_rows[0]);
-			const struct in_row *r = enf ? &in_rows[i]
-						     : &unenforced_rows[(i - sizeof(in_rows) /
-									    sizeof(in_rows[0])) %
-									   (sizeof(unenforced_rows) /
-									    sizeof(unenforced_rows[0]))];
+		const size_t n_in = sizeof(in_rows) / sizeof(in_rows[0]),
+			     n_unenf = sizeof(unenforced_rows) / sizeof(unenforced_rows[0]);
+
+		for (size_t i = 0; i < n_in + n_unenf; i++) {
+			bool enf = i < n_in;  /* then the rows with the kernel not enforcing */
+			const struct in_row *r = enf ? &in_rows[i] : &unenforced_rows[i - n_in];
 			struct mm_partner p = partner_of(r->partner);
 			struct mm_inbound_facts f = {
 				.partner = r->partner ? &p : NULL, .sa_up = r->sa_up,
