@@ -21,6 +21,7 @@
 
 #include "host.h"
 #include "host_plan.h"
+#include "policy/privacy.h"
 #include "log.h"
 #include "mmtrustd.h"
 
@@ -48,6 +49,9 @@ struct host {
 	unsigned cscf_kinds_seen[MM_CONFIG_MAX_LOCAL];
 	enum host_state tunnel[2];
 	char tunnel_if[2][IF_NAMESIZE];
+	/* host_tunnel_addrs() when the view was last told: the answers name a
+	 * missing tunnel address, so a flip publishes a new view. */
+	unsigned tunnel_addrs;
 	size_t cscf_n[MM_CONFIG_MAX_LOCAL];  /* usable addresses inside each prefix */
 	struct host_cscf *cscf;
 	size_t n_cscf;
@@ -143,6 +147,22 @@ static size_t host_addrs(struct host *h, struct host_addr **ret)
 static const char *family_name(int family)
 {
 	return family == AF_INET ? "IPv4" : "IPv6";
+}
+
+/* The families with a usable tunnel address among the host's n
+ * addresses v: a [local] tunnel address of the family present, or, when
+ * [local] tunnel is empty, any usable address of it. */
+static unsigned tunnel_families(const struct mm_config *cfg, const struct host_addr *v, size_t n)
+{
+	unsigned f = 0;
+
+	for (size_t i = 0; i < cfg->n_tunnel; i++)
+		if (host_addr_state(v, n, &cfg->tunnel[i], NULL) == HOST_PRESENT)
+			f |= mm_family_bit(cfg->tunnel[i].family);
+	for (size_t i = 0; !cfg->n_tunnel && i < n; i++)
+		if (host_usable(&v[i]))
+			f |= mm_family_bit(v[i].addr.family);
+	return f;
 }
 
 /* Check [local] tunnel and the CSCF prefixes; log each transition.  True
@@ -600,11 +620,17 @@ static void check(struct host *h)
 	struct host_addr *v = NULL;
 	size_t n = host_addrs(h, &v);
 	bool moved = check_addresses(h, v, n);
+	unsigned tunnel_addrs = MM_TUNNEL_ADDRS_KNOWN | tunnel_families(&h->d->cfg, v, n);
 
 	free(v);
 	/* The tunnels first: the answers must not wait for the routes. */
 	if (moved)
 		ike_local_changed(h->d);
+	/* The answers say when a family's tunnel address is missing. */
+	if (tunnel_addrs != h->tunnel_addrs) {
+		h->tunnel_addrs = tunnel_addrs;
+		mmtrustd_view_changed(h->d);
+	}
 	if (h->reread) {
 		int r = nl_cache_refill(h->sk_req, h->routes);
 
@@ -762,25 +788,27 @@ bool host_local_usable(struct mmtrustd *d, const char *addr)
 	return ok;
 }
 
-bool host_may_initiate(struct mmtrustd *d, const struct mm_partner *p)
+unsigned host_tunnel_addrs(struct mmtrustd *d)
 {
-	const struct mm_config *cfg = &d->cfg;
 	struct host_addr *v = NULL;
 	size_t n;
-	bool ok = false;
+	unsigned f;
 
+	if (!d->host)
+		return 0;
+	n = host_addrs(d->host, &v);
+	f = tunnel_families(&d->cfg, v, n);
+	free(v);
+	return MM_TUNNEL_ADDRS_KNOWN | f;
+}
+
+bool host_may_initiate(struct mmtrustd *d, const struct mm_partner *p)
+{
 	if (!d->host || !p)
 		return true;
-	n = host_addrs(d->host, &v);
-	for (size_t g = 0; g < p->n_gateways && !ok; g++) {
-		for (size_t i = 0; i < cfg->n_tunnel && !ok; i++)
-			ok = cfg->tunnel[i].family == p->gateways[g].family &&
-			     host_addr_state(v, n, &cfg->tunnel[i], NULL) == HOST_PRESENT;
-		for (size_t i = 0; !cfg->n_tunnel && i < n && !ok; i++)
-			ok = v[i].addr.family == p->gateways[g].family && host_usable(&v[i]);
-	}
-	free(v);
-	return ok;
+	/* The answers' rule (tunnel-address-missing), the one rule. */
+	return mm_tunnel_addr_of(host_tunnel_addrs(d), mm_partner_gateway_families(p)) ==
+	       MM_TUNNEL_ADDR_USABLE;
 }
 
 void host_status(struct mmtrustd *d, json_t *status)

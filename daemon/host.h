@@ -49,5 +49,9 @@ bool host_local_usable(struct mmtrustd *d, const char *addr);
  * the family of one of p's gateways is usable (any usable address of that
  * family when [local] tunnel is empty). */
 bool host_may_initiate(struct mmtrustd *d, const struct mm_partner *p);
+/* The families with such an address now, as the answers take them:
+ * MM_TUNNEL_ADDRS_KNOWN | MM_FAMILY_ bits (policy/privacy.h); 0 when the
+ * host side does not run.  A change of it publishes a new view. */
+unsigned host_tunnel_addrs(struct mmtrustd *d);
 
 #endif

@@ -170,6 +170,7 @@ static int publish_view(struct mmtrustd *d)
 		.cscf = mm_config_cscf(&d->cfg),
 		.untrusted = d->cfg.query_untrusted,
 		.require_dst = d->cfg.query_require_dst,
+		.tunnel_addrs = host_tunnel_addrs(d),
 	};
 	struct mm_tunnel_info *up = NULL;
 	bool *enforced = NULL, *out_enforced = NULL;

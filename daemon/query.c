@@ -48,6 +48,7 @@ struct view {
 	unsigned cscf_kinds[MM_CONFIG_MAX_LOCAL];    /* the kinds each faces */
 	struct mm_cscf_set cscf_set;                 /* the two above */
 	bool require_dst;
+	unsigned tunnel_addrs;        /* query_view_input.tunnel_addrs */
 	/* Atomic.  Set when a newer view could not be built (no memory): the
 	 * facts this view holds may be stale, so it no longer vouches that
 	 * the kernel enforces anything (fail closed until the next view). */
@@ -245,6 +246,13 @@ static void sb_sa(struct sb *b, const struct mm_tunnel_info *t)
 	sb_lit(b, "}");
 }
 
+/* Whether we hold a usable tunnel address for p (policy/privacy.h). */
+static enum mm_tunnel_addr tunnel_addr(const struct view *v, const struct mm_partner *p)
+{
+	return p ? mm_tunnel_addr_of(v->tunnel_addrs, mm_partner_gateway_families(p))
+		 : MM_TUNNEL_ADDR_UNKNOWN;
+}
+
 /* Every fact of an inbound decision, here and nowhere else: the partner
  * holding src, its tunnel from the view and whether the kernel enforces
  * its in-policies, the SPI, and dst against the view's cscf prefixes (the
@@ -269,7 +277,8 @@ static void inbound_facts(const struct view *v, const struct mm_addr *src,
 			};
 		}
 	}
-	mm_inbound_assemble(p, tp ? &sa : NULL, &v->cscf_set, src, dst, spi, ret);
+	mm_inbound_assemble(p, tp ? &sa : NULL, &v->cscf_set, src, dst, spi, tunnel_addr(v, p),
+			    ret);
 	*ret_tunnel = tp;
 }
 
@@ -499,7 +508,7 @@ static json_t *op_outbound(const struct view *v, const json_t *req)
 		}
 	}
 	mm_outbound_assemble(f.partner, sap, &v->cscf_set, have_next_hop ? &next_hop : NULL,
-			     f.privacy_id, v->untrusted, &f);
+			     f.privacy_id, v->untrusted, tunnel_addr(v, f.partner), &f);
 	mm_decide_outbound(&f, &dec);
 	partner_facts(o, f.partner);
 	json_object_set_new(o, "trusted", json_boolean(dec.trusted));
@@ -623,6 +632,7 @@ int query_publish(struct mm_query *q, const struct query_view_input *in)
 	v->cscf_set.prefix = v->cscf;
 	v->cscf_set.kinds = v->cscf_kinds;
 	v->require_dst = in->require_dst;
+	v->tunnel_addrs = in->tunnel_addrs;
 	pthread_mutex_lock(&q->lock);
 	old = q->view;
 	q->view = v;

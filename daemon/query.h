@@ -31,6 +31,9 @@ struct query_view_input {
 	struct mm_cscf_set cscf;             /* [local] cscf*: the in-policy's dst side */
 	int untrusted;                       /* enum mm_untrusted_mode */
 	bool require_dst;                    /* inbound must name dst */
+	/* Our [local] tunnel addresses: MM_TUNNEL_ADDRS_ bits
+	 * (policy/privacy.h; host_tunnel_addrs), 0: not known */
+	unsigned tunnel_addrs;
 };
 
 /* Open the socket of cfg (query_socket "" : none, *ret NULL, 0) and start

@@ -219,7 +219,8 @@ int snapw_publish(struct snapw *w, const struct query_view_input *in)
 			.remote_id = in->up[i].remote_id,
 		};
 	r = mm_snap_state_build(&w->table, ++w->generation, (uint32_t)getpid(),
-				MM_SNAP_HEARTBEAT_MS, now_ms(), up, in->n_up, &buf, &len);
+				MM_SNAP_HEARTBEAT_MS, now_ms(), up, in->n_up, in->tunnel_addrs, &buf,
+				&len);
 	free(up);
 	if (r == 0)
 		r = write_file(w, w->path, buf, len, &map);

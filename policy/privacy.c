@@ -1,5 +1,7 @@
 #include "privacy.h"
 
+#include <sys/socket.h>
+
 const char *mm_pai_name(enum mm_pai pai)
 {
 	return pai == MM_PAI_KEEP ? "keep" : "strip";
@@ -8,7 +10,7 @@ const char *mm_pai_name(enum mm_pai pai)
 /* Shared by both directions: is this partner inside our trust domain right
  * now, and why (not).  Sets protected_ and trusted, returns the reason. */
 static const char *trust(const struct mm_partner *p, bool sa_up, bool identity_ok,
-			 struct mm_decision *d)
+			 enum mm_tunnel_addr ta, struct mm_decision *d)
 {
 	d->protected_ = false;
 	d->trusted = false;
@@ -24,12 +26,37 @@ static const char *trust(const struct mm_partner *p, bool sa_up, bool identity_o
 		d->trusted = true;
 		return "seg-trusted";
 	}
+	/* No SA, and none can come up while no tunnel address of the
+	 * partner's gateways' families is on this host: say so. */
 	if (!sa_up)
-		return "unprotected";
+		return ta == MM_TUNNEL_ADDR_MISSING ? MM_REASON_TUNNEL_ADDRESS_MISSING
+						    : "unprotected";
 	if (!identity_ok)
 		return "identity-mismatch";
 	d->trusted = true;
 	return "protected";
+}
+
+unsigned mm_family_bit(int family)
+{
+	return family == AF_INET ? MM_FAMILY_V4 : family == AF_INET6 ? MM_FAMILY_V6 : 0;
+}
+
+unsigned mm_partner_gateway_families(const struct mm_partner *p)
+{
+	unsigned f = 0;
+
+	for (size_t i = 0; i < p->n_gateways; i++)
+		f |= mm_family_bit(p->gateways[i].family);
+	return f;
+}
+
+enum mm_tunnel_addr mm_tunnel_addr_of(unsigned tunnel_addrs, unsigned gateway_families)
+{
+	if (!(tunnel_addrs & MM_TUNNEL_ADDRS_KNOWN))
+		return MM_TUNNEL_ADDR_UNKNOWN;
+	return tunnel_addrs & gateway_families & MM_FAMILIES ? MM_TUNNEL_ADDR_USABLE
+							     : MM_TUNNEL_ADDR_MISSING;
 }
 
 bool mm_cscf_faces(unsigned kinds, const struct mm_partner *p)
@@ -108,9 +135,10 @@ static const char *not_over_sa(const struct mm_inbound_facts *f)
 
 void mm_inbound_assemble(const struct mm_partner *p, const struct mm_sa_view *sa,
 			 const struct mm_cscf_set *cscf, const struct mm_addr *src,
-			 const struct mm_addr *dst, uint32_t spi, struct mm_inbound_facts *ret)
+			 const struct mm_addr *dst, uint32_t spi, enum mm_tunnel_addr ta,
+			 struct mm_inbound_facts *ret)
 {
-	struct mm_inbound_facts f = { .partner = p, .spi_given = spi != 0 };
+	struct mm_inbound_facts f = { .partner = p, .spi_given = spi != 0, .tunnel_addr = ta };
 
 	if (p && sa) {
 		f.sa_up = true;
@@ -126,10 +154,11 @@ void mm_inbound_assemble(const struct mm_partner *p, const struct mm_sa_view *sa
 
 void mm_outbound_assemble(const struct mm_partner *p, const struct mm_sa_view *sa,
 			  const struct mm_cscf_set *cscf, const struct mm_addr *next_hop,
-			  bool privacy_id,
-			  enum mm_untrusted_mode mode, struct mm_outbound_facts *ret)
+			  bool privacy_id, enum mm_untrusted_mode mode, enum mm_tunnel_addr ta,
+			  struct mm_outbound_facts *ret)
 {
-	struct mm_outbound_facts f = { .partner = p, .privacy_id = privacy_id, .mode = mode };
+	struct mm_outbound_facts f = { .partner = p, .privacy_id = privacy_id, .mode = mode,
+				       .tunnel_addr = ta };
 
 	if (p && sa) {
 		f.sa_up = f.sa_identity_ok = true;
@@ -156,7 +185,7 @@ void mm_decide_inbound(const struct mm_inbound_facts *f, struct mm_decision *ret
 		*ret = d;
 		return;
 	}
-	d.reason = trust(f->partner, f->sa_up, f->sa_identity_ok, &d);
+	d.reason = trust(f->partner, f->sa_up, f->sa_identity_ok, f->tunnel_addr, &d);
 	if (d.protected_ && (why_not = not_over_sa(f))) {
 		d.protected_ = false;
 		if (d.trusted) {
@@ -172,7 +201,7 @@ void mm_decide_outbound(const struct mm_outbound_facts *f, struct mm_decision *r
 {
 	struct mm_decision d = { .pai = MM_PAI_STRIP };
 
-	d.reason = f->partner ? trust(f->partner, f->sa_up, f->sa_identity_ok, &d)
+	d.reason = f->partner ? trust(f->partner, f->sa_up, f->sa_identity_ok, f->tunnel_addr, &d)
 			      : "not-a-partner";
 	if (d.trusted && f->partner->path == MM_PATH_TUNNEL && !f->enforced) {
 		/* Our out policies are not (all) in the kernel: the message

@@ -73,6 +73,36 @@ enum mm_dst_cover mm_dst_cover(const struct mm_cscf_set *local, const struct mm_
 bool mm_out_cover(const struct mm_cscf_set *local, const struct mm_partner *p,
 		  const struct mm_addr *dst);
 
+/* Our [local] tunnel addresses as a view knows them (daemon/host.c):
+ * MM_TUNNEL_ADDRS_KNOWN when the host is watched, with a family's bit
+ * when a [local] tunnel address of that family (any address of it when
+ * [local] tunnel is empty) is present and usable on this host.  0: not
+ * known, and the answers are what they are without the fact. */
+#define MM_FAMILY_V4 (1u << 0)
+#define MM_FAMILY_V6 (1u << 1)
+#define MM_FAMILIES (MM_FAMILY_V4 | MM_FAMILY_V6)
+#define MM_TUNNEL_ADDRS_KNOWN (1u << 2)
+#define MM_TUNNEL_ADDRS_ALL (MM_TUNNEL_ADDRS_KNOWN | MM_FAMILIES)
+/* The MM_FAMILY_ bit of family (AF_INET, AF_INET6; 0 for any other). */
+unsigned mm_family_bit(int family);
+/* The families of p's gateways (MM_FAMILY_ bits). */
+unsigned mm_partner_gateway_families(const struct mm_partner *p);
+
+/* Whether we hold a usable tunnel address for a partner.  The zero value
+ * is "not known": it changes no answer.  MISSING never protects either:
+ * it only names why a tunnel partner without an SA is stripped. */
+enum mm_tunnel_addr {
+	MM_TUNNEL_ADDR_UNKNOWN = 0,
+	MM_TUNNEL_ADDR_USABLE,   /* one of its gateways' families has one */
+	MM_TUNNEL_ADDR_MISSING,  /* none of them has */
+};
+/* From a view's MM_TUNNEL_ADDRS_ bits and the partner's gateway families. */
+enum mm_tunnel_addr mm_tunnel_addr_of(unsigned tunnel_addrs, unsigned gateway_families);
+
+/* The reason of a tunnel partner's strip when it has no SA up and we hold
+ * no usable tunnel address of its gateways' families. */
+#define MM_REASON_TUNNEL_ADDRESS_MISSING "tunnel-address-missing"
+
 struct mm_inbound_facts {
 	const struct mm_partner *partner;  /* NULL: the source is in no partner's range */
 	bool sa_up;          /* an installed CHILD_SA under the partner's reqid ... */
@@ -87,6 +117,7 @@ struct mm_inbound_facts {
 	 * program the partner, or one of those policies is missing or drifted;
 	 * the zero value, so facts nobody filled in never protect. */
 	bool enforced;
+	enum mm_tunnel_addr tunnel_addr;
 };
 
 struct mm_outbound_facts {
@@ -102,6 +133,7 @@ struct mm_outbound_facts {
 	 * for seg partners (the security gateway protects them); the zero
 	 * value, so facts nobody filled in never keep a tunnel partner's PAI. */
 	bool enforced;
+	enum mm_tunnel_addr tunnel_addr;
 };
 
 struct mm_decision {
@@ -128,17 +160,20 @@ struct mm_sa_view {
 
 /* The one way facts are assembled from a view, whoever holds it: the
  * partner holding src (NULL: none), its tunnel (NULL: none up), src, dst
- * (NULL: not given) against the cscf prefixes, spi (0: not given).  Both
- * answer paths call these, so they cannot disagree on a fact. */
+ * (NULL: not given) against the cscf prefixes, spi (0: not given), and
+ * ta, mm_tunnel_addr_of() the view's tunnel addresses and the partner's
+ * gateway families.  Both answer paths call these, so they cannot
+ * disagree on a fact. */
 void mm_inbound_assemble(const struct mm_partner *p, const struct mm_sa_view *sa,
 			 const struct mm_cscf_set *cscf, const struct mm_addr *src,
-			 const struct mm_addr *dst, uint32_t spi, struct mm_inbound_facts *ret);
+			 const struct mm_addr *dst, uint32_t spi, enum mm_tunnel_addr ta,
+			 struct mm_inbound_facts *ret);
 /* next_hop: the address asked about (NULL: the partner was named by
  * domain). */
 void mm_outbound_assemble(const struct mm_partner *p, const struct mm_sa_view *sa,
 			  const struct mm_cscf_set *cscf, const struct mm_addr *next_hop,
-			  bool privacy_id,
-			  enum mm_untrusted_mode mode, struct mm_outbound_facts *ret);
+			  bool privacy_id, enum mm_untrusted_mode mode, enum mm_tunnel_addr ta,
+			  struct mm_outbound_facts *ret);
 
 void mm_decide_inbound(const struct mm_inbound_facts *f, struct mm_decision *ret);
 void mm_decide_outbound(const struct mm_outbound_facts *f, struct mm_decision *ret);

@@ -428,7 +428,8 @@ int mm_snap_table_load(const void *buf, size_t len, struct mm_snap_table *ret,
 		    strcmp(canon, p->domain) || (i && strcmp(t.partners[i - 1].domain, p->domain) >= 0))
 			return bad(err, "partners", "a domain is not canonical, or not in order");
 		if (p->kind >= MM_KIND__MAX || p->path >= MM_PATH__MAX || p->agreement > 1 ||
-		    p->enabled > 1)
+		    p->enabled > 1 || (p->gateway_families & ~MM_FAMILIES) || p->reserved[0] ||
+		    p->reserved[1] || p->reserved[2])
 			return bad(err, "partners", "a partner's kind, path or flags are out of range");
 		if (p->range_first > t.n_ranges || p->n_ranges > t.n_ranges - p->range_first)
 			return bad(err, "partners", "a partner's ranges lie outside the range list");
@@ -502,6 +503,13 @@ int mm_snap_table_index(struct mm_snap_table *t)
 	return 0;
 }
 
+/* Only the known bits, and a family's only with KNOWN. */
+static bool tunnel_addrs_ok(uint32_t bits)
+{
+	return !(bits & ~MM_TUNNEL_ADDRS_ALL) &&
+	       (!(bits & MM_FAMILIES) || (bits & MM_TUNNEL_ADDRS_KNOWN));
+}
+
 int mm_snap_state_load(const void *buf, size_t len, const struct mm_snap_table *t,
 		       struct mm_snap_state *ret, struct mm_err *err)
 {
@@ -520,11 +528,14 @@ int mm_snap_state_load(const void *buf, size_t len, const struct mm_snap_table *
 	}
 	if (!section_ok(h->off_up, h->n_up, sizeof(*s.up), hs, len))
 		return bad(err, "sections", "the tunnel section lies outside the file");
+	if (!tunnel_addrs_ok(h->tunnel_addrs) || h->reserved)
+		return bad(err, "tunnel_addrs", "the tunnel address bits are malformed");
 	s.h = h;
 	s.up = (const void *)((const char *)buf + h->off_up);
 	s.n_up = h->n_up;
 	s.generation = h->generation;
 	s.table_id = h->table_id;
+	s.tunnel_addrs = h->tunnel_addrs;
 	for (size_t i = 0; i < s.n_up; i++) {
 		const struct mm_snap_tunnel *u = &s.up[i];
 
@@ -629,6 +640,7 @@ int mm_snap_table_build(const struct mm_table *tb, const struct mm_cscf_set *csc
 		pp[i].agreement = p->agreement;
 		pp[i].path = p->path;
 		pp[i].enabled = p->enabled;
+		pp[i].gateway_families = (uint8_t)mm_partner_gateway_families(p);
 		for (size_t k = 0; k < p->n_ranges; k++) {
 			const struct mm_prefix *rg = &p->ranges[k];
 
@@ -688,8 +700,8 @@ static int cmp_tunnel(const void *a, const void *b)
 
 int mm_snap_state_build(const struct mm_snap_table *t, uint64_t generation, uint32_t pid,
 			uint32_t heartbeat_interval_ms, uint64_t heartbeat_ms,
-			const struct mm_snap_tunnel_in *up, size_t n_up, void **ret,
-			size_t *ret_len)
+			const struct mm_snap_tunnel_in *up, size_t n_up, unsigned tunnel_addrs,
+			void **ret, size_t *ret_len)
 {
 	struct mm_snap_state_hdr h = { .version = MM_SNAP_VERSION };
 	struct mm_snap_tunnel *tp;
@@ -704,6 +716,9 @@ int mm_snap_state_build(const struct mm_snap_table *t, uint64_t generation, uint
 	h.table_id = t->table_id;
 	h.pid = pid;
 	h.heartbeat_interval_ms = heartbeat_interval_ms;
+	if (!tunnel_addrs_ok(tunnel_addrs))
+		return -EINVAL;
+	h.tunnel_addrs = tunnel_addrs;
 	h.off_up = ALIGN8(sizeof(h));
 	len = ALIGN8(h.off_up + n_up * sizeof(*tp));
 	buf = calloc(1, len);
@@ -770,6 +785,14 @@ static void as_partner(const struct mm_snap_table *t, const struct mm_snap_partn
 	p->domain[0] = '\0';
 }
 
+/* Whether we hold a usable tunnel address for sp (policy/privacy.h). */
+static enum mm_tunnel_addr tunnel_addr(const struct mm_snap_state *s,
+				       const struct mm_snap_partner *sp)
+{
+	return sp ? mm_tunnel_addr_of(s->tunnel_addrs, sp->gateway_families)
+		  : MM_TUNNEL_ADDR_UNKNOWN;
+}
+
 int mm_snap_inbound(const struct mm_snap_table *t, const struct mm_snap_state *s,
 		    const struct mm_addr *src, const struct mm_addr *dst, uint32_t spi,
 		    struct mm_snap_answer *ret)
@@ -791,7 +814,8 @@ int mm_snap_inbound(const struct mm_snap_table *t, const struct mm_snap_state *s
 						  .in_enforced = tu->in_enforced,
 						  .out_enforced = tu->out_enforced };
 	}
-	mm_inbound_assemble(sp ? &p : NULL, tu ? &sa : NULL, &t->cscf_set, src, dst, spi, &f);
+	mm_inbound_assemble(sp ? &p : NULL, tu ? &sa : NULL, &t->cscf_set, src, dst, spi,
+			    tunnel_addr(s, sp), &f);
 	mm_decide_inbound(&f, &ret->dec);
 	ret->partner = sp;
 	ret->tunnel = tu;
@@ -821,7 +845,7 @@ int mm_snap_outbound(const struct mm_snap_table *t, const struct mm_snap_state *
 						  .out_enforced = tu->out_enforced };
 	}
 	mm_outbound_assemble(sp ? &p : NULL, tu ? &sa : NULL, &t->cscf_set, next_hop,
-			     privacy_id, t->untrusted, &f);
+			     privacy_id, t->untrusted, tunnel_addr(s, sp), &f);
 	mm_decide_outbound(&f, &ret->dec);
 	ret->partner = sp;
 	ret->tunnel = tu;

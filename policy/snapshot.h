@@ -5,13 +5,14 @@
  * except for three words of the state file's header (docs/architecture.md,
  * "The snapshot"):
  *   <path>.table  the partner table as the answers need it (domains, kind,
- *                 agreement, path, enabled, ranges, a sorted interval
+ *                 agreement, path, enabled, ranges, gateways' families, a sorted interval
  *                 index per family), our [local] cscf prefixes (with the
  *                 kinds of peer each faces) and the
  *                 [query] settings; rewritten when any of them changes.
  *   <path>        the state: which partners' tunnels are up (SPIs, the
  *                 authenticated identity, whether the kernel enforces the
- *                 partner's policies), the table it goes with (table_id),
+ *                 partner's policies), the families of our
+ *                 usable tunnel addresses, the table it goes with (table_id),
  *                 a generation, and in its header the live words: `state`
  *                 (current / superseded) and the heartbeat.
  *
@@ -37,8 +38,11 @@
 #include "table.h"
 
 /* 2: the cscf prefixes carry the kinds of peer each faces (a reader of
- * version 1 would answer without them: refused by the version check). */
-#define MM_SNAP_VERSION 2
+ * version 1 would answer without them: refused by the version check).
+ * 3: a partner carries its gateways' families, the state our tunnel
+ * addresses (tunnel-address-missing); a reader of 2 would answer
+ * "unprotected" where the daemon says which address is missing. */
+#define MM_SNAP_VERSION 3
 #define MM_SNAP_BYTE_ORDER 0x01020304u
 /* At most this many cscf prefixes (mmtrustd's [local] holds 64). */
 #define MM_SNAP_CSCF_MAX 64
@@ -66,6 +70,8 @@ struct mm_snap_partner {
 	uint32_t reqid;
 	uint32_t range_first, n_ranges;  /* its ranges: ranges[first .. first+n) */
 	uint8_t kind, agreement, path, enabled;
+	uint8_t gateway_families;     /* MM_FAMILY_ bits of its gateways (privacy.h) */
+	uint8_t reserved[3];          /* 0 */
 };
 
 /* One range of one partner as an interval; the intervals of a family are
@@ -94,6 +100,10 @@ struct mm_snap_state_hdr {
 	uint32_t pid;                 /* the daemon's */
 	uint32_t n_up;
 	uint64_t off_up;
+	/* MM_TUNNEL_ADDRS_ bits (privacy.h): our [local] tunnel addresses,
+	 * 0 when not known (the daemon does not watch the host) */
+	uint32_t tunnel_addrs;
+	uint32_t reserved;            /* 0 */
 };
 
 /* A tunnel that is up; sorted by partner index, one per partner. */
@@ -135,6 +145,7 @@ struct mm_snap_state {
 	const struct mm_snap_tunnel *up;
 	size_t n_up;
 	uint64_t generation, table_id;
+	unsigned tunnel_addrs;        /* MM_TUNNEL_ADDRS_ bits */
 };
 
 uint32_t mm_snap_layout(void);
@@ -175,11 +186,13 @@ struct mm_snap_tunnel_in {
 	const char *remote_id;
 };
 /* Build a state file for table t (checked): up[0..n_up) (any order; a
- * domain t does not hold is left out).  heartbeat: now, CLOCK_MONOTONIC ms. */
+ * domain t does not hold is left out), tunnel_addrs (MM_TUNNEL_ADDRS_
+ * bits; -EINVAL for others or a family without KNOWN).  heartbeat: now,
+ * CLOCK_MONOTONIC ms. */
 int mm_snap_state_build(const struct mm_snap_table *t, uint64_t generation, uint32_t pid,
 			uint32_t heartbeat_interval_ms, uint64_t heartbeat_ms,
-			const struct mm_snap_tunnel_in *up, size_t n_up, void **ret,
-			size_t *ret_len);
+			const struct mm_snap_tunnel_in *up, size_t n_up, unsigned tunnel_addrs,
+			void **ret, size_t *ret_len);
 
 /* Lookups on a checked table: the partner holding a, the partner named
  * domain (canonical), or NULL. */

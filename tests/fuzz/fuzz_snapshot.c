@@ -41,7 +41,7 @@ static const char *const reasons[] = {
 	"unknown-source", "partner-disabled", "no-agreement", "seg-trusted",
 	"unprotected",    "identity-mismatch", "dst-not-given", "dst-not-cscf",
 	"spi-mismatch",   "not-enforced",      "protected",     "not-a-partner",
-	"untrusted-no-privacy-requested", "dst-other-kind",
+	"untrusted-no-privacy-requested", "dst-other-kind", "tunnel-address-missing",
 };
 
 static void check_reason(const char *r)

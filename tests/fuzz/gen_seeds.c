@@ -346,8 +346,8 @@ static struct mm_partner *snap_partner(const char *domain, uint32_t reqid, const
 
 static void snap_put(const char *name, uint8_t flags, const struct mm_table *tb,
 		     const char *cscf, enum mm_untrusted_mode mode, bool require_dst,
-		     const struct mm_snap_tunnel_in *up, size_t n_up, const unsigned char *q,
-		     size_t qlen)
+		     const struct mm_snap_tunnel_in *up, size_t n_up, unsigned tunnel_addrs,
+		     const unsigned char *q, size_t qlen)
 {
 	struct mm_prefix c[4];
 	unsigned kinds[4];
@@ -376,7 +376,7 @@ static void snap_put(const char *name, uint8_t flags, const struct mm_table *tb,
 	if (mm_snap_table_build(tb, &(struct mm_cscf_set){ .prefix = c, .kinds = kinds, .n = n_c },
 				mode, require_dst, 0x5eed0000 + tb->n, &tf, &tl) ||
 	    mm_snap_table_load(tf, tl, &t, NULL) ||
-	    mm_snap_state_build(&t, 42, 4242, 1000, 5000, up, n_up, &sf, &sl)) {
+	    mm_snap_state_build(&t, 42, 4242, 1000, 5000, up, n_up, tunnel_addrs, &sf, &sl)) {
 		fprintf(stderr, "snapshot %s: build failed\n", name);
 		exit(1);
 	}
@@ -421,6 +421,19 @@ static void snapshot(void)
 	 * the flag are also a domain. */
 	unsigned char q[4 * 40] = { 0 };
 	struct mm_table tb = { .partners = p, .n = 5 };
+	/* gateways: a (IPv4 and IPv6), b and x IPv4, c IPv6, seg none */
+	static const char *const gws[5] = { "192.0.2.1 2001:db8:1::1", "192.0.2.2",
+					    "2001:db8:3::1", "", "192.0.2.5" };
+
+	for (int i = 0; i < 5; i++) {
+		char buf[64], *tok, *save;
+
+		p[i]->gateways = calloc(2, sizeof(*p[i]->gateways));
+		snprintf(buf, sizeof(buf), "%s", gws[i]);
+		for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
+			if (mm_addr_parse(tok, &p[i]->gateways[p[i]->n_gateways++], "g", NULL) < 0)
+				exit(1);
+	}
 
 	q[0] = 0x04 | 0x08;
 	memcpy(q + 1, "a.example.net", 14);
@@ -431,18 +444,21 @@ static void snapshot(void)
 	le32_put(q + 80 + 33, 5);
 	q[120] = 0x00;
 	q[121] = 10, q[122] = 1, q[123] = 2, q[124] = 3;
+	/* our tunnel addresses: IPv4 only, none (tunnel-address-missing),
+	 * not known (no host watcher), IPv6 only */
 	snap_put("five", 3, &tb, "10.9.0.0/24 2a00:9::/64", MM_UNTRUSTED_STRIP_ALWAYS, false,
-		 up, 3, q, sizeof(q));
+		 up, 3, MM_TUNNEL_ADDRS_KNOWN | MM_FAMILY_V4, q, sizeof(q));
 	snap_put("five-split", 3, &tb, "10.9.0.0/24 ims:10.9.1.0/24 non-ims:2a00:9::/64",
-		 MM_UNTRUSTED_STRIP_ALWAYS, false, up, 3, q, sizeof(q));
+		 MM_UNTRUSTED_STRIP_ALWAYS, false, up, 3, MM_TUNNEL_ADDRS_KNOWN, q, sizeof(q));
 	snap_put("five-reseal", 0, &tb, "10.9.0.0/24", MM_UNTRUSTED_STRIP_PRIVACY_ID, true, up,
-		 3, q, sizeof(q));
+		 3, 0, q, sizeof(q));
 	tb.n = 1;
 	snap_put("one-v6-cscf", 3, &tb, "2a00:9::/64", MM_UNTRUSTED_STRIP_ALWAYS, false, up, 1,
-		 q, 40);
+		 MM_TUNNEL_ADDRS_KNOWN | MM_FAMILY_V6, q, 40);
 	tb.n = 0;
-	snap_put("empty", 3, &tb, "", MM_UNTRUSTED_STRIP_ALWAYS, true, NULL, 0, NULL, 0);
+	snap_put("empty", 3, &tb, "", MM_UNTRUSTED_STRIP_ALWAYS, true, NULL, 0, 0, NULL, 0);
 	for (int i = 0; i < 5; i++) {
+		free(p[i]->gateways);
 		free(p[i]->ranges);
 		free(p[i]);
 	}

@@ -71,6 +71,15 @@ check "the modules export only luaopen_mmtrust / PyInit_mmtrust (libmmtrust's sy
 	test "$(nm -D --defined-only "$LUA_MOD" "$PY_MOD" | awk 'NF == 3 { print $3 }' | sort | tr '\n' ' ')" = \
 	"PyInit_mmtrust luaopen_mmtrust "
 
+# An address of each family on the host ([local] tunnel is empty: any
+# usable one may carry a tunnel), so a tunnel partner without an SA is
+# `unprotected`; with none, the answers say tunnel-address-missing
+# (test_host.sh's rows).
+ip -n "$NS" link add mmq0 type veth peer name mmq1 &&
+	ip -n "$NS" addr add 198.51.100.2/24 dev mmq0 &&
+	ip -n "$NS" addr add 2001:db8:fffe::2/64 dev mmq0 nodad && ip -n "$NS" link set mmq1 up &&
+	ip -n "$NS" link set mmq0 up ||
+	fail "the host's addresses"
 start_daemon() { mm_start_daemon 5 "$SOCK" answer; }
 make_ca "$MM_TMP" ca-a
 make_ca "$MM_TMP" ca-s

@@ -10,8 +10,11 @@
 #    address is away;
 #  - must: the routes (table, protocol, src by kind, via/dev), the rule per
 #    family, a route deleted by hand back within 1 s, the tunnel address
-#    leaving -> status missing, tunnels down, answers not protected at once,
-#    coming back -> initiate at once; link down -> missing; a CSCF address
+#    leaving -> status missing, tunnels down, answers not protected at once
+#    and saying why (reason tunnel-address-missing, inbound and outbound,
+#    on the socket and in-process from the snapshot; never for a seg
+#    partner), coming back -> initiate at once, answers protected again;
+#    link down -> the same reason; link down -> missing; a CSCF address
 #    missing -> status, log, no route; partner deleted -> its routes gone;
 #    routes = no -> ours removed; a seeded random sequence of partner
 #    changes and address flaps against a reference computed here.
@@ -50,6 +53,23 @@ ms_until() {
 st() { "$CTL" --json status | jq -c "$@"; }
 ask() { "$PY" "$QC" ask "$SOCK" "{\"op\":\"inbound\",\"src\":\"$1\",\"dst\":\"$2\"}"; }
 protected() { ask "$1" "$2" | jq -e '.result.protected == true' >/dev/null; }
+# reason_is SRC DST REASON: the socket's inbound answer gives REASON.
+reason_is() { ask "$1" "$2" | jq -e ".result.reason == \"$3\"" >/dev/null; }
+stripped_unprotected() {
+	ask "$1" "$2" | jq -e '.result | .protected == false and .sa == null and .pai == "strip"' >/dev/null
+}
+# out_reason_is DOMAIN REASON: the same for outbound to DOMAIN.
+out_reason_is() {
+	"$PY" "$QC" ask "$SOCK" "{\"op\":\"outbound\",\"domain\":\"$1\"}" |
+		jq -e ".result.reason == \"$2\" and .result.pai == \"strip\"" >/dev/null
+}
+# snap_says DIR ARG... EXPECTED: libmmtrust answers from the snapshot
+# (not the socket) "snapshot PAI REASON".
+snap_says() {
+	local want=${*: -1} out
+	out=$("$BUILD/tests/integration/snapclient" ask "$SOCK" "${@:1:$#-1}" 2>&1)
+	[ "$out" = "$want" ] || { echo "  snapclient ${*:1:$#-1}: $out, want $want" >&2; return 1; }
+}
 unprotected() { ask "$1" "$2" | jq -e '.result.protected == false' >/dev/null; }
 ours() { { N -4 route show table $T proto $P; N -6 route show table $T proto $P; } 2>/dev/null; }
 has_route() { ours | grep -q "^$1 .*$2"; }
@@ -166,12 +186,19 @@ poll_until_unprotected() {
 		    a = json.loads(f.readline())
 		    if a.get("result", {}).get("protected") is False:
 		        open(out, "w").write(str(time.time_ns()))
+		        open(out + ".reason", "w").write(a["result"].get("reason", ""))
 		        break
 		    time.sleep(0.002)
 	PY
 	POLLER=$!
 	wait_for 10 test -e "$MM_TMP/poller.ready"
 }
+# A seg partner (the security gateway protects it, no tunnel of ours):
+# our tunnel address never changes its answer.
+S=seg.partner-s.example
+expect_exit 0 "add S (seg, IPv4 gateway)" "$CTL" partner add $S --kind ims --agreement yes \
+	--range 10.50.1.0/24 --gateway 198.51.100.13 --path seg --ca "$MM_TMP/ca-a.pem"
+check "S: seg-trusted" wait_for 5 reason_is 10.50.1.10 10.10.1.5 seg-trusted
 a_down() { "$CTL" --json status | jq -e ".partners[] | select(.domain == \"$A\") | .tunnel.state == \"down\"" >/dev/null; }
 poll_until_unprotected 10.20.1.10 10.10.1.5 "$MM_TMP/unprotected.at"
 t0=$(date +%s%N)
@@ -183,6 +210,24 @@ echo "tunnel address removed: the answers say A is not protected after $ms ms"
 check "tunnel address gone: A not protected within 100 ms ($ms ms)" \
 	sh -c "[ '$ms' != timeout ] && [ '$ms' -lt $((100 * MM_SLOW)) ]"
 check "A's tunnel down in the status" a_down
+# The answers say why: no tunnel address of A's gateway's family (IPv4)
+# is on the host, so no SA can be up.  The first "protected": false
+# already says it (one view: the tunnel down and the address missing).
+check "the first unprotected answer names the missing address ($(cat "$MM_TMP/unprotected.at.reason" 2>/dev/null))" \
+	[ "$(cat "$MM_TMP/unprotected.at.reason" 2>/dev/null)" = tunnel-address-missing ]
+check "socket: A inbound, reason tunnel-address-missing" reason_is 10.20.1.10 10.10.1.5 tunnel-address-missing
+check "socket: B inbound (IPv4 gateway too), reason tunnel-address-missing" \
+	reason_is 10.30.1.10 10.10.2.5 tunnel-address-missing
+check "socket: A outbound, strip with reason tunnel-address-missing" out_reason_is $A tunnel-address-missing
+check "socket: not protected, no SA, stripped" stripped_unprotected 10.20.1.10 10.10.1.5
+check "snapshot: A inbound, the same answer in-process" \
+	wait_for 2 snap_says inbound 10.20.1.10 10.10.1.5 "snapshot strip tunnel-address-missing"
+check "snapshot: A outbound, the same" snap_says outbound $A "snapshot strip tunnel-address-missing"
+check "snapshot: B inbound, the same" \
+	snap_says inbound 10.30.1.10 10.10.2.5 "snapshot strip tunnel-address-missing"
+check "socket: the seg partner S still seg-trusted" reason_is 10.50.1.10 10.10.1.5 seg-trusted
+check "snapshot: S still keep seg-trusted" \
+	snap_says inbound 10.50.1.10 10.10.1.5 "snapshot keep seg-trusted"
 # The snapshot (libmmtrust's in-process answers) follows the same view.
 SC="$BUILD/tests/integration/snapclient"
 if [ -x "$SC" ]; then
@@ -209,6 +254,13 @@ check "address back: charon initiates A within 200 ms ($ms ms)" \
 	sh -c "[ '$ms' != timeout ] && [ '$ms' -lt $((200 * MM_SLOW)) ]"
 check "address back: A protected again" wait_for 5 protected 10.20.1.10 10.10.1.5
 check "address back: B protected again" wait_for 5 protected 10.30.1.10 10.10.2.5
+check "address back: socket reason protected" reason_is 10.20.1.10 10.10.1.5 protected
+check "address back: snapshot A inbound protected, in-process" \
+	wait_for 2 snap_says inbound 10.20.1.10 10.10.1.5 "snapshot keep protected"
+check "address back: snapshot A outbound protected" snap_says outbound $A "snapshot keep protected"
+check "address back: snapshot B inbound protected" \
+	snap_says inbound 10.30.1.10 10.10.2.5 "snapshot keep protected"
+expect_exit 0 "delete S" "$CTL" partner del $S
 # Never: a table change or a reload initiates the other partners' tunnels.
 ia=$(all_initiates)
 "$CTL" partner add d.example --kind ims --agreement yes --range 10.60.0.0/24 \
@@ -223,6 +275,10 @@ check "a partner add, delete and a reload initiate nothing ($(all_initiates) vs 
 N link set mmtun0 down
 check "link down: A not protected" wait_for 2 unprotected 10.20.1.10 10.10.1.5
 check "link down: status says link-down" sh -c "\"$CTL\" --json status | jq -e '.host.tunnel[0] | .present == false and .state == \"link-down\"' >/dev/null"
+check "link down: the answers say the tunnel address is missing" \
+	wait_for 2 reason_is 10.20.1.10 10.10.1.5 tunnel-address-missing
+check "link down: the snapshot too" \
+	wait_for 2 snap_says inbound 10.20.1.10 10.10.1.5 "snapshot strip tunnel-address-missing"
 N link set mmtun0 up
 N route add 203.0.113.0/24 via 198.51.100.254 dev mmtun0 2>/dev/null
 check "link up: A protected again" wait_for 5 protected 10.20.1.10 10.10.1.5

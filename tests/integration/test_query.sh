@@ -43,6 +43,15 @@ enabled = no
 max_clients = $MAX_CLIENTS
 CONF
 
+# An address of each family on the host ([local] tunnel is empty: any
+# usable one may carry a tunnel), so a tunnel partner without an SA is
+# `unprotected`; with none, the answers would say tunnel-address-missing
+# (test_host.sh's rows).
+ip -n "$NS" link add mmq0 type veth peer name mmq1 &&
+	ip -n "$NS" addr add 198.51.100.2/24 dev mmq0 &&
+	ip -n "$NS" addr add 2001:db8:fffe::2/64 dev mmq0 nodad && ip -n "$NS" link set mmq1 up &&
+	ip -n "$NS" link set mmq0 up ||
+	fail "the host's addresses"
 start_daemon() { mm_start_daemon 5 "$SOCK" answer; }
 
 # q REQUEST...: the answers, one line each.

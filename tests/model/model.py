@@ -378,6 +378,12 @@ def lpm(nets, src):
     return best
 
 
+# The IP versions of [local] tunnel present on the test's host: none (the
+# namespace never holds TUN), so every tunnel partner with agreement is
+# answered tunnel-address-missing (docs/privacy.md).
+HOST_TUNNEL_FAMILIES = set()
+
+
 def reference_inbound(table, nets, src, dst=None, cfg=None):
     """What `inbound` must answer (docs/privacy.md; no tunnels here)."""
     best = lpm(nets, src)
@@ -395,6 +401,10 @@ def reference_inbound(table, nets, src, dst=None, cfg=None):
         reason = "no-agreement"
     elif p["path"] == "seg":
         reason = "seg-trusted"
+    elif not {norm_addr(g).version for g in p["gateways"]} & HOST_TUNNEL_FAMILIES:
+        # no SA can come up: none of our tunnel addresses of its
+        # gateways' families is on the host
+        reason = "tunnel-address-missing"
     else:
         reason = "unprotected"
     return ({"partner": best[1], "reason": reason,

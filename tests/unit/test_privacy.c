@@ -438,15 +438,15 @@ START_TEST(test_assemble_kinds)
 			own = other;
 			other = x;
 		}
-		mm_inbound_assemble(&p, &sa, &set, &src, &other, 0x1234, &f);
+		mm_inbound_assemble(&p, &sa, &set, &src, &other, 0x1234, MM_TUNNEL_ADDR_UNKNOWN, &f);
 		mm_decide_inbound(&f, &d);
 		ck_assert_str_eq(d.reason, "dst-other-kind");
 		ck_assert(d.pai == MM_PAI_STRIP && !d.protected_ && !d.trusted);
-		mm_inbound_assemble(&p, &sa, &set, &src, &own, 0x1234, &f);
+		mm_inbound_assemble(&p, &sa, &set, &src, &own, 0x1234, MM_TUNNEL_ADDR_UNKNOWN, &f);
 		mm_decide_inbound(&f, &d);
 		ck_assert_str_eq(d.reason, "protected");
 		ck_assert(d.pai == MM_PAI_KEEP && d.protected_);
-		mm_inbound_assemble(&p, &sa, &set, &src, &shared, 0, &f);
+		mm_inbound_assemble(&p, &sa, &set, &src, &shared, 0, MM_TUNNEL_ADDR_UNKNOWN, &f);
 		mm_decide_inbound(&f, &d);
 		ck_assert_str_eq(d.reason, "protected");
 		/* the one rule, as the SPD and charon's local_ts see it */
@@ -461,11 +461,11 @@ START_TEST(test_assemble_kinds)
 	/* a seg partner with an agreement (trusted by connectivity) too */
 	p = partner_of(3);  /* IMS: the loop left own 10.0.2.7, other 10.0.1.7 */
 	ck_assert_int_eq(p.kind, MM_KIND_IMS);
-	mm_inbound_assemble(&p, NULL, &set, &src, &own, 0, &f);
+	mm_inbound_assemble(&p, NULL, &set, &src, &own, 0, MM_TUNNEL_ADDR_MISSING, &f);
 	mm_decide_inbound(&f, &d);
 	ck_assert_str_eq(d.reason, "dst-other-kind");
 	ck_assert(d.pai == MM_PAI_STRIP && !d.trusted);
-	mm_inbound_assemble(&p, NULL, &set, &src, &other, 0, &f);
+	mm_inbound_assemble(&p, NULL, &set, &src, &other, 0, MM_TUNNEL_ADDR_MISSING, &f);
 	mm_decide_inbound(&f, &d);
 	ck_assert_str_eq(d.reason, "seg-trusted");
 }
@@ -484,6 +484,153 @@ START_TEST(test_zero_dst_never_protects)
 }
 END_TEST
 
+/* Our tunnel address: with it missing, a tunnel partner without an SA is
+ * stripped naming it; every other row of both tables is as before, and
+ * an address fact that is not known (0) or usable changes nothing. */
+static const char *with_addr(const char *reason, enum mm_tunnel_addr ta)
+{
+	return ta == MM_TUNNEL_ADDR_MISSING && !strcmp(reason, "unprotected")
+		       ? MM_REASON_TUNNEL_ADDRESS_MISSING
+		       : reason;
+}
+
+START_TEST(test_tunnel_addr_rows)
+{
+	static const enum mm_tunnel_addr tas[] = { MM_TUNNEL_ADDR_UNKNOWN, MM_TUNNEL_ADDR_USABLE,
+						   MM_TUNNEL_ADDR_MISSING };
+	size_t changed = 0;
+
+	for (size_t t = 0; t < 3; t++) {
+		const size_t n_in = sizeof(in_rows) / sizeof(in_rows[0]),
+			     n_unenf = sizeof(unenforced_rows) / sizeof(unenforced_rows[0]);
+
+		for (size_t i = 0; i < n_in + n_unenf; i++) {
+			bool enf = i < n_in;  /* then the rows with the kernel not enforcing */
+			const struct in_row *r = enf ? &in_rows[i] : &unenforced_rows[i - n_in];
+			struct mm_partner p = partner_of(r->partner);
+			struct mm_inbound_facts f = {
+				.partner = r->partner ? &p : NULL, .sa_up = r->sa_up,
+				.sa_identity_ok = r->id_ok, .spi_given = r->spi_given,
+				.spi_matches = r->spi_matches, .dst = r->dst, .enforced = enf,
+				.tunnel_addr = tas[t],
+			};
+			struct mm_decision d;
+			const char *want = with_addr(r->reason, tas[t]);
+
+			mm_decide_inbound(&f, &d);
+			ck_assert_msg(d.pai == r->pai && d.protected_ == r->protected_ &&
+					      !strcmp(d.reason, want),
+				      "%s, address %d: %s %d %s, want %s", r->what, (int)tas[t],
+				      mm_pai_name(d.pai), d.protected_, d.reason, want);
+			/* only a tunnel partner without its SA changes */
+			if (strcmp(want, r->reason)) {
+				ck_assert(r->partner && !r->sa_up && p.path == MM_PATH_TUNNEL);
+				ck_assert(!d.protected_ && !d.trusted && d.pai == MM_PAI_STRIP);
+				changed++;
+			}
+		}
+		for (size_t i = 0; i < sizeof(out_rows) / sizeof(out_rows[0]); i++) {
+			const struct out_row *r = &out_rows[i];
+			struct mm_partner p = partner_of(r->partner);
+			struct mm_outbound_facts f = {
+				.partner = r->partner ? &p : NULL, .sa_up = r->sa_up,
+				.sa_identity_ok = r->sa_up, .privacy_id = r->privacy_id,
+				.mode = r->mode, .enforced = !r->unenforced, .tunnel_addr = tas[t],
+			};
+			struct mm_decision d;
+			const char *want = with_addr(r->reason, tas[t]);
+
+			mm_decide_outbound(&f, &d);
+			ck_assert_msg(d.pai == r->pai && d.trusted == r->trusted &&
+					      !strcmp(d.reason, want),
+				      "%s, address %d: %s %d %s, want %s", r->what, (int)tas[t],
+				      mm_pai_name(d.pai), d.trusted, d.reason, want);
+			if (strcmp(want, r->reason)) {
+				ck_assert(!d.trusted && d.pai == MM_PAI_STRIP);
+				changed++;
+			}
+		}
+	}
+	/* the rows that name it: agreement and no SA, in and out */
+	ck_assert_uint_ge(changed, 5);
+}
+END_TEST
+
+/* The address fact never protects: an SA up with the address missing
+ * (ike.c takes the tunnel down when it leaves, so it cannot last) is
+ * answered as with the address; the RFC-minimum mode still keeps an
+ * untrusted PAI without Privacy: id. */
+START_TEST(test_tunnel_addr_sa_up)
+{
+	struct mm_partner p = partner_of(1);
+	struct mm_inbound_facts in = { .partner = &p, .sa_up = true, .sa_identity_ok = true,
+				       .dst = MM_DST_IN_CSCF, .enforced = true,
+				       .tunnel_addr = MM_TUNNEL_ADDR_MISSING };
+	struct mm_outbound_facts out = { .partner = &p, .sa_up = true, .sa_identity_ok = true,
+					 .enforced = true, .tunnel_addr = MM_TUNNEL_ADDR_MISSING };
+	struct mm_decision d;
+
+	mm_decide_inbound(&in, &d);
+	ck_assert_str_eq(d.reason, "protected");
+	ck_assert(d.protected_ && d.pai == MM_PAI_KEEP);
+	mm_decide_outbound(&out, &d);
+	ck_assert_str_eq(d.reason, "protected");
+	ck_assert(d.trusted);
+	out.sa_up = out.sa_identity_ok = out.enforced = false;
+	out.mode = MM_UNTRUSTED_STRIP_PRIVACY_ID;
+	mm_decide_outbound(&out, &d);
+	ck_assert_str_eq(d.reason, "untrusted-no-privacy-requested");
+	ck_assert(!d.trusted && d.pai == MM_PAI_KEEP);
+	out.privacy_id = true;
+	mm_decide_outbound(&out, &d);
+	ck_assert_str_eq(d.reason, MM_REASON_TUNNEL_ADDRESS_MISSING);
+	ck_assert(d.pai == MM_PAI_STRIP);
+}
+END_TEST
+
+/* The fact from a view's bits and the partner's gateway families,
+ * against a reference; and what the assembly carries. */
+START_TEST(test_tunnel_addr_of)
+{
+	struct mm_partner p = partner_of(1);
+	struct mm_addr gw[2];
+	struct mm_inbound_facts f;
+	struct mm_outbound_facts o;
+
+	for (unsigned bits = 0; bits <= MM_TUNNEL_ADDRS_ALL; bits++)
+		for (unsigned fam = 0; fam <= MM_FAMILIES; fam++) {
+			enum mm_tunnel_addr want =
+				!(bits & MM_TUNNEL_ADDRS_KNOWN) ? MM_TUNNEL_ADDR_UNKNOWN
+				: ((bits & MM_FAMILY_V4) && (fam & MM_FAMILY_V4)) ||
+						((bits & MM_FAMILY_V6) && (fam & MM_FAMILY_V6))
+					? MM_TUNNEL_ADDR_USABLE
+					: MM_TUNNEL_ADDR_MISSING;
+
+			ck_assert_int_eq(mm_tunnel_addr_of(bits, fam), want);
+		}
+	ck_assert_int_eq(MM_TUNNEL_ADDR_UNKNOWN, 0);
+	ck_assert_int_eq(mm_addr_parse("198.51.100.1", &gw[0], "gw", NULL), 0);
+	ck_assert_int_eq(mm_addr_parse("2001:db8:1::1", &gw[1], "gw", NULL), 0);
+	p.gateways = gw;
+	p.n_gateways = 0;
+	ck_assert_uint_eq(mm_partner_gateway_families(&p), 0);
+	p.n_gateways = 1;
+	ck_assert_uint_eq(mm_partner_gateway_families(&p), MM_FAMILY_V4);
+	p.n_gateways = 2;
+	ck_assert_uint_eq(mm_partner_gateway_families(&p), MM_FAMILIES);
+	p.gateways = gw + 1;
+	p.n_gateways = 1;
+	ck_assert_uint_eq(mm_partner_gateway_families(&p), MM_FAMILY_V6);
+	ck_assert_uint_eq(mm_family_bit(0), 0);
+	mm_inbound_assemble(&p, NULL, &(struct mm_cscf_set){ 0 }, &gw[1], NULL, 0,
+			    MM_TUNNEL_ADDR_MISSING, &f);
+	ck_assert_int_eq(f.tunnel_addr, MM_TUNNEL_ADDR_MISSING);
+	mm_outbound_assemble(&p, NULL, &(struct mm_cscf_set){ 0 }, NULL, false,
+			     MM_UNTRUSTED_STRIP_ALWAYS, MM_TUNNEL_ADDR_USABLE, &o);
+	ck_assert_int_eq(o.tunnel_addr, MM_TUNNEL_ADDR_USABLE);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("privacy");
@@ -498,6 +645,9 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_zero_dst_never_protects);
 	tcase_add_loop_test(tc, test_dst_cover_kinds, 0, sizeof(kind_rows) / sizeof(kind_rows[0]));
 	tcase_add_test(tc, test_assemble_kinds);
+	tcase_add_test(tc, test_tunnel_addr_rows);
+	tcase_add_test(tc, test_tunnel_addr_sa_up);
+	tcase_add_test(tc, test_tunnel_addr_of);
 	suite_add_tcase(s, tc);
 	return s;
 }

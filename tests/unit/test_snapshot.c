@@ -109,6 +109,7 @@ struct model {
 	size_t n_cscf;
 	enum mm_untrusted_mode untrusted;
 	bool require_dst;
+	unsigned tunnel_addrs;         /* the state's MM_TUNNEL_ADDRS_ bits */
 	struct mm_table *tb;
 };
 
@@ -162,9 +163,13 @@ static void model_new(struct model *m, size_t n)
 
 	memset(m, 0, sizeof(*m));
 	m->partners = calloc(n, sizeof(*m->partners));
-	m->ranges = calloc(n * 4, sizeof(*m->ranges));
+	m->ranges = calloc(n * 4 + 2, sizeof(*m->ranges));
 	m->tun = calloc(n, sizeof(*m->tun));
 	ck_assert(m->partners && m->ranges && m->tun);
+	/* Where the gateways are, kept out of every partner's ranges (the
+	 * table refuses a gateway inside a partner's range). */
+	m->ranges[m->n_ranges++] = (struct model_range){ mm_test_prefix("198.51.100.0/24"), 0 };
+	m->ranges[m->n_ranges++] = (struct model_range){ mm_test_prefix("2001:db8:ff::/48"), 0 };
 	for (size_t i = 0; i < n; i++) {
 		struct mm_partner *p = mm_partner_new();
 		size_t k = 1 + below(4);
@@ -189,6 +194,13 @@ static void model_new(struct model *m, size_t n)
 			m->ranges[m->n_ranges++] = (struct model_range){ pr, 0 };
 		}
 		qsort(p->ranges, p->n_ranges, sizeof(*p->ranges), cmp_prefix);
+		/* 0 to 3 gateways of either family */
+		p->gateways = calloc(3, sizeof(*p->gateways));
+		ck_assert_ptr_nonnull(p->gateways);
+		for (size_t g = below(4); g > 0; g--)
+			ck_assert_int_eq(mm_addr_parse(below(2) ? "198.51.100.7" : "2001:db8:ff::7",
+						       &p->gateways[p->n_gateways++], "gw", NULL),
+					 0);
 		m->partners[m->n++] = p;
 	}
 	r = mm_table_build(m->partners, m->n, 1000, 1000 + n + 10, 1000 + n, &m->tb, &err);
@@ -234,6 +246,21 @@ static void model_new(struct model *m, size_t n)
 	}
 	m->untrusted = below(2) ? MM_UNTRUSTED_STRIP_PRIVACY_ID : MM_UNTRUSTED_STRIP_ALWAYS;
 	m->require_dst = below(3) == 0;
+	/* not known (an old daemon's view, no host watcher), or known with
+	 * any of the families */
+	m->tunnel_addrs = below(4) == 0 ? 0 : MM_TUNNEL_ADDRS_KNOWN | (unsigned)below(4);
+}
+
+/* Whether the model holds a usable tunnel address for partner p: known,
+ * and one of p's gateways is of a family with one. */
+static bool model_addr_missing(const struct model *m, const struct mm_partner *p)
+{
+	if (!(m->tunnel_addrs & MM_TUNNEL_ADDRS_KNOWN))
+		return false;
+	for (size_t g = 0; g < p->n_gateways; g++)
+		if (m->tunnel_addrs & (p->gateways[g].family == AF_INET ? 1u : 2u))
+			return false;
+	return true;
 }
 
 static void model_free(struct model *m)
@@ -315,7 +342,7 @@ static struct ref ref_inbound(const struct model *m, const struct mm_addr *src,
 		f.reason = "seg-trusted";
 		f.keep = f.trusted = true;
 	} else if (!t->up) {
-		f.reason = "unprotected";
+		f.reason = model_addr_missing(m, p) ? "tunnel-address-missing" : "unprotected";
 	} else if (!dst) {
 		f.reason = "dst-not-given";
 	} else if (!in_cscf) {
@@ -371,7 +398,8 @@ static struct ref ref_outbound(const struct model *m, const char *domain,
 		else if (p->path == MM_PATH_SEG)
 			f.reason = "seg-trusted", f.trusted = true;
 		else if (!t->up)
-			f.reason = "unprotected";
+			f.reason = model_addr_missing(m, p) ? "tunnel-address-missing"
+							    : "unprotected";
 		else if (!(t->out_enforced && cover))
 			f.reason = "not-enforced";
 		else
@@ -520,7 +548,7 @@ static void model_round(size_t n_partners, size_t n_queries)
 		in[i - 1] = in[j];
 		in[j] = x;
 	}
-	r = mm_snap_state_build(&t, gen, 4242, 1000, 123456, in, n_in, &sf, &sl);
+	r = mm_snap_state_build(&t, gen, 4242, 1000, 123456, in, n_in, m.tunnel_addrs, &sf, &sl);
 	ck_assert_int_eq(r, 0);
 	sa = copy8(sf, sl, 0);
 	r = mm_snap_state_load(sa, sl, &t, &s, &err);
@@ -530,6 +558,7 @@ static void model_round(size_t n_partners, size_t n_queries)
 	ck_assert_uint_eq(s.table_id, id);
 	ck_assert_uint_eq(s.h->heartbeat_ms, 123456);
 	ck_assert_uint_eq(s.h->state, MM_SNAP_CURRENT);
+	ck_assert_uint_eq(s.tunnel_addrs, m.tunnel_addrs);  /* the bits round-trip */
 
 	/* Every partner: find, the tunnel it has. */
 	for (size_t i = 0; i < m.n; i++) {
@@ -546,6 +575,11 @@ static void model_round(size_t n_partners, size_t n_queries)
 		ck_assert_uint_eq(sp->path, p->path);
 		ck_assert_uint_eq(sp->enabled, p->enabled);
 		ck_assert_uint_eq(sp->n_ranges, p->n_ranges);
+		for (size_t g = 0; g < p->n_gateways; g++)
+			ck_assert(sp->gateway_families &
+				  (p->gateways[g].family == AF_INET ? MM_FAMILY_V4 : MM_FAMILY_V6));
+		ck_assert(!p->n_gateways == !sp->gateway_families);
+		ck_assert(!(sp->gateway_families & ~MM_FAMILIES));
 		tu = mm_snap_tunnel_of(&t, &s, sp);
 		ck_assert_int_eq(tu != NULL, m.tun[i].up);
 		if (tu) {
@@ -669,7 +703,7 @@ START_TEST(test_build_refuses)
 	free(buf);
 	ck_assert_int_eq(mm_snap_table_load(al, len, &t, &err), 0);
 	buf = NULL;
-	ck_assert_int_eq(mm_snap_state_build(&t, 1, 1, 1, 1, up, 2, &buf, &len), -EINVAL);
+	ck_assert_int_eq(mm_snap_state_build(&t, 1, 1, 1, 1, up, 2, 0, &buf, &len), -EINVAL);
 	ck_assert_ptr_null(buf);
 	free(al);
 	mm_test_partners_free(p, 2);
@@ -713,7 +747,8 @@ static void small_new(struct small *x, uint64_t id)
 	ck_assert_int_eq(mm_snap_table_load(x->tf, x->tl, &x->t, &err), 0);
 	ck_assert_uint_eq(x->t.n_v4, 4);
 	ck_assert_uint_eq(x->t.n_v6, 2);
-	ck_assert_int_eq(mm_snap_state_build(&x->t, 7, 99, 500, 1000, up, 2, &x->sf, &x->sl), 0);
+	ck_assert_int_eq(mm_snap_state_build(&x->t, 7, 99, 500, 1000, up, 2,
+					     MM_TUNNEL_ADDRS_KNOWN | MM_FAMILY_V4, &x->sf, &x->sl), 0);
 	ck_assert_int_eq((uintptr_t)x->sf % 8, 0);
 }
 
@@ -857,12 +892,32 @@ START_TEST(test_header_errors)
 		struct mm_snap_table_hdr *h = copy8(x.tf, x.tl, 0);
 		struct mm_snap_table t1;
 
-		ck_assert_int_eq(MM_SNAP_VERSION, 2);
+		ck_assert_int_eq(MM_SNAP_VERSION, 3);
 		h->version = 1;
 		reseal_table(h, x.tl);
 		ck_assert_int_eq(mm_snap_table_load(h, x.tl, &t1, &err), -EPROTO);
 		ck_assert_str_eq(err.field, "version");
 		free(h);
+	}
+	/* Files of the format before the tunnel addresses (version 2),
+	 * sealed right: refused, so no reader answers "unprotected" where
+	 * the daemon names the missing address. */
+	{
+		struct mm_snap_table_hdr *h = copy8(x.tf, x.tl, 0);
+		struct mm_snap_state_hdr *s = copy8(x.sf, x.sl, 0);
+		struct mm_snap_table t1;
+		struct mm_snap_state s1;
+
+		h->version = 2;
+		reseal_table(h, x.tl);
+		ck_assert_int_eq(mm_snap_table_load(h, x.tl, &t1, &err), -EPROTO);
+		ck_assert_str_eq(err.field, "version");
+		s->version = 2;
+		reseal_state(s, x.sl);
+		ck_assert_int_eq(mm_snap_state_load(s, x.sl, &x.t, &s1, &err), -EPROTO);
+		ck_assert_str_eq(err.field, "version");
+		free(h);
+		free(s);
 	}
 	/* A table file passed as a state file and the other way round. */
 	ck_assert_int_eq(load_s(x.tf, x.tl, &x.t), -EBADMSG);
@@ -872,7 +927,7 @@ START_TEST(test_header_errors)
 	ck_assert_int_eq(mm_snap_table_build(x.tb, &no_cscf, 0, false, 0x3334, &tf2, &tl2), 0);
 	a = copy8(tf2, tl2, 0);
 	ck_assert_int_eq(mm_snap_table_load(a, tl2, &t2, &err), 0);
-	ck_assert_int_eq(mm_snap_state_build(&t2, 1, 1, 1, 1, NULL, 0, &sf2, &sl2), 0);
+	ck_assert_int_eq(mm_snap_state_build(&t2, 1, 1, 1, 1, NULL, 0, 0, &sf2, &sl2), 0);
 	ck_assert_int_eq(load_s(sf2, sl2, &t2), 0);
 	ck_assert_int_eq(load_s(sf2, sl2, &x.t), -ESTALE);
 	ck_assert_int_eq(load_s(x.sf, x.sl, &t2), -ESTALE);
@@ -998,6 +1053,11 @@ START_TEST(test_table_structure)
 	BAD(v.r[1] = v.r[0]);
 	BAD(v.p[1].range_first = 0; v.p[1].n_ranges = 2);
 	BAD(v.p[2].range_first = 4);
+	/* the gateway families: only IPv4 and IPv6 */
+	BAD(v.p[0].gateway_families = 4);
+	BAD(v.p[1].gateway_families = 0x80);
+	BAD(v.p[1].reserved[0] = 1);
+	BAD(v.p[2].reserved[2] = 1);
 	/* claims that do not add up */
 	BAD(v.p[2].n_ranges = 0);
 	BAD(v.p[2].range_first = 0; v.p[2].n_ranges = 0);
@@ -1144,7 +1204,41 @@ START_TEST(test_state_structure)
 	BAD(v.h->off_up = UINT64_MAX - 7);
 	BAD(v.h->n_up = 3);
 	BAD(v.h->n_up = UINT32_MAX);
+	/* the tunnel address bits: only known ones, a family only when known */
+	BAD(v.h->tunnel_addrs = MM_TUNNEL_ADDRS_ALL + 1);
+	BAD(v.h->tunnel_addrs = 1u << 31);
+	BAD(v.h->tunnel_addrs = MM_FAMILY_V4);
+	BAD(v.h->tunnel_addrs = MM_FAMILIES);
+	BAD(v.h->reserved = 1);
 #undef BAD
+	/* every valid value loads, as written */
+	for (unsigned bits = 0; bits <= MM_TUNNEL_ADDRS_ALL; bits++) {
+		struct mm_snap_state s;
+		struct mm_err err = { 0 };
+
+		v = sv(&x);
+		v.h->tunnel_addrs = bits;
+		reseal_state(v.b, x.sl);
+		r = mm_snap_state_load(v.b, x.sl, &x.t, &s, &err);
+		if (bits == 0 || (bits & MM_TUNNEL_ADDRS_KNOWN)) {
+			ck_assert_int_eq(r, 0);
+			ck_assert_uint_eq(s.tunnel_addrs, bits);
+		} else {
+			ck_assert_int_eq(r, -EBADMSG);
+		}
+		free(v.b);
+	}
+	/* and the builder writes no other */
+	{
+		void *buf;
+		size_t len;
+
+		ck_assert_int_eq(mm_snap_state_build(&x.t, 1, 1, 1, 1, NULL, 0, MM_FAMILY_V6, &buf,
+						     &len),
+				 -EINVAL);
+		ck_assert_int_eq(mm_snap_state_build(&x.t, 1, 1, 1, 1, NULL, 0, 8, &buf, &len),
+				 -EINVAL);
+	}
 	small_free(&x);
 }
 END_TEST
@@ -1166,7 +1260,7 @@ START_TEST(test_empty)
 	ck_assert_int_eq(mm_snap_table_build(tb, &no_cscf, 0, true, 9, &tf, &tl), 0);
 	ta = copy8(tf, tl, 0);
 	ck_assert_int_eq(mm_snap_table_load(ta, tl, &t, &err), 0);
-	ck_assert_int_eq(mm_snap_state_build(&t, 1, 1, 1, 1, NULL, 0, &sf, &sl), 0);
+	ck_assert_int_eq(mm_snap_state_build(&t, 1, 1, 1, 1, NULL, 0, 0, &sf, &sl), 0);
 	sa = copy8(sf, sl, 0);
 	ck_assert_int_eq(mm_snap_state_load(sa, sl, &t, &s, &err), 0);
 	ck_assert_ptr_null(mm_snap_lookup(&t, &a));
@@ -1262,7 +1356,7 @@ START_TEST(test_kinds)
 			 0);
 	ta = copy8(tf, tl, 0);
 	ck_assert_int_eq(mm_snap_table_load(ta, tl, &t, &err), 0);
-	ck_assert_int_eq(mm_snap_state_build(&t, 1, 1, 1, 1, up, 2, &sf, &sl), 0);
+	ck_assert_int_eq(mm_snap_state_build(&t, 1, 1, 1, 1, up, 2, 0, &sf, &sl), 0);
 	sa = copy8(sf, sl, 0);
 	ck_assert_int_eq(mm_snap_state_load(sa, sl, &t, &s, &err), 0);
 	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
