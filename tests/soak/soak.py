@@ -416,6 +416,13 @@ class Soak:
     # -- set-up
     def setup(self):
         subprocess.run(["ip", "netns", "add", self.ns], check=True)
+        # Our tunnel address on a link that is up: mmtrustd counts a tunnel
+        # up only while its local end is a usable address of the host.
+        for args in (["link", "set", "lo", "up"],
+                     ["link", "add", "mmtun0", "type", "veth", "peer", "name", "mmtun1"],
+                     ["addr", "add", f"{TUN4}/24", "dev", "mmtun0"],
+                     ["link", "set", "mmtun0", "up"], ["link", "set", "mmtun1", "up"]):
+            subprocess.run(["ip", "-n", self.ns] + args, check=True)
         for name, args in (("ca", ["-addext", "basicConstraints=critical,CA:TRUE",
                                    "-addext", "keyUsage=critical,keyCertSign,cRLSign"]),
                            ("home", ["-addext", "basicConstraints=critical,CA:FALSE"])):
