@@ -24,10 +24,15 @@ struct expiry_logged {
 	bool seen;             /* scratch: met by the check running now */
 };
 
+/* The logged items, and an index of them by key (open addressing, slot
+ * values are positions + 1, 0: empty): a CA many partners share may put
+ * thousands of items in the window, each looked up at every check. */
 struct expiry {
 	sd_event_source *timer;
 	struct expiry_logged *v;
 	size_t n, cap;
+	uint32_t *slot;
+	size_t n_slots;        /* a power of two, at least twice cap; 0: none yet */
 };
 
 /* Our certificate as the IKE side holds it, parsed. */
@@ -73,16 +78,68 @@ out:
 	return r;
 }
 
+static uint64_t key_hash(enum mm_expiry_what what, const char *partner, const char *id)
+{
+	uint64_t h = 1469598103934665603ull ^ (uint64_t)what;
+
+	for (const char *s = partner; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	h = (h ^ 0xff) * 1099511628211ull;  /* no two (partner, id) splits alike */
+	for (const char *s = id; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+static const char *item_id(const struct mm_expiry_item *it)
+{
+	return it->sha256 ? it->sha256 : it->name;
+}
+
+/* The slot that holds the item's key, or the empty slot it would go in. */
+static uint32_t *slot_of(struct expiry *e, enum mm_expiry_what what, const char *partner,
+			 const char *id)
+{
+	size_t mask = e->n_slots - 1, i = key_hash(what, partner, id) & mask;
+
+	for (;; i = (i + 1) & mask) {
+		const struct expiry_logged *l;
+
+		if (!e->slot[i])
+			return &e->slot[i];
+		l = &e->v[e->slot[i] - 1];
+		if (l->what == what && !strcmp(l->partner, partner) && !strcmp(l->id, id))
+			return &e->slot[i];
+	}
+}
+
+/* The index made anew for e->v (after a sweep moved entries, or to grow
+ * it for want entries).  -ENOMEM leaves the old one. */
+static int index_build(struct expiry *e, size_t want)
+{
+	size_t n = 16;
+	uint32_t *slot;
+
+	while (n < 2 * want)
+		n *= 2;
+	slot = calloc(n, sizeof(*slot));
+	if (!slot)
+		return -ENOMEM;
+	free(e->slot);
+	e->slot = slot;
+	e->n_slots = n;
+	for (size_t i = 0; i < e->n; i++)
+		*slot_of(e, e->v[i].what, e->v[i].partner, e->v[i].id) = (uint32_t)(i + 1);
+	return 0;
+}
+
 static struct expiry_logged *logged_find(struct expiry *e, const struct mm_expiry_item *it)
 {
-	const char *partner = it->partner ? it->partner : "";
-	const char *id = it->sha256 ? it->sha256 : it->name;
+	uint32_t *s;
 
-	for (size_t i = 0; i < e->n; i++)
-		if (e->v[i].what == it->what && !strcmp(e->v[i].partner, partner) &&
-		    !strcmp(e->v[i].id, id))
-			return &e->v[i];
-	return NULL;
+	if (!e->n_slots)
+		return NULL;
+	s = slot_of(e, it->what, it->partner ? it->partner : "", item_id(it));
+	return *s ? &e->v[*s - 1] : NULL;
 }
 
 static struct expiry_logged *logged_add(struct expiry *e, const struct mm_expiry_item *it)
@@ -91,24 +148,27 @@ static struct expiry_logged *logged_add(struct expiry *e, const struct mm_expiry
 
 	if (e->n == e->cap) {
 		size_t cap = e->cap ? 2 * e->cap : 16;
-		struct expiry_logged *v = realloc(e->v, cap * sizeof(*v));
+		struct expiry_logged *v = cap > UINT32_MAX - 1 ? NULL : realloc(e->v, cap * sizeof(*v));
 
 		if (!v)
 			return NULL;
 		e->v = v;
 		e->cap = cap;
 	}
+	if (e->n_slots < 2 * e->cap && index_build(e, e->cap) < 0)
+		return NULL;
 	l = &e->v[e->n];
 	*l = (struct expiry_logged){
 		.what = it->what,
 		.partner = strdup(it->partner ? it->partner : ""),
-		.id = strdup(it->sha256 ? it->sha256 : it->name),
+		.id = strdup(item_id(it)),
 	};
 	if (!l->partner || !l->id) {
 		free(l->partner);
 		free(l->id);
 		return NULL;
 	}
+	*slot_of(e, l->what, l->partner, l->id) = (uint32_t)(e->n + 1);
 	e->n++;
 	return l;
 }
@@ -192,7 +252,7 @@ static void run_check(struct mmtrustd *d, void (*fn)(void *arg, const struct mm_
 	struct expiry *e = d->expiry;
 	int64_t now = time(NULL);
 	const char *pem;
-	size_t len = 0;
+	size_t len = 0, n;
 
 	for (size_t i = 0; e && i < e->n; i++)
 		e->v[i].seen = false;
@@ -243,7 +303,10 @@ static void run_check(struct mmtrustd *d, void (*fn)(void *arg, const struct mm_
 			item_done(d, &it, now, 0, fn, arg);
 		}
 	}
-	for (size_t i = 0; e && i < e->n;) {
+	if (!e)
+		return;
+	n = e->n;
+	for (size_t i = 0; i < e->n;) {
 		if (e->v[i].seen) {
 			i++;
 			continue;
@@ -251,6 +314,14 @@ static void run_check(struct mmtrustd *d, void (*fn)(void *arg, const struct mm_
 		free(e->v[i].partner);
 		free(e->v[i].id);
 		e->v[i] = e->v[--e->n];
+	}
+	/* Entries moved: the index follows (failing, it is dropped and
+	 * lookups find nothing until it can be made: lines said again
+	 * rather than a wrong slot). */
+	if (e->n != n && index_build(e, e->cap) < 0) {
+		free(e->slot);
+		e->slot = NULL;
+		e->n_slots = 0;
 	}
 }
 
@@ -291,6 +362,7 @@ void expiry_stop(struct mmtrustd *d)
 		free(e->v[i].id);
 	}
 	free(e->v);
+	free(e->slot);
 	free(e);
 	d->expiry = NULL;
 }
