@@ -32,6 +32,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$M
 	-out "$MM_TMP/home.pem" -days 365 -subj "/CN=home" \
 	-addext basicConstraints=critical,CA:FALSE 2>/dev/null || fail "our certificate"
 make_ca "$MM_TMP" ca-soon 10   # ends in 10 days
+sleep 1  # from here on less than 10 (and 365) whole days are left: days_left 9 (364)
 conf() { # conf WINDOW [SPD] [IKE]
 	fc_conf "${2:-yes}" "${3:-yes}" 2999 10.10.1.0/24
 	printf '[daemon]\nexpiry_warning_days = %s\n' "$1" >>"$MM_TMP/mmtrustd.conf"
@@ -182,7 +183,7 @@ crl() { # crl OUT THIS_UPDATE NEXT_UPDATE (unix seconds)
 	pki --signcrl --cacert "$MM_TMP/ca-a.pem" --cakey "$MM_TMP/ca-a.key" -D %s -F "$2" -T "$3" \
 		--outform pem >"$1.tmp" 2>/dev/null && mv "$1.tmp" "$1"
 }
-crl "$MM_TMP/b.crl" $((now - 6 * 86400)) $((now + 86400)) || fail "pki --signcrl"
+crl "$MM_TMP/b.crl" $((now - 6 * 86400)) $((now + 86400 - 60)) || fail "pki --signcrl"
 expect_exit 0 "B lists a 7-day CRL issued 6 days ago" "$CTL" partner set $B --crl "$MM_TMP/b.crl"
 check "4: its nextUpdate is a day away" wait_for 5 code_is 4
 OUT=$("$CTL" status --check)
