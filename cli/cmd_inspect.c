@@ -289,9 +289,9 @@ static void check_partner(struct check *c, const json_t *p, bool programmed, boo
 		else if (strcmp(state, "in-sync") || !pol || ok < exp)
 			problem(c, CHECK_NOT_IN_SYNC, dom, "policies",
 				"%s: %" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT
-				" in sync, %" JSON_INTEGER_FORMAT " missing, %" JSON_INTEGER_FORMAT
-				" foreign conflicting", state, ok, exp, jint(pol, "missing"),
-				jint(pol, "foreign_conflicts"));
+				" policies in sync, %" JSON_INTEGER_FORMAT " missing, %"
+				JSON_INTEGER_FORMAT " foreign policies on our selectors", state, ok, exp,
+				jint(pol, "missing"), jint(pol, "foreign_conflicts"));
 		else
 			c->in_sync++;
 	}
@@ -457,7 +457,10 @@ static void check_summary(const struct check *c, char *buf, size_t size)
 	if (c->domain)
 		n += snprintf(buf + n, size - n, "partner %s: ", c->domain);
 	if (!c->partners)
-		n += snprintf(buf + n, size - n, "no enabled tunnel partner");
+		n += snprintf(buf + n, size - n, c->domain ? "not an enabled tunnel partner"
+							   : "no enabled tunnel partner");
+	else if (c->domain && !out && !down)
+		n += snprintf(buf + n, size - n, "policies in sync, tunnel up");
 	else if (out || down)
 		n += snprintf(buf + n, size - n, "%zu of %zu enabled tunnel partners not in sync, "
 			      "%zu tunnels down", out, c->partners, down);

@@ -122,8 +122,11 @@ check "expiry list: A's CA, subject, ISO 8601 UTC end, 9 days left" sh -c "\"$CT
 	.subject == \"CN=ca-soon\" and .days_left == 9 and (.not_after | test(\"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$\")) and
 	(.sha256 | length) == 95)' >/dev/null"
 chk 0 "DOMAIN B: A's CA is not B's problem" $B
+contains "$OUT" "mmtrust OK: partner $B: policies in sync, tunnel up" "the summary names the partner"
 check "status B: A's CA is not in B's expiry list" test "$(st $B)" = '{"window_days":30,"warnings":[]}'
 chk 4 "DOMAIN A: 4" $A
+chk 0 "DOMAIN D (disabled): nothing to judge" $D
+contains "$OUT" "mmtrust OK: partner $D: not an enabled tunnel partner" "and says so"
 check "the log says it once" test "$(log_lines "expiry: partner $A: CA certificate CN=ca-soon")" -eq 1
 contains "$(grep "expiry: partner $A" "$MM_TMP/daemon.log")" "in 9 days ([daemon] expiry_warning_days = 30)" \
 	"the log line says the days left and the setting"
@@ -140,7 +143,7 @@ chk 6 "6 POLICIES NOT IN SYNC (with the CA warning at once: 6 wins)"
 contains "$OUT" "mmtrust CRITICAL: POLICIES NOT IN SYNC: 1 of 2 enabled tunnel partners not in sync, 0 tunnels down; 1 warning" \
 	"the summary"
 contains "$OUT" "CRITICAL $A policies: conflict" "the problem line names A's conflict"
-contains "$OUT" "1 foreign conflicting" "and how many"
+contains "$OUT" "1 foreign policies on our selectors" "and how many"
 contains "$OUT" "WARNING  $A partner-ca" "the warning is listed too"
 chk 2 "--nagios: 6 is CRITICAL (2)" --nagios
 check "--json: code 6 and both problems" sh -c "$(declare -f cj); CTL=$CTL cj | jq -e \
