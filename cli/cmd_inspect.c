@@ -1,9 +1,12 @@
 /* mmtrustctl: the commands that read the daemon's state: lookup, log,
  * status, audit. */
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/ctl.h"
+#include "client/mmtrust.h"
 
 #define ADMIN OPT(O_HELP) | OPT(O_JSON) | OPT(O_SOCKET)
 
@@ -230,8 +233,357 @@ static int cmd_log(struct ctl *ctl, const struct ctl_args *a)
 		    print_log);
 }
 
+/* ---- status --check: the status judged (docs/health.md) ---- */
+
+/* The exit statuses of --check beyond ctl.h's; the worst one found wins. */
+enum {
+	CHECK_WARNING = 4,      /* enforced and up, but something needs a look */
+	CHECK_TUNNEL_DOWN = 5,  /* an enabled tunnel partner's tunnel is not up */
+	CHECK_NOT_IN_SYNC = 6,  /* an enabled tunnel partner's policies are not in force */
+};
+
+struct check {
+	json_t *problems;       /* [{code, partner, what, why}] */
+	int code;
+	size_t partners, tunnels_up, in_sync, warnings;
+	const char *domain;     /* DOMAIN given, or NULL */
+};
+
+static void problem(struct check *c, int code, const char *partner, const char *what,
+		    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void problem(struct check *c, int code, const char *partner, const char *what,
+		    const char *fmt, ...)
+{
+	char why[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	json_array_append_new(c->problems, json_pack("{s:i, s:s?, s:s, s:s}", "code", code,
+						     "partner", partner, "what", what, "why", why));
+	if (code > c->code)
+		c->code = code;
+	c->warnings += code == CHECK_WARNING;
+}
+
+static bool is_true(const json_t *o, const char *key)
+{
+	return json_is_true(json_object_get(o, key));
+}
+
+/* One enabled tunnel partner: its policies (when the kernel is programmed)
+ * and its tunnel (when charon can have one). */
+static void check_partner(struct check *c, const json_t *p, bool programmed, bool ike_usable)
+{
+	const char *dom = jstr(p, "domain"), *state = jstr(p, "state");
+	const json_t *pol = json_object_get(p, "policies"), *tun = json_object_get(p, "tunnel");
+
+	c->partners++;
+	if (programmed) {
+		json_int_t exp = jint(pol, "expected"), ok = jint(pol, "in_sync");
+
+		if (json_is_string(json_object_get(p, "error")))
+			problem(c, CHECK_NOT_IN_SYNC, dom, "policies", "%s: %s", state,
+				jstr(p, "error"));
+		else if (strcmp(state, "in-sync") || !pol || ok < exp)
+			problem(c, CHECK_NOT_IN_SYNC, dom, "policies",
+				"%s: %" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT
+				" policies in sync, %" JSON_INTEGER_FORMAT " missing, %"
+				JSON_INTEGER_FORMAT " foreign policies on our selectors", state, ok, exp,
+				jint(pol, "missing"), jint(pol, "foreign_conflicts"));
+		else
+			c->in_sync++;
+	}
+	if (!ike_usable)
+		return;
+	if (!strcmp(jstr(tun, "state"), "up"))
+		c->tunnels_up++;
+	else if (json_is_string(json_object_get(tun, "ike_state")))
+		problem(c, CHECK_TUNNEL_DOWN, dom, "tunnel", "down (IKE_SA %s)",
+			jstr(tun, "ike_state"));
+	else
+		problem(c, CHECK_TUNNEL_DOWN, dom, "tunnel", "down");
+}
+
+/* A CRL of a judged partner that is not in charon as it is on disk. */
+static void check_crls(struct check *c, const json_t *p)
+{
+	const json_t *rev = json_object_get(p, "revocation"), *crl;
+	size_t i;
+
+	/* Not used at all ([ike] off): the tunnel's own problem says so. */
+	if (json_is_string(json_object_get(rev, "why")))
+		return;
+	json_array_foreach(json_object_get(rev, "crls"), i, crl) {
+		const json_t *err = json_object_get(crl, "error");
+
+		if (!strcmp(jstr(crl, "state"), "ok") && is_true(crl, "loaded") &&
+		    !json_is_string(err))
+			continue;
+		problem(c, CHECK_WARNING, jstr(p, "domain"), "crl", "%s: %s%s%s%s", jstr(crl, "path"),
+			jstr(crl, "state"), is_true(crl, "loaded") ? "" : ", not loaded into charon",
+			json_is_string(err) ? ": " : "", json_is_string(err) ? json_string_value(err) : "");
+	}
+}
+
+static void check_expiry(struct check *c, const json_t *status)
+{
+	const json_t *it;
+	size_t i;
+
+	json_array_foreach(json_object_get(json_object_get(status, "expiry"), "warnings"), i, it) {
+		const char *what = jstr(it, "what");
+		json_int_t days = jint(it, "days_left");
+		char when[64];
+
+		if (days < 0)
+			snprintf(when, sizeof(when), "EXPIRED %s", jstr(it, "not_after"));
+		else
+			snprintf(when, sizeof(when), "ends %s (%" JSON_INTEGER_FORMAT " days left)",
+				 jstr(it, "not_after"), days);
+		if (!strcmp(what, "partner-ca"))
+			problem(c, CHECK_WARNING, jstr(it, "partner"), what, "CA %s %s",
+				jstr(it, "subject"), when);
+		else if (!strcmp(what, "partner-crl") && days < 0)
+			problem(c, CHECK_WARNING, jstr(it, "partner"), what,
+				"CRL %s: its nextUpdate %s has passed (stale)", jstr(it, "file"),
+				jstr(it, "not_after"));
+		else if (!strcmp(what, "partner-crl"))
+			problem(c, CHECK_WARNING, jstr(it, "partner"), what,
+				"CRL %s: its nextUpdate %s is %" JSON_INTEGER_FORMAT " days away: a "
+				"re-issued CRL is overdue", jstr(it, "file"), jstr(it, "not_after"), days);
+		else
+			problem(c, CHECK_WARNING, NULL, what, "our certificate %s (%s) %s",
+				jstr(it, "file"), jstr(it, "subject"), when);
+	}
+}
+
+/* The host, the store, the snapshot, drift fights. */
+static void check_daemon(struct check *c, const json_t *status)
+{
+	const json_t *host = json_object_get(status, "host"), *store = json_object_get(status, "store");
+	const json_t *snap = json_object_get(status, "snapshot"), *o;
+	size_t i;
+
+	json_array_foreach(json_object_get(status, "fights"), i, o)
+		problem(c, CHECK_WARNING, jstr(o, "partner"), "fight",
+			"drift fight since %s: %" JSON_INTEGER_FORMAT " repairs, next waits %"
+			JSON_INTEGER_FORMAT " s; evidence: %s", jstr(o, "since"), jint(o, "repairs"),
+			jint(o, "backoff_s"), jstr(o, "evidence"));
+	json_array_foreach(json_object_get(host, "tunnel"), i, o)
+		if (!is_true(o, "present"))
+			problem(c, CHECK_WARNING, NULL, "tunnel-address", "%s: %s", jstr(o, "address"),
+				jstr(o, "reason"));
+	json_array_foreach(json_object_get(host, "cscf"), i, o)
+		if (!is_true(o, "present"))
+			problem(c, CHECK_WARNING, NULL, "cscf-address", "%s (%s): %s", jstr(o, "prefix"),
+				jstr(o, "setting"), jstr(o, "reason"));
+	json_array_foreach(json_object_get(json_object_get(host, "routes"), "conflicts"), i, o)
+		if (!c->domain || !strcmp(c->domain, jstr(o, "partner")))
+			problem(c, CHECK_WARNING, jstr(o, "partner"), "route",
+				"%s: a foreign route (protocol %" JSON_INTEGER_FORMAT ") holds it in "
+				"our table", jstr(o, "range"), jint(o, "protocol"));
+	if (json_is_false(json_object_get(store, "writable")))
+		problem(c, CHECK_WARNING, NULL, "store", "%s is read-only, every change is refused: %s",
+			jstr(store, "path"), jstr(store, "problem"));
+	if (json_is_object(snap) && !is_true(snap, "current"))
+		problem(c, CHECK_WARNING, NULL, "snapshot",
+			"%s is not current: libmmtrust asks the query socket", jstr(snap, "path"));
+}
+
+static void check_judge(struct check *c, const json_t *status)
+{
+	const json_t *k = json_object_get(status, "kernel"), *ike = json_object_get(status, "ike");
+	bool programmed = is_true(k, "programmed");
+	bool ike_on = is_true(ike, "enabled"), ike_usable = ike_on && is_true(ike, "connected");
+	const json_t *p;
+	size_t i, tunnel_partners = 0;
+
+	json_array_foreach(json_object_get(status, "partners"), i, p)
+		tunnel_partners += is_true(p, "enabled") && !strcmp(jstr(p, "path"), "tunnel");
+	/* Nothing can be enforced or up for any of them: said once, not per
+	 * partner. */
+	if (tunnel_partners && !programmed)
+		problem(c, CHECK_NOT_IN_SYNC, NULL, "kernel",
+			"policies NOT programmed (%s): %zu enabled tunnel partners not enforced",
+			jstr(k, "error"), tunnel_partners);
+	if (tunnel_partners && !ike_on)
+		problem(c, CHECK_TUNNEL_DOWN, NULL, "ike",
+			"[ike] enabled = no: no tunnel can be up (%zu enabled tunnel partners)",
+			tunnel_partners);
+	else if (tunnel_partners && !ike_usable)
+		problem(c, CHECK_TUNNEL_DOWN, NULL, "ike",
+			"charon is not connected (%s): %zu tunnels down", jstr(ike, "socket"),
+			tunnel_partners);
+	json_array_foreach(json_object_get(status, "partners"), i, p) {
+		if (!is_true(p, "enabled") || strcmp(jstr(p, "path"), "tunnel"))
+			continue;
+		check_partner(c, p, programmed, ike_usable);
+		check_crls(c, p);
+	}
+	check_expiry(c, status);
+	check_daemon(c, status);
+}
+
+static const char *check_state(int code)
+{
+	switch (code) {
+	case EXIT_OK: return "OK";
+	case CHECK_WARNING: return "WARNING";
+	case CHECK_TUNNEL_DOWN: return "TUNNEL DOWN";
+	case CHECK_NOT_IN_SYNC: return "POLICIES NOT IN SYNC";
+	default: return "UNKNOWN";
+	}
+}
+
+/* Nagios plugin exit statuses: OK 0, WARNING 1, CRITICAL 2, UNKNOWN 3. */
+static int nagios_code(int code)
+{
+	return code == EXIT_OK ? 0 : code == CHECK_WARNING ? 1
+	       : code == CHECK_TUNNEL_DOWN || code == CHECK_NOT_IN_SYNC ? 2 : 3;
+}
+
+static void check_summary(const struct check *c, char *buf, size_t size)
+{
+	const char *word = c->code == EXIT_OK ? "OK" : c->code == CHECK_WARNING ? "WARNING"
+			   : "CRITICAL";
+	size_t down = c->partners - c->tunnels_up, out = c->partners - c->in_sync;
+	int n;
+
+	n = snprintf(buf, size, "mmtrust %s: ", word);
+	if (c->code >= CHECK_TUNNEL_DOWN)
+		n += snprintf(buf + n, size - n, "%s: ", check_state(c->code));
+	if (c->domain)
+		n += snprintf(buf + n, size - n, "partner %s: ", c->domain);
+	if (!c->partners)
+		n += snprintf(buf + n, size - n, c->domain ? "not an enabled tunnel partner"
+							   : "no enabled tunnel partner");
+	else if (c->domain && !out && !down)
+		n += snprintf(buf + n, size - n, "policies in sync, tunnel up");
+	else if (out || down)
+		n += snprintf(buf + n, size - n, "%zu of %zu enabled tunnel partners not in sync, "
+			      "%zu tunnels down", out, c->partners, down);
+	else
+		n += snprintf(buf + n, size - n, "%zu enabled tunnel partner%s in sync and up",
+			      c->partners, c->partners == 1 ? "" : "s");
+	if (c->warnings)
+		snprintf(buf + n, size - n, "; %zu warning%s", c->warnings,
+			 c->warnings == 1 ? "" : "s");
+}
+
+/* The status, asked quietly: a refusal or an unreachable daemon becomes
+ * the check's own answer, with why. */
+static int check_call(const struct ctl *ctl, json_t *req, json_t **ret, char *why, size_t size)
+{
+	char *text = json_dumps(req, JSON_COMPACT), *answer = NULL;
+	struct mmtrust *m = NULL;
+	json_t *a = NULL, *e;
+	int r, rc = EXIT_UNREACHABLE;
+
+	json_decref(req);
+	if (!text) {
+		snprintf(why, size, "out of memory");
+		return EXIT_REFUSED;
+	}
+	r = mmtrust_connect(ctl->admin_socket, 30000, &m);
+	if (r < 0) {
+		snprintf(why, size, "cannot reach mmtrustd at %s: %s", ctl->admin_socket,
+			 strerror(-r));
+		goto out;
+	}
+	r = mmtrust_call(m, text, strlen(text), 0, &answer);
+	if (r < 0) {
+		snprintf(why, size, "no answer from mmtrustd at %s: %s", ctl->admin_socket,
+			 strerror(-r));
+		goto out;
+	}
+	a = json_loads(answer, 0, NULL);
+	if (!json_is_object(a)) {
+		snprintf(why, size, "unreadable answer from mmtrustd");
+		goto out;
+	}
+	if (!is_true(a, "ok")) {
+		e = json_object_get(a, "error");
+		snprintf(why, size, "refused (%s): %s%s%s", jstr(e, "code"),
+			 json_is_string(json_object_get(e, "field")) ? jstr(e, "field") : "",
+			 json_is_string(json_object_get(e, "field")) ? ": " : "", jstr(e, "message"));
+		rc = EXIT_REFUSED;
+		goto out;
+	}
+	*ret = json_incref(json_object_get(a, "result"));
+	rc = *ret ? EXIT_OK : EXIT_UNREACHABLE;
+	if (!*ret)
+		snprintf(why, size, "an answer without a result");
+out:
+	json_decref(a);
+	free(answer);
+	free(text);
+	mmtrust_close(m);
+	return rc;
+}
+
+static int cmd_check(struct ctl *ctl, const struct ctl_args *a)
+{
+	bool nagios = ctl_flag(a, O_NAGIOS);
+	struct check c = { .problems = json_array(), .domain = a->n_pos ? a->pos[0] : NULL };
+	json_t *req, *status = NULL, *p;
+	char why[1200], summary[1300];
+	size_t i;
+	int rc;
+
+	if (nagios && ctl->json) {
+		json_decref(c.problems);
+		printf("mmtrust UNKNOWN: usage error (exit 2): see standard error\n");
+		ctl_usage(a, "--nagios and --json exclude each other");
+		return 3;
+	}
+	req = ctl_pack(a, "{s:s, s:s*}", "op", "status", "domain", c.domain);
+	rc = req ? check_call(ctl, req, &status, why, sizeof(why)) : EXIT_USAGE;
+	if (rc == EXIT_USAGE)
+		snprintf(why, sizeof(why), "usage error: see standard error");
+	if (rc != EXIT_OK) {
+		problem(&c, rc, NULL, "daemon", "%s", why);
+		snprintf(summary, sizeof(summary), "mmtrust UNKNOWN: %s", why);
+		c.code = rc;
+	} else {
+		check_judge(&c, status);
+		check_summary(&c, summary, sizeof(summary));
+		json_decref(status);
+	}
+	if (ctl->json) {
+		json_t *o = json_pack("{s:s, s:i, s:s, s:O, s:I, s:I, s:I, s:I}", "state",
+				      check_state(c.code), "code", c.code, "summary", summary,
+				      "problems", c.problems, "partners", (json_int_t)c.partners,
+				      "tunnels_up", (json_int_t)c.tunnels_up, "policies_in_sync",
+				      (json_int_t)c.in_sync, "warnings", (json_int_t)c.warnings);
+
+		ctl_print_json(o, JSON_INDENT(2));
+		json_decref(o);
+	} else {
+		printf("%s", summary);
+		if (nagios && rc == EXIT_OK)
+			printf(" | partners=%zu tunnels_up=%zu policies_in_sync=%zu warnings=%zu",
+			       c.partners, c.tunnels_up, c.in_sync, c.warnings);
+		putchar('\n');
+		if (rc != EXIT_OK)
+			fprintf(stderr, "mmtrustctl: %s\n", why);
+		else
+			json_array_foreach(c.problems, i, p)
+				printf("%-8s %s %s: %s\n",
+				       jint(p, "code") == CHECK_WARNING ? "WARNING" : "CRITICAL",
+				       json_is_string(json_object_get(p, "partner")) ? jstr(p, "partner")
+										 : "-",
+				       jstr(p, "what"), jstr(p, "why"));
+	}
+	json_decref(c.problems);
+	return nagios ? nagios_code(c.code) : c.code;
+}
+
 static int cmd_status(struct ctl *ctl, const struct ctl_args *a)
 {
+	if (ctl_flag(a, O_CHECK) || ctl_flag(a, O_NAGIOS))
+		return cmd_check(ctl, a);
 	return ctl_admin_show(ctl, ctl_pack(a, "{s:s, s:s*}", "op", "status", "domain",
 				  a->n_pos ? a->pos[0] : NULL),
 		    print_status);
@@ -265,7 +617,8 @@ const struct command inspect_commands[] = {
 	  "The audit trail, oldest first: when, who (local user and pid from the admin\n"
 	  "socket's peer credentials), which request, and what changed.\n",
 	  ADMIN | OPT(O_DOMAIN) | OPT(O_LIMIT), 0, 0, cmd_log },
-	{ NULL, "status", "[DOMAIN]", "per partner: kernel policies expected vs present",
+	{ NULL, "status", "[--check [--nagios]] [DOMAIN]",
+	  "per partner: kernel policies expected vs present; --check: a health check",
 	  "Per partner, what mmtrustd wants in the kernel's SPD against what the kernel\n"
 	  "has (kept current from XFRM events):\n"
 	  "  STATE      in-sync, missing (policies absent or different: mmtrustd\n"
@@ -275,8 +628,40 @@ const struct command inspect_commands[] = {
 	  "             our tunnel address's family), disabled, seg (no tunnel of ours)\n"
 	  "  POLICIES   in sync / expected\n"
 	  "  SAS        SAs in the kernel's SAD with the partner's reqid\n"
-	  "  TUNNEL     the partner's CHILD_SA as charon reports it\n",
-	  ADMIN, 0, 1, cmd_status },
+	  "  TUNNEL     the partner's CHILD_SA as charon reports it\n"
+	  "\n"
+	  "The status also lists what ends within [daemon] expiry_warning_days (\"expiry\"\n"
+	  "in --json): partner CAs, CRL nextUpdates, our [ike] certificate.\n"
+	  "\n"
+	  "--check judges the status as a health check (docs/health.md): one summary line\n"
+	  "(\"mmtrust OK: ...\", \"mmtrust WARNING: ...\", \"mmtrust CRITICAL: ...\"), then one\n"
+	  "line per problem: severity, partner (- for the whole daemon), what, why.  With\n"
+	  "DOMAIN only that partner is judged, with what bears on every partner (kernel,\n"
+	  "charon, our certificate and addresses, store, snapshot).  With --json:\n"
+	  "{\"state\", \"code\", \"summary\", \"problems\": [{\"code\", \"partner\", \"what\",\n"
+	  "\"why\"}], \"partners\", \"tunnels_up\", \"policies_in_sync\", \"warnings\"}.\n"
+	  "An enabled tunnel partner is one that is enabled with path tunnel.  Exit status\n"
+	  "of --check (the worst found wins: 6 > 5 > 4):\n"
+	  "  0  OK: every enabled tunnel partner's policies in sync and its tunnel up,\n"
+	  "     nothing below\n"
+	  "  1  the daemon refused the request (DOMAIN not in the table)\n"
+	  "  2  usage error\n"
+	  "  3  the daemon is unreachable\n"
+	  "  4  WARNING: enforced and up, but something expires within the window or has\n"
+	  "     expired, a CRL is not ok or not loaded, a CSCF or tunnel address is\n"
+	  "     missing, a foreign route holds a partner's range, the store is read-only,\n"
+	  "     the snapshot is not current, or a drift fight is going on\n"
+	  "  5  TUNNEL DOWN: policies in sync, but an enabled tunnel partner's tunnel is\n"
+	  "     not up (also: [ike] enabled = no, or charon not connected)\n"
+	  "  6  POLICIES NOT IN SYNC: an enabled tunnel partner's kernel policies are\n"
+	  "     missing, conflicting or in error, or the kernel's policies are not\n"
+	  "     programmed (also: [spd] enabled = no)\n"
+	  "--nagios (implies --check) follows the Nagios plugin convention: exit 0 for\n"
+	  "0, 1 (WARNING) for 4, 2 (CRITICAL) for 5 and 6, 3 (UNKNOWN) for 1, 2 and 3;\n"
+	  "the summary line ends in performance data:\n"
+	  "  | partners=N tunnels_up=N policies_in_sync=N warnings=N\n"
+	  "(partners: the enabled tunnel partners judged).\n",
+	  ADMIN | OPT(O_CHECK) | OPT(O_NAGIOS), 0, 1, cmd_status },
 	{ NULL, "audit", "", "the kernel's XFRM policies and SAs, annotated with their partner",
 	  "Every XFRM policy and SA in mmtrustd's network namespace, in the order and\n"
 	  "terms of `ip xfrm policy` / `ip xfrm state`, each annotated with the partner\n"

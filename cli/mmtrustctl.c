@@ -86,6 +86,13 @@ static const struct opt_desc opt_descs[O__MAX] = {
 			   "strict: always; ifuri (default): when it names a CRL or OCSP URI "
 			   "that gave no answer; relaxed: never (only a known revocation "
 			   "refuses)" },
+	[O_CHECK] = { "check", 0, NULL, false,
+		      "judge the status as a health check: a summary line, one line per "
+		      "problem, and an exit status that says the worst found (0 OK, 4 "
+		      "WARNING, 5 TUNNEL DOWN, 6 POLICIES NOT IN SYNC)" },
+	[O_NAGIOS] = { "nagios", 0, NULL, false,
+		       "as --check, in the Nagios plugin convention: exit 0 OK, 1 WARNING, "
+		       "2 CRITICAL, 3 UNKNOWN, and performance data after '|'" },
 	[O_ALLOW_SHRINK] = { "allow-shrink", 0, NULL, false,
 			     "go ahead even if this deletes more than [spd] shrink_limit percent "
 			     "of the kernel policies mmtrustd holds (the shrink guard)" },
@@ -486,6 +493,10 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	rc = parse_command(&ctl, c, argc - i, argv + i, &a, &help);
+	if (rc == EXIT_USAGE && !help && ctl_flag(&a, O_NAGIOS)) {
+		printf("mmtrust UNKNOWN: usage error (exit 2): see standard error\n");
+		rc = 3;  /* the Nagios convention's UNKNOWN */
+	}
 	if (help) {
 		command_help(stdout, c);
 		rc = EXIT_OK;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "crl.h"
+#include "expiry.h"
 #include "log.h"
 #include "mmtrustd.h"
 
@@ -423,6 +424,7 @@ static json_t *op_status(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
 		ike_status(d, st);
 		query_status(d->query, st);
 		host_status(d, st);
+		expiry_status(d, dom ? domain : NULL, st);
 		json_object_set_new(st, "store", json_pack("{s:s, s:b, s:s?}", "path", d->cfg.store,
 							    "writable", !ro, "problem", ro));
 		json_object_set_new(st, "snapshot", snapw_status(d->snap));

@@ -1,5 +1,6 @@
 #include "config.h"
 #include "backoff.h"
+#include "expiry.h"
 #include "spd_desired.h"
 
 #include <errno.h>
@@ -28,6 +29,7 @@ void mm_config_defaults(struct mm_config *c)
 		.spd_repair_backoff_max = MM_BACKOFF_MAX_DEFAULT,
 		.ike_dpd_delay = 30,
 		.query_max_clients = 1024,
+		.expiry_warning_days = MM_EXPIRY_WINDOW_DEFAULT,
 		.route_table = MM_CONFIG_ROUTE_TABLE_DEFAULT,
 		.route_protocol = MM_CONFIG_ROUTE_PROTOCOL_DEFAULT,
 		.route_rule_priority = MM_CONFIG_ROUTE_RULE_PRIORITY_DEFAULT,
@@ -239,7 +241,9 @@ static int handler(void *user, const char *section, const char *name, const char
 	else if (KEY("daemon", "query_snapshot")) {
 		r = set_string(c->query_snapshot, sizeof(c->query_snapshot) - 6, value, x);
 		c->query_snapshot_set = true;
-	} else if (KEY("daemon", "query_group"))
+	} else if (KEY("daemon", "expiry_warning_days"))
+		r = set_u32(&c->expiry_warning_days, value, x);
+	else if (KEY("daemon", "query_group"))
 		r = set_group(c->query_group, sizeof(c->query_group), &c->query_gid, value, x);
 	else if (KEY("reqid", "min"))
 		r = set_u32(&c->reqid_min, value, x);
@@ -379,6 +383,10 @@ int mm_config_load(const char *path, struct mm_config *ret, struct mm_err *err)
 				  "%s: the band %u..%u+256 wraps past 4294967295; at most %u", path,
 				  c.spd_prio_base, c.spd_prio_base,
 				  (unsigned)(UINT32_MAX - (MM_SPD_PRIO_SPAN - 1)));
+	if (c.expiry_warning_days > MM_EXPIRY_WINDOW_MAX)
+		return mm_err_set(err, MM_ERR_INVALID, "daemon.expiry_warning_days",
+				  "%s: %u days is out of range; 0 to %u (0: no expiry warnings)",
+				  path, c.expiry_warning_days, MM_EXPIRY_WINDOW_MAX);
 	if (c.query_max_clients == 0)
 		return mm_err_set(err, MM_ERR_INVALID, "query.max_clients",
 				  "%s: 0 would refuse every CSCF; at least 1", path);

@@ -9,6 +9,7 @@
  *   query_snapshot = /run/mmtrust/query.snap ; in-process answers (empty: none);
  *                                           ; default: query_socket's path with
  *                                           ; .sock replaced by .snap
+ *   expiry_warning_days = 30                ; 0..3650; 0: no expiry warnings
  *   [reqid]
  *   min = 1000000                           ; reserved range, inclusive
  *   max = 1099999
@@ -78,6 +79,7 @@ struct mm_config {
 	gid_t query_gid;
 	char query_snapshot[108];        /* as set; query_snapshot_set false: derived */
 	bool query_snapshot_set;
+	uint32_t expiry_warning_days;    /* daemon/expiry.h; 0: off */
 	uint32_t reqid_min, reqid_max;
 	struct mm_prefix cscf[MM_CONFIG_MAX_LOCAL];
 	unsigned cscf_kinds[MM_CONFIG_MAX_LOCAL];  /* MM_KIND_BIT()s: the peers it faces */

@@ -1525,3 +1525,16 @@ int ike_tunnels_up(struct mmtrustd *d, struct mm_tunnel_info **ret, size_t *ret_
 	*ret_n = n;
 	return 0;
 }
+
+const struct crl_file *ike_crl_file(struct mmtrustd *d, const char *path)
+{
+	return d->ike ? crl_set_find(&d->ike->crls, path) : NULL;
+}
+
+const char *ike_certificate_pem(struct mmtrustd *d, size_t *ret_len)
+{
+	if (!d->ike || !d->ike->cert)
+		return NULL;
+	*ret_len = d->ike->cert_len;
+	return d->ike->cert;
+}

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "expiry.h"
 #include "instance.h"
 #include "policy/sa.h"
 #include "mmtrustd.h"
@@ -290,6 +291,7 @@ static void table_swap(struct mmtrustd *d, struct mm_table *newt, const struct m
 	}
 	if (!changes)
 		query_notify(d->query, "table-reloaded", "*", NULL);
+	expiry_check(d);
 }
 
 void mmtrustd_table_changed(struct mmtrustd *d, struct mm_table *newt,
@@ -686,6 +688,7 @@ int main(int argc, char **argv)
 	if (host_start(&d) < 0)
 		goto out;
 	ike_start(&d, &ike_ops, &d);
+	(void)expiry_start(&d);
 	r = instance_mkdir_parent(d.cfg.query_socket, 0755);
 	if (r == 0)
 		r = query_start(&d.cfg, &d.query);
@@ -741,6 +744,7 @@ out:
 	d.query = NULL;
 	free(d.pub_up);
 	free(d.pub_enforced);
+	expiry_stop(&d);
 	ike_stop(&d);
 	host_stop(&d);
 	kernel_stop(&d);

@@ -68,6 +68,9 @@ struct mmtrustd {
 	const struct mm_change *withdrawn;
 	size_t n_withdrawn;
 	bool withdraw_all;
+
+	/* What ends soon and what of it was logged (expiry.h). */
+	struct expiry *expiry;
 };
 
 /* kernel.c: XFRM inside the loop -- the SPD engine, the SA sweep by the
@@ -136,6 +139,12 @@ void ike_status(struct mmtrustd *d, json_t *status);
 /* A copy of the tunnels that are up, sorted by domain (*ret_n may be 0;
  * free *ret).  -ENOMEM. */
 int ike_tunnels_up(struct mmtrustd *d, struct mm_tunnel_info **ret, size_t *ret_n);
+/* For expiry.h, borrowed until the next change: the CRL file as the IKE
+ * side read it (NULL when [ike] is off or no partner lists path), and our
+ * certificate's PEM as read at start or reload (NULL when [ike] is off). */
+struct crl_file;
+const struct crl_file *ike_crl_file(struct mmtrustd *d, const char *path);
+const char *ike_certificate_pem(struct mmtrustd *d, size_t *ret_len);
 
 /* query.h: the CSCF query socket; it is handed views, it reads nothing
  * here.  The core publishes a new view (table, tunnels that are up, which
