@@ -121,16 +121,26 @@ sed -n '/^Commands:/,/^$/p' "$MM_TMP/help" | grep -E '^  [a-z]' |
 	sed -E 's/^  ([a-z]+( [a-z]+)?)( {2,}.*)?$/\1/' >"$MM_TMP/commands"
 check "mmtrustctl --help lists commands ($(wc -l <"$MM_TMP/commands"))" \
 	test "$(wc -l <"$MM_TMP/commands")" -ge 10
+# opts_of HELP: the long options of the help's option blocks, one a line.
+opts_of() {
+	local l on=false re='^  (-[A-Za-z], |    )(--[a-z][a-z-]*)'
+	while IFS= read -r l; do
+		case $l in Options*) on=true ;; "") on=false ;; esac
+		$on && [[ $l =~ $re ]] && echo "${BASH_REMATCH[2]}"
+	done <<<"$1"
+}
 # The options before the command, which every command shares.
-long_opts() { grep -oE '^  (-[A-Za-z], |    )--[a-z][a-z-]*' | grep -oE -- '--[a-z-]+'; }
-sed -n '/^Options before the command/,/^$/p' "$MM_TMP/help" | long_opts | sort -u >"$MM_TMP/global"
+opts_of "$(<"$MM_TMP/help")" >"$MM_TMP/global"
 check "mmtrustctl --help lists the global options" grep -qx -- --socket "$MM_TMP/global"
+declare -A GLOBAL=()
+while read -r o; do GLOBAL[$o]=1; done <"$MM_TMP/global"
 
 # Each command's own options (its --help, less the global ones), once.
 while read -r c; do
 	# shellcheck disable=SC2086
-	"$CTL" $c --help | sed -n '/^Options/,/^$/p' | long_opts | sort -u |
-		comm -23 - "$MM_TMP/global" >"$MM_TMP/opts-${c/ /-}"
+	opts_of "$("$CTL" $c --help)" | while read -r o; do
+		[ -n "${GLOBAL[$o]:-}" ] || echo "$o"
+	done >"$MM_TMP/opts-${c/ /-}"
 done <"$MM_TMP/commands"
 
 # has_word TEXT WORD: WORD appears, not as part of a longer option
