@@ -315,5 +315,6 @@ clean:
 
 include tests/fuzz/fuzz.mk
 include bindings/bindings.mk
+include doc/man/man.mk
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -13,6 +13,7 @@ PKGS=(
 	strongswan-charon strongswan-swanctl strongswan-pki libstrongswan-standard-plugins
 	libstrongswan-extra-plugins
 	kamailio kamailio-lua-modules sip-tester
+	scdoc groff-base man-db bash-completion
 )
 
 missing=()
