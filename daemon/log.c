@@ -260,9 +260,10 @@ static void summary(enum log_kind kind, uint32_t n, uint64_t span)
 {
 	uint32_t evs = ev_suppressed[kind];
 
+	if (!n)
+		return;
 	ev_suppressed[kind] = 0;
-	if (n)
-		summary_printf(LOG_NOTICE, evs ? (int)ev_last[kind] : -1, evs,
+	summary_printf(LOG_NOTICE, evs ? (int)ev_last[kind] : -1, evs,
 			       "%s: ... (suppressed %u similar messages in the last %llu s)",
 			       kind_names[kind], n,
 			       (unsigned long long)((span + MM_USEC_PER_SEC / 2) / MM_USEC_PER_SEC));
