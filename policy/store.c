@@ -69,7 +69,10 @@ static const char *const migrations[] = {
 	"ALTER TABLE partners ADD COLUMN crls TEXT NOT NULL DEFAULT '[]';"
 	"ALTER TABLE partners ADD COLUMN revocation TEXT NOT NULL DEFAULT 'ifuri';",
 	/* 3: the event history (the daemon's tunnel, drift, CRL, ...
-	 * events; time in milliseconds). */
+	 * events; time in milliseconds), and the audit's time in
+	 * milliseconds too (NULL in rows written before: time * 1000), so
+	 * that changes and events merge in the order they happened. */
+	"ALTER TABLE audit ADD COLUMN time_ms INTEGER;"
 	"CREATE TABLE events ("
 	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	"  time INTEGER NOT NULL,"
@@ -657,7 +660,7 @@ out:
 	return r;
 }
 
-static int write_audit(struct mm_store *s, const struct mm_change *c, int64_t now,
+static int write_audit(struct mm_store *s, const struct mm_change *c, int64_t now_ms,
 		       int64_t txn, const struct mm_actor *actor, struct mm_err *err)
 {
 	const struct mm_partner *p = c->after ? c->after : c->before;
@@ -671,12 +674,13 @@ static int write_audit(struct mm_store *s, const struct mm_change *c, int64_t no
 	}
 	if (sqlite3_prepare_v2(s->db,
 			       "INSERT INTO audit (time, txn, uid, user, pid, request, action, "
-			       "domain, before, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			       "domain, before, after, time_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+			       "?, ?)",
 			       -1, &st, NULL) != SQLITE_OK) {
 		r = db_fail(s, err, "cannot prepare audit write");
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 1, now_ms / 1000);
 	sqlite3_bind_int64(st, 2, txn);
 	sqlite3_bind_int64(st, 3, actor->uid);
 	sqlite3_bind_text(st, 4, actor->user, -1, SQLITE_STATIC);
@@ -686,6 +690,7 @@ static int write_audit(struct mm_store *s, const struct mm_change *c, int64_t no
 	sqlite3_bind_text(st, 8, p->domain, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 9, before, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 10, after, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 11, now_ms);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		r = db_fail(s, err, "cannot write audit entry");
 out:
@@ -698,7 +703,8 @@ out:
 int mm_store_commit(struct mm_store *s, const struct mm_change *changes, size_t n,
 		    uint32_t reqid_next, const struct mm_actor *actor, struct mm_err *err)
 {
-	int64_t now = time(NULL), txn = 0;
+	int64_t now, txn = 0;
+	struct timespec ts;
 	char sql[128];
 	sqlite3_stmt *st;
 	int r;
@@ -707,6 +713,8 @@ int mm_store_commit(struct mm_store *s, const struct mm_change *changes, size_t 
 		return mm_err_set(err, MM_ERR_INTERNAL, "store",
 				  "the store is read-only (%s): nothing was changed; make it "
 				  "writable, then reload mmtrustd (SIGHUP)", s->readonly);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	r = exec(s, "BEGIN IMMEDIATE", err);
 	if (r < 0)
 		return r;
@@ -832,9 +840,9 @@ int mm_store_changes(struct mm_store *s, const struct mm_store_filter *f, json_t
 	}
 	if (sqlite3_prepare_v2(s->db,
 			       "SELECT * FROM (SELECT id, time, txn, uid, user, pid, request, "
-			       "action, domain, before, after FROM audit "
-			       "WHERE (?1 IS NULL OR domain = ?1) AND time * 1000 >= ?3 AND "
-			       "time * 1000 <= ?4 ORDER BY id DESC LIMIT ?2) ORDER BY id",
+			       "action, domain, before, after, COALESCE(time_ms, time * 1000) AS ms "
+			       "FROM audit WHERE (?1 IS NULL OR domain = ?1) AND ms >= ?3 AND "
+			       "ms <= ?4 ORDER BY id DESC LIMIT ?2) ORDER BY id",
 			       -1, &st, NULL) != SQLITE_OK) {
 		json_decref(arr);
 		return db_fail(s, err, "cannot read the audit trail");
@@ -849,8 +857,7 @@ int mm_store_changes(struct mm_store *s, const struct mm_store_filter *f, json_t
 
 		json_object_set_new(e, "type", json_string("change"));
 		json_object_set_new(e, "kind", json_string("change"));
-		json_object_set_new(e, "time_ms",
-				    json_integer((json_int_t)sqlite3_column_int64(st, 1) * 1000));
+		json_object_set_new(e, "time_ms", json_integer(sqlite3_column_int64(st, 11)));
 		json_array_append_new(arr, e);
 	}
 	sqlite3_finalize(st);

@@ -247,7 +247,8 @@ START_TEST(test_migration_from_v2)
 	mm_store_close(s);
 	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_exec(db,
-				      "DROP TABLE events; PRAGMA user_version = 2;"
+				      "DROP TABLE events; ALTER TABLE audit DROP COLUMN time_ms;"
+				      "PRAGMA user_version = 2;"
 				      "INSERT INTO audit (time, txn, uid, user, pid, request, action, "
 				      "domain, before, after) VALUES (1700000000, 1, 0, 'root', 5, "
 				      "'partner.add', 'add', 'old.example', NULL, '{}')",
