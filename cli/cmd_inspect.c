@@ -299,11 +299,11 @@ static int64_t parse_time(const char *s, int64_t now_ms)
 	if (*end || tm.tm_sec > 60)
 		return -1;
 	{
-		time_t t = timegm(&tm);
-		struct tm back;
+		struct tm norm = tm;
+		time_t t = timegm(&norm);
 
-		/* strptime takes 2026-02-31; timegm would carry it on. */
-		if (t == (time_t)-1 || !gmtime_r(&t, &back) || back.tm_mday != tm.tm_mday)
+		/* strptime takes 2026-02-31; timegm carries it on to March. */
+		if (t == (time_t)-1 || norm.tm_mday != tm.tm_mday || norm.tm_mon != tm.tm_mon)
 			return -1;
 		return (int64_t)t * 1000 + ms;
 	}
