@@ -175,4 +175,70 @@ expect_exit 0 "read-only: log (text)" "$CTL" log
 contains "$OUT" "note: the store is read-only" "the text answer says so"
 chattr -i "$STORE"
 
+# --- the journal: systemd-journald started by hand in a mount namespace
+# of its own (a private /run and /var/log/journal) and a network namespace;
+# mmtrustd's stderr is the journal stream (systemd-cat, $JOURNAL_STREAM
+# as systemd sets it), so it sends each line with its fields.
+JD=$(command -v /lib/systemd/systemd-journald /usr/lib/systemd/systemd-journald | head -1)
+if [ -z "$JD" ] || ! command -v systemd-cat >/dev/null || ! command -v journalctl >/dev/null; then
+	echo "test_events: systemd-journald, systemd-cat or journalctl missing: journal not tested" >&2
+else
+	J=$MM_TMP/j
+	mkdir -p "$J"
+	sed -e "s|$MM_TMP/|$J/|g" "$MM_TMP/mmtrustd.conf" >"$J/mmtrustd.conf"
+	cat >"$J/run.sh" <<SH
+set -u
+mount -t tmpfs tmpfs /run
+[ -d /var/log/journal ] && mount -t tmpfs tmpfs /var/log/journal
+ip link set lo up
+ip addr add 198.51.100.1/32 dev lo
+ip addr add 10.10.0.1/24 dev lo
+"$JD" 2>"$J/journald.log" &
+JP=\$!
+for i in \$(seq 50); do [ -S /run/systemd/journal/stdout ] && break; sleep 0.1; done
+[ -S /run/systemd/journal/stdout ] || { echo nojournal >"$J/result"; kill \$JP; exit 0; }
+systemd-cat -t mmtrustd sh -c 'JOURNAL_STREAM=\$(stat -L -c %d:%i /proc/self/fd/2) exec "$BUILD/mmtrustd" --foreground --config "$J/mmtrustd.conf"' &
+DP=\$!
+export MMTRUST_ADMIN_SOCKET=$J/admin.sock
+for i in \$(seq 50); do "$CTL" partner list >/dev/null 2>&1 && break; sleep 0.1; done
+"$CTL" partner add $A --kind ims --agreement yes --range 192.0.2.0/24 \
+	--gateway 198.51.100.10 --ca "$MM_TMP/ca-a.pem" >/dev/null
+sleep 0.3
+ip xfrm policy flush
+sleep 1.5
+kill -TERM \$DP; wait \$DP
+journalctl --no-pager -o json PARTNER=$A MESSAGE_ID=562286cb41b54498a489f66a1191beb3 >"$J/drift.json"
+journalctl --no-pager -o json MMTRUST_EVENT=change PARTNER=$A >"$J/change.json"
+journalctl --no-pager -o json SYSLOG_IDENTIFIER=mmtrustd MMTRUST_EVENT=start >"$J/start.json"
+journalctl --no-pager -o json SYSLOG_IDENTIFIER=mmtrustd >"$J/all.json"
+journalctl --no-pager -o json _TRANSPORT=stdout >"$J/stdout.json"
+kill \$JP; wait \$JP
+echo done >"$J/result"
+SH
+	timeout 30 unshare -m -n --propagation private bash "$J/run.sh" >"$J/run.out" 2>&1
+	if [ "$(cat "$J/result" 2>/dev/null)" = nojournal ]; then
+		echo "test_events: systemd-journald did not start here: journal not tested" >&2
+	else
+		check "journal: the run finished" test "$(cat "$J/result" 2>/dev/null)" = done
+		check "journal: journalctl PARTNER= MESSAGE_ID= finds the drift repair" \
+			jqe -s 'length >= 1' "$J/drift.json"
+		check "journal: the drift repair's fields" jqe -s \
+			'.[0] | .PRIORITY == "4" and .SYSLOG_IDENTIFIER == "mmtrustd" and
+			 .MMTRUST_EVENT == "drift-repair" and (.MESSAGE | startswith("drift: policies of partner"))' \
+			"$J/drift.json"
+		check "journal: a change with PARTNER and REQID" jqe -s \
+			'.[0] | .REQID == "2000" and .MESSAGE_ID == "71b9f9f9fd4d42ec9c6a7196297ba1d0"' \
+			"$J/change.json"
+		check "journal: start has no PARTNER, REQID or SPI" jqe -s \
+			'length == 1 and (.[0] | has("PARTNER") or has("REQID") or has("SPI") | not)' \
+			"$J/start.json"
+		check "journal: plain lines have no MESSAGE_ID" jqe -s \
+			'[.[] | select(.MMTRUST_EVENT == null) | has("MESSAGE_ID")] | any | not' "$J/all.json"
+		check "journal: one entry per line, none also through the stream" jqe -s \
+			'[.[] | select(.SYSLOG_IDENTIFIER == "mmtrustd")] | length == 0' "$J/stdout.json"
+		check "journal: no plain-text context in the message" jqe -s \
+			'[.[] | .MESSAGE | contains(" event=")] | any | not' "$J/all.json"
+	fi
+fi
+
 summary test_events
