@@ -77,7 +77,7 @@ contains "$(cat "$MM_TMP/daemon.log")" "198.51.100.1 is missing: not an address 
 	"the address-lost line"
 
 # --- stop and start: both recorded, everything in order
-T_STOP=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+T_STOP=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
 stop_daemon
 sleep 1
 start_daemon
