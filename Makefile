@@ -163,6 +163,7 @@ EXTRA_test_jsonl_peer = $(call obj,daemon/jsonl.c daemon/log.c daemon/backoff.c)
 EXTRA_test_jsonl_poll = $(call obj,daemon/jsonl.c daemon/log.c daemon/backoff.c)
 EXTRA_test_ike_tunnels = $(call obj,daemon/ike_tunnels.c)
 EXTRA_test_backoff = $(call obj,daemon/backoff.c)
+EXTRA_test_event = $(call obj,daemon/event.c daemon/log.c daemon/backoff.c)
 TEST_LIBS = $(call pc_libs,check $(PKGS_DAEMON) $(PKGS_NETLINK) $(PKGS_POLICY) $(PKGS_CLI)) -lm
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(call obj,$(UNIT_HELP)) $$(EXTRA_$$*) $(LIBPOLICY)
 	@$(if $(Q),echo "  LD      $@")

@@ -1,9 +1,12 @@
 /* mmtrustctl: the commands that read the daemon's state: lookup, log,
  * status, audit. */
+#include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/ctl.h"
 #include "client/mmtrust.h"
@@ -22,37 +25,58 @@ static void print_lookup(const json_t *r)
 	       json_is_true(json_object_get(r, "enabled")) ? "" : ", disabled");
 }
 
+/* One change: who (user, uid, pid, request) and what (the fields set
+ * changed, before -> after). */
+static void print_change(const json_t *e)
+{
+	const json_t *before = json_object_get(e, "before");
+	const json_t *after = json_object_get(e, "after");
+	const char *key;
+	bool first = true;
+	json_t *v;
+
+	printf("%s  %s  change  %s by %s (uid %" JSON_INTEGER_FORMAT ", pid %" JSON_INTEGER_FORMAT
+	       ", %s, #%" JSON_INTEGER_FORMAT ")",
+	       jstr(e, "time"), jstr(e, "domain"), jstr(e, "action"), jstr(e, "user"),
+	       jint(e, "uid"), jint(e, "pid"), jstr(e, "request"), jint(e, "txn"));
+	if (!strcmp(jstr(e, "action"), "set")) {
+		json_object_foreach((json_t *)after, key, v) {
+			if (json_equal(v, json_object_get(before, key)))
+				continue;
+			printf("%s%s: ", first ? "  " : "; ", key);
+			print_value(json_object_get(before, key));
+			printf(" -> ");
+			print_value(v);
+			first = false;
+		}
+	}
+	putchar('\n');
+}
+
 static void print_log(const json_t *result)
 {
 	size_t i;
 	json_t *e;
 
 	json_array_foreach(json_object_get(result, "entries"), i, e) {
-		const json_t *before = json_object_get(e, "before");
-		const json_t *after = json_object_get(e, "after");
-		const char *key;
-		bool first = true;
-		json_t *v;
-
-		printf("%s  #%-5" JSON_INTEGER_FORMAT " %-10s uid %-6" JSON_INTEGER_FORMAT
-		       " %-12s %-4s %s",
-		       jstr(e, "time"), jint(e, "txn"), jstr(e, "user"), jint(e, "uid"),
-		       jstr(e, "request"), jstr(e, "action"), jstr(e, "domain"));
-		if (!strcmp(jstr(e, "action"), "set")) {
-			json_object_foreach((json_t *)after, key, v) {
-				if (json_equal(v, json_object_get(before, key)))
-					continue;
-				printf("%s%s: ", first ? "  " : "; ", key);
-				print_value(json_object_get(before, key));
-				printf(" -> ");
-				print_value(v);
-				first = false;
-			}
+		if (!strcmp(jstr(e, "type"), "change")) {
+			print_change(e);
+			continue;
 		}
+		printf("%s  %s  %s  %s", jstr(e, "time"), jstr(e, "domain"), jstr(e, "kind"),
+		       jstr(e, "message"));
+		if (jint(e, "suppressed"))
+			printf(" (%" JSON_INTEGER_FORMAT " similar events not recorded)",
+			       jint(e, "suppressed"));
 		putchar('\n');
 	}
 	if (json_array_size(json_object_get(result, "entries")) == 0)
-		printf("(audit trail is empty)\n");
+		printf("(no entries)\n");
+	if (json_is_string(json_object_get(result, "note")))
+		printf("note: %s\n", jstr(result, "note"));
+	if (jint(result, "events_dropped"))
+		printf("note: %" JSON_INTEGER_FORMAT " events were dropped (memory full)\n",
+		       jint(result, "events_dropped"));
 }
 
 static void print_tunnel(const json_t *tun)
@@ -217,9 +241,84 @@ static int cmd_lookup(struct ctl *ctl, const struct ctl_args *a)
 		    print_lookup);
 }
 
+/* TIME of --since/--until as milliseconds since the epoch: ISO 8601 in
+ * UTC (DATE, DATETHH:MM[:SS[.mmm]][Z]) or relative to now (-N with s, m,
+ * h or d).  -1 when it is neither. */
+static int64_t parse_time(const char *s, int64_t now_ms)
+{
+	struct tm tm = { 0 };
+	const char *end;
+	long long n;
+	int ms = 0;
+	char *e;
+
+	if (s[0] == '-') {
+		static const struct { char unit; int64_t ms; } units[] = {
+			{ 's', 1000 }, { 'm', 60000 }, { 'h', 3600000 }, { 'd', 86400000 },
+		};
+
+		if (s[1] < '0' || s[1] > '9')
+			return -1;
+		errno = 0;
+		n = strtoll(s + 1, &e, 10);
+		if (errno || e[0] == '\0' || e[1] != '\0' || n > 100LL * 365 * 86400)
+			return -1;
+		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+			if (units[i].unit == e[0])
+				return now_ms - n * units[i].ms < 0 ? 0 : now_ms - n * units[i].ms;
+		return -1;
+	}
+	end = strptime(s, "%Y-%m-%d", &tm);
+	if (!end || s[0] < '0' || s[0] > '9')
+		return -1;
+	if (*end == 'T') {
+		const char *t = strptime(end + 1, "%H:%M", &tm);
+
+		if (!t)
+			return -1;
+		end = t;
+		if (*end == ':') {
+			if (end[1] < '0' || end[1] > '9' || end[2] < '0' || end[2] > '9' ||
+			    end[1] > '6')
+				return -1;
+			tm.tm_sec = (end[1] - '0') * 10 + (end[2] - '0');
+			end += 3;
+			if (*end == '.') {
+				int digits = 0;
+
+				for (end++; *end >= '0' && *end <= '9'; end++, digits++)
+					if (digits < 3)
+						ms = ms * 10 + (*end - '0');
+				if (!digits)
+					return -1;
+				for (; digits < 3; digits++)
+					ms *= 10;
+			}
+		}
+		if (*end == 'Z')
+			end++;
+	}
+	if (*end || tm.tm_sec > 60)
+		return -1;
+	{
+		struct tm norm = tm;
+		time_t t = timegm(&norm);
+
+		/* strptime takes 2026-02-31; timegm carries it on to March. */
+		if (t == (time_t)-1 || norm.tm_mday != tm.tm_mday || norm.tm_mon != tm.tm_mon)
+			return -1;
+		return (int64_t)t * 1000 + ms;
+	}
+}
+
 static int cmd_log(struct ctl *ctl, const struct ctl_args *a)
 {
 	const char *limit = ctl_arg(a, O_LIMIT), *domain = ctl_arg(a, O_DOMAIN);
+	const char *times[2] = { ctl_arg(a, O_SINCE), ctl_arg(a, O_UNTIL) };
+	static const enum opt_id time_opts[2] = { O_SINCE, O_UNTIL };
+	int64_t bound[2] = { -1, -1 }, now;
+	struct timespec ts;
+	json_t *kinds, *req;
 	long long n = 0;
 	char *end;
 
@@ -228,9 +327,27 @@ static int cmd_log(struct ctl *ctl, const struct ctl_args *a)
 		if (!*limit || *end || n < 0)
 			return ctl_usage(a, "--limit: '%s' is not a count", limit);
 	}
-	return ctl_admin_show(ctl, ctl_pack(a, "{s:s, s:I, s:s*}", "op", "log", "limit", (json_int_t)n,
-				  "domain", domain),
-		    print_log);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	for (int i = 0; i < 2; i++)
+		if (times[i] && (bound[i] = parse_time(times[i], now)) < 0)
+			return ctl_usage(a, "%s: '%s' is not a time: ISO 8601 in UTC "
+				     "(2026-12-01T10:00:00Z, 2026-12-01) or relative (-30m, -2h, -7d)",
+				     ctl_opt_name(time_opts[i]), times[i]);
+	kinds = json_array();
+	for (size_t i = 0; kinds && i < a->n_opts; i++)
+		if (a->opts[i].id == O_EVENT_KIND)
+			json_array_append_new(kinds, json_string(a->opts[i].value));
+	req = ctl_pack(a, "{s:s, s:I, s:s*}", "op", "log", "limit", (json_int_t)n, "domain",
+		       domain);
+	if (req && bound[0] >= 0)
+		json_object_set_new(req, "since", json_integer(bound[0]));
+	if (req && bound[1] >= 0)
+		json_object_set_new(req, "until", json_integer(bound[1]));
+	if (req && json_array_size(kinds))
+		json_object_set(req, "kinds", kinds);
+	json_decref(kinds);
+	return ctl_admin_show(ctl, req, print_log);
 }
 
 /* ---- status --check: the status judged (docs/health.md) ---- */
@@ -613,10 +730,18 @@ const struct command inspect_commands[] = {
 	  "with its reqid, kind and agreement.  Exit status 0 whether or not a partner\n"
 	  "matched; --json gives \"partner\": null for none.\n",
 	  ADMIN, 1, 1, cmd_lookup },
-	{ NULL, "log", "[--domain DOMAIN] [-n N]", "the audit trail",
-	  "The audit trail, oldest first: when, who (local user and pid from the admin\n"
-	  "socket's peer credentials), which request, and what changed.\n",
-	  ADMIN | OPT(O_DOMAIN) | OPT(O_LIMIT), 0, 0, cmd_log },
+	{ NULL, "log", "[--domain DOMAIN] [--since TIME] [--until TIME] [-n N] [--kind KIND]...",
+	  "provisioning changes and daemon events, in time order",
+	  "Provisioning changes (the audit trail: when, who -- local user, uid and pid\n"
+	  "from the admin socket's peer credentials --, which request, what changed)\n"
+	  "merged with the daemon's events (tunnel up and down, rekeys, refused\n"
+	  "identities, drift repairs, conflicts, SAs deleted, CRLs, our addresses lost\n"
+	  "and back, start, stop, reload), oldest first.  One line per entry: time,\n"
+	  "partner (- for none), kind, then who and what for a change, the message for\n"
+	  "an event.  Events are kept in the store's history ([log] events_keep rows);\n"
+	  "with a read-only store only those since the daemon started, in memory.\n",
+	  ADMIN | OPT(O_DOMAIN) | OPT(O_LIMIT) | OPT(O_SINCE) | OPT(O_UNTIL) | OPT(O_EVENT_KIND),
+	  0, 0, cmd_log },
 	{ NULL, "status", "[--check [--nagios]] [DOMAIN]",
 	  "per partner: kernel policies expected vs present; --check: a health check",
 	  "Per partner, what mmtrustd wants in the kernel's SPD against what the kernel\n"

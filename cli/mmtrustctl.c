@@ -93,6 +93,15 @@ static const struct opt_desc opt_descs[O__MAX] = {
 	[O_NAGIOS] = { "nagios", 0, NULL, false,
 		       "as --check, in the Nagios plugin convention: exit 0 OK, 1 WARNING, "
 		       "2 CRITICAL, 3 UNKNOWN, and performance data after '|'" },
+	[O_SINCE] = { "since", 0, "TIME", false,
+		      "only entries at or after TIME: ISO 8601 in UTC (2026-12-01T10:00:00Z, "
+		      "2026-12-01) or relative to now (-30m, -2h, -7d; s m h d)" },
+	[O_UNTIL] = { "until", 0, "TIME", false, "only entries at or before TIME (as --since)" },
+	[O_EVENT_KIND] = { "kind", 0, "KIND", true,
+			   "only entries of this kind: change (a provisioning change) or an "
+			   "event kind (tunnel-up, tunnel-down, rekey, identity-refused, "
+			   "drift-repair, conflict, sa-deleted, crl-loaded, revoked, "
+			   "address-lost, address-back, start, stop, reload); repeat for several" },
 	[O_ALLOW_SHRINK] = { "allow-shrink", 0, NULL, false,
 			     "go ahead even if this deletes more than [spd] shrink_limit percent "
 			     "of the kernel policies mmtrustd holds (the shrink guard)" },

@@ -3,6 +3,7 @@
  * Protocol: docs/admin-protocol.md. */
 #include <errno.h>
 #include <grp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 
 #include "crl.h"
 #include "expiry.h"
+#include "event.h"
 #include "log.h"
 #include "mmtrustd.h"
 
@@ -157,10 +159,11 @@ static json_t *commit_changes(struct mmtrustd *d, const struct mm_jsonl_peer *pe
 	for (size_t i = 0; i < n; i++) {
 		const struct mm_partner *p = changes[i].after ? changes[i].after : changes[i].before;
 
-		log_notice("%s: partner %s %s (reqid %u) by %s (uid %u, pid %d)", op, p->domain,
-			   changes[i].op == MM_CHANGE_ADD ? "added"
-			   : changes[i].op == MM_CHANGE_SET ? "changed" : "deleted",
-			   p->reqid, actor.user, (unsigned)actor.uid, (int)actor.pid);
+		log_event(MM_EVENT_CHANGE, LOG_NOTICE, &(struct mm_event_ctx){ p->domain, p->reqid, 0 },
+			  "%s: partner %s %s (reqid %u) by %s (uid %u, pid %d)", op, p->domain,
+			  changes[i].op == MM_CHANGE_ADD ? "added"
+			  : changes[i].op == MM_CHANGE_SET ? "changed" : "deleted",
+			  p->reqid, actor.user, (unsigned)actor.uid, (int)actor.pid);
 	}
 	mmtrustd_table_changed(d, newt, changes, n);
 	return mm_jsonl_ok(json_pack("{s:o, s:b}", "changes", list, "applied", 1));
@@ -366,26 +369,114 @@ static json_t *op_lookup(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
 	return mm_jsonl_ok(o);
 }
 
+/* A time bound of the log request: milliseconds since the epoch. */
+static json_t *time_member(const json_t *req, const char *key, int64_t *ret)
+{
+	const json_t *v = json_object_get(req, key);
+
+	if (!v || json_is_null(v))
+		return NULL;
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return mm_jsonl_error("invalid", key,
+				      "must be a time in milliseconds since 1970-01-01T00:00:00Z");
+	*ret = json_integer_value(v);
+	return NULL;
+}
+
+static int64_t entry_time(const json_t *e)
+{
+	return json_integer_value(json_object_get(e, "time_ms"));
+}
+
+#define LOG_KINDS_MAX 32
+#define LOG_STR_(x) #x
+#define LOG_STR(x) LOG_STR_(x)
+
+/* Provisioning changes (the audit trail) merged with the daemon's events,
+ * in time order; a change comes before an event of the same millisecond. */
 static json_t *op_log(struct mmtrustd *d, const struct mm_jsonl_peer *peer, const json_t *req)
 {
-	const json_t *lim = json_object_get(req, "limit");
+	const json_t *lim = json_object_get(req, "limit"), *kinds = json_object_get(req, "kinds");
+	const char *kind_names[LOG_KINDS_MAX];
 	char domain[MM_DOMAIN_MAX + 1];
+	struct mm_store_filter f = { .since_ms = 0, .until_ms = INT64_MAX };
 	const char *dom = NULL;
 	struct mm_err err = { 0 };
-	json_t *entries;
+	json_t *changes, *events, *entries, *bad;
+	uint64_t dropped = 0;
+	bool memory = false;
+	size_t i = 0, j = 0, skip;
 
 	(void)peer;
-	entries = opt_member(req, "domain", 's', &dom);
-	if (entries)
-		return entries;
-	if (lim && (!json_is_integer(lim) || json_integer_value(lim) < 0))
+	bad = opt_member(req, "domain", 's', &dom);
+	if (!bad)
+		bad = time_member(req, "since", &f.since_ms);
+	if (!bad)
+		bad = time_member(req, "until", &f.until_ms);
+	if (bad)
+		return bad;
+	if (lim && (!json_is_integer(lim) || json_integer_value(lim) < 0 ||
+		    json_integer_value(lim) > UINT32_MAX))
 		return mm_jsonl_error("invalid", "limit", "must be a non-negative integer");
+	if (kinds && !json_is_null(kinds)) {
+		const json_t *k;
+
+		if (!json_is_array(kinds) || json_array_size(kinds) > LOG_KINDS_MAX)
+			return mm_jsonl_error("invalid", "kinds",
+					      "must be an array of at most %d event kinds",
+					      LOG_KINDS_MAX);
+		json_array_foreach(kinds, i, k) {
+			enum mm_event ev;
+
+			if (!json_is_string(k) || mm_event_parse(json_string_value(k), &ev) < 0)
+				return mm_jsonl_error("invalid", "kinds",
+						      "%s is not an event kind (change, tunnel-up, "
+						      "tunnel-down, ...: docs/events.md)",
+						      json_is_string(k) ? json_string_value(k)
+									: "an entry");
+			kind_names[i] = mm_event_name(ev);
+		}
+		f.kinds = kind_names;
+		f.n_kinds = json_array_size(kinds);
+	}
 	if (dom && mm_domain_canon(dom, domain, "domain", &err) < 0)
 		return err_answer(&err);
-	if (mm_store_audit(d->store, dom ? domain : NULL,
-			   lim ? (unsigned)json_integer_value(lim) : 0, &entries, &err) < 0)
+	f.domain = dom ? domain : NULL;
+	f.limit = lim ? (unsigned)json_integer_value(lim) : 0;
+	if (mm_store_changes(d->store, &f, &changes, &err) < 0)
 		return err_answer(&err);
-	return mm_jsonl_ok(json_pack("{s:o}", "entries", entries));
+	if (events_query(&f, &events, &memory, &dropped, &err) < 0) {
+		json_decref(changes);
+		return err_answer(&err);
+	}
+	/* Merge; then only the last `limit`. */
+	entries = json_array();
+	skip = json_array_size(changes) + json_array_size(events);
+	skip = f.limit && skip > f.limit ? skip - f.limit : 0;
+	i = 0;
+	while (entries && (i < json_array_size(changes) || j < json_array_size(events))) {
+		json_t *c = json_array_get(changes, i), *e = json_array_get(events, j);
+		json_t *next = !e || (c && entry_time(c) <= entry_time(e)) ? c : e;
+
+		if (next == c)
+			i++;
+		else
+			j++;
+		if (skip)
+			skip--;
+		else
+			json_array_append(entries, next);
+	}
+	json_decref(changes);
+	json_decref(events);
+	if (!entries)
+		return mm_jsonl_error("internal", "log", "out of memory");
+	return mm_jsonl_ok(json_pack("{s:o, s:b, s:I, s:s?}", "entries", entries,
+				     "events_in_memory", memory, "events_dropped",
+				     (json_int_t)dropped, "note",
+				     memory ? "the store is read-only: events since start are kept "
+					      "in memory only (the newest " LOG_STR(EVENTS_RING_MAX)
+					      "), and lost at stop" : NULL));
 }
 
 static json_t *op_ping(struct mmtrustd *d, const struct mm_jsonl_peer *peer, const json_t *req)

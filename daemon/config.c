@@ -28,6 +28,7 @@ void mm_config_defaults(struct mm_config *c)
 		.spd_repair_window = MM_BACKOFF_WINDOW_DEFAULT,
 		.spd_repair_backoff_max = MM_BACKOFF_MAX_DEFAULT,
 		.ike_dpd_delay = 30,
+		.log_events_keep = MM_CONFIG_EVENTS_KEEP_DEFAULT,
 		.query_max_clients = 1024,
 		.expiry_warning_days = MM_EXPIRY_WINDOW_DEFAULT,
 		.route_table = MM_CONFIG_ROUTE_TABLE_DEFAULT,
@@ -308,6 +309,8 @@ static int handler(void *user, const char *section, const char *name, const char
 		r = set_string(c->ike_local_id, sizeof(c->ike_local_id), value, x);
 	else if (KEY("ike", "dpd_delay"))
 		r = set_u32(&c->ike_dpd_delay, value, x);
+	else if (KEY("log", "events_keep"))
+		r = set_u32(&c->log_events_keep, value, x);
 	else
 		r = mm_err_set(x->err, MM_ERR_INVALID, x->field, "unknown setting");
 #undef KEY
@@ -394,6 +397,9 @@ int mm_config_load(const char *path, struct mm_config *ret, struct mm_err *err)
 		return mm_err_set(err, MM_ERR_INVALID, "spd.shrink_limit",
 				  "%s: %u is not a share: 0 to 100 (percent; 100 turns the guard off)",
 				  path, c.spd_shrink_limit);
+	if (c.log_events_keep == 0)
+		return mm_err_set(err, MM_ERR_INVALID, "log.events_keep",
+				  "%s: 0 would keep no event history; at least 1 (rows)", path);
 	if (c.spd_repair_window == 0)
 		return mm_err_set(err, MM_ERR_INVALID, "spd.repair_window",
 				  "%s: 0 would count no repairs; at least 1 (seconds)", path);

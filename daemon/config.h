@@ -46,6 +46,9 @@
  *   private_key = /etc/mmtrust/key.pem      ; its private key (PEM)
  *   local_id =                              ; our IKE identity (default: cert subject)
  *   dpd_delay = 30                          ; seconds; 0: no DPD
+ *   [log]
+ *   events_keep = 100000                    ; rows of event history kept in the
+ *                                           ; store (oldest deleted beyond it)
  *
  * Unknown sections or keys are errors that name the line: a misspelt key
  * must not silently fall back to a default. */
@@ -67,6 +70,7 @@
 #define MM_CONFIG_ROUTE_RULE_PRIORITY_DEFAULT 6770
 /* A repair never waits longer than an hour, whatever the setting. */
 #define MM_CONFIG_BACKOFF_MAX_LIMIT 3600
+#define MM_CONFIG_EVENTS_KEEP_DEFAULT 100000
 
 struct mm_config {
 	char path[4096];  /* the file read ("" = built-in defaults) */
@@ -106,6 +110,7 @@ struct mm_config {
 	char ike_private_key[4096];
 	char ike_local_id[256];
 	uint32_t ike_dpd_delay;
+	uint32_t log_events_keep;        /* [log] events_keep: rows kept, >= 1 */
 };
 
 void mm_config_defaults(struct mm_config *c);

@@ -185,14 +185,17 @@ static bool check_addresses(struct host *h, const struct host_addr *v, size_t n)
 		if (!known || (st == HOST_PRESENT) != (h->tunnel[i] == HOST_PRESENT))
 			tunnel_moved = true;
 		h->tunnel_addr[i] = cfg->tunnel[i];
+		/* Present at the first look is no event: back after lost is. */
 		if (st == HOST_PRESENT)
-			log_notice("host: tunnel address %s is present on %s", mm_addr_str(&cfg->tunnel[i], s),
-				   ifname);
+			log_event(known ? MM_EVENT_ADDRESS_BACK : MM_EVENT__MAX, LOG_NOTICE, NULL,
+				  "host: tunnel address %s is present on %s",
+				  mm_addr_str(&cfg->tunnel[i], s), ifname);
 		else
-			log_warn("host: tunnel address %s is missing: %s%s%s; no tunnel of this "
-				 "family is up or initiated on this host",
-				 mm_addr_str(&cfg->tunnel[i], s), host_state_reason(st),
-				 ifname[0] ? " on " : "", ifname);
+			log_event(MM_EVENT_ADDRESS_LOST, LOG_WARNING, NULL,
+				  "host: tunnel address %s is missing: %s%s%s; no tunnel of this "
+				  "family is up or initiated on this host",
+				  mm_addr_str(&cfg->tunnel[i], s), host_state_reason(st),
+				  ifname[0] ? " on " : "", ifname);
 		h->tunnel[i] = st;
 		snprintf(h->tunnel_if[i], sizeof(h->tunnel_if[i]), "%s", ifname);
 	}
@@ -208,14 +211,16 @@ static bool check_addresses(struct host *h, const struct host_addr *v, size_t n)
 			if (known && !per[i] == !h->cscf_n[i])
 				continue;
 			if (per[i])
-				log_notice("host: CSCF prefix %s (%s) has an address of this host",
-					   mm_prefix_str(&cfg->cscf[i], s),
-					   mm_kinds_setting(cfg->cscf_kinds[i]));
+				log_event(known ? MM_EVENT_ADDRESS_BACK : MM_EVENT__MAX, LOG_NOTICE,
+					  NULL, "host: CSCF prefix %s (%s) has an address of this host",
+					  mm_prefix_str(&cfg->cscf[i], s),
+					  mm_kinds_setting(cfg->cscf_kinds[i]));
 			else
-				log_warn("host: CSCF prefix %s (%s) has no usable address of this host "
-					 "(none, or on a link that is down)",
-					 mm_prefix_str(&cfg->cscf[i], s),
-					 mm_kinds_setting(cfg->cscf_kinds[i]));
+				log_event(MM_EVENT_ADDRESS_LOST, LOG_WARNING, NULL,
+					  "host: CSCF prefix %s (%s) has no usable address of this "
+					  "host (none, or on a link that is down)",
+					  mm_prefix_str(&cfg->cscf[i], s),
+					  mm_kinds_setting(cfg->cscf_kinds[i]));
 		}
 		memcpy(h->cscf_n, per, sizeof(per));
 		free(h->cscf);

@@ -135,8 +135,10 @@ static void tunnel_down(struct mm_ike *ike, struct ike_tunnel *t, const char *wh
 {
 	if (!ike_tunnel_set_down(t))
 		return;
-	log_notice("tunnel down: partner %s (reqid %" PRIu32 "): %s", t->info.domain,
-		   t->info.reqid, why);
+	log_event(MM_EVENT_TUNNEL_DOWN, LOG_NOTICE,
+		  &(struct mm_event_ctx){ t->info.domain, t->info.reqid, 0 },
+		  "tunnel down: partner %s (reqid %" PRIu32 "): %s", t->info.domain, t->info.reqid,
+		  why);
 	tell(ike, t, "sa-down");
 }
 
@@ -279,6 +281,7 @@ static void child_check(struct mm_ike *ike, const struct vici_ike_sa *sa,
 	struct mm_child_judgement cj;
 	struct mm_sa_judgement sj;
 	struct ike_tunnel *t;
+	bool was_up;
 
 	mm_child_judge(d->table, sa->name, sa->remote_id, child->reqid, &cj);
 	if (cj.verdict == MM_CHILD_NOT_OURS)
@@ -286,8 +289,11 @@ static void child_check(struct mm_ike *ike, const struct vici_ike_sa *sa,
 	if (cj.verdict != MM_CHILD_OK) {
 		if (!up)
 			return;
-		log_err("identity mismatch: CHILD_SA %s of IKE_SA %s (remote id '%s', host %s) "
-			"has reqid %" PRIu32 "; %s (%s): terminated and its SAs deleted",
+		log_event(MM_EVENT_IDENTITY_REFUSED, LOG_ERR,
+			  &(struct mm_event_ctx){ cj.partner ? cj.partner->domain : sa->name,
+						  child->reqid, child->spi_in },
+			  "identity mismatch: CHILD_SA %s of IKE_SA %s (remote id '%s', host %s) "
+			  "has reqid %" PRIu32 "; %s (%s): terminated and its SAs deleted",
 			child->name ? child->name : "?", sa->name ? sa->name : "?",
 			sa->remote_id ? sa->remote_id : "", sa->remote_host ? sa->remote_host : "?",
 			child->reqid, mm_child_verdict_reason(cj.verdict),
@@ -305,8 +311,10 @@ static void child_check(struct mm_ike *ike, const struct vici_ike_sa *sa,
 	}
 	judge_child_sas(d, sa, child, &sj);
 	if (mm_sa_must_delete(sj.verdict)) {
-		log_err("refused CHILD_SA %s of partner %s (reqid %" PRIu32 ", %s -> %s, spi in "
-			"0x%08" PRIx32 " out 0x%08" PRIx32 "): %s (%s); terminated and its SAs deleted",
+		log_event(MM_EVENT_SA_DELETED, LOG_ERR,
+			  &(struct mm_event_ctx){ cj.partner->domain, child->reqid, child->spi_in },
+			  "refused CHILD_SA %s of partner %s (reqid %" PRIu32 ", %s -> %s, spi in "
+			  "0x%08" PRIx32 " out 0x%08" PRIx32 "): %s (%s); terminated and its SAs deleted",
 			child->name ? child->name : "?", cj.partner->domain, child->reqid,
 			sa->remote_host ? sa->remote_host : "?", sa->local_host ? sa->local_host : "?",
 			child->spi_in, child->spi_out, mm_sa_verdict_reason(sj.verdict),
@@ -326,6 +334,7 @@ static void child_check(struct mm_ike *ike, const struct vici_ike_sa *sa,
 		tunnel_down(ike, t, "our end of its SAs is not a usable address of this host");
 		return;
 	}
+	was_up = t->info.up;
 	if (ike_tunnel_set_up(t, &(struct ike_child_up){
 					 .spi_in = child->spi_in,
 					 .spi_out = child->spi_out,
@@ -336,11 +345,15 @@ static void child_check(struct mm_ike *ike, const struct vici_ike_sa *sa,
 					 .local_host = sa->local_host,
 					 .ike_state = sa->state,
 				 })) {
-		log_notice("tunnel up: partner %s (reqid %" PRIu32 "): remote %s id %s, "
-			   "spi in 0x%08" PRIx32 " out 0x%08" PRIx32,
-			   cj.partner->domain, cj.partner->reqid,
-			   sa->remote_host ? sa->remote_host : "?", sa->remote_id, child->spi_in,
-			   child->spi_out);
+		/* Up already, with other SPIs: a rekey (or a new CHILD_SA). */
+		log_event(was_up ? MM_EVENT_REKEY : MM_EVENT_TUNNEL_UP, LOG_NOTICE,
+			  &(struct mm_event_ctx){ cj.partner->domain, cj.partner->reqid,
+						  child->spi_in },
+			  "tunnel up: partner %s (reqid %" PRIu32 "):%s remote %s id %s, "
+			  "spi in 0x%08" PRIx32 " out 0x%08" PRIx32,
+			  cj.partner->domain, cj.partner->reqid, was_up ? " rekeyed," : "",
+			  sa->remote_host ? sa->remote_host : "?", sa->remote_id, child->spi_in,
+			  child->spi_out);
 		tell(ike, t, "sa-up");
 	}
 }
@@ -955,9 +968,10 @@ static void on_crl_loaded(struct vici_client *c, int error, const char *errmsg, 
 		f->retry_at = 0;
 		f->loaded_at = time(NULL);
 		if (news)
-				log_notice("CRL %s loaded into charon: issuer %s, %ld revoked, sha256 %s%s",
-				   op->path, f->info.issuer, f->info.n_revoked, op->sha256,
-				   op->reauth_due ? "; it revokes a serial anew" : "");
+			log_event(op->reauth_due ? MM_EVENT_REVOKED : MM_EVENT_CRL_LOADED, LOG_NOTICE,
+				  NULL, "CRL %s loaded into charon: issuer %s, %ld revoked, sha256 %s%s",
+				  op->path, f->info.issuer, f->info.n_revoked, op->sha256,
+				  op->reauth_due ? "; it revokes a serial anew" : "");
 	}
 	if (op->flush_queued)
 		return;  /* on_crls_flushed goes on */

@@ -47,12 +47,15 @@ static void on_note(const struct mm_spd_note *n, void *userdata)
 			n->kind == MM_SPD_NOTE_FIGHT ? "" : " over", dom, n->reqid, n->message);
 		return;
 	}
-	log_limited(n->kind < MM_SPD_NOTE__MAX ? (enum log_kind)how[n->kind].kind
-					       : LOG_KIND_KERNEL_ERROR,
-		    n->kind < MM_SPD_NOTE__MAX ? how[n->kind].prio : LOG_WARNING,
-		    "spd %s: partner %s (reqid %" PRIu32 ")%s%s: %s",
-		    mm_spd_note_kind_name(n->kind), dom, n->reqid, n->policy ? ": " : "",
-		    n->policy ? n->policy : "", n->message);
+	/* A conflict is an event (the history); the other notes are lines. */
+	log_event_limited(n->kind < MM_SPD_NOTE__MAX ? (enum log_kind)how[n->kind].kind
+						     : LOG_KIND_KERNEL_ERROR,
+			  n->kind == MM_SPD_NOTE_CONFLICT ? MM_EVENT_CONFLICT : MM_EVENT__MAX,
+			  n->kind < MM_SPD_NOTE__MAX ? how[n->kind].prio : LOG_WARNING,
+			  &(struct mm_event_ctx){ n->domain, n->reqid, 0 },
+			  "spd %s: partner %s (reqid %" PRIu32 ")%s%s: %s",
+			  mm_spd_note_kind_name(n->kind), dom, n->reqid, n->policy ? ": " : "",
+			  n->policy ? n->policy : "", n->message);
 }
 
 /* What a step did.  Repairs and periodic checks are what an outsider can
@@ -60,9 +63,10 @@ static void on_note(const struct mm_spd_note *n, void *userdata)
 static void log_report(const char *what, const struct mm_spd_report *r, bool provoked)
 {
 	for (size_t i = 0; i < r->n_drifted; i++)
-		log_limited(LOG_KIND_DRIFT, LOG_WARNING,
-			    "drift: policies of partner %s were changed outside mmtrust; restored",
-			    r->drifted[i]);
+		log_event_limited(LOG_KIND_DRIFT, MM_EVENT_DRIFT_REPAIR, LOG_WARNING,
+				  &(struct mm_event_ctx){ .partner = r->drifted[i] },
+				  "drift: policies of partner %s were changed outside mmtrust; "
+				  "restored", r->drifted[i]);
 	if (!r->added && !r->updated && !r->deleted && !r->failed)
 		log_debug("spd %s: %zu unchanged", what, r->unchanged);
 	else if (provoked)
@@ -200,11 +204,13 @@ static void log_sa_deleted(const struct mm_xfrm_sa *sa, const struct mm_sa_judge
 {
 	char s[MM_ADDR_STRLEN], t[MM_ADDR_STRLEN];
 
-	log_limited(LOG_KIND_SA_DELETED, LOG_NOTICE,
-		    "SA spi 0x%08" PRIx32 " %s -> %s reqid %" PRIu32 "%s%s: %s; deleted", sa->spi,
-		    mm_addr_str(&sa->src, s), mm_addr_str(&sa->dst, t), sa->reqid,
-		    j->partner ? " partner " : "", j->partner ? j->partner->domain : "",
-		    mm_sa_verdict_reason(j->verdict));
+	log_event_limited(LOG_KIND_SA_DELETED, MM_EVENT_SA_DELETED, LOG_NOTICE,
+			  &(struct mm_event_ctx){ j->partner ? j->partner->domain : NULL, sa->reqid,
+						  sa->spi },
+			  "SA spi 0x%08" PRIx32 " %s -> %s reqid %" PRIu32 "%s%s: %s; deleted",
+			  sa->spi, mm_addr_str(&sa->src, s), mm_addr_str(&sa->dst, t), sa->reqid,
+			  j->partner ? " partner " : "", j->partner ? j->partner->domain : "",
+			  mm_sa_verdict_reason(j->verdict));
 	ike_sa_deleted(userdata, j, sa->spi);  /* the tunnel and charon follow */
 }
 

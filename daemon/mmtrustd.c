@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "expiry.h"
+#include "event.h"
 #include "instance.h"
 #include "policy/sa.h"
 #include "mmtrustd.h"
@@ -467,6 +468,7 @@ int mmtrustd_reload(struct mmtrustd *d, bool allow_shrink, struct mm_err *err)
 	}
 	if (strcmp(cfg.store, d->cfg.store))
 		log_notice("reload: store is now %s", cfg.store);
+	events_set_store(store, cfg.log_events_keep);
 	mm_store_close(d->store);
 	d->store = store;
 	snprintf(cfg.admin_socket, sizeof(cfg.admin_socket), "%s", d->cfg.admin_socket);
@@ -505,8 +507,8 @@ int mmtrustd_reload(struct mmtrustd *d, bool allow_shrink, struct mm_err *err)
 		table_swap(d, table, NULL, 0, delta, n_delta, all);
 		mm_changes_free(delta, n_delta);
 	}
-	log_notice("reloaded: %zu partners%s", d->table->n,
-		   allow_shrink ? " (shrink guard waived)" : "");
+	log_event(MM_EVENT_RELOAD, LOG_NOTICE, NULL, "reloaded: %zu partners%s", d->table->n,
+		  allow_shrink ? " (shrink guard waived)" : "");
 out:
 	sd_notify(0, "READY=1");
 	return r;
@@ -671,6 +673,11 @@ int main(int argc, char **argv)
 		log_err("event loop: %s", strerror(-r));
 		goto out;
 	}
+	r = events_start(d.ev, d.store, d.cfg.log_events_keep);
+	if (r < 0) {
+		log_err("event history: %s", strerror(-r));
+		goto out;
+	}
 	/* Read the kernel, then write only the difference -- unless the
 	 * table would take away most of what is enforced now (an emptied or
 	 * wrong store): then the kernel is left as it is. */
@@ -721,10 +728,11 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	d.started = time(NULL);
-	log_notice("mmtrustd %s ready: %zu partners, store %s, admin socket %s, query socket %s, "
-		   "kernel %s",
-		   MMTRUST_VERSION, d.table->n, d.cfg.store, d.cfg.admin_socket, d.cfg.query_socket,
-		   d.spd ? "policies programmed" : "NOT programmed");
+	log_event(MM_EVENT_START, LOG_NOTICE, NULL,
+		  "mmtrustd %s ready: %zu partners, store %s, admin socket %s, query socket %s, "
+		  "kernel %s",
+		  MMTRUST_VERSION, d.table->n, d.cfg.store, d.cfg.admin_socket, d.cfg.query_socket,
+		  d.spd ? "policies programmed" : "NOT programmed");
 	sd_notify(0, "READY=1");
 	r = sd_event_loop(d.ev);
 	sd_notify(0, "STOPPING=1");
@@ -732,7 +740,7 @@ int main(int argc, char **argv)
 		log_err("event loop failed: %s", strerror(-r));
 		goto out;
 	}
-	log_notice("stopped");
+	log_event(MM_EVENT_STOP, LOG_NOTICE, NULL, "stopped");
 	rc = 0;
 out:
 	mm_jsonl_server_free(d.admin);
@@ -749,6 +757,7 @@ out:
 	host_stop(&d);
 	kernel_stop(&d);
 	mm_table_free(d.table);
+	events_stop();
 	mm_store_close(d.store);
 	sd_event_unref(d.ev);
 	instance_release(d.inst);

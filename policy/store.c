@@ -68,6 +68,22 @@ static const char *const migrations[] = {
 	"ALTER TABLE partners ADD COLUMN ca2_not_after INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE partners ADD COLUMN crls TEXT NOT NULL DEFAULT '[]';"
 	"ALTER TABLE partners ADD COLUMN revocation TEXT NOT NULL DEFAULT 'ifuri';",
+	/* 3: the event history (the daemon's tunnel, drift, CRL, ...
+	 * events; time in milliseconds), and the audit's time in
+	 * milliseconds too (NULL in rows written before: time * 1000), so
+	 * that changes and events merge in the order they happened. */
+	"ALTER TABLE audit ADD COLUMN time_ms INTEGER;"
+	"CREATE TABLE events ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  time INTEGER NOT NULL,"
+	"  kind TEXT NOT NULL,"
+	"  domain TEXT,"
+	"  reqid INTEGER,"
+	"  spi INTEGER,"
+	"  suppressed INTEGER NOT NULL DEFAULT 0,"
+	"  message TEXT NOT NULL);"
+	"CREATE INDEX events_time ON events(time);"
+	"CREATE INDEX events_domain ON events(domain, time);",
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(N_MIGRATIONS == MM_STORE_SCHEMA_VERSION, "one migration per schema version");
@@ -644,7 +660,7 @@ out:
 	return r;
 }
 
-static int write_audit(struct mm_store *s, const struct mm_change *c, int64_t now,
+static int write_audit(struct mm_store *s, const struct mm_change *c, int64_t now_ms,
 		       int64_t txn, const struct mm_actor *actor, struct mm_err *err)
 {
 	const struct mm_partner *p = c->after ? c->after : c->before;
@@ -658,12 +674,13 @@ static int write_audit(struct mm_store *s, const struct mm_change *c, int64_t no
 	}
 	if (sqlite3_prepare_v2(s->db,
 			       "INSERT INTO audit (time, txn, uid, user, pid, request, action, "
-			       "domain, before, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			       "domain, before, after, time_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+			       "?, ?)",
 			       -1, &st, NULL) != SQLITE_OK) {
 		r = db_fail(s, err, "cannot prepare audit write");
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 1, now_ms / 1000);
 	sqlite3_bind_int64(st, 2, txn);
 	sqlite3_bind_int64(st, 3, actor->uid);
 	sqlite3_bind_text(st, 4, actor->user, -1, SQLITE_STATIC);
@@ -673,6 +690,7 @@ static int write_audit(struct mm_store *s, const struct mm_change *c, int64_t no
 	sqlite3_bind_text(st, 8, p->domain, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 9, before, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 10, after, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 11, now_ms);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		r = db_fail(s, err, "cannot write audit entry");
 out:
@@ -685,7 +703,8 @@ out:
 int mm_store_commit(struct mm_store *s, const struct mm_change *changes, size_t n,
 		    uint32_t reqid_next, const struct mm_actor *actor, struct mm_err *err)
 {
-	int64_t now = time(NULL), txn = 0;
+	int64_t now, txn = 0;
+	struct timespec ts;
 	char sql[128];
 	sqlite3_stmt *st;
 	int r;
@@ -694,6 +713,8 @@ int mm_store_commit(struct mm_store *s, const struct mm_change *changes, size_t 
 		return mm_err_set(err, MM_ERR_INTERNAL, "store",
 				  "the store is read-only (%s): nothing was changed; make it "
 				  "writable, then reload mmtrustd (SIGHUP)", s->readonly);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	r = exec(s, "BEGIN IMMEDIATE", err);
 	if (r < 0)
 		return r;
@@ -777,6 +798,211 @@ int mm_store_audit(struct mm_store *s, const char *domain, unsigned limit, json_
 	if (rc != SQLITE_DONE) {
 		json_decref(arr);
 		return db_fail(s, err, "cannot read the audit trail");
+	}
+	*ret = arr;
+	return 0;
+}
+
+static json_t *audit_row_json(sqlite3_stmt *st)
+{
+	return json_pack("{s:I, s:o, s:I, s:I, s:s, s:I, s:s, s:s, s:s, s:o, s:o}", "id",
+			 (json_int_t)sqlite3_column_int64(st, 0), "time",
+			 mm_json_time(sqlite3_column_int64(st, 1)), "txn",
+			 (json_int_t)sqlite3_column_int64(st, 2), "uid",
+			 (json_int_t)sqlite3_column_int64(st, 3), "user", col_text(st, 4), "pid",
+			 (json_int_t)sqlite3_column_int64(st, 5), "request", col_text(st, 6),
+			 "action", col_text(st, 7), "domain", col_text(st, 8), "before",
+			 column_json(st, 9), "after", column_json(st, 10));
+}
+
+static bool filter_kind(const struct mm_store_filter *f, const char *kind)
+{
+	if (!f->n_kinds)
+		return true;
+	for (size_t i = 0; i < f->n_kinds; i++)
+		if (!strcmp(f->kinds[i], kind))
+			return true;
+	return false;
+}
+
+int mm_store_changes(struct mm_store *s, const struct mm_store_filter *f, json_t **ret,
+		     struct mm_err *err)
+{
+	json_t *arr = json_array();
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!arr)
+		return mm_err_set(err, MM_ERR_INTERNAL, "store", "out of memory");
+	if (!filter_kind(f, "change")) {
+		*ret = arr;
+		return 0;
+	}
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT * FROM (SELECT id, time, txn, uid, user, pid, request, "
+			       "action, domain, before, after, COALESCE(time_ms, time * 1000) AS ms "
+			       "FROM audit WHERE (?1 IS NULL OR domain = ?1) AND ms >= ?3 AND "
+			       "ms <= ?4 ORDER BY id DESC LIMIT ?2) ORDER BY id",
+			       -1, &st, NULL) != SQLITE_OK) {
+		json_decref(arr);
+		return db_fail(s, err, "cannot read the audit trail");
+	}
+	if (f->domain)
+		sqlite3_bind_text(st, 1, f->domain, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, f->limit ? (int64_t)f->limit : -1);
+	sqlite3_bind_int64(st, 3, f->since_ms);
+	sqlite3_bind_int64(st, 4, f->until_ms);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *e = audit_row_json(st);
+
+		json_object_set_new(e, "type", json_string("change"));
+		json_object_set_new(e, "kind", json_string("change"));
+		json_object_set_new(e, "time_ms", json_integer(sqlite3_column_int64(st, 11)));
+		json_array_append_new(arr, e);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		json_decref(arr);
+		return db_fail(s, err, "cannot read the audit trail");
+	}
+	*ret = arr;
+	return 0;
+}
+
+int mm_store_events_write(struct mm_store *s, const struct mm_store_event *ev, size_t n,
+			  uint32_t keep, struct mm_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if (s->readonly)
+		return mm_err_set(err, MM_ERR_INTERNAL, "store", "the store is read-only (%s)",
+				  s->readonly);
+	r = exec(s, "BEGIN IMMEDIATE", err);
+	if (r < 0)
+		return r;
+	if (sqlite3_prepare_v2(s->db,
+			       "INSERT INTO events (time, kind, domain, reqid, spi, suppressed, "
+			       "message) VALUES (?, ?, ?, ?, ?, ?, ?)",
+			       -1, &st, NULL) != SQLITE_OK) {
+		r = db_fail(s, err, "cannot prepare event write");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		sqlite3_bind_int64(st, 1, ev[i].time_ms);
+		sqlite3_bind_text(st, 2, ev[i].kind, -1, SQLITE_STATIC);
+		if (ev[i].domain && ev[i].domain[0])
+			sqlite3_bind_text(st, 3, ev[i].domain, -1, SQLITE_STATIC);
+		if (ev[i].reqid)
+			sqlite3_bind_int64(st, 4, ev[i].reqid);
+		if (ev[i].spi)
+			sqlite3_bind_int64(st, 5, ev[i].spi);
+		sqlite3_bind_int64(st, 6, ev[i].suppressed);
+		sqlite3_bind_text(st, 7, ev[i].message ? ev[i].message : "", -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			r = db_fail(s, err, "cannot write event");
+			goto out;
+		}
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	/* Trim: the ids grow with time, so the oldest are the lowest. */
+	if (sqlite3_prepare_v2(s->db,
+			       "DELETE FROM events WHERE id <= (SELECT id FROM events "
+			       "ORDER BY id DESC LIMIT 1 OFFSET ?)",
+			       -1, &st, NULL) != SQLITE_OK) {
+		r = db_fail(s, err, "cannot prepare event trim");
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, keep ? keep : 1);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		r = db_fail(s, err, "cannot trim events");
+out:
+	sqlite3_finalize(st);
+	if (r == 0)
+		r = exec(s, "COMMIT", err);
+	if (r < 0) {
+		exec(s, "ROLLBACK", NULL);
+		if (probe_writable(s) < 0)
+			s->readonly = NULL;
+	}
+	return r;
+}
+
+json_t *mm_store_event_json(const struct mm_store_event *ev)
+{
+	char when[40], spi[16];
+	time_t t = (time_t)(ev->time_ms / 1000);
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(when, 24, "%Y-%m-%dT%H:%M:%S", &tm))
+		snprintf(when, sizeof(when), "?");
+	else
+		snprintf(when + strlen(when), sizeof(when) - strlen(when), ".%03dZ",
+			 (int)(ev->time_ms % 1000));
+	snprintf(spi, sizeof(spi), "0x%08" PRIx32, ev->spi);
+	return json_pack("{s:s, s:s, s:I, s:s, s:s?, s:o, s:s?, s:I, s:s}", "type", "event",
+			 "time", when, "time_ms", (json_int_t)ev->time_ms, "kind", ev->kind,
+			 "domain", ev->domain && ev->domain[0] ? ev->domain : NULL, "reqid",
+			 ev->reqid ? json_integer(ev->reqid) : json_null(), "spi",
+			 ev->spi ? spi : NULL, "suppressed", (json_int_t)ev->suppressed,
+			 "message", ev->message ? ev->message : "");
+}
+
+int mm_store_events(struct mm_store *s, const struct mm_store_filter *f, json_t **ret,
+		    struct mm_err *err)
+{
+	char sql[1024];
+	json_t *arr = json_array();
+	sqlite3_stmt *st;
+	size_t n = 0;
+	int rc;
+
+	if (!arr)
+		return mm_err_set(err, MM_ERR_INTERNAL, "store", "out of memory");
+	if (f->n_kinds > 64) {
+		json_decref(arr);
+		return mm_err_set(err, MM_ERR_INVALID, "kinds", "at most 64 kinds");
+	}
+	n = (size_t)snprintf(sql, sizeof(sql),
+			     "SELECT * FROM (SELECT id, time, kind, domain, reqid, spi, suppressed, "
+			     "message FROM events WHERE (?1 IS NULL OR domain = ?1) AND time >= ?3 "
+			     "AND time <= ?4");
+	for (size_t i = 0; i < f->n_kinds; i++)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n, "%s?%zu", i ? ", " : " AND kind IN (",
+				      i + 5);
+	snprintf(sql + n, sizeof(sql) - n, "%s ORDER BY id DESC LIMIT ?2) ORDER BY id",
+		 f->n_kinds ? ")" : "");
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		json_decref(arr);
+		return db_fail(s, err, "cannot read the event history");
+	}
+	if (f->domain)
+		sqlite3_bind_text(st, 1, f->domain, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, f->limit ? (int64_t)f->limit : -1);
+	sqlite3_bind_int64(st, 3, f->since_ms);
+	sqlite3_bind_int64(st, 4, f->until_ms);
+	for (size_t i = 0; i < f->n_kinds; i++)
+		sqlite3_bind_text(st, (int)i + 5, f->kinds[i], -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct mm_store_event ev = {
+			.time_ms = sqlite3_column_int64(st, 1),
+			.kind = col_text(st, 2),
+			.domain = col_text(st, 3),
+			.reqid = (uint32_t)sqlite3_column_int64(st, 4),
+			.spi = (uint32_t)sqlite3_column_int64(st, 5),
+			.suppressed = (uint32_t)sqlite3_column_int64(st, 6),
+			.message = col_text(st, 7),
+		};
+
+		json_array_append_new(arr, mm_store_event_json(&ev));
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		json_decref(arr);
+		return db_fail(s, err, "cannot read the event history");
 	}
 	*ret = arr;
 	return 0;

@@ -1,5 +1,5 @@
 /* The embedded store: SQLite in WAL mode holding the partner table, the
- * reqid allocation cursor and the audit trail.
+ * reqid allocation cursor, the audit trail and the event history.
  *
  * Every change set is one transaction (BEGIN IMMEDIATE ... COMMIT): the
  * partner rows, one audit row per changed partner and the reqid cursor are
@@ -16,7 +16,7 @@
 #include "err.h"
 #include "table.h"
 
-#define MM_STORE_SCHEMA_VERSION 2
+#define MM_STORE_SCHEMA_VERSION 3
 /* PRAGMA application_id of an mmtrust store ("mmtr"; `file(1)` and
  * `sqlite3 STORE 'PRAGMA application_id'` show it). */
 #define MM_STORE_APPLICATION_ID 1835889778
@@ -65,6 +65,45 @@ int mm_store_commit(struct mm_store *s, const struct mm_change *changes, size_t 
  * {id, time, txn, uid, user, pid, request, action, domain, before, after}. */
 int mm_store_audit(struct mm_store *s, const char *domain, unsigned limit, json_t **ret,
 		   struct mm_err *err);
+
+/* What mm_store_changes / mm_store_events select: entries of one domain
+ * (NULL: all), time in [since_ms, until_ms] (milliseconds since the
+ * epoch), of the kinds listed (n_kinds 0: all; the audit trail's entries
+ * are of kind "change"), the last `limit` of them (0: all). */
+struct mm_store_filter {
+	const char *domain;
+	int64_t since_ms, until_ms;
+	const char *const *kinds;
+	size_t n_kinds;
+	unsigned limit;
+};
+
+/* The audit trail as log entries, oldest first: mm_store_audit's members
+ * and "type": "change", "time_ms". */
+int mm_store_changes(struct mm_store *s, const struct mm_store_filter *f, json_t **ret,
+		     struct mm_err *err);
+
+/* One row of the event history. */
+struct mm_store_event {
+	int64_t time_ms;
+	const char *kind;     /* "tunnel-up", ... */
+	const char *domain;   /* NULL or "" when none */
+	uint32_t reqid, spi;  /* 0 when none */
+	uint32_t suppressed;  /* similar events this one stands for */
+	const char *message;
+};
+
+/* Append n events in one transaction, then delete the oldest beyond keep
+ * rows.  Refused (nothing written) when the store is read-only. */
+int mm_store_events_write(struct mm_store *s, const struct mm_store_event *ev, size_t n,
+			  uint32_t keep, struct mm_err *err);
+/* The event history, oldest first, as JSON log entries:
+ * {type: "event", time, time_ms, kind, domain, reqid, spi, suppressed,
+ * message} (domain, reqid, spi null when none). */
+int mm_store_events(struct mm_store *s, const struct mm_store_filter *f, json_t **ret,
+		    struct mm_err *err);
+/* One event as such an entry (also for events not written yet). */
+json_t *mm_store_event_json(const struct mm_store_event *ev);
 
 /* For tests: a canonical text dump of every partner row and the cursor;
  * equal dumps mean equal tables.  Caller frees. */

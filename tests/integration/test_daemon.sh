@@ -191,7 +191,7 @@ contains "$OUT" "agreement: no -> yes" "set shows the change"
 "$CTL" export -o "$MM_TMP/table.yaml"
 expect_exit 0 "apply of the export" "$CTL" apply "$MM_TMP/table.yaml"
 contains "$OUT" "no changes" "export then apply is a no-op"
-audit_before=$("$CTL" --json log | jq '.entries | length')
+audit_before=$("$CTL" --json log --kind change | jq '.entries | length')
 
 # an edited file: remove B, add C, change A
 cat >"$MM_TMP/c.yaml" <<YAML
@@ -225,19 +225,19 @@ check "apply reports 3 changes" test "$(jq '.changes | length' <<<"$OUT")" = 3
 check "c.example gets a fresh reqid (B's 7001 is not reused)" \
 	test "$(jq '.changes[] | select(.domain=="c.example") | .after.reqid' <<<"$OUT")" = 7002
 check "one transaction: one txn number for the apply" \
-	test "$("$CTL" --json log -n 3 | jq '[.entries[].txn] | unique | length')" = 1
+	test "$("$CTL" --json log --kind change -n 3 | jq '[.entries[].txn] | unique | length')" = 1
 
 # --- restart: table and audit trail intact
 "$CTL" --json partner list | jq -S .partners >"$MM_TMP/list-before.json"
-"$CTL" --json log >"$MM_TMP/log-before.json"
+"$CTL" --json log --kind change >"$MM_TMP/log-before.json"
 stop_daemon
 start_daemon
 "$CTL" --json partner list | jq -S .partners >"$MM_TMP/list-after.json"
 check "table intact across restart" cmp -s "$MM_TMP/list-before.json" "$MM_TMP/list-after.json"
-check "audit trail intact across restart" cmp -s "$MM_TMP/log-before.json" <("$CTL" --json log)
+check "audit trail intact across restart" cmp -s "$MM_TMP/log-before.json" <("$CTL" --json log --kind change)
 check "audit trail has every change" test "$(jq '.entries | length' "$MM_TMP/log-before.json")" -eq $((audit_before + 3))
 check "audit names the user" test "$(jq -r '.entries[0].user' "$MM_TMP/log-before.json")" = root
-expect_exit 0 "log --domain" "$CTL" --json log --domain sip.provider-b.example
+expect_exit 0 "log --domain" "$CTL" --json log --kind change --domain sip.provider-b.example
 check "B has add, set, del" test "$(jq -c '[.entries[].action]' <<<"$OUT")" = '["add","set","del"]'
 
 # --- SIGHUP: re-reads the store (a change made by another writer shows up)
@@ -258,7 +258,7 @@ if id nobody >/dev/null 2>&1; then
 	start_daemon
 	expect_exit 0 "a member of the admin group can provision" \
 		setpriv --reuid=nobody --regid=nogroup --clear-groups "$CTL" partner set c.example --enable
-	expect_exit 0 "log after group change" "$CTL" --json log -n 1
+	expect_exit 0 "log after group change" "$CTL" --json log --kind change -n 1
 	check "audit records the group member's uid" \
 		test "$(jq '.entries[0].uid' <<<"$OUT")" = "$(id -u nobody)"
 fi

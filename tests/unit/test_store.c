@@ -322,7 +322,7 @@ START_TEST(test_migration_from_v1)
 	sqlite3_close(db);
 
 	ck_assert_msg(mm_store_open(path, &store, &err) == 0, "%s", err.msg);
-	ck_assert_int_eq(mm_store_schema_version(store), 2);
+	ck_assert_int_eq(mm_store_schema_version(store), MM_STORE_SCHEMA_VERSION);
 	ck_assert_int_eq(mm_store_load(store, rmin, rmax, &table, &err), 0);
 	ck_assert_uint_eq(table->n, 1);
 	p = mm_table_find(table, "a.example");
