@@ -394,7 +394,6 @@ static void write_answers(FILE *f, json_t *st)
 static void write_daemon(FILE *f, struct mmtrustd *d, json_t *st)
 {
 	json_t *kernel = json_object_get(st, "kernel");
-	json_t *store = json_object_get(st, "store");
 
 	family(f, "mmtrust_build_info", "gauge", "The running mmtrustd's version (1).");
 	fprintf(f, "mmtrust_build_info{version=\"");
@@ -413,8 +412,8 @@ static void write_daemon(FILE *f, struct mmtrustd *d, json_t *st)
 	fprintf(f, "mmtrust_ike_connected %d\n",
 		json_is_true(json_object_get(json_object_get(st, "ike"), "connected")));
 	family(f, "mmtrust_store_writable", "gauge", "1 when the store accepts changes.");
-	fprintf(f, "mmtrust_store_writable %d\n",
-		json_is_true(json_object_get(store, "writable")));
+	/* What status says under store.writable. */
+	fprintf(f, "mmtrust_store_writable %d\n", d->store && !mm_store_readonly(d->store));
 	family(f, "mmtrust_reconcile_last_duration_seconds", "gauge",
 	       "How long the last kernel reconcile step of each kind took.");
 	for (size_t i = 0; i < N_STEPS; i++)
