@@ -1,25 +1,26 @@
 # promtool (`promtool check metrics`) for the tests, from Debian's
 # prometheus package: the package is downloaded (apt-get download), never
-# installed (installing it starts a Prometheus server), and unpacked once
-# under BUILD/tools/prometheus/.  Sourced after common.sh.
+# installed (installing it starts a Prometheus server); only the promtool
+# binary is kept, as BUILD/tools/promtool (fetched once).  Sourced after
+# common.sh.
 #
-#   promtool_get BUILD    sets PROMTOOL to the unpacked binary; returns 1
-#                         (and says why) when it cannot be had
+#   promtool_get BUILD    sets PROMTOOL; returns 1 (and says why) when it
+#                         cannot be had
 promtool_get() {
-	local dir=$1/tools/prometheus deb
-	PROMTOOL=$dir/root/usr/bin/promtool
+	local tmp
+	PROMTOOL=$1/tools/promtool
 	[ -x "$PROMTOOL" ] && return 0
-	mkdir -p "$dir" || return 1
-	deb=$(ls "$dir"/prometheus_*.deb 2>/dev/null | head -n 1)
-	if [ -z "$deb" ]; then
-		(cd "$dir" && apt-get download prometheus >"$dir/download.log" 2>&1) || {
-			echo "promtool: apt-get download prometheus failed (see $dir/download.log)" >&2
-			return 1
-		}
-		deb=$(ls "$dir"/prometheus_*.deb 2>/dev/null | head -n 1)
+	mkdir -p "$1/tools" && tmp=$(mktemp -d "$1/tools/prometheus-XXXXXX") || return 1
+	# The package itself is not kept: its tree (init.d, ...) has names
+	# the Makefile's search for *.d files would take for dependencies.
+	if (cd "$tmp" && apt-get download prometheus >download.log 2>&1) &&
+		dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/root" &&
+		mv "$tmp/root/usr/bin/promtool" "$PROMTOOL"; then
+		rm -rf "$tmp"
+		return 0
 	fi
-	[ -n "$deb" ] && dpkg-deb -x "$deb" "$dir/root" && [ -x "$PROMTOOL" ] || {
-		echo "promtool: cannot unpack ${deb:-the package} into $dir/root" >&2
-		return 1
-	}
+	echo "promtool: cannot fetch it with apt-get download prometheus:" \
+		"$(tail -n 3 "$tmp/download.log" 2>/dev/null)" >&2
+	rm -rf "$tmp"
+	return 1
 }
