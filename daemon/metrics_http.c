@@ -95,6 +95,7 @@ struct conn {
 	size_t n_in;
 	char *out;
 	size_t n_out, sent;
+	bool draining;  /* answered: read and drop what comes until EOF */
 };
 
 struct mm_http {
@@ -167,8 +168,6 @@ static void respond(struct conn *c, int status)
 	c->out = out;
 	c->n_out = (size_t)n;
 	c->sent = 0;
-	/* We read no more: the answer goes out, then the connection closes. */
-	shutdown(c->fd, SHUT_RD);
 	sd_event_source_set_io_events(c->io, EPOLLOUT);
 }
 
@@ -178,12 +177,26 @@ static int on_conn(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 	ssize_t r;
 
 	(void)s;
+	if (c->draining) {
+		/* Closing with unread bytes would reset the connection, and the
+		 * client could lose the answer: they are read until the client
+		 * closes (or the connection's time is up). */
+		r = recv(fd, c->in, sizeof(c->in), MSG_DONTWAIT);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+			conn_free(c);
+		return 0;
+	}
 	if (c->out) {
 		r = send(fd, c->out + c->sent, c->n_out - c->sent, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (r < 0 && (errno == EAGAIN || errno == EINTR))
 			return 0;
-		if (r <= 0 || (c->sent += (size_t)r) == c->n_out)
+		if (r <= 0) {
 			conn_free(c);
+		} else if ((c->sent += (size_t)r) == c->n_out) {
+			c->draining = true;
+			shutdown(fd, SHUT_WR);
+			sd_event_source_set_io_events(c->io, EPOLLIN);
+		}
 		return 0;
 	}
 	if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {

@@ -115,7 +115,7 @@ contains "$HDR" "Connection: close" "GET /metrics: Connection: close"
 HDR=$(http -0 -D - -o /dev/null "http://127.0.0.1:$PORT/metrics?x=1")
 contains "$HDR" " 200" "HTTP/1.0 GET /metrics?query: 200"
 
-if promtool_get "$BUILD"; then
+if promtool_get; then
 	for f in ctl http; do
 		if R=$("$PROMTOOL" check metrics <"$MM_TMP/$f.prom" 2>&1); then
 			pass "promtool check metrics ($f): $R"
