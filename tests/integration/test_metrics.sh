@@ -101,6 +101,7 @@ jq -e -s 'map(select(.reason == "partner-disabled")) | length == 1' "$ANSWERS" >
 expect_exit 0 "mmtrustctl metrics" "$CTL" metrics
 TEXT=$OUT
 printf '%s\n' "$TEXT" >"$MM_TMP/ctl.prom"
+expect_exit 2 "mmtrustctl metrics takes no argument" "$CTL" metrics extra
 expect_exit 0 "mmtrustctl --json metrics" "$CTL" --json metrics
 jq -e '.text | startswith("# HELP mmtrust_")' <<<"$OUT" >/dev/null &&
 	pass "--json: the text in .text" || fail "--json: $OUT"
@@ -324,5 +325,10 @@ else
 fi
 grep -q "metrics on http" "$MM_TMP/daemon.log" && pass "the endpoint was logged when set" ||
 	fail "no 'metrics on' log line"
+
+mm_kill "$DPID"
+DPID=
+expect_exit 3 "mmtrustctl metrics: daemon unreachable" "$CTL" metrics
+[ -z "$OUT" ] && pass "nothing on stdout when unreachable" || fail "stdout: $OUT"
 
 summary test_metrics
