@@ -311,6 +311,33 @@ awk -v s="${secs:-99}" 'BEGIN { exit !(s >= 3 && s <= 8) }' &&
 [ "${len:-1}" = 0 ] || fail "the silent client got $len bytes"
 kill -0 "$DPID" 2>/dev/null && pass "daemon still running" || fail "daemon died"
 
+# --- a drift repair and a foreign conflict, per partner --------------------------
+scrape() { "$CTL" metrics >"$MM_TMP/ctl.prom"; }
+RT1=$("$CTL" --json partner show $T1 | jq .reqid)
+# ip cannot name a tagged policy by selector: by its index.
+idx=$(ip -n "$NS" -s xfrm policy list dir in | awk -v r="$RT1" '
+	{ for (i = 1; i < NF; i++) {
+		if ($i == "index") ix = $(i + 1)
+		if ($i == "reqid" && $(i + 1) + 0 == r) { print ix; exit } } }')
+R0=$(metric mmtrust_reconciles_total 'step="repair"')
+check "T1's inbound policy deleted by hand (index ${idx:-?})" \
+	ip -n "$NS" xfrm policy delete index "${idx:-0}" dir in
+repaired() { scrape && [ "$(metric mmtrust_partner_drift_repairs_total "partner=\"$T1\"")" = 1 ]; }
+check "T1's drift repair counted" wait_for 5 repaired
+is "T2: no drift repair" mmtrust_partner_drift_repairs_total "partner=\"$T2\"" 0
+R1=$(metric mmtrust_reconciles_total 'step="repair"')
+[ "${R1:-0}" -gt "${R0:-0}" ] && pass "repair step counted ($R0 -> $R1)" || fail "repairs $R0 -> $R1"
+is "T1 in sync again" mmtrust_partner_policies_in_sync "partner=\"$T1\"" "$E1"
+check "a foreign policy on T2's outbound selector" ip -n "$NS" xfrm policy add src 10.0.0.0/24 \
+	dst 203.0.113.0/25 dir out priority 10 tmpl src 198.51.100.1 dst 198.51.100.99 proto esp \
+	reqid 9 mode tunnel
+conflict() { scrape && [ "$(metric mmtrust_partner_policies_foreign_conflicts "partner=\"$T2\"")" = 1 ]; }
+check "T2's foreign conflict in the metrics" wait_for 5 conflict
+is "T1: no conflict" mmtrust_partner_policies_foreign_conflicts "partner=\"$T1\"" 0
+ip -n "$NS" xfrm policy delete src 10.0.0.0/24 dst 203.0.113.0/25 dir out
+noconflict() { scrape && [ "$(metric mmtrust_partner_policies_foreign_conflicts "partner=\"$T2\"")" = 0 ]; }
+check "T2's conflict gone with the foreign policy" wait_for 5 noconflict
+
 # --- listen empty: no endpoint --------------------------------------------------
 mm_kill "$DPID"
 DPID=
