@@ -105,9 +105,8 @@ static int on_repair(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct mmtrustd *d = userdata;
 	struct mm_spd_report rep = { 0 };
-	int r;
-
 	uint64_t t0 = metrics_now_usec();
+	int r;
 
 	(void)s;
 	(void)usec;
