@@ -127,17 +127,25 @@ static void conn_free(struct conn *c)
 		sd_event_source_set_enabled(h->listen_src, SD_EVENT_ON);
 }
 
+static const struct {
+	int status;
+	const char *text;
+} status_texts[] = {
+	{ 200, "OK" },
+	{ 400, "Bad Request" },
+	{ 404, "Not Found" },
+	{ 405, "Method Not Allowed" },
+	{ 431, "Request Header Fields Too Large" },
+	{ 500, "Internal Server Error" },
+	{ 505, "HTTP Version Not Supported" },
+};
+
 static const char *status_text(int status)
 {
-	switch (status) {
-	case 200: return "OK";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 431: return "Request Header Fields Too Large";
-	case 505: return "HTTP Version Not Supported";
-	case 500: return "Internal Server Error";
-	default: return "Bad Request";
-	}
+	for (size_t i = 0; i < sizeof(status_texts) / sizeof(status_texts[0]); i++)
+		if (status_texts[i].status == status)
+			return status_texts[i].text;
+	return "Bad Request";
 }
 
 static void respond(struct conn *c, int status)
