@@ -719,6 +719,20 @@ static int cmd_reload(struct ctl *ctl, const struct ctl_args *a)
 			      print_reload);
 }
 
+/* The exposition text verbatim (it ends with a newline). */
+static void print_metrics(const json_t *r)
+{
+	const char *text = json_string_value(json_object_get(r, "text"));
+
+	if (text)
+		fputs(text, stdout);
+}
+
+static int cmd_metrics(struct ctl *ctl, const struct ctl_args *a)
+{
+	return ctl_admin_show(ctl, ctl_pack(a, "{s:s}", "op", "metrics"), print_metrics);
+}
+
 static int cmd_audit(struct ctl *ctl, const struct ctl_args *a)
 {
 	return ctl_admin_show(ctl, ctl_pack(a, "{s:s}", "op", "audit"), print_audit);
@@ -787,6 +801,13 @@ const struct command inspect_commands[] = {
 	  "  | partners=N tunnels_up=N policies_in_sync=N warnings=N\n"
 	  "(partners: the enabled tunnel partners judged).\n",
 	  ADMIN | OPT(O_CHECK) | OPT(O_NAGIOS), 0, 1, cmd_status },
+	{ NULL, "metrics", "", "the daemon's metrics in the Prometheus text format",
+	  "The metrics mmtrustd exposes (docs/metrics.md), in the Prometheus text\n"
+	  "exposition format 0.0.4, printed as they come: per partner its tunnel, SAs,\n"
+	  "bytes, packets and errors of its SAs, rekeys, kernel policies and drift\n"
+	  "repairs; the query answers by direction, pai and reason; the daemon's own.\n"
+	  "The same text is served over HTTP when [metrics] listen is set.\n",
+	  ADMIN, 0, 0, cmd_metrics },
 	{ NULL, "audit", "", "the kernel's XFRM policies and SAs, annotated with their partner",
 	  "Every XFRM policy and SA in mmtrustd's network namespace, in the order and\n"
 	  "terms of `ip xfrm policy` / `ip xfrm state`, each annotated with the partner\n"

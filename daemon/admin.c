@@ -148,7 +148,13 @@ static json_t *commit_changes(struct mmtrustd *d, const struct mm_jsonl_peer *pe
 		return mm_jsonl_ok(json_pack("{s:o, s:b}", "changes", list, "applied", 0));
 	}
 	actor_fill(&actor, peer, op);
-	r = mm_store_commit(d->store, changes, n, newt->reqid_next, &actor, &err);
+	{
+		uint64_t t0 = metrics_now_usec();
+
+		r = mm_store_commit(d->store, changes, n, newt->reqid_next, &actor, &err);
+		if (r >= 0)
+			metrics_store_commit(metrics_now_usec() - t0);
+	}
 	if (r < 0) {
 		log_err("%s by %s (uid %u): store commit failed, nothing changed: %s: %s", op,
 			actor.user, (unsigned)actor.uid, err.field, err.msg);
@@ -523,6 +529,22 @@ static json_t *op_status(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
 	}
 }
 
+static json_t *op_metrics(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
+			  const json_t *req)
+{
+	char *text;
+	json_t *o;
+
+	(void)peer;
+	(void)req;
+	text = metrics_text(d);
+	if (!text)
+		return mm_jsonl_error("internal", NULL, "out of memory");
+	o = json_pack("{s:s}", "text", text);
+	free(text);
+	return mm_jsonl_ok(o);
+}
+
 static json_t *op_reload(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
 			 const json_t *req)
 {
@@ -568,6 +590,7 @@ static const struct {
 	{ "lookup", op_lookup, true },
 	{ "log", op_log, true },
 	{ "status", op_status, true },
+	{ "metrics", op_metrics, true },
 	{ "audit", op_audit, false },
 	{ "reload", op_reload, false },
 };

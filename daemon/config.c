@@ -311,10 +311,69 @@ static int handler(void *user, const char *section, const char *name, const char
 		r = set_u32(&c->ike_dpd_delay, value, x);
 	else if (KEY("log", "events_keep"))
 		r = set_u32(&c->log_events_keep, value, x);
+	else if (KEY("metrics", "listen")) {
+		r = mm_config_metrics_listen(value, &c->metrics_addr, &c->metrics_port, x->field,
+					     x->err);
+		if (r == 0)
+			r = set_string(c->metrics_listen, sizeof(c->metrics_listen), value, x);
+	}
 	else
 		r = mm_err_set(x->err, MM_ERR_INVALID, x->field, "unknown setting");
 #undef KEY
 	return r == 0;
+}
+
+int mm_config_metrics_listen(const char *value, struct mm_addr *ret_addr, uint16_t *ret_port,
+			     const char *field, struct mm_err *err)
+{
+	char host[64];
+	const char *colon, *h = value;
+	size_t hl;
+	unsigned long port;
+	char *end;
+	struct mm_addr a;
+
+	*ret_port = 0;
+	memset(ret_addr, 0, sizeof(*ret_addr));
+	if (!*value)
+		return 0;
+	if (*value == '[') {
+		const char *close = strchr(value, ']');
+
+		if (!close || close[1] != ':')
+			goto bad;
+		h = value + 1;
+		hl = (size_t)(close - h);
+		colon = close + 1;
+	} else {
+		colon = strrchr(value, ':');
+		if (!colon || strchr(value, ':') != colon)
+			goto bad;
+		hl = (size_t)(colon - value);
+	}
+	if (hl == 0 || hl >= sizeof(host))
+		goto bad;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (!colon[1] || *end || errno || port < 1 || port > 65535 || colon[1] == '+' ||
+	    colon[1] == '-' || colon[1] == ' ')
+		return mm_err_set(err, MM_ERR_INVALID, field,
+				  "'%s': the port must be a number from 1 to 65535", value);
+	if (mm_addr_parse(host, &a, field, NULL) < 0 || (*value == '[') != (a.family == AF_INET6))
+		goto bad;
+	if (a.family == AF_INET ? a.bytes[0] != 127 :
+	    memcmp(a.bytes, (const uint8_t[16]){ [15] = 1 }, 16) != 0)
+		return mm_err_set(err, MM_ERR_INVALID, field,
+				  "'%s' is not a loopback address: the metrics are served on "
+				  "127.0.0.0/8 or [::1] only", value);
+	*ret_addr = a;
+	*ret_port = (uint16_t)port;
+	return 0;
+bad:
+	return mm_err_set(err, MM_ERR_INVALID, field,
+			  "'%s' is not ADDRESS:PORT (127.0.0.1:9477 or [::1]:9477)", value);
 }
 
 void mm_config_snapshot_path(const struct mm_config *c, char out[108])

@@ -111,6 +111,11 @@ struct mm_config {
 	char ike_local_id[256];
 	uint32_t ike_dpd_delay;
 	uint32_t log_events_keep;        /* [log] events_keep: rows kept, >= 1 */
+	/* [metrics] listen: "" off, else a loopback address and port
+	 * ("127.0.0.1:9477", "[::1]:9477"), parsed into metrics_addr/port. */
+	char metrics_listen[64];
+	struct mm_addr metrics_addr;
+	uint16_t metrics_port;
 };
 
 void mm_config_defaults(struct mm_config *c);
@@ -123,6 +128,11 @@ static inline struct mm_cscf_set mm_config_cscf(const struct mm_config *c)
 {
 	return (struct mm_cscf_set){ .prefix = c->cscf, .kinds = c->cscf_kinds, .n = c->n_cscf };
 }
+/* Parse a [metrics] listen value ("" is off: 0, *ret_port 0): a loopback
+ * address (127.0.0.0/8 or ::1, IPv6 in brackets) and a port 1..65535.
+ * Anything else -EINVAL, err naming field. */
+int mm_config_metrics_listen(const char *value, struct mm_addr *ret_addr, uint16_t *ret_port,
+			     const char *field, struct mm_err *err);
 /* Read path over the defaults.  On error err names "FILE:LINE key". */
 int mm_config_load(const char *path, struct mm_config *ret, struct mm_err *err);
 

@@ -391,6 +391,8 @@ static void on_child_rekey(struct vici_client *c, int error, const char *event,
 	if (error < 0 || vici_child_rekey_decode(msg, &e) < 0)
 		return;
 	child_check(ike, &e->ike, &e->new_sa, true);
+	if (ike_tunnels_find(&ike->tunnels, e->ike.name))
+		metrics_rekey(e->ike.name);  /* its connection is named after the partner */
 	vici_child_rekey_free(e);
 }
 

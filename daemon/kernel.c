@@ -62,11 +62,13 @@ static void on_note(const struct mm_spd_note *n, void *userdata)
  * provoke at will: rate-limited; table changes are an operator's. */
 static void log_report(const char *what, const struct mm_spd_report *r, bool provoked)
 {
-	for (size_t i = 0; i < r->n_drifted; i++)
+	for (size_t i = 0; i < r->n_drifted; i++) {
 		log_event_limited(LOG_KIND_DRIFT, MM_EVENT_DRIFT_REPAIR, LOG_WARNING,
 				  &(struct mm_event_ctx){ .partner = r->drifted[i] },
 				  "drift: policies of partner %s were changed outside mmtrust; "
 				  "restored", r->drifted[i]);
+		metrics_drift_repaired(r->drifted[i]);
+	}
 	if (!r->added && !r->updated && !r->deleted && !r->failed)
 		log_debug("spd %s: %zu unchanged", what, r->unchanged);
 	else if (provoked)
@@ -107,11 +109,13 @@ static int on_repair(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct mmtrustd *d = userdata;
 	struct mm_spd_report rep = { 0 };
+	uint64_t t0 = metrics_now_usec();
 	int r;
 
 	(void)s;
 	(void)usec;
 	r = mm_spd_repair(d->spd, &rep);
+	metrics_reconcile("repair", metrics_now_usec() - t0);
 	if (r < 0)
 		log_limited(LOG_KIND_KERNEL_ERROR, LOG_ERR, "spd repair: %s; a full comparison follows",
 			    strerror(-r));
@@ -137,6 +141,7 @@ static int deliver(const struct mm_xfrm_event *ev, void *userdata)
 			mmtrustd_view_changed(d);
 	}
 	(void)ike_xfrm_event(ev, d);
+	metrics_xfrm_event(d, ev);
 	return 0;
 }
 
@@ -247,8 +252,11 @@ static int on_verify(sd_event_source *s, uint64_t usec, void *userdata)
 	int r;
 
 	if (d->spd) {
+		uint64_t t0 = metrics_now_usec();
+
 		r = mm_spd_verify(d->spd, (const struct mm_partner *const *)d->table->partners,
 				  d->table->n, &rep);
+		metrics_reconcile("verify", metrics_now_usec() - t0);
 		if (r < 0)
 			log_limited(LOG_KIND_KERNEL_ERROR, LOG_ERR, "spd periodic check: %s",
 				    strerror(-r));
@@ -424,12 +432,14 @@ void kernel_table_changed(struct mmtrustd *d, const struct mm_change *changes, s
 {
 	struct mm_spd_report rep = { 0 };
 	char what[64];
+	uint64_t t0 = metrics_now_usec();
 	int r;
 
 	if (d->spd && !changes) {
 		backoff_from(d);  /* the settings may have been reloaded */
 		r = mm_spd_sync(d->spd, (const struct mm_partner *const *)d->table->partners,
 				d->table->n, &rep);
+		metrics_reconcile("sync", metrics_now_usec() - t0);
 		if (r < 0)
 			log_err("spd sync: %s; retried by the next check", strerror(-r));
 		log_report("sync", &rep, false);
@@ -437,6 +447,7 @@ void kernel_table_changed(struct mmtrustd *d, const struct mm_change *changes, s
 		/* The whole change set in one step: a range that moves between
 		 * partners is one update, whatever the order of the changes. */
 		r = mm_spd_change(d->spd, changes, n, &rep);
+		metrics_reconcile("change", metrics_now_usec() - t0);
 		snprintf(what, sizeof(what), "change of %zu partner(s)", n);
 		if (r < 0)
 			log_err("spd %s: %s; a full comparison follows", what, strerror(-r));

@@ -466,6 +466,13 @@ int mmtrustd_reload(struct mmtrustd *d, bool allow_shrink, struct mm_err *err)
 		cfg.query_snapshot_set = d->cfg.query_snapshot_set;
 		snprintf(cfg.query_snapshot, sizeof(cfg.query_snapshot), "%s", d->cfg.query_snapshot);
 	}
+	if (strcmp(cfg.metrics_listen, d->cfg.metrics_listen)) {
+		log_warn("reload: [metrics] listen changes only at restart (still %s)",
+			 d->cfg.metrics_listen[0] ? d->cfg.metrics_listen : "off");
+		snprintf(cfg.metrics_listen, sizeof(cfg.metrics_listen), "%s", d->cfg.metrics_listen);
+		cfg.metrics_addr = d->cfg.metrics_addr;
+		cfg.metrics_port = d->cfg.metrics_port;
+	}
 	if (strcmp(cfg.store, d->cfg.store))
 		log_notice("reload: store is now %s", cfg.store);
 	events_set_store(store, cfg.log_events_keep);
@@ -728,6 +735,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	d.started = time(NULL);
+	if (metrics_start(&d) < 0)
+		goto out;
 	log_event(MM_EVENT_START, LOG_NOTICE, NULL,
 		  "mmtrustd %s ready: %zu partners, store %s, admin socket %s, query socket %s, "
 		  "kernel %s",
@@ -743,6 +752,7 @@ int main(int argc, char **argv)
 	log_event(MM_EVENT_STOP, LOG_NOTICE, NULL, "stopped");
 	rc = 0;
 out:
+	metrics_stop(&d);
 	mm_jsonl_server_free(d.admin);
 	d.publish_src = sd_event_source_disable_unref(d.publish_src);
 	d.heartbeat_src = sd_event_source_disable_unref(d.heartbeat_src);

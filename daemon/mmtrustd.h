@@ -8,6 +8,7 @@
 #include "host.h"
 #include "ike_tunnels.h"
 #include "jsonl.h"
+#include "metrics.h"
 #include "netlink/nl.h"
 #include "netlink/xfrm_monitor.h"
 #include "query.h"

@@ -87,6 +87,15 @@ struct mm_query {
 	 * thread, read by the main thread's status, under count_lock. */
 	pthread_mutex_t count_lock;
 	struct other_kind_counts other_kind;
+	/* Every decision answered, by direction, pai and reason (a static
+	 * string: the set is small and fixed), same lock. */
+	struct decision_count {
+		const char *reason;
+		bool outbound;
+		enum mm_pai pai;
+		uint64_t n;
+	} decisions[64];
+	size_t n_decisions;
 };
 
 static void view_unref(struct view *v)
@@ -355,6 +364,25 @@ static void count_other_kind(struct mm_query *q, const char *domain)
 	pthread_mutex_unlock(&q->count_lock);
 }
 
+static void count_decision(struct mm_query *q, bool outbound, const struct mm_decision *dec)
+{
+	size_t i;
+
+	pthread_mutex_lock(&q->count_lock);
+	for (i = 0; i < q->n_decisions; i++) {
+		const struct decision_count *c = &q->decisions[i];
+
+		if (c->outbound == outbound && c->pai == dec->pai && !strcmp(c->reason, dec->reason))
+			break;
+	}
+	if (i == q->n_decisions && i < sizeof(q->decisions) / sizeof(q->decisions[0]))
+		q->decisions[q->n_decisions++] = (struct decision_count){
+			.reason = dec->reason, .outbound = outbound, .pai = dec->pai };
+	if (i < q->n_decisions)
+		q->decisions[i].n++;
+	pthread_mutex_unlock(&q->count_lock);
+}
+
 void query_status(struct mm_query *q, json_t *status)
 {
 	json_t *partners = json_object_get(status, "partners"), *o;
@@ -368,6 +396,14 @@ void query_status(struct mm_query *q, json_t *status)
 	json_object_set_new(status, "answers",
 			    json_pack("{s:{s:I, s:I}}", "dst_other_kind", "total",
 				      (json_int_t)c->total, "untracked", (json_int_t)c->untracked));
+	o = json_array();
+	for (i = 0; i < q->n_decisions; i++)
+		json_array_append_new(o, json_pack("{s:s, s:s, s:s, s:I}", "direction",
+						   q->decisions[i].outbound ? "outbound" : "inbound",
+						   "pai", mm_pai_name(q->decisions[i].pai),
+						   "reason", q->decisions[i].reason, "count",
+						   (json_int_t)q->decisions[i].n));
+	json_object_set_new(json_object_get(status, "answers"), "decisions", o);
 	json_array_foreach(partners, i, o) {
 		const char *domain = json_string_value(json_object_get(o, "domain"));
 		uint64_t n = 0;
@@ -406,6 +442,7 @@ static json_t *op_inbound(struct mm_query *q, const struct view *v, struct mm_js
 		return invalid("dst", "must be of the same address family as src");
 	inbound_facts(v, &src, dst_given ? &dst : NULL, spi_v, &f, &tp);
 	mm_decide_inbound(&f, &dec);
+	count_decision(q, false, &dec);
 	if (f.partner && !strcmp(dec.reason, MM_REASON_DST_OTHER_KIND))
 		count_other_kind(q, f.partner->domain);
 	sb_lit(&b, "{\"src\":\"");
@@ -459,7 +496,7 @@ static bool privacy_has_id(const json_t *privacy, json_t **ret_err)
 	return false;
 }
 
-static json_t *op_outbound(const struct view *v, const json_t *req)
+static json_t *op_outbound(struct mm_query *q, const struct view *v, const json_t *req)
 {
 	const json_t *dv = json_object_get(req, "domain"), *tv = json_object_get(req, "dst");
 	const char *domain = json_string_value(dv), *dst = json_string_value(tv);
@@ -510,6 +547,7 @@ static json_t *op_outbound(const struct view *v, const json_t *req)
 	mm_outbound_assemble(f.partner, sap, &v->cscf_set, have_next_hop ? &next_hop : NULL,
 			     f.privacy_id, v->untrusted, tunnel_addr(v, f.partner), &f);
 	mm_decide_outbound(&f, &dec);
+	count_decision(q, true, &dec);
 	partner_facts(o, f.partner);
 	json_object_set_new(o, "trusted", json_boolean(dec.trusted));
 	json_object_set_new(o, "tunnel", json_string(!f.partner ? "none" :
@@ -551,7 +589,7 @@ static json_t *dispatch(struct mm_query *q, const struct view *v,
 	if (!strcmp(op, "inbound"))
 		return op_inbound(q, v, client, req);
 	if (!strcmp(op, "outbound"))
-		return op_outbound(v, req);
+		return op_outbound(q, v, req);
 	if (!strcmp(op, "spi"))
 		return op_spi(v, req);
 	if (!strcmp(op, "subscribe")) {

@@ -54,6 +54,9 @@ int mm_xfrm_sa_decode(const struct nlmsghdr *nlh, struct mm_xfrm_sa *ret, bool *
 	sa.packets = info.curlft.packets;
 	sa.add_time = info.curlft.add_time;
 	sa.use_time = info.curlft.use_time;
+	sa.replay_window = info.stats.replay_window;
+	sa.replay = info.stats.replay;
+	sa.integrity_failed = info.stats.integrity_failed;
 	mm_xfrm_attrs_get_mark(&a, &sa.has_mark, &sa.mark, &sa.mark_mask, &sa.if_id);
 	*ret = sa;
 	if (ret_hard)

@@ -27,6 +27,7 @@ struct mm_xfrm_sa {
 	struct mm_xfrm_sel sel;  /* inner traffic selector (often "any") */
 	uint64_t bytes, packets; /* current lifetime */
 	uint64_t add_time, use_time;
+	uint32_t replay_window, replay, integrity_failed;  /* struct xfrm_stats */
 	bool has_mark;
 	uint32_t mark, mark_mask;
 	uint32_t if_id;

@@ -20,7 +20,7 @@ FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS   = -std=gnu11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Werror \
 	-D_GNU_SOURCE -I. $(call pc_cflags,$(PKGS_POLICY) $(PKGS_NETLINK) $(PKGS_DAEMON) $(PKGS_CLI))
 FUZZ_LIBS     = $(call pc_libs,$(PKGS_POLICY) $(PKGS_NETLINK) $(PKGS_DAEMON) $(PKGS_CLI))
-FUZZ_TARGETS := addr query admin tablefile config xfrm vici snapshot
+FUZZ_TARGETS := addr query admin tablefile config xfrm vici snapshot http
 
 fuzz_obj = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(1))
 
@@ -41,6 +41,9 @@ FUZZ_SRC_xfrm       = $(filter-out netlink/xfrm_monitor.c,$(NETLINK_SRC)) $(FUZZ
 FUZZ_SRC_vici       = $(filter-out vici-plugins/vici_client.c,$(VICI_SRC)) policy/grow.c
 # snapshot: what libmmtrust links of policy/ (CLIENT_POLICY, the Makefile).
 FUZZ_SRC_snapshot   = $(CLIENT_POLICY)
+# http: the metrics endpoint's request parser (pure; the server around it
+# is linked, never run).
+FUZZ_SRC_http       = daemon/metrics_http.c
 # ca_file paths in the table file reach open(): confined (fuzz_tablefile.c).
 FUZZ_LDFLAGS_tablefile = -Wl,--wrap=open
 

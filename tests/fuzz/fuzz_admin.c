@@ -232,6 +232,25 @@ void expiry_status(struct mmtrustd *d, const char *domain, json_t *status)
 	(void)status;
 }
 
+/* The metrics (daemon/metrics.c) read the daemon's parts, which are not
+ * linked: a fixed text, and the hooks count nothing. */
+char *metrics_text(struct mmtrustd *d)
+{
+	(void)d;
+	return strdup("# HELP mmtrust_partners Partners in the table.\n"
+		      "# TYPE mmtrust_partners gauge\nmmtrust_partners 0\n");
+}
+
+uint64_t metrics_now_usec(void)
+{
+	return 0;
+}
+
+void metrics_store_commit(uint64_t usec)
+{
+	(void)usec;
+}
+
 /* ---- the target ---- */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

@@ -6,7 +6,9 @@
 # partner's range is dropped by the kernel, the SA table (mmtrustctl status)
 # names the partner with the kernel's SPIs. Then an integrity-only partner
 # (null encryption, HMAC-SHA-256), and the removal of the first partner: its
-# connection, SAs and policies go, the other partner stays up.
+# connection, SAs and policies go, the other partner stays up; its
+# metrics (tunnel, SAs, bytes and packets as the kernel counted them, no
+# errors) are what the kernel and status say.
 . "$(dirname "$0")/mmtrust_lib.sh"
 mm_init mmtrust_tunnel
 
@@ -187,6 +189,55 @@ part_del() {
 if [ $up_a = 1 ]; then part_a; else fail "part A (status, SPIs, traffic, cleartext) skipped: no tunnel"; fi
 if [ $up_b = 1 ]; then part_b; else fail "part B (integrity-only) skipped: no tunnel"; fi
 part_del
+
+# --- metrics: what the kernel counted, as `mmtrustctl metrics` says it -----------------
+# B's tunnel carried traffic (part B); A is gone.  Bytes and packets are
+# the sums over B's SAs of what `ip -s xfrm state` shows (equal while no
+# SA of B was rekeyed away; with rekeys the gone SAs' counts are added,
+# so at least that).
+metric() {
+	local k=$1
+	[ -n "${2:-}" ] && k="$1{$2}"
+	awk -v k="$k" '$1 == k { print $2 }' "$MM_TMP/metrics.prom"
+}
+part_metrics() {
+	vm_step "metrics"
+	local P="partner=\"$B\"" stats want got rekeys dir e
+	expect_exit 0 "mmtrustctl metrics" ctl metrics
+	printf '%s\n' "$OUT" >"$MM_TMP/metrics.prom"
+	grep "$B" "$MM_TMP/metrics.prom"
+	check "metrics: $B's tunnel up" [ "$(metric mmtrust_partner_tunnel_up "$P")" = 1 ]
+	check "metrics: $B has at least 2 SAs" [ "$(metric mmtrust_partner_sas "$P")" -ge 2 ]
+	stats=$(vm_sa_stats "$MM" reqid "$RB")
+	rekeys=$(metric mmtrust_partner_rekeys_total "$P")
+	echo "SAs of $B (src dst spi bytes packets), rekeys ${rekeys:-?}:"
+	echo "$stats"
+	for dir in in out; do
+		want=$(awk -v t=$TUN -v d=$dir '(d == "in" ? $2 : $1) == t { b += $4; p += $5 }
+			END { print b + 0, p + 0 }' <<<"$stats")
+		got="$(metric mmtrust_partner_sa_bytes_total "$P,direction=\"$dir\"")"
+		got="$got $(metric mmtrust_partner_sa_packets_total "$P,direction=\"$dir\"")"
+		check "metrics: $B's bytes and packets $dir ($got) > 0" \
+			[ "${got% *}" -gt 0 -a "${got#* }" -gt 0 ]
+		if [ "${rekeys:-0}" = 0 ]; then
+			check "metrics: $B's bytes and packets $dir are the kernel's ($want)" \
+				[ "$got" = "$want" ]
+		else
+			check "metrics: $B's bytes and packets $dir at least the current SAs' ($want)" \
+				[ "${got% *}" -ge "${want% *}" -a "${got#* }" -ge "${want#* }" ]
+		fi
+	done
+	for e in replay_window replay integrity_failed; do
+		check "metrics: no $e errors on $B's SAs" \
+			[ "$(metric mmtrust_partner_sa_errors_total "$P,error=\"$e\"")" = 0 ]
+	done
+	check "metrics: $B's policies in sync" [ "$(metric mmtrust_partner_policies_in_sync "$P")" = \
+		"$(metric mmtrust_partner_policies_expected "$P")" ]
+	check "metrics: one partner left" [ "$(metric mmtrust_partners)" = 1 ]
+	check "metrics: nothing of the removed $A" vm_not grep -q "partner=\"$A\"" "$MM_TMP/metrics.prom"
+	check "metrics: charon connected" [ "$(metric mmtrust_ike_connected)" = 1 ]
+}
+if [ $up_b = 1 ]; then part_metrics; else fail "metrics skipped: no tunnel to $B"; fi
 
 vm_step "done"
 vm_finish
