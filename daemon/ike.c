@@ -345,7 +345,10 @@ static void child_check(struct mm_ike *ike, const struct vici_ike_sa *sa,
 					 .local_host = sa->local_host,
 					 .ike_state = sa->state,
 				 })) {
-		/* Up already, with other SPIs: a rekey (or a new CHILD_SA). */
+		/* Up already, with other SPIs: a rekey (or a new CHILD_SA).
+		 * The one place that says so: the event and the metric. */
+		if (was_up)
+			metrics_rekey(cj.partner->domain);
 		log_event(was_up ? MM_EVENT_REKEY : MM_EVENT_TUNNEL_UP, LOG_NOTICE,
 			  &(struct mm_event_ctx){ cj.partner->domain, cj.partner->reqid,
 						  child->spi_in },
@@ -391,8 +394,6 @@ static void on_child_rekey(struct vici_client *c, int error, const char *event,
 	if (error < 0 || vici_child_rekey_decode(msg, &e) < 0)
 		return;
 	child_check(ike, &e->ike, &e->new_sa, true);
-	if (ike_tunnels_find(&ike->tunnels, e->ike.name))
-		metrics_rekey(e->ike.name);  /* its connection is named after the partner */
 	vici_child_rekey_free(e);
 }
 
