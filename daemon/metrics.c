@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "expiry.h"
 #include "log.h"
 #include "mmtrustd.h"
 #include "sad.h"
@@ -442,6 +443,48 @@ static void write_daemon(FILE *f, struct mmtrustd *d, json_t *st)
 		(unsigned long long)M.commits);
 }
 
+/* What ends (daemon/expiry.c owns the list and the rule): its end, and
+ * whether the daemon counts it as a warning now. */
+struct expiry_ctx {
+	FILE *f;
+	bool warning;  /* which family this pass writes */
+	unsigned n_warn;
+};
+
+static void expiry_sample(void *arg, const struct mm_expiry_item *it)
+{
+	struct expiry_ctx *c = arg;
+
+	fprintf(c->f, "%s{what=\"%s\",partner=\"",
+		c->warning ? "mmtrust_expiry_warning" : "mmtrust_expiry_timestamp_seconds",
+		mm_expiry_what_name(it->what));
+	label(c->f, it->partner ? it->partner : "");
+	fputs("\",name=\"", c->f);
+	label(c->f, it->name ? it->name : "");
+	if (c->warning)
+		fprintf(c->f, "\"} %d\n", it->in_window ? 1 : 0);
+	else
+		fprintf(c->f, "\"} %lld\n", (long long)it->not_after);
+	c->n_warn += it->in_window;
+}
+
+static void write_expiry(FILE *f, struct mmtrustd *d)
+{
+	struct expiry_ctx c = { f, false, 0 };
+
+	family(f, "mmtrust_expiry_timestamp_seconds", "gauge",
+	       "When a partner CA (notAfter), a partner CRL (nextUpdate) or our [ike] "
+	       "certificate (notAfter) ends, unix seconds.");
+	expiry_each(d, expiry_sample, &c);
+	family(f, "mmtrust_expiry_warning", "gauge",
+	       "1 when the item is a warning by [daemon] expiry_warning_days (docs/health.md).");
+	c.warning = true;
+	c.n_warn = 0;
+	expiry_each(d, expiry_sample, &c);
+	family(f, "mmtrust_expiry_warnings", "gauge", "Items that are warnings now.");
+	fprintf(f, "mmtrust_expiry_warnings %u\n", c.n_warn);
+}
+
 char *metrics_text(struct mmtrustd *d)
 {
 	json_t *st = kernel_status(d, NULL);
@@ -475,6 +518,7 @@ char *metrics_text(struct mmtrustd *d)
 	write_partners(f, rows, n, json_is_true(json_object_get(json_object_get(st, "kernel"),
 								 "programmed")));
 	write_answers(f, st);
+	write_expiry(f, d);
 	free(rows);
 	json_decref(st);
 	if (fclose(f) != 0) {

@@ -121,6 +121,15 @@ check "expiry list: A's CA, subject, ISO 8601 UTC end, 9 days left" sh -c "\"$CT
 	.expiry.warnings | length == 1 and (.[0] | .what == \"partner-ca\" and .partner == \"$A\" and
 	.subject == \"CN=ca-soon\" and .days_left == 9 and (.not_after | test(\"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$\")) and
 	(.sha256 | length) == 95)' >/dev/null"
+metric() { "$CTL" metrics | grep -v '^#' | grep -F "$1" | awk '{print $NF}'; }
+check "metrics: A's soon-ending CA is a warning (1), its end in unix seconds" sh -c "
+	test \"\$(\"$CTL\" metrics | grep -F 'mmtrust_expiry_warning{what=\"partner-ca\",partner=\"$A\",name=\"CN=ca-soon\"}' | awk '{print \$NF}')\" = 1"
+soon_end=$(date -d "$(openssl x509 -in "$MM_TMP/ca-soon.pem" -noout -enddate | cut -d= -f2)" +%s)
+check "metrics: the CA's end is its notAfter ($soon_end)" \
+	test "$(metric "mmtrust_expiry_timestamp_seconds{what=\"partner-ca\",partner=\"$A\",name=\"CN=ca-soon\"}")" = "$soon_end"
+check "metrics: A's other CA (a year) is listed, not a warning" \
+	test "$(metric "mmtrust_expiry_warning{what=\"partner-ca\",partner=\"$A\",name=\"CN=ca-a\"}")" = 0
+check "metrics: one warning in all" test "$(metric "mmtrust_expiry_warnings ")" = 1
 chk 0 "DOMAIN B: A's CA is not B's problem" $B
 contains "$OUT" "mmtrust OK: partner $B: policies in sync, tunnel up" "the summary names the partner"
 check "status B: A's CA is not in B's expiry list" test "$(st $B)" = '{"window_days":30,"warnings":[]}'
@@ -163,6 +172,7 @@ conf 0
 expect_exit 0 "reload with window 0" "$CTL" reload
 chk 0 "window 0: no expiry warnings"
 check "expiry: window 0, no warning" test "$(st)" = '{"window_days":0,"warnings":[]}'
+check "metrics: window 0, no warning" test "$(metric "mmtrust_expiry_warnings ")" = 0
 conf 30
 expect_exit 0 "reload with window 30 again" "$CTL" reload
 chk 4 "window 30: 4 again"
