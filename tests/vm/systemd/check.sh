@@ -25,6 +25,7 @@ export MMTRUST_ADMIN_SOCKET=/run/mmtrust/admin.sock
 # shellcheck source=../../lib/common.sh
 . "$REPO/tests/lib/common.sh"
 MM_TMP=$(mktemp -d /tmp/mmvm-systemd.XXXXXX)
+chmod 0755 "$MM_TMP"	# the CA certificate is for nobody's mmtrustctl too
 
 ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 T0=$(ms)
@@ -67,6 +68,7 @@ main() {
 	local pid st
 
 	step "systemd started $UNIT"
+	boot_times
 	systemctl cat "$UNIT" >"$ART/unit.txt" 2>&1
 	systemctl show "$UNIT" >"$ART/show-started.txt" 2>&1
 	st=$(state)
@@ -221,6 +223,17 @@ main() {
 	journal _SYSTEMD_UNIT="$UNIT" >"$ART/journal-unit.json"
 }
 
+# boot_times: how long each part of the boot took (guest uptime, s).
+boot_times() {
+	local t k
+	t="stage 2 $(cat "$R/boot-uptime"), exec systemd $(cat "$R/systemd-exec-uptime")"
+	for k in GeneratorsStart GeneratorsFinish UnitsLoadStart UnitsLoadFinish; do
+		t+=", $k $(systemctl show -P "${k}TimestampMonotonic" | awk '{ printf "%.2f", $1 / 1e6 }')"
+	done
+	t+=", $UNIT active $(prop ActiveEnterTimestampMonotonic | awk '{ printf "%.2f", $1 / 1e6 }')"
+	echo "boot: $t"
+}
+
 # require_pid PID: the checks on the process make no sense without one.
 require_pid() {
 	if [ -n "$1" ] && [ "$1" != 0 ] && [ -d "/proc/$1" ]; then return 0; fi
@@ -236,7 +249,7 @@ require_pid() {
 	summary "$NAME"
 } >"$LOG" 2>&1
 rc=$?
-cat "$LOG"
+cat "$LOG" >/dev/console
 journalctl --no-pager -b -o short-monotonic >"$ART/journal.txt" 2>&1
 dt=$(($(ms) - T0))
 if [ "$rc" -eq 0 ]; then res=PASS; else res=FAIL; fi

@@ -62,6 +62,10 @@ mkdir -p /etc/mmtrust
 install -m 0640 -o root -g mmtrust "$HERE/mmtrustd.conf" /etc/mmtrust/mmtrustd.conf ||
 	fatal "cannot install the configuration"
 
+# The host's container marker would make systemd believe it runs in a
+# container (it skips units and settings then); the guest is a VM.
+rm -f /.dockerenv
+
 E=/etc/systemd/system
 mkdir -p "$E/mmtrustd.service.d"
 cp "$HERE/mmtrustd-vmtest.conf" "$E/mmtrustd.service.d/vmtest.conf"
@@ -77,6 +81,8 @@ for d in system-generators system-environment-generators; do
 	done
 done
 
+read -r up _ </proc/uptime
+echo "$up" >"$R/systemd-exec-uptime"
 # shellcheck disable=SC2093 # when exec fails, say so
 exec /lib/systemd/systemd --show-status=1
 fatal "cannot exec /lib/systemd/systemd"
