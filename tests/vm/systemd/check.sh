@@ -22,6 +22,7 @@ GW=198.51.100.10
 CONF=/etc/mmtrust/mmtrustd.conf
 export MMTRUST_ADMIN_SOCKET=/run/mmtrust/admin.sock
 
+MM_VERBOSE=1	# the log lists every check that passed too
 # shellcheck source=../../lib/common.sh
 . "$REPO/tests/lib/common.sh"
 MM_TMP=$(mktemp -d /tmp/mmvm-systemd.XXXXXX)
@@ -70,16 +71,17 @@ policies() { ip xfrm policy list | grep -c "$RANGE" || true; }
 # policies_at_least N: for wait_for (counts anew each time).
 policies_at_least() { [ "$(policies)" -ge "$1" ]; }
 
-# boot_times: when each part of the boot ended (guest uptime, s).
+# boot_times: when each part of the boot ended (guest uptime, s; after
+# props).
 boot_times() {
 	local t k v
 	t="stage 2 $(<"$R/boot-uptime"), exec systemd $(<"$R/systemd-exec-uptime")"
 	while IFS='=' read -r k v; do
-		t+=", ${k%TimestampMonotonic} $((v / 1000000)).$((v / 10000 % 100))"
+		t+=$(printf ', %s %d.%02d' "${k%TimestampMonotonic}" $((v / 1000000)) $((v / 10000 % 100)))
 	done < <(systemctl show -p GeneratorsStartTimestampMonotonic,GeneratorsFinishTimestampMonotonic \
 		-p UnitsLoadStartTimestampMonotonic,UnitsLoadFinishTimestampMonotonic)
-	v=$(systemctl show -P ActiveEnterTimestampMonotonic "$UNIT")
-	echo "boot: $t, $UNIT active $((v / 1000000)).$((v / 10000 % 100))"
+	v=${P[ActiveEnterTimestampMonotonic]:-0}
+	printf 'boot: %s, %s active %d.%02d\n' "$t" "$UNIT" $((v / 1000000)) $((v / 10000 % 100))
 }
 
 # require_pid PID: the checks on the process make no sense without one.
@@ -95,9 +97,10 @@ main() {
 	local pid c st
 
 	step "systemd started $UNIT"
-	boot_times
 	props started
-	systemctl cat "$UNIT" >"$ART/unit.txt" 2>&1
+	boot_times
+	# shellcheck disable=SC2086 # DropInPaths is a list
+	cat "${P[FragmentPath]}" ${P[DropInPaths]} >"$ART/unit.txt" 2>&1
 	st=$(state)
 	# Type=notify: active/running only after READY=1; a daemon that never
 	# says it is ready times out as failed.
