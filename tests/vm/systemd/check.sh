@@ -97,6 +97,7 @@ main() {
 	local pid c st
 
 	step "systemd started $UNIT"
+	sed 's/^/files under test: /' "$ART/sources"
 	props started
 	boot_times
 	# shellcheck disable=SC2086 # DropInPaths is a list
