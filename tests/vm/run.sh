@@ -87,6 +87,7 @@ if [ "$SYSTEMD_MODE" -eq 1 ]; then
 		die "--systemd takes neither --shell nor test scripts"
 	fi
 	STAGE2=$VM_DIR/systemd/stage2.sh
+	PKGS+=(systemd)	# the guest's PID 1, journald, systemd-sysusers
 	RESULTS=$REPO/build/vm-results-systemd
 	TIMEOUT=${MMTRUST_VM_SYSTEMD_TIMEOUT:-240}
 fi
