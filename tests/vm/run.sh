@@ -3,12 +3,18 @@
 # root file system and run every kernel-level test (ESP, IKEv2) in one boot.
 #
 #   bash tests/vm/run.sh [--shell] [--prepare] [TEST_SCRIPT...]
+#   bash tests/vm/run.sh --systemd
 #
-# Without TEST_SCRIPT the guest runs every tests/vm/test_*.sh. --shell drops
-# into a guest shell on the serial console after the tests (leave it with
-# `exit`, or Ctrl-A x). --prepare installs, downloads and builds what the
-# tier needs and stops before booting. Exits with the tests' exit code; 1 also
-# when the VM did not boot or finish within MMTRUST_VM_TIMEOUT seconds.
+# Without TEST_SCRIPT the guest runs every tests/vm/test_*.sh, and then a
+# second boot runs the systemd check (below; MMTRUST_VM_SYSTEMD=0 skips it).
+# --shell drops into a guest shell on the serial console after the tests
+# (leave it with `exit`, or Ctrl-A x). --prepare installs, downloads and
+# builds what the tier needs and stops before booting. --systemd boots only
+# the systemd check: systemd as PID 1 starts mmtrustd.service
+# (tests/vm/systemd/; results in build/vm-results-systemd/, deadline
+# MMTRUST_VM_SYSTEMD_TIMEOUT, default 240 s). Exits with the tests' exit
+# code; 1 also when the VM did not boot or finish within MMTRUST_VM_TIMEOUT
+# seconds.
 #
 # Environment: MMTRUST_VM_CACHE (default <repo>/build/vm-cache),
 # MMTRUST_VM_TIMEOUT (whole boot, default 960), MMTRUST_VM_TEST_TIMEOUT (each
@@ -47,6 +53,7 @@ PKGS=(qemu-system-x86 busybox-static cpio kmod xz-utils iproute2 iputils-ping
 
 SHELL_MODE=0
 PREPARE_ONLY=0
+SYSTEMD_MODE=0
 TESTS=()
 
 say() { echo "vm: $*"; }
@@ -63,6 +70,7 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	--shell) SHELL_MODE=1 ;;
 	--prepare) PREPARE_ONLY=1 ;;
+	--systemd) SYSTEMD_MODE=1 ;;
 	-h | --help) usage 0 ;;
 	--) shift; TESTS+=("$@"); break ;;
 	-*) echo "vm: unknown option $1" >&2; usage 2 ;;
@@ -72,6 +80,16 @@ while [ $# -gt 0 ]; do
 done
 if [ "$SHELL_MODE" -eq 1 ] && ! { [ -t 0 ] && [ -t 1 ]; }; then
 	die "--shell needs a terminal"
+fi
+STAGE2=$VM_DIR/guest.sh
+if [ "$SYSTEMD_MODE" -eq 1 ]; then
+	if [ "$SHELL_MODE" -eq 1 ] || [ ${#TESTS[@]} -gt 0 ]; then
+		die "--systemd takes neither --shell nor test scripts"
+	fi
+	STAGE2=$VM_DIR/systemd/stage2.sh
+	PKGS+=(systemd)	# the guest's PID 1, journald, systemd-sysusers
+	RESULTS=$REPO/build/vm-results-systemd
+	TIMEOUT=${MMTRUST_VM_SYSTEMD_TIMEOUT:-240}
 fi
 
 # --- packages ---------------------------------------------------------------
@@ -286,7 +304,7 @@ RUN=$(mktemp -d "$REPO/build/vm-run.XXXXXX")
 mkdir -p "$RUN/logs" "$RUN/artifacts"
 # The guest reads these from the writable share (the kernel command line
 # would mangle words with dots): boot for init.sh, job for guest.sh.
-printf 'stage2=%s\nkver=%s\nkdir=%s\n' "$VM_DIR/guest.sh" "$KVER" "$KDIR" >"$RUN/boot"
+printf 'stage2=%s\nkver=%s\nkdir=%s\n' "$STAGE2" "$KVER" "$KDIR" >"$RUN/boot"
 {
 	printf 'MMVM_REPO=%q\n' "$REPO"
 	printf 'MMVM_KVER=%q\n' "$KVER"
@@ -378,4 +396,12 @@ mv "$RUN" "$RESULTS"
 RUN=
 say "results in ${RESULTS#"$REPO"/}/ (console.log, summary, logs/)"
 if [ "$rc" -eq 0 ]; then say "PASS"; else say "FAIL (exit $rc)"; fi
+# The whole tier: a second boot, systemd as PID 1 (its failure fails the tier).
+if [ "$SYSTEMD_MODE" -eq 0 ] && [ ${#TESTS[@]} -eq 0 ] && [ "$SHELL_MODE" -eq 0 ] &&
+	[ "${MMTRUST_VM_SYSTEMD:-1}" != 0 ]; then
+	echo
+	say "second boot: systemd as PID 1 (tests/vm/systemd/)"
+	bash "$VM_DIR/run.sh" --systemd || rc=1
+	if [ "$rc" -eq 0 ]; then say "tier PASS (both boots)"; else say "tier FAIL (exit $rc)"; fi
+fi
 exit "$rc"
