@@ -119,6 +119,57 @@ int mm_store_schema_version(struct mm_store *s)
 	return v < 0 ? -EIO : v;
 }
 
+/* Before a store of an older schema is migrated, a copy of it as it is
+ * goes beside it, PATH.schemaN.bak (SQLite's online backup, written to a
+ * temporary name and renamed): the way back to the older mmtrust, which
+ * refuses the newer schema.  No copy, no migration. */
+static int backup_before_migration(struct mm_store *s, int v, struct mm_err *err)
+{
+	char dst[4096], tmp[4200];
+	sqlite3 *out = NULL;
+	sqlite3_backup *b;
+	int rc;
+
+	if ((size_t)snprintf(dst, sizeof(dst), "%s.schema%d.bak", s->path, v) >= sizeof(dst))
+		return mm_err_set(err, MM_ERR_INTERNAL, "store", "the store's path is too long");
+	snprintf(tmp, sizeof(tmp), "%s.tmp", dst);
+	unlink(tmp);
+	rc = sqlite3_open_v2(tmp, &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	if (rc == SQLITE_OK) {
+		b = sqlite3_backup_init(out, "main", s->db, "main");
+		if (b) {
+			rc = sqlite3_backup_step(b, -1);
+			rc = sqlite3_backup_finish(b) == SQLITE_OK && rc == SQLITE_DONE ? SQLITE_OK
+											 : SQLITE_ERROR;
+		} else {
+			rc = SQLITE_ERROR;
+		}
+	}
+	if (rc == SQLITE_OK && sqlite3_exec(out, "PRAGMA journal_mode = DELETE", NULL, NULL,
+					    NULL) != SQLITE_OK)
+		rc = SQLITE_ERROR;
+	if (rc != SQLITE_OK) {
+		rc = mm_err_set(err, MM_ERR_INTERNAL, "store",
+				"refusing to migrate %s from schema %d to %d without a copy of it "
+				"as it is: cannot write %s: %s",
+				s->path, v, MM_STORE_SCHEMA_VERSION, dst,
+				out ? sqlite3_errmsg(out) : "out of memory");
+		sqlite3_close(out);
+		unlink(tmp);
+		return rc;
+	}
+	sqlite3_close(out);
+	if (rename(tmp, dst) < 0) {
+		rc = mm_err_set(err, MM_ERR_INTERNAL, "store",
+				"refusing to migrate %s from schema %d to %d without a copy of it "
+				"as it is: cannot rename %s to %s: %s",
+				s->path, v, MM_STORE_SCHEMA_VERSION, tmp, dst, strerror(errno));
+		unlink(tmp);
+		return rc;
+	}
+	return 0;
+}
+
 static int migrate(struct mm_store *s, struct mm_err *err)
 {
 	int v = mm_store_schema_version(s), r;
@@ -130,6 +181,9 @@ static int migrate(struct mm_store *s, struct mm_err *err)
 		return mm_err_set(err, MM_ERR_INTERNAL, "store",
 				  "schema version %d is newer than this mmtrust understands (%d)",
 				  v, MM_STORE_SCHEMA_VERSION);
+	/* v 0: a new store, nothing to keep. */
+	if (v > 0 && v < MM_STORE_SCHEMA_VERSION && (r = backup_before_migration(s, v, err)) < 0)
+		return r;
 	for (; v < MM_STORE_SCHEMA_VERSION; v++) {
 		r = exec(s, "BEGIN IMMEDIATE", err);
 		if (r < 0)

@@ -4,7 +4,9 @@
 # mmtrustd runs and writes, restored under a stopped daemon with every
 # reqid (and so every kernel policy) unchanged; `mmtrustctl export` applied
 # to an empty store gives the same table; a store of a newer schema than
-# the binary knows (a downgrade) is refused and left as it was.
+# the binary knows (a downgrade) is refused and left as it was; an older
+# store is copied to STORE.schemaN.bak before its migration, and not
+# migrated at all when the copy cannot be written.
 set -u
 BUILD=$(realpath "${1:-build}")
 . "$(dirname "$0")/../lib/common.sh"
@@ -90,6 +92,39 @@ check "restored: every kernel policy carries a reqid of the backup's table (${ba
 old_policies=$(grep -cwf <(awk '{print $2}' <<<"$in_backup" | sed 's/^/^/') "$MM_TMP/kernel.full")
 check "restored: the backup's partners kept their policies, unchanged" \
 	test "$(kernel | grep -cwf <(awk '{print $2}' <<<"$in_backup" | sed 's/^/^/'))" = "$old_policies"
+
+# --- upgrade: a store of the previous schema (2) is copied as it is to
+# STORE.schema2.bak before it is migrated; without the copy, no migration
+old2() { # old2 FILE: FILE made a schema-2 store (what mmtrust 0.12 wrote)
+	cp "$MM_TMP/backup.db" "$1"
+	sqlite3 "$1" "DROP TABLE events; ALTER TABLE audit DROP COLUMN time_ms; PRAGMA user_version = 2"
+}
+stop_daemon
+old2 "$MM_TMP/old.db"
+mkdir "$MM_TMP/old.db.schema2.bak.tmp"   # the copy cannot be written
+sum=$(sha256sum <"$MM_TMP/old.db")
+write_conf "$MM_TMP/old.db"
+expect_exit 1 "no copy of the old store: the migration is refused" \
+	ip netns exec "$NS" "$BUILD/mmtrustd" --foreground --config "$MM_TMP/mmtrustd.conf"
+contains "$ERR" "refusing to migrate $MM_TMP/old.db from schema 2 to" "the refusal says why"
+check "the old store is left as it was" test "$(sha256sum <"$MM_TMP/old.db")" = "$sum"
+check "and still schema 2" test "$(sqlite3 "$MM_TMP/old.db" 'PRAGMA user_version')" = 2
+rmdir "$MM_TMP/old.db.schema2.bak.tmp"
+start_daemon
+check "migrated: the daemon runs on the old store's table" test "$(reqids)" = "$in_backup"
+check "the copy beside it is the old store, schema 2, byte for byte its table" sh -c "
+	test \"\$(sqlite3 '$MM_TMP/old.db.schema2.bak' 'PRAGMA user_version')\" = 2 &&
+	test \"\$(sqlite3 '$MM_TMP/old.db.schema2.bak' 'PRAGMA integrity_check')\" = ok"
+check "the copy holds every partner" test "$(sqlite3 "$MM_TMP/old.db.schema2.bak" \
+	'SELECT domain || " " || reqid FROM partners' | sort)" = "$in_backup"
+check "the copy is one file (no WAL beside it)" test ! -e "$MM_TMP/old.db.schema2.bak-wal"
+check "no temporary file left" test ! -e "$MM_TMP/old.db.schema2.bak.tmp"
+stop_daemon
+start_daemon
+check "a second start (schema current): no new copy" test "$(ls "$MM_TMP" | grep -c 'schema.*bak')" = 1
+stop_daemon
+write_conf "$STORE"
+start_daemon
 
 # --- export/apply into an empty store on this host: the shrink guard
 # refuses to start (the new table would delete every policy the old one
