@@ -13,6 +13,7 @@ PKGS=(
 	strongswan-charon strongswan-swanctl strongswan-pki libstrongswan-standard-plugins
 	libstrongswan-extra-plugins
 	kamailio kamailio-lua-modules sip-tester
+	dpkg-dev debhelper lintian fakeroot scdoc
 )
 
 missing=()
