@@ -6,6 +6,8 @@
 #                   netns, and the VM tier: a real kernel with ESP under qemu)
 #   make check-vm   only the VM tier
 #   make lib-check  libmmtrust as a CSCF builds against it (header, pkg-config, links)
+#   make install    PREFIX (/usr/local), DESTDIR, SYSCONFDIR, UNITDIR ... (docs/install.md)
+#   make deb-check  the Debian packages: built, lintian, installed, checked, purged
 #   make demo       the main job on embedded defaults, in a throw-away namespace
 #   make bench      the benchmarks under bench/
 #   make soak       10k partners under mixed load for ten minutes (tests/soak/soak.py;
@@ -26,6 +28,31 @@ CPPFLAGS += -D_GNU_SOURCE -MMD -MP
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
+BINDIR  ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+DATAROOTDIR ?= $(PREFIX)/share
+MANDIR  ?= $(DATAROOTDIR)/man
+DOCDIR  ?= $(DATAROOTDIR)/doc/mmtrust
+# PREFIX=/usr: the system's places; otherwise under PREFIX, where systemd
+# looks as well (/usr/local/lib/systemd/system, .../sysusers.d, .../tmpfiles.d).
+ifeq ($(PREFIX),/usr)
+SYSCONFDIR  ?= /etc
+systemd_var  = $(or $(shell pkg-config --variable=$(1) systemd 2>/dev/null),$(2))
+UNITDIR     ?= $(call systemd_var,systemdsystemunitdir,/lib/systemd/system)
+SYSUSERSDIR ?= $(call systemd_var,sysusersdir,/usr/lib/sysusers.d)
+TMPFILESDIR ?= $(call systemd_var,tmpfilesdir,/usr/lib/tmpfiles.d)
+BASHCOMPDIR ?= /usr/share/bash-completion/completions
+else
+SYSCONFDIR  ?= $(PREFIX)/etc
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+BASHCOMPDIR ?= $(DATAROOTDIR)/bash-completion/completions
+endif
+# dist/ names the packaged paths (/usr/sbin/mmtrustd, /etc/mmtrust):
+# installed, they name where this install puts them.
+DIST_SED = sed -e 's|/usr/sbin/mmtrustd|$(SBINDIR)/mmtrustd|g' -e 's|/etc/mmtrust|$(SYSCONFDIR)/mmtrust|g'
+DOC_FILES = $(wildcard docs/*.md)
 
 ifeq ($(V),1)
 Q :=
@@ -82,14 +109,16 @@ ALL_CFLAGS = $(WARN) $(CFLAGS) -I. \
 	$(call pc_cflags,$(PKGS_POLICY) $(PKGS_NETLINK) $(PKGS_DAEMON) $(PKGS_CLI) check)
 
 .PHONY: all check check-vm unit integration netns demo bench asan asan-tiers clean deps install soak \
-	model-soak fuzz lib-check FORCE
+	model-soak fuzz lib-check FORCE install-man deb-check
 .DEFAULT_GOAL := all
 
 all: $(MMTRUSTD) $(MMTRUSTCTL) $(LIBCLIENT_A) $(LIBCLIENT_SO) $(LIBCLIENT_LINK) $(LIBCLIENT_PC) bindings
 
 deps: $(DEPS_STAMP)
+# NO_DEPS=1: no package installs (the Debian package build: Build-Depends
+# brings them, without network).
 $(DEPS_STAMP): scripts/deps.sh
-	$(Q)bash scripts/deps.sh
+	$(Q)$(if $(filter 1 yes,$(NO_DEPS)),:,bash scripts/deps.sh)
 	$(Q)mkdir -p $(@D) && touch $@
 
 $(BUILD)/%.o: %.c | $(DEPS_STAMP)
@@ -225,7 +254,7 @@ netns: all $(NETNS_BINS)
 check-vm: all
 	$(Q)bash tests/vm/run.sh
 
-check: unit lib-check integration netns check-vm
+check: unit lib-check deb-check integration netns check-vm
 	@echo "make check: all tests passed"
 
 # The soak (tests/soak/soak.py): mmtrustd with SOAK_PARTNERS (10000)
@@ -302,14 +331,72 @@ asan-tiers: all $(UNIT_BINS) $(VICI_CHARON) $(SNAPCLIENT) $(FAILCLIENT) $(NETNS_
 	done; \
 	echo "make asan: unit, integration and netns passed, no sanitizer report"
 
-install: all install-bindings
-	install -D -m 0755 $(MMTRUSTD) $(DESTDIR)$(PREFIX)/sbin/mmtrustd
-	install -D -m 0755 $(MMTRUSTCTL) $(DESTDIR)$(PREFIX)/bin/mmtrustctl
+# make install [PREFIX=/usr/local] [DESTDIR=] [SYSCONFDIR=...] [UNITDIR=...]:
+# the programs, libmmtrust (shared, static, header, mmtrust.pc), the Lua and
+# Python modules, the sample configuration (never over an existing one),
+# the systemd unit with the paths it names made ours, the sysusers.d and
+# tmpfiles.d files, the manual pages (when doc/man has sources), the bash
+# completion and the documentation.  PREFIX=/usr is the distribution's
+# layout (/etc, the unit directory systemd's pkg-config names); any other
+# prefix keeps everything under it, on paths systemd searches too
+# (PREFIX/lib/systemd/system, PREFIX/lib/sysusers.d, PREFIX/lib/tmpfiles.d).
+# Without DESTDIR and as root, the user and the directories are made at
+# once (systemd-sysusers, systemd-tmpfiles), as the Debian package does.
+# docs/install.md.
+install: all install-bindings install-man
+	install -D -m 0755 $(MMTRUSTD) $(DESTDIR)$(SBINDIR)/mmtrustd
+	install -D -m 0755 $(MMTRUSTCTL) $(DESTDIR)$(BINDIR)/mmtrustctl
 	install -D -m 0644 $(LIBCLIENT_A) $(DESTDIR)$(LIBDIR)/libmmtrust.a
 	install -D -m 0755 $(LIBCLIENT_SO) $(DESTDIR)$(LIBDIR)/$(LIBCLIENT_SONAME)
 	ln -sfn $(LIBCLIENT_SONAME) $(DESTDIR)$(LIBDIR)/libmmtrust.so
 	install -D -m 0644 client/mmtrust.h $(DESTDIR)$(INCLUDEDIR)/mmtrust.h
 	install -D -m 0644 $(LIBCLIENT_PC) $(DESTDIR)$(LIBDIR)/pkgconfig/mmtrust.pc
+	$(Q)if [ -e $(DESTDIR)$(SYSCONFDIR)/mmtrust/mmtrustd.conf ]; then \
+		echo "install: $(DESTDIR)$(SYSCONFDIR)/mmtrust/mmtrustd.conf exists, kept"; \
+	else \
+		echo "install -D -m 0640 examples/mmtrustd.conf $(DESTDIR)$(SYSCONFDIR)/mmtrust/mmtrustd.conf"; \
+		install -D -m 0640 examples/mmtrustd.conf $(DESTDIR)$(SYSCONFDIR)/mmtrust/mmtrustd.conf; \
+	fi
+	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
+	$(DIST_SED) dist/systemd/mmtrustd.service > $(DESTDIR)$(UNITDIR)/mmtrustd.service
+	$(DIST_SED) dist/sysusers.d/mmtrust.conf > $(DESTDIR)$(SYSUSERSDIR)/mmtrust.conf
+	$(DIST_SED) dist/tmpfiles.d/mmtrust.conf > $(DESTDIR)$(TMPFILESDIR)/mmtrust.conf
+	chmod 0644 $(DESTDIR)$(UNITDIR)/mmtrustd.service $(DESTDIR)$(SYSUSERSDIR)/mmtrust.conf \
+		$(DESTDIR)$(TMPFILESDIR)/mmtrust.conf
+	$(Q)if [ -f dist/bash-completion/mmtrustctl ]; then \
+		echo "install -D -m 0644 dist/bash-completion/mmtrustctl $(DESTDIR)$(BASHCOMPDIR)/mmtrustctl"; \
+		install -D -m 0644 dist/bash-completion/mmtrustctl $(DESTDIR)$(BASHCOMPDIR)/mmtrustctl; \
+	fi
+	install -d -m 0755 $(DESTDIR)$(DOCDIR)/examples/kamailio/sipp
+	install -m 0644 README.md $(DOC_FILES) $(DESTDIR)$(DOCDIR)/
+	install -m 0644 examples/mmtrustd.conf examples/partners.yaml $(DESTDIR)$(DOCDIR)/examples/
+	install -m 0644 $(wildcard examples/kamailio/*.cfg examples/kamailio/*.lua) \
+		$(DESTDIR)$(DOCDIR)/examples/kamailio/
+	install -m 0644 $(wildcard examples/kamailio/sipp/*) $(DESTDIR)$(DOCDIR)/examples/kamailio/sipp/
+	$(Q)if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v systemd-sysusers >/dev/null; then \
+		echo "systemd-sysusers $(SYSUSERSDIR)/mmtrust.conf"; \
+		systemd-sysusers $(SYSUSERSDIR)/mmtrust.conf && \
+		echo "systemd-tmpfiles --create $(TMPFILESDIR)/mmtrust.conf" && \
+		systemd-tmpfiles --create $(TMPFILESDIR)/mmtrust.conf; \
+		if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi; \
+	fi
+
+# The manual pages: whatever $(BUILD)/man/*.[1-8] the `man` target made
+# (scdoc sources in doc/man); none, and no `man` target, without sources.
+MAN_TARGET ?= $(if $(wildcard doc/man/*.scd),man)
+MAN_PAGES  ?= $(BUILD)/man/*.[1-8]
+install-man: $(MAN_TARGET)
+	$(Q)for p in $(MAN_PAGES); do \
+		[ -f "$$p" ] || continue; \
+		echo "install -D -m 0644 $$p $(DESTDIR)$(MANDIR)/man$${p##*.}/$${p##*/}"; \
+		install -D -m 0644 "$$p" "$(DESTDIR)$(MANDIR)/man$${p##*.}/$${p##*/}" || exit 1; \
+	done
+
+# The Debian packages (debian/, dpkg-buildpackage in a scratch copy of the
+# tree), lintian, installed on this machine and checked, then purged; and
+# make install's file list (tests/package/test_deb.sh).
+deb-check:
+	$(Q)bash tests/package/test_deb.sh
 
 clean:
 	rm -rf build build-asan
