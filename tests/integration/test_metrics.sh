@@ -13,6 +13,7 @@ set -u
 BUILD=$(realpath "${1:-build}")
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/promtool.sh"
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
 
 mm_setup metrics
 CTL="$BUILD/mmtrustctl"
@@ -124,6 +125,12 @@ if promtool_get; then
 			fail "promtool check metrics ($f): $R"
 		fi
 	done
+	# the alerting rules of docs/operations.md: valid, and firing on what
+	# they must only (tests/integration/prometheus/alerts_test.yml)
+	check "promtool check rules examples/prometheus/mmtrust-alerts.yml" \
+		"$PROMTOOL" check rules "$SRC/examples/prometheus/mmtrust-alerts.yml" >/dev/null
+	check "promtool test rules: the alerts fire when they must, not otherwise" \
+		sh -c "cd '$SRC/tests/integration/prometheus' && '$PROMTOOL' test rules alerts_test.yml >/dev/null"
 else
 	fail "no promtool"
 fi
