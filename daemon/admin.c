@@ -437,7 +437,8 @@ static json_t *op_log(struct mmtrustd *d, const struct mm_jsonl_peer *peer, cons
 			if (!json_is_string(k) || mm_event_parse(json_string_value(k), &ev) < 0)
 				return mm_jsonl_error("invalid", "kinds",
 						      "%s is not an event kind (change, tunnel-up, "
-						      "tunnel-down, ...: docs/events.md)",
+						      "tunnel-down, ...: docs/operations.md, "
+						      "\"Events and the journal\")",
 						      json_is_string(k) ? json_string_value(k)
 									: "an entry");
 			kind_names[i] = mm_event_name(ev);

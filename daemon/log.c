@@ -35,7 +35,8 @@ static const char *const kind_names[LOG_KIND__MAX] = {
 };
 
 /* The MESSAGE_IDs are fixed for ever: journalctl MESSAGE_ID=... filters
- * and catalogs rely on them (docs/events.md lists them). */
+ * and catalogs rely on them (docs/operations.md, "Events and the journal",
+ * lists them). */
 static const struct {
 	const char *name, *id;
 } events[MM_EVENT__MAX] = {

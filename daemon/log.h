@@ -44,8 +44,8 @@ enum log_kind {
 	LOG_KIND__MAX
 };
 
-/* The kinds of events (docs/events.md).  MM_EVENT_CHANGE (a provisioning
- * change) goes to the journal only: the store's audit trail records it. */
+/* The kinds of events (docs/operations.md, "Events and the journal").
+ * MM_EVENT_CHANGE (a provisioning change) goes to the journal only: the store's audit trail records it. */
 enum mm_event {
 	MM_EVENT_START,
 	MM_EVENT_STOP,
