@@ -814,6 +814,18 @@ static json_t *column_json(sqlite3_stmt *st, int i)
 	return j ? j : json_string(t);
 }
 
+static json_t *audit_row_json(sqlite3_stmt *st)
+{
+	return json_pack("{s:I, s:o, s:I, s:I, s:s, s:I, s:s, s:s, s:s, s:o, s:o}", "id",
+			 (json_int_t)sqlite3_column_int64(st, 0), "time",
+			 mm_json_time(sqlite3_column_int64(st, 1)), "txn",
+			 (json_int_t)sqlite3_column_int64(st, 2), "uid",
+			 (json_int_t)sqlite3_column_int64(st, 3), "user", col_text(st, 4), "pid",
+			 (json_int_t)sqlite3_column_int64(st, 5), "request", col_text(st, 6),
+			 "action", col_text(st, 7), "domain", col_text(st, 8), "before",
+			 column_json(st, 9), "after", column_json(st, 10));
+}
+
 int mm_store_audit(struct mm_store *s, const char *domain, unsigned limit, json_t **ret,
 		   struct mm_err *err)
 {
@@ -836,17 +848,7 @@ int mm_store_audit(struct mm_store *s, const char *domain, unsigned limit, json_
 		sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, limit ? (int64_t)limit : -1);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		json_array_append_new(
-			arr, json_pack("{s:I, s:o, s:I, s:I, s:s, s:I, s:s, s:s, s:s, s:o, s:o}",
-				       "id", (json_int_t)sqlite3_column_int64(st, 0), "time",
-				       mm_json_time(sqlite3_column_int64(st, 1)),
-				       "txn", (json_int_t)sqlite3_column_int64(st, 2), "uid",
-				       (json_int_t)sqlite3_column_int64(st, 3), "user",
-				       col_text(st, 4), "pid",
-				       (json_int_t)sqlite3_column_int64(st, 5), "request",
-				       col_text(st, 6), "action", col_text(st, 7), "domain",
-				       col_text(st, 8), "before", column_json(st, 9), "after",
-				       column_json(st, 10)));
+		json_array_append_new(arr, audit_row_json(st));
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
@@ -855,18 +857,6 @@ int mm_store_audit(struct mm_store *s, const char *domain, unsigned limit, json_
 	}
 	*ret = arr;
 	return 0;
-}
-
-static json_t *audit_row_json(sqlite3_stmt *st)
-{
-	return json_pack("{s:I, s:o, s:I, s:I, s:s, s:I, s:s, s:s, s:s, s:o, s:o}", "id",
-			 (json_int_t)sqlite3_column_int64(st, 0), "time",
-			 mm_json_time(sqlite3_column_int64(st, 1)), "txn",
-			 (json_int_t)sqlite3_column_int64(st, 2), "uid",
-			 (json_int_t)sqlite3_column_int64(st, 3), "user", col_text(st, 4), "pid",
-			 (json_int_t)sqlite3_column_int64(st, 5), "request", col_text(st, 6),
-			 "action", col_text(st, 7), "domain", col_text(st, 8), "before",
-			 column_json(st, 9), "after", column_json(st, 10));
 }
 
 static bool filter_kind(const struct mm_store_filter *f, const char *kind)
