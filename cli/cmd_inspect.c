@@ -534,11 +534,23 @@ static void check_judge(struct check *c, const json_t *status)
 			"charon is not connected (%s): %zu tunnels down", jstr(ike, "socket"),
 			tunnel_partners);
 	json_array_foreach(json_object_get(status, "partners"), i, p) {
-		if (!is_true(p, "enabled") || strcmp(jstr(p, "path"), "tunnel"))
+		if (!is_true(p, "enabled") || strcmp(jstr(p, "path"), "tunnel")) {
+			/* Asked about by name: a partner watched on its own that
+			 * is disabled or moved to seg has lost its enforcement. */
+			if (c->domain)
+				problem(c, CHECK_WARNING, jstr(p, "domain"), "partner", "%s",
+					!is_true(p, "enabled")
+						? "disabled: no policies and no tunnel"
+						: "path seg: no policies and no tunnel of ours");
 			continue;
+		}
 		check_partner(c, p, programmed, ike_usable);
 		check_crls(c, p);
 	}
+	/* An empty table enforces nothing (a wrong or emptied store). */
+	if (!c->domain && !json_array_size(json_object_get(status, "partners")))
+		problem(c, CHECK_WARNING, NULL, "table", "the partner table is empty: nothing is "
+			"enforced");
 	check_expiry(c, status);
 	check_daemon(c, status);
 }
@@ -789,7 +801,8 @@ const struct command inspect_commands[] = {
 	  "  4  WARNING: enforced and up, but something expires within the window or has\n"
 	  "     expired, a CRL is not ok or not loaded, a CSCF or tunnel address is\n"
 	  "     missing, a foreign route holds a partner's range, the store is read-only,\n"
-	  "     the snapshot is not current, or a drift fight is going on\n"
+	  "     the snapshot is not current, or a drift fight is going on; the table is\n"
+	  "     empty; the DOMAIN asked about is disabled or has path seg\n"
 	  "  5  TUNNEL DOWN: policies in sync, but an enabled tunnel partner's tunnel is\n"
 	  "     not up (also: [ike] enabled = no, or charon not connected)\n"
 	  "  6  POLICIES NOT IN SYNC: an enabled tunnel partner's kernel policies are\n"

@@ -67,6 +67,8 @@ N link add cscf0 type veth peer name cscf1 && N addr add 10.10.1.5/24 dev cscf0 
 	N link set cscf0 up && N link set cscf1 up || fail "cscf0"
 conf 30
 fc_start
+chk 4 "an empty table enforces nothing: 4 WARNING"
+contains "$OUT" "WARNING  - table: the partner table is empty: nothing is enforced" "and says so"
 expect_exit 0 "add A" "$CTL" partner add $A --kind ims --agreement yes --range 10.20.1.0/24 \
 	--gateway 198.51.100.10 --ca "$MM_TMP/ca-a.pem"
 expect_exit 0 "add B" "$CTL" partner add $B --kind non-ims --agreement no --range 10.30.1.0/24 \
@@ -134,8 +136,8 @@ chk 0 "DOMAIN B: A's CA is not B's problem" $B
 contains "$OUT" "mmtrust OK: partner $B: policies in sync, tunnel up" "the summary names the partner"
 check "status B: A's CA is not in B's expiry list" test "$(st $B)" = '{"window_days":30,"warnings":[]}'
 chk 4 "DOMAIN A: 4" $A
-chk 0 "DOMAIN D (disabled): nothing to judge" $D
-contains "$OUT" "mmtrust OK: partner $D: not an enabled tunnel partner" "and says so"
+chk 4 "DOMAIN D (disabled): a partner watched by name that lost its enforcement is a warning" $D
+contains "$OUT" "WARNING  $D partner: disabled: no policies and no tunnel" "and says so"
 check "the log says it once" test "$(log_lines "expiry: partner $A: CA certificate CN=ca-soon")" -eq 1
 contains "$(grep "expiry: partner $A" "$MM_TMP/daemon.log")" "in 9 days ([daemon] expiry_warning_days = 30)" \
 	"the log line says the days left and the setting"
