@@ -243,8 +243,10 @@ static int cmd_lookup(struct ctl *ctl, const struct ctl_args *a)
 
 /* TIME of --since/--until as milliseconds since the epoch: ISO 8601 in
  * UTC (DATE, DATETHH:MM[:SS[.mmm]][Z]) or relative to now (-N with s, m,
- * h or d).  -1 when it is neither. */
-static int64_t parse_time(const char *s, int64_t now_ms)
+ * h or d).  -1 when it is neither.  *span: how much time the spelling
+ * names (a day for a DATE, a minute for HH:MM, ...; 1 ms when relative),
+ * so that --until 2026-12-01 takes in the whole of that day. */
+static int64_t parse_time(const char *s, int64_t now_ms, int64_t *span)
 {
 	struct tm tm = { 0 };
 	const char *end;
@@ -252,6 +254,7 @@ static int64_t parse_time(const char *s, int64_t now_ms)
 	int ms = 0;
 	char *e;
 
+	*span = 1;
 	if (s[0] == '-') {
 		static const struct { char unit; int64_t ms; } units[] = {
 			{ 's', 1000 }, { 'm', 60000 }, { 'h', 3600000 }, { 'd', 86400000 },
@@ -271,21 +274,25 @@ static int64_t parse_time(const char *s, int64_t now_ms)
 	end = strptime(s, "%Y-%m-%d", &tm);
 	if (!end || s[0] < '0' || s[0] > '9')
 		return -1;
+	*span = 86400000;
 	if (*end == 'T') {
 		const char *t = strptime(end + 1, "%H:%M", &tm);
 
 		if (!t)
 			return -1;
 		end = t;
+		*span = 60000;
 		if (*end == ':') {
 			if (end[1] < '0' || end[1] > '9' || end[2] < '0' || end[2] > '9' ||
 			    end[1] > '6')
 				return -1;
 			tm.tm_sec = (end[1] - '0') * 10 + (end[2] - '0');
 			end += 3;
+			*span = 1000;
 			if (*end == '.') {
 				int digits = 0;
 
+				*span = 1;
 				for (end++; *end >= '0' && *end <= '9'; end++, digits++)
 					if (digits < 3)
 						ms = ms * 10 + (*end - '0');
@@ -316,7 +323,7 @@ static int cmd_log(struct ctl *ctl, const struct ctl_args *a)
 	const char *limit = ctl_arg(a, O_LIMIT), *domain = ctl_arg(a, O_DOMAIN);
 	const char *times[2] = { ctl_arg(a, O_SINCE), ctl_arg(a, O_UNTIL) };
 	static const enum opt_id time_opts[2] = { O_SINCE, O_UNTIL };
-	int64_t bound[2] = { -1, -1 }, now;
+	int64_t bound[2] = { -1, -1 }, now, span;
 	struct timespec ts;
 	json_t *kinds, *req;
 	long long n = 0;
@@ -330,10 +337,14 @@ static int cmd_log(struct ctl *ctl, const struct ctl_args *a)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	for (int i = 0; i < 2; i++)
-		if (times[i] && (bound[i] = parse_time(times[i], now)) < 0)
-			return ctl_usage(a, "%s: '%s' is not a time: ISO 8601 in UTC "
-				     "(2026-12-01T10:00:00Z, 2026-12-01) or relative (-30m, -2h, -7d)",
-				     ctl_opt_name(time_opts[i]), times[i]);
+		if (times[i]) {
+			if ((bound[i] = parse_time(times[i], now, &span)) < 0)
+				return ctl_usage(a, "%s: '%s' is not a time: ISO 8601 in UTC "
+					     "(2026-12-01T10:00:00Z, 2026-12-01) or relative (-30m, "
+					     "-2h, -7d)", ctl_opt_name(time_opts[i]), times[i]);
+			if (i == 1)  /* --until: to the end of what it names */
+				bound[1] += span - 1;
+		}
 	kinds = json_array();
 	for (size_t i = 0; kinds && i < a->n_opts; i++)
 		if (a->opts[i].id == O_EVENT_KIND)

@@ -96,7 +96,9 @@ static const struct opt_desc opt_descs[O__MAX] = {
 	[O_SINCE] = { "since", 0, "TIME", false,
 		      "only entries at or after TIME: ISO 8601 in UTC (2026-12-01T10:00:00Z, "
 		      "2026-12-01) or relative to now (-30m, -2h, -7d; s m h d)" },
-	[O_UNTIL] = { "until", 0, "TIME", false, "only entries at or before TIME (as --since)" },
+	[O_UNTIL] = { "until", 0, "TIME", false,
+		      "only entries at or before TIME (as --since); a date runs to the end of "
+		      "that day, a minute to the end of that minute" },
 	[O_EVENT_KIND] = { "kind", 0, "KIND", true,
 			   "only entries of this kind: change (a provisioning change) or an "
 			   "event kind (tunnel-up, tunnel-down, rekey, identity-refused, "

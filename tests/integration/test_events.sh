@@ -108,6 +108,12 @@ contains "$OUT" "(no entries)" "an empty answer says so"
 check "--until before the first stop: no stop" test \
 	"$(kinds --until "$T_STOP" --kind stop --kind start)" = '["start"]'
 check "--since relative (-1h): everything" test "$(kinds --since -1h | jq length)" = 9
+check "--until today's date: the whole day, so everything" \
+	test "$(kinds --until "$(date -u +%F)" | jq length)" = 9
+check "--until yesterday's date: nothing" \
+	test "$(kinds --until "$(date -u -d yesterday +%F)")" = '[]'
+check "--since and --until the same date: that day" \
+	test "$(kinds --since "$(date -u +%F)" --until "$(date -u +%F)" | jq length)" = 9
 check "--since the restart (ms): the last start only" test \
 	"$("$CTL" --json log --since "$(date -u -d @$(( (T_START - 500) / 1000 )) +%Y-%m-%dT%H:%M:%SZ)" --kind start | jq '.entries | length')" = 1
 for bad in yesterday 2026-13-01 2026-02-30 -5x -h 2026-12-01T25:00:00Z 2026-12-01T10:00:00+01:00; do
