@@ -462,13 +462,24 @@ is "E: state missing 0" mmtrust_partner_state "partner=\"$E\",state=\"missing\""
 is "T1 still in-sync" mmtrust_partner_state "partner=\"$T1\",state=\"in-sync\"" 1
 expect_exit 0 "delete E" "$CTL" partner del $E
 
-# --- listen empty: no endpoint --------------------------------------------------
+# --- listen empty: no endpoint; the kernel not programmed: states stay ----------
 mm_kill "$DPID"
 DPID=
-conf ""
+conf "[spd]
+enabled = no"
 mm_start_daemon 5 "$SOCK" answer
 expect_exit 0 "mmtrustctl metrics without listen" "$CTL" metrics
 contains "$OUT" "mmtrust_partners 4" "the admin op answers without listen"
+printf '%s\n' "$OUT" >"$MM_TMP/ctl.prom"
+is "not programmed: kernel_programmed 0" mmtrust_kernel_programmed "" 0
+is "not programmed: T1's state series stay (unknown 1)" mmtrust_partner_state \
+	"partner=\"$T1\",state=\"unknown\"" 1
+is "not programmed: T1 not in-sync" mmtrust_partner_state "partner=\"$T1\",state=\"in-sync\"" 0
+[ -z "$(metric mmtrust_partner_policies_expected "partner=\"$T1\"")" ] &&
+	pass "not programmed: no policy gauges" || fail "not programmed: policy gauges present"
+expect_exit 0 "status without listen" "$CTL" --json status
+jq -e '.metrics == {"listen": "", "listening": false}' <<<"$OUT" >/dev/null &&
+	pass "status: metrics off (listen \"\")" || fail "status metrics off: $(jq -c .metrics <<<"$OUT")"
 if ip netns exec "$NS" curl -sS --max-time 3 -o /dev/null "http://127.0.0.1:$PORT/metrics" 2>/dev/null; then
 	fail "an endpoint without [metrics] listen"
 else
