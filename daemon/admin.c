@@ -526,6 +526,7 @@ static json_t *op_status(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
 		json_object_set_new(st, "store", json_pack("{s:s, s:b, s:s?}", "path", d->cfg.store,
 							    "writable", !ro, "problem", ro));
 		json_object_set_new(st, "snapshot", snapw_status(d->snap));
+		metrics_status(d, st);
 		return mm_jsonl_ok(st);
 	}
 }

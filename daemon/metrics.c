@@ -160,6 +160,7 @@ void metrics_xfrm_event(struct mmtrustd *d, const struct mm_xfrm_event *ev)
 
 struct row {
 	const char *domain;   /* borrowed from the status JSON */
+	const char *state;    /* status's "state" (borrowed): in-sync, missing, ... */
 	json_int_t reqid;
 	bool enabled, tunnel_path, has_sas, has_policies, up;
 	json_int_t sas, expected, present, in_sync, missing, conflicts;
@@ -246,6 +247,7 @@ static void rows_from_status(json_t *st, struct row *rows, size_t *ret_n)
 		r->domain = json_string_value(json_object_get(o, "domain"));
 		if (!r->domain)
 			continue;
+		r->state = json_string_value(json_object_get(o, "state")) ?: "unknown";
 		r->reqid = int_member(o, "reqid");
 		r->enabled = json_is_true(json_object_get(o, "enabled"));
 		r->tunnel_path = path && !strcmp(path, "tunnel");
@@ -295,10 +297,31 @@ static void write_partners(FILE *f, struct row *rows, size_t n, bool programmed)
 			(long long)rows[i].reqid, rows[i].tunnel_path ? "tunnel" : "seg",
 			rows[i].enabled ? "true" : "false");
 	}
+	/* Every state status knows, the partner's own 1, the others 0; a
+	 * state not listed here (status's is the one owner) still shows. */
+	family(f, "mmtrust_partner_state", "gauge",
+	       "1 for the partner's state as status says it (in-sync, missing, conflict, "
+	       "error, disabled, seg; unknown while the kernel is not programmed), else 0.");
+	for (size_t i = 0; i < n; i++) {
+		static const char *const states[] = { "in-sync", "missing", "conflict", "error",
+						      "disabled", "seg", "unknown" };
+		bool known = false;
+
+		for (size_t k = 0; k < sizeof(states) / sizeof(states[0]); k++) {
+			bool is = !strcmp(rows[i].state, states[k]);
+
+			known |= is;
+			partner_sample(f, "mmtrust_partner_state", &rows[i], "state", states[k],
+				       is);
+		}
+		if (!known)
+			partner_sample(f, "mmtrust_partner_state", &rows[i], "state",
+				       rows[i].state, 1);
+	}
 	family(f, "mmtrust_partner_tunnel_up", "gauge",
-	       "1 while the tunnel partner's CHILD_SA is up (as status says), else 0.");
+	       "1 while the enabled tunnel partner's CHILD_SA is up (as status says), else 0.");
 	for (size_t i = 0; i < n; i++)
-		if (rows[i].tunnel_path)
+		if (rows[i].tunnel_path && rows[i].enabled)
 			partner_sample(f, "mmtrust_partner_tunnel_up", &rows[i], NULL, NULL,
 				       rows[i].up);
 	family(f, "mmtrust_partner_sas", "gauge",
@@ -461,6 +484,10 @@ static void expiry_sample(void *arg, const struct mm_expiry_item *it)
 	label(c->f, it->partner ? it->partner : "");
 	fputs("\",name=\"", c->f);
 	label(c->f, it->name ? it->name : "");
+	/* A rollover's two CAs may share a subject: the fingerprint tells them
+	 * apart. */
+	fputs("\",sha256=\"", c->f);
+	label(c->f, it->sha256 ? it->sha256 : "");
 	if (c->warning)
 		fprintf(c->f, "\"} %d\n", it->in_window ? 1 : 0);
 	else
@@ -531,34 +558,106 @@ char *metrics_text(struct mmtrustd *d)
 /* ---- the endpoint ---- */
 
 static struct mm_http *http;
+static sd_event_source *retry_src;
+static int listen_err;          /* -errno of the last try; 0: listening or off */
+static char listen_problem[256];
 
 static char *render(void *userdata)
 {
 	return metrics_text(userdata);
 }
 
-int metrics_start(struct mmtrustd *d)
+/* Try to listen once: 0, or -errno with listen_problem set. */
+static int try_listen(struct mmtrustd *d)
+{
+	int r = mm_http_new(d->ev, &d->cfg.metrics_addr, d->cfg.metrics_port, render, d, &http);
+
+	if (r < 0) {
+		http = NULL;
+		snprintf(listen_problem, sizeof(listen_problem), "%s%s", strerror(-r),
+			 r == -EAFNOSUPPORT || r == -EPERM || r == -EACCES ?
+				 " (does the unit's RestrictAddressFamilies allow AF_INET and "
+				 "AF_INET6? docs/metrics.md)" : "");
+	} else {
+		listen_problem[0] = '\0';
+	}
+	return r;
+}
+
+static void log_listening(struct mmtrustd *d)
 {
 	char buf[MM_ADDR_STRLEN];
-	int r;
 
-	if (!d->cfg.metrics_port)
-		return 0;
-	r = mm_http_new(d->ev, &d->cfg.metrics_addr, d->cfg.metrics_port, render, d, &http);
-	if (r < 0) {
-		log_err("[metrics] listen %s: %s", d->cfg.metrics_listen, strerror(-r));
-		return r;
-	}
 	log_notice("metrics on http://%s%s%s:%u/metrics",
 		   d->cfg.metrics_addr.family == AF_INET6 ? "[" : "",
 		   mm_addr_str(&d->cfg.metrics_addr, buf),
 		   d->cfg.metrics_addr.family == AF_INET6 ? "]" : "", d->cfg.metrics_port);
+}
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct mmtrustd *d = userdata;
+	int r;
+
+	(void)usec;
+	r = try_listen(d);
+	if (r == 0) {
+		listen_err = 0;
+		log_listening(d);
+		retry_src = sd_event_source_disable_unref(retry_src);
+		return 0;
+	}
+	if (r != listen_err)
+		log_err("[metrics] listen %s: %s; tried again every %llu s", d->cfg.metrics_listen,
+			listen_problem, (unsigned long long)(MM_METRICS_RETRY_USEC / 1000000));
+	listen_err = r;
+	(void)sd_event_source_set_time_relative(s, MM_METRICS_RETRY_USEC);
+	(void)sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 	return 0;
+}
+
+int metrics_start(struct mmtrustd *d)
+{
+	int r;
+
+	if (!d->cfg.metrics_port)
+		return 0;
+	r = try_listen(d);
+	if (r == 0) {
+		log_listening(d);
+		return 0;
+	}
+	/* Not fatal: the daemon's work does not depend on its metrics. */
+	listen_err = r;
+	log_err("[metrics] listen %s: %s; tried again every %llu s", d->cfg.metrics_listen,
+		listen_problem, (unsigned long long)(MM_METRICS_RETRY_USEC / 1000000));
+	r = sd_event_add_time_relative(d->ev, &retry_src, CLOCK_MONOTONIC, MM_METRICS_RETRY_USEC,
+				       0, on_retry, d);
+	if (r < 0) {
+		retry_src = NULL;
+		log_err("[metrics] listen %s: no retry timer: %s", d->cfg.metrics_listen,
+			strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+void metrics_status(struct mmtrustd *d, json_t *status)
+{
+	const bool on = d->cfg.metrics_port != 0;
+
+	json_object_set_new(status, "metrics",
+			    json_pack("{s:s, s:b, s:s*}", "listen", on ? d->cfg.metrics_listen : "",
+				      "listening", on && http != NULL, "problem",
+				      on && !http && listen_problem[0] ? listen_problem : NULL));
 }
 
 void metrics_stop(struct mmtrustd *d)
 {
 	(void)d;
+	retry_src = sd_event_source_disable_unref(retry_src);
+	listen_err = 0;
+	listen_problem[0] = '\0';
 	mm_http_free(http);
 	http = NULL;
 	free(M.acc);

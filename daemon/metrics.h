@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <jansson.h>
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
@@ -39,16 +40,26 @@ void metrics_xfrm_event(struct mmtrustd *d, const struct mm_xfrm_event *ev);
 /* CLOCK_MONOTONIC in usec, for the hooks' durations. */
 uint64_t metrics_now_usec(void);
 
-/* The [metrics] listen endpoint: 0 when cfg says none or it listens;
- * -errno (logged) when the socket cannot be made. */
+/* The [metrics] listen endpoint.  Never fatal: when the socket cannot be
+ * made (the port taken, the address family forbidden) that is logged once,
+ * naming the address and why, and tried again every
+ * MM_METRICS_RETRY_USEC (logged again only when the reason changes or it
+ * succeeds); status says it (metrics_status).  0, or -errno when not even
+ * the retry timer can be made. */
+#define MM_METRICS_RETRY_USEC 10000000
 int metrics_start(struct mmtrustd *d);
 void metrics_stop(struct mmtrustd *d);
+/* Add "metrics": {"listen", "listening", "problem"?} to a status answer
+ * (listen "" when off). */
+void metrics_status(struct mmtrustd *d, json_t *status);
 
 /* ---- the HTTP side (metrics_http.c) ---- */
 
 #define MM_HTTP_HEAD_MAX 8192       /* request head limit (bytes) */
 #define MM_HTTP_TIMEOUT_USEC 5000000 /* a connection's whole life */
+#define MM_HTTP_HEAD_TIMEOUT_USEC 1000000 /* ... and to send its request head */
 #define MM_HTTP_MAX_CONN 16
+#define MM_HTTP_ACCEPT_PAUSE_USEC 1000000 /* the listener rests after EMFILE */
 
 /* Parse a request head received so far (buf[0..len), len <= MM_HTTP_HEAD_MAX).
  * Pure.  0: incomplete, read more (only while len < MM_HTTP_HEAD_MAX);

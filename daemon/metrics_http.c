@@ -1,11 +1,15 @@
 /* A tiny HTTP/1.x server for GET /metrics, inside the daemon's loop.
  *
  * One short request per connection, answered with Connection: close.
- * Nothing here blocks: every socket is non-blocking, a connection lives at
+ * Nothing here blocks: every socket is non-blocking, a connection has
+ * MM_HTTP_HEAD_TIMEOUT_USEC to send its whole request head and lives at
  * most MM_HTTP_TIMEOUT_USEC (a client that sends nothing, or does not read
  * its answer, is dropped then), its request head is at most
- * MM_HTTP_HEAD_MAX bytes, and at most MM_HTTP_MAX_CONN are open at once
- * (while full, new ones wait in the listen backlog). */
+ * MM_HTTP_HEAD_MAX bytes, and at most MM_HTTP_MAX_CONN are open at once:
+ * while full, a new one takes the place of the oldest that has not sent a
+ * whole request yet, or waits in the listen backlog when every one has.
+ * Out of file descriptors (EMFILE, ENFILE), the listener rests for
+ * MM_HTTP_ACCEPT_PAUSE_USEC instead of waking the loop again at once. */
 #include "metrics.h"
 
 #include <arpa/inet.h>
@@ -95,6 +99,7 @@ struct conn {
 	size_t n_in;
 	char *out;
 	size_t n_out, sent;
+	uint64_t opened;  /* CLOCK_MONOTONIC usec of the accept */
 	bool draining;  /* answered: read and drop what comes until EOF */
 };
 
@@ -102,6 +107,7 @@ struct mm_http {
 	sd_event *ev;
 	int fd;
 	sd_event_source *listen_src;
+	sd_event_source *pause_src;  /* the listener resting after EMFILE/ENFILE */
 	mm_http_render_fn render;
 	void *userdata;
 	struct conn *conn[MM_HTTP_MAX_CONN];
@@ -122,8 +128,8 @@ static void conn_free(struct conn *c)
 	close(c->fd);
 	free(c->out);
 	free(c);
-	/* Room again: accept what waits in the backlog. */
-	if (h->listen_src)
+	/* Room again: accept what waits in the backlog (unless resting). */
+	if (h->listen_src && !h->pause_src)
 		sd_event_source_set_enabled(h->listen_src, SD_EVENT_ON);
 }
 
@@ -219,8 +225,12 @@ static int on_conn(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 		}
 		c->n_in += (size_t)r;
 		status = mm_http_parse(c->in, c->n_in);
-		if (status)
+		if (status) {
+			/* The head is in: from now the connection's whole life
+			 * counts, not the head's time. */
+			(void)sd_event_source_set_time(c->timer, c->opened + MM_HTTP_TIMEOUT_USEC);
 			respond(c, status);
+		}
 	}
 	return 0;
 }
@@ -233,18 +243,62 @@ static int on_conn_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
+/* The oldest connection that has not sent a whole request head yet; NULL
+ * when every one has (they are answered, and end soon). */
+static struct conn *oldest_idle(struct mm_http *h)
+{
+	struct conn *best = NULL;
+
+	for (size_t i = 0; i < h->n_conn; i++)
+		if (!h->conn[i]->out && (!best || h->conn[i]->opened < best->opened))
+			best = h->conn[i];
+	return best;
+}
+
+static int on_pause_end(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct mm_http *h = userdata;
+
+	(void)usec;
+	(void)s;
+	h->pause_src = sd_event_source_disable_unref(h->pause_src);
+	sd_event_source_set_enabled(h->listen_src, SD_EVENT_ON);
+	return 0;
+}
+
 static int on_listen(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct mm_http *h = userdata;
 	uint64_t now;
 
 	(void)revents;
-	while (h->n_conn < MM_HTTP_MAX_CONN) {
-		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct conn *c;
+	for (;;) {
+		struct conn *c, *victim = NULL;
+		int cfd;
 
-		if (cfd < 0)
+		if (h->n_conn >= MM_HTTP_MAX_CONN && !(victim = oldest_idle(h)))
+			break;
+		cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* The connection stays in the backlog, and the
+				 * listener would wake the loop again at once:
+				 * it rests a while (only with a timer to wake
+				 * it: never off for good). */
+				if (!h->pause_src)
+					(void)sd_event_add_time_relative(h->ev, &h->pause_src,
+									 CLOCK_MONOTONIC,
+									 MM_HTTP_ACCEPT_PAUSE_USEC,
+									 0, on_pause_end, h);
+				if (h->pause_src)
+					sd_event_source_set_enabled(s, SD_EVENT_OFF);
+			}
 			return 0;  /* EAGAIN, or an aborted connection: nothing to do */
+		}
+		/* Full: the oldest that has not asked yet makes room. */
+		if (victim)
+			conn_free(victim);
 		c = calloc(1, sizeof(*c));
 		if (!c) {
 			close(cfd);
@@ -255,15 +309,16 @@ static int on_listen(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		if (sd_event_now(h->ev, CLOCK_MONOTONIC, &now) < 0 ||
 		    sd_event_add_io(h->ev, &c->io, cfd, EPOLLIN, on_conn, c) < 0 ||
 		    sd_event_add_time(h->ev, &c->timer, CLOCK_MONOTONIC,
-				      now + MM_HTTP_TIMEOUT_USEC, 0, on_conn_timeout, c) < 0) {
+				      now + MM_HTTP_HEAD_TIMEOUT_USEC, 0, on_conn_timeout, c) < 0) {
 			sd_event_source_disable_unref(c->io);
 			close(cfd);
 			free(c);
 			return 0;
 		}
+		c->opened = now;
 		h->conn[h->n_conn++] = c;
 	}
-	/* Full: the next ones wait in the backlog until one closes. */
+	/* Full of answered ones: the next wait in the backlog until one closes. */
 	sd_event_source_set_enabled(s, SD_EVENT_OFF);
 	return 0;
 }
@@ -324,6 +379,7 @@ void mm_http_free(struct mm_http *h)
 	if (!h)
 		return;
 	h->listen_src = sd_event_source_disable_unref(h->listen_src);
+	h->pause_src = sd_event_source_disable_unref(h->pause_src);
 	while (h->n_conn)
 		conn_free(h->conn[0]);
 	close(h->fd);

@@ -735,8 +735,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	d.started = time(NULL);
-	if (metrics_start(&d) < 0)
-		goto out;
+	(void)metrics_start(&d);  /* not fatal: logged, retried, in status */
 	log_event(MM_EVENT_START, LOG_NOTICE, NULL,
 		  "mmtrustd %s ready: %zu partners, store %s, admin socket %s, query socket %s, "
 		  "kernel %s",

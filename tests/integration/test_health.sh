@@ -125,12 +125,12 @@ check "expiry list: A's CA, subject, ISO 8601 UTC end, 9 days left" sh -c "\"$CT
 	(.sha256 | length) == 95)' >/dev/null"
 metric() { "$CTL" metrics | grep -v '^#' | grep -F "$1" | awk '{print $NF}'; }
 check "metrics: A's soon-ending CA is a warning (1), its end in unix seconds" sh -c "
-	test \"\$(\"$CTL\" metrics | grep -F 'mmtrust_expiry_warning{what=\"partner-ca\",partner=\"$A\",name=\"CN=ca-soon\"}' | awk '{print \$NF}')\" = 1"
+	test \"\$(\"$CTL\" metrics | grep -F 'mmtrust_expiry_warning{what=\"partner-ca\",partner=\"$A\",name=\"CN=ca-soon\",sha256=\"' | awk '{print \$NF}')\" = 1"
 soon_end=$(date -d "$(openssl x509 -in "$MM_TMP/ca-soon.pem" -noout -enddate | cut -d= -f2)" +%s)
 check "metrics: the CA's end is its notAfter ($soon_end)" \
-	test "$(metric "mmtrust_expiry_timestamp_seconds{what=\"partner-ca\",partner=\"$A\",name=\"CN=ca-soon\"}")" = "$soon_end"
+	test "$(metric "mmtrust_expiry_timestamp_seconds{what=\"partner-ca\",partner=\"$A\",name=\"CN=ca-soon\",sha256=\"")" = "$soon_end"
 check "metrics: A's other CA (a year) is listed, not a warning" \
-	test "$(metric "mmtrust_expiry_warning{what=\"partner-ca\",partner=\"$A\",name=\"CN=ca-a\"}")" = 0
+	test "$(metric "mmtrust_expiry_warning{what=\"partner-ca\",partner=\"$A\",name=\"CN=ca-a\",sha256=\"")" = 0
 check "metrics: one warning in all" test "$(metric "mmtrust_expiry_warnings ")" = 1
 chk 0 "DOMAIN B: A's CA is not B's problem" $B
 contains "$OUT" "mmtrust OK: partner $B: policies in sync, tunnel up" "the summary names the partner"

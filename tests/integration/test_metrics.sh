@@ -4,11 +4,15 @@
 # from `mmtrustctl metrics` and from the [metrics] listen endpoint: valid by
 # `promtool check metrics`, and exact values (partners, each partner's
 # policy gauges as status says them, the answers by direction, pai and
-# reason as they were given, every tunnel down).  The endpoint: GET
-# /metrics only (other paths 404, other methods 405), a huge head refused,
-# a client that sends nothing dropped after its timeout while the daemon
-# answers meanwhile; a listen address that is not loopback refused at load
-# naming the field; no endpoint when listen is empty.
+# reason as they were given, every tunnel down, each partner's state, two
+# CAs of one subject told apart by their fingerprint).  The endpoint: a
+# port taken at start does not stop the daemon (status says why; it
+# listens once the port is free); GET /metrics only (other paths 404,
+# other methods 405), a huge head refused, a client that sends nothing
+# dropped after its head timeout while the daemon answers meanwhile, idle
+# connections never keep a scrape out; a listen address that is not
+# loopback refused at load naming the field; no endpoint when listen is
+# empty.
 set -u
 BUILD=$(realpath "${1:-build}")
 . "$(dirname "$0")/../lib/common.sh"
@@ -22,6 +26,7 @@ export MMTRUST_ADMIN_SOCKET=$MM_TMP/admin.sock
 export MMTRUST_QUERY_SOCKET=$SOCK
 PORT=9477
 make_ca "$MM_TMP" ca
+mkdir "$MM_TMP/renewed" && make_ca "$MM_TMP/renewed" ca 30  # a rollover: CN=ca again
 
 conf() {  # conf [METRICS-LINES]
 	cat >"$MM_TMP/mmtrustd.conf" <<CONF
@@ -61,21 +66,56 @@ ip -n "$NS" link add mmm0 type veth peer name mmm1 &&
 	ip -n "$NS" link set mmm1 up || fail "the tunnel address"
 conf "[metrics]
 listen = 127.0.0.1:$PORT"
+# Someone holds the port first: the daemon starts anyway, says why, and
+# listens once the port is free.
+ip netns exec "$NS" python3 -c '
+import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(1)
+print("held", flush=True)
+time.sleep(60)' $PORT >"$MM_TMP/holder.out" 2>&1 &
+HOLDER=$!
+mm_cleanup_hook() { mm_kill "${HOLDER:-}"; mm_kill "${SILENT:-}"; mm_kill "${IDLE:-}"; }
+wait_for 5 grep -q held "$MM_TMP/holder.out" || fail "the port holder did not start"
 mm_start_daemon 5 "$SOCK" answer
+kill -0 "$DPID" 2>/dev/null && pass "the port taken: mmtrustd runs anyway" ||
+	fail "the port taken: mmtrustd did not start"
+# Known questions: the answers are counted as given (below).
+ANSWERS=$MM_TMP/answers.jsonl
+: >"$ANSWERS"
+"$CTL" --json query inbound 192.0.2.10 --dst 10.0.0.5 >>"$ANSWERS" &&
+	pass "the port taken: the daemon answers queries" || fail "the port taken: no query answer"
+expect_exit 0 "the port taken: status" "$CTL" --json status
+jq -e --arg l "127.0.0.1:$PORT" '.metrics | .listen == $l and .listening == false and
+	(.problem | test("in use"))' <<<"$OUT" >/dev/null &&
+	pass "status: metrics not listening, and why" || fail "status metrics: $(jq -c .metrics <<<"$OUT")"
+[ "$(grep -c "\[metrics\] listen 127.0.0.1:$PORT: Address already in use" "$MM_TMP/daemon.log")" = 1 ] &&
+	pass "one error line naming the address and why" ||
+	fail "log: $(grep metrics "$MM_TMP/daemon.log")"
+mm_kill "$HOLDER"
+HOLDER=
+listening() { "$CTL" --json status | jq -e '.metrics | .listening == true and
+	(has("problem") | not)' >/dev/null; }
+check "the port free again: listening within 12 s" wait_for 12 listening
+HDR=$(ip netns exec "$NS" curl -sS --max-time 5 -D - -o /dev/null "http://127.0.0.1:$PORT/metrics")
+contains "$HDR" "HTTP/1.1 200" "the port free again: a scrape answered"
+[ "$(grep -c "\[metrics\] listen 127.0.0.1:$PORT:" "$MM_TMP/daemon.log")" = 1 ] &&
+	pass "the same reason not logged again while retrying" ||
+	fail "log: $(grep metrics "$MM_TMP/daemon.log")"
 
 T1=ims.tunnel-one.example T2=ims.tunnel-two.example S=ims.seg.example D=ims.disabled.example
 expect_exit 0 "add tunnel partner T1" "$CTL" partner add $T1 --kind ims --agreement yes \
 	--range 192.0.2.0/25 --gateway 198.51.100.10 --ca "$MM_TMP/ca.pem"
 expect_exit 0 "add tunnel partner T2" "$CTL" partner add $T2 --kind ims --agreement yes \
-	--range 203.0.113.0/25 --range 2001:db8:2::/48 --gateway 198.51.100.20 --ca "$MM_TMP/ca.pem"
+	--range 203.0.113.0/25 --range 2001:db8:2::/48 --gateway 198.51.100.20 --ca "$MM_TMP/ca.pem" \
+	--ca "$MM_TMP/renewed/ca.pem"
 expect_exit 0 "add seg partner S" "$CTL" partner add $S --kind ims --agreement yes --path seg \
 	--range 198.18.0.0/24 --gateway 198.51.100.11 --ca "$MM_TMP/ca.pem"
 expect_exit 0 "add disabled tunnel partner D" "$CTL" partner add $D --kind ims --agreement yes \
 	--range 100.64.0.0/24 --gateway 198.51.100.30 --ca "$MM_TMP/ca.pem" --disable
 
 # Known questions: (count, arguments); the answers are counted as given.
-ANSWERS=$MM_TMP/answers.jsonl
-: >"$ANSWERS"
 ask() {  # N ARGS...: ask N times, keep the answers
 	local n=$1 i
 	shift
@@ -162,11 +202,32 @@ NOW=$(date +%s)
 is "the kernel is programmed" mmtrust_kernel_programmed "" 1
 is "no charon: ike not connected" mmtrust_ike_connected "" 0
 is "the store is writable" mmtrust_store_writable "" 1
-for p in $T1 $T2 $D; do
+for p in $T1 $T2; do
 	is "$p: tunnel up 0 (no charon)" mmtrust_partner_tunnel_up "partner=\"$p\"" 0
 done
 [ -z "$(metric mmtrust_partner_tunnel_up "partner=\"$S\"")" ] &&
 	pass "seg partner: no tunnel_up series" || fail "seg partner has a tunnel_up series"
+[ -z "$(metric mmtrust_partner_tunnel_up "partner=\"$D\"")" ] &&
+	pass "disabled partner: no tunnel_up series" || fail "disabled partner has a tunnel_up series"
+# Each partner's state as status says it: 1 for its own, 0 for the others.
+for ps in "$T1 in-sync" "$T2 in-sync" "$S seg" "$D disabled"; do
+	set -- $ps
+	is "$1: state $2" mmtrust_partner_state "partner=\"$1\",state=\"$2\"" 1
+	[ "$(grep -c "^mmtrust_partner_state{partner=\"$1\",.*} 1$" "$MM_TMP/ctl.prom")" = 1 ] &&
+		pass "$1: one state only" || fail "$1: states $(grep "partner_state{partner=\"$1\"" "$MM_TMP/ctl.prom")"
+done
+is "T1: state error 0" mmtrust_partner_state "partner=\"$T1\",state=\"error\"" 0
+# Two CAs of one subject (T2's rollover): two series, told apart by sha256.
+for f in mmtrust_expiry_timestamp_seconds mmtrust_expiry_warning; do
+	n=$(grep -c "^$f{what=\"partner-ca\",partner=\"$T2\",name=\"CN=ca\",sha256=\"[0-9A-F:]\{95\}\"}" \
+		"$MM_TMP/ctl.prom")
+	[ "$n" = 2 ] && pass "$f: T2's two CN=ca CAs, two series" || fail "$f: T2 has $n series"
+done
+ends=$(grep "^mmtrust_expiry_timestamp_seconds{what=\"partner-ca\",partner=\"$T2\"" "$MM_TMP/ctl.prom" |
+	awk '{print $NF}' | sort -u | wc -l)
+[ "$ends" = 2 ] && pass "T2's two CAs: their two ends" || fail "T2's CAs: $ends ends"
+[ -z "$(grep '^mmtrust_expiry' "$MM_TMP/ctl.prom" | awk '{print $1}' | sort | uniq -d)" ] &&
+	pass "no duplicate expiry series" || fail "duplicate expiry series"
 is "T1 info" mmtrust_partner_info \
 	"partner=\"$T1\",reqid=\"$("$CTL" --json partner show $T1 | jq .reqid)\",path=\"tunnel\",enabled=\"true\"" 1
 is "D info: disabled" mmtrust_partner_info \
@@ -275,14 +336,20 @@ elif what == "garbage":
     a = answer(s)
     print("PASS HTTP/2.0: 505" if a.startswith(b"HTTP/1.1 505") else "FAIL HTTP/2.0: %r" % a[:200])
 elif what == "silent":
-    # Opens, sends nothing; the daemon must drop it after its timeout
-    # (5 s).  Prints when it is connected, then how long until closed.
+    # Opens, sends half a head; the daemon must drop it after its head
+    # timeout (1 s).  Prints when it is connected, then how long until closed.
     s = conn()
     s.sendall(b"GET /metrics HTTP/1.1\r\n")   # half a head, never finished
     print("connected", flush=True)
     t = time.monotonic()
     a = answer(s)
     print("closed %.1f %d" % (time.monotonic() - t, len(a)), flush=True)
+elif what == "idle":
+    # Opens N connections that send nothing, holds them for S seconds.
+    n, secs = int(sys.argv[3]), float(sys.argv[4])
+    held = [conn() for _ in range(n)]
+    print("open %d" % len(held), flush=True)
+    time.sleep(secs)
 PY
 PYNS() { ip netns exec "$NS" python3 "$MM_TMP/clients.py" "$@"; }
 results() {
@@ -300,7 +367,6 @@ results < <(PYNS garbage $PORT 2>&1)
 # A silent client, and the daemon answers meanwhile.
 PYNS silent $PORT >"$MM_TMP/silent.out" 2>&1 &
 SILENT=$!
-mm_cleanup_hook() { mm_kill "$SILENT"; }
 wait_for 5 grep -q connected "$MM_TMP/silent.out" || fail "the silent client did not connect"
 t0=$(date +%s%N)
 expect_exit 0 "a query answered while a metrics client is silent" "$CTL" query inbound 192.0.2.10 \
@@ -312,11 +378,48 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 wait "$SILENT"
 SILENT=
 read -r _ secs len < <(grep closed "$MM_TMP/silent.out")
-awk -v s="${secs:-99}" 'BEGIN { exit !(s >= 3 && s <= 8) }' &&
-	pass "the silent client dropped after ${secs}s, nothing sent to it (${len} bytes)" ||
+awk -v s="${secs:-99}" 'BEGIN { exit !(s >= 0.5 && s <= 3) }' &&
+	pass "the silent client dropped after ${secs}s (head timeout 1 s), nothing sent to it (${len} bytes)" ||
 	fail "silent client: $(cat "$MM_TMP/silent.out")"
 [ "${len:-1}" = 0 ] || fail "the silent client got $len bytes"
 kill -0 "$DPID" 2>/dev/null && pass "daemon still running" || fail "daemon died"
+
+# 40 idle connections (16 slots): a real scrape still gets in at once.
+ip netns exec "$NS" python3 "$MM_TMP/clients.py" idle $PORT 40 8 >"$MM_TMP/idle.out" 2>&1 &
+IDLE=$!
+wait_for 5 grep -q "open 40" "$MM_TMP/idle.out" || fail "idle clients: $(cat "$MM_TMP/idle.out")"
+t0=$(date +%s%N)
+HDR=$(http -D - -o "$MM_TMP/idle.prom" "http://127.0.0.1:$PORT/metrics")
+ms=$((($(date +%s%N) - t0) / 1000000))
+contains "$HDR" "HTTP/1.1 200" "a scrape among 40 idle connections answered"
+grep -q '^mmtrust_partners 4$' "$MM_TMP/idle.prom" && pass "... with the whole text" ||
+	fail "the scrape among idle connections: $(head -c 200 "$MM_TMP/idle.prom")"
+[ "$ms" -lt $((2000 * MM_SLOW)) ] && pass "... within ${ms} ms" || fail "the scrape took $ms ms"
+mm_kill "$IDLE"
+IDLE=
+sleep 2  # the daemon has closed its side of them
+
+# Out of file descriptors: the listener rests instead of spinning the loop.
+cpu() { awk '{ print $14 + $15 }' "/proc/$DPID/stat"; }  # utime + stime, ticks
+NOFILE=$(prlimit --pid "$DPID" --nofile --noheadings --output SOFT)
+# the lowest free descriptor: one more connection fits, then EMFILE
+free=$(ls "/proc/$DPID/fd" | sort -n | awk '$1 != NR - 1 { print NR - 1; f = 1; exit }
+	END { if (!f) print NR }')
+check "the daemon's file limit lowered to one free descriptor ($((free + 1)))" \
+	prlimit --pid "$DPID" --nofile=$((free + 1)):
+ip netns exec "$NS" python3 "$MM_TMP/clients.py" idle $PORT 6 4 >"$MM_TMP/emfile.out" 2>&1 &
+IDLE=$!
+wait_for 5 grep -q "open 6" "$MM_TMP/emfile.out" || fail "EMFILE clients: $(cat "$MM_TMP/emfile.out")"
+c0=$(cpu)
+sleep 2
+c1=$(cpu)
+[ $((c1 - c0)) -lt $((30 * MM_SLOW)) ] && pass "EMFILE: no busy loop ($((c1 - c0)) ticks of CPU in 2 s)" ||
+	fail "EMFILE: the daemon spins ($((c1 - c0)) ticks of CPU in 2 s)"
+mm_kill "$IDLE"
+IDLE=
+check "the file limit back to $NOFILE" prlimit --pid "$DPID" --nofile="$NOFILE:"
+scraped() { http -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/metrics" | grep -q 200; }
+check "a scrape answered again after EMFILE" wait_for 5 scraped
 
 # --- a drift repair and a foreign conflict, per partner --------------------------
 scrape() { "$CTL" metrics >"$MM_TMP/ctl.prom"; }
@@ -345,13 +448,38 @@ ip -n "$NS" xfrm policy delete src 10.0.0.0/24 dst 203.0.113.0/25 dir out
 noconflict() { scrape && [ "$(metric mmtrust_partner_policies_foreign_conflicts "partner=\"$T2\"")" = 0 ]; }
 check "T2's conflict gone with the foreign policy" wait_for 5 noconflict
 
-# --- listen empty: no endpoint --------------------------------------------------
+# --- a partner in error: its state says so --------------------------------------
+E=ims.v6-only.example
+expect_exit 0 "add a partner whose only gateway is IPv6 (our tunnel address: IPv4)" "$CTL" \
+	partner add $E --kind ims --agreement yes --range 192.0.2.128/25 --gateway 2001:db8::10 \
+	--ca "$MM_TMP/ca.pem"
+STATE=$("$CTL" --json status | jq -r --arg d $E '.partners[] | select(.domain == $d) | .state')
+[ "$STATE" = error ] && pass "status: E is in error" || fail "status: E is '$STATE'"
+scrape
+is "E: state error 1" mmtrust_partner_state "partner=\"$E\",state=\"error\"" 1
+is "E: state in-sync 0" mmtrust_partner_state "partner=\"$E\",state=\"in-sync\"" 0
+is "E: state missing 0" mmtrust_partner_state "partner=\"$E\",state=\"missing\"" 0
+is "T1 still in-sync" mmtrust_partner_state "partner=\"$T1\",state=\"in-sync\"" 1
+expect_exit 0 "delete E" "$CTL" partner del $E
+
+# --- listen empty: no endpoint; the kernel not programmed: states stay ----------
 mm_kill "$DPID"
 DPID=
-conf ""
+conf "[spd]
+enabled = no"
 mm_start_daemon 5 "$SOCK" answer
 expect_exit 0 "mmtrustctl metrics without listen" "$CTL" metrics
 contains "$OUT" "mmtrust_partners 4" "the admin op answers without listen"
+printf '%s\n' "$OUT" >"$MM_TMP/ctl.prom"
+is "not programmed: kernel_programmed 0" mmtrust_kernel_programmed "" 0
+is "not programmed: T1's state series stay (unknown 1)" mmtrust_partner_state \
+	"partner=\"$T1\",state=\"unknown\"" 1
+is "not programmed: T1 not in-sync" mmtrust_partner_state "partner=\"$T1\",state=\"in-sync\"" 0
+[ -z "$(metric mmtrust_partner_policies_expected "partner=\"$T1\"")" ] &&
+	pass "not programmed: no policy gauges" || fail "not programmed: policy gauges present"
+expect_exit 0 "status without listen" "$CTL" --json status
+jq -e '.metrics == {"listen": "", "listening": false}' <<<"$OUT" >/dev/null &&
+	pass "status: metrics off (listen \"\")" || fail "status metrics off: $(jq -c .metrics <<<"$OUT")"
 if ip netns exec "$NS" curl -sS --max-time 3 -o /dev/null "http://127.0.0.1:$PORT/metrics" 2>/dev/null; then
 	fail "an endpoint without [metrics] listen"
 else
