@@ -515,6 +515,10 @@ static void check_daemon(struct check *c, const json_t *status)
 	if (json_is_false(json_object_get(store, "writable")))
 		problem(c, CHECK_WARNING, NULL, "store", "%s is read-only, every change is refused: %s",
 			jstr(store, "path"), jstr(store, "problem"));
+	o = json_object_get(status, "metrics");
+	if (json_is_object(o) && *jstr(o, "listen") && !is_true(o, "listening"))
+		problem(c, CHECK_WARNING, NULL, "metrics", "[metrics] listen %s: not listening: %s",
+			jstr(o, "listen"), jstr(o, "problem"));
 	if (json_is_object(snap) && !is_true(snap, "current"))
 		problem(c, CHECK_WARNING, NULL, "snapshot",
 			"%s is not current: libmmtrust asks the query socket", jstr(snap, "path"));
@@ -812,8 +816,9 @@ const struct command inspect_commands[] = {
 	  "  4  WARNING: enforced and up, but something expires within the window or has\n"
 	  "     expired, a CRL is not ok or not loaded, a CSCF or tunnel address is\n"
 	  "     missing, a foreign route holds a partner's range, the store is read-only,\n"
-	  "     the snapshot is not current, or a drift fight is going on; the table is\n"
-	  "     empty; the DOMAIN asked about is disabled or has path seg\n"
+	  "     the snapshot is not current, the metrics endpoint is not listening, or\n"
+	  "     a drift fight is going on; the table is empty; the DOMAIN asked about\n"
+	  "     is disabled or has path seg\n"
 	  "  5  TUNNEL DOWN: policies in sync, but an enabled tunnel partner's tunnel is\n"
 	  "     not up (also: [ike] enabled = no, or charon not connected)\n"
 	  "  6  POLICIES NOT IN SYNC: an enabled tunnel partner's kernel policies are\n"

@@ -90,6 +90,9 @@ expect_exit 0 "the port taken: status" "$CTL" --json status
 jq -e --arg l "127.0.0.1:$PORT" '.metrics | .listen == $l and .listening == false and
 	(.problem | test("in use"))' <<<"$OUT" >/dev/null &&
 	pass "status: metrics not listening, and why" || fail "status metrics: $(jq -c .metrics <<<"$OUT")"
+expect_exit 4 "the port taken: status --check is a WARNING" "$CTL" status --check
+contains "$OUT" "WARNING  - metrics: [metrics] listen 127.0.0.1:$PORT: not listening:" \
+	"status --check names the endpoint and why"
 [ "$(grep -c "\[metrics\] listen 127.0.0.1:$PORT: Address already in use" "$MM_TMP/daemon.log")" = 1 ] &&
 	pass "one error line naming the address and why" ||
 	fail "log: $(grep metrics "$MM_TMP/daemon.log")"
@@ -98,6 +101,8 @@ HOLDER=
 listening() { "$CTL" --json status | jq -e '.metrics | .listening == true and
 	(has("problem") | not)' >/dev/null; }
 check "the port free again: listening within 12 s" wait_for 12 listening
+check "the port free again: no metrics problem in status --check" \
+	sh -c "! '$CTL' status --check | grep -q metrics"
 HDR=$(ip netns exec "$NS" curl -sS --max-time 5 -D - -o /dev/null "http://127.0.0.1:$PORT/metrics")
 contains "$HDR" "HTTP/1.1 200" "the port free again: a scrape answered"
 [ "$(grep -c "\[metrics\] listen 127.0.0.1:$PORT:" "$MM_TMP/daemon.log")" = 1 ] &&
