@@ -269,8 +269,12 @@ static void arm_gone(struct mm_ike *ike, uint64_t usec)
 /* The kernel no longer holds SA spi of the row's reqid. */
 static void sa_gone(struct mm_ike *ike, struct ike_tunnel *t, uint32_t spi, const char *how)
 {
+	uint64_t now;
+
 	if (!t || !ike_tunnel_sa_gone(t, spi))
 		return;
+	sd_event_now(ike->d->ev, CLOCK_MONOTONIC, &now);
+	t->gone_at = now + IKE_GONE_GRACE_USEC;
 	log_info("partner %s (reqid %" PRIu32 "): SA 0x%08" PRIx32 " of its tunnel %s; "
 		 "down unless charon replaces or closes the CHILD_SA within %llu ms",
 		 t->info.domain, t->info.reqid, spi, how, IKE_GONE_GRACE_USEC / 1000);
@@ -365,19 +369,31 @@ static void gone_dump(struct mm_ike *ike)
 	free(g.present);
 }
 
+/* Each recorded SPI gets its whole grace; the timer follows the earliest. */
 static int on_gone_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct mm_ike *ike = userdata;
+	uint64_t next = UINT64_MAX, now;
 
 	(void)s;
 	(void)usec;
+	sd_event_now(ike->d->ev, CLOCK_MONOTONIC, &now);
 	for (size_t i = 0; i < ike->tunnels.n; i++) {
 		struct ike_tunnel *t = &ike->tunnels.t[i];
-		uint32_t spi = t->gone_spi ? ike_tunnel_gone_confirm(t) : 0;
+		uint32_t spi;
 
+		if (!t->gone_spi)
+			continue;
+		if (t->gone_at > now) {
+			next = t->gone_at < next ? t->gone_at : next;
+			continue;
+		}
+		spi = ike_tunnel_gone_confirm(t);
 		if (spi)
 			gone_confirmed(ike, t, spi);
 	}
+	if (next != UINT64_MAX)
+		arm_gone(ike, next - now);
 	if (ike->sa_dump_due) {
 		ike->sa_dump_due = false;
 		gone_dump(ike);

@@ -51,6 +51,7 @@ struct ike_tunnel {
 	 * (ike_tunnel_gone_confirm), so a rekey or close charon reports late
 	 * never takes it down. */
 	uint32_t gone_spi;
+	uint64_t gone_at;        /* CLOCK_MONOTONIC usec: the grace ends (ike.c) */
 	/* The last SPIs of the partner's reqid seen in the kernel (new SA
 	 * events, SA dumps): only an SA seen there can be missed from a dump. */
 	uint32_t kernel_spis[IKE_KERNEL_SPIS];

@@ -344,5 +344,34 @@ part_metrics() {
 }
 if [ $up_b = 1 ]; then part_metrics; else fail "metrics skipped: no tunnel to $B"; fi
 
+# --- a flush: the kernel names no SA ---------------------------------------------------
+# `ip xfrm state flush` (only B's SAs are left in this namespace): the
+# kernel reports a flush, not the SAs; mmtrustd reads the SAD, finds B's
+# current SAs (seen there before) missing, and it goes as in part 5.
+part_flush_all() {
+	vm_step "partner B: every SA flushed"
+	local in_old t0
+	mm_tunnel $B
+	in_old=$(spi_hex "$T_SPI_IN")
+	check "only $B's SAs are left in $MM" [ "$(ip -n "$MM" xfrm state list | grep -c '^src ')" -eq \
+		"$(sa_count "$MM" "$RB")" ]
+	t0=$(now_us)
+	check "ip xfrm state flush" ip -n "$MM" xfrm state flush
+	check "'tunnel down' logged for $B with the reason" wait_for 5 mm_log_has \
+		"tunnel down: partner $B \\(reqid $RB\\): its SA 0x[0-9a-f]{8} was deleted from the kernel behind charon"
+	grep -E "tunnel down: partner $B|missing from the kernel" "$MM_LOG" | tail -n 3
+	if wait_for 30 mm_tunnel_up_new $B "$in_old"; then
+		pass "$B up again with a new inbound SPI"
+		vm_step "$B up again $(secs "$(ms_since "$t0")") s after the flush"
+	else
+		fail "$B not up again within 30 s: $(cat "$MM_TMP/status.json")"
+		return
+	fi
+	check "status spi_in is the kernel's new inbound SA" [ "$(sa_spis "$MM" $GW_B $TUN "$RB")" = "$(spi_hex "$T_SPI_IN")" ]
+	check "B: ping $CSCF -> $SIP_B again" vm_ping "$MM" $CSCF $SIP_B 3
+	expect_exit 0 "status --check: every tunnel up again (exit 0)" ctl status --check
+}
+if [ $up_b = 1 ]; then part_flush_all; else fail "flush part skipped: no tunnel to $B"; fi
+
 vm_step "done"
 vm_finish
