@@ -262,6 +262,27 @@ part_flush() {
 	kill "${pids[0]}" 2>/dev/null
 }
 
+# A rekey (ours, then the partner's) deletes the old SAs from the kernel
+# too, after charon reported the new ones: never a tunnel down.
+part_rekey() {
+	vm_step "partner A: rekeys are no SAs deleted behind charon's back"
+	local downs side ns child in_old
+	downs=$(grep -c "tunnel down: partner $A" "$MM_LOG")
+	downs_more() { [ "$(grep -c "tunnel down: partner $A" "$MM_LOG")" -gt "$downs" ]; }
+	two_sas() { [ "$(sa_count "$MM" "$RA")" -eq 2 ]; }
+	for side in "$MM:$A" "$PEER:partner-a"; do
+		ns=${side%%:*} child=${side#*:}
+		mm_tunnel_up $A || { fail "$A not up before the rekey in $ns"; return; }
+		in_old=$(spi_hex "$T_SPI_IN")
+		expect_exit 0 "swanctl --rekey --child $child ($ns)" swan "$ns" --rekey --child "$child"
+		check "rekeyed by $ns: $A up with a new inbound SPI" wait_for 20 mm_tunnel_up_new $A "$in_old"
+		check "charon deleted the old SAs" wait_for 20 two_sas
+		check "no tunnel down for the rekey (1 s after the old SAs went)" vm_not wait_for 1 downs_more
+	done
+	check "the rekeys logged as such" mm_log_has "tunnel up: partner $A \\(reqid $RA\\): rekeyed"
+	expect_exit 0 "status --check: every tunnel up (exit 0)" ctl status --check
+}
+
 # --- 4. partner removed --------------------------------------------------------------
 part_del() {
 	vm_step "partner A: delete"
@@ -292,7 +313,12 @@ part_del() {
 
 if [ $up_a = 1 ]; then part_a; else fail "part A (status, SPIs, traffic, cleartext) skipped: no tunnel"; fi
 if [ $up_b = 1 ]; then part_b; else fail "part B (integrity-only) skipped: no tunnel"; fi
-if [ $up_a = 1 ]; then part_flush; else fail "part 5 (SAs deleted behind charon) skipped: no tunnel"; fi
+if [ $up_a = 1 ]; then
+	part_flush
+	part_rekey
+else
+	fail "part 5 (SAs deleted behind charon, rekeys) skipped: no tunnel"
+fi
 part_del
 
 # --- metrics: what the kernel counted, as `mmtrustctl metrics` says it -----------------
