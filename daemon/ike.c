@@ -278,8 +278,8 @@ static void sa_gone(struct mm_ike *ike, struct ike_tunnel *t, uint32_t spi, cons
 	/* Debug: charon deletes the old outbound SA of every rekey it starts
 	 * just before it reports the new CHILD_SA. */
 	log_debug("partner %s (reqid %" PRIu32 "): SA 0x%08" PRIx32 " of its tunnel %s; "
-		 "down unless charon replaces or closes the CHILD_SA within %llu ms",
-		 t->info.domain, t->info.reqid, spi, how, IKE_GONE_GRACE_USEC / 1000);
+		  "down unless charon replaces or closes the CHILD_SA within %llu ms",
+		  t->info.domain, t->info.reqid, spi, how, IKE_GONE_GRACE_USEC / 1000);
 	arm_gone(ike, IKE_GONE_GRACE_USEC);
 }
 
