@@ -6,8 +6,10 @@
  * between the partner's gateway and our tunnel address is terminated and
  * its SAs deleted; so is every kernel SA in our reqid range the verdict
  * condemns (XFRM monitor, sweep after list-sas).  A refused SA that carried
- * a tunnel takes it down at once and charon is told.  Two VICI connections:
- * commands, and events (so a long list-sas never delays an event). */
+ * a tunnel takes it down at once and charon is told; so does one of a
+ * tunnel's current SAs deleted from the kernel behind charon's back.  Two
+ * VICI connections: commands, and events (so a long list-sas never delays
+ * an event). */
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -48,9 +50,21 @@ struct mm_ike {
 	struct crl_set crls;
 	sd_event_source *crl_timer;
 	struct crl_op *crl_ops;
+	/* SAs gone from the kernel behind charon's back (ike_tunnel_sa_gone):
+	 * the timer confirms the recorded SPIs after IKE_GONE_GRACE_USEC and,
+	 * when sa_dump_due, first reads the SAD to find what a flush or lost
+	 * events took without naming it. */
+	sd_event_source *gone_timer;
+	bool sa_dump_due;
 };
 
 #define IKE_CRL_POLL_USEC (1000 * 1000ull)
+
+/* How long a kernel SA deletion waits for charon's own word (child-rekey,
+ * child-updown) before it counts as done behind charon's back: charon
+ * reports a rekey before it deletes the old SAs, and a close around the
+ * time it deletes them. */
+#define IKE_GONE_GRACE_USEC (500 * 1000ull)
 
 /* Load commands outstanding at once: far below VICI_CLIENT_QUEUE_MAX, so
  * initiates and terminates always find room, and enough to keep charon busy. */
@@ -220,6 +234,181 @@ static void sa_refused(struct mm_ike *ike, const struct mm_sa_judgement *j, uint
 	log_notice("partner %s (reqid %" PRIu32 "): charon told to terminate IKE_SA %" PRIu32
 		   "%s",
 		   plan.tunnel->info.domain, plan.tunnel->info.reqid, plan.terminate_ike_id, next);
+}
+
+/* ---- SAs gone behind charon's back ---- */
+
+/* The row of the partner holding reqid, NULL when none. */
+static struct ike_tunnel *tunnel_of_reqid(struct mm_ike *ike, uint32_t reqid)
+{
+	const struct mm_partner *p = mm_table_find_reqid(ike->d->table, reqid);
+	struct ike_tunnel *t = p ? ike_tunnels_find(&ike->tunnels, p->domain) : NULL;
+
+	return t && t->info.reqid == reqid ? t : NULL;
+}
+
+/* Confirm (or read the SAD) in `usec` from now; an earlier time armed
+ * before stays. */
+static void arm_gone(struct mm_ike *ike, uint64_t usec)
+{
+	uint64_t now, at, armed;
+	int enabled = SD_EVENT_OFF;
+
+	if (!ike->gone_timer)
+		return;
+	sd_event_now(ike->d->ev, CLOCK_MONOTONIC, &now);
+	at = now + usec;
+	sd_event_source_get_enabled(ike->gone_timer, &enabled);
+	if (enabled != SD_EVENT_OFF && sd_event_source_get_time(ike->gone_timer, &armed) >= 0 &&
+	    armed <= at)
+		return;
+	sd_event_source_set_time(ike->gone_timer, at);
+	sd_event_source_set_enabled(ike->gone_timer, SD_EVENT_ONESHOT);
+}
+
+/* The kernel no longer holds SA spi of the row's reqid. */
+static void sa_gone(struct mm_ike *ike, struct ike_tunnel *t, uint32_t spi, const char *how)
+{
+	uint64_t now;
+
+	if (!t || !ike_tunnel_sa_gone(t, spi))
+		return;
+	sd_event_now(ike->d->ev, CLOCK_MONOTONIC, &now);
+	t->gone_at = now + IKE_GONE_GRACE_USEC;
+	/* Debug: charon deletes the old outbound SA of every rekey it starts
+	 * just before it reports the new CHILD_SA. */
+	log_debug("partner %s (reqid %" PRIu32 "): SA 0x%08" PRIx32 " of its tunnel %s; "
+		  "down unless charon replaces or closes the CHILD_SA within %llu ms",
+		  t->info.domain, t->info.reqid, spi, how, IKE_GONE_GRACE_USEC / 1000);
+	arm_gone(ike, IKE_GONE_GRACE_USEC);
+}
+
+/* charon still counts the CHILD_SA installed; the kernel dropped its SAs
+ * and with them the partner's traffic (the policies require ESP).  The
+ * tunnel is down at once; charon forgets the IKE_SA and negotiates anew. */
+static void gone_confirmed(struct mm_ike *ike, struct ike_tunnel *t, uint32_t spi)
+{
+	const struct mm_partner *p = mm_table_find(ike->d->table, t->info.domain);
+	uint32_t ike_id = t->ike_id;
+	const char *next = "";
+	char why[96];
+
+	snprintf(why, sizeof(why), "its SA 0x%08" PRIx32 " was deleted from the kernel behind charon",
+		 spi);
+	tunnel_down(ike, t, why);
+	if (!vici_client_is_connected(ike->cmd))
+		return;  /* everything is re-read on reconnect */
+	terminate_ike(ike, ike_id);
+	if (p && p->reqid == t->info.reqid && mm_partner_has_tunnel(p)) {
+		t->last_initiate = 0;  /* a new reason: the 5 s pacing does not hold */
+		next = initiate(ike, t) ? "; initiating again" : "; not initiating here";
+	}
+	log_notice("partner %s (reqid %" PRIu32 "): charon told to terminate IKE_SA %" PRIu32 "%s",
+		   t->info.domain, t->info.reqid, ike_id, next);
+}
+
+/* One SAD dump: which current SPIs of up tunnels are there.  present[i]
+ * bit 0: row i's spi_in, bit 1: its spi_out. */
+struct gone_dump {
+	struct mm_ike *ike;
+	uint8_t *present;
+};
+
+static void gone_dump_reset(void *userdata)
+{
+	struct gone_dump *g = userdata;
+
+	memset(g->present, 0, g->ike->tunnels.n);
+}
+
+static int gone_dump_one(const struct mm_xfrm_sa *sa, void *userdata)
+{
+	struct gone_dump *g = userdata;
+	struct ike_tunnel *t;
+
+	if (!mm_reqid_ours(g->ike->d->table, sa->reqid) || !sa->spi ||
+	    !(t = tunnel_of_reqid(g->ike, sa->reqid)) || !t->info.up)
+		return 0;
+	if (sa->spi == t->info.spi_in)
+		g->present[t - g->ike->tunnels.t] |= 1;
+	else if (sa->spi == t->info.spi_out)
+		g->present[t - g->ike->tunnels.t] |= 2;
+	else
+		return 0;
+	ike_tunnel_kernel_saw(t, sa->spi);
+	return 0;
+}
+
+/* An SA of an up tunnel that the kernel was seen holding and a fresh dump
+ * lacks is gone, as if its deletion had been reported.  One never seen
+ * there (charon has not installed it yet, or a kernel without ESP) is not
+ * judged by its absence. */
+static void gone_dump(struct mm_ike *ike)
+{
+	struct gone_dump g = { .ike = ike };
+	struct mm_nl_result res = { 0 };
+	int r;
+
+	if (!ike->d->nl || !ike->tunnels.n)
+		return;
+	g.present = calloc(ike->tunnels.n, 1);
+	if (!g.present)
+		return;
+	r = mm_xfrm_sa_dump(ike->d->nl, gone_dump_one, gone_dump_reset, &g, NULL, &res);
+	if (r < 0) {
+		log_warn("charon's SAs: cannot read the kernel's SAs: %s", strerror(-r));
+		free(g.present);
+		return;
+	}
+	for (size_t i = 0; i < ike->tunnels.n; i++) {
+		struct ike_tunnel *t = &ike->tunnels.t[i];
+		uint32_t spi[2] = { t->info.spi_in, t->info.spi_out };
+
+		for (size_t k = 0; t->info.up && k < 2; k++)
+			if (!(g.present[i] & (1u << k)) && ike_tunnel_kernel_had(t, spi[k]))
+				sa_gone(ike, t, spi[k], "is missing from the kernel's SAs");
+	}
+	free(g.present);
+}
+
+/* Each recorded SPI gets its whole grace; the timer follows the earliest. */
+static int on_gone_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct mm_ike *ike = userdata;
+	uint64_t next = UINT64_MAX, now;
+
+	(void)s;
+	(void)usec;
+	sd_event_now(ike->d->ev, CLOCK_MONOTONIC, &now);
+	for (size_t i = 0; i < ike->tunnels.n; i++) {
+		struct ike_tunnel *t = &ike->tunnels.t[i];
+		uint32_t spi;
+
+		if (!t->gone_spi)
+			continue;
+		if (t->gone_at > now) {
+			next = t->gone_at < next ? t->gone_at : next;
+			continue;
+		}
+		spi = ike_tunnel_gone_confirm(t);
+		if (spi)
+			gone_confirmed(ike, t, spi);
+	}
+	if (next != UINT64_MAX)
+		arm_gone(ike, next - now);
+	if (ike->sa_dump_due) {
+		ike->sa_dump_due = false;
+		gone_dump(ike);
+	}
+	return 0;
+}
+
+void ike_kernel_sas_check(struct mmtrustd *d)
+{
+	if (!d->ike)
+		return;
+	d->ike->sa_dump_due = true;
+	arm_gone(d->ike, 0);
 }
 
 struct spi_pair {
@@ -1227,7 +1416,9 @@ int ike_start(struct mmtrustd *d, const struct ike_ops *ops, void *userdata)
 	    vici_client_subscribe(ike->evt, VICI_EVT_IKE_REKEY, on_ike_rekey, NULL, ike) < 0 ||
 	    vici_client_start(ike->cmd) < 0 || vici_client_start(ike->evt) < 0 ||
 	    sd_event_add_time_relative(d->ev, &ike->crl_timer, CLOCK_MONOTONIC, IKE_CRL_POLL_USEC,
-				       0, on_crl_timer, ike) < 0) {
+				       0, on_crl_timer, ike) < 0 ||
+	    sd_event_add_time(d->ev, &ike->gone_timer, CLOCK_MONOTONIC, UINT64_MAX, 1000,
+			      on_gone_timer, ike) < 0) {
 		log_err("charon: cannot set up the VICI clients");
 		r = -EIO;
 		goto fail;
@@ -1235,6 +1426,7 @@ int ike_start(struct mmtrustd *d, const struct ike_ops *ops, void *userdata)
 	return 0;
 fail:
 	d->ike = NULL;
+	sd_event_source_disable_unref(ike->gone_timer);
 	ike_free_crls(ike);
 	vici_client_free(ike->cmd);
 	vici_client_free(ike->evt);
@@ -1253,6 +1445,7 @@ void ike_stop(struct mmtrustd *d)
 	if (!ike)
 		return;
 	sd_event_source_unref(ike->retry);
+	sd_event_source_disable_unref(ike->gone_timer);
 	vici_client_free(ike->cmd);
 	vici_client_free(ike->evt);
 	ike_free_crls(ike);
@@ -1436,11 +1629,26 @@ int ike_xfrm_event(const struct mm_xfrm_event *ev, void *userdata)
 		on_acquire(d, &ev->acquire);
 		return 0;
 	}
+	/* Someone else's deletion (ours are not echoed): charon may not know. */
+	if (ev->type == MM_XFRM_EV_SA_FLUSH && (!ev->flush_proto || ev->flush_proto == IPPROTO_ESP))
+		ike_kernel_sas_check(d);  /* which SAs went is not said: read them */
+	if (d->ike &&
+	    (ev->type == MM_XFRM_EV_SA_DEL || (ev->type == MM_XFRM_EV_SA_EXPIRE && ev->hard)) &&
+	    mm_reqid_ours(d->table, sa->reqid))
+		sa_gone(d->ike, tunnel_of_reqid(d->ike, sa->reqid), sa->spi,
+			ev->type == MM_XFRM_EV_SA_DEL ? "was deleted from the kernel"
+						      : "expired in the kernel");
 	if (ev->type != MM_XFRM_EV_SA_NEW && ev->type != MM_XFRM_EV_SA_UPD)
 		return 0;
 	mm_sa_judge(d->table, d->cfg.tunnel, d->cfg.n_tunnel, &f, &j);
-	if (!mm_sa_must_delete(j.verdict))
+	if (!mm_sa_must_delete(j.verdict)) {
+		struct ike_tunnel *row = d->ike && j.partner ? tunnel_of_reqid(d->ike, sa->reqid)
+							     : NULL;
+
+		if (row)
+			ike_tunnel_kernel_saw(row, sa->spi);
 		return 0;
+	}
 	log_err("refused SA: spi 0x%08" PRIx32 " %s -> %s carries reqid %" PRIu32
 		" (%s%s): %s (%s); deleted",
 		sa->spi, mm_addr_str(&sa->src, s), mm_addr_str(&sa->dst, t), sa->reqid,

@@ -84,6 +84,43 @@ bool ike_tunnel_set_down(struct ike_tunnel *t)
 	return was;
 }
 
+void ike_tunnel_kernel_saw(struct ike_tunnel *t, uint32_t spi)
+{
+	if (!spi || ike_tunnel_kernel_had(t, spi))
+		return;
+	t->kernel_spis[t->kernel_next % IKE_KERNEL_SPIS] = spi;
+	t->kernel_next = (t->kernel_next + 1) % IKE_KERNEL_SPIS;
+}
+
+bool ike_tunnel_kernel_had(const struct ike_tunnel *t, uint32_t spi)
+{
+	for (size_t i = 0; spi && i < IKE_KERNEL_SPIS; i++)
+		if (t->kernel_spis[i] == spi)
+			return true;
+	return false;
+}
+
+static bool spi_current(const struct ike_tunnel *t, uint32_t spi)
+{
+	return t->info.up && spi && (spi == t->info.spi_in || spi == t->info.spi_out);
+}
+
+bool ike_tunnel_sa_gone(struct ike_tunnel *t, uint32_t spi)
+{
+	if (!spi_current(t, spi))
+		return false;
+	t->gone_spi = spi;
+	return true;
+}
+
+uint32_t ike_tunnel_gone_confirm(struct ike_tunnel *t)
+{
+	uint32_t spi = t->gone_spi;
+
+	t->gone_spi = 0;
+	return spi_current(t, spi) ? spi : 0;
+}
+
 void ike_refusal_plan(const struct ike_tunnels *ts, const struct mm_sa_judgement *judgement,
 		      uint32_t spi, struct ike_refusal *ret)
 {

@@ -8,7 +8,10 @@
  * and it is one of the tunnel's two SAs, the tunnel is down at once, charon
  * is told to terminate the IKE_SA that holds them (it still thinks the
  * CHILD_SA installed), and asked to initiate again when the partner still
- * wants a tunnel of ours. */
+ * wants a tunnel of ours.  The same when someone else deletes one of them
+ * from the kernel (charon does not notice): ike_tunnel_sa_gone records it
+ * and, unless charon replaced or closed the CHILD_SA within a grace,
+ * ike_tunnel_gone_confirm says the tunnel is down. */
 #ifndef MMTRUSTD_IKE_TUNNELS_H
 #define MMTRUSTD_IKE_TUNNELS_H
 
@@ -33,6 +36,8 @@ struct mm_tunnel_info {
 	time_t since;
 };
 
+#define IKE_KERNEL_SPIS 8
+
 struct ike_tunnel {
 	struct mm_tunnel_info info;
 	char ike_state[24];
@@ -41,6 +46,16 @@ struct ike_tunnel {
 	bool listed;             /* seen in the list-sas being collected */
 	char local_host[64];     /* our end of the SAs, as charon reports it */
 	bool load_pending;       /* its connection waits to be (re)loaded in charon */
+	/* One of the tunnel's current SPIs the kernel no longer holds (0:
+	 * none): the tunnel goes down when it is still current after a grace
+	 * (ike_tunnel_gone_confirm), so a rekey or close charon reports late
+	 * never takes it down. */
+	uint32_t gone_spi;
+	uint64_t gone_at;        /* CLOCK_MONOTONIC usec: the grace ends (ike.c) */
+	/* The last SPIs of the partner's reqid seen in the kernel (new SA
+	 * events, SA dumps): only an SA seen there can be missed from a dump. */
+	uint32_t kernel_spis[IKE_KERNEL_SPIS];
+	unsigned kernel_next;
 };
 
 /* One row per partner of the table, sorted by domain. */
@@ -68,6 +83,21 @@ struct ike_child_up {
 bool ike_tunnel_set_up(struct ike_tunnel *t, const struct ike_child_up *c);
 /* Forget the SAs.  True when it was up (tell subscribers "sa-down"). */
 bool ike_tunnel_set_down(struct ike_tunnel *t);
+
+/* The kernel was seen holding an SA of the partner's reqid. */
+void ike_tunnel_kernel_saw(struct ike_tunnel *t, uint32_t spi);
+/* Whether it was (among the last IKE_KERNEL_SPIS seen). */
+bool ike_tunnel_kernel_had(const struct ike_tunnel *t, uint32_t spi);
+/* The kernel no longer holds the SA spi of the partner's reqid (deleted,
+ * hard expiry, missing from a dump): true when it is one of the current
+ * SPIs of the up tunnel -- recorded, to be confirmed after a grace.  An
+ * old SPI (rekeyed away), SPI 0 or a down tunnel: false, nothing changes. */
+bool ike_tunnel_sa_gone(struct ike_tunnel *t, uint32_t spi);
+/* The grace is over: the recorded SPI when it is still one of the current
+ * SPIs of the up tunnel (the SA went behind charon's back: the tunnel is
+ * down), else 0 (charon replaced or closed the CHILD_SA meanwhile).  The
+ * record is cleared either way. */
+uint32_t ike_tunnel_gone_confirm(struct ike_tunnel *t);
 
 /* What to do after mmtrustd deleted (refused) one SA. */
 struct ike_refusal {

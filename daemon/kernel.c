@@ -158,12 +158,13 @@ static int kernel_drain(void *userdata)
 	d->mon_reading = true;
 	r = mm_xfrm_monitor_read(d->mon, deliver, d);
 	if (r == -ENOBUFS) {
-		/* The engine re-reads the SPD; the IKE side's SA table is
-		 * rebuilt from charon's own list, not from these events. */
+		/* The engine re-reads the SPD; the IKE side reads the SAD for
+		 * its tunnels' SAs (a deletion may be among the lost). */
 		if (d->spd) {
 			mm_spd_events_lost(d->spd);
 			mmtrustd_view_changed(d);
 		}
+		ike_kernel_sas_check(d);
 		r = mm_xfrm_monitor_read(d->mon, deliver, d);
 		if (r == -ENOBUFS)
 			r = 0;
@@ -266,6 +267,7 @@ static int on_verify(sd_event_source *s, uint64_t usec, void *userdata)
 		mmtrustd_view_changed(d);
 	}
 	sweep_sas(d, "the periodic check");
+	ike_kernel_sas_check(d);
 	log_limit_flush();
 	sd_event_source_set_time(s, usec + d->cfg.spd_verify_interval * 1000000ULL);
 	sd_event_source_set_enabled(s, SD_EVENT_ON);

@@ -130,6 +130,10 @@ int ike_xfrm_event(const struct mm_xfrm_event *ev, void *userdata);
  * same refusal as an XFRM event's -- if it carried a tunnel, the tunnel is
  * down at once and charon terminates (and initiates again). */
 void ike_sa_deleted(struct mmtrustd *d, const struct mm_sa_judgement *j, uint32_t spi);
+/* The kernel's SAs may have gone without an event naming them (events
+ * lost, the periodic check): a tunnel whose current SAs the kernel was
+ * seen holding and no longer holds goes down, as on a deletion event. */
+void ike_kernel_sas_check(struct mmtrustd *d);
 /* host.c says a [local] tunnel address became usable or stopped being
  * usable (host.h): tunnels whose local end is no longer usable on this
  * host are down at once and charon forgets their IKE_SAs; the partners

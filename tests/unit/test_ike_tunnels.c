@@ -3,7 +3,10 @@
  * once, with charon told to terminate and (where the partner still wants a
  * tunnel) to initiate again.  What it must never do: keep a tunnel "up"
  * whose SA was deleted, take a tunnel down for a stranger's SA or a
- * legitimate one, or ask for a tunnel the partner no longer wants. */
+ * legitimate one, or ask for a tunnel the partner no longer wants.  An SA
+ * deleted from the kernel behind charon's back (one of the tunnel's current
+ * two, still current after the grace) takes the tunnel down; an old one
+ * (rekeyed away) or one charon closed never does. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +224,102 @@ START_TEST(test_no_tunnel_wanted_no_initiate)
 }
 END_TEST
 
+/* Someone deletes one of the tunnel's current SAs from the kernel (ip
+ * xfrm state delete/deleteall/flush): charon still counts the CHILD_SA
+ * installed.  Once the grace is over and charon said nothing, the tunnel
+ * is down. */
+START_TEST(test_current_sa_gone_takes_it_down)
+{
+	struct ike_tunnel *a = ike_tunnels_find(&ts, "a.example");
+
+	up("a.example");
+	ck_assert(ike_tunnel_sa_gone(a, SPI_OUT));
+	ck_assert_uint_eq(a->gone_spi, SPI_OUT);
+	/* charon re-lists the same CHILD_SA meanwhile: still the same SPIs. */
+	ck_assert(!ike_tunnel_set_up(a, &(struct ike_child_up){ .spi_in = SPI_IN,
+								 .spi_out = SPI_OUT,
+								 .ike_id = IKE_ID }));
+	ck_assert_uint_eq(ike_tunnel_gone_confirm(a), SPI_OUT);
+	ck_assert_uint_eq(a->gone_spi, 0);
+	/* Confirmed once: a second look finds nothing recorded. */
+	ck_assert_uint_eq(ike_tunnel_gone_confirm(a), 0);
+	/* The inbound SA alike. */
+	ck_assert(ike_tunnel_sa_gone(a, SPI_IN));
+	ck_assert_uint_eq(ike_tunnel_gone_confirm(a), SPI_IN);
+}
+END_TEST
+
+/* An old SA (rekeyed away) deleted, whether its deletion comes after
+ * charon's child-rekey or before it: the tunnel stays up. */
+START_TEST(test_old_sa_gone_leaves_it)
+{
+	struct ike_tunnel *a = ike_tunnels_find(&ts, "a.example");
+	struct ike_child_up rekeyed = { .spi_in = SPI_IN + 1, .spi_out = SPI_OUT + 1,
+					.ike_id = IKE_ID };
+
+	up("a.example");
+	/* The kernel event first, charon's child-rekey within the grace. */
+	ck_assert(ike_tunnel_sa_gone(a, SPI_IN));
+	ck_assert(ike_tunnel_set_up(a, &rekeyed));
+	ck_assert_uint_eq(ike_tunnel_gone_confirm(a), 0);
+	ck_assert(a->info.up);
+	/* charon's child-rekey first: the old SPIs are no tunnel's. */
+	ck_assert(!ike_tunnel_sa_gone(a, SPI_IN));
+	ck_assert(!ike_tunnel_sa_gone(a, SPI_OUT));
+	ck_assert_uint_eq(a->gone_spi, 0);
+	ck_assert_uint_eq(ike_tunnel_gone_confirm(a), 0);
+	ck_assert(a->info.up);
+	ck_assert_uint_eq(a->info.spi_in, SPI_IN + 1);
+	/* SPI 0 and a stranger's SPI: nothing. */
+	ck_assert(!ike_tunnel_sa_gone(a, 0));
+	ck_assert(!ike_tunnel_sa_gone(a, 0x00c0ffee));
+}
+END_TEST
+
+/* A normal close: charon's child-updown (down) before or after the kernel
+ * event.  Down once, by charon's word; nothing left to confirm. */
+START_TEST(test_closed_sa_gone_needs_nothing)
+{
+	struct ike_tunnel *a = ike_tunnels_find(&ts, "a.example");
+
+	up("a.example");
+	ck_assert(ike_tunnel_sa_gone(a, SPI_OUT));
+	ck_assert(ike_tunnel_set_down(a));
+	ck_assert_uint_eq(ike_tunnel_gone_confirm(a), 0);
+	/* Down first: a deletion of its former SAs changes nothing. */
+	ck_assert(!ike_tunnel_sa_gone(a, SPI_IN));
+	ck_assert(!ike_tunnel_sa_gone(a, SPI_OUT));
+	ck_assert_uint_eq(ike_tunnel_gone_confirm(a), 0);
+	ck_assert(!a->info.up);
+}
+END_TEST
+
+/* Absence from a dump counts only for SAs the kernel was seen holding
+ * (a kernel without ESP never holds the SPIs charon reports). */
+START_TEST(test_kernel_spis_seen)
+{
+	struct ike_tunnel *a = ike_tunnels_find(&ts, "a.example");
+
+	ck_assert(!ike_tunnel_kernel_had(a, SPI_IN));
+	ck_assert(!ike_tunnel_kernel_had(a, 0));
+	ike_tunnel_kernel_saw(a, SPI_IN);
+	ike_tunnel_kernel_saw(a, SPI_IN);  /* once is enough */
+	ike_tunnel_kernel_saw(a, 0);       /* no SA's */
+	ck_assert(ike_tunnel_kernel_had(a, SPI_IN));
+	ck_assert(!ike_tunnel_kernel_had(a, SPI_OUT));
+	ck_assert(!ike_tunnel_kernel_had(a, 0));
+	/* The last IKE_KERNEL_SPIS are kept: the oldest goes first. */
+	for (uint32_t i = 1; i < IKE_KERNEL_SPIS; i++)
+		ike_tunnel_kernel_saw(a, 0xd0000000u + i);
+	ck_assert(ike_tunnel_kernel_had(a, SPI_IN));
+	ike_tunnel_kernel_saw(a, SPI_OUT);
+	ck_assert(!ike_tunnel_kernel_had(a, SPI_IN));
+	ck_assert(ike_tunnel_kernel_had(a, SPI_OUT));
+	/* Other partners' rows know nothing of it. */
+	ck_assert(!ike_tunnel_kernel_had(ike_tunnels_find(&ts, "b.example"), SPI_OUT));
+}
+END_TEST
+
 static Suite *ike_tunnels_suite(void)
 {
 	Suite *s = suite_create("ike_tunnels");
@@ -234,6 +333,10 @@ static Suite *ike_tunnels_suite(void)
 	tcase_add_test(tc, test_legit_sa_never_takes_it_down);
 	tcase_add_test(tc, test_down_tunnel_needs_nothing);
 	tcase_add_test(tc, test_no_tunnel_wanted_no_initiate);
+	tcase_add_test(tc, test_current_sa_gone_takes_it_down);
+	tcase_add_test(tc, test_old_sa_gone_leaves_it);
+	tcase_add_test(tc, test_closed_sa_gone_needs_nothing);
+	tcase_add_test(tc, test_kernel_spis_seen);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -8,7 +8,8 @@
 # (null encryption, HMAC-SHA-256), and the removal of the first partner: its
 # connection, SAs and policies go, the other partner stays up; its
 # metrics (tunnel, SAs, bytes and packets as the kernel counted them, no
-# errors) are what the kernel and status say.
+# errors) are what the kernel and status say.  Between them, A's SAs deleted
+# from the kernel behind charon's back: down at once, up again on new SAs.
 . "$(dirname "$0")/mmtrust_lib.sh"
 mm_init mmtrust_tunnel
 
@@ -37,6 +38,11 @@ require "our charon's configuration" mm_strongswan_conf "$MM"
 require "both charons answer, the partner's swanctl.conf loaded" mm_charons_start
 
 vm_step "mmtrustd"
+# The VM's certificates live 30 days: a shorter warning window keeps
+# `status --check` about the tunnels.
+mm_daemon_conf
+sed -i 's/^\[daemon\]$/&\nexpiry_warning_days = 7/' "$MM_CONF"
+export MMTRUST_QUERY_SOCKET=$MM_TMP/query.sock
 require "mmtrustd answers on its admin socket" mm_daemon_start
 require "mmtrustd connected to our charon (status ike.connected)" wait_for 20 mm_ike_connected
 check "status names the VICI socket" [ "$(mm_jq .ike.socket)" = "$MM_VICI" ]
@@ -158,6 +164,125 @@ part_b() {
 	check "ESP counters rose in both directions (reqid $RB)" vm_sa_rose "$before" "$after"
 }
 
+# --- 5. SAs deleted behind charon's back ----------------------------------------------
+# Someone deletes the kernel's SAs of A's tunnel (`ip xfrm state deleteall
+# reqid`): charon still counts the CHILD_SA installed, but the kernel drops
+# A's traffic (the policies require ESP) until the next rekey.  mmtrustd
+# says "down" at once (status, the check, metrics, the query's protected,
+# subscribers), has charon negotiate anew, and says "up" with the new SPIs.
+# What it must never do: touch B's tunnel, or call the policies out of sync.
+protected() { ctl --json query inbound $SIP_A --dst $CSCF | jq -r .protected; }
+metric_now() { ctl metrics | awk -v k="$1" '$1 == k { print $2 }'; }
+# sampler CMD...: CMD's output, one a line, until $MM_TMP/stop-sampling
+# exists (the down time is short: charon negotiates anew at once, and each
+# mmtrustctl call takes a while under TCG).
+sampler() {
+	while [ ! -e "$MM_TMP/stop-sampling" ]; do
+		echo "$("$@" 2>/dev/null)"
+		sleep 0.1
+	done
+}
+check_rc() { ctl status --check >/dev/null 2>&1; echo $?; }
+part_flush() {
+	vm_step "partner A: its SAs deleted behind charon's back"
+	local in_old out_old spis_b t0 in_new out_new pids=() p
+	expect_exit 0 "status --check: every tunnel up (exit 0)" ctl status --check
+	check "query: inbound from $SIP_A protected" [ "$(protected)" = true ]
+	mm_tunnel $A
+	in_old=$(spi_hex "$T_SPI_IN") out_old=$(spi_hex "$T_SPI_OUT")
+	spis_b=$(vm_sa_stats "$MM" reqid "$RB" | cut -d' ' -f1-3)
+	vm_spawn "$MM_TMP/events.out" "$MMTRUSTCTL" --json query watch
+	pids+=("$VM_PID")
+	vm_keep "$MM_TMP/events.out"
+	check "the subscription is live" wait_for 10 grep -q '"subscribed": true' "$MM_TMP/events.out"
+	rm -f "$MM_TMP/stop-sampling"
+	vm_spawn "$MM_TMP/check.samples" sampler check_rc
+	pids+=("$VM_PID")
+	vm_spawn "$MM_TMP/metric.samples" sampler \
+		metric_now "mmtrust_partner_tunnel_up{partner=\"$A\"}"
+	pids+=("$VM_PID")
+	vm_spawn "$MM_TMP/query.samples" sampler protected
+	pids+=("$VM_PID")
+	check "samplers running" wait_for 10 grep -q . "$MM_TMP/check.samples"
+
+	t0=$(now_us)
+	check "ip xfrm state deleteall reqid $RA (A's SAs only)" ip -n "$MM" xfrm state deleteall reqid "$RA"
+	# Down, or up again already on new SAs (the samplers saw it down).
+	a_gone() { mm_tunnel $A && { [ "$T_STATE" = down ] || [ "$(spi_hex "$T_SPI_IN")" != "$in_old" ]; }; }
+	if wait_for 5 a_gone; then
+		pass "status: $A's tunnel no longer up on the deleted SAs ($T_STATE)"
+		vm_step "$A $T_STATE in status $(secs "$(ms_since "$t0")") s after the SAs were deleted"
+	else
+		fail "status still says $A up on the deleted SAs: $(cat "$MM_TMP/status.json")"
+	fi
+	local re="tunnel down: partner $A \\(reqid $RA\\): its SA ($in_old|$out_old) was deleted from the kernel behind charon"
+	check "'tunnel down' logged with the reason" wait_for 5 mm_log_has "$re"
+	grep -E "tunnel down: partner $A|of its tunnel was deleted|told to terminate" "$MM_LOG" | tail -n 4
+	local at ms
+	at=$(grep -E -- "$re" "$MM_LOG" | tail -n 1 | cut -d' ' -f1)
+	ms=$(($(date -d "${at:-never}" +%s%3N 2>/dev/null || echo 0) - t0 / 1000))
+	check "down $ms ms after the SAs were deleted (the log's time; within 2 s)" [ "$ms" -ge 0 -a "$ms" -lt 2000 ]
+	check "subscribers heard sa-down $A" wait_for 5 grep -q "\"sa-down\", \"partner\": \"$A\"" "$MM_TMP/events.out"
+
+	vm_step "partner A: a new CHILD_SA"
+	if wait_for 30 mm_tunnel_up_new $A "$in_old"; then
+		pass "$A up again with a new inbound SPI"
+		vm_step "$A up again $(secs "$(ms_since "$t0")") s after the SAs were deleted"
+	else
+		fail "$A not up again within 30 s: $(cat "$MM_TMP/status.json")"
+	fi
+	touch "$MM_TMP/stop-sampling"
+	for p in "${pids[@]:1}"; do wait_for 10 vm_gone "$p"; done
+	echo "status --check exit codes sampled: $(sort "$MM_TMP/check.samples" | uniq -c | xargs)"
+	echo "tunnel_up sampled: $(sort "$MM_TMP/metric.samples" | uniq -c | xargs)"
+	echo "protected sampled: $(sort "$MM_TMP/query.samples" | uniq -c | xargs)"
+	check "status --check exited 5 (tunnel down) while it was down" grep -qx 5 "$MM_TMP/check.samples"
+	check "status --check exited only 0 or 5 (never 6: policies in sync)" \
+		vm_not grep -qvx '[05]' "$MM_TMP/check.samples"
+	check "metrics: $A's tunnel_up was 0 while it was down" grep -qx 0 "$MM_TMP/metric.samples"
+	check "query: inbound from $SIP_A was not protected while it was down" \
+		grep -qx false "$MM_TMP/query.samples"
+	if [ "$up_b" = 1 ]; then
+		check "$B's SAs untouched" [ "$(vm_sa_stats "$MM" reqid "$RB" | cut -d' ' -f1-3)" = "$spis_b" ]
+		check "$B still up in status" mm_tunnel_up $B
+	fi
+	mm_tunnel_up $A || return
+	in_new=$(spi_hex "$T_SPI_IN") out_new=$(spi_hex "$T_SPI_OUT")
+	echo "SPIs of $A: in $in_old -> $in_new, out $out_old -> $out_new"
+	check "a new outbound SPI too" [ "$out_new" != "$out_old" ]
+	check "status spi_in is the kernel's new inbound SA" [ "$(sa_spis "$MM" $GW_A $TUN "$RA")" = "$in_new" ]
+	check "status spi_out is the kernel's new outbound SA" [ "$(sa_spis "$MM" $TUN $GW_A "$RA")" = "$out_new" ]
+	contains "$(swan "$MM" --list-sas --ike $A 2>&1)" "${in_new#0x}" "our charon lists the new CHILD_SA"
+	mm_traffic A-again "$MM" $CSCF "$PEER" $SIP_A $PORT
+	is_protected() { [ "$(protected)" = true ]; }
+	check "query: inbound from $SIP_A protected again" wait_for 5 is_protected
+	expect_exit 0 "status --check: every tunnel up again (exit 0)" ctl status --check
+	check "metrics: $A's tunnel up again" \
+		[ "$(metric_now "mmtrust_partner_tunnel_up{partner=\"$A\"}")" = 1 ]
+	kill "${pids[0]}" 2>/dev/null
+}
+
+# A rekey (ours, then the partner's) deletes the old SAs from the kernel
+# too, after charon reported the new ones: never a tunnel down.
+part_rekey() {
+	vm_step "partner A: rekeys are no SAs deleted behind charon's back"
+	local downs side ns child in_old
+	downs=$(grep -c "tunnel down: partner $A" "$MM_LOG")
+	downs_more() { [ "$(grep -c "tunnel down: partner $A" "$MM_LOG")" -gt "$downs" ]; }
+	two_sas() { [ "$(sa_count "$MM" "$RA")" -eq 2 ]; }
+	for side in "$MM:$A" "$PEER:partner-a"; do
+		ns=${side%%:*} child=${side#*:}
+		mm_tunnel_up $A || { fail "$A not up before the rekey in $ns"; return; }
+		in_old=$(spi_hex "$T_SPI_IN")
+		expect_exit 0 "swanctl --rekey --child $child ($ns)" swan "$ns" --rekey --child "$child"
+		check "rekeyed by $ns: $A up with a new inbound SPI" wait_for 20 mm_tunnel_up_new $A "$in_old"
+		check "charon deleted the old SAs" wait_for 20 two_sas
+		check "no tunnel down for the rekey (1 s after the old SAs went)" vm_not wait_for 1 downs_more
+	done
+	check "the rekeys logged as such" mm_log_has "tunnel up: partner $A \\(reqid $RA\\): rekeyed"
+	expect_exit 0 "status --check: every tunnel up (exit 0)" ctl status --check
+}
+
 # --- 4. partner removed --------------------------------------------------------------
 part_del() {
 	vm_step "partner A: delete"
@@ -188,6 +313,12 @@ part_del() {
 
 if [ $up_a = 1 ]; then part_a; else fail "part A (status, SPIs, traffic, cleartext) skipped: no tunnel"; fi
 if [ $up_b = 1 ]; then part_b; else fail "part B (integrity-only) skipped: no tunnel"; fi
+if [ $up_a = 1 ]; then
+	part_flush
+	part_rekey
+else
+	fail "part 5 (SAs deleted behind charon, rekeys) skipped: no tunnel"
+fi
 part_del
 
 # --- metrics: what the kernel counted, as `mmtrustctl metrics` says it -----------------
@@ -238,6 +369,35 @@ part_metrics() {
 	check "metrics: charon connected" [ "$(metric mmtrust_ike_connected)" = 1 ]
 }
 if [ $up_b = 1 ]; then part_metrics; else fail "metrics skipped: no tunnel to $B"; fi
+
+# --- a flush: the kernel names no SA ---------------------------------------------------
+# `ip xfrm state flush` (only B's SAs are left in this namespace): the
+# kernel reports a flush, not the SAs; mmtrustd reads the SAD, finds B's
+# current SAs (seen there before) missing, and it goes as in part 5.
+part_flush_all() {
+	vm_step "partner B: every SA flushed"
+	local in_old t0
+	mm_tunnel $B
+	in_old=$(spi_hex "$T_SPI_IN")
+	check "only $B's SAs are left in $MM" [ "$(ip -n "$MM" xfrm state list | grep -c '^src ')" -eq \
+		"$(sa_count "$MM" "$RB")" ]
+	t0=$(now_us)
+	check "ip xfrm state flush" ip -n "$MM" xfrm state flush
+	check "'tunnel down' logged for $B with the reason" wait_for 5 mm_log_has \
+		"tunnel down: partner $B \\(reqid $RB\\): its SA 0x[0-9a-f]{8} was deleted from the kernel behind charon"
+	grep -E "tunnel down: partner $B|missing from the kernel" "$MM_LOG" | tail -n 3
+	if wait_for 30 mm_tunnel_up_new $B "$in_old"; then
+		pass "$B up again with a new inbound SPI"
+		vm_step "$B up again $(secs "$(ms_since "$t0")") s after the flush"
+	else
+		fail "$B not up again within 30 s: $(cat "$MM_TMP/status.json")"
+		return
+	fi
+	check "status spi_in is the kernel's new inbound SA" [ "$(sa_spis "$MM" $GW_B $TUN "$RB")" = "$(spi_hex "$T_SPI_IN")" ]
+	check "B: ping $CSCF -> $SIP_B again" vm_ping "$MM" $CSCF $SIP_B 3
+	expect_exit 0 "status --check: every tunnel up again (exit 0)" ctl status --check
+}
+if [ $up_b = 1 ]; then part_flush_all; else fail "flush part skipped: no tunnel to $B"; fi
 
 vm_step "done"
 vm_finish
