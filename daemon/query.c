@@ -372,7 +372,10 @@ static void count_decision(struct mm_query *q, bool outbound, const struct mm_de
 	for (i = 0; i < q->n_decisions; i++) {
 		const struct decision_count *c = &q->decisions[i];
 
-		if (c->outbound == outbound && c->pai == dec->pai && !strcmp(c->reason, dec->reason))
+		/* The reasons are privacy.h's constants: the pointer almost
+		 * always tells; strcmp only when it does not. */
+		if (c->outbound == outbound && c->pai == dec->pai &&
+		    (c->reason == dec->reason || !strcmp(c->reason, dec->reason)))
 			break;
 	}
 	if (i == q->n_decisions && i < sizeof(q->decisions) / sizeof(q->decisions[0]))

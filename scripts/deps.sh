@@ -14,7 +14,7 @@ PKGS=(
 	libstrongswan-extra-plugins
 	kamailio kamailio-lua-modules sip-tester
 	scdoc groff-base man-db bash-completion
-	dpkg-dev debhelper lintian fakeroot
+	dpkg-dev debhelper lintian fakeroot systemd
 )
 
 missing=()

@@ -187,7 +187,7 @@ chattr -i "$STORE"
 # as systemd sets it), so it sends each line with its fields.
 JD=$(command -v /lib/systemd/systemd-journald /usr/lib/systemd/systemd-journald | head -1)
 if [ -z "$JD" ] || ! command -v systemd-cat >/dev/null || ! command -v journalctl >/dev/null; then
-	echo "test_events: systemd-journald, systemd-cat or journalctl missing: journal not tested" >&2
+	fail "journal: systemd-journald, systemd-cat or journalctl missing (Debian's systemd package)"
 else
 	J=$MM_TMP/j
 	mkdir -p "$J"
@@ -223,7 +223,7 @@ echo done >"$J/result"
 SH
 	timeout 30 unshare -m -n --propagation private bash "$J/run.sh" >"$J/run.out" 2>&1
 	if [ "$(cat "$J/result" 2>/dev/null)" = nojournal ]; then
-		echo "test_events: systemd-journald did not start here: journal not tested" >&2
+		fail "journal: systemd-journald did not start here: $(tail -n 3 "$J/journald.log" 2>/dev/null)"
 	else
 		check "journal: the run finished" test "$(cat "$J/result" 2>/dev/null)" = done
 		check "journal: journalctl PARTNER= MESSAGE_ID= finds the drift repair" \

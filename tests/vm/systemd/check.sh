@@ -221,28 +221,18 @@ main() {
 	check "all come from the unit (_SYSTEMD_UNIT=$UNIT: ${J[unit]})" test "${J[unit]}" = "${J[n]}"
 	check "all have a PRIORITY (${J[prios]})" test "${J[prio]}" = "${J[n]}"
 	echo "journal: fields of mmtrustd's entries: ${J[fields]}"
-	if [ -n "${J[ids]}" ]; then
-		echo "journal: MESSAGE_IDs of mmtrustd (MMTRUST_EVENT=MESSAGE_ID): ${J[ids]}"
-	else
-		echo "journal: MESSAGE_ID field absent"
-	fi
+	check "the events carry a MESSAGE_ID (${J[ids]:-none})" test -n "${J[ids]}"
+	check "start has its fixed MESSAGE_ID" \
+		sh -c "echo '${J[ids]}' | grep -qw start=75718863e7b84a858a0f50a85d472105"
 	journalctl --no-pager -q -o json PARTNER="$DOMAIN" >"$ART/journal-partner.json"
 	n=$(wc -l <"$ART/journal-partner.json")
-	if [ "$n" -gt 0 ]; then
-		echo "journal: PARTNER=$DOMAIN on $n entries:"
-		jq -r '"  \(.SYSLOG_IDENTIFIER) \(.MESSAGE_ID // "-") REQID=\(.REQID // "-") \(.MESSAGE)"' \
-			"$ART/journal-partner.json"
-		check "PARTNER= entries are mmtrustd's" \
-			test "$(grep -c '"SYSLOG_IDENTIFIER":"mmtrustd"' "$ART/journal-partner.json")" = "$n"
-		if grep -q '"REQID":' "$ART/journal-partner.json"; then
-			check "REQID= of PARTNER=$DOMAIN is its reqid $reqid" \
-				grep -q "\"REQID\":\"$reqid\"" "$ART/journal-partner.json"
-		else
-			echo "journal: REQID field absent"
-		fi
-	else
-		echo "journal: PARTNER field absent"
-	fi
+	check "journalctl PARTNER=$DOMAIN finds its entries ($n)" test "$n" -gt 0
+	jq -r '"  \(.SYSLOG_IDENTIFIER) \(.MESSAGE_ID // "-") REQID=\(.REQID // "-") \(.MESSAGE)"' \
+		"$ART/journal-partner.json"
+	check "PARTNER= entries are mmtrustd's" \
+		test "$(grep -c '"SYSLOG_IDENTIFIER":"mmtrustd"' "$ART/journal-partner.json")" = "$n"
+	check "REQID= of PARTNER=$DOMAIN is its reqid $reqid" \
+		grep -q "\"REQID\":\"$reqid\"" "$ART/journal-partner.json"
 	# Never key material: no private key or certificate body.
 	check "no PEM block in the journal" \
 		sh -c '! journalctl --no-pager -q -o cat | grep -q -- "-----BEGIN"'
