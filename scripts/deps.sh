@@ -15,6 +15,7 @@ PKGS=(
 	kamailio kamailio-lua-modules sip-tester
 	scdoc groff-base man-db bash-completion
 	dpkg-dev debhelper lintian fakeroot systemd
+	postgresql libpq-dev
 )
 
 missing=()
