@@ -151,7 +151,7 @@ static json_t *commit_changes(struct mmtrustd *d, const struct mm_jsonl_peer *pe
 	{
 		uint64_t t0 = metrics_now_usec();
 
-		r = mm_store_commit(d->store, changes, n, newt->reqid_next, &actor, &err);
+		r = mm_store_commit(d->store, changes, n, newt, &actor, &err);
 		if (r >= 0)
 			metrics_store_commit(metrics_now_usec() - t0);
 	}

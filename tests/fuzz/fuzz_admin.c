@@ -74,11 +74,14 @@ static void check_table(const struct mm_table *t)
 /* ---- the side effects, replaced ---- */
 
 int mm_store_commit(struct mm_store *s, const struct mm_change *changes, size_t n,
-		    uint32_t reqid_next, const struct mm_actor *actor, struct mm_err *err)
+		    struct mm_table *next, const struct mm_actor *actor, struct mm_err *err)
 {
+	uint32_t reqid_next = next->reqid_next;
+
 	(void)s;
 	(void)actor;
 	commits++;
+	next->version++;
 	FUZZ_ASSERT(n > 0 && reqid_next >= 1000 && reqid_next <= 1016, "n %zu next %u", n,
 		    reqid_next);
 	for (size_t i = 0; i < n; i++) {

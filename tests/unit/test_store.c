@@ -53,7 +53,7 @@ static int run(enum mm_change_op op, const char *domain, int n, struct mm_err *e
 		c.after = make(domain, n);
 	r = mm_table_apply(table, &c, 1, time(NULL), &newt, err);
 	if (r == 0) {
-		r = mm_store_commit(store, &c, 1, newt->reqid_next, &actor, err);
+		r = mm_store_commit(store, &c, 1, newt, &actor, err);
 		if (r == 0) {
 			mm_table_free(table);
 			table = newt;
@@ -179,7 +179,11 @@ START_TEST(test_transaction_all_or_nothing)
 	c[1].before = make("ghost.example", 6);
 	c[1].after = make("ghost.example", 6);
 	c[1].after->reqid = 504;
-	ck_assert_int_lt(mm_store_commit(store, c, 2, 505, &actor, &err), 0);
+	{
+		struct mm_table next = { .reqid_next = 505, .version = table->version };
+
+		ck_assert_int_lt(mm_store_commit(store, c, 2, &next, &actor, &err), 0);
+	}
 	ck_assert_msg(strstr(err.msg, "ghost.example"), "%s", err.msg);
 	ck_assert_int_eq(mm_store_dump(store, &after), 0);
 	ck_assert_str_eq(before, after);
@@ -288,7 +292,7 @@ static void commit_set(struct mm_partner *before, struct mm_partner *after)
 	struct mm_table *newt;
 
 	ck_assert_int_eq(mm_table_apply(table, &c, 1, time(NULL), &newt, &err), 0);
-	ck_assert_int_eq(mm_store_commit(store, &c, 1, newt->reqid_next, &actor, &err), 0);
+	ck_assert_int_eq(mm_store_commit(store, &c, 1, newt, &actor, &err), 0);
 	mm_table_free(newt);
 }
 
