@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -389,6 +390,37 @@ static bool wal_pending(const char *path)
 bool mm_store_spec_is_postgresql(const char *spec)
 {
 	return !strncmp(spec, "postgresql://", 13) || !strncmp(spec, "postgres://", 11);
+}
+
+int mm_store_check_spec(const char *spec, struct mm_err *err)
+{
+	PQconninfoOption *opts;
+	char *msg = NULL;
+	int r = 0;
+
+	if (!spec[0])
+		return mm_err_set(err, MM_ERR_INVALID, "store", "is empty: give a path or a "
+				  "postgresql:// URI");
+	if (!mm_store_spec_is_postgresql(spec))
+		return 0;
+	opts = PQconninfoParse(spec, &msg);
+	if (!opts) {
+		/* libpq's message may quote the URI: it holds no secret we
+		 * accept, but a refused one might; say only that it is bad. */
+		r = mm_err_set(err, MM_ERR_INVALID, "store",
+			       "is not a PostgreSQL URI libpq can read (postgresql://[user@]host"
+			       "[:port]/database[?param=value&...])");
+		PQfreemem(msg);
+		return r;
+	}
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+		if (!strcmp(o->keyword, "password") && o->val && o->val[0])
+			r = mm_err_set(err, MM_ERR_INVALID, "store",
+				       "holds a password, which would be shown in status and logs; "
+				       "put it in [daemon] store_password_file (or PGPASSWORD, "
+				       "~/.pgpass) and remove it from the URI");
+	PQconninfoFree(opts);
+	return r;
 }
 
 /* The acting host: opts' name, else the kernel's host name. */

@@ -40,6 +40,11 @@ enum mm_store_backend { MM_STORE_SQLITE, MM_STORE_POSTGRESQL };
 /* Whether spec names a PostgreSQL store (postgresql:// or postgres://);
  * anything else is a SQLite file's path. */
 bool mm_store_spec_is_postgresql(const char *spec);
+/* Whether spec may name a store: a path, or a PostgreSQL URI libpq can
+ * parse that holds no password (it would be shown in status and logs;
+ * the password comes from a file or libpq's environment).  MM_ERR_INVALID
+ * saying why. */
+int mm_store_check_spec(const char *spec, struct mm_err *err);
 
 struct mm_store_opts {
 	const char *host_name;  /* the acting host in audit and event rows; NULL: gethostname */
