@@ -62,7 +62,7 @@ endif
 
 # pkg-config runs lazily (recursive '=' variables), after deps.sh has
 # installed the -dev packages.
-PKGS_POLICY  = jansson sqlite3 libcrypto
+PKGS_POLICY  = jansson sqlite3 libcrypto libpq
 PKGS_NETLINK = libmnl
 PKGS_DAEMON  = libsystemd inih libnl-route-3.0
 PKGS_CLI     = yaml-0.1 jansson

@@ -281,7 +281,7 @@ static int write_store(const char *path, size_t n)
 	if (mm_table_new(REQID_MIN, REQID_MIN + 99999, &empty) < 0 ||
 	    mm_table_apply(empty, changes, n, time(NULL), &t, &err) < 0 ||
 	    mm_store_open(path, &store, &err) < 0 ||
-	    mm_store_commit(store, changes, n, t->reqid_next, &actor, &err) < 0) {
+	    mm_store_commit(store, changes, n, t, &actor, &err) < 0) {
 		fprintf(stderr, "query bench: store: %s%s%s\n", err.field, err.field[0] ? ": " : "",
 			err.msg);
 		goto out;

@@ -104,6 +104,18 @@ static void print_status(const json_t *r)
 	if (json_is_false(json_object_get(store, "writable")))
 		printf("store: %s is READ-ONLY, every change is refused: %s\n", jstr(store, "path"),
 		       jstr(store, "problem"));
+	if (!strcmp(jstr(store, "backend"), "postgresql")) {
+		printf("store: shared (PostgreSQL) %s as host %s, table version %" JSON_INTEGER_FORMAT
+		       ", %s\n", jstr(store, "name"), jstr(store, "host"), jint(store, "version"),
+		       json_is_false(json_object_get(store, "connected"))
+		       ? "UNREACHABLE, every change is refused" : "connected");
+		if (json_is_false(json_object_get(store, "connected")))
+			printf("store: unreachable since %s: %s\n", jstr(store, "since"),
+			       jstr(store, "error"));
+		else if (json_is_integer(json_object_get(store, "refused_version")))
+			printf("store: version %" JSON_INTEGER_FORMAT " NOT TAKEN here: %s\n",
+			       jint(store, "refused_version"), jstr(store, "error"));
+	}
 
 	{
 		const json_t *sn = json_object_get(r, "snapshot");
@@ -515,6 +527,18 @@ static void check_daemon(struct check *c, const json_t *status)
 	if (json_is_false(json_object_get(store, "writable")))
 		problem(c, CHECK_WARNING, NULL, "store", "%s is read-only, every change is refused: %s",
 			jstr(store, "path"), jstr(store, "problem"));
+	/* A fleet's store away: the table is enforced, changes are refused. */
+	if (json_is_false(json_object_get(store, "connected")))
+		problem(c, CHECK_WARNING, NULL, "store",
+			"the shared store %s is unreachable since %s: %s; table version %"
+			JSON_INTEGER_FORMAT " stays enforced, every change is refused",
+			jstr(store, "name"), jstr(store, "since"), jstr(store, "error"),
+			jint(store, "version"));
+	else if (json_is_integer(json_object_get(store, "refused_version")))
+		problem(c, CHECK_WARNING, NULL, "store",
+			"table version %" JSON_INTEGER_FORMAT " of the shared store is not taken "
+			"here (%s); version %" JSON_INTEGER_FORMAT " stays enforced",
+			jint(store, "refused_version"), jstr(store, "error"), jint(store, "version"));
 	o = json_object_get(status, "metrics");
 	if (json_is_object(o) && *jstr(o, "listen") && !is_true(o, "listening"))
 		problem(c, CHECK_WARNING, NULL, "metrics", "[metrics] listen %s: not listening: %s",

@@ -12,6 +12,7 @@
 #include "crl.h"
 #include "expiry.h"
 #include "event.h"
+#include "fleet.h"
 #include "log.h"
 #include "mmtrustd.h"
 
@@ -151,13 +152,14 @@ static json_t *commit_changes(struct mmtrustd *d, const struct mm_jsonl_peer *pe
 	{
 		uint64_t t0 = metrics_now_usec();
 
-		r = mm_store_commit(d->store, changes, n, newt->reqid_next, &actor, &err);
+		r = mm_store_commit(d->store, changes, n, newt, &actor, &err);
 		if (r >= 0)
 			metrics_store_commit(metrics_now_usec() - t0);
 	}
 	if (r < 0) {
 		log_err("%s by %s (uid %u): store commit failed, nothing changed: %s: %s", op,
 			actor.user, (unsigned)actor.uid, err.field, err.msg);
+		fleet_commit_failed(d, &err);
 		mm_table_free(newt);
 		json_decref(list);
 		return err_answer(&err);
@@ -523,8 +525,11 @@ static json_t *op_status(struct mmtrustd *d, const struct mm_jsonl_peer *peer,
 		query_status(d->query, st);
 		host_status(d, st);
 		expiry_status(d, dom ? domain : NULL, st);
-		json_object_set_new(st, "store", json_pack("{s:s, s:b, s:s?}", "path", d->cfg.store,
-							    "writable", !ro, "problem", ro));
+		json_t *so = json_pack("{s:s, s:b, s:s?}", "path", d->cfg.store, "writable", !ro,
+				       "problem", ro);
+
+		fleet_status(d, so);
+		json_object_set_new(st, "store", so);
 		json_object_set_new(st, "snapshot", snapw_status(d->snap));
 		metrics_status(d, st);
 		return mm_jsonl_ok(st);
@@ -581,20 +586,21 @@ static const struct {
 	const char *name;
 	json_t *(*fn)(struct mmtrustd *d, const struct mm_jsonl_peer *peer, const json_t *req);
 	bool readonly;
+	bool changes;  /* prepares a change of the table: on the store's current one */
 } ops[] = {
-	{ "ping", op_ping, true },
-	{ "partner.add", op_partner_add, false },
-	{ "partner.set", op_partner_set, false },
-	{ "partner.del", op_partner_del, false },
-	{ "partner.show", op_partner_show, true },
-	{ "partner.list", op_partner_list, true },
-	{ "apply", op_apply, false },
-	{ "lookup", op_lookup, true },
-	{ "log", op_log, true },
-	{ "status", op_status, true },
-	{ "metrics", op_metrics, true },
-	{ "audit", op_audit, false },
-	{ "reload", op_reload, false },
+	{ "ping", op_ping, true, false },
+	{ "partner.add", op_partner_add, false, true },
+	{ "partner.set", op_partner_set, false, true },
+	{ "partner.del", op_partner_del, false, true },
+	{ "partner.show", op_partner_show, true, false },
+	{ "partner.list", op_partner_list, true, false },
+	{ "apply", op_apply, false, true },
+	{ "lookup", op_lookup, true, false },
+	{ "log", op_log, true, false },
+	{ "status", op_status, true, false },
+	{ "metrics", op_metrics, true, false },
+	{ "audit", op_audit, false, false },
+	{ "reload", op_reload, false, false },
 };
 
 bool admin_readonly(void *userdata, const json_t *req)
@@ -616,8 +622,16 @@ json_t *admin_handle(void *userdata, struct mm_jsonl_client *client,
 
 	if (!op)
 		return mm_jsonl_error("invalid-request", "op", "every request needs an \"op\" string");
-	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
-		if (strcmp(op, ops[i].name) == 0)
-			return ops[i].fn(userdata, peer, req);
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		struct mm_err err = { 0 };
+
+		if (strcmp(op, ops[i].name) != 0)
+			continue;
+		/* A fleet: the change is prepared on the store's current table
+		 * (caught up here), or refused when the store is away. */
+		if (ops[i].changes && fleet_sync(userdata, &err) < 0)
+			return err_answer(&err);
+		return ops[i].fn(userdata, peer, req);
+	}
 	return mm_jsonl_error("unknown-op", "op", "unknown operation '%s'", op);
 }

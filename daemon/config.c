@@ -1,4 +1,5 @@
 #include "config.h"
+#include "policy/store.h"
 #include "backoff.h"
 #include "expiry.h"
 #include "spd_desired.h"
@@ -108,6 +109,27 @@ static int set_string(char *dst, size_t size, const char *value, struct parse_ct
 				  "value is longer than %zu characters", size - 1);
 	memcpy(dst, value, strlen(value) + 1);
 	return 0;
+}
+
+/* A path, or a postgresql:// URI without a password (mm_store_check_spec). */
+static int set_store(char *dst, size_t size, const char *value, struct parse_ctx *x)
+{
+	struct mm_err e = { 0 };
+
+	if (mm_store_check_spec(value, &e) < 0)
+		return mm_err_set(x->err, e.code, x->field, "%s", e.msg);
+	return set_string(dst, size, value, x);
+}
+
+/* A name for the audit trail: 1-63 printable characters, no space. */
+static int set_host_name(char *dst, size_t size, const char *value, struct parse_ctx *x)
+{
+	for (const char *c = value; *c; c++)
+		if (*c <= ' ' || *c == 0x7f)
+			return mm_err_set(x->err, MM_ERR_INVALID, x->field,
+					  "'%s' holds a space or a control character; a host "
+					  "name is one word", value);
+	return set_string(dst, size, value, x);
 }
 
 static int set_u32(uint32_t *dst, const char *value, struct parse_ctx *x)
@@ -232,7 +254,11 @@ static int handler(void *user, const char *section, const char *name, const char
 		return 0;
 #define KEY(s, k) (strcmp(section, s) == 0 && strcmp(name, k) == 0)
 	if (KEY("daemon", "store"))
-		r = set_string(c->store, sizeof(c->store), value, x);
+		r = set_store(c->store, sizeof(c->store), value, x);
+	else if (KEY("daemon", "store_password_file"))
+		r = set_string(c->store_password_file, sizeof(c->store_password_file), value, x);
+	else if (KEY("daemon", "host_name"))
+		r = set_host_name(c->host_name, sizeof(c->host_name), value, x);
 	else if (KEY("daemon", "admin_socket"))
 		r = set_string(c->admin_socket, sizeof(c->admin_socket), value, x);
 	else if (KEY("daemon", "admin_group"))

@@ -1,7 +1,12 @@
 /* mmtrustd's configuration file (INI, read with libinih).
  *
  *   [daemon]
- *   store = /var/lib/mmtrust/mmtrust.db     ; SQLite store
+ *   store = /var/lib/mmtrust/mmtrust.db     ; SQLite store, or a postgresql://
+ *                                           ; URI: a table a fleet shares
+ *   store_password_file =                   ; PostgreSQL: the password (else
+ *                                           ; libpq's PGPASSWORD, .pgpass)
+ *   host_name =                             ; this host in the audit trail
+ *                                           ; (default: the host name)
  *   admin_socket = /run/mmtrust/admin.sock  ; provisioning (mmtrustctl)
  *   admin_group =                           ; group allowed besides root
  *   query_socket = /run/mmtrust/query.sock  ; CSCF queries (read-only)
@@ -75,6 +80,8 @@
 struct mm_config {
 	char path[4096];  /* the file read ("" = built-in defaults) */
 	char store[4096];
+	char store_password_file[4096];
+	char host_name[64];  /* "" : gethostname() */
 	char admin_socket[108];
 	char admin_group[64];
 	gid_t admin_gid;  /* (gid_t)-1 when admin_group is empty */

@@ -1,4 +1,5 @@
 #include "instance.h"
+#include "policy/store.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -208,6 +209,9 @@ static int claim_namespace(struct instance *inst, uint32_t tag, struct mm_err *e
 
 int instance_claim_store(struct instance *inst, const char *store, struct mm_err *err)
 {
+	/* A shared store (PostgreSQL) is shared by design. */
+	if (mm_store_spec_is_postgresql(store))
+		return 0;
 	for (size_t i = 0; i < inst->n; i++)
 		if (!strcmp(inst->what[i], store))
 			return 0;
@@ -228,7 +232,7 @@ int instance_claim(const char *store, const char *admin_socket, const char *quer
 	if (!inst)
 		return mm_err_set(err, MM_ERR_INTERNAL, "", "out of memory");
 	inst->ns_fd = -1;
-	r = lock_beside(inst, store, "daemon.store", err);
+	r = mm_store_spec_is_postgresql(store) ? 0 : lock_beside(inst, store, "daemon.store", err);
 	if (r == 0)
 		r = lock_beside(inst, admin_socket, "daemon.admin_socket", err);
 	if (r == 0)

@@ -55,6 +55,9 @@ static const struct {
 	[MM_EVENT_REVOKED] = { "revoked", "1ed5445d90a74be3bb0c91d273b44e69" },
 	[MM_EVENT_ADDRESS_LOST] = { "address-lost", "037af10592ed40509747e96793b88c16" },
 	[MM_EVENT_ADDRESS_BACK] = { "address-back", "a5006b071fe44b878106a34bfb17de01" },
+	[MM_EVENT_STORE_LOST] = { "store-lost", "5af39142f20d474a8a49726628a05ab8" },
+	[MM_EVENT_STORE_BACK] = { "store-back", "7eb4acdf88454dd8bb82b9a79293e0cc" },
+	[MM_EVENT_TABLE_SYNC] = { "table-sync", "de46ecf01fec48db9ffaf32c51c47ee6" },
 };
 
 const char *mm_event_name(enum mm_event ev)

@@ -62,6 +62,9 @@ enum mm_event {
 	MM_EVENT_REVOKED,
 	MM_EVENT_ADDRESS_LOST,
 	MM_EVENT_ADDRESS_BACK,
+	MM_EVENT_STORE_LOST,   /* the shared store (PostgreSQL) became unreachable */
+	MM_EVENT_STORE_BACK,   /* ... and is reachable again */
+	MM_EVENT_TABLE_SYNC,   /* a table version committed elsewhere was taken */
 	MM_EVENT__MAX
 };
 

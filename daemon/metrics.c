@@ -1,5 +1,6 @@
 /* Prometheus metrics: the exposition text (docs/metrics.md). */
 #include "metrics.h"
+#include "fleet.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -438,6 +439,32 @@ static void write_daemon(FILE *f, struct mmtrustd *d, json_t *st)
 	family(f, "mmtrust_store_writable", "gauge", "1 when the store accepts changes.");
 	/* What status says under store.writable. */
 	fprintf(f, "mmtrust_store_writable %d\n", d->store && !mm_store_readonly(d->store));
+	{
+		struct fleet_stats fs;
+
+		fleet_stats(d, &fs);
+		family(f, "mmtrust_store_shared", "gauge",
+		       "1 when the partner table is a fleet's, on PostgreSQL.");
+		fprintf(f, "mmtrust_store_shared %d\n", fs.shared);
+		family(f, "mmtrust_store_connected", "gauge",
+		       "1 while the store is reachable (always 1 for SQLite).");
+		fprintf(f, "mmtrust_store_connected %d\n", fs.connected);
+		family(f, "mmtrust_store_table_version", "gauge",
+		       "The table version this host enforces (the same on every host of a "
+		       "fleet once in step).");
+		fprintf(f, "mmtrust_store_table_version %llu\n", (unsigned long long)fs.version);
+		family(f, "mmtrust_store_reconnects_total", "counter",
+		       "Times the shared store was reached again after it was lost.");
+		fprintf(f, "mmtrust_store_reconnects_total %llu\n",
+			(unsigned long long)fs.reconnects);
+		family(f, "mmtrust_store_table_syncs_total", "counter",
+		       "Table versions committed on other hosts and taken here.");
+		fprintf(f, "mmtrust_store_table_syncs_total %llu\n",
+			(unsigned long long)fs.catchups);
+		family(f, "mmtrust_store_version_refused", "gauge",
+		       "1 while a newer table version of the shared store is not taken here.");
+		fprintf(f, "mmtrust_store_version_refused %d\n", fs.refused_version != 0);
+	}
 	family(f, "mmtrust_reconcile_last_duration_seconds", "gauge",
 	       "How long the last kernel reconcile step of each kind took.");
 	for (size_t i = 0; i < N_STEPS; i++)

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "expiry.h"
 #include "event.h"
+#include "fleet.h"
 #include "instance.h"
 #include "policy/sa.h"
 #include "mmtrustd.h"
@@ -58,31 +59,16 @@ static const char usage[] =
 	"\n"
 	"Exit status: 0 clean stop, 1 configuration or store error, 2 usage error.\n";
 
-static int load_state(struct mmtrustd *d, struct mm_config *cfg, struct mm_store **ret_store,
-		      struct mm_table **ret_table, struct mm_err *err)
+int mmtrustd_load_table(const struct mm_config *cfg, struct mm_store *store,
+			struct mm_table **ret, struct mm_err *err)
 {
-	struct mm_store *store = NULL;
 	struct mm_table *table = NULL;
-	int r;
+	int r = mm_store_load(store, cfg->reqid_min, cfg->reqid_max, &table, err);
 
-	/* One mmtrustd per store: a reload that names another store claims
-	 * it before reading it. */
-	if (d->inst) {
-		r = instance_claim_store(d->inst, cfg->store, err);
-		if (r < 0)
-			return r;
-	}
-	r = instance_mkdir_parent(cfg->store, 0750);
-	if (r < 0)
-		return mm_err_set(err, MM_ERR_INTERNAL, "store", "cannot create the directory of %s: %s",
-				  cfg->store, strerror(-r));
-	r = mm_store_open(cfg->store, &store, err);
-	if (r < 0)
-		return r;
-	r = mm_store_load(store, cfg->reqid_min, cfg->reqid_max, &table, err);
 	if (r == 0) {
-		/* [local] against the stored table: a start or reload that
-		 * would let a partner claim our own addresses is refused. */
+		/* [local] against the stored table: a start, reload or
+		 * table-sync that would let a partner claim our own addresses
+		 * is refused. */
 		struct mm_site site = { cfg->cscf, cfg->n_cscf, cfg->tunnel, cfg->n_tunnel,
 					cfg->cscf_kinds };
 
@@ -90,13 +76,10 @@ static int load_state(struct mmtrustd *d, struct mm_config *cfg, struct mm_store
 		if (r < 0)
 			mm_table_free(table);
 	}
-	if (r < 0) {
-		mm_store_close(store);
+	if (r < 0)
 		return r;
-	}
-	*ret_table = table;
-	for (size_t i = 0; i < (*ret_table)->n; i++) {
-		const struct mm_partner *p = (*ret_table)->partners[i];
+	for (size_t i = 0; i < table->n; i++) {
+		const struct mm_partner *p = table->partners[i];
 
 		if (!mm_reqid_ours(table, p->reqid))
 			log_warn("partner %s keeps reqid %u, outside the configured range %u-%u",
@@ -106,6 +89,83 @@ static int load_state(struct mmtrustd *d, struct mm_config *cfg, struct mm_store
 				log_warn("partner %s: its CA certificate (%s) has expired",
 					 p->domain, p->cas[k].info.sha256);
 	}
+	*ret = table;
+	return 0;
+}
+
+/* The password of a PostgreSQL store, from [daemon] store_password_file:
+ * its first line.  Caller wipes and frees. */
+static int read_password(const struct mm_config *cfg, char **ret, struct mm_err *err)
+{
+	FILE *f;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+
+	*ret = NULL;
+	if (!cfg->store_password_file[0])
+		return 0;
+	f = fopen(cfg->store_password_file, "re");
+	if (!f)
+		return mm_err_set(err, MM_ERR_INVALID, "daemon.store_password_file",
+				  "cannot read %s: %s", cfg->store_password_file, strerror(errno));
+	n = getline(&line, &cap, f);
+	fclose(f);
+	if (n <= 0) {
+		free(line);
+		return mm_err_set(err, MM_ERR_INVALID, "daemon.store_password_file",
+				  "%s is empty: its first line is the password",
+				  cfg->store_password_file);
+	}
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	*ret = line;
+	return 0;
+}
+
+static int load_state(struct mmtrustd *d, struct mm_config *cfg, struct mm_store **ret_store,
+		      struct mm_table **ret_table, struct mm_err *err)
+{
+	struct mm_store *store = NULL;
+	struct mm_table *table = NULL;
+	bool shared = mm_store_spec_is_postgresql(cfg->store);
+	char *password = NULL;
+	int r;
+
+	/* One mmtrustd per store: a reload that names another store claims
+	 * it before reading it.  A shared store is shared by design; two
+	 * daemons on one host still meet at the sockets and the namespace. */
+	if (d->inst && !shared) {
+		r = instance_claim_store(d->inst, cfg->store, err);
+		if (r < 0)
+			return r;
+	}
+	if (!shared) {
+		r = instance_mkdir_parent(cfg->store, 0750);
+		if (r < 0)
+			return mm_err_set(err, MM_ERR_INTERNAL, "store",
+					  "cannot create the directory of %s: %s", cfg->store,
+					  strerror(-r));
+	}
+	r = read_password(cfg, &password, err);
+	if (r < 0)
+		return r;
+	r = mm_store_open_with(cfg->store,
+			       &(struct mm_store_opts){ .host_name = cfg->host_name,
+							 .password = password },
+			       &store, err);
+	if (password) {
+		explicit_bzero(password, strlen(password));
+		free(password);
+	}
+	if (r < 0)
+		return r;
+	r = mmtrustd_load_table(cfg, store, &table, err);
+	if (r < 0) {
+		mm_store_close(store);
+		return r;
+	}
+	*ret_table = table;
 	(void)d;
 	if (mm_store_readonly(store))
 		log_warn("store %s is read-only, so every change will be refused until it is "
@@ -301,6 +361,22 @@ void mmtrustd_table_changed(struct mmtrustd *d, struct mm_table *newt,
 	table_swap(d, newt, changes, n, changes, n, !changes);
 }
 
+static int table_delta(const struct mm_table *a, const struct mm_table *b,
+		       struct mm_change **ret, size_t *ret_n);
+
+int mmtrustd_table_sync(struct mmtrustd *d, struct mm_table *newt, struct mm_change **ret,
+			size_t *ret_n)
+{
+	int r = table_delta(d->table, newt, ret, ret_n);
+
+	if (r < 0) {
+		mm_table_free(newt);
+		return r;
+	}
+	table_swap(d, newt, *ret, *ret_n, *ret, *ret_n, false);
+	return 0;
+}
+
 /* The partners that differ between two tables (both sorted by domain):
  * added, removed, or changed in configuration or reqid.  Only their
  * policies can go during a whole-table step with unchanged kernel
@@ -476,6 +552,7 @@ int mmtrustd_reload(struct mmtrustd *d, bool allow_shrink, struct mm_err *err)
 	if (strcmp(cfg.store, d->cfg.store))
 		log_notice("reload: store is now %s", cfg.store);
 	events_set_store(store, cfg.log_events_keep);
+	fleet_stop(d);
 	mm_store_close(d->store);
 	d->store = store;
 	snprintf(cfg.admin_socket, sizeof(cfg.admin_socket), "%s", d->cfg.admin_socket);
@@ -514,6 +591,7 @@ int mmtrustd_reload(struct mmtrustd *d, bool allow_shrink, struct mm_err *err)
 		table_swap(d, table, NULL, 0, delta, n_delta, all);
 		mm_changes_free(delta, n_delta);
 	}
+	(void)fleet_start(d);
 	log_event(MM_EVENT_RELOAD, LOG_NOTICE, NULL, "reloaded: %zu partners%s", d->table->n,
 		  allow_shrink ? " (shrink guard waived)" : "");
 out:
@@ -623,7 +701,7 @@ int main(int argc, char **argv)
 		log_err("%s%s%s", err.field, err.field[0] ? ": " : "", err.msg);
 		goto out;
 	}
-	if (check && access(d.cfg.store, F_OK) < 0) {
+	if (check && !mm_store_spec_is_postgresql(d.cfg.store) && access(d.cfg.store, F_OK) < 0) {
 		printf("configuration %s: ok\nstore %s: does not exist yet (created at start)\n"
 		       "reqid range %u-%u\n",
 		       d.config_path[0] ? d.config_path : "(built-in defaults)", d.cfg.store,
@@ -736,6 +814,11 @@ int main(int argc, char **argv)
 	}
 	d.started = time(NULL);
 	(void)metrics_start(&d);  /* not fatal: logged, retried, in status */
+	r = fleet_start(&d);
+	if (r < 0) {
+		log_err("store: cannot watch the shared store: %s", strerror(-r));
+		goto out;
+	}
 	log_event(MM_EVENT_START, LOG_NOTICE, NULL,
 		  "mmtrustd %s ready: %zu partners, store %s, admin socket %s, query socket %s, "
 		  "kernel %s",
@@ -751,6 +834,7 @@ int main(int argc, char **argv)
 	log_event(MM_EVENT_STOP, LOG_NOTICE, NULL, "stopped");
 	rc = 0;
 out:
+	fleet_stop(&d);
 	metrics_stop(&d);
 	mm_jsonl_server_free(d.admin);
 	d.publish_src = sd_event_source_disable_unref(d.publish_src);

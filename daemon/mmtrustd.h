@@ -72,6 +72,9 @@ struct mmtrustd {
 
 	/* What ends soon and what of it was logged (expiry.h). */
 	struct expiry *expiry;
+
+	/* The shared store's connection and table-syncs (fleet.h). */
+	struct fleet *fleet;
 };
 
 /* kernel.c: XFRM inside the loop -- the SPD engine, the SA sweep by the
@@ -197,5 +200,16 @@ int admin_authorize(void *userdata, const struct mm_jsonl_peer *peer);
  * then a normal view (coalesced). */
 void mmtrustd_table_changed(struct mmtrustd *d, struct mm_table *newt,
 			    const struct mm_change *changes, size_t n);
+
+/* Load the table from store for cfg and check it against cfg's [local]
+ * addresses (start, reload, table-sync). */
+int mmtrustd_load_table(const struct mm_config *cfg, struct mm_store *store,
+			struct mm_table **ret, struct mm_err *err);
+/* Take newt (a table version committed elsewhere; always consumed): the
+ * partners that differ (*ret, the caller frees with mm_changes_free) are
+ * withdrawn from the answers and carried into charon and the kernel, as
+ * for a change made here. */
+int mmtrustd_table_sync(struct mmtrustd *d, struct mm_table *newt, struct mm_change **ret,
+			size_t *ret_n);
 
 #endif

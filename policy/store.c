@@ -1,10 +1,12 @@
 #include "store.h"
+#include "store_int.h"
 #include "grow.h"
 #include "jsonfmt.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,9 +19,11 @@
 #define MM_STR(x) MM_STR_(x)
 
 struct mm_store {
+	struct mm_store_pg *pg;  /* a PostgreSQL store: everything is its */
 	sqlite3 *db;
 	char *path;
 	char *readonly;  /* why the store cannot be written; NULL when it can */
+	char host[256];  /* the acting host in audit and event rows */
 };
 
 /* Migration i takes the schema from version i to i+1; never edit one that
@@ -84,9 +88,19 @@ static const char *const migrations[] = {
 	"  message TEXT NOT NULL);"
 	"CREATE INDEX events_time ON events(time);"
 	"CREATE INDEX events_domain ON events(domain, time);",
+	/* 4: the table version (bumped by every commit: the audit's txn of
+	 * the last change), and the acting host in the audit and the events
+	 * ('' in rows written before), for stores a fleet shares. */
+	"ALTER TABLE audit ADD COLUMN host TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE events ADD COLUMN host TEXT NOT NULL DEFAULT '';"
+	"CREATE INDEX events_host ON events(host, time);"
+	"INSERT OR REPLACE INTO meta (key, value) VALUES ('version', "
+	"  (SELECT CAST(COALESCE(MAX(txn), 0) AS TEXT) FROM audit));",
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(N_MIGRATIONS == MM_STORE_SCHEMA_VERSION, "one migration per schema version");
+
+static int meta_version(struct mm_store *s, uint64_t *ret, struct mm_err *err);
 
 static int db_fail(struct mm_store *s, struct mm_err *err, const char *what)
 {
@@ -111,6 +125,8 @@ int mm_store_schema_version(struct mm_store *s)
 	sqlite3_stmt *st;
 	int v = -1;
 
+	if (s->pg)
+		return mm_store_pg_schema_version(s->pg);
 	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	if (sqlite3_step(st) == SQLITE_ROW)
@@ -295,6 +311,42 @@ const char *mm_store_readonly(const struct mm_store *s)
 	return s ? s->readonly : NULL;
 }
 
+enum mm_store_backend mm_store_backend(const struct mm_store *s)
+{
+	return s->pg ? MM_STORE_POSTGRESQL : MM_STORE_SQLITE;
+}
+
+const char *mm_store_name(const struct mm_store *s)
+{
+	return s->pg ? mm_store_pg_name(s->pg) : s->path;
+}
+
+const char *mm_store_host(const struct mm_store *s)
+{
+	return s->pg ? mm_store_pg_host(s->pg) : s->host;
+}
+
+int mm_store_fd(const struct mm_store *s)
+{
+	return s->pg ? mm_store_pg_fd(s->pg) : -1;
+}
+
+int mm_store_poll(struct mm_store *s, uint64_t *version)
+{
+	*version = 0;
+	return s->pg ? mm_store_pg_poll(s->pg, version) : 0;
+}
+
+const char *mm_store_unreachable(const struct mm_store *s)
+{
+	return s->pg ? mm_store_pg_unreachable(s->pg) : NULL;
+}
+
+int mm_store_reconnect(struct mm_store *s, struct mm_err *err)
+{
+	return s->pg ? mm_store_pg_reconnect(s->pg, err) : 0;
+}
+
 /* Open (again) s->path; immutable: as a URI with immutable=1. */
 static int open_db(struct mm_store *s, int flags, bool immutable, struct mm_err *err)
 {
@@ -335,15 +387,78 @@ static bool wal_pending(const char *path)
 	return stat(wal, &sb) == 0 && sb.st_size > 0;
 }
 
+bool mm_store_spec_is_postgresql(const char *spec)
+{
+	return !strncmp(spec, "postgresql://", 13) || !strncmp(spec, "postgres://", 11);
+}
+
+int mm_store_check_spec(const char *spec, struct mm_err *err)
+{
+	PQconninfoOption *opts;
+	char *msg = NULL;
+	int r = 0;
+
+	if (!spec[0])
+		return mm_err_set(err, MM_ERR_INVALID, "store", "is empty: give a path or a "
+				  "postgresql:// URI");
+	if (!mm_store_spec_is_postgresql(spec))
+		return 0;
+	opts = PQconninfoParse(spec, &msg);
+	if (!opts) {
+		/* libpq's message may quote the URI: it holds no secret we
+		 * accept, but a refused one might; say only that it is bad. */
+		r = mm_err_set(err, MM_ERR_INVALID, "store",
+			       "is not a PostgreSQL URI libpq can read (postgresql://[user@]host"
+			       "[:port]/database[?param=value&...])");
+		PQfreemem(msg);
+		return r;
+	}
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+		if (!strcmp(o->keyword, "password") && o->val && o->val[0])
+			r = mm_err_set(err, MM_ERR_INVALID, "store",
+				       "holds a password, which would be shown in status and logs; "
+				       "put it in [daemon] store_password_file (or PGPASSWORD, "
+				       "~/.pgpass) and remove it from the URI");
+	PQconninfoFree(opts);
+	return r;
+}
+
+/* The acting host: opts' name, else the kernel's host name. */
+void mm_store_set_host(char *host, size_t size, const struct mm_store_opts *opts)
+{
+	if (opts && opts->host_name && opts->host_name[0])
+		snprintf(host, size, "%s", opts->host_name);
+	else if (gethostname(host, size) < 0)
+		snprintf(host, size, "localhost");
+	host[size - 1] = '\0';
+}
+
 int mm_store_open(const char *path, struct mm_store **ret, struct mm_err *err)
 {
-	struct mm_store *s = calloc(1, sizeof(*s));
+	return mm_store_open_with(path, NULL, ret, err);
+}
+
+int mm_store_open_with(const char *path, const struct mm_store_opts *opts,
+		       struct mm_store **ret, struct mm_err *err)
+{
+	struct mm_store *s;
 	struct stat sb;
 	bool exists;
 	int r;
 
+	s = calloc(1, sizeof(*s));
 	if (!s)
 		return mm_err_set(err, MM_ERR_INTERNAL, "store", "out of memory");
+	if (mm_store_spec_is_postgresql(path)) {
+		r = mm_store_pg_open(path, opts, &s->pg, err);
+		if (r < 0) {
+			free(s);
+			return r;
+		}
+		*ret = s;
+		return 0;
+	}
+	mm_store_set_host(s->host, sizeof(s->host), opts);
 	exists = stat(path, &sb) == 0;
 	if (!exists && errno != ENOENT) {
 		r = mm_err_set(err, MM_ERR_INTERNAL, "store", "cannot read %s: %s", path,
@@ -425,6 +540,7 @@ void mm_store_close(struct mm_store *s)
 {
 	if (!s)
 		return;
+	mm_store_pg_close(s->pg);
 	sqlite3_close(s->db);
 	free(s->path);
 	free(s->readonly);
@@ -497,7 +613,12 @@ static int crls_parse(struct mm_partner *p, const char *text)
 	return r < 0 ? -EINVAL : 0;
 }
 
-static int row_to_partner(sqlite3_stmt *st, struct mm_partner **ret)
+static const char *col_of(const char *const *col, int i)
+{
+	return col[i] ? col[i] : "";
+}
+
+int mm_store_row_to_partner(const char *const *col, struct mm_partner **ret)
 {
 	struct mm_partner *p = mm_partner_new();
 	void *items;
@@ -505,19 +626,19 @@ static int row_to_partner(sqlite3_stmt *st, struct mm_partner **ret)
 
 	if (!p)
 		return -ENOMEM;
-	snprintf(p->domain, sizeof(p->domain), "%s", col_text(st, 0));
-	p->reqid = sqlite3_column_int64(st, 1);
-	if (mm_kind_parse(col_text(st, 2), &p->kind) < 0 ||
-	    mm_esp_parse(col_text(st, 4), &p->esp) < 0 ||
-	    mm_path_parse(col_text(st, 5), &p->path) < 0)
+	snprintf(p->domain, sizeof(p->domain), "%s", col_of(col, 0));
+	p->reqid = strtoul(col_of(col, 1), NULL, 10);
+	if (mm_kind_parse(col_of(col, 2), &p->kind) < 0 ||
+	    mm_esp_parse(col_of(col, 4), &p->esp) < 0 ||
+	    mm_path_parse(col_of(col, 5), &p->path) < 0)
 		goto fail;
-	p->agreement = sqlite3_column_int(st, 3);
-	p->enabled = sqlite3_column_int(st, 6);
-	r = list_parse(col_text(st, 7), true, &items, &p->n_ranges);
+	p->agreement = atoi(col_of(col, 3));
+	p->enabled = atoi(col_of(col, 6));
+	r = list_parse(col_of(col, 7), true, &items, &p->n_ranges);
 	if (r < 0)
 		goto fail;
 	p->ranges = items;
-	r = list_parse(col_text(st, 8), false, &items, &p->n_gateways);
+	r = list_parse(col_of(col, 8), false, &items, &p->n_gateways);
 	if (r < 0)
 		goto fail;
 	p->gateways = items;
@@ -525,26 +646,26 @@ static int row_to_partner(sqlite3_stmt *st, struct mm_partner **ret)
 	for (int c = 9; c <= 16; c += 7) {
 		struct mm_partner_ca *ca = &p->cas[p->n_cas];
 
-		if (c == 16 && !col_text(st, c)[0])
+		if (c == 16 && !col_of(col, c)[0])
 			break;
-		ca->pem = strdup(col_text(st, c));
+		ca->pem = strdup(col_of(col, c));
 		if (!ca->pem) {
 			r = -ENOMEM;
 			goto fail;
 		}
 		p->n_cas++;
-		snprintf(ca->info.sha256, sizeof(ca->info.sha256), "%s", col_text(st, c + 1));
-		snprintf(ca->info.subject, sizeof(ca->info.subject), "%s", col_text(st, c + 2));
-		ca->info.not_before = sqlite3_column_int64(st, c + 3);
-		ca->info.not_after = sqlite3_column_int64(st, c + 4);
+		snprintf(ca->info.sha256, sizeof(ca->info.sha256), "%s", col_of(col, c + 1));
+		snprintf(ca->info.subject, sizeof(ca->info.subject), "%s", col_of(col, c + 2));
+		ca->info.not_before = strtoll(col_of(col, c + 3), NULL, 10);
+		ca->info.not_after = strtoll(col_of(col, c + 4), NULL, 10);
 	}
-	p->created = sqlite3_column_int64(st, 14);
-	p->updated = sqlite3_column_int64(st, 15);
-	r = crls_parse(p, col_text(st, 21));
+	p->created = strtoll(col_of(col, 14), NULL, 10);
+	p->updated = strtoll(col_of(col, 15), NULL, 10);
+	r = crls_parse(p, col_of(col, 21));
 	if (r < 0)
 		goto fail;
 	r = -EINVAL;
-	if (mm_revocation_parse(col_text(st, 22), &p->revocation) < 0)
+	if (mm_revocation_parse(col_of(col, 22), &p->revocation) < 0)
 		goto fail;
 	*ret = p;
 	return 0;
@@ -553,10 +674,17 @@ fail:
 	return r;
 }
 
-#define PARTNER_COLUMNS                                                               \
-	"domain, reqid, kind, agreement, esp, path, enabled, ranges, gateways, ca_pem, " \
-	"ca_sha256, ca_subject, ca_not_before, ca_not_after, created, updated, "        \
-	"ca2_pem, ca2_sha256, ca2_subject, ca2_not_before, ca2_not_after, crls, revocation"
+/* A statement's row of MM_STORE_PARTNER_COLUMNS as a partner. */
+static int row_to_partner(sqlite3_stmt *st, struct mm_partner **ret)
+{
+	const char *col[MM_STORE_N_PARTNER_COLUMNS];
+
+	for (int i = 0; i < MM_STORE_N_PARTNER_COLUMNS; i++)
+		col[i] = (const char *)sqlite3_column_text(st, i);
+	return mm_store_row_to_partner(col, ret);
+}
+
+#define PARTNER_COLUMNS MM_STORE_PARTNER_COLUMNS
 
 int mm_store_load(struct mm_store *s, uint32_t reqid_min, uint32_t reqid_max,
 		  struct mm_table **ret, struct mm_err *err)
@@ -565,8 +693,11 @@ int mm_store_load(struct mm_store *s, uint32_t reqid_min, uint32_t reqid_max,
 	size_t n = 0, cap = 0;
 	uint32_t next = reqid_min;
 	sqlite3_stmt *st;
+	uint64_t version = 0;
 	int r = 0, rc;
 
+	if (s->pg)
+		return mm_store_pg_load(s->pg, reqid_min, reqid_max, ret, err);
 	if (sqlite3_prepare_v2(s->db, "SELECT " PARTNER_COLUMNS " FROM partners ORDER BY domain",
 			       -1, &st, NULL) != SQLITE_OK)
 		return db_fail(s, err, "cannot read partners");
@@ -589,9 +720,13 @@ int mm_store_load(struct mm_store *s, uint32_t reqid_min, uint32_t reqid_max,
 		goto out;
 	}
 	meta_get_u32(s, "reqid_next", &next);
-	r = mm_table_build(list, n, reqid_min, reqid_max, next, ret, err);
+	r = meta_version(s, &version, err);
+	if (r == 0)
+		r = mm_table_build(list, n, reqid_min, reqid_max, next, ret, err);
 	if (r < 0)
 		mm_err_prefix(err, "store");
+	else
+		(*ret)->version = version;
 out:
 	sqlite3_finalize(st);
 	for (size_t i = 0; i < n; i++)
@@ -623,9 +758,56 @@ static char *crls_text(const struct mm_partner *p)
 	return t;
 }
 
-/* The audit's view of a partner: everything but the PEM itself, whose
- * fingerprint says which CA it was. */
-static char *audit_text(const struct mm_partner *p)
+void mm_store_row_free(struct mm_store_row *row)
+{
+	for (int i = 0; i < MM_STORE_N_PARTNER_COLUMNS; i++) {
+		free(row->col[i]);
+		row->col[i] = NULL;
+	}
+}
+
+int mm_store_row_from_partner(const struct mm_partner *p, struct mm_store_row *row)
+{
+	static const struct mm_partner_ca none = { .pem = NULL };
+	char **c = row->col;
+	int k = 0;
+
+	memset(row, 0, sizeof(*row));
+	k += asprintf(&c[0], "%s", p->domain) < 0;
+	k += asprintf(&c[1], "%" PRIu32, p->reqid) < 0;
+	k += asprintf(&c[2], "%s", mm_kind_name(p->kind)) < 0;
+	k += asprintf(&c[3], "%d", (int)p->agreement) < 0;
+	k += asprintf(&c[4], "%s", mm_esp_name(p->esp)) < 0;
+	k += asprintf(&c[5], "%s", mm_path_name(p->path)) < 0;
+	k += asprintf(&c[6], "%d", (int)p->enabled) < 0;
+	for (int i = 0, col = 9; i < MM_PARTNER_CA_MAX; i++, col = 16) {
+		const struct mm_partner_ca *ca = (size_t)i < p->n_cas ? &p->cas[i] : &none;
+
+		k += asprintf(&c[col], "%s", ca->pem ? ca->pem : "") < 0;
+		k += asprintf(&c[col + 1], "%s", ca->info.sha256) < 0;
+		k += asprintf(&c[col + 2], "%s", ca->info.subject) < 0;
+		k += asprintf(&c[col + 3], "%" PRId64, (int64_t)ca->info.not_before) < 0;
+		k += asprintf(&c[col + 4], "%" PRId64, (int64_t)ca->info.not_after) < 0;
+	}
+	k += asprintf(&c[14], "%" PRId64, (int64_t)p->created) < 0;
+	k += asprintf(&c[15], "%" PRId64, (int64_t)p->updated) < 0;
+	k += asprintf(&c[22], "%s", mm_revocation_name(p->revocation)) < 0;
+	/* asprintf leaves its pointer undefined on failure. */
+	if (k) {
+		memset(row, 0, sizeof(*row));
+		return -ENOMEM;
+	}
+	c[7] = list_text(p, true);
+	c[8] = list_text(p, false);
+	c[21] = crls_text(p);
+	if (!c[7] || !c[8] || !c[21]) {
+		mm_store_row_free(row);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+char *mm_store_audit_text(const struct mm_partner *p)
 {
 	json_t *o;
 	char *t;
@@ -643,6 +825,30 @@ static char *audit_text(const struct mm_partner *p)
 	return t;
 }
 
+int mm_store_conflict(const struct mm_change *changes, size_t n, uint64_t from, uint64_t now,
+		      struct mm_err *err)
+{
+	char names[300] = "";
+	size_t len = 0;
+
+	for (size_t i = 0; i < n && i < 3; i++) {
+		const struct mm_partner *p = changes[i].after ? changes[i].after : changes[i].before;
+
+		len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s",
+					i ? ", " : "", p->domain);
+		if (len >= sizeof(names))
+			break;
+	}
+	if (n > 3)
+		snprintf(names + strlen(names), sizeof(names) - strlen(names), " and %zu more",
+			 n - 3);
+	return mm_err_set(err, MM_ERR_CONFLICT, "partner",
+			  "partner %s: the partner table was changed on another host (it is at "
+			  "version %" PRIu64 ", this change was prepared on version %" PRIu64
+			  "): nothing was changed; look at the table again and retry",
+			  names, now, from);
+}
+
 static int write_partner(struct mm_store *s, const struct mm_change *c, struct mm_err *err)
 {
 	static const char *const sql[MM_CHANGE__MAX] = {
@@ -658,9 +864,13 @@ static int write_partner(struct mm_store *s, const struct mm_change *c, struct m
 				  "revocation = ?23 WHERE domain = ?1",
 		[MM_CHANGE_DEL] = "DELETE FROM partners WHERE domain = ?1",
 	};
+	/* Columns SQLite stores as integers: bound as such. */
+	static const bool integer[MM_STORE_N_PARTNER_COLUMNS] = {
+		[1] = true, [3] = true, [6] = true, [12] = true, [13] = true, [14] = true,
+		[15] = true, [19] = true, [20] = true,
+	};
 	const struct mm_partner *p = c->after ? c->after : c->before;
-	static const struct mm_partner_ca none = { .pem = NULL };
-	char *ranges = NULL, *gateways = NULL, *crls = NULL;
+	struct mm_store_row row = { 0 };
 	sqlite3_stmt *st;
 	int r = 0;
 
@@ -668,34 +878,15 @@ static int write_partner(struct mm_store *s, const struct mm_change *c, struct m
 		return db_fail(s, err, "cannot prepare partner write");
 	sqlite3_bind_text(st, 1, p->domain, -1, SQLITE_STATIC);
 	if (c->op != MM_CHANGE_DEL) {
-		ranges = list_text(p, true);
-		gateways = list_text(p, false);
-		crls = crls_text(p);
-		if (!ranges || !gateways || !crls) {
+		if (mm_store_row_from_partner(p, &row) < 0) {
 			r = mm_err_set(err, MM_ERR_INTERNAL, "store", "out of memory");
 			goto out;
 		}
-		sqlite3_bind_int64(st, 2, p->reqid);
-		sqlite3_bind_text(st, 3, mm_kind_name(p->kind), -1, SQLITE_STATIC);
-		sqlite3_bind_int(st, 4, p->agreement);
-		sqlite3_bind_text(st, 5, mm_esp_name(p->esp), -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 6, mm_path_name(p->path), -1, SQLITE_STATIC);
-		sqlite3_bind_int(st, 7, p->enabled);
-		sqlite3_bind_text(st, 8, ranges, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 9, gateways, -1, SQLITE_STATIC);
-		for (int i = 0, col = 10; i < MM_PARTNER_CA_MAX; i++, col = 17) {
-			const struct mm_partner_ca *ca = (size_t)i < p->n_cas ? &p->cas[i] : &none;
-
-			sqlite3_bind_text(st, col, ca->pem ? ca->pem : "", -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, col + 1, ca->info.sha256, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, col + 2, ca->info.subject, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, col + 3, ca->info.not_before);
-			sqlite3_bind_int64(st, col + 4, ca->info.not_after);
-		}
-		sqlite3_bind_int64(st, 15, p->created);
-		sqlite3_bind_int64(st, 16, p->updated);
-		sqlite3_bind_text(st, 22, crls, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 23, mm_revocation_name(p->revocation), -1, SQLITE_STATIC);
+		for (int i = 1; i < MM_STORE_N_PARTNER_COLUMNS; i++)
+			if (integer[i])
+				sqlite3_bind_int64(st, i + 1, strtoll(row.col[i], NULL, 10));
+			else
+				sqlite3_bind_text(st, i + 1, row.col[i], -1, SQLITE_STATIC);
 	}
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		r = db_fail(s, err, "cannot write partner");
@@ -708,9 +899,7 @@ static int write_partner(struct mm_store *s, const struct mm_change *c, struct m
 			       mm_change_op_name(c->op), sqlite3_changes(s->db));
 out:
 	sqlite3_finalize(st);
-	free(ranges);
-	free(gateways);
-	free(crls);
+	mm_store_row_free(&row);
 	return r;
 }
 
@@ -718,7 +907,7 @@ static int write_audit(struct mm_store *s, const struct mm_change *c, int64_t no
 		       int64_t txn, const struct mm_actor *actor, struct mm_err *err)
 {
 	const struct mm_partner *p = c->after ? c->after : c->before;
-	char *before = audit_text(c->before), *after = audit_text(c->after);
+	char *before = mm_store_audit_text(c->before), *after = mm_store_audit_text(c->after);
 	sqlite3_stmt *st = NULL;
 	int r = 0;
 
@@ -728,8 +917,8 @@ static int write_audit(struct mm_store *s, const struct mm_change *c, int64_t no
 	}
 	if (sqlite3_prepare_v2(s->db,
 			       "INSERT INTO audit (time, txn, uid, user, pid, request, action, "
-			       "domain, before, after, time_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
-			       "?, ?)",
+			       "domain, before, after, time_ms, host) VALUES (?, ?, ?, ?, ?, ?, ?, "
+			       "?, ?, ?, ?, ?)",
 			       -1, &st, NULL) != SQLITE_OK) {
 		r = db_fail(s, err, "cannot prepare audit write");
 		goto out;
@@ -745,6 +934,7 @@ static int write_audit(struct mm_store *s, const struct mm_change *c, int64_t no
 	sqlite3_bind_text(st, 9, before, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 10, after, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 11, now_ms);
+	sqlite3_bind_text(st, 12, s->host, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		r = db_fail(s, err, "cannot write audit entry");
 out:
@@ -754,15 +944,41 @@ out:
 	return r;
 }
 
-int mm_store_commit(struct mm_store *s, const struct mm_change *changes, size_t n,
-		    uint32_t reqid_next, const struct mm_actor *actor, struct mm_err *err)
+static int meta_version(struct mm_store *s, uint64_t *ret, struct mm_err *err)
 {
-	int64_t now, txn = 0;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = 'version'", -1, &st,
+			       NULL) != SQLITE_OK)
+		return db_fail(s, err, "cannot read the table version");
+	*ret = 0;  /* a new store's first version */
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*ret = strtoull((const char *)sqlite3_column_text(st, 0), NULL, 10);
+	else if (sqlite3_errcode(s->db) != SQLITE_DONE)
+		r = db_fail(s, err, "cannot read the table version");
+	sqlite3_finalize(st);
+	return r;
+}
+
+int mm_store_version(struct mm_store *s, uint64_t *ret, struct mm_err *err)
+{
+	if (s->pg)
+		return mm_store_pg_version(s->pg, ret, err);
+	return meta_version(s, ret, err);
+}
+
+int mm_store_commit(struct mm_store *s, const struct mm_change *changes, size_t n,
+		    struct mm_table *next, const struct mm_actor *actor, struct mm_err *err)
+{
+	uint64_t version = 0;
+	int64_t now;
 	struct timespec ts;
 	char sql[128];
-	sqlite3_stmt *st;
 	int r;
 
+	if (s->pg)
+		return mm_store_pg_commit(s->pg, changes, n, next, actor, err);
 	if (s->readonly)
 		return mm_err_set(err, MM_ERR_INTERNAL, "store",
 				  "the store is read-only (%s): nothing was changed; make it "
@@ -772,23 +988,21 @@ int mm_store_commit(struct mm_store *s, const struct mm_change *changes, size_t 
 	r = exec(s, "BEGIN IMMEDIATE", err);
 	if (r < 0)
 		return r;
-	/* A transaction number groups the audit rows of one request. */
-	if (sqlite3_prepare_v2(s->db, "SELECT COALESCE(MAX(txn), 0) + 1 FROM audit", -1, &st,
-			       NULL) == SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW)
-			txn = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
-	}
+	r = meta_version(s, &version, err);
+	if (r == 0 && version != next->version)
+		r = mm_store_conflict(changes, n, next->version, version, err);
+	/* The new version is the audit's transaction number: it groups the
+	 * audit rows of one request. */
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		r = write_partner(s, &changes[i], err);
 		if (r == 0)
-			r = write_audit(s, &changes[i], now, txn, actor, err);
+			r = write_audit(s, &changes[i], now, (int64_t)version + 1, actor, err);
 	}
 	if (r == 0) {
 		snprintf(sql, sizeof(sql),
 			 "INSERT OR REPLACE INTO meta (key, value) VALUES ('reqid_next', '%" PRIu32
-			 "')",
-			 reqid_next);
+			 "'), ('version', '%" PRIu64 "')",
+			 next->reqid_next, version + 1);
 		r = exec(s, sql, err);
 	}
 	if (r == 0)
@@ -799,45 +1013,54 @@ int mm_store_commit(struct mm_store *s, const struct mm_change *changes, size_t 
 		 * from now on, as at open. */
 		if (probe_writable(s) < 0)
 			s->readonly = NULL;
+		return r;
 	}
-	return r;
+	next->version = version + 1;
+	return 0;
 }
 
-static json_t *column_json(sqlite3_stmt *st, int i)
+json_t *mm_store_audit_json(const char *const *col)
 {
-	const char *t = (const char *)sqlite3_column_text(st, i);
-	json_t *j;
+	json_t *before = col[10] ? json_loads(col[10], 0, NULL) : json_null();
+	json_t *after = col[11] ? json_loads(col[11], 0, NULL) : json_null();
 
-	if (!t)
-		return json_null();
-	j = json_loads(t, 0, NULL);
-	return j ? j : json_string(t);
+	return json_pack("{s:I, s:o, s:I, s:s, s:I, s:s, s:I, s:s, s:s, s:s, s:o, s:o}", "id",
+			 (json_int_t)strtoll(col_of(col, 0), NULL, 10), "time",
+			 mm_json_time(strtoll(col_of(col, 1), NULL, 10)), "txn",
+			 (json_int_t)strtoll(col_of(col, 2), NULL, 10), "host", col_of(col, 3),
+			 "uid", (json_int_t)strtoll(col_of(col, 4), NULL, 10), "user",
+			 col_of(col, 5), "pid", (json_int_t)strtoll(col_of(col, 6), NULL, 10),
+			 "request", col_of(col, 7), "action", col_of(col, 8), "domain",
+			 col_of(col, 9), "before", before ? before : json_string(col[10]), "after",
+			 after ? after : json_string(col[11]));
 }
+
+#define AUDIT_COLUMNS "id, time, txn, host, uid, user, pid, request, action, domain, before, after"
+#define N_AUDIT_COLUMNS 12
 
 static json_t *audit_row_json(sqlite3_stmt *st)
 {
-	return json_pack("{s:I, s:o, s:I, s:I, s:s, s:I, s:s, s:s, s:s, s:o, s:o}", "id",
-			 (json_int_t)sqlite3_column_int64(st, 0), "time",
-			 mm_json_time(sqlite3_column_int64(st, 1)), "txn",
-			 (json_int_t)sqlite3_column_int64(st, 2), "uid",
-			 (json_int_t)sqlite3_column_int64(st, 3), "user", col_text(st, 4), "pid",
-			 (json_int_t)sqlite3_column_int64(st, 5), "request", col_text(st, 6),
-			 "action", col_text(st, 7), "domain", col_text(st, 8), "before",
-			 column_json(st, 9), "after", column_json(st, 10));
+	const char *col[N_AUDIT_COLUMNS];
+
+	for (int i = 0; i < N_AUDIT_COLUMNS; i++)
+		col[i] = (const char *)sqlite3_column_text(st, i);
+	return mm_store_audit_json(col);
 }
 
 int mm_store_audit(struct mm_store *s, const char *domain, unsigned limit, json_t **ret,
 		   struct mm_err *err)
 {
-	json_t *arr = json_array();
+	json_t *arr;
 	sqlite3_stmt *st;
 	int rc;
 
+	if (s->pg)
+		return mm_store_pg_audit(s->pg, domain, limit, ret, err);
+	arr = json_array();
 	if (!arr)
 		return mm_err_set(err, MM_ERR_INTERNAL, "store", "out of memory");
 	if (sqlite3_prepare_v2(s->db,
-			       "SELECT * FROM (SELECT id, time, txn, uid, user, pid, request, "
-			       "action, domain, before, after FROM audit "
+			       "SELECT * FROM (SELECT " AUDIT_COLUMNS " FROM audit "
 			       "WHERE ?1 IS NULL OR domain = ?1 ORDER BY id DESC LIMIT ?2) "
 			       "ORDER BY id",
 			       -1, &st, NULL) != SQLITE_OK) {
@@ -872,10 +1095,13 @@ static bool filter_kind(const struct mm_store_filter *f, const char *kind)
 int mm_store_changes(struct mm_store *s, const struct mm_store_filter *f, json_t **ret,
 		     struct mm_err *err)
 {
-	json_t *arr = json_array();
+	json_t *arr;
 	sqlite3_stmt *st;
 	int rc;
 
+	if (s->pg)
+		return mm_store_pg_changes(s->pg, f, ret, err);
+	arr = json_array();
 	if (!arr)
 		return mm_err_set(err, MM_ERR_INTERNAL, "store", "out of memory");
 	if (!filter_kind(f, "change")) {
@@ -883,8 +1109,8 @@ int mm_store_changes(struct mm_store *s, const struct mm_store_filter *f, json_t
 		return 0;
 	}
 	if (sqlite3_prepare_v2(s->db,
-			       "SELECT * FROM (SELECT id, time, txn, uid, user, pid, request, "
-			       "action, domain, before, after, COALESCE(time_ms, time * 1000) AS ms "
+			       "SELECT * FROM (SELECT " AUDIT_COLUMNS ", "
+			       "COALESCE(time_ms, time * 1000) AS ms "
 			       "FROM audit WHERE (?1 IS NULL OR domain = ?1) AND ms >= ?3 AND "
 			       "ms <= ?4 ORDER BY id DESC LIMIT ?2) ORDER BY id",
 			       -1, &st, NULL) != SQLITE_OK) {
@@ -901,7 +1127,7 @@ int mm_store_changes(struct mm_store *s, const struct mm_store_filter *f, json_t
 
 		json_object_set_new(e, "type", json_string("change"));
 		json_object_set_new(e, "kind", json_string("change"));
-		json_object_set_new(e, "time_ms", json_integer(sqlite3_column_int64(st, 11)));
+		json_object_set_new(e, "time_ms", json_integer(sqlite3_column_int64(st, N_AUDIT_COLUMNS)));
 		json_array_append_new(arr, e);
 	}
 	sqlite3_finalize(st);
@@ -919,6 +1145,8 @@ int mm_store_events_write(struct mm_store *s, const struct mm_store_event *ev, s
 	sqlite3_stmt *st = NULL;
 	int r;
 
+	if (s->pg)
+		return mm_store_pg_events_write(s->pg, ev, n, keep, err);
 	if (s->readonly)
 		return mm_err_set(err, MM_ERR_INTERNAL, "store", "the store is read-only (%s)",
 				  s->readonly);
@@ -927,7 +1155,7 @@ int mm_store_events_write(struct mm_store *s, const struct mm_store_event *ev, s
 		return r;
 	if (sqlite3_prepare_v2(s->db,
 			       "INSERT INTO events (time, kind, domain, reqid, spi, suppressed, "
-			       "message) VALUES (?, ?, ?, ?, ?, ?, ?)",
+			       "message, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 			       -1, &st, NULL) != SQLITE_OK) {
 		r = db_fail(s, err, "cannot prepare event write");
 		goto out;
@@ -945,6 +1173,7 @@ int mm_store_events_write(struct mm_store *s, const struct mm_store_event *ev, s
 			sqlite3_bind_int64(st, 5, ev[i].spi);
 		sqlite3_bind_int64(st, 6, ev[i].suppressed);
 		sqlite3_bind_text(st, 7, ev[i].message ? ev[i].message : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 8, s->host, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) != SQLITE_DONE) {
 			r = db_fail(s, err, "cannot write event");
 			goto out;
@@ -999,11 +1228,14 @@ int mm_store_events(struct mm_store *s, const struct mm_store_filter *f, json_t 
 		    struct mm_err *err)
 {
 	char sql[1024];
-	json_t *arr = json_array();
+	json_t *arr;
 	sqlite3_stmt *st;
 	size_t n = 0;
 	int rc;
 
+	if (s->pg)
+		return mm_store_pg_events(s->pg, f, ret, err);
+	arr = json_array();
 	if (!arr)
 		return mm_err_set(err, MM_ERR_INTERNAL, "store", "out of memory");
 	if (f->n_kinds > 64) {
@@ -1057,9 +1289,12 @@ int mm_store_dump(struct mm_store *s, char **ret)
 	sqlite3_stmt *st;
 	char *buf = NULL;
 	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
+	FILE *f;
 	int cols;
 
+	if (s->pg)
+		return mm_store_pg_dump(s->pg, ret);
+	f = open_memstream(&buf, &len);
 	if (!f)
 		return -ENOMEM;
 	if (sqlite3_prepare_v2(s->db,

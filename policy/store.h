@@ -1,22 +1,26 @@
-/* The embedded store: SQLite in WAL mode holding the partner table, the
- * reqid allocation cursor, the audit trail and the event history.
+/* The store: the partner table, the reqid allocation cursor, the table
+ * version, the audit trail and the event history.  Two backends behind
+ * this one interface: SQLite in WAL mode (a file, the default) and
+ * PostgreSQL (a postgresql:// URI: one table shared by a fleet of hosts).
  *
- * Every change set is one transaction (BEGIN IMMEDIATE ... COMMIT): the
- * partner rows, one audit row per changed partner and the reqid cursor are
- * written together or not at all.  The schema carries a version
- * (PRAGMA user_version) and is migrated forward on open; a store written by
- * a newer mmtrust is refused rather than guessed at. */
+ * Every change set is one transaction: the partner rows, one audit row per
+ * changed partner, the reqid cursor and the table version are written
+ * together or not at all, and only onto the table version the change set
+ * was computed from (else MM_ERR_CONFLICT, nothing written).  The schema
+ * carries a version and is migrated forward on open; a store written by a
+ * newer mmtrust is refused rather than guessed at. */
 #ifndef MM_STORE_H
 #define MM_STORE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "err.h"
 #include "table.h"
 
-#define MM_STORE_SCHEMA_VERSION 3
+#define MM_STORE_SCHEMA_VERSION 4
 /* PRAGMA application_id of an mmtrust store ("mmtr"; `file(1)` and
  * `sqlite3 STORE 'PRAGMA application_id'` show it). */
 #define MM_STORE_APPLICATION_ID 1835889778
@@ -30,6 +34,27 @@ struct mm_actor {
 	char user[64];     /* login name, or the uid in decimal */
 	char request[32];  /* the admin operation: "partner.add", "apply", ... */
 };
+
+enum mm_store_backend { MM_STORE_SQLITE, MM_STORE_POSTGRESQL };
+
+/* Whether spec names a PostgreSQL store (postgresql:// or postgres://);
+ * anything else is a SQLite file's path. */
+bool mm_store_spec_is_postgresql(const char *spec);
+/* Whether spec may name a store: a path, or a PostgreSQL URI libpq can
+ * parse that holds no password (it would be shown in status and logs;
+ * the password comes from a file or libpq's environment).  MM_ERR_INVALID
+ * saying why. */
+int mm_store_check_spec(const char *spec, struct mm_err *err);
+
+struct mm_store_opts {
+	const char *host_name;  /* the acting host in audit and event rows; NULL: gethostname */
+	const char *password;   /* PostgreSQL: NULL leaves it to libpq (PGPASSWORD, .pgpass) */
+};
+
+/* Open the store spec names (a path or a postgresql:// URI), migrating it
+ * forward as needed; opts may be NULL. */
+int mm_store_open_with(const char *spec, const struct mm_store_opts *opts,
+		       struct mm_store **ret, struct mm_err *err);
 
 /* Open the store at path, migrating it forward as needed.  Only a missing
  * file becomes a new, empty store; an existing file that is empty, is not
@@ -48,21 +73,50 @@ void mm_store_close(struct mm_store *s);  /* accepts NULL */
 const char *mm_store_readonly(const struct mm_store *s);
 int mm_store_schema_version(struct mm_store *s);
 
-/* Load the whole table.  CA validity is not re-checked here: a CA that
+enum mm_store_backend mm_store_backend(const struct mm_store *s);
+/* The store as it may be shown and logged: the path, or the URI (which
+ * never holds a password: mmtrustd refuses one there). */
+const char *mm_store_name(const struct mm_store *s);
+/* The acting host written into audit and event rows. */
+const char *mm_store_host(const struct mm_store *s);
+
+/* The table version in the store now (bumped by every commit). */
+int mm_store_version(struct mm_store *s, uint64_t *ret, struct mm_err *err);
+
+/* A shared store's connection (PostgreSQL; for SQLite: -1, 0, NULL, 0).
+ * mm_store_fd: the socket to watch for readability, -1 when not
+ * connected.  mm_store_poll: reads what arrived; *version is set to the
+ * highest table version announced by a notification since the last call,
+ * 0 when none; -ENOTCONN (the connection is lost) otherwise <0.
+ * mm_store_unreachable: NULL when connected, else why not (the server's
+ * or libpq's words; never a password).  mm_store_reconnect: connect and
+ * listen again. */
+int mm_store_fd(const struct mm_store *s);
+int mm_store_poll(struct mm_store *s, uint64_t *version);
+const char *mm_store_unreachable(const struct mm_store *s);
+int mm_store_reconnect(struct mm_store *s, struct mm_err *err);
+
+/* Load the whole table, with its version.  CA validity is not re-checked here: a CA that
  * expired after provisioning must not stop the daemon from starting (it is
  * reported by status instead). */
 int mm_store_load(struct mm_store *s, uint32_t reqid_min, uint32_t reqid_max,
 		  struct mm_table **ret, struct mm_err *err);
 
-/* Write a change set (already validated by mm_table_apply, so `after`
- * partners carry their reqids) and the new reqid cursor in one
- * transaction, with one audit row per change.  Any failure rolls back. */
+/* Write a change set (already validated by mm_table_apply into next, so
+ * `after` partners carry their reqids) and next's reqid cursor in one
+ * transaction, with one audit row per change, the audit's txn being the
+ * new table version.  Only onto next->version, the version the change set
+ * was computed from: when the store holds another (a change committed by
+ * another host meanwhile), MM_ERR_CONFLICT naming the partners and nothing
+ * written.  On success next->version is the new version.  Any failure
+ * rolls back. */
 int mm_store_commit(struct mm_store *s, const struct mm_change *changes, size_t n,
-		    uint32_t reqid_next, const struct mm_actor *actor, struct mm_err *err);
+		    struct mm_table *next, const struct mm_actor *actor, struct mm_err *err);
 
 /* The audit trail, oldest first: the last `limit` entries (0 = all),
  * optionally only those of one domain.  *ret is a JSON array of
- * {id, time, txn, uid, user, pid, request, action, domain, before, after}. */
+ * {id, time, txn, host, uid, user, pid, request, action, domain, before,
+ * after}. */
 int mm_store_audit(struct mm_store *s, const char *domain, unsigned limit, json_t **ret,
 		   struct mm_err *err);
 
@@ -93,11 +147,11 @@ struct mm_store_event {
 	const char *message;
 };
 
-/* Append n events in one transaction, then delete the oldest beyond keep
+/* Append n events (this host's) in one transaction, then delete the oldest beyond keep
  * rows.  Refused (nothing written) when the store is read-only. */
 int mm_store_events_write(struct mm_store *s, const struct mm_store_event *ev, size_t n,
 			  uint32_t keep, struct mm_err *err);
-/* The event history, oldest first, as JSON log entries:
+/* This host's event history, oldest first, as JSON log entries:
  * {type: "event", time, time_ms, kind, domain, reqid, spi, suppressed,
  * message} (domain, reqid, spi null when none). */
 int mm_store_events(struct mm_store *s, const struct mm_store_filter *f, json_t **ret,

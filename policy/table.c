@@ -490,8 +490,10 @@ int mm_table_apply(const struct mm_table *old, struct mm_change *changes, size_t
 			&t, err);
 	if (r == 0)
 		r = apply_site(old, changes, n, t, err);
-	if (r == 0)
+	if (r == 0) {
+		t->version = old->version;
 		*ret = t;
+	}
 	else
 		mm_table_free(t);
 out:

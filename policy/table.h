@@ -34,6 +34,10 @@ struct mm_table {
 	struct mm_lpm *lpm;            /* range -> partner */
 	uint32_t reqid_min, reqid_max; /* reserved range, inclusive */
 	uint32_t reqid_next;           /* where the next allocation starts */
+	/* The store's table version this table is (mm_store_load,
+	 * mm_store_commit), or derives from (mm_table_apply copies old's):
+	 * every commit bumps it, on every host sharing the store. */
+	uint64_t version;
 	struct mm_site *site;          /* owned copy, or NULL: mm_table_set_site */
 };
 

@@ -8,6 +8,7 @@ PKGS=(
 	libjansson-dev libsqlite3-dev libssl-dev openssl
 	libmnl-dev libnl-3-dev libnl-route-3-dev libsystemd-dev libinih-dev libyaml-dev check
 	iproute2 sqlite3 procps jq util-linux python3
+	libpq-dev postgresql socat
 	clang libclang-rt-14-dev
 	liblua5.1-0-dev lua5.1 python3-dev
 	strongswan-charon strongswan-swanctl strongswan-pki libstrongswan-standard-plugins

@@ -33,7 +33,8 @@
 static struct mmtrustd mmd;
 static struct mm_table *base;
 static struct mm_jsonl_server server;
-static bool commit_fails, shrink_refuses, store_readonly;
+static bool commit_fails, shrink_refuses, store_readonly, store_away;
+static unsigned syncs;
 static unsigned commits, swaps, guards;
 
 static void check_table(const struct mm_table *t)
@@ -74,11 +75,14 @@ static void check_table(const struct mm_table *t)
 /* ---- the side effects, replaced ---- */
 
 int mm_store_commit(struct mm_store *s, const struct mm_change *changes, size_t n,
-		    uint32_t reqid_next, const struct mm_actor *actor, struct mm_err *err)
+		    struct mm_table *next, const struct mm_actor *actor, struct mm_err *err)
 {
+	uint32_t reqid_next = next->reqid_next;
+
 	(void)s;
 	(void)actor;
 	commits++;
+	next->version++;
 	FUZZ_ASSERT(n > 0 && reqid_next >= 1000 && reqid_next <= 1016, "n %zu next %u", n,
 		    reqid_next);
 	for (size_t i = 0; i < n; i++) {
@@ -112,6 +116,28 @@ int shrink_check(struct mmtrustd *d, const struct mm_config *cfg, const struct m
 		return mm_err_set(err, MM_ERR_CONFLICT, "spd.shrink_limit", "refused (fuzz stub): %s",
 				  confirm);
 	return 0;
+}
+
+/* A fleet's store (fleet.c): away when the input says so. */
+int fleet_sync(struct mmtrustd *d, struct mm_err *err)
+{
+	(void)d;
+	syncs++;
+	if (store_away)
+		return mm_err_set(err, MM_ERR_INTERNAL, "store", "unreachable (fuzz stub)");
+	return 0;
+}
+
+void fleet_commit_failed(struct mmtrustd *d, const struct mm_err *err)
+{
+	(void)d;
+	(void)err;
+}
+
+void fleet_status(struct mmtrustd *d, json_t *o)
+{
+	(void)d;
+	json_object_set_new(o, "connected", json_boolean(!store_away));
 }
 
 int mmtrustd_reload(struct mmtrustd *d, bool allow_shrink, struct mm_err *err)
@@ -308,6 +334,11 @@ static void check(const json_t *req, const json_t *a, void *userdata)
 
 	FUZZ_ASSERT(commits <= 1 && swaps <= commits, "commits %u swaps %u", commits, swaps);
 	FUZZ_ASSERT(changing || commits == 0, "%s committed", op);
+	/* Every change is prepared on the store's table: asked first, and
+	 * refused while the store is away. */
+	FUZZ_ASSERT(!changing || syncs == 1, "%s without a sync (%u)", op, syncs);
+	FUZZ_ASSERT(changing || syncs == 0, "%s synced", op);
+	FUZZ_ASSERT(!store_away || commits == 0, "committed while the store is away");
 	/* Only apply is guarded, and never when confirmed; a refusal by the
 	 * guard commits nothing. */
 	FUZZ_ASSERT(guards == 0 || (op && !strcmp(op, "apply") &&
@@ -332,13 +363,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	commit_fails = data[0] & 1;
 	shrink_refuses = data[0] & 2;
 	store_readonly = data[0] & 4;
+	store_away = data[0] & 8;
 	mmd.table = mm_table_ref(base);
 	/* One line at a time, so that check() knows the table before it. */
 	for (size_t i = 1; i < size;) {
 		const uint8_t *nl = memchr(data + i, '\n', size - i);
 		size_t len = nl ? (size_t)(nl - (data + i)) + 1 : size - i;
 
-		commits = swaps = guards = 0;
+		commits = swaps = guards = syncs = 0;
 		fuzz_jsonl_lines(&server, data + i, len, check, mmd.table);
 		i += len;
 	}

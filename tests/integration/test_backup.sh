@@ -98,7 +98,7 @@ check "restored: the backup's partners kept their policies, unchanged" \
 # STORE.schema2.bak before it is migrated; without the copy, no migration
 old2() { # old2 FILE: FILE made a schema-2 store (what mmtrust 0.12 wrote)
 	cp "$MM_TMP/backup.db" "$1"
-	sqlite3 "$1" "DROP TABLE events; ALTER TABLE audit DROP COLUMN time_ms; PRAGMA user_version = 2"
+	sqlite3 "$1" "DROP TABLE events; ALTER TABLE audit DROP COLUMN time_ms; ALTER TABLE audit DROP COLUMN host; DELETE FROM meta WHERE key = 'version'; PRAGMA user_version = 2"
 }
 stop_daemon
 old2 "$MM_TMP/old.db"

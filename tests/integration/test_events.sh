@@ -154,12 +154,14 @@ expect_exit 1 "events_keep = 0 refused" "$BUILD/mmtrustd" --check-config --confi
 contains "$ERR$OUT" "log.events_keep" "the refusal names log.events_keep"
 sed -i '/^\[log\]/,$d' "$MM_TMP/mmtrustd.conf"
 
-# --- schema 2 -> 3: the audit trail stays
+# --- schema 2 -> 4: the audit trail stays
 stop_daemon
-sqlite3 "$STORE" "DROP TABLE events; ALTER TABLE audit DROP COLUMN time_ms; PRAGMA user_version = 2"
+sqlite3 "$STORE" "DROP TABLE events; ALTER TABLE audit DROP COLUMN time_ms; ALTER TABLE audit DROP COLUMN host; DELETE FROM meta WHERE key = 'version'; PRAGMA user_version = 2"
 start_daemon
 OUT=$(printf '%s\n' '{"op": "ping"}' | socat - UNIX-CONNECT:"$MMTRUST_ADMIN_SOCKET" 2>/dev/null)
-check "migrated to schema 3" test "$(jq .result.schema <<<"$OUT")" = 3
+check "migrated to schema 4" test "$(jq .result.schema <<<"$OUT")" = 4
+check "schema 4: the table version is the last change's txn" test \
+	"$("$CTL" --json status | jq .store.version)" = "$(sqlite3 "$STORE" 'SELECT MAX(txn) FROM audit')"
 check "the audit trail survived the migration" test "$(kinds --kind change)" = '["change","change","change"]'
 check "old audit rows keep their order and time" jqe '[.entries[].time_ms] | . == sort' \
 	<<<"$("$CTL" --json log)"

@@ -189,7 +189,7 @@ START_TEST(test_store_events)
 	char msg[10][16];
 
 	ck_assert_msg(mm_store_open(path, &s, &err) == 0, "%s", err.msg);
-	ck_assert_int_eq(mm_store_schema_version(s), 3);
+	ck_assert_int_eq(mm_store_schema_version(s), MM_STORE_SCHEMA_VERSION);
 	for (int i = 0; i < 10; i++) {
 		snprintf(msg[i], sizeof(msg[i]), "m%d", i);
 		ev[i] = (struct mm_store_event){
@@ -248,6 +248,8 @@ START_TEST(test_migration_from_v2)
 	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_exec(db,
 				      "DROP TABLE events; ALTER TABLE audit DROP COLUMN time_ms;"
+				      "ALTER TABLE audit DROP COLUMN host;"
+				      "DELETE FROM meta WHERE key = 'version';"
 				      "PRAGMA user_version = 2;"
 				      "INSERT INTO audit (time, txn, uid, user, pid, request, action, "
 				      "domain, before, after) VALUES (1700000000, 1, 0, 'root', 5, "
@@ -256,7 +258,14 @@ START_TEST(test_migration_from_v2)
 			 SQLITE_OK);
 	sqlite3_close(db);
 	ck_assert_msg(mm_store_open(path, &s, &err) == 0, "%s", err.msg);
-	ck_assert_int_eq(mm_store_schema_version(s), 3);
+	ck_assert_int_eq(mm_store_schema_version(s), MM_STORE_SCHEMA_VERSION);
+	{
+		/* Schema 4: the table version is the last change's txn. */
+		uint64_t v = 0;
+
+		ck_assert_int_eq(mm_store_version(s, &v, &err), 0);
+		ck_assert_uint_eq(v, 1);
+	}
 	ck_assert_int_eq(mm_store_changes(s, &f, &arr, &err), 0);
 	ck_assert_uint_eq(json_array_size(arr), 1);
 	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(arr, 0), "domain")),

@@ -39,7 +39,7 @@ static int provision(const json_t *obj, struct mm_err *err)
 		return r;
 	r = mm_table_apply(table, &c, 1, time(NULL), &newt, err);
 	if (r == 0) {
-		r = mm_store_commit(store, &c, 1, newt->reqid_next, &actor, err);
+		r = mm_store_commit(store, &c, 1, newt, &actor, err);
 		if (r == 0) {
 			mm_table_free(table);
 			table = newt;

@@ -53,7 +53,7 @@ static int run(enum mm_change_op op, const char *domain, int n, struct mm_err *e
 		c.after = make(domain, n);
 	r = mm_table_apply(table, &c, 1, time(NULL), &newt, err);
 	if (r == 0) {
-		r = mm_store_commit(store, &c, 1, newt->reqid_next, &actor, err);
+		r = mm_store_commit(store, &c, 1, newt, &actor, err);
 		if (r == 0) {
 			mm_table_free(table);
 			table = newt;
@@ -179,7 +179,11 @@ START_TEST(test_transaction_all_or_nothing)
 	c[1].before = make("ghost.example", 6);
 	c[1].after = make("ghost.example", 6);
 	c[1].after->reqid = 504;
-	ck_assert_int_lt(mm_store_commit(store, c, 2, 505, &actor, &err), 0);
+	{
+		struct mm_table next = { .reqid_next = 505, .version = table->version };
+
+		ck_assert_int_lt(mm_store_commit(store, c, 2, &next, &actor, &err), 0);
+	}
 	ck_assert_msg(strstr(err.msg, "ghost.example"), "%s", err.msg);
 	ck_assert_int_eq(mm_store_dump(store, &after), 0);
 	ck_assert_str_eq(before, after);
@@ -288,7 +292,7 @@ static void commit_set(struct mm_partner *before, struct mm_partner *after)
 	struct mm_table *newt;
 
 	ck_assert_int_eq(mm_table_apply(table, &c, 1, time(NULL), &newt, &err), 0);
-	ck_assert_int_eq(mm_store_commit(store, &c, 1, newt->reqid_next, &actor, &err), 0);
+	ck_assert_int_eq(mm_store_commit(store, &c, 1, newt, &actor, &err), 0);
 	mm_table_free(newt);
 }
 
@@ -645,6 +649,50 @@ START_TEST(test_diff)
 }
 END_TEST
 
+/* A store of the previous schema (3) migrates to 4: its partners stay,
+ * the table version becomes the last change's txn, old audit rows have no
+ * host; the next commit is version 4 with this host in its audit row. */
+START_TEST(test_migration_from_v3)
+{
+	struct mm_err err = { 0 };
+	char *before, *after;
+	json_t *audit;
+
+	ck_assert_int_eq(run(MM_CHANGE_ADD, "a.example", 1, &err), 0);
+	ck_assert_int_eq(run(MM_CHANGE_ADD, "b.example", 2, &err), 0);
+	ck_assert_int_eq(run(MM_CHANGE_SET, "a.example", 3, &err), 0);
+	ck_assert_uint_eq(table->version, 3);
+	ck_assert_int_eq(mm_store_dump(store, &before), 0);
+	mm_table_free(table);
+	table = NULL;
+	mm_store_close(store);
+	store = NULL;
+	sql(path, "DROP INDEX events_host; ALTER TABLE events DROP COLUMN host;"
+		  "ALTER TABLE audit DROP COLUMN host; DELETE FROM meta WHERE key = 'version';"
+		  "PRAGMA user_version = 3");
+	reopen();
+	ck_assert_int_eq(mm_store_schema_version(store), 4);
+	ck_assert_uint_eq(table->version, 3);
+	ck_assert_uint_eq(table->n, 2);
+	ck_assert_int_eq(mm_store_dump(store, &after), 0);
+	ck_assert_str_eq(before, after);
+	free(before);
+	free(after);
+	ck_assert_int_eq(mm_store_audit(store, NULL, 0, &audit, &err), 0);
+	ck_assert_uint_eq(json_array_size(audit), 3);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(audit, 2), "host")), "");
+	json_decref(audit);
+	ck_assert_int_eq(run(MM_CHANGE_DEL, "b.example", 2, &err), 0);
+	ck_assert_uint_eq(table->version, 4);
+	ck_assert_int_eq(mm_store_audit(store, NULL, 1, &audit, &err), 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(audit, 0), "txn")), 4);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(audit, 0), "host")),
+			 mm_store_host(store));
+	ck_assert_str_ne(mm_store_host(store), "");
+	json_decref(audit);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("store");
@@ -662,6 +710,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_schema_version);
 	tcase_add_test(tc, test_wal_mode);
 	tcase_add_test(tc, test_migration_from_v1);
+	tcase_add_test(tc, test_migration_from_v3);
 	tcase_add_test(tc, test_diff);
 	tcase_add_test(tc, test_reqid_allocation_model);
 	tcase_add_loop_test(tc, test_refuses_what_is_not_a_store, 0, NOT__N);
