@@ -919,6 +919,53 @@ START_TEST(test_pg_unreachable_and_reconnect)
 }
 END_TEST
 
+struct opener {
+	pthread_barrier_t *go;
+	char host[16];
+	struct mm_store *s;
+	struct mm_err err;
+	int r;
+};
+
+static void *open_race(void *arg)
+{
+	struct opener *o = arg;
+	struct mm_store_opts opts = { .host_name = o->host, .password = PASSWORD };
+
+	pthread_barrier_wait(o->go);
+	o->r = mm_store_open_with(uri, &opts, &o->s, &o->err);
+	return NULL;
+}
+
+/* Hosts opening a new database at the same moment: every one opens it,
+ * the schema is made once (the migration lock). */
+START_TEST(test_pg_concurrent_first_open)
+{
+	struct opener o[4];
+	pthread_barrier_t go;
+	pthread_t th[4];
+	char *v;
+
+	pthread_barrier_init(&go, NULL, 4);
+	for (int i = 0; i < 4; i++) {
+		o[i] = (struct opener){ .go = &go };
+		snprintf(o[i].host, sizeof(o[i].host), "h%d", i);
+		ck_assert_int_eq(pthread_create(&th[i], NULL, open_race, &o[i]), 0);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&go);
+	for (int i = 0; i < 4; i++) {
+		ck_assert_msg(o[i].r == 0, "host %d: %s", i, o[i].err.msg);
+		ck_assert_int_eq(mm_store_schema_version(o[i].s), MM_STORE_SCHEMA_VERSION);
+		mm_store_close(o[i].s);
+	}
+	v = admin_value("t", "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'");
+	ck_assert_str_eq(v, "4");
+	free(v);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("store_pg");
@@ -928,6 +975,7 @@ static Suite *suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_pg_new_store);
+	tcase_add_test(tc, test_pg_concurrent_first_open);
 	tcase_add_test(tc, test_pg_same_as_sqlite);
 	tcase_add_test(tc, test_pg_audit_host_txn);
 	tcase_add_test(tc, test_pg_stale_version_conflict);
