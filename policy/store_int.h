@@ -71,5 +71,10 @@ int mm_store_pg_fd(const struct mm_store_pg *s);
 int mm_store_pg_poll(struct mm_store_pg *s, uint64_t *version);
 const char *mm_store_pg_unreachable(const struct mm_store_pg *s);
 int mm_store_pg_reconnect(struct mm_store_pg *s, struct mm_err *err);
+/* For tests only: mm_store_pg_open, migrating no further than
+ * schema_version (1..MM_STORE_SCHEMA_VERSION), so that a test can make a
+ * store as an older mmtrust left it. */
+int mm_store_pg_open_at(const char *uri, const struct mm_store_opts *opts, int schema_version,
+			struct mm_store_pg **ret, struct mm_err *err);
 
 #endif

@@ -693,6 +693,45 @@ START_TEST(test_migration_from_v3)
 }
 END_TEST
 
+/* A change prepared on an older table version than the store holds (a
+ * change committed meanwhile): a conflict naming the partner, nothing
+ * written -- rows, cursor, audit and version as they were. */
+START_TEST(test_stale_version_conflict)
+{
+	struct mm_change c = { .op = MM_CHANGE_ADD };
+	struct mm_table *stale, *newt;
+	struct mm_err err = { 0 };
+	char *before, *after;
+	uint64_t v = 0;
+	json_t *entries;
+
+	ck_assert_int_eq(mm_store_load(store, rmin, rmax, &stale, &err), 0);
+	ck_assert_int_eq(run(MM_CHANGE_ADD, "a.example", 1, &err), 0);
+	ck_assert_uint_eq(table->version, 1);
+	ck_assert_int_eq(mm_store_dump(store, &before), 0);
+	c.after = make("b.example", 2);
+	ck_assert_int_eq(mm_table_apply(stale, &c, 1, time(NULL), &newt, &err), 0);
+	ck_assert_uint_eq(newt->version, 0);
+	ck_assert_int_lt(mm_store_commit(store, &c, 1, newt, &actor, &err), 0);
+	ck_assert_int_eq(err.code, MM_ERR_CONFLICT);
+	ck_assert_msg(strstr(err.msg, "b.example") && strstr(err.msg, "changed on another host"),
+		      "%s", err.msg);
+	ck_assert_uint_eq(newt->version, 0);
+	ck_assert_int_eq(mm_store_dump(store, &after), 0);
+	ck_assert_str_eq(before, after);
+	ck_assert_int_eq(mm_store_audit(store, NULL, 0, &entries, &err), 0);
+	ck_assert_uint_eq(json_array_size(entries), 1);
+	json_decref(entries);
+	ck_assert_int_eq(mm_store_version(store, &v, &err), 0);
+	ck_assert_uint_eq(v, 1);
+	free(before);
+	free(after);
+	mm_partner_unref(c.after);
+	mm_table_free(newt);
+	mm_table_free(stale);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("store");
@@ -715,6 +754,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_reqid_allocation_model);
 	tcase_add_loop_test(tc, test_refuses_what_is_not_a_store, 0, NOT__N);
 	tcase_add_test(tc, test_application_id);
+	tcase_add_test(tc, test_stale_version_conflict);
 	suite_add_tcase(s, tc);
 	return s;
 }
