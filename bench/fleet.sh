@@ -2,7 +2,7 @@
 # A fleet on PostgreSQL against one host on SQLite, measured in this run:
 # the time from a committed change (mmtrustctl has returned) until every
 # kernel holds it, for one partner added (REPEAT times: min, median, max)
-# and for an apply of N partners (1,000); the same change on one SQLite
+# and for an apply of N partners (1,000) to an empty table; the same change on one SQLite
 # host as the baseline, and the ratios.  Three mmtrustd h1 h2 h3 in
 # network namespaces of their own share a private PostgreSQL cluster
 # (tests/lib/pg.sh); the change is made on h1.  Convergence: each
@@ -138,6 +138,10 @@ for k in $(seq "$REPEAT"); do
 	measure "fleet-add$k" "$FLEET" $((2 * k)) "$CTL" -s "$MM_TMP/h1/admin.sock" "${ADD[@]}"
 	measure "lite-add$k" "$NS" $((2 * k)) "$CTL" -s "$MM_TMP/lite/admin.sock" "${ADD[@]}"
 done
+# from an empty table (so that no count passes the target on its way)
+echo "partners: []" >"$MM_TMP/empty.yaml"
+measure fleet-empty "$FLEET" 0 "$CTL" -s "$MM_TMP/h1/admin.sock" apply --allow-shrink "$MM_TMP/empty.yaml"
+measure lite-empty "$NS" 0 "$CTL" -s "$MM_TMP/lite/admin.sock" apply --allow-shrink "$MM_TMP/empty.yaml"
 measure fleet-apply "$FLEET" $((2 * N)) "$CTL" -s "$MM_TMP/h1/admin.sock" apply --allow-shrink "$MM_TMP/bulk.yaml"
 measure lite-apply "$NS" $((2 * N)) "$CTL" -s "$MM_TMP/lite/admin.sock" apply --allow-shrink "$MM_TMP/bulk.yaml"
 
