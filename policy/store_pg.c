@@ -760,7 +760,20 @@ int mm_store_pg_commit(struct mm_store_pg *s, const struct mm_change *changes, s
 	if (r == 0) {
 		res = run(s, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "cannot commit the change", &o,
 			  err);
-		if (!res)
+		if (!res && !s->conn) {
+			/* Lost while the COMMIT was on its way: the server may
+			 * have committed.  Say so rather than "nothing". */
+			char why[256];
+
+			snprintf(why, sizeof(why), "%s", s->unreachable ? s->unreachable : "");
+			memset(err, 0, sizeof(*err));
+			r = mm_err_set(err, MM_ERR_INTERNAL, "store",
+				       "the connection to the shared store %s broke during COMMIT "
+				       "(%s): the change may or may not have been made; this host "
+				       "reads the table again when the store is back, and "
+				       "`mmtrustctl log --kind change` will show it if it was",
+				       s->uri, why);
+		} else if (!res)
 			r = -EIO;
 		else if (strcmp(PQcmdStatus(res), "COMMIT") != 0)
 			r = mm_err_set(err, MM_ERR_INTERNAL, "store",
