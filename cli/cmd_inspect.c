@@ -110,8 +110,7 @@ static void print_status(const json_t *r)
 		       json_is_false(json_object_get(store, "connected"))
 		       ? "UNREACHABLE, every change is refused" : "connected");
 		if (json_is_false(json_object_get(store, "connected")))
-			printf("store: unreachable since %s: %s\n", jstr(store, "since"),
-			       jstr(store, "error"));
+			printf("store: unreachable: %s\n", jstr(store, "error"));
 		else if (json_is_integer(json_object_get(store, "refused_version")))
 			printf("store: version %" JSON_INTEGER_FORMAT " NOT TAKEN here: %s\n",
 			       jint(store, "refused_version"), jstr(store, "error"));
@@ -530,10 +529,9 @@ static void check_daemon(struct check *c, const json_t *status)
 	/* A fleet's store away: the table is enforced, changes are refused. */
 	if (json_is_false(json_object_get(store, "connected")))
 		problem(c, CHECK_WARNING, NULL, "store",
-			"the shared store %s is unreachable since %s: %s; table version %"
+			"the shared store %s is unreachable: %s; table version %"
 			JSON_INTEGER_FORMAT " stays enforced, every change is refused",
-			jstr(store, "name"), jstr(store, "since"), jstr(store, "error"),
-			jint(store, "version"));
+			jstr(store, "name"), jstr(store, "error"), jint(store, "version"));
 	else if (json_is_integer(json_object_get(store, "refused_version")))
 		problem(c, CHECK_WARNING, NULL, "store",
 			"table version %" JSON_INTEGER_FORMAT " of the shared store is not taken "

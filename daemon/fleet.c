@@ -8,11 +8,13 @@
 #include "policy/jsonfmt.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define RECONNECT_FIRST_US (500 * 1000ULL)
 #define RECONNECT_MAX_US (10 * 1000 * 1000ULL)
@@ -20,6 +22,8 @@
  * lost without the connection noticing (a half-open TCP connection) is
  * caught here, and such a connection found dead. */
 #define CHECK_INTERVAL_US (30 * 1000 * 1000ULL)
+/* ... and whether another call (an event write) found it broken. */
+#define TICK_US (1000 * 1000ULL)
 
 struct fleet {
 	struct mmtrustd *d;
@@ -28,6 +32,7 @@ struct fleet {
 	time_t since;             /* unreachable since */
 	uint64_t delay;           /* the next reconnect's wait */
 	uint64_t reconnects, catchups;
+	uint64_t next_check;      /* CLOCK_MONOTONIC us of the next version check */
 	char error[512];
 	uint64_t refused_version; /* the newest version not taken, 0: none */
 	char refused[512];        /* why */
@@ -50,15 +55,28 @@ static void arm(struct fleet *f, uint64_t after)
 	sd_event_source_set_enabled(f->timer, SD_EVENT_ONESHOT);
 }
 
-/* Watch the connection's socket (a new one after every reconnect). */
+/* Watch the connection's socket (a new one after every reconnect) through
+ * a duplicate of our own: libpq closes its descriptor when it finds the
+ * connection broken, on any call (an event write, a status read), and
+ * the number may then be reused by another file while still registered
+ * here.  Ours stays open until we drop it, and reads as EOF. */
 static int watch(struct fleet *f)
 {
-	int fd = mm_store_fd(f->d->store);
+	int fd = mm_store_fd(f->d->store), r;
 
 	f->io = sd_event_source_disable_unref(f->io);
 	if (fd < 0)
 		return -ENOTCONN;
-	return sd_event_add_io(f->d->ev, &f->io, fd, EPOLLIN, on_io, f);
+	fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0)
+		return -errno;
+	r = sd_event_add_io(f->d->ev, &f->io, fd, EPOLLIN, on_io, f);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	sd_event_source_set_io_fd_own(f->io, true);
+	return 0;
 }
 
 static void lost(struct fleet *f)
@@ -162,16 +180,23 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 	uint64_t v = 0;
 
 	(void)s;
-	(void)usec;
 	if (f->connected) {
-		if (mm_store_version(d->store, &v, &err) < 0 && mm_store_unreachable(d->store)) {
+		if (mm_store_unreachable(d->store)) {
 			lost(f);
 			return 0;
 		}
-		if (v != d->table->version)
-			(void)catch_up(f, &err);
+		if (usec >= f->next_check) {
+			f->next_check = usec + CHECK_INTERVAL_US;
+			if (mm_store_version(d->store, &v, &err) < 0 &&
+			    mm_store_unreachable(d->store)) {
+				lost(f);
+				return 0;
+			}
+			if (v != d->table->version)
+				(void)catch_up(f, &err);
+		}
 		if (f->connected)
-			arm(f, CHECK_INTERVAL_US);
+			arm(f, TICK_US);
 		return 0;
 	}
 	if (mm_store_reconnect(d->store, &err) < 0 || watch(f) < 0) {
@@ -194,7 +219,8 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 	/* Notifications sent while we were away are lost: compare. */
 	if (catch_up(f, &err) < 0 && !f->connected)
 		return 0;
-	arm(f, CHECK_INTERVAL_US);
+	f->next_check = usec + CHECK_INTERVAL_US;
+	arm(f, TICK_US);
 	return 0;
 }
 
@@ -220,7 +246,9 @@ int fleet_start(struct mmtrustd *d)
 		lost(f);
 		return 0;
 	}
-	arm(f, CHECK_INTERVAL_US);
+	sd_event_now(d->ev, CLOCK_MONOTONIC, &f->next_check);
+	f->next_check += CHECK_INTERVAL_US;
+	arm(f, TICK_US);
 	/* A commit between our load and LISTEN would go unnoticed. */
 	{
 		struct mm_err err = { 0 };
@@ -252,18 +280,14 @@ void fleet_store_changed(struct mmtrustd *d)
 	(void)fleet_start(d);
 }
 
+/* f->error is the store's words, with since when. */
 static int unreachable_error(struct fleet *f, struct mm_err *err)
 {
-	char when[32] = "";
-	struct tm tm;
-
-	if (f->since && gmtime_r(&f->since, &tm))
-		strftime(when, sizeof(when), " since %Y-%m-%dT%H:%M:%SZ", &tm);
 	return mm_err_set(err, MM_ERR_INTERNAL, "store",
-			  "the shared store %s is unreachable%s (%s): nothing was changed and "
+			  "the shared store %s is unreachable (%s): nothing was changed and "
 			  "nothing is queued; this host keeps enforcing table version %" PRIu64
 			  "; retry when it is back (mmtrustctl status)",
-			  mm_store_name(f->d->store), when, f->error, f->d->table->version);
+			  mm_store_name(f->d->store), f->error, f->d->table->version);
 }
 
 int fleet_sync(struct mmtrustd *d, struct mm_err *err)

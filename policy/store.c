@@ -399,7 +399,7 @@ int mm_store_check_spec(const char *spec, struct mm_err *err)
 	int r = 0;
 
 	if (!spec[0])
-		return mm_err_set(err, MM_ERR_INVALID, "store", "is empty: give a path or a "
+		return mm_err_set(err, MM_ERR_INVALID, "daemon.store", "is empty: give a path or a "
 				  "postgresql:// URI");
 	if (!mm_store_spec_is_postgresql(spec))
 		return 0;
@@ -407,7 +407,7 @@ int mm_store_check_spec(const char *spec, struct mm_err *err)
 	if (!opts) {
 		/* libpq's message may quote the URI: it holds no secret we
 		 * accept, but a refused one might; say only that it is bad. */
-		r = mm_err_set(err, MM_ERR_INVALID, "store",
+		r = mm_err_set(err, MM_ERR_INVALID, "daemon.store",
 			       "is not a PostgreSQL URI libpq can read (postgresql://[user@]host"
 			       "[:port]/database[?param=value&...])");
 		PQfreemem(msg);
@@ -415,7 +415,7 @@ int mm_store_check_spec(const char *spec, struct mm_err *err)
 	}
 	for (PQconninfoOption *o = opts; o->keyword; o++)
 		if (!strcmp(o->keyword, "password") && o->val && o->val[0])
-			r = mm_err_set(err, MM_ERR_INVALID, "store",
+			r = mm_err_set(err, MM_ERR_INVALID, "daemon.store",
 				       "holds a password, which would be shown in status and logs; "
 				       "put it in [daemon] store_password_file (or PGPASSWORD, "
 				       "~/.pgpass) and remove it from the URI");

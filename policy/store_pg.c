@@ -285,6 +285,15 @@ static void rollback(struct mm_store_pg *s)
 
 /* A new connection with s's parameters, its session settings and LISTEN;
  * on failure NULL and *why (caller frees) says why. */
+/* The server's notices (and the FATAL it sends every client when it shuts
+ * down) would go to stderr as raw lines: what matters of them is in the
+ * next call's error, which says the store is unreachable and why. */
+static void quiet_notice(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
 static PGconn *connect_pg(struct mm_store_pg *s, char **why)
 {
 	const char *keys[10], *vals[10];
@@ -319,6 +328,7 @@ static PGconn *connect_pg(struct mm_store_pg *s, char **why)
 		PQfinish(c);
 		return NULL;
 	}
+	PQsetNoticeProcessor(c, quiet_notice, NULL);
 	/* A statement or lock that hangs (a server in trouble, a host
 	 * holding the version row) fails instead of freezing the daemon. */
 	res = PQexec(c, "SET statement_timeout = '10s'; SET lock_timeout = '10s';"
@@ -447,15 +457,15 @@ int mm_store_pg_open_at(const char *uri, const struct mm_store_opts *opts, int s
 	if (schema_version < 1 || schema_version > MM_STORE_SCHEMA_VERSION)
 		return mm_err_set(err, MM_ERR_INVALID, "schema", "no schema version %d",
 				  schema_version);
+	/* The URI's own rules (a password in it refused) are the store's,
+	 * checked at config load too. */
+	r = mm_store_check_spec(uri, err);
+	if (r < 0)
+		return r;
 	info = PQconninfoParse(uri, &errmsg);
 	if (!info) {
-		char *line = one_line(errmsg);
-
-		r = mm_err_set(err, MM_ERR_INVALID, "daemon.store",
-			       "not a valid PostgreSQL URI: %s", line ? line : "out of memory");
-		free(line);
 		PQfreemem(errmsg);
-		return r;
+		return mm_err_set(err, MM_ERR_INTERNAL, "store", "out of memory");
 	}
 	s = calloc(1, sizeof(*s));
 	if (!s) {
@@ -465,14 +475,6 @@ int mm_store_pg_open_at(const char *uri, const struct mm_store_opts *opts, int s
 	for (PQconninfoOption *o = info; o->keyword; o++) {
 		if (!o->val)
 			continue;
-		if (!strcmp(o->keyword, "password")) {
-			PQconninfoFree(info);
-			mm_store_pg_close(s);
-			return mm_err_set(err, MM_ERR_INVALID, "daemon.store",
-					  "the PostgreSQL URI holds a password, which would be "
-					  "shown and logged with it: put it in store_password_file, "
-					  "PGPASSWORD or ~/.pgpass instead");
-		}
 		if (!strcmp(o->keyword, "connect_timeout"))
 			s->has_connect_timeout = true;
 		else if (!strncmp(o->keyword, "keepalives", 10))
@@ -758,7 +760,20 @@ int mm_store_pg_commit(struct mm_store_pg *s, const struct mm_change *changes, s
 	if (r == 0) {
 		res = run(s, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "cannot commit the change", &o,
 			  err);
-		if (!res)
+		if (!res && !s->conn) {
+			/* Lost while the COMMIT was on its way: the server may
+			 * have committed.  Say so rather than "nothing". */
+			char why[256];
+
+			snprintf(why, sizeof(why), "%s", s->unreachable ? s->unreachable : "");
+			memset(err, 0, sizeof(*err));
+			r = mm_err_set(err, MM_ERR_INTERNAL, "store",
+				       "the connection to the shared store %s broke during COMMIT "
+				       "(%s): the change may or may not have been made; this host "
+				       "reads the table again when the store is back, and "
+				       "`mmtrustctl log --kind change` will show it if it was",
+				       s->uri, why);
+		} else if (!res)
 			r = -EIO;
 		else if (strcmp(PQcmdStatus(res), "COMMIT") != 0)
 			r = mm_err_set(err, MM_ERR_INTERNAL, "store",
