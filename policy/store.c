@@ -1082,7 +1082,7 @@ int mm_store_audit(struct mm_store *s, const char *domain, unsigned limit, json_
 	return 0;
 }
 
-static bool filter_kind(const struct mm_store_filter *f, const char *kind)
+bool mm_store_filter_kind(const struct mm_store_filter *f, const char *kind)
 {
 	if (!f->n_kinds)
 		return true;
@@ -1104,7 +1104,7 @@ int mm_store_changes(struct mm_store *s, const struct mm_store_filter *f, json_t
 	arr = json_array();
 	if (!arr)
 		return mm_err_set(err, MM_ERR_INTERNAL, "store", "out of memory");
-	if (!filter_kind(f, "change")) {
+	if (!mm_store_filter_kind(f, "change")) {
 		*ret = arr;
 		return 0;
 	}

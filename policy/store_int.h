@@ -41,6 +41,9 @@ json_t *mm_store_audit_json(const char *const *col);
 int mm_store_conflict(const struct mm_change *changes, size_t n, uint64_t from, uint64_t now,
 		      struct mm_err *err);
 
+/* Whether f selects entries of kind (all kinds when it lists none). */
+bool mm_store_filter_kind(const struct mm_store_filter *f, const char *kind);
+
 /* The acting host: opts' host_name, else gethostname(). */
 void mm_store_set_host(char *host, size_t size, const struct mm_store_opts *opts);
 

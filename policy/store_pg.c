@@ -827,16 +827,6 @@ int mm_store_pg_audit(struct mm_store_pg *s, const char *domain, unsigned limit,
 	return 0;
 }
 
-static bool filter_kind(const struct mm_store_filter *f, const char *kind)
-{
-	if (!f->n_kinds)
-		return true;
-	for (size_t i = 0; i < f->n_kinds; i++)
-		if (!strcmp(f->kinds[i], kind))
-			return true;
-	return false;
-}
-
 int mm_store_pg_changes(struct mm_store_pg *s, const struct mm_store_filter *f, json_t **ret,
 			struct mm_err *err)
 {
@@ -845,7 +835,7 @@ int mm_store_pg_changes(struct mm_store_pg *s, const struct mm_store_filter *f, 
 	json_t *arr;
 	PGresult *res;
 
-	if (!filter_kind(f, "change")) {
+	if (!mm_store_filter_kind(f, "change")) {
 		if (!(*ret = json_array()))
 			return mm_err_set(err, MM_ERR_INTERNAL, "store", "out of memory");
 		return 0;
