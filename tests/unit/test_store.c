@@ -13,6 +13,7 @@
 #include "policy/store.h"
 #include "policy/table.h"
 #include "tests/unit/certgen.h"
+#include "tests/unit/pgtest.h"
 #include "tests/unit/testmain.h"
 
 static char dir[] = "/tmp/mmtrust-test-store-XXXXXX";
@@ -86,6 +87,30 @@ static void setup(void)
 	ck_assert_ptr_nonnull(ca);
 	ck_assert_int_eq(mm_store_open(path, &store, &err), 0);
 	ck_assert_int_eq(mm_store_load(store, rmin, rmax, &table, &err), 0);
+}
+
+/* The same tests on a PostgreSQL store: a fresh database of the private
+ * cluster (pgtest.h); the password from libpq's PGPASSWORD. */
+static void setup_pg(void)
+{
+	struct mm_err err = { 0 };
+
+	pgtest_fresh_db("store", path, sizeof(path));
+	setenv("PGPASSWORD", PGTEST_PASSWORD, 1);
+	ca = certgen_ca_pem("Store Test CA", -60, 86400);
+	ck_assert_ptr_nonnull(ca);
+	ck_assert_msg(mm_store_open(path, &store, &err) == 0, "%s", err.msg);
+	ck_assert_int_eq(mm_store_backend(store), MM_STORE_POSTGRESQL);
+	ck_assert_int_eq(mm_store_load(store, rmin, rmax, &table, &err), 0);
+}
+
+static void teardown_pg(void)
+{
+	mm_table_free(table);
+	table = NULL;
+	mm_store_close(store);
+	store = NULL;
+	free(ca);
 }
 
 static void teardown(void)
@@ -754,6 +779,20 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_reqid_allocation_model);
 	tcase_add_loop_test(tc, test_refuses_what_is_not_a_store, 0, NOT__N);
 	tcase_add_test(tc, test_application_id);
+	tcase_add_test(tc, test_stale_version_conflict);
+	suite_add_tcase(s, tc);
+	/* What does not depend on SQLite, on PostgreSQL too. */
+	tc = tcase_create("postgresql");
+	tcase_add_unchecked_fixture(tc, pgtest_up, pgtest_down);
+	tcase_add_checked_fixture(tc, setup_pg, teardown_pg);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_reqid_stable_across_restart);
+	tcase_add_test(tc, test_reqid_no_reuse_and_exhaustion);
+	tcase_add_test(tc, test_reqid_deleted_not_reused_early);
+	tcase_add_test(tc, test_transaction_all_or_nothing);
+	tcase_add_test(tc, test_audit_trail);
+	tcase_add_test(tc, test_diff);
+	tcase_add_test(tc, test_reqid_allocation_model);
 	tcase_add_test(tc, test_stale_version_conflict);
 	suite_add_tcase(s, tc);
 	return s;

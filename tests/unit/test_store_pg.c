@@ -24,15 +24,9 @@
 #include "policy/store_int.h"
 #include "policy/table.h"
 #include "tests/unit/certgen.h"
+#include "tests/unit/pgtest.h"
 #include "tests/unit/testmain.h"
 
-#define PORT 54329
-#define PASSWORD "Pw-7gq2-secret"
-
-static char cdir[] = "/tmp/mmtrust-test-pg-XXXXXX";
-static char script[PATH_MAX + 64];
-static bool cluster_ok;
-static char cluster_why[PATH_MAX + 200];
 static char uri[512];
 static char *ca;
 static time_t NOW;  /* one clock for both backends in a test */
@@ -40,115 +34,22 @@ static uint32_t rmin = 500, rmax = 520;
 static const struct mm_actor actor = { .uid = 1234, .pid = 99, .user = "alice",
 				       .request = "partner.add" };
 
-static int cluster(const char *what)
-{
-	char cmd[PATH_MAX + 400];
-
-	if (!strcmp(what, "init"))
-		snprintf(cmd, sizeof(cmd), "bash %s init %s %d %s", script, cdir, PORT, PASSWORD);
-	else
-		snprintf(cmd, sizeof(cmd), "bash %s %s %s", script, what, cdir);
-	return system(cmd);
-}
-
-/* The script beside this test's source: from the tree's top (make unit),
- * or next to the binary's build/tests/unit. */
-static void find_script(void)
-{
-	char exe[PATH_MAX];
-	ssize_t n;
-
-	if (getenv("MM_PGCLUSTER")) {
-		snprintf(script, sizeof(script), "%s", getenv("MM_PGCLUSTER"));
-		return;
-	}
-	snprintf(script, sizeof(script), "tests/unit/pgcluster.sh");
-	if (access(script, R_OK) == 0)
-		return;
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n > 0) {
-		exe[n] = '\0';
-		*strrchr(exe, '/') = '\0';
-		snprintf(script, sizeof(script), "%s/../../../tests/unit/pgcluster.sh", exe);
-	}
-}
-
-static void cluster_up(void)
-{
-	find_script();
-	if (access(script, R_OK) != 0) {
-		snprintf(cluster_why, sizeof(cluster_why), "cannot find %s", script);
-		return;
-	}
-	if (!mkdtemp(cdir)) {
-		snprintf(cluster_why, sizeof(cluster_why), "mkdtemp: %s", strerror(errno));
-		return;
-	}
-	if (cluster("init") != 0) {
-		snprintf(cluster_why, sizeof(cluster_why),
-			 "cannot make a PostgreSQL cluster in %s (see the messages above)", cdir);
-		return;
-	}
-	cluster_ok = true;
-}
-
-static void cluster_down(void)
-{
-	if (cdir[strlen(cdir) - 1] != 'X')
-		cluster("destroy");
-}
-
-/* The superuser's connection to db, for setting things up and looking. */
-static PGconn *admin(const char *db)
-{
-	char info[700];
-	PGconn *c;
-
-	snprintf(info, sizeof(info), "host=%s port=%d user=postgres dbname=%s options='-c client_min_messages=warning'", cdir, PORT, db);
-	c = PQconnectdb(info);
-	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "admin connection: %s", PQerrorMessage(c));
-	return c;
-}
-
-static void admin_exec(const char *db, const char *sql)
-{
-	PGconn *c = admin(db);
-	PGresult *res = PQexec(c, sql);
-
-	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK ||
-			      PQresultStatus(res) == PGRES_TUPLES_OK,
-		      "%s: %s", sql, PQresultErrorMessage(res));
-	PQclear(res);
-	PQfinish(c);
-}
-
-/* The first column of the first row as text (caller frees); "" for none. */
-static char *admin_value(const char *db, const char *sql)
-{
-	PGconn *c = admin(db);
-	PGresult *res = PQexec(c, sql);
-	char *v;
-
-	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s", sql,
-		      PQresultErrorMessage(res));
-	v = strdup(PQntuples(res) ? PQgetvalue(res, 0, 0) : "");
-	PQclear(res);
-	PQfinish(c);
-	return v;
-}
+#define PORT PGTEST_PORT
+#define PASSWORD PGTEST_PASSWORD
+#define cdir pgtest_dir
+#define cluster pgtest_cluster
+#define cluster_up pgtest_up
+#define cluster_down pgtest_down
+#define admin pgtest_admin
+#define admin_exec pgtest_exec
+#define admin_value pgtest_value
 
 static void setup(void)
 {
 	char pid[PATH_MAX + 40];
 
-	ck_assert_msg(cluster_ok, "no PostgreSQL cluster: %s", cluster_why);
-	/* A test that stopped the server and failed before starting it again. */
-	snprintf(pid, sizeof(pid), "%s/data/postmaster.pid", cdir);
-	if (access(pid, F_OK) != 0)
-		ck_assert_int_eq(cluster("start"), 0);
-	admin_exec("postgres", "DROP DATABASE IF EXISTS t WITH (FORCE)");
-	admin_exec("postgres", "CREATE DATABASE t OWNER mmtrust");
-	snprintf(uri, sizeof(uri), "postgresql:///t?host=%s&port=%d&user=mmtrust", cdir, PORT);
+	(void)pid;
+	pgtest_fresh_db("t", uri, sizeof(uri));
 	unsetenv("PGPASSWORD");
 	setenv("PGPASSFILE", "/nonexistent", 1);
 	ca = certgen_ca_pem("Store PG Test CA", -60, 86400);
