@@ -157,7 +157,7 @@ static json_t *commit_changes(struct mmtrustd *d, const struct mm_jsonl_peer *pe
 			metrics_store_commit(metrics_now_usec() - t0);
 	}
 	if (r < 0) {
-		log_err("%s by %s (uid %u): store commit failed, nothing changed: %s: %s", op,
+		log_err("%s by %s (uid %u): store commit failed: %s: %s", op,
 			actor.user, (unsigned)actor.uid, err.field, err.msg);
 		fleet_commit_failed(d, &err);
 		mm_table_free(newt);

@@ -97,44 +97,105 @@ static void lost(struct fleet *f)
 	arm(f, f->delay);
 }
 
-/* Load the store's table and take it if it is newer than ours. */
+/* A version this host does not take: keep ours, say why once per version. */
+static int refuse(struct fleet *f, uint64_t v, struct mm_err *err)
+{
+	if (v != f->refused_version)
+		log_err("store: this host does not take table version %" PRIu64
+			" of %s and keeps enforcing version %" PRIu64 ": %s%s%s",
+			v, mm_store_name(f->d->store), f->d->table->version, err->field,
+			err->field[0] ? ": " : "", err->msg);
+	f->refused_version = v;
+	snprintf(f->refused, sizeof(f->refused), "%.100s%s%.400s", err->field,
+		 err->field[0] ? ": " : "", err->msg);
+	return -EPERM;
+}
+
+/* Every reqid of t in this host's [reqid] range: a partner outside it
+ * would be programmed, yet its SAs would not count as ours here. */
+static int check_reqids(const struct mmtrustd *d, const struct mm_table *t,
+			struct mm_err *err)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (!mm_reqid_ours(t, t->partners[i]->reqid))
+			return mm_err_set(err, MM_ERR_INVALID, "reqid",
+					  "partner %s has reqid %u, outside this host's [reqid] "
+					  "range %u-%u: every host of a fleet needs the same range",
+					  t->partners[i]->domain, t->partners[i]->reqid,
+					  d->cfg.reqid_min, d->cfg.reqid_max);
+	return 0;
+}
+
+/* Load the store's table and take it if it is newer than ours.  Refused
+ * (kept until an operator reloads): a table this host's [local] or
+ * [reqid] cannot take, a version that goes back (a restored or another
+ * database), and versions not committed by mmtrust (no audit rows) that
+ * would take away more than the shrink guard allows. */
 static int catch_up(struct fleet *f, struct mm_err *err)
 {
 	struct mmtrustd *d = f->d;
 	struct mm_table *t = NULL;
 	struct mm_change *delta = NULL;
 	size_t n = 0;
-	uint64_t was = d->table->version;
+	uint64_t was = d->table->version, v = 0;
 	char names[256] = "";
+	bool audited = false;
 	int r;
 
 	r = mmtrustd_load_table(&d->cfg, d->store, &t, err);
+	if (r == 0)
+		r = check_reqids(d, t, err);
 	if (r < 0) {
+		mm_table_free(t);
 		if (mm_store_unreachable(d->store)) {
 			lost(f);
 			return r;
 		}
-		/* The table itself is refused here: keep ours, say why once
-		 * per version. */
-		uint64_t v = 0;
-
+		/* A failure to read (a timeout) is tried again later; only a
+		 * table found wrong is refused. */
+		if (err->code == MM_ERR_INTERNAL) {
+			log_warn("store: cannot read the shared table: %s: %s; trying again",
+				 err->field, err->msg);
+			return r;
+		}
 		(void)mm_store_version(d->store, &v, NULL);
-		if (v != f->refused_version)
-			log_err("store: this host does not take table version %" PRIu64
-				" of %s and keeps enforcing version %" PRIu64 ": %s%s%s",
-				v, mm_store_name(d->store), was, err->field,
-				err->field[0] ? ": " : "", err->msg);
-		f->refused_version = v;
-		snprintf(f->refused, sizeof(f->refused), "%.100s%s%.400s", err->field,
-			 err->field[0] ? ": " : "", err->msg);
-		return r;
+		return refuse(f, v, err);
+	}
+	v = t->version;
+	if (v == was) {
+		mm_table_free(t);
+		f->refused_version = 0;
+		f->refused[0] = '\0';
+		return 0;
+	}
+	if (v < was) {
+		mm_table_free(t);
+		mm_err_set(err, MM_ERR_CONFLICT, "store",
+			   "the shared table went back from version %" PRIu64 " to %" PRIu64
+			   " (a restored or another database); if that is intended, `mmtrustctl "
+			   "reload` takes it, under the shrink guard", was, v);
+		return refuse(f, v, err);
+	}
+	r = mm_store_audited(d->store, was, v, &audited, err);
+	if (r == 0 && !audited)
+		r = shrink_check(d, &d->cfg, t, "versions without audit rows were written around "
+				 "mmtrust; if the table is right, `mmtrustctl reload --allow-shrink` "
+				 "takes it", err);
+	if (r < 0) {
+		mm_table_free(t);
+		if (mm_store_unreachable(d->store)) {
+			lost(f);
+			return r;
+		}
+		if (err->code == MM_ERR_INTERNAL) {
+			log_warn("store: cannot check table version %" PRIu64 ": %s: %s; trying "
+				 "again", v, err->field, err->msg);
+			return r;
+		}
+		return refuse(f, v, err);
 	}
 	f->refused_version = 0;
 	f->refused[0] = '\0';
-	if (t->version == was) {
-		mm_table_free(t);
-		return 0;
-	}
 	r = mmtrustd_table_sync(d, t, &delta, &n);
 	if (r < 0)
 		return mm_err_set(err, MM_ERR_INTERNAL, "store", "table-sync: %s", strerror(-r));
@@ -147,8 +208,9 @@ static int catch_up(struct fleet *f, struct mm_err *err)
 	}
 	log_event(MM_EVENT_TABLE_SYNC, LOG_NOTICE, NULL,
 		  "store: took table version %" PRIu64 " (this host had %" PRIu64
-		  "): %zu partners changed%s%s",
-		  d->table->version, was, n, names, n > 4 ? ", ..." : "");
+		  "): %zu partners changed%s%s%s",
+		  d->table->version, was, n, names, n > 4 ? ", ..." : "",
+		  audited ? "" : " (versions without audit rows: the shrink guard passed it)");
 	mm_changes_free(delta, n);
 	return 0;
 }
@@ -181,11 +243,16 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
 	(void)s;
 	if (f->connected) {
-		if (mm_store_unreachable(d->store)) {
+		/* Another call (an event write, a status read) may have found
+		 * the connection broken, or read a notification off the
+		 * socket, which then wakes nobody: look each tick. */
+		if (mm_store_unreachable(d->store) || mm_store_poll(d->store, &v) < 0) {
 			lost(f);
 			return 0;
 		}
-		if (usec >= f->next_check) {
+		if (v > d->table->version)
+			(void)catch_up(f, &err);
+		if (f->connected && usec >= f->next_check) {
 			f->next_check = usec + CHECK_INTERVAL_US;
 			if (mm_store_version(d->store, &v, &err) < 0 &&
 			    mm_store_unreachable(d->store)) {
@@ -316,7 +383,7 @@ int fleet_sync(struct mmtrustd *d, struct mm_err *err)
 		memset(err, 0, sizeof(*err));
 		return unreachable_error(f, err);
 	}
-	if (r < 0) {
+	if (r < 0 && f->refused_version) {
 		char why[sizeof(f->refused)];
 
 		snprintf(why, sizeof(why), "%s", f->refused);
@@ -326,6 +393,8 @@ int fleet_sync(struct mmtrustd *d, struct mm_err *err)
 				  " (%s), so it cannot change it: nothing was changed",
 				  f->refused_version, why);
 	}
+	if (r < 0)
+		return r;  /* the store's words: it could not be read now */
 	return 0;
 }
 

@@ -413,8 +413,9 @@ int mm_store_check_spec(const char *spec, struct mm_err *err)
 		PQfreemem(msg);
 		return r;
 	}
+	/* password, and sslpassword (the client key's): any secret. */
 	for (PQconninfoOption *o = opts; o->keyword; o++)
-		if (!strcmp(o->keyword, "password") && o->val && o->val[0])
+		if (strstr(o->keyword, "password") && o->val && o->val[0])
 			r = mm_err_set(err, MM_ERR_INVALID, "daemon.store",
 				       "holds a password, which would be shown in status and logs; "
 				       "put it in [daemon] store_password_file (or PGPASSWORD, "
@@ -966,6 +967,32 @@ int mm_store_version(struct mm_store *s, uint64_t *ret, struct mm_err *err)
 	if (s->pg)
 		return mm_store_pg_version(s->pg, ret, err);
 	return meta_version(s, ret, err);
+}
+
+int mm_store_audited(struct mm_store *s, uint64_t from, uint64_t to, bool *ret,
+		     struct mm_err *err)
+{
+	sqlite3_stmt *st;
+	int r = 0;
+
+	*ret = false;
+	if (s->pg)
+		return mm_store_pg_audited(s->pg, from, to, ret, err);
+	if (to <= from) {
+		*ret = to == from;
+		return 0;
+	}
+	if (sqlite3_prepare_v2(s->db, "SELECT count(DISTINCT txn) FROM audit WHERE txn > ? AND "
+			       "txn <= ?", -1, &st, NULL) != SQLITE_OK)
+		return db_fail(s, err, "cannot read the audit trail");
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)from);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)to);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*ret = (uint64_t)sqlite3_column_int64(st, 0) == to - from;
+	else
+		r = db_fail(s, err, "cannot read the audit trail");
+	sqlite3_finalize(st);
+	return r;
 }
 
 int mm_store_commit(struct mm_store *s, const struct mm_change *changes, size_t n,

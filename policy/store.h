@@ -82,6 +82,11 @@ const char *mm_store_host(const struct mm_store *s);
 
 /* The table version in the store now (bumped by every commit). */
 int mm_store_version(struct mm_store *s, uint64_t *ret, struct mm_err *err);
+/* Whether every version in (from, to] was committed by mmtrust: each has
+ * its audit rows (a version bumped by hand, or rows edited with it, has
+ * none).  A table-sync over such versions was guarded where it was made. */
+int mm_store_audited(struct mm_store *s, uint64_t from, uint64_t to, bool *ret,
+		     struct mm_err *err);
 
 /* A shared store's connection (PostgreSQL; for SQLite: -1, 0, NULL, 0).
  * mm_store_fd: the socket to watch for readability, -1 when not

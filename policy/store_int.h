@@ -57,6 +57,8 @@ const char *mm_store_pg_name(const struct mm_store_pg *s);
 const char *mm_store_pg_host(const struct mm_store_pg *s);
 int mm_store_pg_schema_version(struct mm_store_pg *s);
 int mm_store_pg_version(struct mm_store_pg *s, uint64_t *ret, struct mm_err *err);
+int mm_store_pg_audited(struct mm_store_pg *s, uint64_t from, uint64_t to, bool *ret,
+			struct mm_err *err);
 int mm_store_pg_load(struct mm_store_pg *s, uint32_t reqid_min, uint32_t reqid_max,
 		     struct mm_table **ret, struct mm_err *err);
 int mm_store_pg_commit(struct mm_store_pg *s, const struct mm_change *changes, size_t n,

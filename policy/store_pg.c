@@ -563,6 +563,30 @@ int mm_store_pg_version(struct mm_store_pg *s, uint64_t *ret, struct mm_err *err
 	return meta_get(s, "version", false, ret, NULL, err);
 }
 
+int mm_store_pg_audited(struct mm_store_pg *s, uint64_t from, uint64_t to, bool *ret,
+			struct mm_err *err)
+{
+	char f[24], t[24];
+	const char *v[2] = { f, t };
+	PGresult *res;
+
+	*ret = false;
+	if (to <= from) {
+		*ret = to == from;
+		return 0;
+	}
+	snprintf(f, sizeof(f), "%" PRIu64, from);
+	snprintf(t, sizeof(t), "%" PRIu64, to);
+	res = run(s, "SELECT count(DISTINCT txn) FROM audit WHERE txn > $1::bigint AND "
+		     "txn <= $2::bigint", 2, v, PGRES_TUPLES_OK, "cannot read the audit trail",
+		  NULL, err);
+	if (!res)
+		return -EIO;
+	*ret = PQntuples(res) == 1 && strtoull(PQgetvalue(res, 0, 0), NULL, 10) == to - from;
+	PQclear(res);
+	return 0;
+}
+
 int mm_store_pg_load(struct mm_store_pg *s, uint32_t reqid_min, uint32_t reqid_max,
 		     struct mm_table **ret, struct mm_err *err)
 {
