@@ -153,4 +153,32 @@ check "the kernel is untouched" cmp -s <(kernel) "$MM_TMP/k.before"
 pg_start
 mm_start_daemon 10 "$MM_TMP/admin.sock" answer
 check "started again: the same reqids" sh -c "ip -n '$NS' xfrm policy | grep -q 'reqid 7000'"
+
+# --- a table changed around mmtrust (no audit rows) that would take away
+# every policy: not taken, said, the kernel kept; then a table that goes
+# back in time (another database): not taken either; a reload takes it
+kernel >"$MM_TMP/k.before"
+V=$("$CTL" --json status | jq .store.version)
+pg_psql "BEGIN; DELETE FROM partners; UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'version'; COMMIT" \
+	"NOTIFY mmtrust_table, '$((V + 1))'" >/dev/null
+check "an unaudited version that empties the table: refused" wait_for 10 sh -c \
+	"'$CTL' --json status | jq -e '.store.refused_version == $((V + 1)) and .store.version == $V' >/dev/null"
+check "... the refusal names the shrink guard" sh -c \
+	"'$CTL' --json status | jq -e '.store.error | contains(\"shrink_limit\")' >/dev/null"
+check "... the kernel is kept" cmp -s <(kernel) "$MM_TMP/k.before"
+contains "$("$CTL" metrics)" "mmtrust_store_version_refused 1" "... metrics say so"
+expect_exit 5 "... --check" "$CTL" --json status --check
+check "... --check warns of the version not taken" jq -e \
+	'[.problems[] | select(.what == "store" and .code == 4 and (.why | contains("not taken")))] | length == 1' \
+	<<<"$OUT" >/dev/null
+expect_exit 1 "... and a change here is refused meanwhile" add d.example 4
+contains "$ERR" "does not take" "... saying why"
+pg_psql "UPDATE meta SET value = '1' WHERE key = 'version'" "NOTIFY mmtrust_table, '$((V + 5))'" >/dev/null
+check "a version that goes back: refused" wait_for 10 sh -c \
+	"'$CTL' --json status | jq -e '.store.refused_version == 1 and (.store.error | contains(\"went back\"))' >/dev/null"
+check "... the kernel is kept" cmp -s <(kernel) "$MM_TMP/k.before"
+expect_exit 0 "a reload with --allow-shrink takes the table as it is" "$CTL" reload --allow-shrink
+check "... now at version 1, nothing refused" sh -c \
+	"'$CTL' --json status | jq -e '.store.version == 1 and .store.refused_version == null' >/dev/null"
+check "... and the policies are gone" wait_for 5 sh -c "! ip -n '$NS' xfrm policy | grep -q reqid"
 summary test_store_pg
