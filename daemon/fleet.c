@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +25,16 @@
 #define CHECK_INTERVAL_US (30 * 1000 * 1000ULL)
 /* ... and whether another call (an event write) found it broken. */
 #define TICK_US (1000 * 1000ULL)
+/* A reconnect that has no answer by then is given up (and tried again
+ * after the back-off). */
+#define CONNECT_DEADLINE_US (5 * 1000 * 1000ULL)
+#define CONNECT_DEADLINE_TEXT "5 s"
 
 struct fleet {
 	struct mmtrustd *d;
 	sd_event_source *io, *timer;
+	sd_event_source *conn_io; /* a reconnect under way: its socket */
+	bool connecting;
 	bool connected;
 	time_t since;             /* unreachable since */
 	uint64_t delay;           /* the next reconnect's wait */
@@ -40,6 +47,7 @@ struct fleet {
 
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata);
+static int connect_wait(struct fleet *f, int fd, int events);
 
 static bool shared(const struct mmtrustd *d)
 {
@@ -233,6 +241,89 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 	return 0;
 }
 
+/* The reconnect failed (err, or the store's own words): the next one
+ * after the back-off, doubled up to its cap. */
+static void retry_later(struct fleet *f, const struct mm_err *err)
+{
+	const char *why = mm_store_unreachable(f->d->store);
+
+	f->conn_io = sd_event_source_disable_unref(f->conn_io);
+	f->connecting = false;
+	snprintf(f->error, sizeof(f->error), "%s", why ? why : err->msg);
+	f->delay = f->delay * 2 > RECONNECT_MAX_US ? RECONNECT_MAX_US : f->delay * 2;
+	log_debug("store: %s still unreachable (%s); next try in %" PRIu64 " ms",
+		  mm_store_name(f->d->store), f->error, f->delay / 1000);
+	arm(f, f->delay);
+}
+
+/* Connected again: watch it, say so, catch up. */
+static void back(struct fleet *f)
+{
+	struct mmtrustd *d = f->d;
+	struct mm_err err = { 0 };
+	uint64_t now;
+
+	f->conn_io = sd_event_source_disable_unref(f->conn_io);
+	f->connecting = false;
+	if (watch(f) < 0) {
+		retry_later(f, &err);
+		return;
+	}
+	f->connected = true;
+	f->reconnects++;
+	f->error[0] = '\0';
+	log_event(MM_EVENT_STORE_BACK, LOG_NOTICE, NULL,
+		  "store: the shared store %s is reachable again after %ld s",
+		  mm_store_name(d->store), (long)(time(NULL) - f->since));
+	f->since = 0;
+	/* Notifications sent while we were away are lost: compare. */
+	if (catch_up(f, &err) < 0 && !f->connected)
+		return;
+	sd_event_now(d->ev, CLOCK_MONOTONIC, &now);
+	f->next_check = now + CHECK_INTERVAL_US;
+	arm(f, TICK_US);
+}
+
+static int on_connect(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct fleet *f = userdata;
+	struct mm_err err = { 0 };
+	int events, r;
+
+	(void)s;
+	(void)revents;
+	r = mm_store_reconnect_poll(f->d->store, &fd, &events, &err);
+	if (r == 0 && connect_wait(f, fd, events) < 0)
+		r = -EIO;
+	if (r < 0)
+		retry_later(f, &err);
+	else if (r == 1)
+		back(f);
+	return 0;
+}
+
+/* Wait for the connection under way: a duplicate of its socket again
+ * (libpq may close it and open another, for the next address). */
+static int connect_wait(struct fleet *f, int fd, int events)
+{
+	int r;
+
+	f->conn_io = sd_event_source_disable_unref(f->conn_io);
+	if (fd < 0)
+		return -EBADF;
+	fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0)
+		return -errno;
+	r = sd_event_add_io(f->d->ev, &f->conn_io, fd,
+			    (events & POLLOUT) ? EPOLLOUT : EPOLLIN, on_connect, f);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	sd_event_source_set_io_fd_own(f->conn_io, true);
+	return 0;
+}
+
 /* Connected: the periodic check.  Not: the next reconnect. */
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
@@ -266,28 +357,25 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 			arm(f, TICK_US);
 		return 0;
 	}
-	if (mm_store_reconnect(d->store, &err) < 0 || watch(f) < 0) {
-		const char *why = mm_store_unreachable(d->store);
-
-		snprintf(f->error, sizeof(f->error), "%s", why ? why : err.msg);
-		f->delay = f->delay * 2 > RECONNECT_MAX_US ? RECONNECT_MAX_US : f->delay * 2;
-		log_debug("store: %s still unreachable (%s); next try in %" PRIu64 " ms",
-			  mm_store_name(d->store), f->error, f->delay / 1000);
-		arm(f, f->delay);
+	if (f->connecting) {
+		/* The attempt's deadline: libpq leaves it to us when it is
+		 * driven by an event loop. */
+		mm_store_reconnect_cancel(d->store, "no answer within "
+					  CONNECT_DEADLINE_TEXT);
+		retry_later(f, &err);
 		return 0;
 	}
-	f->connected = true;
-	f->reconnects++;
-	f->error[0] = '\0';
-	log_event(MM_EVENT_STORE_BACK, LOG_NOTICE, NULL,
-		  "store: the shared store %s is reachable again after %ld s",
-		  mm_store_name(d->store), (long)(time(NULL) - f->since));
-	f->since = 0;
-	/* Notifications sent while we were away are lost: compare. */
-	if (catch_up(f, &err) < 0 && !f->connected)
-		return 0;
-	f->next_check = usec + CHECK_INTERVAL_US;
-	arm(f, TICK_US);
+	{
+		int fd, events;
+
+		if (mm_store_reconnect_start(d->store, &fd, &events, &err) < 0 ||
+		    connect_wait(f, fd, events) < 0) {
+			retry_later(f, &err);
+			return 0;
+		}
+	}
+	f->connecting = true;
+	arm(f, CONNECT_DEADLINE_US);
 	return 0;
 }
 
@@ -336,6 +424,7 @@ void fleet_stop(struct mmtrustd *d)
 	if (!f)
 		return;
 	sd_event_source_disable_unref(f->io);
+	sd_event_source_disable_unref(f->conn_io);
 	sd_event_source_disable_unref(f->timer);
 	free(f);
 	d->fleet = NULL;

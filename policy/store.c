@@ -347,6 +347,26 @@ int mm_store_reconnect(struct mm_store *s, struct mm_err *err)
 	return s->pg ? mm_store_pg_reconnect(s->pg, err) : 0;
 }
 
+int mm_store_reconnect_start(struct mm_store *s, int *fd, int *events, struct mm_err *err)
+{
+	if (!s->pg)
+		return mm_err_set(err, MM_ERR_INTERNAL, "store", "a SQLite store has no connection");
+	return mm_store_pg_reconnect_start(s->pg, fd, events, err);
+}
+
+void mm_store_reconnect_cancel(struct mm_store *s, const char *why)
+{
+	if (s->pg)
+		mm_store_pg_reconnect_cancel(s->pg, why);
+}
+
+int mm_store_reconnect_poll(struct mm_store *s, int *fd, int *events, struct mm_err *err)
+{
+	if (!s->pg)
+		return mm_err_set(err, MM_ERR_INTERNAL, "store", "a SQLite store has no connection");
+	return mm_store_pg_reconnect_poll(s->pg, fd, events, err);
+}
+
 /* Open (again) s->path; immutable: as a URI with immutable=1. */
 static int open_db(struct mm_store *s, int flags, bool immutable, struct mm_err *err)
 {

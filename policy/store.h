@@ -100,6 +100,14 @@ int mm_store_fd(const struct mm_store *s);
 int mm_store_poll(struct mm_store *s, uint64_t *version);
 const char *mm_store_unreachable(const struct mm_store *s);
 int mm_store_reconnect(struct mm_store *s, struct mm_err *err);
+/* The same without blocking, for an event loop: start, then wait for fd
+ * to be ready for events (POLLIN or POLLOUT) and poll, until poll returns
+ * 1 (connected and listening) or <0 (failed; err and mm_store_unreachable
+ * say why).  0: wait again (fd may have changed).  SQLite: start fails. */
+int mm_store_reconnect_start(struct mm_store *s, int *fd, int *events, struct mm_err *err);
+int mm_store_reconnect_poll(struct mm_store *s, int *fd, int *events, struct mm_err *err);
+/* Give up the reconnect under way (its deadline passed), saying why. */
+void mm_store_reconnect_cancel(struct mm_store *s, const char *why);
 
 /* Load the whole table, with its version.  CA validity is not re-checked here: a CA that
  * expired after provisioning must not stop the daemon from starting (it is

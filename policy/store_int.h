@@ -76,6 +76,11 @@ int mm_store_pg_fd(const struct mm_store_pg *s);
 int mm_store_pg_poll(struct mm_store_pg *s, uint64_t *version);
 const char *mm_store_pg_unreachable(const struct mm_store_pg *s);
 int mm_store_pg_reconnect(struct mm_store_pg *s, struct mm_err *err);
+int mm_store_pg_reconnect_start(struct mm_store_pg *s, int *fd, int *events,
+				struct mm_err *err);
+int mm_store_pg_reconnect_poll(struct mm_store_pg *s, int *fd, int *events,
+			       struct mm_err *err);
+void mm_store_pg_reconnect_cancel(struct mm_store_pg *s, const char *why);
 /* For tests only: mm_store_pg_open, migrating no further than
  * schema_version (1..MM_STORE_SCHEMA_VERSION), so that a test can make a
  * store as an older mmtrust left it. */

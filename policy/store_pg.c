@@ -25,6 +25,7 @@
 
 struct mm_store_pg {
 	PGconn *conn;          /* NULL while unreachable */
+	PGconn *pending;       /* a reconnect under way (mm_store_pg_reconnect_start) */
 	char *uri;             /* as given: never holds a password (refused) */
 	char *password;        /* opts->password, or NULL (libpq's env, passfile) */
 	bool has_connect_timeout, has_keepalives, has_tcp_user_timeout;
@@ -283,8 +284,6 @@ static void rollback(struct mm_store_pg *s)
 	}
 }
 
-/* A new connection with s's parameters, its session settings and LISTEN;
- * on failure NULL and *why (caller frees) says why. */
 /* The server's notices (and the FATAL it sends every client when it shuts
  * down) would go to stderr as raw lines: what matters of them is in the
  * next call's error, which says the store is unreachable and why. */
@@ -294,16 +293,14 @@ static void quiet_notice(void *arg, const char *message)
 	(void)message;
 }
 
-static PGconn *connect_pg(struct mm_store_pg *s, char **why)
+/* s's connection parameters (keys, vals: NULL-terminated, room for 10). */
+static void conn_params(const struct mm_store_pg *s, const char **keys, const char **vals)
 {
-	const char *keys[10], *vals[10];
-	PGconn *c;
-	PGresult *res;
 	int k = 0;
 
-	*why = NULL;
 	/* expand_dbname: the URI's parameters, then these over them (only
-	 * those the URI does not set itself, the password aside). */
+	 * those the URI does not set itself, the password aside).  A server
+	 * that stops answering is found dead within about 5 s. */
 	keys[k] = "dbname", vals[k++] = s->uri;
 	if (s->password)
 		keys[k] = "password", vals[k++] = s->password;
@@ -311,23 +308,21 @@ static PGconn *connect_pg(struct mm_store_pg *s, char **why)
 		keys[k] = "connect_timeout", vals[k++] = "5";
 	if (!s->has_keepalives) {
 		keys[k] = "keepalives", vals[k++] = "1";
-		keys[k] = "keepalives_idle", vals[k++] = "10";
-		keys[k] = "keepalives_interval", vals[k++] = "5";
-		keys[k] = "keepalives_count", vals[k++] = "3";
+		keys[k] = "keepalives_idle", vals[k++] = "5";
+		keys[k] = "keepalives_interval", vals[k++] = "2";
+		keys[k] = "keepalives_count", vals[k++] = "2";
 	}
 	if (!s->has_tcp_user_timeout)
-		keys[k] = "tcp_user_timeout", vals[k++] = "15000";
+		keys[k] = "tcp_user_timeout", vals[k++] = "5000";
 	keys[k] = NULL, vals[k] = NULL;
-	c = PQconnectdbParams(keys, vals, 1);
-	if (!c) {
-		*why = strdup("out of memory");
-		return NULL;
-	}
-	if (PQstatus(c) != CONNECTION_OK) {
-		*why = one_line(PQerrorMessage(c));
-		PQfinish(c);
-		return NULL;
-	}
+}
+
+/* A connection just made: its session settings and LISTEN.  NULL and *why
+ * (caller frees) when they fail (c is finished then). */
+static PGconn *session(PGconn *c, char **why)
+{
+	PGresult *res;
+
 	PQsetNoticeProcessor(c, quiet_notice, NULL);
 	/* A statement or lock that hangs (a server in trouble, a host
 	 * holding the version row) fails instead of freezing the daemon. */
@@ -342,6 +337,28 @@ static PGconn *connect_pg(struct mm_store_pg *s, char **why)
 	}
 	PQclear(res);
 	return c;
+}
+
+/* A new connection with s's parameters, its session settings and LISTEN
+ * (blocking: at open); on failure NULL and *why (caller frees) says why. */
+static PGconn *connect_pg(struct mm_store_pg *s, char **why)
+{
+	const char *keys[10], *vals[10];
+	PGconn *c;
+
+	*why = NULL;
+	conn_params(s, keys, vals);
+	c = PQconnectdbParams(keys, vals, 1);
+	if (!c) {
+		*why = strdup("out of memory");
+		return NULL;
+	}
+	if (PQstatus(c) != CONNECTION_OK) {
+		*why = one_line(PQerrorMessage(c));
+		PQfinish(c);
+		return NULL;
+	}
+	return session(c, why);
 }
 
 /* The schema version inside the current transaction: 0 for a database
@@ -437,6 +454,8 @@ void mm_store_pg_close(struct mm_store_pg *s)
 		return;
 	if (s->conn)
 		PQfinish(s->conn);
+	if (s->pending)
+		PQfinish(s->pending);
 	if (s->password) {
 		explicit_bzero(s->password, strlen(s->password));
 		free(s->password);
@@ -1067,6 +1086,97 @@ int mm_store_pg_poll(struct mm_store_pg *s, uint64_t *version)
 const char *mm_store_pg_unreachable(const struct mm_store_pg *s)
 {
 	return s->conn ? NULL : (s->unreachable ? s->unreachable : "not connected");
+}
+
+/* Where a pending connection waits: its socket and which way. */
+static void pending_wait(const struct mm_store_pg *s, PostgresPollingStatusType st, int *fd,
+			 int *events)
+{
+	*fd = PQsocket(s->pending);
+	*events = st == PGRES_POLLING_WRITING ? POLLOUT : POLLIN;
+}
+
+static int pending_failed(struct mm_store_pg *s, const char *why, struct mm_err *err)
+{
+	char *line = one_line(why);
+	int r = mm_err_set(err, MM_ERR_INTERNAL, "store", "cannot reach the shared store %s: %s",
+			   s->uri, line ? line : "out of memory");
+
+	if (s->conn)
+		mark_unreachable(s, line);
+	else if (s->unreachable && line) {
+		/* still lost: the newest reason, the first loss's time */
+		char *at = strstr(s->unreachable, " (since "), *u = NULL;
+
+		if (at && asprintf(&u, "%s%s", line, at) >= 0) {
+			free(s->unreachable);
+			s->unreachable = u;
+		}
+	}
+	free(line);
+	if (s->pending)
+		PQfinish(s->pending);
+	s->pending = NULL;
+	return r;
+}
+
+void mm_store_pg_reconnect_cancel(struct mm_store_pg *s, const char *why)
+{
+	if (s->pending)
+		(void)pending_failed(s, why, NULL);
+}
+
+int mm_store_pg_reconnect_start(struct mm_store_pg *s, int *fd, int *events,
+				struct mm_err *err)
+{
+	const char *keys[10], *vals[10];
+
+	if (s->pending)
+		PQfinish(s->pending);
+	conn_params(s, keys, vals);
+	s->pending = PQconnectStartParams(keys, vals, 1);
+	if (!s->pending)
+		return pending_failed(s, "out of memory", err);
+	if (PQstatus(s->pending) == CONNECTION_BAD)
+		return pending_failed(s, PQerrorMessage(s->pending), err);
+	/* As libpq says: first wait as if PQconnectPoll had said WRITING. */
+	pending_wait(s, PGRES_POLLING_WRITING, fd, events);
+	return 0;
+}
+
+int mm_store_pg_reconnect_poll(struct mm_store_pg *s, int *fd, int *events,
+			       struct mm_err *err)
+{
+	PostgresPollingStatusType st;
+	char *why = NULL;
+	PGconn *c;
+
+	if (!s->pending)
+		return mm_err_set(err, MM_ERR_INTERNAL, "store", "no reconnect under way");
+	st = PQconnectPoll(s->pending);
+	if (st == PGRES_POLLING_READING || st == PGRES_POLLING_WRITING) {
+		pending_wait(s, st, fd, events);
+		return 0;
+	}
+	if (st != PGRES_POLLING_OK)
+		return pending_failed(s, PQerrorMessage(s->pending), err);
+	c = s->pending;
+	s->pending = NULL;
+	/* Connected: the session settings are a round trip to a server that
+	 * has just answered. */
+	c = session(c, &why);
+	if (!c) {
+		int r = pending_failed(s, why ? why : "out of memory", err);
+
+		free(why);
+		return r;
+	}
+	if (s->conn)
+		PQfinish(s->conn);
+	s->conn = c;
+	free(s->unreachable);
+	s->unreachable = NULL;
+	return 1;
 }
 
 int mm_store_pg_reconnect(struct mm_store_pg *s, struct mm_err *err)

@@ -115,6 +115,35 @@ contains "$ERR" "nothing is queued" "the refusal says nothing is queued"
 check "the kernel is untouched while it is away" cmp -s <(kernel) "$MM_TMP/k.before"
 check "partner list still answers" sh -c "'$CTL' --json partner list | jq -e '.partners | length == 2' >/dev/null"
 contains "$("$CTL" metrics)" "mmtrust_store_connected 0" "metrics: not connected"
+# A store that accepts and never answers (a server hung, a black hole):
+# the reconnects wait for it beside the event loop, never in it -- the
+# admin socket keeps answering at once throughout (a blocking connect
+# would freeze the daemon for its whole 5 s deadline, every back-off).
+python3 - "$PG_SOCK/.s.PGSQL.$PG_PORT" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(64)
+held = []
+while True:
+    held.append(s.accept()[0])
+PY
+HOLE=$!
+worst=0
+for i in $(seq 24); do
+	t0=$(date +%s%N)
+	timeout 10 "$CTL" --json status >/dev/null
+	t=$((($(date +%s%N) - t0) / 1000000))
+	[ "$t" -gt "$worst" ] && worst=$t
+	sleep 0.5
+done
+echo "status answered within $worst ms at worst while the store hung"
+check "the daemon answers while its reconnects hang (worst $worst ms < $((1500 * MM_SLOW)) ms)" \
+	test "$worst" -lt $((1500 * MM_SLOW))
+check "... and says why it is still unreachable" sh -c \
+	"'$CTL' --json status | jq -e '.store.connected == false and (.store.error | contains(\"no answer within\"))' >/dev/null"
+kill "$HOLE" && wait "$HOLE" 2>/dev/null
+rm -f "$PG_SOCK/.s.PGSQL.$PG_PORT"
 # a change made behind this host's back while it is away (another host)
 pg_start
 pg_psql "UPDATE partners SET enabled = 0 WHERE domain = 'b.example'" \
