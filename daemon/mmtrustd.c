@@ -109,6 +109,13 @@ static int read_password(const struct mm_config *cfg, char **ret, struct mm_err 
 	if (!f)
 		return mm_err_set(err, MM_ERR_INVALID, "daemon.store_password_file",
 				  "cannot read %s: %s", cfg->store_password_file, strerror(errno));
+	{
+		struct stat sb;
+
+		if (fstat(fileno(f), &sb) == 0 && (sb.st_mode & S_IROTH))
+			log_warn("%s, the store's password, is readable by every user: "
+				 "chmod o-r it (0640 root:mmtrust)", cfg->store_password_file);
+	}
 	n = getline(&line, &cap, f);
 	fclose(f);
 	if (n <= 0) {

@@ -26,6 +26,7 @@
 struct mm_store_pg {
 	PGconn *conn;          /* NULL while unreachable */
 	PGconn *pending;       /* a reconnect under way (mm_store_pg_reconnect_start) */
+	int schema_seen;       /* the schema version last read, 0: none yet */
 	char *uri;             /* as given: never holds a password (refused) */
 	char *password;        /* opts->password, or NULL (libpq's env, passfile) */
 	bool has_connect_timeout, has_keepalives, has_tcp_user_timeout;
@@ -548,14 +549,20 @@ const char *mm_store_pg_host(const struct mm_store_pg *s)
 
 int mm_store_pg_schema_version(struct mm_store_pg *s)
 {
-	PGresult *res = run(s, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL,
-			    PGRES_TUPLES_OK, "cannot read the schema version", NULL, NULL);
+	PGresult *res;
 	int v;
 
+	/* Away: the version it had (it only changes at an open's migration). */
+	if (!s->conn)
+		return s->schema_seen > 0 ? s->schema_seen : -EIO;
+	res = run(s, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL, PGRES_TUPLES_OK,
+		  "cannot read the schema version", NULL, NULL);
 	if (!res)
-		return -EIO;
+		return s->schema_seen > 0 ? s->schema_seen : -EIO;
 	v = PQntuples(res) == 1 ? atoi(PQgetvalue(res, 0, 0)) : -1;
 	PQclear(res);
+	if (v > 0)
+		s->schema_seen = v;
 	return v < 0 ? -EIO : v;
 }
 
