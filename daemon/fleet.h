@@ -6,10 +6,12 @@
  * lost connection changes nothing here: the table this host has stays
  * enforced and answered, changes are refused (never queued), and the
  * store is tried again with a capped back-off (0.5 s doubling to 10 s);
- * once back, the versions are compared and the table caught up.  A table
- * version this host cannot take (a partner claiming one of its own
- * addresses, a reqid outside its range) is refused, logged and shown in
- * status; the previous table stays enforced.
+ * once back, the versions are compared and the table caught up.  Reconnects
+ * never block the loop (libpq's non-blocking connect, a 5 s deadline).  A
+ * table version this host cannot take (a partner claiming one of its own
+ * addresses, a reqid outside its range, a version lower than ours, or
+ * versions without audit rows that the shrink guard refuses) is refused,
+ * logged and shown in status; the previous table stays enforced.
  *
  * For a SQLite store (one host) everything here is a no-op. */
 #ifndef MMTRUSTD_FLEET_H

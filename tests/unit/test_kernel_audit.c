@@ -6,6 +6,7 @@
  * policies the policy dump had collected.  And the audit's SA notes must be
  * the one verdict's (policy/sa.h), so audit never disagrees with what the
  * daemon deletes. */
+#include <errno.h>
 #include <check.h>
 #include <linux/xfrm.h>
 #include <netinet/in.h>
@@ -80,6 +81,26 @@ int mmtrustd_reload(struct mmtrustd *dm, bool allow_shrink, struct mm_err *err)
 	(void)dm;
 	(void)allow_shrink;
 	return mm_err_set(err, MM_ERR_INTERNAL, "", "not in this test");
+}
+
+/* fleet.c's (a shared store; none here). */
+int mmtrustd_load_table(const struct mm_config *cfg, struct mm_store *store,
+			struct mm_table **ret, struct mm_err *err)
+{
+	(void)cfg;
+	(void)store;
+	(void)ret;
+	return mm_err_set(err, MM_ERR_INTERNAL, "", "not in this test");
+}
+
+int mmtrustd_table_sync(struct mmtrustd *dm, struct mm_table *newt, struct mm_change **ret,
+			size_t *ret_n)
+{
+	(void)dm;
+	(void)ret;
+	(void)ret_n;
+	mm_table_free(newt);
+	return -EOPNOTSUPP;
 }
 
 /* kernel.c publishes between the SPD engine's slices; no view here. */
