@@ -304,9 +304,12 @@ SAN_LEAKS   ?= 1
 # VICI queue's overflow pacing (more than 4096 loads), which only
 # test_ike_many reaches: that path runs unsanitized.  The manual pages and
 # the shell completion test documents and bash, not the daemon's C code;
-# test_pglib tests the PostgreSQL cluster helper of the tests.
+# test_pglib tests the PostgreSQL cluster helper of the tests.  The fleet
+# (three daemons, 200 concurrent changes) runs plain only: its daemon code
+# (daemon/fleet.c, policy/store_pg.c) runs under the sanitizers in
+# test_store_pg and the unit tests.
 SAN_SKIP     = test_ike_many.sh test_storm.sh test_window.sh test_responsive.sh \
-	test_manpages.sh test_completion.sh test_pglib.sh
+	test_manpages.sh test_completion.sh test_pglib.sh test_fleet.sh
 SAN_ENV      = ASAN_OPTIONS=$(SAN_OPTIONS):detect_leaks=$(SAN_LEAKS) \
 	UBSAN_OPTIONS=$(SAN_OPTIONS):print_stacktrace=1 CK_TIMEOUT_MULTIPLIER=10 MM_SLOW=3 \
 	MM_INTEGRATION_SKIP="$(SAN_SKIP)"

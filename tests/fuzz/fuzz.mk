@@ -28,13 +28,13 @@ fuzz_obj = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(1))
 # daemon/jsonl.c (and query daemon/query.c) to reach the line -> answer
 # path (query also daemon/config.c: query.c names the snapshot with
 # mm_config_snapshot_path); admin replaces the store and the kernel with
-# recording stubs, so policy/store.c stays out (admin links the real
+# recording stubs, so policy/store.c and store_pg.c stay out (admin links the real
 # daemon/snapshot.c: status reports the snapshot writer, NULL there).
 FUZZ_POLICY         = $(POLICY_SRC)
 FUZZ_SRC_addr       = $(FUZZ_POLICY)
 FUZZ_SRC_query      = daemon/log.c daemon/backoff.c daemon/config.c $(FUZZ_POLICY)
 FUZZ_SRC_admin      = daemon/admin.c daemon/log.c daemon/backoff.c daemon/snapshot.c \
-	$(filter-out policy/store.c,$(FUZZ_POLICY))
+	$(filter-out policy/store.c policy/store_pg.c,$(FUZZ_POLICY))
 FUZZ_SRC_tablefile  = cli/tablefile.c policy/grow.c
 FUZZ_SRC_config     = daemon/config.c $(FUZZ_POLICY)
 FUZZ_SRC_xfrm       = $(filter-out netlink/xfrm_monitor.c,$(NETLINK_SRC)) $(FUZZ_POLICY)
