@@ -119,6 +119,28 @@ static int refuse(struct fleet *f, uint64_t v, struct mm_err *err)
 	return -EPERM;
 }
 
+static void taken(struct fleet *f)
+{
+	f->refused_version = 0;
+	f->refused[0] = '\0';
+}
+
+/* Version v could not be taken (r, err): the store gone, a failure to read
+ * it (a timeout: tried again later), or the table found wrong (refused). */
+static int not_taken(struct fleet *f, int r, uint64_t v, struct mm_err *err)
+{
+	if (mm_store_unreachable(f->d->store)) {
+		lost(f);
+		return r;
+	}
+	if (err->code == MM_ERR_INTERNAL) {
+		log_warn("store: cannot read table version %" PRIu64 " of the shared store: "
+			 "%s: %s; trying again", v, err->field, err->msg);
+		return r;
+	}
+	return refuse(f, v, err);
+}
+
 /* Every reqid of t in this host's [reqid] range: a partner outside it
  * would be programmed, yet its SAs would not count as ours here. */
 static int check_reqids(const struct mmtrustd *d, const struct mm_table *t,
@@ -155,25 +177,13 @@ static int catch_up(struct fleet *f, struct mm_err *err)
 		r = check_reqids(d, t, err);
 	if (r < 0) {
 		mm_table_free(t);
-		if (mm_store_unreachable(d->store)) {
-			lost(f);
-			return r;
-		}
-		/* A failure to read (a timeout) is tried again later; only a
-		 * table found wrong is refused. */
-		if (err->code == MM_ERR_INTERNAL) {
-			log_warn("store: cannot read the shared table: %s: %s; trying again",
-				 err->field, err->msg);
-			return r;
-		}
 		(void)mm_store_version(d->store, &v, NULL);
-		return refuse(f, v, err);
+		return not_taken(f, r, v, err);
 	}
 	v = t->version;
 	if (v == was) {
 		mm_table_free(t);
-		f->refused_version = 0;
-		f->refused[0] = '\0';
+		taken(f);
 		return 0;
 	}
 	if (v < was) {
@@ -191,19 +201,9 @@ static int catch_up(struct fleet *f, struct mm_err *err)
 				 "takes it", err);
 	if (r < 0) {
 		mm_table_free(t);
-		if (mm_store_unreachable(d->store)) {
-			lost(f);
-			return r;
-		}
-		if (err->code == MM_ERR_INTERNAL) {
-			log_warn("store: cannot check table version %" PRIu64 ": %s: %s; trying "
-				 "again", v, err->field, err->msg);
-			return r;
-		}
-		return refuse(f, v, err);
+		return not_taken(f, r, v, err);
 	}
-	f->refused_version = 0;
-	f->refused[0] = '\0';
+	taken(f);
 	r = mmtrustd_table_sync(d, t, &delta, &n);
 	if (r < 0)
 		return mm_err_set(err, MM_ERR_INTERNAL, "store", "table-sync: %s", strerror(-r));
