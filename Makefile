@@ -212,8 +212,12 @@ $(BUILD)/tests/netns/%: $(BUILD)/tests/netns/%.o $$(EXTRA_$$*) $(LIBNETLINK) $(L
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(TEST_LIBS)
 
+# The unit and integration tiers run MM_JOBS tests at once (default the
+# number of cores, at most 4; tests/lib/parallel.sh), each one's output
+# printed whole when it ends.  The integration tests that measure the
+# machine run after the others, alone (tests/integration/run.sh).
 unit: $(UNIT_BINS)
-	$(Q)set -e; for t in $(UNIT_BINS); do echo "== $$t"; CK_FORK=yes $$t; done
+	$(Q)bash tests/unit/run.sh $(UNIT_BINS)
 
 # vici-plugins against a real charon (root, strongswan-charon): an
 # integration test, run by tests/integration/test_vici_charon.sh.
