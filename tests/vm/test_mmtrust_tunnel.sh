@@ -183,6 +183,30 @@ sampler() {
 	done
 }
 check_rc() { ctl status --check >/dev/null 2>&1; echo $?; }
+# protected_sampler: the query's "protected" for $SIP_A -> $CSCF, one a
+# line, until $MM_TMP/stop-sampling exists, asked over one connection as a
+# CSCF asks (a question every 20 ms: the down time can be as short as a
+# second, less than one mmtrustctl call and jq under TCG take).  A question
+# not answered is a line "error".
+protected_sampler() {
+	python3 - "$MM_TMP/query.sock" "$SIP_A" "$CSCF" "$MM_TMP/stop-sampling" <<'PY'
+import json, os, socket, sys, time
+path, src, dst, stop = sys.argv[1:]
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+sock.connect(path)
+f = sock.makefile("rwb")
+while not os.path.exists(stop):
+    f.write(json.dumps({"op": "inbound", "src": src, "dst": dst}).encode() + b"\n")
+    f.flush()
+    try:
+        answer = json.loads(f.readline())
+        ok = answer.get("ok") is True
+        print(json.dumps(answer["result"]["protected"]) if ok else "error", flush=True)
+    except (ValueError, KeyError):
+        print("error", flush=True)
+    time.sleep(0.02)
+PY
+}
 part_flush() {
 	vm_step "partner A: its SAs deleted behind charon's back"
 	local in_old out_old spis_b t0 in_new out_new pids=() p
@@ -201,10 +225,17 @@ part_flush() {
 	vm_spawn "$MM_TMP/metric.samples" sampler \
 		metric_now "mmtrust_partner_tunnel_up{partner=\"$A\"}"
 	pids+=("$VM_PID")
-	vm_spawn "$MM_TMP/query.samples" sampler protected
+	vm_spawn "$MM_TMP/query.samples" protected_sampler
 	pids+=("$VM_PID")
-	check "samplers running" wait_for 10 grep -q . "$MM_TMP/check.samples"
+	check "samplers running" wait_for 10 sh -c "grep -q . '$MM_TMP/check.samples' &&
+		grep -q . '$MM_TMP/metric.samples' && grep -qx true '$MM_TMP/query.samples'"
 
+	# charon negotiates anew within a second or so: too short a down time
+	# for samplers that each start mmtrustctl under TCG.  A blackhole
+	# route to A's gateway holds the new IKE_SA back until every sampler
+	# has seen the tunnel down; charon's retransmission gets through after.
+	check "A's gateway unreachable for now (blackhole route $GW_A/32)" \
+		ip -n "$MM" route add blackhole "$GW_A/32"
 	t0=$(now_us)
 	check "ip xfrm state deleteall reqid $RA (A's SAs only)" ip -n "$MM" xfrm state deleteall reqid "$RA"
 	# Down, or up again already on new SAs (the samplers saw it down).
@@ -224,6 +255,11 @@ part_flush() {
 	check "down $ms ms after the SAs were deleted (the log's time; within 2 s)" [ "$ms" -ge 0 -a "$ms" -lt 2000 ]
 	check "subscribers heard sa-down $A" wait_for 5 grep -q "\"sa-down\", \"partner\": \"$A\"" "$MM_TMP/events.out"
 
+	check "every sampler saw $A down (check exit 5, tunnel_up 0, protected false)" \
+		wait_for 20 sh -c "grep -qx 5 '$MM_TMP/check.samples' &&
+		grep -qx 0 '$MM_TMP/metric.samples' && grep -qx false '$MM_TMP/query.samples'"
+	check "A's gateway reachable again" ip -n "$MM" route del blackhole "$GW_A/32"
+
 	vm_step "partner A: a new CHILD_SA"
 	if wait_for 30 mm_tunnel_up_new $A "$in_old"; then
 		pass "$A up again with a new inbound SPI"
@@ -242,6 +278,8 @@ part_flush() {
 	check "metrics: $A's tunnel_up was 0 while it was down" grep -qx 0 "$MM_TMP/metric.samples"
 	check "query: inbound from $SIP_A was not protected while it was down" \
 		grep -qx false "$MM_TMP/query.samples"
+	check "query: every question answered (true or false)" \
+		vm_not grep -qvx 'true\|false' "$MM_TMP/query.samples"
 	if [ "$up_b" = 1 ]; then
 		check "$B's SAs untouched" [ "$(vm_sa_stats "$MM" reqid "$RB" | cut -d' ' -f1-3)" = "$spis_b" ]
 		check "$B still up in status" mm_tunnel_up $B
