@@ -7,8 +7,9 @@
  * Input: one flag byte (bit 0: [query] require_dst; bit 1: untrusted mode
  * strip-if-privacy-id; bit 2: the view is withdrawn), then request lines.
  *
- * The view (built once): five partners.
+ * The view (built once): six partners.
  *   trusted.example.net  agreement, SA up, in and out policies enforced
+ *   trusted-nonims.example.net  the same, of kind non-ims
  *   loose.example.org    agreement, SA up, nothing enforced
  *   noagree.example.com  no agreement, SA up, enforced
  *   down.example.net     agreement, no SA
@@ -21,18 +22,20 @@
  * error code and a message; an inbound or outbound answer has "pai" keep
  * or strip and a reason; inbound keeps PAI only for seg.example.net (a seg
  * partner is trusted on connectivity, docs/privacy.md) or for
- * trusted.example.net,
- * protected, over a view not withdrawn, with dst given inside a cscf
- * prefix of src's family facing the partner's kind and the SPI, when given, the SA's; the answer's
- * src and partner are what the table says of the request's src; outbound
- * keeps PAI only for a trusted partner (trusted.example.net while not
- * withdrawn, or seg.example.net) or, in strip-if-privacy-id mode, when no
+ * trusted.example.net or trusted-nonims.example.net, protected, over a
+ * view not withdrawn, with dst given inside a cscf prefix of src's family
+ * facing the partner's kind (never 10.0.1.0/24 for the non-ims one) and
+ * the SPI, when given, the partner's SA's; the answer's src and partner
+ * are what the table says of the request's src; outbound keeps PAI only
+ * for a trusted partner (either trusted one while not withdrawn, or
+ * seg.example.net) or, in strip-if-privacy-id mode, when no
  * Privacy: id was asked; an spi answer names the tunnel holding the SPI. */
 #include "fuzz_jsonl.h"
 
 #include "daemon/query.c"
 
 #define TRUSTED "trusted.example.net"
+#define NONIMS "trusted-nonims.example.net"
 #define SEG "seg.example.net"
 
 static struct mm_query views[8];
@@ -75,14 +78,15 @@ static struct mm_tunnel_info tunnel(const char *domain, uint32_t reqid, uint32_t
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	struct mm_partner *p[5];
+	struct mm_partner *p[6];
 	/* sorted by domain, as the view wants them */
-	struct mm_tunnel_info up[3] = {
+	struct mm_tunnel_info up[4] = {
 		tunnel("loose.example.org", 1002, 0xc0ffee02, 0xbeef02),
 		tunnel("noagree.example.com", 1003, 0xc0ffee03, 0xbeef03),
+		tunnel(NONIMS, 1006, 0xc0ffee06, 0xbeef06),
 		tunnel(TRUSTED, 1001, 0xc0ffee01, 0xbeef01),
 	};
-	bool in_enf[3] = { false, true, true }, out_enf[3] = { false, true, true };
+	bool in_enf[4] = { false, true, true, true }, out_enf[4] = { false, true, true, true };
 	struct mm_prefix cscf[3];
 	/* shared, and an IMS-facing one (dst-other-kind for non-IMS partners) */
 	static const unsigned cscf_kinds[3] = { MM_KINDS_ALL, MM_KINDS_ALL,
@@ -95,15 +99,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	p[2] = partner("noagree.example.com", false, MM_PATH_TUNNEL, 1003, "10.3.3.0/24", NULL);
 	p[3] = partner("down.example.net", true, MM_PATH_TUNNEL, 1004, "10.4.0.0/24", NULL);
 	p[4] = partner(SEG, true, MM_PATH_SEG, 1005, "10.5.0.0/24", "2001:db8:5::/48");
-	FUZZ_ASSERT(mm_table_build(p, 5, 1000, 1999, 1006, &table, NULL) == 0, "table");
-	for (int i = 0; i < 5; i++)
+	p[5] = partner(NONIMS, true, MM_PATH_TUNNEL, 1006, "10.6.0.0/24", "2001:db8:6::/48");
+	p[5]->kind = MM_KIND_NON_IMS;
+	FUZZ_ASSERT(mm_table_build(p, 6, 1000, 1999, 1007, &table, NULL) == 0, "table");
+	for (int i = 0; i < 6; i++)
 		mm_partner_unref(p[i]);
 	FUZZ_ASSERT(mm_prefix_parse("10.0.0.0/24", &cscf[0], "c", NULL) == 0 &&
 		    mm_prefix_parse("2001:db8:10::/64", &cscf[1], "c", NULL) == 0 &&
 		    mm_prefix_parse("10.0.1.0/24", &cscf[2], "c", NULL) == 0, "cscf");
 	for (int f = 0; f < 8; f++) {
 		struct query_view_input in = {
-			.table = table, .up = up, .n_up = 3, .enforced = in_enf,
+			.table = table, .up = up, .n_up = 4, .enforced = in_enf,
 			.out_enforced = out_enf,
 			.cscf = { .prefix = cscf, .kinds = cscf_kinds, .n = 3 },
 			.untrusted = f & 2 ? MM_UNTRUSTED_STRIP_PRIVACY_ID
@@ -164,13 +170,15 @@ static void check_inbound(const struct view *v, const json_t *req, const json_t 
 	/* A seg partner's PAI is kept on connectivity alone (docs/privacy.md). */
 	if (pai && !strcmp(pai, "keep") && !(p && p->path == MM_PATH_SEG && p->agreement)) {
 		uint32_t spi = 0;
+		bool nonims = p && !strcmp(p->domain, NONIMS);
 
-		FUZZ_ASSERT(json_is_true(prot) && p && !strcmp(p->domain, TRUSTED) &&
+		FUZZ_ASSERT(json_is_true(prot) && p && (!strcmp(p->domain, TRUSTED) || nonims) &&
 			    !v->withdrawn, "PAI kept for %s", partner);
 		FUZZ_ASSERT(dst_given && dst.family == src.family && cscf_faces(&dst, p->kind),
 			    "PAI kept for dst '%s'", str(req, "dst"));
 		if (mm_spi_from_json(json_object_get(req, "spi"), &spi, "spi", NULL) == 0)
-			FUZZ_ASSERT(spi == 0xc0ffee01, "PAI kept over SPI %#x", spi);
+			FUZZ_ASSERT(spi == (nonims ? 0xc0ffee06 : 0xc0ffee01),
+				    "PAI kept over SPI %#x", spi);
 	}
 	FUZZ_ASSERT(!v->withdrawn || !json_is_true(prot), "protected by a withdrawn view");
 }
@@ -184,7 +192,8 @@ static void check_outbound(const struct view *v, const json_t *req, const json_t
 	FUZZ_ASSERT(json_is_boolean(json_object_get(res, "trusted")), "trusted");
 	if (trusted)
 		FUZZ_ASSERT(partner && (!strcmp(partner, SEG) ||
-					(!strcmp(partner, TRUSTED) && !v->withdrawn)),
+					((!strcmp(partner, TRUSTED) || !strcmp(partner, NONIMS)) &&
+					 !v->withdrawn)),
 			    "trusted: %s", partner);
 	if (!strcmp(pai, "keep") && !trusted) {
 		json_t *err = NULL;
