@@ -301,22 +301,22 @@ SAN_OPTIONS  = halt_on_error=1:log_path=$(SAN_LOGS)/report
 # LeakSanitizer stops the process's threads with ptrace: SAN_LEAKS=0 where
 # that is forbidden (it then reports a fatal error of its own).
 SAN_LEAKS   ?= 1
-# The scale and timing tests run in the plain integration tier only: thousands
-# of tunnels, policy storms and answer-latency windows measure the machine,
-# and under the sanitizers they took about four minutes of the CI's thirty.
-# Their code paths are walked by other tests at smaller sizes, except the
-# VICI queue's overflow pacing (more than 4096 loads), which only
-# test_ike_many reaches: that path runs unsanitized.  The manual pages and
-# the shell completion test documents and bash, not the daemon's C code;
-# test_pglib tests the PostgreSQL cluster helper of the tests.  The fleet
-# (three daemons, 200 concurrent changes) runs plain only: its daemon code
-# (daemon/fleet.c, policy/store_pg.c) runs under the sanitizers in
-# test_store_pg and the unit tests.
-SAN_SKIP     = test_ike_many.sh test_storm.sh test_window.sh test_responsive.sh \
-	test_manpages.sh test_completion.sh test_pglib.sh test_fleet.sh
+# The integration tests that measure the machine (tests/integration/run.sh
+# names them, ALONE: thousands of tunnels, policy storms, answer-latency
+# windows, the fleet's three daemons and 200 concurrent changes) run in the
+# plain tier only (MM_INTEGRATION_ALONE=skip here): under the sanitizers
+# they took about four minutes of the CI's thirty.  Their code paths are
+# walked by other tests at smaller sizes, except the VICI queue's overflow
+# pacing (more than 4096 loads), which only test_ike_many reaches: that path
+# runs unsanitized; the fleet's daemon code (daemon/fleet.c,
+# policy/store_pg.c) runs under the sanitizers in test_store_pg and the unit
+# tests.  The manual pages and the shell completion test documents and bash,
+# not the daemon's C code; test_pglib tests the PostgreSQL cluster helper of
+# the tests.
+SAN_SKIP     = test_manpages.sh test_completion.sh test_pglib.sh
 SAN_ENV      = ASAN_OPTIONS=$(SAN_OPTIONS):detect_leaks=$(SAN_LEAKS) \
 	UBSAN_OPTIONS=$(SAN_OPTIONS):print_stacktrace=1 CK_TIMEOUT_MULTIPLIER=10 MM_SLOW=3 \
-	MM_INTEGRATION_SKIP="$(SAN_SKIP)"
+	MM_INTEGRATION_SKIP="$(SAN_SKIP)" MM_INTEGRATION_ALONE=skip
 
 # A build-asan of other flags (or of GCC) is built again from scratch.
 asan:

@@ -12,8 +12,9 @@
 # across three daemons): they run after the others, one at a time, with
 # nothing else running beside them.
 #
-# MM_INTEGRATION_SKIP: test names (test_x.sh) not to run, space-separated;
-# make asan gives the scale and timing tests, which the plain tier runs.
+# MM_INTEGRATION_SKIP: test names (test_x.sh) not to run, space-separated.
+# MM_INTEGRATION_ALONE=skip: the tests of ALONE are not run either (make
+# asan: they run in the plain tier only, Makefile SAN_SKIP says why).
 set -u
 BUILD=${1:-build}
 here=$(dirname "$0")
@@ -25,6 +26,10 @@ for p in mmtrustd mmtrustctl; do
 done
 ALONE=" test_ike_many.sh test_storm.sh test_window.sh test_responsive.sh test_fleet.sh "
 jobs=$(mm_jobs) || exit 2
+case ${MM_INTEGRATION_ALONE:-run} in
+run | skip) ;;
+*) echo "integration: MM_INTEGRATION_ALONE must be run or skip, not '$MM_INTEGRATION_ALONE'" >&2; exit 2 ;;
+esac
 
 together=() alone=()
 for t in "$here"/test_*.sh; do
@@ -33,7 +38,12 @@ for t in "$here"/test_*.sh; do
 	*" $n "*) echo "== $t: not in this tier (MM_INTEGRATION_SKIP)"; continue ;;
 	esac
 	case "$ALONE" in
-	*" $n "*) alone+=("$t") ;;
+	*" $n "*)
+		if [ "${MM_INTEGRATION_ALONE:-run}" = skip ]; then
+			echo "== $t: not in this tier (MM_INTEGRATION_ALONE=skip)"
+		else
+			alone+=("$t")
+		fi ;;
 	*) together+=("$t") ;;
 	esac
 done
